@@ -1,0 +1,68 @@
+use anchor_lang::prelude::*;
+
+/// Every error the program raises; codes start at 6000 and are stable (clients match on them).
+#[error_code]
+pub enum CompuxError {
+    #[msg("Arithmetic overflow: an amount is too large")]
+    MathOverflow,
+    #[msg("Amount must be greater than zero")]
+    ZeroAmount,
+    #[msg("The market is paused: purchases and reservations are disabled")]
+    MarketPaused,
+    #[msg("Signer is not the market admin")]
+    NotAdmin,
+    #[msg("Signer is not the pending admin of this market")]
+    NotPendingAdmin,
+    #[msg("No admin handover is pending")]
+    NoPendingAdmin,
+    #[msg("Signer is not the market's relayer")]
+    NotRelayer,
+    #[msg("Signer does not own this credit account")]
+    NotAccountOwner,
+    #[msg("Account belongs to another market")]
+    MarketMismatch,
+    #[msg("Token account has the wrong mint")]
+    WrongMint,
+    #[msg("Vault does not match the one recorded on the account")]
+    WrongVault,
+    #[msg("Price is zero or out of range")]
+    InvalidPrice,
+    #[msg("Hour multiplier out of range (1000..=65000 bps)")]
+    InvalidHourMultiplier,
+    #[msg("Bulk tiers must be at most 8, strictly increasing, with bonus <= 100%")]
+    InvalidBulkTiers,
+    #[msg("Reserve discounts must be at most 4, strictly increasing in term, below 90%")]
+    InvalidReserveDiscounts,
+    #[msg("Fee in basis points is above 100%")]
+    InvalidFee,
+    #[msg("Quote needed exceeds max_quote_in (slippage bound)")]
+    SlippageExceeded,
+    #[msg("Not enough credits in the vault")]
+    InsufficientCredits,
+    #[msg("Reservation term out of range (period 60 s..366 days, 1..=520 periods)")]
+    InvalidTerm,
+    #[msg("Locked price exceeds max_price")]
+    PriceAboveMax,
+    #[msg("The next period's claim window has not opened yet")]
+    PeriodNotStarted,
+    #[msg("The current period was missed: the reservation has lapsed")]
+    ReservationLapsed,
+    #[msg("The current period is still claimable: the reservation has not lapsed")]
+    ReservationNotLapsed,
+    #[msg("Auto-refill is not configured on this credit account")]
+    AutoRefillDisabled,
+    #[msg("Credit balance is not below the auto-refill threshold")]
+    AboveThreshold,
+    #[msg("Auto-refill would exceed its spending cap")]
+    AutoRefillCapReached,
+    #[msg("Source token account does not match the auto-refill configuration")]
+    WrongRefillSource,
+    #[msg("Settlement seq already settled (replay)")]
+    SettleReplay,
+    #[msg("Settlement seq skips ahead of settled_seq + 1 (gap)")]
+    SettleGap,
+    #[msg("Settlement window_end is before the previous window_end")]
+    SettleWindowRegressed,
+    #[msg("Settlement window_end is in the future")]
+    SettleWindowInFuture,
+}

@@ -1,0 +1,145 @@
+//! Events for every state change an indexer or auditor needs. Each carries the market.
+
+use anchor_lang::prelude::*;
+
+use crate::state::MarketConfig;
+
+#[event]
+pub struct MarketInitialized {
+    pub market: Pubkey,
+    pub admin: Pubkey,
+    pub quote_mint: Pubkey,
+    pub credit_mint: Pubkey,
+    pub relayer: Pubkey,
+    pub config: MarketConfig,
+}
+
+#[event]
+pub struct MarketUpdated {
+    pub market: Pubkey,
+    pub config: MarketConfig,
+    pub relayer: Pubkey,
+    pub paused: bool,
+}
+
+#[event]
+pub struct AdminProposed {
+    pub market: Pubkey,
+    pub admin: Pubkey,
+    pub pending_admin: Pubkey,
+}
+
+#[event]
+pub struct AdminAccepted {
+    pub market: Pubkey,
+    pub previous_admin: Pubkey,
+    pub admin: Pubkey,
+}
+
+#[event]
+pub struct RecoveryReserveFunded {
+    pub market: Pubkey,
+    pub funder: Pubkey,
+    pub amount: u64,
+    pub reserve_balance: u64,
+}
+
+#[event]
+pub struct CreditAccountOpened {
+    pub market: Pubkey,
+    pub credit_account: Pubkey,
+    pub owner: Pubkey,
+    pub vault: Pubkey,
+}
+
+#[event]
+pub struct CreditsPurchased {
+    pub market: Pubkey,
+    pub credit_account: Pubkey,
+    pub payer: Pubkey,
+    pub credits: u64,
+    pub bonus_credits: u64,
+    pub quote_in: u64,
+    pub hour: u8,
+    pub multiplier_bps: u16,
+    /// True when sent by the permissionless `auto_refill` crank.
+    pub auto_refill: bool,
+    pub vault_balance: u64,
+}
+
+#[event]
+pub struct CreditsTransferred {
+    pub market: Pubkey,
+    pub from: Pubkey,
+    pub to: Pubkey,
+    pub amount: u64,
+}
+
+#[event]
+pub struct AutoRefillConfigured {
+    pub market: Pubkey,
+    pub credit_account: Pubkey,
+    pub source: Pubkey,
+    pub threshold: u64,
+    pub refill_credits: u64,
+    pub max_quote_per_refill: u64,
+    pub cap_quote: u64,
+}
+
+#[event]
+pub struct ReservationCreated {
+    pub market: Pubkey,
+    pub reservation: Pubkey,
+    pub credit_account: Pubkey,
+    pub locked_price: u64,
+    pub discount_bps: u16,
+    pub credits_per_period: u64,
+    pub period_cost: u64,
+    pub periods: u16,
+    pub period_secs: i64,
+    pub start_ts: i64,
+    pub deposit: u64,
+}
+
+#[event]
+pub struct ReservationPeriodClaimed {
+    pub market: Pubkey,
+    pub reservation: Pubkey,
+    pub period: u16,
+    pub credits: u64,
+    pub quote_in: u64,
+}
+
+/// How a reservation ended; its account is closed at the same time.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReservationOutcome {
+    /// Every period claimed; the deposit went back to the owner.
+    Completed,
+    /// Cancelled by the owner; the deposit went to the treasury.
+    Cancelled,
+    /// A period went unclaimed; the deposit went to the treasury.
+    Lapsed,
+}
+
+#[event]
+pub struct ReservationEnded {
+    pub market: Pubkey,
+    pub reservation: Pubkey,
+    pub credit_account: Pubkey,
+    pub outcome: ReservationOutcome,
+    pub claimed_periods: u16,
+    pub deposit: u64,
+}
+
+#[event]
+pub struct UsageSettled {
+    pub market: Pubkey,
+    /// The credit source burned from (a credit account, later also a facility).
+    pub source: Pubkey,
+    pub seq: u64,
+    pub amount: u64,
+    pub batch_root: [u8; 32],
+    pub window_end: i64,
+    pub usage_chain: [u8; 32],
+    pub vault_balance: u64,
+}

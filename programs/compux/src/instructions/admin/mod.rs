@@ -1,0 +1,11 @@
+pub mod accept_admin;
+pub mod fund_recovery_reserve;
+pub mod init_market;
+pub mod propose_admin;
+pub mod update_market;
+
+pub use accept_admin::*;
+pub use fund_recovery_reserve::*;
+pub use init_market::*;
+pub use propose_admin::*;
+pub use update_market::*;

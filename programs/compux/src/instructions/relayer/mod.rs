@@ -1,0 +1,3 @@
+pub mod settle;
+
+pub use settle::*;

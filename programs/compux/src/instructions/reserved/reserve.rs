@@ -1,0 +1,128 @@
+use anchor_lang::prelude::*;
+use anchor_spl::token::{Token, TokenAccount};
+
+use crate::constants::*;
+use crate::errors::CompuxError;
+use crate::events::ReservationCreated;
+use crate::math::reservation::{discount_for_term, locked_price, period_cost, termination_deposit};
+use crate::state::{CreditAccount, Market, Reservation};
+use crate::token_ops;
+
+#[derive(Accounts)]
+pub struct Reserve<'info> {
+    #[account(mut)]
+    pub owner: Signer<'info>,
+    #[account(mut)]
+    pub market: Box<Account<'info, Market>>,
+    #[account(
+        mut,
+        seeds = [CREDIT_ACCOUNT_SEED, market.key().as_ref(), credit_account.owner.as_ref()],
+        bump = credit_account.bump,
+        has_one = market @ CompuxError::MarketMismatch,
+        has_one = owner @ CompuxError::NotAccountOwner,
+    )]
+    pub credit_account: Box<Account<'info, CreditAccount>>,
+    #[account(
+        init,
+        payer = owner,
+        space = 8 + Reservation::INIT_SPACE,
+        seeds = [
+            RESERVATION_SEED,
+            credit_account.key().as_ref(),
+            &credit_account.reservation_count.to_le_bytes(),
+        ],
+        bump,
+    )]
+    pub reservation: Box<Account<'info, Reservation>>,
+    #[account(mut, constraint = owner_quote.mint == market.quote_mint @ CompuxError::WrongMint)]
+    pub owner_quote: Box<Account<'info, TokenAccount>>,
+    #[account(mut, address = market.deposit_vault @ CompuxError::WrongVault)]
+    pub deposit_vault: Box<Account<'info, TokenAccount>>,
+    pub token_program: Program<'info, Token>,
+    pub system_program: Program<'info, System>,
+}
+
+impl Reserve<'_> {
+    fn validate(&self, credits_per_period: u64, periods: u16, period_secs: i64) -> Result<()> {
+        require!(!self.market.paused, CompuxError::MarketPaused);
+        require!(credits_per_period > 0, CompuxError::ZeroAmount);
+        require!(
+            (1..=MAX_PERIODS).contains(&periods)
+                && (MIN_PERIOD_SECS..=MAX_PERIOD_SECS).contains(&period_secs),
+            CompuxError::InvalidTerm
+        );
+        Ok(())
+    }
+
+    /// Locks today's list price less the term discount for `periods` periods of
+    /// `period_secs`, and takes the early-termination deposit. The first period is
+    /// claimable at once. Fails with `PriceAboveMax` if the locked price exceeds `max_price`.
+    #[access_control(ctx.accounts.validate(credits_per_period, periods, period_secs))]
+    pub fn handler(
+        ctx: Context<Self>,
+        credits_per_period: u64,
+        periods: u16,
+        period_secs: i64,
+        max_price: u64,
+    ) -> Result<()> {
+        let a = ctx.accounts;
+        let overflow = || error!(CompuxError::MathOverflow);
+        // Both bounded by validate(): at most 520 * 366 days.
+        let term_secs = period_secs * periods as i64;
+        let discount_bps = discount_for_term(term_secs, a.market.reserve_discounts());
+        let price = locked_price(a.market.base_price, discount_bps).ok_or_else(overflow)?;
+        require!(price <= max_price, CompuxError::PriceAboveMax);
+        let cost = period_cost(credits_per_period, price).ok_or_else(overflow)?;
+        let deposit = termination_deposit(cost, periods, a.market.early_termination_fee_bps)
+            .ok_or_else(overflow)?;
+
+        if deposit > 0 {
+            token_ops::transfer(
+                a.owner_quote.to_account_info(),
+                a.deposit_vault.to_account_info(),
+                a.owner.to_account_info(),
+                None,
+                deposit,
+            )?;
+        }
+        a.market.deposits_outstanding = a
+            .market
+            .deposits_outstanding
+            .checked_add(deposit)
+            .ok_or_else(overflow)?;
+
+        let nonce = a.credit_account.reservation_count;
+        a.credit_account.reservation_count = nonce.checked_add(1).ok_or_else(overflow)?;
+        let start_ts = Clock::get()?.unix_timestamp;
+        a.reservation.set_inner(Reservation {
+            market: a.market.key(),
+            credit_account: a.credit_account.key(),
+            owner: a.owner.key(),
+            nonce,
+            bump: ctx.bumps.reservation,
+            locked_price: price,
+            discount_bps,
+            credits_per_period,
+            period_cost: cost,
+            periods,
+            period_secs,
+            start_ts,
+            claimed_periods: 0,
+            deposit,
+        });
+        emit!(ReservationCreated {
+            market: a.market.key(),
+            reservation: a.reservation.key(),
+            credit_account: a.credit_account.key(),
+            locked_price: price,
+            discount_bps,
+            credits_per_period,
+            period_cost: cost,
+            periods,
+            period_secs,
+            start_ts,
+            deposit,
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,74 @@
+use anchor_lang::prelude::*;
+use anchor_spl::token::{Mint, Token, TokenAccount};
+
+use super::purchase::{self, Delivery};
+use crate::constants::*;
+use crate::errors::CompuxError;
+use crate::state::{CreditAccount, Market};
+
+#[derive(Accounts)]
+pub struct AutoRefillCrank<'info> {
+    pub market: Box<Account<'info, Market>>,
+    #[account(
+        mut,
+        seeds = [CREDIT_ACCOUNT_SEED, market.key().as_ref(), credit_account.owner.as_ref()],
+        bump = credit_account.bump,
+        has_one = market @ CompuxError::MarketMismatch,
+        has_one = vault @ CompuxError::WrongVault,
+    )]
+    pub credit_account: Box<Account<'info, CreditAccount>>,
+    #[account(mut)]
+    pub vault: Box<Account<'info, TokenAccount>>,
+    #[account(mut, address = market.credit_mint @ CompuxError::WrongMint)]
+    pub credit_mint: Box<Account<'info, Mint>>,
+    #[account(mut, address = credit_account.auto_refill.source @ CompuxError::WrongRefillSource)]
+    pub source: Box<Account<'info, TokenAccount>>,
+    #[account(mut, address = market.treasury @ CompuxError::WrongVault)]
+    pub treasury: Box<Account<'info, TokenAccount>>,
+    pub token_program: Program<'info, Token>,
+}
+
+impl AutoRefillCrank<'_> {
+    fn validate(&self) -> Result<()> {
+        let cfg = &self.credit_account.auto_refill;
+        require!(cfg.enabled(), CompuxError::AutoRefillDisabled);
+        require!(
+            self.vault.amount < cfg.threshold,
+            CompuxError::AboveThreshold
+        );
+        Ok(())
+    }
+
+    /// Permissionless: anyone (usually the relayer) may send it; it buys only when the vault
+    /// is below the owner's threshold, at the current price, within the per-refill bound and
+    /// the total cap, paying through the delegate approval the owner granted.
+    #[access_control(ctx.accounts.validate())]
+    pub fn handler(ctx: Context<Self>) -> Result<()> {
+        let a = ctx.accounts;
+        let cfg = a.credit_account.auto_refill;
+        let p = purchase::quote(&a.market, cfg.refill_credits)?;
+        require!(
+            p.quote_in <= cfg.max_quote_per_refill,
+            CompuxError::SlippageExceeded
+        );
+        let spent = cfg
+            .spent_quote
+            .checked_add(p.quote_in)
+            .ok_or(CompuxError::MathOverflow)?;
+        require!(spent <= cfg.cap_quote, CompuxError::AutoRefillCapReached);
+        a.credit_account.auto_refill.spent_quote = spent;
+        purchase::deliver(
+            Delivery {
+                market: &a.market,
+                credit_account: &mut a.credit_account,
+                vault: &mut a.vault,
+                credit_mint: a.credit_mint.to_account_info(),
+                payer_quote: a.source.to_account_info(),
+                payer_authority: a.market.to_account_info(),
+                treasury: a.treasury.to_account_info(),
+                delegated: true,
+            },
+            &p,
+        )
+    }
+}

@@ -1,0 +1,12 @@
+pub mod auto_refill;
+pub mod buy_credits;
+pub mod configure_auto_refill;
+pub mod open_credit_account;
+mod purchase;
+pub mod transfer_credits;
+
+pub use auto_refill::*;
+pub use buy_credits::*;
+pub use configure_auto_refill::*;
+pub use open_credit_account::*;
+pub use transfer_credits::*;

@@ -1,0 +1,116 @@
+//! CompuX: an on-chain marketplace for AI compute credits.
+//!
+//! This program keeps the market (prices, vaults, the credit mint), standard and reserved
+//! credits, and the relayer's usage settlement. See `docs/architecture.md`.
+
+use anchor_lang::prelude::*;
+
+pub mod constants;
+pub mod errors;
+pub mod events;
+pub mod instructions;
+pub mod math;
+pub mod state;
+mod token_ops;
+
+use instructions::*;
+use state::{MarketConfig, MarketUpdate};
+
+declare_id!("CmpXqV5BdQ7sXyBoV2Wx1M1aN8tS8n8kQXqK6qTz4tE1");
+
+#[program]
+pub mod compux {
+    use super::*;
+
+    // ---- admin ----
+    pub fn init_market(
+        ctx: Context<InitMarket>,
+        config: MarketConfig,
+        relayer: Pubkey,
+    ) -> Result<()> {
+        InitMarket::handler(ctx, config, relayer)
+    }
+
+    pub fn update_market(ctx: Context<UpdateMarket>, update: MarketUpdate) -> Result<()> {
+        UpdateMarket::handler(ctx, update)
+    }
+
+    pub fn propose_admin(ctx: Context<ProposeAdmin>, new_admin: Pubkey) -> Result<()> {
+        ProposeAdmin::handler(ctx, new_admin)
+    }
+
+    pub fn accept_admin(ctx: Context<AcceptAdmin>) -> Result<()> {
+        AcceptAdmin::handler(ctx)
+    }
+
+    pub fn fund_recovery_reserve(ctx: Context<FundRecoveryReserve>, amount: u64) -> Result<()> {
+        FundRecoveryReserve::handler(ctx, amount)
+    }
+
+    // ---- startup: standard credits ----
+    pub fn open_credit_account(ctx: Context<OpenCreditAccount>) -> Result<()> {
+        OpenCreditAccount::handler(ctx)
+    }
+
+    pub fn buy_credits(ctx: Context<BuyCredits>, credits: u64, max_quote_in: u64) -> Result<()> {
+        BuyCredits::handler(ctx, credits, max_quote_in)
+    }
+
+    pub fn transfer_credits(ctx: Context<TransferCredits>, amount: u64) -> Result<()> {
+        TransferCredits::handler(ctx, amount)
+    }
+
+    pub fn configure_auto_refill(
+        ctx: Context<ConfigureAutoRefill>,
+        threshold: u64,
+        refill_credits: u64,
+        max_quote_per_refill: u64,
+        cap_quote: u64,
+    ) -> Result<()> {
+        ConfigureAutoRefill::handler(
+            ctx,
+            threshold,
+            refill_credits,
+            max_quote_per_refill,
+            cap_quote,
+        )
+    }
+
+    pub fn auto_refill(ctx: Context<AutoRefillCrank>) -> Result<()> {
+        AutoRefillCrank::handler(ctx)
+    }
+
+    // ---- startup: reserved credits ----
+    pub fn reserve(
+        ctx: Context<Reserve>,
+        credits_per_period: u64,
+        periods: u16,
+        period_secs: i64,
+        max_price: u64,
+    ) -> Result<()> {
+        Reserve::handler(ctx, credits_per_period, periods, period_secs, max_price)
+    }
+
+    pub fn claim_period(ctx: Context<ClaimPeriod>) -> Result<()> {
+        ClaimPeriod::handler(ctx)
+    }
+
+    pub fn cancel_reservation(ctx: Context<CancelReservation>) -> Result<()> {
+        CancelReservation::handler(ctx)
+    }
+
+    pub fn lapse_reservation(ctx: Context<LapseReservation>) -> Result<()> {
+        LapseReservation::handler(ctx)
+    }
+
+    // ---- relayer ----
+    pub fn settle(
+        ctx: Context<Settle>,
+        seq: u64,
+        amount: u64,
+        batch_root: [u8; 32],
+        window_end: i64,
+    ) -> Result<()> {
+        Settle::handler(ctx, seq, amount, batch_root, window_end)
+    }
+}

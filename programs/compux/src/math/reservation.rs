@@ -1,0 +1,84 @@
+//! Reserved credits: locked price, per-period cost, early-termination deposit.
+
+use super::{mul_div_ceil, pricing::quote_for_credits};
+use crate::constants::BPS;
+use crate::state::ReserveDiscount;
+
+/// The discount for a term of `term_secs`: the highest tier the term reaches.
+pub fn discount_for_term(term_secs: i64, discounts: &[ReserveDiscount]) -> u16 {
+    discounts
+        .iter()
+        .filter(|d| term_secs >= d.min_term_secs)
+        .map(|d| d.discount_bps)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Locked price per whole credit: base price less the discount, rounded up (the
+/// reserving startup never locks below the exact discounted price).
+pub fn locked_price(base_price: u64, discount_bps: u16) -> Option<u64> {
+    mul_div_ceil(base_price, BPS.checked_sub(discount_bps as u64)?, BPS)
+}
+
+/// Quote owed for one period's credits at the locked price, rounded up.
+pub fn period_cost(credits_per_period: u64, locked_price: u64) -> Option<u64> {
+    quote_for_credits(credits_per_period, locked_price, BPS as u16)
+}
+
+/// Early-termination deposit: `fee_bps` of the whole commitment, rounded up.
+pub fn termination_deposit(period_cost: u64, periods: u16, fee_bps: u16) -> Option<u64> {
+    let commitment = period_cost.checked_mul(periods as u64)?;
+    mul_div_ceil(commitment, fee_bps as u64, BPS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::constants::CREDIT_UNIT;
+    use proptest::prelude::*;
+
+    #[test]
+    fn discount_tiers() {
+        let d = [
+            ReserveDiscount {
+                min_term_secs: 30 * 86_400,
+                discount_bps: 1_000,
+            },
+            ReserveDiscount {
+                min_term_secs: 90 * 86_400,
+                discount_bps: 2_000,
+            },
+        ];
+        assert_eq!(discount_for_term(29 * 86_400, &d), 0);
+        assert_eq!(discount_for_term(30 * 86_400, &d), 1_000);
+        assert_eq!(discount_for_term(365 * 86_400, &d), 2_000);
+    }
+
+    #[test]
+    fn exact_examples() {
+        assert_eq!(locked_price(1_000, 1_000), Some(900));
+        assert_eq!(locked_price(999, 1_000), Some(900)); // 899.1 rounds up
+        assert_eq!(period_cost(5 * CREDIT_UNIT, 900), Some(4_500));
+        assert_eq!(termination_deposit(4_500, 4, 500), Some(900));
+        assert_eq!(termination_deposit(1, 1, 1), Some(1)); // never rounds a fee to zero
+        assert_eq!(termination_deposit(u64::MAX, 520, 100), None);
+    }
+
+    proptest! {
+        #[test]
+        fn locked_price_never_below_exact(price in 1u64..=u64::MAX / BPS, d in 0u16..=9_000) {
+            let p = locked_price(price, d).unwrap();
+            let exact = price as u128 * (BPS - d as u64) as u128;
+            prop_assert!(p as u128 * BPS as u128 >= exact);
+            prop_assert!(p <= price);
+        }
+
+        #[test]
+        fn deposit_is_ceil_of_share(cost in 0u64..=1u64 << 40, periods in 1u16..=520, fee in 0u16..=10_000) {
+            let dep = termination_deposit(cost, periods, fee).unwrap();
+            let exact = cost as u128 * periods as u128 * fee as u128;
+            prop_assert!(dep as u128 * BPS as u128 >= exact);
+            prop_assert!((dep as u128 * BPS as u128) < exact + BPS as u128);
+        }
+    }
+}

@@ -1,0 +1,54 @@
+use anchor_lang::prelude::*;
+
+/// Standing instruction to buy `refill_credits` whenever the vault falls below `threshold`,
+/// paid from `source` through an SPL delegate approval granted to the market PDA.
+#[derive(
+    AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace,
+)]
+pub struct AutoRefill {
+    /// The owner's quote token account; `Pubkey::default()` when auto-refill is off.
+    pub source: Pubkey,
+    pub threshold: u64,
+    pub refill_credits: u64,
+    /// Slippage bound for one refill, in quote units.
+    pub max_quote_per_refill: u64,
+    /// Total quote the auto-refill may spend; `spent` counts towards it.
+    pub cap_quote: u64,
+    pub spent_quote: u64,
+}
+
+impl AutoRefill {
+    pub fn enabled(&self) -> bool {
+        self.source != Pubkey::default() && self.refill_credits > 0
+    }
+}
+
+/// One per (market, owner). Seeds: [CREDIT_ACCOUNT_SEED, market, owner]. Its vault
+/// (seeds [CREDIT_VAULT_SEED, credit_account]) is a token account of the credit mint whose
+/// authority is the market PDA: standard credits move only through this program.
+#[account]
+#[derive(InitSpace, Debug)]
+pub struct CreditAccount {
+    pub market: Pubkey,
+    pub owner: Pubkey,
+    pub vault: Pubkey,
+    pub bump: u8,
+    pub vault_bump: u8,
+    /// Last settled batch; the next `settle` must carry `settled_seq + 1`.
+    pub settled_seq: u64,
+    /// Hash chain over every settled batch (see `math::usage_chain`).
+    pub usage_chain: [u8; 32],
+    pub last_window_end: i64,
+    /// Lifetime counters (per account, so purchases and settlements never write-lock the
+    /// market).
+    pub total_quote_paid: u64,
+    pub total_purchased: u64,
+    pub total_bonus: u64,
+    pub total_reserved_claimed: u64,
+    pub total_settled: u64,
+    pub total_transferred_in: u64,
+    pub total_transferred_out: u64,
+    /// Nonce of the next reservation (seeds of `Reservation`).
+    pub reservation_count: u64,
+    pub auto_refill: AutoRefill,
+}
