@@ -1,10 +1,12 @@
 //! Events for every state change an indexer or auditor needs. Each carries the market.
 
 use anchor_lang::prelude::*;
+use anchor_lang::Event;
 
 use crate::state::MarketConfig;
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarketInitialized {
     pub market: Pubkey,
     pub admin: Pubkey,
@@ -15,6 +17,7 @@ pub struct MarketInitialized {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarketUpdated {
     pub market: Pubkey,
     pub config: MarketConfig,
@@ -23,6 +26,7 @@ pub struct MarketUpdated {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminProposed {
     pub market: Pubkey,
     pub admin: Pubkey,
@@ -30,6 +34,7 @@ pub struct AdminProposed {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminAccepted {
     pub market: Pubkey,
     pub previous_admin: Pubkey,
@@ -37,6 +42,7 @@ pub struct AdminAccepted {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecoveryReserveFunded {
     pub market: Pubkey,
     pub funder: Pubkey,
@@ -45,6 +51,7 @@ pub struct RecoveryReserveFunded {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreditAccountOpened {
     pub market: Pubkey,
     pub credit_account: Pubkey,
@@ -53,6 +60,7 @@ pub struct CreditAccountOpened {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreditsPurchased {
     pub market: Pubkey,
     pub credit_account: Pubkey,
@@ -68,6 +76,7 @@ pub struct CreditsPurchased {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreditsTransferred {
     pub market: Pubkey,
     pub from: Pubkey,
@@ -76,6 +85,7 @@ pub struct CreditsTransferred {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AutoRefillConfigured {
     pub market: Pubkey,
     pub credit_account: Pubkey,
@@ -87,6 +97,7 @@ pub struct AutoRefillConfigured {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReservationCreated {
     pub market: Pubkey,
     pub reservation: Pubkey,
@@ -102,6 +113,7 @@ pub struct ReservationCreated {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReservationPeriodClaimed {
     pub market: Pubkey,
     pub reservation: Pubkey,
@@ -122,6 +134,7 @@ pub enum ReservationOutcome {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReservationEnded {
     pub market: Pubkey,
     pub reservation: Pubkey,
@@ -132,6 +145,7 @@ pub struct ReservationEnded {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageSettled {
     pub market: Pubkey,
     /// The credit source burned from (a credit account, later also a facility).
@@ -142,4 +156,15 @@ pub struct UsageSettled {
     pub window_end: i64,
     pub usage_chain: [u8; 32],
     pub vault_balance: u64,
+}
+
+/// Logs `event` as `Program data: <base64>`, exactly as Anchor's `emit!` does on-chain.
+/// Anchor's off-chain `sol_log_data` is a no-op, so natively (tests, the localnet) this goes
+/// through the runtime's syscall stubs instead, and indexers see the same logs either way.
+pub fn emit<E: Event>(event: E) {
+    let data = event.data();
+    #[cfg(target_os = "solana")]
+    anchor_lang::solana_program::log::sol_log_data(&[&data]);
+    #[cfg(not(target_os = "solana"))]
+    anchor_lang::compat::solana_sysvar::program_stubs::sol_log_data(&[&data]);
 }

@@ -23,11 +23,7 @@ pub mod compux {
     use super::*;
 
     // ---- admin ----
-    pub fn init_market(
-        ctx: Context<InitMarket>,
-        config: MarketConfig,
-        relayer: Pubkey,
-    ) -> Result<()> {
+    pub fn init_market(ctx: Context<InitMarket>, config: MarketConfig, relayer: Pubkey) -> Result<()> {
         InitMarket::handler(ctx, config, relayer)
     }
 
@@ -67,13 +63,7 @@ pub mod compux {
         max_quote_per_refill: u64,
         cap_quote: u64,
     ) -> Result<()> {
-        ConfigureAutoRefill::handler(
-            ctx,
-            threshold,
-            refill_credits,
-            max_quote_per_refill,
-            cap_quote,
-        )
+        ConfigureAutoRefill::handler(ctx, threshold, refill_credits, max_quote_per_refill, cap_quote)
     }
 
     pub fn auto_refill(ctx: Context<AutoRefillCrank>) -> Result<()> {

@@ -15,18 +15,11 @@ pub fn transfer<'info>(
     market: Option<&Market>,
     amount: u64,
 ) -> Result<()> {
-    let accounts = Transfer {
-        from,
-        to,
-        authority,
-    };
+    let accounts = Transfer { from, to, authority };
     match market {
         Some(m) => {
             let seeds = m.signer_seeds();
-            token::transfer(
-                CpiContext::new_with_signer(token::ID, accounts, &[&seeds]),
-                amount,
-            )
+            token::transfer(CpiContext::new_with_signer(token::ID, accounts, &[&seeds]), amount)
         }
         None => token::transfer(CpiContext::new(token::ID, accounts), amount),
     }
@@ -39,15 +32,8 @@ pub fn mint_credits<'info>(
     amount: u64,
 ) -> Result<()> {
     let seeds = market.signer_seeds();
-    let accounts = MintTo {
-        mint: credit_mint,
-        to,
-        authority: market.to_account_info(),
-    };
-    token::mint_to(
-        CpiContext::new_with_signer(token::ID, accounts, &[&seeds]),
-        amount,
-    )
+    let accounts = MintTo { mint: credit_mint, to, authority: market.to_account_info() };
+    token::mint_to(CpiContext::new_with_signer(token::ID, accounts, &[&seeds]), amount)
 }
 
 pub fn burn_credits<'info>(
@@ -57,13 +43,6 @@ pub fn burn_credits<'info>(
     amount: u64,
 ) -> Result<()> {
     let seeds = market.signer_seeds();
-    let accounts = Burn {
-        mint: credit_mint,
-        from,
-        authority: market.to_account_info(),
-    };
-    token::burn(
-        CpiContext::new_with_signer(token::ID, accounts, &[&seeds]),
-        amount,
-    )
+    let accounts = Burn { mint: credit_mint, from, authority: market.to_account_info() };
+    token::burn(CpiContext::new_with_signer(token::ID, accounts, &[&seeds]), amount)
 }

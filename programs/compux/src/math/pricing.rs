@@ -27,12 +27,7 @@ pub fn unit_price(base_price: u64, multiplier_bps: u16) -> Option<u64> {
 /// Bonus credits for a purchase of `credits`: the highest tier whose `min_credits` the
 /// purchase reaches applies; rounded down (the buyer receives).
 pub fn bonus_credits(credits: u64, tiers: &[BulkTier]) -> Option<u64> {
-    let bonus_bps = tiers
-        .iter()
-        .filter(|t| credits >= t.min_credits)
-        .map(|t| t.bonus_bps)
-        .max()
-        .unwrap_or(0);
+    let bonus_bps = tiers.iter().filter(|t| credits >= t.min_credits).map(|t| t.bonus_bps).max().unwrap_or(0);
     mul_div_floor(credits, bonus_bps as u64, BPS)
 }
 
@@ -80,14 +75,8 @@ mod tests {
 
     fn tiers() -> Vec<BulkTier> {
         vec![
-            BulkTier {
-                min_credits: 1_000 * CREDIT_UNIT,
-                bonus_bps: 500,
-            },
-            BulkTier {
-                min_credits: 10_000 * CREDIT_UNIT,
-                bonus_bps: 1_000,
-            },
+            BulkTier { min_credits: 1_000 * CREDIT_UNIT, bonus_bps: 500 },
+            BulkTier { min_credits: 10_000 * CREDIT_UNIT, bonus_bps: 1_000 },
         ]
     }
 
@@ -105,18 +94,9 @@ mod tests {
     fn tier_boundaries() {
         let t = tiers();
         assert_eq!(bonus_credits(1_000 * CREDIT_UNIT - 1, &t), Some(0));
-        assert_eq!(
-            bonus_credits(1_000 * CREDIT_UNIT, &t),
-            Some(50 * CREDIT_UNIT)
-        );
-        assert_eq!(
-            bonus_credits(10_000 * CREDIT_UNIT - 1, &t),
-            Some(499_999_999)
-        );
-        assert_eq!(
-            bonus_credits(10_000 * CREDIT_UNIT, &t),
-            Some(1_000 * CREDIT_UNIT)
-        );
+        assert_eq!(bonus_credits(1_000 * CREDIT_UNIT, &t), Some(50 * CREDIT_UNIT));
+        assert_eq!(bonus_credits(10_000 * CREDIT_UNIT - 1, &t), Some(499_999_999));
+        assert_eq!(bonus_credits(10_000 * CREDIT_UNIT, &t), Some(1_000 * CREDIT_UNIT));
     }
 
     #[test]

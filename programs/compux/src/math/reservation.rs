@@ -6,12 +6,7 @@ use crate::state::ReserveDiscount;
 
 /// The discount for a term of `term_secs`: the highest tier the term reaches.
 pub fn discount_for_term(term_secs: i64, discounts: &[ReserveDiscount]) -> u16 {
-    discounts
-        .iter()
-        .filter(|d| term_secs >= d.min_term_secs)
-        .map(|d| d.discount_bps)
-        .max()
-        .unwrap_or(0)
+    discounts.iter().filter(|d| term_secs >= d.min_term_secs).map(|d| d.discount_bps).max().unwrap_or(0)
 }
 
 /// Locked price per whole credit: base price less the discount, rounded up (the
@@ -40,14 +35,8 @@ mod tests {
     #[test]
     fn discount_tiers() {
         let d = [
-            ReserveDiscount {
-                min_term_secs: 30 * 86_400,
-                discount_bps: 1_000,
-            },
-            ReserveDiscount {
-                min_term_secs: 90 * 86_400,
-                discount_bps: 2_000,
-            },
+            ReserveDiscount { min_term_secs: 30 * 86_400, discount_bps: 1_000 },
+            ReserveDiscount { min_term_secs: 90 * 86_400, discount_bps: 2_000 },
         ];
         assert_eq!(discount_for_term(29 * 86_400, &d), 0);
         assert_eq!(discount_for_term(30 * 86_400, &d), 1_000);

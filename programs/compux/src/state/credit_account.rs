@@ -2,9 +2,7 @@ use anchor_lang::prelude::*;
 
 /// Standing instruction to buy `refill_credits` whenever the vault falls below `threshold`,
 /// paid from `source` through an SPL delegate approval granted to the market PDA.
-#[derive(
-    AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace,
-)]
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace)]
 pub struct AutoRefill {
     /// The owner's quote token account; `Pubkey::default()` when auto-refill is off.
     pub source: Pubkey,

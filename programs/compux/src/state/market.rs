@@ -4,18 +4,14 @@ use crate::constants::*;
 use crate::errors::CompuxError;
 
 /// Purchases of at least `min_credits` (base units) receive `bonus_bps` extra credits.
-#[derive(
-    AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace,
-)]
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace)]
 pub struct BulkTier {
     pub min_credits: u64,
     pub bonus_bps: u16,
 }
 
 /// Reservations whose whole term lasts at least `min_term_secs` lock `discount_bps` off.
-#[derive(
-    AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace,
-)]
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace)]
 pub struct ReserveDiscount {
     pub min_term_secs: i64,
     pub discount_bps: u16,
@@ -77,12 +73,7 @@ pub struct Market {
 
 impl Market {
     pub fn signer_seeds(&self) -> [&[u8]; 4] {
-        [
-            MARKET_SEED,
-            self.creator.as_ref(),
-            self.quote_mint.as_ref(),
-            std::slice::from_ref(&self.bump),
-        ]
+        [MARKET_SEED, self.creator.as_ref(), self.quote_mint.as_ref(), std::slice::from_ref(&self.bump)]
     }
 
     pub fn bulk_tiers(&self) -> &[BulkTier] {
@@ -112,8 +103,7 @@ impl Market {
         }
         if let Some(m) = &u.hour_multipliers_bps {
             require!(
-                m.iter()
-                    .all(|&x| (MIN_HOUR_MULTIPLIER_BPS..=MAX_HOUR_MULTIPLIER_BPS).contains(&x)),
+                m.iter().all(|&x| (MIN_HOUR_MULTIPLIER_BPS..=MAX_HOUR_MULTIPLIER_BPS).contains(&x)),
                 CompuxError::InvalidHourMultiplier
             );
         }
@@ -121,10 +111,7 @@ impl Market {
             require!(valid_bulk_tiers(t), CompuxError::InvalidBulkTiers);
         }
         if let Some(d) = &u.reserve_discounts {
-            require!(
-                valid_reserve_discounts(d),
-                CompuxError::InvalidReserveDiscounts
-            );
+            require!(valid_reserve_discounts(d), CompuxError::InvalidReserveDiscounts);
         }
         if let Some(f) = u.early_termination_fee_bps {
             require!(f <= MAX_EARLY_TERMINATION_FEE_BPS, CompuxError::InvalidFee);
@@ -171,15 +158,12 @@ impl Market {
 
 fn valid_bulk_tiers(t: &[BulkTier]) -> bool {
     t.len() <= MAX_BULK_TIERS
-        && t.iter()
-            .all(|x| x.min_credits > 0 && x.bonus_bps <= MAX_BULK_BONUS_BPS)
+        && t.iter().all(|x| x.min_credits > 0 && x.bonus_bps <= MAX_BULK_BONUS_BPS)
         && t.windows(2).all(|w| w[0].min_credits < w[1].min_credits)
 }
 
 fn valid_reserve_discounts(d: &[ReserveDiscount]) -> bool {
     d.len() <= MAX_RESERVE_DISCOUNTS
-        && d.iter()
-            .all(|x| x.min_term_secs > 0 && x.discount_bps <= MAX_RESERVE_DISCOUNT_BPS)
-        && d.windows(2)
-            .all(|w| w[0].min_term_secs < w[1].min_term_secs)
+        && d.iter().all(|x| x.min_term_secs > 0 && x.discount_bps <= MAX_RESERVE_DISCOUNT_BPS)
+        && d.windows(2).all(|w| w[0].min_term_secs < w[1].min_term_secs)
 }

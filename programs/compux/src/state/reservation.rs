@@ -29,13 +29,11 @@ impl Reservation {
     /// End of the claim window of the next unclaimed period. `None` on overflow.
     pub fn current_period_end(&self) -> Option<i64> {
         let next = (self.claimed_periods as i64).checked_add(1)?;
-        self.start_ts
-            .checked_add(next.checked_mul(self.period_secs)?)
+        self.start_ts.checked_add(next.checked_mul(self.period_secs)?)
     }
 
     /// Start of the claim window of the next unclaimed period.
     pub fn current_period_start(&self) -> Option<i64> {
-        self.start_ts
-            .checked_add((self.claimed_periods as i64).checked_mul(self.period_secs)?)
+        self.start_ts.checked_add((self.claimed_periods as i64).checked_mul(self.period_secs)?)
     }
 }

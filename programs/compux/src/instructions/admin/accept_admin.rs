@@ -1,7 +1,7 @@
 use anchor_lang::prelude::*;
 
 use crate::errors::CompuxError;
-use crate::events::AdminAccepted;
+use crate::events::{self, AdminAccepted};
 use crate::state::Market;
 
 #[derive(Accounts)]
@@ -13,16 +13,8 @@ pub struct AcceptAdmin<'info> {
 
 impl AcceptAdmin<'_> {
     fn validate(&self) -> Result<()> {
-        require_keys_neq!(
-            self.market.pending_admin,
-            Pubkey::default(),
-            CompuxError::NoPendingAdmin
-        );
-        require_keys_eq!(
-            self.market.pending_admin,
-            self.new_admin.key(),
-            CompuxError::NotPendingAdmin
-        );
+        require_keys_neq!(self.market.pending_admin, Pubkey::default(), CompuxError::NoPendingAdmin);
+        require_keys_eq!(self.market.pending_admin, self.new_admin.key(), CompuxError::NotPendingAdmin);
         Ok(())
     }
 
@@ -32,11 +24,7 @@ impl AcceptAdmin<'_> {
         let previous_admin = market.admin;
         market.admin = market.pending_admin;
         market.pending_admin = Pubkey::default();
-        emit!(AdminAccepted {
-            market: market.key(),
-            previous_admin,
-            admin: market.admin
-        });
+        events::emit(AdminAccepted { market: market.key(), previous_admin, admin: market.admin });
         Ok(())
     }
 }

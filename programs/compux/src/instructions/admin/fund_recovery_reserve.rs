@@ -2,7 +2,7 @@ use anchor_lang::prelude::*;
 use anchor_spl::token::{Token, TokenAccount};
 
 use crate::errors::CompuxError;
-use crate::events::RecoveryReserveFunded;
+use crate::events::{self, RecoveryReserveFunded};
 use crate::state::Market;
 use crate::token_ops;
 
@@ -31,7 +31,7 @@ impl FundRecoveryReserve<'_> {
             amount,
         )?;
         a.recovery_reserve.reload()?;
-        emit!(RecoveryReserveFunded {
+        events::emit(RecoveryReserveFunded {
             market: a.market.key(),
             funder: a.funder.key(),
             amount,

@@ -3,7 +3,7 @@ use anchor_spl::token::{Mint, Token, TokenAccount};
 
 use crate::constants::*;
 use crate::errors::CompuxError;
-use crate::events::MarketInitialized;
+use crate::events::{self, MarketInitialized};
 use crate::state::{Market, MarketConfig};
 
 #[derive(Accounts)]
@@ -85,7 +85,7 @@ impl InitMarket<'_> {
         market.paused = false;
         market.apply_config(&config)?;
 
-        emit!(MarketInitialized {
+        events::emit(MarketInitialized {
             market: market.key(),
             admin: market.admin,
             quote_mint: market.quote_mint,

@@ -1,7 +1,7 @@
 use anchor_lang::prelude::*;
 
 use crate::errors::CompuxError;
-use crate::events::AdminProposed;
+use crate::events::{self, AdminProposed};
 use crate::state::Market;
 
 #[derive(Accounts)]
@@ -18,11 +18,7 @@ impl ProposeAdmin<'_> {
     pub fn handler(ctx: Context<Self>, new_admin: Pubkey) -> Result<()> {
         let market = &mut ctx.accounts.market;
         market.pending_admin = new_admin;
-        emit!(AdminProposed {
-            market: market.key(),
-            admin: market.admin,
-            pending_admin: new_admin
-        });
+        events::emit(AdminProposed { market: market.key(), admin: market.admin, pending_admin: new_admin });
         Ok(())
     }
 }

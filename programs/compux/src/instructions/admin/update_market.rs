@@ -1,7 +1,7 @@
 use anchor_lang::prelude::*;
 
 use crate::errors::CompuxError;
-use crate::events::MarketUpdated;
+use crate::events::{self, MarketUpdated};
 use crate::state::{Market, MarketUpdate};
 
 #[derive(Accounts)]
@@ -25,7 +25,7 @@ impl UpdateMarket<'_> {
     pub fn handler(ctx: Context<Self>, update: MarketUpdate) -> Result<()> {
         let market = &mut ctx.accounts.market;
         market.apply_update(&update)?;
-        emit!(MarketUpdated {
+        events::emit(MarketUpdated {
             market: market.key(),
             config: market.config(),
             relayer: market.relayer,

@@ -3,7 +3,7 @@ use anchor_spl::token::{Mint, Token, TokenAccount};
 
 use crate::constants::*;
 use crate::errors::CompuxError;
-use crate::events::UsageSettled;
+use crate::events::{self, UsageSettled};
 use crate::math::usage_chain::next_usage_chain;
 use crate::state::{CreditAccount, Market};
 use crate::token_ops;
@@ -34,23 +34,11 @@ impl Settle<'_> {
         // Exactly-once: the relayer persists `seq` before sending, so a resend after a crash
         // carries the same `seq` and is refused here instead of burning twice.
         require!(seq > acct.settled_seq, CompuxError::SettleReplay);
-        require!(
-            seq == acct.settled_seq.saturating_add(1),
-            CompuxError::SettleGap
-        );
+        require!(seq == acct.settled_seq.saturating_add(1), CompuxError::SettleGap);
         require!(amount > 0, CompuxError::ZeroAmount);
-        require!(
-            amount <= self.vault.amount,
-            CompuxError::InsufficientCredits
-        );
-        require!(
-            window_end >= acct.last_window_end,
-            CompuxError::SettleWindowRegressed
-        );
-        require!(
-            window_end <= Clock::get()?.unix_timestamp,
-            CompuxError::SettleWindowInFuture
-        );
+        require!(amount <= self.vault.amount, CompuxError::InsufficientCredits);
+        require!(window_end >= acct.last_window_end, CompuxError::SettleWindowRegressed);
+        require!(window_end <= Clock::get()?.unix_timestamp, CompuxError::SettleWindowInFuture);
         Ok(())
     }
 
@@ -73,16 +61,12 @@ impl Settle<'_> {
             amount,
         )?;
         let acct = &mut a.credit_account;
-        acct.usage_chain =
-            next_usage_chain(&acct.usage_chain, seq, amount, &batch_root, window_end);
+        acct.usage_chain = next_usage_chain(&acct.usage_chain, seq, amount, &batch_root, window_end);
         acct.settled_seq = seq;
         acct.last_window_end = window_end;
-        acct.total_settled = acct
-            .total_settled
-            .checked_add(amount)
-            .ok_or(CompuxError::MathOverflow)?;
+        acct.total_settled = acct.total_settled.checked_add(amount).ok_or(CompuxError::MathOverflow)?;
         a.vault.reload()?;
-        emit!(UsageSettled {
+        events::emit(UsageSettled {
             market: a.market.key(),
             source: acct.key(),
             seq,

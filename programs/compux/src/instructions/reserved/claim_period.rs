@@ -4,7 +4,7 @@ use anchor_spl::token::{Mint, Token, TokenAccount};
 use super::ending::{self, Ending};
 use crate::constants::*;
 use crate::errors::CompuxError;
-use crate::events::{ReservationOutcome, ReservationPeriodClaimed};
+use crate::events::{self, ReservationOutcome, ReservationPeriodClaimed};
 use crate::state::{CreditAccount, Market, Reservation};
 use crate::token_ops;
 
@@ -76,15 +76,11 @@ impl ClaimPeriod<'_> {
         let period = r.claimed_periods;
         r.claimed_periods += 1;
         let acct = &mut a.credit_account;
-        acct.total_quote_paid = acct
-            .total_quote_paid
-            .checked_add(r.period_cost)
-            .ok_or(CompuxError::MathOverflow)?;
-        acct.total_reserved_claimed = acct
-            .total_reserved_claimed
-            .checked_add(r.credits_per_period)
-            .ok_or(CompuxError::MathOverflow)?;
-        emit!(ReservationPeriodClaimed {
+        acct.total_quote_paid =
+            acct.total_quote_paid.checked_add(r.period_cost).ok_or(CompuxError::MathOverflow)?;
+        acct.total_reserved_claimed =
+            acct.total_reserved_claimed.checked_add(r.credits_per_period).ok_or(CompuxError::MathOverflow)?;
+        events::emit(ReservationPeriodClaimed {
             market: a.market.key(),
             reservation: r.key(),
             period,

@@ -4,7 +4,7 @@
 use anchor_lang::prelude::*;
 
 use crate::errors::CompuxError;
-use crate::events::{ReservationEnded, ReservationOutcome};
+use crate::events::{self, ReservationEnded, ReservationOutcome};
 use crate::state::{Market, Reservation};
 use crate::token_ops;
 
@@ -29,12 +29,9 @@ pub fn end(e: Ending<'_, '_>, outcome: ReservationOutcome) -> Result<()> {
             r.deposit,
         )?;
     }
-    e.market.deposits_outstanding = e
-        .market
-        .deposits_outstanding
-        .checked_sub(r.deposit)
-        .ok_or(CompuxError::MathOverflow)?;
-    emit!(ReservationEnded {
+    e.market.deposits_outstanding =
+        e.market.deposits_outstanding.checked_sub(r.deposit).ok_or(CompuxError::MathOverflow)?;
+    events::emit(ReservationEnded {
         market: r.market,
         reservation: r.key(),
         credit_account: r.credit_account,

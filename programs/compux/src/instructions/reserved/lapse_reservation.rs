@@ -31,10 +31,7 @@ pub struct LapseReservation<'info> {
 impl LapseReservation<'_> {
     fn validate(&self) -> Result<()> {
         let now = Clock::get()?.unix_timestamp;
-        let end = self
-            .reservation
-            .current_period_end()
-            .ok_or(CompuxError::MathOverflow)?;
+        let end = self.reservation.current_period_end().ok_or(CompuxError::MathOverflow)?;
         require!(now >= end, CompuxError::ReservationNotLapsed);
         Ok(())
     }

@@ -3,7 +3,7 @@ use anchor_spl::token::{Token, TokenAccount};
 
 use crate::constants::*;
 use crate::errors::CompuxError;
-use crate::events::ReservationCreated;
+use crate::events::{self, ReservationCreated};
 use crate::math::reservation::{discount_for_term, locked_price, period_cost, termination_deposit};
 use crate::state::{CreditAccount, Market, Reservation};
 use crate::token_ops;
@@ -73,8 +73,8 @@ impl Reserve<'_> {
         let price = locked_price(a.market.base_price, discount_bps).ok_or_else(overflow)?;
         require!(price <= max_price, CompuxError::PriceAboveMax);
         let cost = period_cost(credits_per_period, price).ok_or_else(overflow)?;
-        let deposit = termination_deposit(cost, periods, a.market.early_termination_fee_bps)
-            .ok_or_else(overflow)?;
+        let deposit =
+            termination_deposit(cost, periods, a.market.early_termination_fee_bps).ok_or_else(overflow)?;
 
         if deposit > 0 {
             token_ops::transfer(
@@ -85,11 +85,8 @@ impl Reserve<'_> {
                 deposit,
             )?;
         }
-        a.market.deposits_outstanding = a
-            .market
-            .deposits_outstanding
-            .checked_add(deposit)
-            .ok_or_else(overflow)?;
+        a.market.deposits_outstanding =
+            a.market.deposits_outstanding.checked_add(deposit).ok_or_else(overflow)?;
 
         let nonce = a.credit_account.reservation_count;
         a.credit_account.reservation_count = nonce.checked_add(1).ok_or_else(overflow)?;
@@ -110,7 +107,7 @@ impl Reserve<'_> {
             claimed_periods: 0,
             deposit,
         });
-        emit!(ReservationCreated {
+        events::emit(ReservationCreated {
             market: a.market.key(),
             reservation: a.reservation.key(),
             credit_account: a.credit_account.key(),

@@ -32,10 +32,7 @@ impl AutoRefillCrank<'_> {
     fn validate(&self) -> Result<()> {
         let cfg = &self.credit_account.auto_refill;
         require!(cfg.enabled(), CompuxError::AutoRefillDisabled);
-        require!(
-            self.vault.amount < cfg.threshold,
-            CompuxError::AboveThreshold
-        );
+        require!(self.vault.amount < cfg.threshold, CompuxError::AboveThreshold);
         Ok(())
     }
 
@@ -47,14 +44,8 @@ impl AutoRefillCrank<'_> {
         let a = ctx.accounts;
         let cfg = a.credit_account.auto_refill;
         let p = purchase::quote(&a.market, cfg.refill_credits)?;
-        require!(
-            p.quote_in <= cfg.max_quote_per_refill,
-            CompuxError::SlippageExceeded
-        );
-        let spent = cfg
-            .spent_quote
-            .checked_add(p.quote_in)
-            .ok_or(CompuxError::MathOverflow)?;
+        require!(p.quote_in <= cfg.max_quote_per_refill, CompuxError::SlippageExceeded);
+        let spent = cfg.spent_quote.checked_add(p.quote_in).ok_or(CompuxError::MathOverflow)?;
         require!(spent <= cfg.cap_quote, CompuxError::AutoRefillCapReached);
         a.credit_account.auto_refill.spent_quote = spent;
         purchase::deliver(

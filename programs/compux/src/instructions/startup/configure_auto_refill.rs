@@ -3,7 +3,7 @@ use anchor_spl::token::{self, Approve, Revoke, Token, TokenAccount};
 
 use crate::constants::*;
 use crate::errors::CompuxError;
-use crate::events::AutoRefillConfigured;
+use crate::events::{self, AutoRefillConfigured};
 use crate::state::{AutoRefill, CreditAccount, Market};
 
 #[derive(Accounts)]
@@ -43,17 +43,11 @@ impl ConfigureAutoRefill<'_> {
         let config = if refill_credits == 0 {
             token::revoke(CpiContext::new(
                 token::ID,
-                Revoke {
-                    source: a.source.to_account_info(),
-                    authority: a.owner.to_account_info(),
-                },
+                Revoke { source: a.source.to_account_info(), authority: a.owner.to_account_info() },
             ))?;
             AutoRefill::default()
         } else {
-            require!(
-                max_quote_per_refill > 0 && cap_quote > 0,
-                CompuxError::ZeroAmount
-            );
+            require!(max_quote_per_refill > 0 && cap_quote > 0, CompuxError::ZeroAmount);
             token::approve(
                 CpiContext::new(
                     token::ID,
@@ -75,7 +69,7 @@ impl ConfigureAutoRefill<'_> {
             }
         };
         a.credit_account.auto_refill = config;
-        emit!(AutoRefillConfigured {
+        events::emit(AutoRefillConfigured {
             market: a.market.key(),
             credit_account: a.credit_account.key(),
             source: config.source,

@@ -3,7 +3,7 @@ use anchor_spl::token::{Mint, Token, TokenAccount};
 
 use crate::constants::*;
 use crate::errors::CompuxError;
-use crate::events::CreditAccountOpened;
+use crate::events::{self, CreditAccountOpened};
 use crate::state::{CreditAccount, Market};
 
 #[derive(Accounts)]
@@ -44,7 +44,7 @@ impl OpenCreditAccount<'_> {
         acct.vault = a.vault.key();
         acct.bump = ctx.bumps.credit_account;
         acct.vault_bump = ctx.bumps.vault;
-        emit!(CreditAccountOpened {
+        events::emit(CreditAccountOpened {
             market: acct.market,
             credit_account: acct.key(),
             owner: acct.owner,

@@ -5,7 +5,7 @@ use anchor_lang::prelude::*;
 use anchor_spl::token::TokenAccount;
 
 use crate::errors::CompuxError;
-use crate::events::CreditsPurchased;
+use crate::events::{self, CreditsPurchased};
 use crate::math::pricing::{price_purchase, Purchase};
 use crate::state::{CreditAccount, Market};
 use crate::token_ops;
@@ -14,14 +14,8 @@ pub fn quote(market: &Market, credits: u64) -> Result<Purchase> {
     require!(!market.paused, CompuxError::MarketPaused);
     require!(credits > 0, CompuxError::ZeroAmount);
     let now = Clock::get()?.unix_timestamp;
-    price_purchase(
-        credits,
-        market.base_price,
-        &market.hour_multipliers_bps,
-        market.bulk_tiers(),
-        now,
-    )
-    .ok_or_else(|| error!(CompuxError::MathOverflow))
+    price_purchase(credits, market.base_price, &market.hour_multipliers_bps, market.bulk_tiers(), now)
+        .ok_or_else(|| error!(CompuxError::MathOverflow))
 }
 
 pub struct Delivery<'a, 'info> {
@@ -37,22 +31,11 @@ pub struct Delivery<'a, 'info> {
 }
 
 pub fn deliver(d: Delivery<'_, '_>, p: &Purchase) -> Result<()> {
-    let total = p
-        .total_credits()
-        .ok_or_else(|| error!(CompuxError::MathOverflow))?;
+    let total = p.total_credits().ok_or_else(|| error!(CompuxError::MathOverflow))?;
     let acct = &mut *d.credit_account;
-    acct.total_quote_paid = acct
-        .total_quote_paid
-        .checked_add(p.quote_in)
-        .ok_or(CompuxError::MathOverflow)?;
-    acct.total_purchased = acct
-        .total_purchased
-        .checked_add(p.credits)
-        .ok_or(CompuxError::MathOverflow)?;
-    acct.total_bonus = acct
-        .total_bonus
-        .checked_add(p.bonus_credits)
-        .ok_or(CompuxError::MathOverflow)?;
+    acct.total_quote_paid = acct.total_quote_paid.checked_add(p.quote_in).ok_or(CompuxError::MathOverflow)?;
+    acct.total_purchased = acct.total_purchased.checked_add(p.credits).ok_or(CompuxError::MathOverflow)?;
+    acct.total_bonus = acct.total_bonus.checked_add(p.bonus_credits).ok_or(CompuxError::MathOverflow)?;
 
     token_ops::transfer(
         d.payer_quote,
@@ -64,7 +47,7 @@ pub fn deliver(d: Delivery<'_, '_>, p: &Purchase) -> Result<()> {
     token_ops::mint_credits(d.market, d.credit_mint, d.vault.to_account_info(), total)?;
     d.vault.reload()?;
 
-    emit!(CreditsPurchased {
+    events::emit(CreditsPurchased {
         market: d.market.key(),
         credit_account: acct.key(),
         payer: d.payer_authority.key(),

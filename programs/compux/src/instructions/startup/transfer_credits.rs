@@ -3,7 +3,7 @@ use anchor_spl::token::{Token, TokenAccount};
 
 use crate::constants::*;
 use crate::errors::CompuxError;
-use crate::events::CreditsTransferred;
+use crate::events::{self, CreditsTransferred};
 use crate::state::{CreditAccount, Market};
 use crate::token_ops;
 
@@ -36,10 +36,7 @@ pub struct TransferCredits<'info> {
 impl TransferCredits<'_> {
     fn validate(&self, amount: u64) -> Result<()> {
         require!(amount > 0, CompuxError::ZeroAmount);
-        require!(
-            self.from_vault.amount >= amount,
-            CompuxError::InsufficientCredits
-        );
+        require!(self.from_vault.amount >= amount, CompuxError::InsufficientCredits);
         Ok(())
     }
 
@@ -55,17 +52,11 @@ impl TransferCredits<'_> {
             Some(&a.market),
             amount,
         )?;
-        a.from_account.total_transferred_out = a
-            .from_account
-            .total_transferred_out
-            .checked_add(amount)
-            .ok_or(CompuxError::MathOverflow)?;
-        a.to_account.total_transferred_in = a
-            .to_account
-            .total_transferred_in
-            .checked_add(amount)
-            .ok_or(CompuxError::MathOverflow)?;
-        emit!(CreditsTransferred {
+        a.from_account.total_transferred_out =
+            a.from_account.total_transferred_out.checked_add(amount).ok_or(CompuxError::MathOverflow)?;
+        a.to_account.total_transferred_in =
+            a.to_account.total_transferred_in.checked_add(amount).ok_or(CompuxError::MathOverflow)?;
+        events::emit(CreditsTransferred {
             market: a.market.key(),
             from: a.from_account.key(),
             to: a.to_account.key(),

@@ -1,0 +1,281 @@
+//! Instruction builders, one per program instruction, named after it.
+
+use anchor_lang::prelude::Pubkey;
+use anchor_lang::solana_program::instruction::Instruction;
+use anchor_lang::{system_program, InstructionData, ToAccountMetas};
+use anchor_spl::token;
+use compux::state::{MarketConfig, MarketUpdate};
+use compux::{accounts as acc, instruction as data};
+
+use crate::pda::{CreditAccountKeys, MarketKeys};
+
+fn build(accounts: impl ToAccountMetas, data: impl InstructionData) -> Instruction {
+    Instruction { program_id: compux::ID, accounts: accounts.to_account_metas(None), data: data.data() }
+}
+
+// ---- admin ----
+
+pub fn init_market(m: &MarketKeys, config: MarketConfig, relayer: Pubkey) -> Instruction {
+    build(
+        acc::InitMarket {
+            creator: m.creator,
+            market: m.market,
+            quote_mint: m.quote_mint,
+            credit_mint: m.credit_mint,
+            treasury: m.treasury,
+            recovery_reserve: m.recovery_reserve,
+            deposit_vault: m.deposit_vault,
+            token_program: token::ID,
+            system_program: system_program::ID,
+        },
+        data::InitMarket { config, relayer },
+    )
+}
+
+pub fn update_market(m: &MarketKeys, admin: &Pubkey, update: MarketUpdate) -> Instruction {
+    build(acc::UpdateMarket { admin: *admin, market: m.market }, data::UpdateMarket { update })
+}
+
+pub fn propose_admin(m: &MarketKeys, admin: &Pubkey, new_admin: Pubkey) -> Instruction {
+    build(acc::ProposeAdmin { admin: *admin, market: m.market }, data::ProposeAdmin { new_admin })
+}
+
+pub fn accept_admin(m: &MarketKeys, new_admin: &Pubkey) -> Instruction {
+    build(acc::AcceptAdmin { new_admin: *new_admin, market: m.market }, data::AcceptAdmin {})
+}
+
+pub fn fund_recovery_reserve(
+    m: &MarketKeys,
+    funder: &Pubkey,
+    funder_quote: &Pubkey,
+    amount: u64,
+) -> Instruction {
+    build(
+        acc::FundRecoveryReserve {
+            funder: *funder,
+            market: m.market,
+            funder_quote: *funder_quote,
+            recovery_reserve: m.recovery_reserve,
+            token_program: token::ID,
+        },
+        data::FundRecoveryReserve { amount },
+    )
+}
+
+// ---- startup: standard credits ----
+
+pub fn open_credit_account(m: &MarketKeys, owner: &Pubkey) -> Instruction {
+    let c = m.credit_account(owner);
+    build(
+        acc::OpenCreditAccount {
+            owner: *owner,
+            market: m.market,
+            credit_account: c.address,
+            credit_mint: m.credit_mint,
+            vault: c.vault,
+            token_program: token::ID,
+            system_program: system_program::ID,
+        },
+        data::OpenCreditAccount {},
+    )
+}
+
+pub fn buy_credits(
+    m: &MarketKeys,
+    owner: &Pubkey,
+    owner_quote: &Pubkey,
+    credits: u64,
+    max_quote_in: u64,
+) -> Instruction {
+    let c = m.credit_account(owner);
+    build(
+        acc::BuyCredits {
+            owner: *owner,
+            market: m.market,
+            credit_account: c.address,
+            vault: c.vault,
+            credit_mint: m.credit_mint,
+            owner_quote: *owner_quote,
+            treasury: m.treasury,
+            token_program: token::ID,
+        },
+        data::BuyCredits { credits, max_quote_in },
+    )
+}
+
+pub fn transfer_credits(m: &MarketKeys, owner: &Pubkey, to_owner: &Pubkey, amount: u64) -> Instruction {
+    let (from, to) = (m.credit_account(owner), m.credit_account(to_owner));
+    build(
+        acc::TransferCredits {
+            owner: *owner,
+            market: m.market,
+            from_account: from.address,
+            from_vault: from.vault,
+            to_account: to.address,
+            to_vault: to.vault,
+            token_program: token::ID,
+        },
+        data::TransferCredits { amount },
+    )
+}
+
+/// Auto-refill settings; `refill_credits == 0` turns it off and revokes the delegation.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AutoRefillParams {
+    pub threshold: u64,
+    pub refill_credits: u64,
+    pub max_quote_per_refill: u64,
+    pub cap_quote: u64,
+}
+
+pub fn configure_auto_refill(
+    m: &MarketKeys,
+    owner: &Pubkey,
+    source: &Pubkey,
+    p: AutoRefillParams,
+) -> Instruction {
+    build(
+        acc::ConfigureAutoRefill {
+            owner: *owner,
+            market: m.market,
+            credit_account: m.credit_account(owner).address,
+            source: *source,
+            token_program: token::ID,
+        },
+        data::ConfigureAutoRefill {
+            threshold: p.threshold,
+            refill_credits: p.refill_credits,
+            max_quote_per_refill: p.max_quote_per_refill,
+            cap_quote: p.cap_quote,
+        },
+    )
+}
+
+pub fn auto_refill(m: &MarketKeys, owner: &Pubkey, source: &Pubkey) -> Instruction {
+    let c = m.credit_account(owner);
+    build(
+        acc::AutoRefillCrank {
+            market: m.market,
+            credit_account: c.address,
+            vault: c.vault,
+            credit_mint: m.credit_mint,
+            source: *source,
+            treasury: m.treasury,
+            token_program: token::ID,
+        },
+        data::AutoRefill {},
+    )
+}
+
+// ---- startup: reserved credits ----
+
+/// Reservation terms as passed to `reserve`.
+#[derive(Clone, Copy, Debug)]
+pub struct ReserveParams {
+    pub credits_per_period: u64,
+    pub periods: u16,
+    pub period_secs: i64,
+    pub max_price: u64,
+}
+
+/// `nonce` must be the credit account's current `reservation_count`.
+pub fn reserve(
+    m: &MarketKeys,
+    owner: &Pubkey,
+    owner_quote: &Pubkey,
+    nonce: u64,
+    p: ReserveParams,
+) -> Instruction {
+    let c = m.credit_account(owner);
+    build(
+        acc::Reserve {
+            owner: *owner,
+            market: m.market,
+            credit_account: c.address,
+            reservation: c.reservation(nonce),
+            owner_quote: *owner_quote,
+            deposit_vault: m.deposit_vault,
+            token_program: token::ID,
+            system_program: system_program::ID,
+        },
+        data::Reserve {
+            credits_per_period: p.credits_per_period,
+            periods: p.periods,
+            period_secs: p.period_secs,
+            max_price: p.max_price,
+        },
+    )
+}
+
+pub fn claim_period(m: &MarketKeys, owner: &Pubkey, owner_quote: &Pubkey, nonce: u64) -> Instruction {
+    let c = m.credit_account(owner);
+    build(
+        acc::ClaimPeriod {
+            owner: *owner,
+            market: m.market,
+            credit_account: c.address,
+            reservation: c.reservation(nonce),
+            vault: c.vault,
+            credit_mint: m.credit_mint,
+            owner_quote: *owner_quote,
+            treasury: m.treasury,
+            deposit_vault: m.deposit_vault,
+            token_program: token::ID,
+        },
+        data::ClaimPeriod {},
+    )
+}
+
+pub fn cancel_reservation(m: &MarketKeys, owner: &Pubkey, nonce: u64) -> Instruction {
+    build(
+        acc::CancelReservation {
+            owner: *owner,
+            market: m.market,
+            reservation: m.credit_account(owner).reservation(nonce),
+            deposit_vault: m.deposit_vault,
+            treasury: m.treasury,
+            token_program: token::ID,
+        },
+        data::CancelReservation {},
+    )
+}
+
+/// Permissionless; `owner` only receives the closed reservation's rent.
+pub fn lapse_reservation(m: &MarketKeys, owner: &Pubkey, nonce: u64) -> Instruction {
+    build(
+        acc::LapseReservation {
+            owner: *owner,
+            market: m.market,
+            reservation: m.credit_account(owner).reservation(nonce),
+            deposit_vault: m.deposit_vault,
+            treasury: m.treasury,
+            token_program: token::ID,
+        },
+        data::LapseReservation {},
+    )
+}
+
+// ---- relayer ----
+
+/// One settlement batch for a credit source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SettleBatch {
+    pub seq: u64,
+    pub amount: u64,
+    pub batch_root: [u8; 32],
+    pub window_end: i64,
+}
+
+pub fn settle(m: &MarketKeys, relayer: &Pubkey, source: &CreditAccountKeys, b: SettleBatch) -> Instruction {
+    build(
+        acc::Settle {
+            relayer: *relayer,
+            market: m.market,
+            credit_account: source.address,
+            vault: source.vault,
+            credit_mint: m.credit_mint,
+            token_program: token::ID,
+        },
+        data::Settle { seq: b.seq, amount: b.amount, batch_root: b.batch_root, window_end: b.window_end },
+    )
+}

@@ -1,0 +1,90 @@
+//! Every address the program derives, in one place.
+
+use anchor_lang::prelude::Pubkey;
+use compux::constants::*;
+
+fn find(seeds: &[&[u8]]) -> (Pubkey, u8) {
+    Pubkey::find_program_address(seeds, &compux::ID)
+}
+
+pub fn market(creator: &Pubkey, quote_mint: &Pubkey) -> (Pubkey, u8) {
+    find(&[MARKET_SEED, creator.as_ref(), quote_mint.as_ref()])
+}
+
+pub fn credit_mint(market: &Pubkey) -> (Pubkey, u8) {
+    find(&[CREDIT_MINT_SEED, market.as_ref()])
+}
+
+pub fn treasury(market: &Pubkey) -> (Pubkey, u8) {
+    find(&[TREASURY_SEED, market.as_ref()])
+}
+
+pub fn recovery_reserve(market: &Pubkey) -> (Pubkey, u8) {
+    find(&[RECOVERY_RESERVE_SEED, market.as_ref()])
+}
+
+pub fn deposit_vault(market: &Pubkey) -> (Pubkey, u8) {
+    find(&[DEPOSIT_VAULT_SEED, market.as_ref()])
+}
+
+pub fn credit_account(market: &Pubkey, owner: &Pubkey) -> (Pubkey, u8) {
+    find(&[CREDIT_ACCOUNT_SEED, market.as_ref(), owner.as_ref()])
+}
+
+pub fn credit_vault(credit_account: &Pubkey) -> (Pubkey, u8) {
+    find(&[CREDIT_VAULT_SEED, credit_account.as_ref()])
+}
+
+pub fn reservation(credit_account: &Pubkey, nonce: u64) -> (Pubkey, u8) {
+    find(&[RESERVATION_SEED, credit_account.as_ref(), &nonce.to_le_bytes()])
+}
+
+/// The market and every market-level account, derived from its creator and quote mint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarketKeys {
+    pub market: Pubkey,
+    pub creator: Pubkey,
+    pub quote_mint: Pubkey,
+    pub credit_mint: Pubkey,
+    pub treasury: Pubkey,
+    pub recovery_reserve: Pubkey,
+    pub deposit_vault: Pubkey,
+}
+
+impl MarketKeys {
+    pub fn derive(creator: &Pubkey, quote_mint: &Pubkey) -> Self {
+        let market = market(creator, quote_mint).0;
+        Self {
+            market,
+            creator: *creator,
+            quote_mint: *quote_mint,
+            credit_mint: credit_mint(&market).0,
+            treasury: treasury(&market).0,
+            recovery_reserve: recovery_reserve(&market).0,
+            deposit_vault: deposit_vault(&market).0,
+        }
+    }
+
+    pub fn credit_account(&self, owner: &Pubkey) -> CreditAccountKeys {
+        CreditAccountKeys::derive(&self.market, owner)
+    }
+}
+
+/// A credit account and its vault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CreditAccountKeys {
+    pub owner: Pubkey,
+    pub address: Pubkey,
+    pub vault: Pubkey,
+}
+
+impl CreditAccountKeys {
+    pub fn derive(market: &Pubkey, owner: &Pubkey) -> Self {
+        let address = credit_account(market, owner).0;
+        Self { owner: *owner, address, vault: credit_vault(&address).0 }
+    }
+
+    pub fn reservation(&self, nonce: u64) -> Pubkey {
+        reservation(&self.address, nonce).0
+    }
+}

@@ -1,0 +1,256 @@
+use anchor_lang::prelude::{Clock, Pubkey};
+use anchor_lang::solana_program::program_pack::Pack;
+use anchor_lang::solana_program::system_instruction;
+use anchor_lang::AccountDeserialize;
+use anchor_spl::token::spl_token;
+use compux_sdk::{ix, pda::CreditAccountKeys, MarketKeys};
+use solana_compute_budget_interface::ComputeBudgetInstruction;
+use solana_program_test::ProgramTestContext;
+use solana_sdk::account::Account as SolanaAccount;
+use solana_sdk::instruction::Instruction;
+use solana_sdk::signature::{Keypair, Signer};
+use solana_sdk::transaction::{Transaction, TransactionError};
+
+use super::fixtures::{default_config, QUOTE_DECIMALS};
+
+/// A failed transaction: the runtime error and the logs, for readable test failures.
+#[derive(Debug)]
+pub struct TxFailure {
+    pub err: TransactionError,
+    pub logs: Vec<String>,
+}
+
+pub type TxResult = Result<Vec<String>, TxFailure>;
+
+/// A wallet with SOL, a quote token account and (once opened) a credit account.
+pub struct User {
+    pub kp: Keypair,
+    pub quote: Pubkey,
+    pub credit: CreditAccountKeys,
+}
+
+impl User {
+    pub fn key(&self) -> Pubkey {
+        self.kp.pubkey()
+    }
+}
+
+pub struct TestEnv {
+    pub ctx: ProgramTestContext,
+    pub admin: Keypair,
+    pub relayer: Keypair,
+    pub quote_authority: Keypair,
+    pub quote_mint: Pubkey,
+    pub market: MarketKeys,
+    /// Every credit vault opened in any market, for the supply invariant.
+    pub credit_vaults: Vec<Pubkey>,
+    nonce: u32,
+}
+
+impl TestEnv {
+    /// A bank with one market initialised by `admin` with `default_config()`.
+    pub async fn new() -> Self {
+        let mut env = Self::bare().await;
+        let market = env.create_market(&env.admin.insecure_clone(), env.quote_mint).await;
+        env.market = market;
+        env
+    }
+
+    /// A bank with a quote mint and funded admin and relayer, but no market yet.
+    pub async fn bare() -> Self {
+        if std::env::var_os("RUST_LOG").is_none() {
+            // The runtime logs every instruction at DEBUG; keep failures readable.
+            unsafe { std::env::set_var("RUST_LOG", "error") };
+        }
+        let ctx = compux_native::start(compux_native::program_test()).await;
+        let mut env = Self {
+            ctx,
+            admin: Keypair::new(),
+            relayer: Keypair::new(),
+            quote_authority: Keypair::new(),
+            quote_mint: Pubkey::default(),
+            market: MarketKeys::derive(&Pubkey::default(), &Pubkey::default()),
+            credit_vaults: Vec::new(),
+            nonce: 0,
+        };
+        env.fund(&env.admin.pubkey(), 10_000_000_000).await;
+        env.fund(&env.relayer.pubkey(), 1_000_000_000).await;
+        env.quote_mint = env.create_mint(QUOTE_DECIMALS).await;
+        env
+    }
+
+    pub async fn create_market(&mut self, creator: &Keypair, quote_mint: Pubkey) -> MarketKeys {
+        let keys = MarketKeys::derive(&creator.pubkey(), &quote_mint);
+        self.send(&[ix::init_market(&keys, default_config(), self.relayer.pubkey())], &[creator])
+            .await
+            .expect("init_market");
+        keys
+    }
+
+    // ---- transactions ----
+
+    /// Sends `ixs` signed by the payer and `signers`. A compute-limit instruction that
+    /// changes each time keeps identical transactions from being deduplicated.
+    pub async fn send(&mut self, ixs: &[Instruction], signers: &[&Keypair]) -> TxResult {
+        self.nonce += 1;
+        let mut all = vec![ComputeBudgetInstruction::set_compute_unit_limit(1_400_000 - self.nonce)];
+        all.extend_from_slice(ixs);
+        let payer = self.ctx.payer.insecure_clone();
+        let mut keys: Vec<&Keypair> = vec![&payer];
+        keys.extend(signers.iter().copied().filter(|k| k.pubkey() != payer.pubkey()));
+        let tx =
+            Transaction::new_signed_with_payer(&all, Some(&payer.pubkey()), &keys, self.ctx.last_blockhash);
+        let out = self.ctx.banks_client.process_transaction_with_metadata(tx).await.expect("banks transport");
+        let logs = out.metadata.map(|m| m.log_messages).unwrap_or_default();
+        match out.result {
+            Ok(()) => Ok(logs),
+            Err(err) => Err(TxFailure { err, logs }),
+        }
+    }
+
+    pub async fn fund(&mut self, to: &Pubkey, lamports: u64) {
+        let payer = self.ctx.payer.pubkey();
+        self.send(&[system_instruction::transfer(&payer, to, lamports)], &[]).await.expect("fund");
+    }
+
+    // ---- tokens ----
+
+    pub async fn create_mint(&mut self, decimals: u8) -> Pubkey {
+        let mint = Keypair::new();
+        let rent = self.rent(spl_token::state::Mint::LEN).await;
+        let payer = self.ctx.payer.pubkey();
+        let ixs = [
+            system_instruction::create_account(
+                &payer,
+                &mint.pubkey(),
+                rent,
+                spl_token::state::Mint::LEN as u64,
+                &spl_token::ID,
+            ),
+            spl_token::instruction::initialize_mint2(
+                &spl_token::ID,
+                &mint.pubkey(),
+                &self.quote_authority.pubkey(),
+                None,
+                decimals,
+            )
+            .unwrap(),
+        ];
+        self.send(&ixs, &[&mint]).await.expect("create mint");
+        mint.pubkey()
+    }
+
+    pub async fn create_token_account(&mut self, mint: &Pubkey, owner: &Pubkey) -> Pubkey {
+        let account = Keypair::new();
+        let rent = self.rent(spl_token::state::Account::LEN).await;
+        let payer = self.ctx.payer.pubkey();
+        let ixs = [
+            system_instruction::create_account(
+                &payer,
+                &account.pubkey(),
+                rent,
+                spl_token::state::Account::LEN as u64,
+                &spl_token::ID,
+            ),
+            spl_token::instruction::initialize_account3(&spl_token::ID, &account.pubkey(), mint, owner)
+                .unwrap(),
+        ];
+        self.send(&ixs, &[&account]).await.expect("create token account");
+        account.pubkey()
+    }
+
+    /// Mints test quote (or any mint created by `create_mint`) to `to`.
+    pub async fn mint_to(&mut self, mint: &Pubkey, to: &Pubkey, amount: u64) {
+        let auth = self.quote_authority.insecure_clone();
+        let ix =
+            spl_token::instruction::mint_to(&spl_token::ID, mint, to, &auth.pubkey(), &[], amount).unwrap();
+        self.send(&[ix], &[&auth]).await.expect("mint_to");
+    }
+
+    /// A funded wallet with `quote` test quote units, and its credit account in `market`
+    /// opened.
+    pub async fn user_in(&mut self, market: MarketKeys, quote: u64) -> User {
+        let kp = Keypair::new();
+        self.fund(&kp.pubkey(), 1_000_000_000).await;
+        let quote_account = self.create_token_account(&market.quote_mint, &kp.pubkey()).await;
+        if quote > 0 {
+            self.mint_to(&market.quote_mint, &quote_account, quote).await;
+        }
+        self.send(&[ix::open_credit_account(&market, &kp.pubkey())], &[&kp])
+            .await
+            .expect("open_credit_account");
+        let credit = market.credit_account(&kp.pubkey());
+        self.credit_vaults.push(credit.vault);
+        User { kp, quote: quote_account, credit }
+    }
+
+    pub async fn user(&mut self, quote: u64) -> User {
+        self.user_in(self.market, quote).await
+    }
+
+    // ---- reads ----
+
+    pub async fn account(&mut self, address: &Pubkey) -> Option<SolanaAccount> {
+        self.ctx.banks_client.get_account(*address).await.expect("get_account")
+    }
+
+    pub async fn state<T: AccountDeserialize>(&mut self, address: &Pubkey) -> T {
+        let acc = self.account(address).await.unwrap_or_else(|| panic!("account {address} missing"));
+        compux_sdk::decode::account(&acc.data).expect("decode")
+    }
+
+    pub async fn balance(&mut self, token_account: &Pubkey) -> u64 {
+        let acc = self.account(token_account).await.expect("token account missing");
+        spl_token::state::Account::unpack(&acc.data).unwrap().amount
+    }
+
+    pub async fn token_account(&mut self, address: &Pubkey) -> spl_token::state::Account {
+        let acc = self.account(address).await.expect("token account missing");
+        spl_token::state::Account::unpack(&acc.data).unwrap()
+    }
+
+    pub async fn mint(&mut self, mint: &Pubkey) -> spl_token::state::Mint {
+        let acc = self.account(mint).await.expect("mint missing");
+        spl_token::state::Mint::unpack(&acc.data).unwrap()
+    }
+
+    pub async fn rent(&mut self, len: usize) -> u64 {
+        self.ctx.banks_client.get_rent().await.unwrap().minimum_balance(len)
+    }
+
+    /// DESIGN §4's first invariant: the credit mint's supply equals the sum of every vault.
+    pub async fn assert_supply_matches_vaults(&mut self) {
+        let supply = self.mint(&self.market.credit_mint.clone()).await.supply;
+        let mut sum = 0u64;
+        for v in self.credit_vaults.clone() {
+            let acc = self.token_account(&v).await;
+            if acc.mint == self.market.credit_mint {
+                sum += acc.amount;
+            }
+        }
+        assert_eq!(supply, sum, "credit mint supply != sum of credit vaults");
+    }
+
+    // ---- clock ----
+
+    pub async fn now(&mut self) -> i64 {
+        self.ctx.banks_client.get_sysvar::<Clock>().await.unwrap().unix_timestamp
+    }
+
+    /// Moves the chain clock (the program reads `Clock::get()`).
+    pub async fn set_time(&mut self, unix_timestamp: i64) {
+        let mut clock: Clock = self.ctx.banks_client.get_sysvar().await.unwrap();
+        clock.unix_timestamp = unix_timestamp;
+        self.ctx.set_sysvar(&clock);
+    }
+
+    pub async fn advance(&mut self, secs: i64) {
+        let now = self.now().await;
+        self.set_time(now + secs).await;
+    }
+
+    /// Overwrites an account: how the tests forge accounts of the right shape.
+    pub fn set_account(&mut self, address: &Pubkey, account: SolanaAccount) {
+        self.ctx.set_account(address, &account.into());
+    }
+}

@@ -1,0 +1,50 @@
+//! The market configuration every case starts from, and helpers to read its prices.
+
+use compux_sdk::constants::CREDIT_UNIT;
+use compux_sdk::state::{BulkTier, MarketConfig, ReserveDiscount};
+
+pub const QUOTE_DECIMALS: u8 = 6;
+/// Quote units per whole credit: 0.01 of a 6-decimal quote token.
+pub const BASE_PRICE: u64 = 10_000;
+pub const PEAK_HOUR: i64 = 15;
+pub const PEAK_BPS: u16 = 12_500;
+pub const OFF_PEAK_HOUR: i64 = 3;
+pub const OFF_PEAK_BPS: u16 = 6_000;
+pub const TIER1_MIN: u64 = 1_000 * CREDIT_UNIT;
+pub const TIER1_BPS: u16 = 500;
+pub const TIER2_MIN: u64 = 10_000 * CREDIT_UNIT;
+pub const TIER2_BPS: u16 = 1_000;
+pub const DAY: i64 = 86_400;
+pub const FEE_BPS: u16 = 500;
+/// Midnight UTC of a fixed day, so tests choose the hour exactly.
+pub const DAY0: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+
+/// Hours 0..=6 UTC are off-peak, 14..=21 peak, the rest list price.
+pub fn default_config() -> MarketConfig {
+    let mut hours = [10_000u16; 24];
+    for (h, m) in hours.iter_mut().enumerate() {
+        if h <= 6 {
+            *m = OFF_PEAK_BPS;
+        } else if (14..=21).contains(&h) {
+            *m = PEAK_BPS;
+        }
+    }
+    MarketConfig {
+        base_price: BASE_PRICE,
+        hour_multipliers_bps: hours,
+        bulk_tiers: vec![
+            BulkTier { min_credits: TIER1_MIN, bonus_bps: TIER1_BPS },
+            BulkTier { min_credits: TIER2_MIN, bonus_bps: TIER2_BPS },
+        ],
+        reserve_discounts: vec![
+            ReserveDiscount { min_term_secs: 30 * DAY, discount_bps: 1_000 },
+            ReserveDiscount { min_term_secs: 90 * DAY, discount_bps: 2_000 },
+        ],
+        early_termination_fee_bps: FEE_BPS,
+    }
+}
+
+/// `hour` o'clock UTC on DAY0.
+pub fn at_hour(hour: i64) -> i64 {
+    DAY0 + hour * 3_600
+}
