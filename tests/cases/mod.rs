@@ -1,1 +1,4 @@
 mod test_admin;
+mod test_reserved;
+mod test_standard;
+mod test_transfer;

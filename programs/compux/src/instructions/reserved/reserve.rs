@@ -46,6 +46,8 @@ impl Reserve<'_> {
     fn validate(&self, credits_per_period: u64, periods: u16, period_secs: i64) -> Result<()> {
         require!(!self.market.paused, CompuxError::MarketPaused);
         require!(credits_per_period > 0, CompuxError::ZeroAmount);
+        // Every period's credits are eventually minted: the whole commitment must fit a u64.
+        require!(credits_per_period.checked_mul(periods as u64).is_some(), CompuxError::MathOverflow);
         require!(
             (1..=MAX_PERIODS).contains(&periods)
                 && (MIN_PERIOD_SECS..=MAX_PERIOD_SECS).contains(&period_secs),
