@@ -15,6 +15,8 @@ pub struct AutoRefillCrank<'info> {
         bump = credit_account.bump,
         has_one = market @ CompuxError::MarketMismatch,
         has_one = vault @ CompuxError::WrongVault,
+        // Checked before `source`, whose expected address is unset while auto-refill is off.
+        constraint = credit_account.auto_refill.enabled() @ CompuxError::AutoRefillDisabled,
     )]
     pub credit_account: Box<Account<'info, CreditAccount>>,
     #[account(mut)]
@@ -30,9 +32,7 @@ pub struct AutoRefillCrank<'info> {
 
 impl AutoRefillCrank<'_> {
     fn validate(&self) -> Result<()> {
-        let cfg = &self.credit_account.auto_refill;
-        require!(cfg.enabled(), CompuxError::AutoRefillDisabled);
-        require!(self.vault.amount < cfg.threshold, CompuxError::AboveThreshold);
+        require!(self.vault.amount < self.credit_account.auto_refill.threshold, CompuxError::AboveThreshold);
         Ok(())
     }
 
