@@ -1,3 +1,7 @@
+// solana-program-test 3.1 marks ProgramTestContext as the "Agave Unstable API"; this harness
+// module is the one place in the tests that touches it.
+#![allow(deprecated)]
+
 use anchor_lang::prelude::{Clock, Pubkey};
 use anchor_lang::solana_program::program_pack::Pack;
 use anchor_lang::solana_program::system_instruction;
@@ -233,20 +237,11 @@ impl TestEnv {
 
     // ---- clock ----
 
-    pub async fn now(&mut self) -> i64 {
-        self.ctx.banks_client.get_sysvar::<Clock>().await.unwrap().unix_timestamp
-    }
-
     /// Moves the chain clock (the program reads `Clock::get()`).
     pub async fn set_time(&mut self, unix_timestamp: i64) {
         let mut clock: Clock = self.ctx.banks_client.get_sysvar().await.unwrap();
         clock.unix_timestamp = unix_timestamp;
         self.ctx.set_sysvar(&clock);
-    }
-
-    pub async fn advance(&mut self, secs: i64) {
-        let now = self.now().await;
-        self.set_time(now + secs).await;
     }
 
     /// Overwrites an account: how the tests forge accounts of the right shape.

@@ -38,7 +38,7 @@ fn builtin(vm: *mut EbpfVm<InvokeContext>, _: u64, _: u64, _: u64, _: u64, _: u6
         &mut *((vm as *mut u64).offset(-(get_runtime_environment_key() as isize))
             as *mut EbpfVm<InvokeContext>)
     };
-    let ic = vm.context_object_pointer as *mut InvokeContext as *mut InvokeContext<'static, 'static>;
+    let ic = std::ptr::from_mut(vm.context_object_pointer).cast::<InvokeContext<'static, 'static>>();
     let previous = CURRENT.with(|c| c.replace(ic));
     vm.program_result =
         invoke_builtin_function(process, vm.context_object_pointer).map_err(EbpfError::SyscallError).into();

@@ -50,7 +50,7 @@ mod tests {
             if let (Some(f), Some(c)) = (floor, ceil) {
                 prop_assert!(f as u128 * d as u128 <= exact);
                 prop_assert!(c as u128 * d as u128 >= exact);
-                prop_assert_eq!(c - f, u64::from(exact % d as u128 != 0));
+                prop_assert_eq!(c - f, u64::from(!exact.is_multiple_of(d as u128)));
             } else {
                 // Only the u64 conversion of the quotient can fail.
                 prop_assert!(exact.div_ceil(d as u128) > u64::MAX as u128);
