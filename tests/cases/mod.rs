@@ -1,6 +1,6 @@
 mod test_admin;
+mod test_artifacts;
 mod test_auto_refill;
-mod test_idl;
 mod test_reserved;
 mod test_settle;
 mod test_standard;
