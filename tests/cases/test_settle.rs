@@ -136,6 +136,12 @@ async fn settle_rejects_replay_gap_overdraw_clock_games_and_impostors() {
     let res = env.send(&[ix::settle(&m, &relayer.pubkey(), &carol.credit, b)], &[&relayer]).await;
     assert_anchor_err(res, ErrorCode::ConstraintSeeds);
 
+    // A copy of the market at another address, naming alice as its relayer: the seeds catch it.
+    let forged_market = env.forged_market(|m| m.relayer = alice.key()).await;
+    let mut ixn = ix::settle(&m, &alice.key(), &alice.credit, b);
+    ixn.accounts[1].pubkey = forged_market;
+    assert_anchor_err(env.send(&[ixn], &[&alice.kp]).await, ErrorCode::ConstraintSeeds);
+
     // Alice's account with another vault.
     let bob = env.user(0).await;
     let mut ixn = settle(b);

@@ -189,6 +189,12 @@ async fn buy_rejects_forged_and_mismatched_accounts() {
     ixn.accounts[4].pubkey = other_mint;
     assert_compux_err(env.send(&[ixn], &[&alice.kp]).await, CompuxError::WrongMint);
 
+    // A byte-exact copy of the market at an address that is not its PDA.
+    let forged_market = env.forged_market(|_| {}).await;
+    let mut ixn = buy(&alice);
+    ixn.accounts[1].pubkey = forged_market;
+    assert_anchor_err(env.send(&[ixn], &[&alice.kp]).await, ErrorCode::ConstraintSeeds);
+
     // The real credit account, but owned by another program (same bytes).
     let mut hijacked = real;
     hijacked.owner = anchor_spl::token::ID;

@@ -5,8 +5,9 @@
 use anchor_lang::prelude::{Clock, Pubkey};
 use anchor_lang::solana_program::program_pack::Pack;
 use anchor_lang::solana_program::system_instruction;
-use anchor_lang::AccountDeserialize;
+use anchor_lang::{AccountDeserialize, AccountSerialize};
 use anchor_spl::token::spl_token;
+use compux_sdk::state::Market;
 use compux_sdk::{ix, pda::CreditAccountKeys, MarketKeys};
 use solana_compute_budget_interface::ComputeBudgetInstruction;
 use solana_program_test::ProgramTestContext;
@@ -242,6 +243,20 @@ impl TestEnv {
         let mut clock: Clock = self.ctx.banks_client.get_sysvar().await.unwrap();
         clock.unix_timestamp = unix_timestamp;
         self.ctx.set_sysvar(&clock);
+    }
+
+    /// A program-owned copy of the market, edited by `edit`, at a fresh address.
+    pub async fn forged_market(&mut self, edit: impl FnOnce(&mut Market)) -> Pubkey {
+        let mut account = self.account(&self.market.market.clone()).await.expect("market");
+        let mut market: Market = compux_sdk::decode::account(&account.data).expect("decode market");
+        edit(&mut market);
+        let mut data = Vec::with_capacity(account.data.len());
+        market.try_serialize(&mut data).expect("serialize market");
+        data.resize(account.data.len(), 0);
+        account.data = data;
+        let address = Pubkey::new_unique();
+        self.set_account(&address, account);
+        address
     }
 
     /// Overwrites an account: how the tests forge accounts of the right shape.

@@ -1,5 +1,6 @@
 use anchor_lang::prelude::*;
 
+use crate::constants::MARKET_SEED;
 use crate::errors::CompuxError;
 use crate::events::{self, AdminAccepted};
 use crate::state::Market;
@@ -7,7 +8,11 @@ use crate::state::Market;
 #[derive(Accounts)]
 pub struct AcceptAdmin<'info> {
     pub new_admin: Signer<'info>,
-    #[account(mut)]
+    #[account(
+        mut,
+        seeds = [MARKET_SEED, market.creator.as_ref(), market.quote_mint.as_ref()],
+        bump = market.bump,
+    )]
     pub market: Box<Account<'info, Market>>,
 }
 

@@ -1,6 +1,7 @@
 use anchor_lang::prelude::*;
 use anchor_spl::token::{Token, TokenAccount};
 
+use crate::constants::MARKET_SEED;
 use crate::errors::CompuxError;
 use crate::events::{self, RecoveryReserveFunded};
 use crate::state::Market;
@@ -9,6 +10,10 @@ use crate::token_ops;
 #[derive(Accounts)]
 pub struct FundRecoveryReserve<'info> {
     pub funder: Signer<'info>,
+    #[account(
+        seeds = [MARKET_SEED, market.creator.as_ref(), market.quote_mint.as_ref()],
+        bump = market.bump,
+    )]
     pub market: Box<Account<'info, Market>>,
     #[account(mut, constraint = funder_quote.mint == market.quote_mint @ CompuxError::WrongMint)]
     pub funder_quote: Box<Account<'info, TokenAccount>>,

@@ -1,5 +1,6 @@
 use anchor_lang::prelude::*;
 
+use crate::constants::MARKET_SEED;
 use crate::errors::CompuxError;
 use crate::events::{self, MarketUpdated};
 use crate::state::{Market, MarketUpdate};
@@ -7,7 +8,12 @@ use crate::state::{Market, MarketUpdate};
 #[derive(Accounts)]
 pub struct UpdateMarket<'info> {
     pub admin: Signer<'info>,
-    #[account(mut, has_one = admin @ CompuxError::NotAdmin)]
+    #[account(
+        mut,
+        seeds = [MARKET_SEED, market.creator.as_ref(), market.quote_mint.as_ref()],
+        bump = market.bump,
+        has_one = admin @ CompuxError::NotAdmin,
+    )]
     pub market: Box<Account<'info, Market>>,
 }
 

@@ -11,7 +11,11 @@ use crate::token_ops;
 #[derive(Accounts)]
 pub struct Settle<'info> {
     pub relayer: Signer<'info>,
-    #[account(has_one = relayer @ CompuxError::NotRelayer)]
+    #[account(
+        seeds = [MARKET_SEED, market.creator.as_ref(), market.quote_mint.as_ref()],
+        bump = market.bump,
+        has_one = relayer @ CompuxError::NotRelayer,
+    )]
     pub market: Box<Account<'info, Market>>,
     #[account(
         mut,

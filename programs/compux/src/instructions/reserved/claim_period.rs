@@ -12,7 +12,11 @@ use crate::token_ops;
 pub struct ClaimPeriod<'info> {
     #[account(mut)]
     pub owner: Signer<'info>,
-    #[account(mut)]
+    #[account(
+        mut,
+        seeds = [MARKET_SEED, market.creator.as_ref(), market.quote_mint.as_ref()],
+        bump = market.bump,
+    )]
     pub market: Box<Account<'info, Market>>,
     #[account(
         mut,

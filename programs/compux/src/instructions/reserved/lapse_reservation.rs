@@ -12,7 +12,11 @@ pub struct LapseReservation<'info> {
     /// Receives the reservation's rent; need not sign.
     #[account(mut, address = reservation.owner @ CompuxError::NotAccountOwner)]
     pub owner: SystemAccount<'info>,
-    #[account(mut)]
+    #[account(
+        mut,
+        seeds = [MARKET_SEED, market.creator.as_ref(), market.quote_mint.as_ref()],
+        bump = market.bump,
+    )]
     pub market: Box<Account<'info, Market>>,
     #[account(
         mut,

@@ -8,6 +8,10 @@ use crate::state::{CreditAccount, Market};
 
 #[derive(Accounts)]
 pub struct AutoRefillCrank<'info> {
+    #[account(
+        seeds = [MARKET_SEED, market.creator.as_ref(), market.quote_mint.as_ref()],
+        bump = market.bump,
+    )]
     pub market: Box<Account<'info, Market>>,
     #[account(
         mut,

@@ -9,6 +9,10 @@ use crate::state::{AutoRefill, CreditAccount, Market};
 #[derive(Accounts)]
 pub struct ConfigureAutoRefill<'info> {
     pub owner: Signer<'info>,
+    #[account(
+        seeds = [MARKET_SEED, market.creator.as_ref(), market.quote_mint.as_ref()],
+        bump = market.bump,
+    )]
     pub market: Box<Account<'info, Market>>,
     #[account(
         mut,

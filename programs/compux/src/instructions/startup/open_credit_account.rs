@@ -10,6 +10,10 @@ use crate::state::{CreditAccount, Market};
 pub struct OpenCreditAccount<'info> {
     #[account(mut)]
     pub owner: Signer<'info>,
+    #[account(
+        seeds = [MARKET_SEED, market.creator.as_ref(), market.quote_mint.as_ref()],
+        bump = market.bump,
+    )]
     pub market: Box<Account<'info, Market>>,
     #[account(
         init,

@@ -10,6 +10,10 @@ use crate::token_ops;
 #[derive(Accounts)]
 pub struct TransferCredits<'info> {
     pub owner: Signer<'info>,
+    #[account(
+        seeds = [MARKET_SEED, market.creator.as_ref(), market.quote_mint.as_ref()],
+        bump = market.bump,
+    )]
     pub market: Box<Account<'info, Market>>,
     #[account(
         mut,

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Removes one security check at a time from the program (in a scratch copy) and runs the
+integration tests: every removal must make some test fail. Prints one line per check.
+
+    python3 scripts/mutation_check.py            # all checks
+    python3 scripts/mutation_check.py settle     # only checks whose name contains "settle"
+
+Takes ~20 s per check on a warm build; not part of the default test command.
+"""
+import os, shutil, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IX = "programs/compux/src/instructions/"
+
+# (name, file, exact text, replacement)
+CHECKS = [
+    ("settle: replay", IX + "relayer/settle.rs", "require!(seq > acct.settled_seq, CompuxError::SettleReplay);", ""),
+    ("settle: gap", IX + "relayer/settle.rs", "require!(seq == acct.settled_seq.saturating_add(1), CompuxError::SettleGap);", ""),
+    ("settle: above balance", IX + "relayer/settle.rs", "require!(amount <= self.vault.amount, CompuxError::InsufficientCredits);", ""),
+    ("settle: zero amount", IX + "relayer/settle.rs", "require!(amount > 0, CompuxError::ZeroAmount);", ""),
+    ("settle: window regressed", IX + "relayer/settle.rs", "require!(window_end >= acct.last_window_end, CompuxError::SettleWindowRegressed);", ""),
+    ("settle: window in future", IX + "relayer/settle.rs", "require!(window_end <= Clock::get()?.unix_timestamp, CompuxError::SettleWindowInFuture);", ""),
+    ("settle: relayer", IX + "relayer/settle.rs", "has_one = relayer @ CompuxError::NotRelayer,", ""),
+    ("settle: market seeds", IX + "relayer/settle.rs", "seeds = [MARKET_SEED, market.creator.as_ref(), market.quote_mint.as_ref()],\n        bump = market.bump,", ""),
+    ("buy: market seeds", IX + "startup/buy_credits.rs", "seeds = [MARKET_SEED, market.creator.as_ref(), market.quote_mint.as_ref()],\n        bump = market.bump,", ""),
+    ("settle: vault", IX + "relayer/settle.rs", "has_one = vault @ CompuxError::WrongVault,", ""),
+    ("settle: seeds", IX + "relayer/settle.rs", "seeds = [CREDIT_ACCOUNT_SEED, market.key().as_ref(), credit_account.owner.as_ref()],\n        bump = credit_account.bump,", ""),
+    ("buy: owner", IX + "startup/buy_credits.rs", "has_one = owner @ CompuxError::NotAccountOwner,", ""),
+    ("buy: vault", IX + "startup/buy_credits.rs", "has_one = vault @ CompuxError::WrongVault,", ""),
+    ("buy: seeds", IX + "startup/buy_credits.rs", "seeds = [CREDIT_ACCOUNT_SEED, market.key().as_ref(), credit_account.owner.as_ref()],\n        bump = credit_account.bump,", ""),
+    ("buy: quote mint", IX + "startup/buy_credits.rs", "#[account(mut, constraint = owner_quote.mint == market.quote_mint @ CompuxError::WrongMint)]", "#[account(mut)]"),
+    ("buy: treasury", IX + "startup/buy_credits.rs", "#[account(mut, address = market.treasury @ CompuxError::WrongVault)]", "#[account(mut)]"),
+    ("buy: credit mint", IX + "startup/buy_credits.rs", "#[account(mut, address = market.credit_mint @ CompuxError::WrongMint)]", "#[account(mut)]"),
+    ("buy: slippage", IX + "startup/buy_credits.rs", "require!(p.quote_in <= max_quote_in, CompuxError::SlippageExceeded);", ""),
+    ("purchase: paused", IX + "startup/purchase.rs", "require!(!market.paused, CompuxError::MarketPaused);", ""),
+    ("purchase: zero", IX + "startup/purchase.rs", "require!(credits > 0, CompuxError::ZeroAmount);", ""),
+    ("open: credit mint", IX + "startup/open_credit_account.rs", "#[account(address = market.credit_mint @ CompuxError::WrongMint)]", "#[account()]"),
+    ("transfer: other market", IX + "startup/transfer_credits.rs", "constraint = to_account.market == market.key() @ CompuxError::MarketMismatch,", ""),
+    ("transfer: owner", IX + "startup/transfer_credits.rs", "has_one = owner @ CompuxError::NotAccountOwner,", ""),
+    ("transfer: balance", IX + "startup/transfer_credits.rs", "require!(self.from_vault.amount >= amount, CompuxError::InsufficientCredits);", ""),
+    ("transfer: to vault", IX + "startup/transfer_credits.rs", "#[account(mut, address = to_account.vault @ CompuxError::WrongVault)]", "#[account(mut)]"),
+    ("refill: threshold", IX + "startup/auto_refill.rs", "require!(self.vault.amount < self.credit_account.auto_refill.threshold, CompuxError::AboveThreshold);", ""),
+    ("refill: cap", IX + "startup/auto_refill.rs", "require!(spent <= cfg.cap_quote, CompuxError::AutoRefillCapReached);", ""),
+    ("refill: per-refill bound", IX + "startup/auto_refill.rs", "require!(p.quote_in <= cfg.max_quote_per_refill, CompuxError::SlippageExceeded);", ""),
+    ("refill: source", IX + "startup/auto_refill.rs", "#[account(mut, address = credit_account.auto_refill.source @ CompuxError::WrongRefillSource)]", "#[account(mut)]"),
+    ("configure refill: source owner", IX + "startup/configure_auto_refill.rs", "constraint = source.owner == owner.key() @ CompuxError::NotAccountOwner,", ""),
+    ("reserve: max price", IX + "reserved/reserve.rs", "require!(price <= max_price, CompuxError::PriceAboveMax);", ""),
+    ("reserve: commitment overflow", IX + "reserved/reserve.rs", "require!(credits_per_period.checked_mul(periods as u64).is_some(), CompuxError::MathOverflow);", ""),
+    ("reserve: paused", IX + "reserved/reserve.rs", "require!(!self.market.paused, CompuxError::MarketPaused);", ""),
+    ("claim: not started", IX + "reserved/claim_period.rs", "require!(now >= start, CompuxError::PeriodNotStarted);", ""),
+    ("claim: lapsed", IX + "reserved/claim_period.rs", "require!(now < end, CompuxError::ReservationLapsed);", ""),
+    ("lapse: not lapsed", IX + "reserved/lapse_reservation.rs", "require!(now >= end, CompuxError::ReservationNotLapsed);", ""),
+    ("cancel: owner", IX + "reserved/cancel_reservation.rs", "has_one = owner @ CompuxError::NotAccountOwner,", ""),
+    ("update: admin", IX + "admin/update_market.rs", "has_one = admin @ CompuxError::NotAdmin,", ""),
+    ("propose: admin", IX + "admin/propose_admin.rs", "has_one = admin @ CompuxError::NotAdmin,", ""),
+    ("accept: pending admin", IX + "admin/accept_admin.rs", "require_keys_eq!(self.market.pending_admin, self.new_admin.key(), CompuxError::NotPendingAdmin);", ""),
+    ("fund reserve: address", IX + "admin/fund_recovery_reserve.rs", "#[account(mut, address = market.recovery_reserve @ CompuxError::WrongVault)]", "#[account(mut)]"),
+    ("fund reserve: mint", IX + "admin/fund_recovery_reserve.rs", "#[account(mut, constraint = funder_quote.mint == market.quote_mint @ CompuxError::WrongMint)]", "#[account(mut)]"),
+    ("config: fee bound", "programs/compux/src/state/market.rs", "require!(f <= MAX_EARLY_TERMINATION_FEE_BPS, CompuxError::InvalidFee);", ""),
+    ("config: hour bounds", "programs/compux/src/state/market.rs", ".all(|&x| (MIN_HOUR_MULTIPLIER_BPS..=MAX_HOUR_MULTIPLIER_BPS).contains(&x)),", ".all(|_| true),"),
+]
+
+
+def main():
+    only = sys.argv[1] if len(sys.argv) > 1 else ""
+    scratch = "/tmp/compux-mutants"
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copytree(ROOT, scratch, ignore=shutil.ignore_patterns(".git", "target"))
+    env = dict(os.environ, RUST_LOG="error")
+    env.setdefault("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/compux-target"))
+    survived = []
+    checks = [c for c in CHECKS if only in c[0]]
+    for name, path, text, repl in checks:
+        full = os.path.join(scratch, path)
+        original = open(full).read()
+        if text not in original:
+            print(f"STALE   {name}: text not found in {path}")
+            survived.append(name)
+            continue
+        open(full, "w").write(original.replace(text, repl, 1))
+        t = time.time()
+        r = subprocess.run(["cargo", "test", "-q", "-p", "compux-tests"], cwd=scratch, env=env, capture_output=True, text=True)
+        open(full, "w").write(original)
+        failed = [l.split()[1] for l in r.stdout.splitlines() if l.startswith("test ") and l.endswith("FAILED")]
+        if r.returncode != 0 and failed:
+            print(f"caught  {name:32} by {', '.join(failed)}  ({time.time() - t:.0f}s)")
+        elif r.returncode != 0:
+            print(f"BROKEN  {name:32} (did not compile or crashed)\n{r.stderr[-800:]}")
+            survived.append(name)
+        else:
+            print(f"MISSED  {name:32} every test still passes")
+            survived.append(name)
+    print(f"\n{len(checks) - len(survived)}/{len(checks)} removed checks caught by the tests")
+    sys.exit(1 if survived else 0)
+
+
+if __name__ == "__main__":
+    main()
