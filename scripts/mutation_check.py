@@ -21,8 +21,7 @@ CHECKS = [
     ("settle: window regressed", IX + "relayer/settle.rs", "require!(window_end >= acct.last_window_end, CompuxError::SettleWindowRegressed);", ""),
     ("settle: window in future", IX + "relayer/settle.rs", "require!(window_end <= Clock::get()?.unix_timestamp, CompuxError::SettleWindowInFuture);", ""),
     ("settle: relayer", IX + "relayer/settle.rs", "has_one = relayer @ CompuxError::NotRelayer,", ""),
-    ("settle: market seeds", IX + "relayer/settle.rs", "seeds = [MARKET_SEED, market.creator.as_ref(), market.quote_mint.as_ref()],\n        bump = market.bump,", ""),
-    ("buy: market seeds", IX + "startup/buy_credits.rs", "seeds = [MARKET_SEED, market.creator.as_ref(), market.quote_mint.as_ref()],\n        bump = market.bump,", ""),
+    ("update: market seeds", IX + "admin/update_market.rs", "seeds = [MARKET_SEED, market.creator.as_ref(), market.quote_mint.as_ref()],\n        bump = market.bump,", ""),
     ("settle: vault", IX + "relayer/settle.rs", "has_one = vault @ CompuxError::WrongVault,", ""),
     ("settle: seeds", IX + "relayer/settle.rs", "seeds = [CREDIT_ACCOUNT_SEED, market.key().as_ref(), credit_account.owner.as_ref()],\n        bump = credit_account.bump,", ""),
     ("buy: owner", IX + "startup/buy_credits.rs", "has_one = owner @ CompuxError::NotAccountOwner,", ""),
@@ -81,7 +80,8 @@ def main():
         t = time.time()
         r = subprocess.run(["cargo", "test", "-q", "-p", "compux-tests"], cwd=scratch, env=env, capture_output=True, text=True)
         open(full, "w").write(original)
-        failed = [l.split()[1] for l in r.stdout.splitlines() if l.startswith("test ") and l.endswith("FAILED")]
+        # The "failures:" summary lists each failed test on its own indented line.
+        failed = sorted({l.strip() for l in r.stdout.splitlines() if l.startswith("    cases::")})
         if r.returncode != 0 and failed:
             print(f"caught  {name:32} by {', '.join(failed)}  ({time.time() - t:.0f}s)")
         elif r.returncode != 0:

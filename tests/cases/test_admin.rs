@@ -145,6 +145,13 @@ async fn update_market_is_partial_and_admin_only() {
     unsigned.accounts[0].is_signer = false;
     assert_anchor_err(env.send(&[unsigned], &[]).await, ErrorCode::AccountNotSigner);
 
+    // A copy of the market at another address that names mallory as admin.
+    let forged = env.forged_market(|f| f.admin = mallory.key()).await;
+    let mut ixn =
+        ix::update_market(&m, &mallory.key(), MarketUpdate { paused: Some(false), ..Default::default() });
+    ixn.accounts[1].pubkey = forged;
+    assert_anchor_err(env.send(&[ixn], &[&mallory.kp]).await, ErrorCode::ConstraintSeeds);
+
     // An invalid field rejects the whole update: nothing is half-applied.
     let bad =
         MarketUpdate { base_price: Some(1), early_termination_fee_bps: Some(20_000), ..Default::default() };

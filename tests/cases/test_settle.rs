@@ -136,7 +136,8 @@ async fn settle_rejects_replay_gap_overdraw_clock_games_and_impostors() {
     let res = env.send(&[ix::settle(&m, &relayer.pubkey(), &carol.credit, b)], &[&relayer]).await;
     assert_anchor_err(res, ErrorCode::ConstraintSeeds);
 
-    // A copy of the market at another address, naming alice as its relayer: the seeds catch it.
+    // A copy of the market at another address, naming alice as its relayer (refused by the
+    // market's seeds, and by the credit account's, which derive from the market address).
     let forged_market = env.forged_market(|m| m.relayer = alice.key()).await;
     let mut ixn = ix::settle(&m, &alice.key(), &alice.credit, b);
     ixn.accounts[1].pubkey = forged_market;
