@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's test command (README): formatting, lints, IDL freshness, every test.
+# The project's test command (README): formatting, lints, IDL freshness, every test, and the
+# mutation check (set COMPUX_SKIP_MUTANTS=1 to skip it locally).
 # Builds go to a persistent target dir outside the clone (a cold build takes ~7 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,5 +23,10 @@ cargo run -q -p compux-idl -- --check
 
 step "cargo test (program math + property tests, then the solana-program-test suite)"
 cargo test --workspace
+
+if [ "${COMPUX_SKIP_MUTANTS:-0}" != 1 ]; then
+    step "mutation check: each security check removed in turn must fail a test"
+    python3 scripts/mutation_check.py
+fi
 
 printf '\nall checks passed in %ss\n' "$((SECONDS - started))"
