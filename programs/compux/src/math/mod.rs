@@ -3,6 +3,7 @@
 //! Rounding never favours the party who sends the instruction: what a user pays rounds up,
 //! what a user receives rounds down.
 
+pub mod loan;
 pub mod pricing;
 pub mod reservation;
 pub mod usage_chain;
