@@ -14,12 +14,12 @@ IX = "programs/compux/src/instructions/"
 
 # (name, file, exact text, replacement)
 CHECKS = [
-    ("settle: replay", IX + "relayer/settle.rs", "require!(seq > acct.settled_seq, CompuxError::SettleReplay);", ""),
-    ("settle: gap", IX + "relayer/settle.rs", "require!(seq == acct.settled_seq.saturating_add(1), CompuxError::SettleGap);", ""),
-    ("settle: above balance", IX + "relayer/settle.rs", "require!(amount <= self.vault.amount, CompuxError::InsufficientCredits);", ""),
-    ("settle: zero amount", IX + "relayer/settle.rs", "require!(amount > 0, CompuxError::ZeroAmount);", ""),
-    ("settle: window regressed", IX + "relayer/settle.rs", "require!(window_end >= acct.last_window_end, CompuxError::SettleWindowRegressed);", ""),
-    ("settle: window in future", IX + "relayer/settle.rs", "require!(window_end <= Clock::get()?.unix_timestamp, CompuxError::SettleWindowInFuture);", ""),
+    ("settle: replay", "programs/compux/src/state/settlement.rs", "require!(seq > self.settled_seq, CompuxError::SettleReplay);", ""),
+    ("settle: gap", "programs/compux/src/state/settlement.rs", "require!(seq == self.settled_seq.saturating_add(1), CompuxError::SettleGap);", ""),
+    ("settle: above balance", "programs/compux/src/state/settlement.rs", "require!(amount <= spendable, CompuxError::InsufficientCredits);", ""),
+    ("settle: zero amount", "programs/compux/src/state/settlement.rs", "require!(amount > 0, CompuxError::ZeroAmount);", ""),
+    ("settle: window regressed", "programs/compux/src/state/settlement.rs", "require!(window_end >= self.last_window_end, CompuxError::SettleWindowRegressed);", ""),
+    ("settle: window in future", "programs/compux/src/state/settlement.rs", "require!(window_end <= now, CompuxError::SettleWindowInFuture);", ""),
     ("settle: relayer", IX + "relayer/settle.rs", "has_one = relayer @ CompuxError::NotRelayer,", ""),
     ("update: market seeds", IX + "admin/update_market.rs", "seeds = [MARKET_SEED, market.creator.as_ref(), market.quote_mint.as_ref()],\n        bump = market.bump,", ""),
     ("settle: vault", IX + "relayer/settle.rs", "has_one = vault @ CompuxError::WrongVault,", ""),

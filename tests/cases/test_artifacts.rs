@@ -29,16 +29,28 @@ fn idl_lists_every_instruction_error_and_the_program_address() {
         "cancel_reservation",
         "lapse_reservation",
         "settle",
+        "settle_facility",
+        "offer_facility",
+        "cancel_offer",
+        "accept_facility",
+        "release_tranche",
+        "repay",
+        "refresh_facility",
+        "freeze_escrow",
+        "recover",
+        "close_facility",
     ];
     expected.sort();
     assert_eq!(names, expected);
 
     let codes: Vec<u64> =
         idl["errors"].as_array().unwrap().iter().map(|e| e["code"].as_u64().unwrap()).collect();
-    let last = compux_sdk::CompuxError::SettleWindowInFuture as u64 + 6000;
+    let last = compux_sdk::CompuxError::WrongTokenOwner as u64 + 6000;
     assert_eq!(codes, (6000..=last).collect::<Vec<_>>(), "every CompuxError is in the IDL");
     let events = idl["events"].as_array().unwrap();
-    assert!(events.iter().any(|e| e["name"] == "UsageSettled"));
+    for name in ["UsageSettled", "FacilityAccepted", "FacilityRepaid", "EscrowFrozen", "FacilityRecovered"] {
+        assert!(events.iter().any(|e| e["name"] == name), "event {name} missing");
+    }
 }
 
 /// `migrations/market.toml` documents the market the tests run against; keep them equal.

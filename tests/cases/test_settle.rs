@@ -50,7 +50,12 @@ async fn settle_burns_and_chains_batch_roots() {
     let expected1 = chain([0; 32], &b1);
     let acct: CreditAccount = env.state(&alice.credit.address).await;
     assert_eq!(
-        (acct.settled_seq, acct.usage_chain, acct.last_window_end, acct.total_settled),
+        (
+            acct.settlement.settled_seq,
+            acct.settlement.usage_chain,
+            acct.settlement.last_window_end,
+            acct.settlement.total_settled
+        ),
         (1, expected1, t - 60, 30 * CREDIT)
     );
     match &events_from_logs(&logs)[..] {
@@ -71,7 +76,7 @@ async fn settle_burns_and_chains_batch_roots() {
     let b2 = SettleBatch { seq: 2, amount: 70 * CREDIT, batch_root: [2; 32], window_end: t - 60 };
     assert_ok(env.send(&[ix::settle(&m, &relayer.pubkey(), &alice.credit, b2)], &[&relayer]).await);
     let acct: CreditAccount = env.state(&alice.credit.address).await;
-    assert_eq!((acct.settled_seq, acct.usage_chain), (2, chain(expected1, &b2)));
+    assert_eq!((acct.settlement.settled_seq, acct.settlement.usage_chain), (2, chain(expected1, &b2)));
     assert_eq!(env.balance(&alice.credit.vault).await, 0);
     assert_eq!(env.mint(&m.credit_mint).await.supply, 0);
 }
@@ -150,7 +155,11 @@ async fn settle_rejects_replay_gap_overdraw_clock_games_and_impostors() {
     assert_compux_err(env.send(&[ixn], &[&relayer]).await, CompuxError::WrongVault);
 
     let acct: CreditAccount = env.state(&alice.credit.address).await;
-    assert_eq!((acct.settled_seq, acct.total_settled), (1, 10 * CREDIT), "no refused batch changed state");
+    assert_eq!(
+        (acct.settlement.settled_seq, acct.settlement.total_settled),
+        (1, 10 * CREDIT),
+        "no refused batch changed state"
+    );
     assert_eq!(env.balance(&alice.credit.vault).await, 90 * CREDIT);
     assert_ok(env.send(&[settle(b)], &[&relayer]).await);
 }

@@ -15,7 +15,7 @@ async fn open_credit_account_creates_program_controlled_vault() {
     let alice = env.user(0).await;
     let acct: CreditAccount = env.state(&alice.credit.address).await;
     assert_eq!((acct.market, acct.owner, acct.vault), (env.market.market, alice.key(), alice.credit.vault));
-    assert_eq!((acct.settled_seq, acct.usage_chain), (0, [0u8; 32]));
+    assert_eq!((acct.settlement.settled_seq, acct.settlement.usage_chain), (0, [0u8; 32]));
     let vault = env.token_account(&alice.credit.vault).await;
     assert_eq!((vault.mint, vault.owner, vault.amount), (env.market.credit_mint, env.market.market, 0));
 

@@ -25,6 +25,15 @@ pub enum CompuxEvent {
     ReservationPeriodClaimed(ReservationPeriodClaimed),
     ReservationEnded(ReservationEnded),
     UsageSettled(UsageSettled),
+    FacilityOffered(FacilityOffered),
+    FacilityCancelled(FacilityCancelled),
+    FacilityAccepted(FacilityAccepted),
+    TrancheReleased(TrancheReleased),
+    FacilityRepaid(FacilityRepaid),
+    FacilityStatusChanged(FacilityStatusChanged),
+    EscrowFrozen(EscrowFrozen),
+    FacilityRecovered(FacilityRecovered),
+    FacilityClosed(FacilityClosed),
 }
 
 fn parse<T: anchor_lang::AnchorDeserialize + Discriminator>(bytes: &[u8]) -> Option<T> {
@@ -50,6 +59,15 @@ pub fn event(bytes: &[u8]) -> Option<CompuxEvent> {
         .or_else(|| parse(bytes).map(E::ReservationPeriodClaimed))
         .or_else(|| parse(bytes).map(E::ReservationEnded))
         .or_else(|| parse(bytes).map(E::UsageSettled))
+        .or_else(|| parse(bytes).map(E::FacilityOffered))
+        .or_else(|| parse(bytes).map(E::FacilityCancelled))
+        .or_else(|| parse(bytes).map(E::FacilityAccepted))
+        .or_else(|| parse(bytes).map(E::TrancheReleased))
+        .or_else(|| parse(bytes).map(E::FacilityRepaid))
+        .or_else(|| parse(bytes).map(E::FacilityStatusChanged))
+        .or_else(|| parse(bytes).map(E::EscrowFrozen))
+        .or_else(|| parse(bytes).map(E::FacilityRecovered))
+        .or_else(|| parse(bytes).map(E::FacilityClosed))
 }
 
 /// Every CompuX event in a transaction's log messages, in order. Events come from

@@ -4,10 +4,10 @@ use anchor_lang::prelude::Pubkey;
 use anchor_lang::solana_program::instruction::Instruction;
 use anchor_lang::{system_program, InstructionData, ToAccountMetas};
 use anchor_spl::token;
-use compux::state::{MarketConfig, MarketUpdate};
+use compux::state::{FacilityTerms, MarketConfig, MarketUpdate};
 use compux::{accounts as acc, instruction as data};
 
-use crate::pda::{CreditAccountKeys, MarketKeys};
+use crate::pda::{CreditAccountKeys, FacilityKeys, MarketKeys};
 
 fn build(accounts: impl ToAccountMetas, data: impl InstructionData) -> Instruction {
     Instruction { program_id: compux::ID, accounts: accounts.to_account_metas(None), data: data.data() }
@@ -277,5 +277,168 @@ pub fn settle(m: &MarketKeys, relayer: &Pubkey, source: &CreditAccountKeys, b: S
             token_program: token::ID,
         },
         data::Settle { seq: b.seq, amount: b.amount, batch_root: b.batch_root, window_end: b.window_end },
+    )
+}
+
+/// Relayer settlement of usage paid from a facility escrow.
+pub fn settle_facility(m: &MarketKeys, relayer: &Pubkey, f: &FacilityKeys, b: SettleBatch) -> Instruction {
+    build(
+        acc::SettleFacility {
+            relayer: *relayer,
+            market: m.market,
+            facility: f.address,
+            escrow: f.escrow,
+            credit_mint: m.credit_mint,
+            token_program: token::ID,
+        },
+        data::SettleFacility {
+            seq: b.seq,
+            amount: b.amount,
+            batch_root: b.batch_root,
+            window_end: b.window_end,
+        },
+    )
+}
+
+// ---- financed credits ----
+
+pub fn offer_facility(
+    m: &MarketKeys,
+    f: &FacilityKeys,
+    lender_quote: &Pubkey,
+    terms: FacilityTerms,
+) -> Instruction {
+    build(
+        acc::OfferFacility {
+            lender: f.lender,
+            market: m.market,
+            facility: f.address,
+            quote_mint: m.quote_mint,
+            credit_mint: m.credit_mint,
+            principal_vault: f.principal_vault,
+            escrow: f.escrow,
+            lender_quote: *lender_quote,
+            token_program: token::ID,
+            system_program: system_program::ID,
+        },
+        data::OfferFacility { nonce: f.nonce, terms },
+    )
+}
+
+pub fn cancel_offer(m: &MarketKeys, f: &FacilityKeys, lender_quote: &Pubkey) -> Instruction {
+    build(
+        acc::CancelOffer {
+            lender: f.lender,
+            market: m.market,
+            facility: f.address,
+            principal_vault: f.principal_vault,
+            escrow: f.escrow,
+            lender_quote: *lender_quote,
+            token_program: token::ID,
+        },
+        data::CancelOffer {},
+    )
+}
+
+pub fn accept_facility(m: &MarketKeys, f: &FacilityKeys, borrower: &Pubkey) -> Instruction {
+    build(
+        acc::AcceptFacility {
+            borrower: *borrower,
+            market: m.market,
+            facility: f.address,
+            borrower_account: m.credit_account(borrower).address,
+            principal_vault: f.principal_vault,
+            treasury: m.treasury,
+            escrow: f.escrow,
+            credit_mint: m.credit_mint,
+            token_program: token::ID,
+        },
+        data::AcceptFacility {},
+    )
+}
+
+pub fn release_tranche(m: &MarketKeys, f: &FacilityKeys) -> Instruction {
+    build(acc::ReleaseTranche { market: m.market, facility: f.address }, data::ReleaseTranche {})
+}
+
+pub fn refresh_facility(m: &MarketKeys, f: &FacilityKeys) -> Instruction {
+    build(acc::RefreshFacility { market: m.market, facility: f.address }, data::RefreshFacility {})
+}
+
+pub fn repay(
+    m: &MarketKeys,
+    f: &FacilityKeys,
+    borrower: &Pubkey,
+    borrower_quote: &Pubkey,
+    lender_quote: &Pubkey,
+    amount: u64,
+) -> Instruction {
+    build(
+        acc::Repay {
+            borrower: *borrower,
+            market: m.market,
+            facility: f.address,
+            borrower_quote: *borrower_quote,
+            lender_quote: *lender_quote,
+            escrow: f.escrow,
+            credit_mint: m.credit_mint,
+            token_program: token::ID,
+        },
+        data::Repay { amount },
+    )
+}
+
+pub fn freeze_escrow(m: &MarketKeys, f: &FacilityKeys, lender: &Pubkey) -> Instruction {
+    build(
+        acc::FreezeEscrow {
+            lender: *lender,
+            market: m.market,
+            facility: f.address,
+            escrow: f.escrow,
+            credit_mint: m.credit_mint,
+            token_program: token::ID,
+        },
+        data::FreezeEscrow {},
+    )
+}
+
+pub fn recover(m: &MarketKeys, f: &FacilityKeys, lender_quote: &Pubkey) -> Instruction {
+    build(
+        acc::Recover {
+            lender: f.lender,
+            market: m.market,
+            facility: f.address,
+            escrow: f.escrow,
+            credit_mint: m.credit_mint,
+            recovery_reserve: m.recovery_reserve,
+            lender_quote: *lender_quote,
+            token_program: token::ID,
+        },
+        data::Recover {},
+    )
+}
+
+/// Permissionless once repaid or recovered.
+pub fn close_facility(
+    m: &MarketKeys,
+    f: &FacilityKeys,
+    borrower: &Pubkey,
+    lender_quote: &Pubkey,
+) -> Instruction {
+    let b = m.credit_account(borrower);
+    build(
+        acc::CloseFacility {
+            market: m.market,
+            facility: f.address,
+            lender: f.lender,
+            lender_quote: *lender_quote,
+            principal_vault: f.principal_vault,
+            escrow: f.escrow,
+            borrower_account: b.address,
+            vault: b.vault,
+            credit_mint: m.credit_mint,
+            token_program: token::ID,
+        },
+        data::CloseFacility {},
     )
 }

@@ -7,4 +7,4 @@ pub mod ix;
 pub mod pda;
 
 pub use compux::{self, constants, errors::CompuxError, events, math, state, ID as PROGRAM_ID};
-pub use pda::{CreditAccountKeys, MarketKeys};
+pub use pda::{CreditAccountKeys, FacilityKeys, MarketKeys};

@@ -88,3 +88,38 @@ impl CreditAccountKeys {
         reservation(&self.address, nonce).0
     }
 }
+
+pub fn facility(market: &Pubkey, lender: &Pubkey, nonce: u64) -> (Pubkey, u8) {
+    find(&[FACILITY_SEED, market.as_ref(), lender.as_ref(), &nonce.to_le_bytes()])
+}
+
+pub fn facility_vault(facility: &Pubkey) -> (Pubkey, u8) {
+    find(&[FACILITY_VAULT_SEED, facility.as_ref()])
+}
+
+pub fn escrow(facility: &Pubkey) -> (Pubkey, u8) {
+    find(&[ESCROW_SEED, facility.as_ref()])
+}
+
+/// A facility, its principal vault and its escrow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FacilityKeys {
+    pub address: Pubkey,
+    pub lender: Pubkey,
+    pub nonce: u64,
+    pub principal_vault: Pubkey,
+    pub escrow: Pubkey,
+}
+
+impl FacilityKeys {
+    pub fn derive(market: &Pubkey, lender: &Pubkey, nonce: u64) -> Self {
+        let address = facility(market, lender, nonce).0;
+        Self {
+            address,
+            lender: *lender,
+            nonce,
+            principal_vault: facility_vault(&address).0,
+            escrow: escrow(&address).0,
+        }
+    }
+}

@@ -36,3 +36,17 @@ pub const MAX_EARLY_TERMINATION_FEE_BPS: u16 = 10_000;
 pub const MIN_PERIOD_SECS: i64 = 60;
 pub const MAX_PERIOD_SECS: i64 = 366 * SECONDS_PER_DAY;
 pub const MAX_PERIODS: u16 = 520;
+
+// ---- financed credits ----
+pub const FACILITY_SEED: &[u8] = b"facility";
+pub const FACILITY_VAULT_SEED: &[u8] = b"facility_vault";
+pub const ESCROW_SEED: &[u8] = b"escrow";
+
+/// After a freeze the relayer may still settle usage metered before `frozen_at` for this long;
+/// recovery waits until it has passed.
+pub const FREEZE_SETTLEMENT_WINDOW_SECS: i64 = SECONDS_PER_DAY;
+pub const MAX_INSTALLMENTS: u16 = 120;
+pub const MAX_APR_BPS: u16 = 20_000;
+/// Financed credits are worth at least the principal and at most 5x.
+pub const MIN_CREDIT_MULTIPLIER_BPS: u16 = 10_000;
+pub const MAX_CREDIT_MULTIPLIER_BPS: u16 = 50_000;

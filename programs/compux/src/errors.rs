@@ -65,4 +65,30 @@ pub enum CompuxError {
     SettleWindowRegressed,
     #[msg("Settlement window_end is in the future")]
     SettleWindowInFuture,
+    #[msg("Facility terms out of range (installments 1..=120, APR <= 200%, grace <= default threshold, fees <= 100%)")]
+    InvalidFacilityTerms,
+    #[msg("Release schedule invalid (multiplier 1x..5x, upfront <= 100%, tranches <= installments)")]
+    InvalidReleaseSchedule,
+    #[msg("Signer is not this facility's lender")]
+    NotLender,
+    #[msg("Signer is not this facility's borrower")]
+    NotBorrower,
+    #[msg("The facility is not in a status that allows this")]
+    InvalidFacilityStatus,
+    #[msg("The facility is not current: tranches are released only while it is")]
+    FacilityNotCurrent,
+    #[msg("The next tranche is not due yet")]
+    TrancheNotDue,
+    #[msg("All tranches are released")]
+    NoTrancheLeft,
+    #[msg(
+        "The facility is current: only a defaulted facility, or one matured with a balance, can be frozen"
+    )]
+    NotFreezable,
+    #[msg("Frozen facility: only usage metered before the freeze, within the settlement window, can settle")]
+    CreditsFrozen,
+    #[msg("The post-freeze settlement window has not ended yet")]
+    SettlementWindowOpen,
+    #[msg("Token account does not belong to the expected owner")]
+    WrongTokenOwner,
 }

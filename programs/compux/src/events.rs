@@ -3,7 +3,7 @@
 use anchor_lang::prelude::*;
 use anchor_lang::Event;
 
-use crate::state::MarketConfig;
+use crate::state::{FacilityStatus, FacilityTerms, MarketConfig};
 
 #[event]
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,4 +167,96 @@ pub fn emit<E: Event>(event: E) {
     anchor_lang::solana_program::log::sol_log_data(&[&data]);
     #[cfg(not(target_os = "solana"))]
     anchor_lang::compat::solana_sysvar::program_stubs::sol_log_data(&[&data]);
+}
+
+#[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FacilityOffered {
+    pub market: Pubkey,
+    pub facility: Pubkey,
+    pub lender: Pubkey,
+    pub terms: FacilityTerms,
+}
+
+#[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FacilityCancelled {
+    pub market: Pubkey,
+    pub facility: Pubkey,
+    pub refunded: u64,
+}
+
+#[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FacilityAccepted {
+    pub market: Pubkey,
+    pub facility: Pubkey,
+    pub borrower: Pubkey,
+    pub principal: u64,
+    pub total_credits: u64,
+    pub released_credits: u64,
+    pub installment_amount: u64,
+    pub scheduled_total: u64,
+    pub maturity_ts: i64,
+}
+
+#[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrancheReleased {
+    pub market: Pubkey,
+    pub facility: Pubkey,
+    pub tranche: u16,
+    pub credits: u64,
+    pub released_credits: u64,
+}
+
+#[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FacilityRepaid {
+    pub market: Pubkey,
+    pub facility: Pubkey,
+    pub fees: u64,
+    pub interest: u64,
+    pub principal: u64,
+    pub principal_outstanding: u64,
+    pub past_due: u64,
+    pub status: FacilityStatus,
+}
+
+#[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FacilityStatusChanged {
+    pub market: Pubkey,
+    pub facility: Pubkey,
+    pub from: FacilityStatus,
+    pub to: FacilityStatus,
+}
+
+#[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EscrowFrozen {
+    pub market: Pubkey,
+    pub facility: Pubkey,
+    pub frozen_at: i64,
+    pub settlement_window_end: i64,
+    pub escrow_balance: u64,
+}
+
+#[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FacilityRecovered {
+    pub market: Pubkey,
+    pub facility: Pubkey,
+    pub credits_burned: u64,
+    pub paid_to_lender: u64,
+    pub shortfall: u64,
+}
+
+#[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FacilityClosed {
+    pub market: Pubkey,
+    pub facility: Pubkey,
+    pub converted_credits: u64,
+    pub burned_credits: u64,
 }

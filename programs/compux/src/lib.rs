@@ -14,7 +14,7 @@ pub mod state;
 mod token_ops;
 
 use instructions::*;
-use state::{MarketConfig, MarketUpdate};
+use state::{FacilityTerms, MarketConfig, MarketUpdate};
 
 declare_id!("CmpXqV5BdQ7sXyBoV2Wx1M1aN8tS8n8kQXqK6qTz4tE1");
 
@@ -102,5 +102,52 @@ pub mod compux {
         window_end: i64,
     ) -> Result<()> {
         Settle::handler(ctx, seq, amount, batch_root, window_end)
+    }
+
+    pub fn settle_facility(
+        ctx: Context<SettleFacility>,
+        seq: u64,
+        amount: u64,
+        batch_root: [u8; 32],
+        window_end: i64,
+    ) -> Result<()> {
+        SettleFacility::handler(ctx, seq, amount, batch_root, window_end)
+    }
+
+    // ---- financed credits ----
+    pub fn offer_facility(ctx: Context<OfferFacility>, nonce: u64, terms: FacilityTerms) -> Result<()> {
+        OfferFacility::handler(ctx, nonce, terms)
+    }
+
+    pub fn cancel_offer(ctx: Context<CancelOffer>) -> Result<()> {
+        CancelOffer::handler(ctx)
+    }
+
+    pub fn accept_facility(ctx: Context<AcceptFacility>) -> Result<()> {
+        AcceptFacility::handler(ctx)
+    }
+
+    pub fn release_tranche(ctx: Context<ReleaseTranche>) -> Result<()> {
+        ReleaseTranche::handler(ctx)
+    }
+
+    pub fn repay(ctx: Context<Repay>, amount: u64) -> Result<()> {
+        Repay::handler(ctx, amount)
+    }
+
+    pub fn refresh_facility(ctx: Context<RefreshFacility>) -> Result<()> {
+        RefreshFacility::handler(ctx)
+    }
+
+    pub fn freeze_escrow(ctx: Context<FreezeEscrow>) -> Result<()> {
+        FreezeEscrow::handler(ctx)
+    }
+
+    pub fn recover(ctx: Context<Recover>) -> Result<()> {
+        Recover::handler(ctx)
+    }
+
+    pub fn close_facility(ctx: Context<CloseFacility>) -> Result<()> {
+        CloseFacility::handler(ctx)
     }
 }

@@ -46,3 +46,32 @@ pub fn burn_credits<'info>(
     let accounts = Burn { mint: credit_mint, from, authority: market.to_account_info() };
     token::burn(CpiContext::new_with_signer(token::ID, accounts, &[&seeds]), amount)
 }
+
+/// Freezes or thaws a credit token account with the market PDA's freeze authority.
+pub fn set_frozen<'info>(
+    market: &Account<'info, Market>,
+    credit_mint: AccountInfo<'info>,
+    account: AccountInfo<'info>,
+    frozen: bool,
+) -> Result<()> {
+    let seeds = market.signer_seeds();
+    let authority = market.to_account_info();
+    if frozen {
+        let accounts = token::FreezeAccount { account, mint: credit_mint, authority };
+        token::freeze_account(CpiContext::new_with_signer(token::ID, accounts, &[&seeds]))
+    } else {
+        let accounts = token::ThawAccount { account, mint: credit_mint, authority };
+        token::thaw_account(CpiContext::new_with_signer(token::ID, accounts, &[&seeds]))
+    }
+}
+
+/// Closes an empty vault controlled by the market PDA; its rent goes to `destination`.
+pub fn close_vault<'info>(
+    market: &Account<'info, Market>,
+    vault: AccountInfo<'info>,
+    destination: AccountInfo<'info>,
+) -> Result<()> {
+    let seeds = market.signer_seeds();
+    let accounts = token::CloseAccount { account: vault, destination, authority: market.to_account_info() };
+    token::close_account(CpiContext::new_with_signer(token::ID, accounts, &[&seeds]))
+}

@@ -94,6 +94,9 @@ pub struct Loan {
     /// Every unit of interest and late fee ever realised.
     pub interest_realised: u64,
     pub fees_charged: u64,
+    /// Set by a recovery: principal, and everything, left unpaid and written off.
+    pub principal_written_off: u64,
+    pub written_off: u64,
 }
 
 impl Loan {
@@ -133,6 +136,8 @@ impl Loan {
             fees_paid: 0,
             interest_realised: 0,
             fees_charged: 0,
+            principal_written_off: 0,
+            written_off: 0,
         };
         loan.due_ts(installments)?;
         // The on-time total: replay the schedule paying each installment on its due date.
@@ -290,6 +295,8 @@ impl Loan {
         self.accrue(now)?;
         let left = self.payoff(now)?;
         self.realise_interest(now)?;
+        self.principal_written_off = self.principal_outstanding;
+        self.written_off = left;
         self.principal_outstanding = 0;
         self.principal_due = 0;
         self.interest_due = 0;

@@ -1,5 +1,7 @@
 use anchor_lang::prelude::*;
 
+use super::Settlement;
+
 /// Standing instruction to buy `refill_credits` whenever the vault falls below `threshold`,
 /// paid from `source` through an SPL delegate approval granted to the market PDA.
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace)]
@@ -32,18 +34,13 @@ pub struct CreditAccount {
     pub vault: Pubkey,
     pub bump: u8,
     pub vault_bump: u8,
-    /// Last settled batch; the next `settle` must carry `settled_seq + 1`.
-    pub settled_seq: u64,
-    /// Hash chain over every settled batch (see `math::usage_chain`).
-    pub usage_chain: [u8; 32],
-    pub last_window_end: i64,
+    pub settlement: Settlement,
     /// Lifetime counters (per account, so purchases and settlements never write-lock the
     /// market).
     pub total_quote_paid: u64,
     pub total_purchased: u64,
     pub total_bonus: u64,
     pub total_reserved_claimed: u64,
-    pub total_settled: u64,
     pub total_transferred_in: u64,
     pub total_transferred_out: u64,
     /// Nonce of the next reservation (seeds of `Reservation`).

@@ -1,3 +1,5 @@
 pub mod settle;
+pub mod settle_facility;
 
 pub use settle::*;
+pub use settle_facility::*;

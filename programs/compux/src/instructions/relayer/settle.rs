@@ -4,7 +4,6 @@ use anchor_spl::token::{Mint, Token, TokenAccount};
 use crate::constants::*;
 use crate::errors::CompuxError;
 use crate::events::{self, UsageSettled};
-use crate::math::usage_chain::next_usage_chain;
 use crate::state::{CreditAccount, Market};
 use crate::token_ops;
 
@@ -34,16 +33,8 @@ pub struct Settle<'info> {
 
 impl Settle<'_> {
     fn validate(&self, seq: u64, amount: u64, window_end: i64) -> Result<()> {
-        let acct = &self.credit_account;
-        // Exactly-once: the relayer persists `seq` before sending, so a resend after a crash
-        // carries the same `seq` and is refused here instead of burning twice.
-        require!(seq > acct.settled_seq, CompuxError::SettleReplay);
-        require!(seq == acct.settled_seq.saturating_add(1), CompuxError::SettleGap);
-        require!(amount > 0, CompuxError::ZeroAmount);
-        require!(amount <= self.vault.amount, CompuxError::InsufficientCredits);
-        require!(window_end >= acct.last_window_end, CompuxError::SettleWindowRegressed);
-        require!(window_end <= Clock::get()?.unix_timestamp, CompuxError::SettleWindowInFuture);
-        Ok(())
+        let now = Clock::get()?.unix_timestamp;
+        self.credit_account.settlement.check(seq, amount, self.vault.amount, window_end, now)
     }
 
     /// Burns `amount` credits of metered usage from a credit vault. `batch_root` is the
@@ -64,20 +55,16 @@ impl Settle<'_> {
             a.vault.to_account_info(),
             amount,
         )?;
-        let acct = &mut a.credit_account;
-        acct.usage_chain = next_usage_chain(&acct.usage_chain, seq, amount, &batch_root, window_end);
-        acct.settled_seq = seq;
-        acct.last_window_end = window_end;
-        acct.total_settled = acct.total_settled.checked_add(amount).ok_or(CompuxError::MathOverflow)?;
+        a.credit_account.settlement.record(seq, amount, &batch_root, window_end)?;
         a.vault.reload()?;
         events::emit(UsageSettled {
             market: a.market.key(),
-            source: acct.key(),
+            source: a.credit_account.key(),
             seq,
             amount,
             batch_root,
             window_end,
-            usage_chain: acct.usage_chain,
+            usage_chain: a.credit_account.settlement.usage_chain,
             vault_balance: a.vault.amount,
         });
         Ok(())
