@@ -7,8 +7,9 @@ use anchor_lang::solana_program::program_pack::Pack;
 use anchor_lang::solana_program::system_instruction;
 use anchor_lang::{AccountDeserialize, AccountSerialize};
 use anchor_spl::token::spl_token;
+use compux_sdk::state::FacilityTerms;
 use compux_sdk::state::Market;
-use compux_sdk::{ix, pda::CreditAccountKeys, MarketKeys};
+use compux_sdk::{ix, pda::CreditAccountKeys, FacilityKeys, MarketKeys};
 use solana_compute_budget_interface::ComputeBudgetInstruction;
 use solana_program_test::ProgramTestContext;
 use solana_sdk::account::Account as SolanaAccount;
@@ -16,7 +17,7 @@ use solana_sdk::instruction::Instruction;
 use solana_sdk::signature::{Keypair, Signer};
 use solana_sdk::transaction::{Transaction, TransactionError};
 
-use super::fixtures::{default_config, QUOTE_DECIMALS};
+use super::fixtures::{default_config, default_terms, QUOTE_DECIMALS};
 
 /// A failed transaction: the runtime error and the logs, for readable test failures.
 #[derive(Debug)]
@@ -223,17 +224,51 @@ impl TestEnv {
         self.ctx.banks_client.get_rent().await.unwrap().minimum_balance(len)
     }
 
-    /// DESIGN §4's first invariant: the credit mint's supply equals the sum of every vault.
+    /// DESIGN §4's first invariant: the credit mint's supply equals the sum of every credit
+    /// vault and facility escrow (closed ones count as empty).
     pub async fn assert_supply_matches_vaults(&mut self) {
         let supply = self.mint(&self.market.credit_mint.clone()).await.supply;
         let mut sum = 0u64;
         for v in self.credit_vaults.clone() {
-            let acc = self.token_account(&v).await;
+            let Some(acc) = self.account(&v).await else { continue };
+            let acc = spl_token::state::Account::unpack(&acc.data).unwrap();
             if acc.mint == self.market.credit_mint {
                 sum += acc.amount;
             }
         }
-        assert_eq!(supply, sum, "credit mint supply != sum of credit vaults");
+        assert_eq!(supply, sum, "credit mint supply != sum of credit vaults and escrows");
+    }
+
+    /// `lender` offers `terms` as facility `nonce`; its escrow joins the supply check.
+    pub async fn offer(&mut self, lender: &User, nonce: u64, terms: FacilityTerms) -> FacilityKeys {
+        let m = self.market;
+        let f = FacilityKeys::derive(&m.market, &lender.key(), nonce);
+        self.send(&[ix::offer_facility(&m, &f, &lender.quote, terms)], &[&lender.kp])
+            .await
+            .expect("offer_facility");
+        self.credit_vaults.push(f.escrow);
+        f
+    }
+
+    /// Offers the default terms to `borrower` and accepts them at `at`.
+    pub async fn accepted_facility(
+        &mut self,
+        lender: &User,
+        borrower: &User,
+        nonce: u64,
+        at: i64,
+    ) -> FacilityKeys {
+        let f = self.offer(lender, nonce, default_terms(borrower.key())).await;
+        self.set_time(at).await;
+        let m = self.market;
+        self.send(&[ix::accept_facility(&m, &f, &borrower.key())], &[&borrower.kp])
+            .await
+            .expect("accept_facility");
+        f
+    }
+
+    pub async fn is_frozen(&mut self, token_account: &Pubkey) -> bool {
+        self.token_account(token_account).await.state == spl_token::state::AccountState::Frozen
     }
 
     // ---- clock ----

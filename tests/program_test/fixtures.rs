@@ -48,3 +48,33 @@ pub fn default_config() -> MarketConfig {
 pub fn at_hour(hour: i64) -> i64 {
     DAY0 + hour * 3_600
 }
+
+/// The worked example of docs/financed-credits.md: 100_000 quote units at 12 % APR in four
+/// 30-day installments of 25_620. At the base price that buys 10 credits; x1.5 makes 15, a
+/// quarter released upfront and the rest in three monthly top-ups of 3.75 credits.
+pub const PRINCIPAL: u64 = 100_000;
+pub const INSTALLMENT: u64 = 25_620;
+pub const FINANCED_CREDITS: u64 = 15_000_000;
+pub const UPFRONT_CREDITS: u64 = 3_750_000;
+pub const TRANCHE_CREDITS: u64 = 3_750_000;
+pub const PERIOD: i64 = 30 * DAY;
+pub const GRACE: i64 = 5 * DAY;
+pub const DEFAULT_AFTER: i64 = 20 * DAY;
+
+pub fn default_terms(borrower: solana_sdk::pubkey::Pubkey) -> compux_sdk::state::FacilityTerms {
+    compux_sdk::state::FacilityTerms {
+        borrower,
+        principal: PRINCIPAL,
+        apr_bps: 1_200,
+        installments: 4,
+        period_secs: PERIOD,
+        credit_multiplier_bps: 15_000,
+        upfront_bps: 2_500,
+        tranches: 3,
+        grace_secs: GRACE,
+        default_after_secs: DEFAULT_AFTER,
+        late_fee_bps: 500,
+        recovery_rate_bps: 5_000,
+        unused_at_close: compux_sdk::state::UnusedCredits::Convert,
+    }
+}

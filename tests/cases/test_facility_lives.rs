@@ -1,0 +1,272 @@
+//! Whole lives of financed-credit facilities, with the clock moved through their schedules.
+
+use compux_sdk::decode::{events_from_logs, CompuxEvent};
+use compux_sdk::ix::{self, SettleBatch};
+use compux_sdk::state::{Facility, FacilityStatus};
+use compux_sdk::{CompuxError, FacilityKeys};
+use solana_sdk::signature::Signer;
+
+use crate::program_test::*;
+
+struct Scene {
+    env: TestEnv,
+    lender: User,
+    borrower: User,
+    f: FacilityKeys,
+    t0: i64,
+}
+
+/// A lender with 1_000_000 quote, a borrower with 1_000_000 quote, the default facility
+/// accepted at 09:00 on DAY0.
+async fn scene() -> Scene {
+    let mut env = TestEnv::new().await;
+    let lender = env.user(1_000_000).await;
+    let borrower = env.user(1_000_000).await;
+    let t0 = at_hour(9);
+    let f = env.accepted_facility(&lender, &borrower, 0, t0).await;
+    Scene { env, lender, borrower, f, t0 }
+}
+
+impl Scene {
+    async fn facility(&mut self) -> Facility {
+        self.env.state(&self.f.address).await
+    }
+
+    async fn repay(&mut self, amount: u64) -> TxResult {
+        let m = self.env.market;
+        let ixn =
+            ix::repay(&m, &self.f, &self.borrower.key(), &self.borrower.quote, &self.lender.quote, amount);
+        self.env.send(&[ixn], &[&self.borrower.kp]).await
+    }
+
+    async fn settle(&mut self, seq: u64, amount: u64, window_end: i64) -> TxResult {
+        let (m, relayer) = (self.env.market, self.env.relayer.insecure_clone());
+        let b = SettleBatch { seq, amount, batch_root: [seq as u8; 32], window_end };
+        self.env.send(&[ix::settle_facility(&m, &relayer.pubkey(), &self.f, b)], &[&relayer]).await
+    }
+
+    async fn crank(&mut self, ixn: solana_sdk::instruction::Instruction) -> TxResult {
+        self.env.send(&[ixn], &[]).await
+    }
+
+    async fn freeze(&mut self) -> TxResult {
+        let m = self.env.market;
+        self.env.send(&[ix::freeze_escrow(&m, &self.f, &self.lender.key())], &[&self.lender.kp]).await
+    }
+
+    async fn close(&mut self) -> TxResult {
+        let m = self.env.market;
+        self.crank(ix::close_facility(&m, &self.f, &self.borrower.key(), &self.lender.quote)).await
+    }
+
+    async fn default_and_freeze(&mut self) -> i64 {
+        let m = self.env.market;
+        let frozen_at = self.t0 + PERIOD + DEFAULT_AFTER;
+        self.env.set_time(frozen_at).await;
+        assert_ok(self.crank(ix::refresh_facility(&m, &self.f)).await);
+        assert_eq!(self.facility().await.status, FacilityStatus::Defaulted);
+        assert_ok(self.freeze().await);
+        frozen_at
+    }
+}
+
+#[tokio::test]
+async fn repaid_on_time_then_closed_and_converted() {
+    let mut s = scene().await;
+    let m = s.env.market;
+    // Offer and acceptance moved the principal lender -> facility vault -> treasury.
+    assert_eq!(s.env.balance(&s.lender.quote).await, 1_000_000 - PRINCIPAL);
+    assert_eq!(s.env.balance(&m.treasury).await, PRINCIPAL);
+    assert_eq!(s.env.balance(&s.f.escrow).await, FINANCED_CREDITS);
+    let f = s.facility().await;
+    assert_eq!(
+        (f.status, f.released_credits, f.loan.installment_amount, f.loan.scheduled_total),
+        (FacilityStatus::Active, UPFRONT_CREDITS, INSTALLMENT, 102_480)
+    );
+    s.env.assert_supply_matches_vaults().await;
+
+    // Usage from the upfront share, metered and settled by the relayer.
+    s.env.set_time(s.t0 + DAY).await;
+    assert_ok(s.settle(1, 1_000_000, s.t0 + DAY).await);
+    let lender_rent: u64 = {
+        let mut sum = 0;
+        for a in [s.f.address, s.f.escrow, s.f.principal_vault] {
+            sum += s.env.account(&a).await.unwrap().lamports;
+        }
+        sum
+    };
+    let lender_lamports = s.env.account(&s.lender.key()).await.unwrap().lamports;
+
+    for k in 1..=4i64 {
+        s.env.set_time(s.t0 + k * PERIOD).await;
+        if k <= 3 {
+            let logs = assert_ok(s.crank(ix::release_tranche(&m, &s.f)).await);
+            assert!(
+                matches!(&events_from_logs(&logs)[..], [CompuxEvent::TrancheReleased(e)] if e.credits == TRANCHE_CREDITS)
+            );
+        }
+        let logs = assert_ok(s.repay(INSTALLMENT).await);
+        let repaid = events_from_logs(&logs).into_iter().find_map(|e| match e {
+            CompuxEvent::FacilityRepaid(r) => Some(r),
+            _ => None,
+        });
+        assert_eq!(repaid.map(|r| r.fees + r.interest + r.principal), Some(INSTALLMENT));
+        assert_eq!(s.env.balance(&s.lender.quote).await, 1_000_000 - PRINCIPAL + k as u64 * INSTALLMENT);
+    }
+    let f = s.facility().await;
+    assert_eq!(
+        (f.status, f.released_credits, f.loan.interest_paid),
+        (FacilityStatus::Repaid, FINANCED_CREDITS, 2_480)
+    );
+    assert_eq!(s.env.balance(&s.borrower.quote).await, 1_000_000 - 102_480);
+
+    // Close: the 14 unused credits become the borrower's standard credits; rent to the lender.
+    let logs = assert_ok(s.close().await);
+    assert!(
+        matches!(&events_from_logs(&logs)[..], [CompuxEvent::FacilityClosed(e)] if e.converted_credits == 14_000_000)
+    );
+    assert_eq!(s.env.balance(&s.borrower.credit.vault).await, 14_000_000);
+    for a in [s.f.address, s.f.escrow, s.f.principal_vault] {
+        assert!(s.env.account(&a).await.is_none());
+    }
+    assert_eq!(s.env.account(&s.lender.key()).await.unwrap().lamports, lender_lamports + lender_rent);
+    s.env.assert_supply_matches_vaults().await;
+}
+
+#[tokio::test]
+async fn late_then_fee_paid_then_current_again() {
+    let mut s = scene().await;
+    let m = s.env.market;
+    // Installment 1 is missed; the grace period ends.
+    s.env.set_time(s.t0 + PERIOD + GRACE).await;
+    let logs = assert_ok(s.crank(ix::refresh_facility(&m, &s.f)).await);
+    assert!(matches!(&events_from_logs(&logs)[..],
+        [CompuxEvent::FacilityStatusChanged(e)] if e.from == FacilityStatus::Active && e.to == FacilityStatus::Delinquent));
+    let f = s.facility().await;
+    assert_eq!((f.loan.fees_due, f.loan.past_due()), (1_281, INSTALLMENT + 1_281));
+    assert_compux_err(s.crank(ix::release_tranche(&m, &s.f)).await, CompuxError::FacilityNotCurrent);
+
+    // Paying a part leaves it delinquent; paying the rest makes it current.
+    assert_ok(s.repay(1_000).await);
+    assert_eq!(s.facility().await.status, FacilityStatus::Delinquent);
+    assert_ok(s.repay(INSTALLMENT + 281).await);
+    let f = s.facility().await;
+    assert_eq!((f.status, f.loan.fees_paid, f.loan.past_due()), (FacilityStatus::Active, 1_281, 0));
+    assert_eq!(s.env.balance(&s.lender.quote).await, 1_000_000 - PRINCIPAL + INSTALLMENT + 1_281);
+    assert_ok(s.crank(ix::release_tranche(&m, &s.f)).await);
+    assert_eq!(s.facility().await.released_credits, UPFRONT_CREDITS + TRANCHE_CREDITS);
+}
+
+#[tokio::test]
+async fn defaulted_frozen_settled_before_freeze_then_recovered() {
+    let mut s = scene().await;
+    let m = s.env.market;
+    let funder = s.env.user(1_000_000).await;
+    assert_ok(
+        s.env
+            .send(&[ix::fund_recovery_reserve(&m, &funder.key(), &funder.quote, 1_000_000)], &[&funder.kp])
+            .await,
+    );
+    s.env.set_time(s.t0 + 10 * DAY).await;
+    assert_ok(s.settle(1, 500_000, s.t0 + 10 * DAY).await);
+
+    let frozen_at = s.default_and_freeze().await;
+    assert!(s.env.is_frozen(&s.f.escrow).await);
+    let f = s.facility().await;
+    assert_eq!((f.status, f.frozen_at), (FacilityStatus::Frozen, frozen_at));
+
+    // Usage metered before the freeze still settles inside the window; the escrow stays frozen.
+    s.env.set_time(frozen_at + 3_600).await;
+    assert_ok(s.settle(2, 200_000, frozen_at - 100).await);
+    assert!(s.env.is_frozen(&s.f.escrow).await);
+    assert_eq!(s.env.balance(&s.f.escrow).await, FINANCED_CREDITS - 700_000);
+    // Usage after the freeze is refused.
+    assert_compux_err(s.settle(3, 1, frozen_at + 10).await, CompuxError::CreditsFrozen);
+
+    // Recovery waits for the window to close.
+    s.env.set_time(frozen_at + 86_400).await;
+    let res = s.env.send(&[ix::recover(&m, &s.f, &s.lender.quote)], &[&s.lender.kp]).await;
+    assert_compux_err(res, CompuxError::SettlementWindowOpen);
+    s.env.set_time(frozen_at + 86_401).await;
+    let mut expected = s.facility().await.loan;
+    expected.accrue(frozen_at + 86_401).unwrap();
+    let owed = expected.payoff(frozen_at + 86_401).unwrap();
+    let lender_before = s.env.balance(&s.lender.quote).await;
+    let logs = assert_ok(s.env.send(&[ix::recover(&m, &s.f, &s.lender.quote)], &[&s.lender.kp]).await);
+
+    // 14.3 unused credits cost 95_333 of the principal (rounded down); at 50 % that is 47_666.
+    let paid = 47_666;
+    assert_eq!(s.env.balance(&s.lender.quote).await, lender_before + paid);
+    assert_eq!(s.env.balance(&m.recovery_reserve).await, 1_000_000 - paid);
+    assert_eq!(s.env.balance(&s.f.escrow).await, 0);
+    let f = s.facility().await;
+    assert_eq!(
+        (f.status, f.recovered_credits, f.recovered_quote, f.shortfall),
+        (FacilityStatus::Recovered, 14_300_000, paid, owed - paid)
+    );
+    assert!(
+        matches!(events_from_logs(&logs).last(), Some(CompuxEvent::FacilityRecovered(e)) if e.shortfall == owed - paid && e.paid_to_lender == paid)
+    );
+    s.env.assert_supply_matches_vaults().await;
+
+    let res = s.env.send(&[ix::recover(&m, &s.f, &s.lender.quote)], &[&s.lender.kp]).await;
+    assert_compux_err(res, CompuxError::InvalidFacilityStatus);
+    assert_ok(s.close().await);
+    assert_eq!(s.env.balance(&s.borrower.credit.vault).await, 0, "nothing left to convert");
+}
+
+#[tokio::test]
+async fn defaulted_frozen_then_repaid_in_full_is_cured() {
+    let mut s = scene().await;
+    let frozen_at = s.default_and_freeze().await;
+    s.env.set_time(frozen_at + 2 * DAY).await;
+    let lender_before = s.env.balance(&s.lender.quote).await;
+    let mut expected = s.facility().await.loan;
+    expected.accrue(frozen_at + 2 * DAY).unwrap();
+    let owed = expected.payoff(frozen_at + 2 * DAY).unwrap();
+    assert!(owed > PRINCIPAL);
+
+    assert_ok(s.repay(u64::MAX).await);
+    assert_eq!(
+        s.env.balance(&s.lender.quote).await,
+        lender_before + owed,
+        "exactly the payoff, nothing more"
+    );
+    let f = s.facility().await;
+    assert_eq!(f.status, FacilityStatus::Repaid);
+    assert!(!s.env.is_frozen(&s.f.escrow).await, "cured: thawed");
+    assert_ok(s.close().await);
+    assert_eq!(s.env.balance(&s.borrower.credit.vault).await, FINANCED_CREDITS);
+}
+
+#[tokio::test]
+async fn prepaid_early_pays_interest_to_the_second() {
+    let mut s = scene().await;
+    s.env.set_time(s.t0 + 15 * DAY).await;
+    assert_ok(s.repay(u64::MAX).await);
+    // 100_000 at 12 % for 15 days: 493.15 rounded up to 494.
+    assert_eq!(s.env.balance(&s.lender.quote).await, 1_000_000 - PRINCIPAL + 100_494);
+    assert_eq!(s.facility().await.status, FacilityStatus::Repaid);
+    assert_ok(s.close().await);
+    assert_eq!(s.env.balance(&s.borrower.credit.vault).await, FINANCED_CREDITS);
+    s.env.assert_supply_matches_vaults().await;
+}
+
+#[tokio::test]
+async fn matured_with_a_balance_then_frozen() {
+    let mut s = scene().await;
+    for k in 1..=3i64 {
+        s.env.set_time(s.t0 + k * PERIOD).await;
+        assert_ok(s.repay(INSTALLMENT).await);
+    }
+    // Not yet mature: the facility is current, so it cannot be frozen.
+    s.env.set_time(s.t0 + 4 * PERIOD - 1).await;
+    assert_compux_err(s.freeze().await, CompuxError::NotFreezable);
+    // At maturity the last installment is unpaid: still within grace, but freezable.
+    s.env.set_time(s.t0 + 4 * PERIOD).await;
+    assert_ok(s.freeze().await);
+    let f = s.facility().await;
+    assert_eq!(f.status, FacilityStatus::Frozen);
+    assert!(f.loan.principal_outstanding > 0);
+    assert!(s.env.is_frozen(&s.f.escrow).await);
+}
