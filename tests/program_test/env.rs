@@ -280,18 +280,28 @@ impl TestEnv {
         self.ctx.set_sysvar(&clock);
     }
 
-    /// A program-owned copy of the market, edited by `edit`, at a fresh address.
-    pub async fn forged_market(&mut self, edit: impl FnOnce(&mut Market)) -> Pubkey {
-        let mut account = self.account(&self.market.market.clone()).await.expect("market");
-        let mut market: Market = compux_sdk::decode::account(&account.data).expect("decode market");
-        edit(&mut market);
+    /// A program-owned copy of the account at `original`, edited by `edit`, at a fresh
+    /// address: an account of the right shape at the wrong address.
+    pub async fn forged<T: AccountDeserialize + AccountSerialize>(
+        &mut self,
+        original: &Pubkey,
+        edit: impl FnOnce(&mut T),
+    ) -> Pubkey {
+        let mut account = self.account(original).await.expect("account to forge");
+        let mut state: T = compux_sdk::decode::account(&account.data).expect("decode");
+        edit(&mut state);
         let mut data = Vec::with_capacity(account.data.len());
-        market.try_serialize(&mut data).expect("serialize market");
+        state.try_serialize(&mut data).expect("serialize");
         data.resize(account.data.len(), 0);
         account.data = data;
         let address = Pubkey::new_unique();
         self.set_account(&address, account);
         address
+    }
+
+    pub async fn forged_market(&mut self, edit: impl FnOnce(&mut Market)) -> Pubkey {
+        let market = self.market.market;
+        self.forged(&market, edit).await
     }
 
     /// Overwrites an account: how the tests forge accounts of the right shape.
