@@ -1,5 +1,6 @@
 mod test_admin;
 mod test_artifacts;
+mod test_audit;
 mod test_auto_refill;
 mod test_facility_attacks;
 mod test_facility_lives;

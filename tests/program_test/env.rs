@@ -7,8 +7,9 @@ use anchor_lang::solana_program::program_pack::Pack;
 use anchor_lang::solana_program::system_instruction;
 use anchor_lang::{AccountDeserialize, AccountSerialize};
 use anchor_spl::token::spl_token;
+use compux_sdk::audit::{self, CreditAccountSnapshot, FacilitySnapshot, Report, Snapshot};
 use compux_sdk::state::FacilityTerms;
-use compux_sdk::state::Market;
+use compux_sdk::state::{CreditAccount, Market};
 use compux_sdk::{ix, pda::CreditAccountKeys, FacilityKeys, MarketKeys};
 use solana_compute_budget_interface::ComputeBudgetInstruction;
 use solana_program_test::ProgramTestContext;
@@ -48,8 +49,11 @@ pub struct TestEnv {
     pub quote_authority: Keypair,
     pub quote_mint: Pubkey,
     pub market: MarketKeys,
-    /// Every credit vault opened in any market, for the supply invariant.
+    /// Every credit vault and escrow opened in any market, for the supply invariant.
     pub credit_vaults: Vec<Pubkey>,
+    /// Every credit account and facility created (the bank has no account scan), by market.
+    tracked_accounts: Vec<(Pubkey, CreditAccountKeys)>,
+    tracked_facilities: Vec<FacilityKeys>,
     nonce: u32,
 }
 
@@ -77,6 +81,8 @@ impl TestEnv {
             quote_mint: Pubkey::default(),
             market: MarketKeys::derive(&Pubkey::default(), &Pubkey::default()),
             credit_vaults: Vec::new(),
+            tracked_accounts: Vec::new(),
+            tracked_facilities: Vec::new(),
             nonce: 0,
         };
         env.fund(&env.admin.pubkey(), 10_000_000_000).await;
@@ -109,7 +115,17 @@ impl TestEnv {
         let out = self.ctx.banks_client.process_transaction_with_metadata(tx).await.expect("banks transport");
         let logs = out.metadata.map(|m| m.log_messages).unwrap_or_default();
         match out.result {
-            Ok(()) => Ok(logs),
+            Ok(()) => {
+                // Every state a test reaches must pass the auditor's invariant checker.
+                if let Some(report) = self.audit().await {
+                    assert!(
+                        report.violations.is_empty(),
+                        "auditor after a transaction: {:#?}",
+                        report.violations
+                    );
+                }
+                Ok(logs)
+            }
             Err(err) => Err(TxFailure { err, logs }),
         }
     }
@@ -187,6 +203,7 @@ impl TestEnv {
             .expect("open_credit_account");
         let credit = market.credit_account(&kp.pubkey());
         self.credit_vaults.push(credit.vault);
+        self.tracked_accounts.push((market.market, credit));
         User { kp, quote: quote_account, credit }
     }
 
@@ -239,14 +256,68 @@ impl TestEnv {
         assert_eq!(supply, sum, "credit mint supply != sum of credit vaults and escrows");
     }
 
+    /// What an auditor fetches for the test market: its accounts (those the harness created,
+    /// standing in for getProgramAccounts), the mint supply and the vault balances. `None`
+    /// before the market exists.
+    pub async fn snapshot(&mut self) -> Option<Snapshot> {
+        let m = self.market;
+        let market: Market = compux_sdk::decode::account(&self.account(&m.market).await?.data).ok()?;
+        let mut credit_accounts = Vec::new();
+        let mut reservations = Vec::new();
+        for (market_key, c) in self.tracked_accounts.clone() {
+            let Some(acc) = self.account(&c.address).await.filter(|_| market_key == m.market) else {
+                continue;
+            };
+            let account: CreditAccount = compux_sdk::decode::account(&acc.data).expect("credit account");
+            for nonce in 0..account.reservation_count {
+                if let Some(r) = self.account(&c.reservation(nonce)).await {
+                    reservations.push((
+                        c.reservation(nonce),
+                        compux_sdk::decode::account(&r.data).expect("reservation"),
+                    ));
+                }
+            }
+            let vault_balance = self.balance(&c.vault).await;
+            credit_accounts.push(CreditAccountSnapshot { address: c.address, account, vault_balance });
+        }
+        let mut facilities = Vec::new();
+        for f in self.tracked_facilities.clone() {
+            let Some(acc) = self.account(&f.address).await else { continue };
+            let facility = compux_sdk::decode::account(&acc.data).expect("facility");
+            let escrow = self.token_account(&f.escrow).await;
+            facilities.push(FacilitySnapshot {
+                address: f.address,
+                facility,
+                escrow_balance: escrow.amount,
+                escrow_frozen: escrow.state == spl_token::state::AccountState::Frozen,
+            });
+        }
+        Some(Snapshot {
+            now: self.ctx.banks_client.get_sysvar::<Clock>().await.unwrap().unix_timestamp,
+            market_address: m.market,
+            credit_mint_supply: self.mint(&m.credit_mint).await.supply,
+            recovery_reserve_balance: self.balance(&m.recovery_reserve).await,
+            deposit_vault_balance: self.balance(&m.deposit_vault).await,
+            market,
+            credit_accounts,
+            facilities,
+            reservations,
+        })
+    }
+
+    pub async fn audit(&mut self) -> Option<Report> {
+        Some(audit::check(&self.snapshot().await?))
+    }
+
     /// `lender` offers `terms` as facility `nonce`; its escrow joins the supply check.
     pub async fn offer(&mut self, lender: &User, nonce: u64, terms: FacilityTerms) -> FacilityKeys {
         let m = self.market;
         let f = FacilityKeys::derive(&m.market, &lender.key(), nonce);
+        self.credit_vaults.push(f.escrow);
+        self.tracked_facilities.push(f);
         self.send(&[ix::offer_facility(&m, &f, &lender.quote, terms)], &[&lender.kp])
             .await
             .expect("offer_facility");
-        self.credit_vaults.push(f.escrow);
         f
     }
 

@@ -2,6 +2,7 @@
 //! and event decoding. It performs no I/O, so the tests, the CLI, the localnet and the
 //! relayer all build the same instructions from the same code.
 
+pub mod audit;
 pub mod decode;
 pub mod ix;
 pub mod pda;
