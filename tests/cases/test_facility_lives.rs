@@ -83,6 +83,11 @@ async fn repaid_on_time_then_closed_and_converted() {
         (f.status, f.released_credits, f.loan.installment_amount, f.loan.scheduled_total),
         (FacilityStatus::Active, UPFRONT_CREDITS, INSTALLMENT, 102_480)
     );
+    assert_eq!(
+        (f.loan.next_due_ts, f.loan.next_due_amount),
+        (s.t0 + PERIOD, INSTALLMENT),
+        "the schedule is on chain"
+    );
     s.env.assert_supply_matches_vaults().await;
 
     // Usage from the upfront share, metered and settled by the relayer.
@@ -143,7 +148,10 @@ async fn late_then_fee_paid_then_current_again() {
     assert!(matches!(&events_from_logs(&logs)[..],
         [CompuxEvent::FacilityStatusChanged(e)] if e.from == FacilityStatus::Active && e.to == FacilityStatus::Delinquent));
     let f = s.facility().await;
-    assert_eq!((f.loan.fees_due, f.loan.past_due()), (1_281, INSTALLMENT + 1_281));
+    assert_eq!(
+        (f.loan.fees_due, f.loan.past_due(), f.loan.missed_installments),
+        (1_281, INSTALLMENT + 1_281, 1)
+    );
     assert_compux_err(s.crank(ix::release_tranche(&m, &s.f)).await, CompuxError::FacilityNotCurrent);
 
     // Paying a part leaves it delinquent; paying the rest makes it current.
@@ -246,7 +254,9 @@ async fn prepaid_early_pays_interest_to_the_second() {
     assert_ok(s.repay(u64::MAX).await);
     // 100_000 at 12 % for 15 days: 493.15 rounded up to 494.
     assert_eq!(s.env.balance(&s.lender.quote).await, 1_000_000 - PRINCIPAL + 100_494);
-    assert_eq!(s.facility().await.status, FacilityStatus::Repaid);
+    let f = s.facility().await;
+    assert_eq!(f.status, FacilityStatus::Repaid);
+    assert_eq!((f.loan.next_due_ts, f.loan.next_due_amount), (0, 0), "nothing more falls due");
     assert_ok(s.close().await);
     assert_eq!(s.env.balance(&s.borrower.credit.vault).await, FINANCED_CREDITS);
     s.env.assert_supply_matches_vaults().await;

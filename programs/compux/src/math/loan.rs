@@ -97,6 +97,12 @@ pub struct Loan {
     /// Set by a recovery: principal, and everything, left unpaid and written off.
     pub principal_written_off: u64,
     pub written_off: u64,
+    /// Installments still unpaid when their grace period ended (each charged a late fee).
+    pub missed_installments: u16,
+    /// The next installment's due date and amount as of the last update (0 after maturity),
+    /// stored so clients read the schedule without recomputing it.
+    pub next_due_ts: i64,
+    pub next_due_amount: u64,
 }
 
 impl Loan {
@@ -138,7 +144,11 @@ impl Loan {
             fees_charged: 0,
             principal_written_off: 0,
             written_off: 0,
+            missed_installments: 0,
+            next_due_ts: 0,
+            next_due_amount: 0,
         };
+        loan.update_next()?;
         loan.due_ts(installments)?;
         // The on-time total: replay the schedule paying each installment on its due date.
         let mut on_time = loan;
@@ -259,9 +269,19 @@ impl Loan {
                 let fee = mul_div_ceil(self.installment_amount, self.late_fee_bps as u64, BPS)?;
                 self.fees_due = self.fees_due.checked_add(fee)?;
                 self.fees_charged = self.fees_charged.checked_add(fee)?;
+                self.missed_installments += 1;
             }
             self.fees_charged_through = k;
         }
+        self.update_next()
+    }
+
+    /// Stores the next installment for clients: (0, 0) once nothing more falls due.
+    fn update_next(&mut self) -> Option<()> {
+        (self.next_due_ts, self.next_due_amount) = match self.next_installment() {
+            Some(next) if !self.is_repaid() => next,
+            _ => (0, 0),
+        };
         Some(())
     }
 
@@ -286,6 +306,7 @@ impl Loan {
         if self.past_due() == 0 {
             self.past_due_since = 0;
         }
+        self.update_next()?;
         Some(Applied { fees, interest, principal })
     }
 
@@ -303,6 +324,7 @@ impl Loan {
         self.period_interest = 0;
         self.fees_due = 0;
         self.past_due_since = 0;
+        self.update_next()?;
         Some(left)
     }
 
@@ -353,6 +375,7 @@ mod tests {
         // 100_000 quote units at 12 % APR, 4 installments of 30 days, 10-day grace, 5 % late fee.
         let mut loan = Loan::new(100_000, 1_200, 30 * DAY, 4, 10 * DAY, 500, T0).unwrap();
         assert_eq!(loan.installment_amount, 25_620);
+        assert_eq!((loan.next_due_ts, loan.next_due_amount), (T0 + 30 * DAY, 25_620));
         assert_eq!(amounts(&on_time_life(&mut loan)), vec![25_620, 25_620, 25_620, 25_620]);
         assert_eq!(loan.scheduled_total, 102_480);
         assert_eq!(loan.interest_paid, 2_480);
@@ -376,6 +399,7 @@ mod tests {
         assert_eq!(loan.fees_due, 1_281, "5 % of 25_620, rounded up");
         loan.accrue(due1 + 20 * DAY).unwrap();
         assert_eq!(loan.fees_due, 1_281, "charged once");
+        assert_eq!((loan.missed_installments, loan.next_due_ts), (1, loan.due_ts(2).unwrap()));
         let owed = loan.past_due();
         let applied = loan.repay(owed, due1 + 20 * DAY).unwrap();
         assert_eq!(applied.fees, 1_281);
