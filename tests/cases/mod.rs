@@ -4,6 +4,7 @@ mod test_audit;
 mod test_auto_refill;
 mod test_facility_attacks;
 mod test_facility_lives;
+mod test_localnet;
 mod test_reserved;
 mod test_settle;
 mod test_standard;

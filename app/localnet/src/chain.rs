@@ -1,0 +1,362 @@
+//! The chain behind the RPC: a solana-program-test bank running `compux` natively with the
+//! real SPL programs, plus what a validator keeps that the bank does not expose: an account
+//! index (for getProgramAccounts), transaction statuses and logs, and a feed of committed
+//! transactions for PubSub.
+
+// solana-program-test 3.1 marks ProgramTestContext as the "Agave Unstable API".
+#![allow(deprecated)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, Result};
+use solana_program_test::{BanksClient, ProgramTestContext};
+use solana_rpc_client_api::config::CommitmentLevel;
+use solana_sdk::account::Account;
+use solana_sdk::clock::Clock;
+use solana_sdk::hash::Hash;
+use solana_sdk::message::{Message, VersionedMessage};
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::{Keypair, Signature, Signer};
+use solana_sdk::transaction::{Transaction, TransactionError, VersionedTransaction};
+use solana_system_interface::instruction as system_instruction;
+use tokio::sync::{broadcast, Mutex};
+
+use crate::ledger::Ledger;
+
+/// A transaction the chain has executed, successfully or not.
+#[derive(Clone, Debug)]
+pub struct TxRecord {
+    pub signature: Signature,
+    pub slot: u64,
+    pub block_time: i64,
+    pub tx: VersionedTransaction,
+    pub err: Option<TransactionError>,
+    pub logs: Vec<String>,
+    pub units_consumed: u64,
+    pub fee: u64,
+    pub pre_balances: Vec<u64>,
+    pub post_balances: Vec<u64>,
+}
+
+/// What PubSub subscribers hear about.
+#[derive(Clone, Debug)]
+pub enum ChainEvent {
+    Committed { record: Arc<TxRecord>, changed: Arc<Vec<(Pubkey, Option<Account>)>> },
+    Slot { slot: u64, parent: u64 },
+}
+
+/// Why a transaction was not executed: the error and the simulation's logs.
+#[derive(Debug)]
+pub struct Rejected {
+    pub err: TransactionError,
+    pub logs: Vec<String>,
+    pub units_consumed: u64,
+}
+
+pub struct Simulated {
+    pub err: Option<TransactionError>,
+    pub logs: Vec<String>,
+    pub units_consumed: u64,
+    pub accounts: Vec<Option<Account>>,
+}
+
+struct Writer {
+    ctx: ProgramTestContext,
+    ledger: Option<Ledger>,
+    clock_offset: i64,
+}
+
+pub struct Chain {
+    writer: Mutex<Writer>,
+    banks: BanksClient,
+    faucet: Keypair,
+    genesis_hash: Hash,
+    slots_per_epoch: u64,
+    index: RwLock<HashMap<Pubkey, Account>>,
+    txs: RwLock<HashMap<Signature, Arc<TxRecord>>>,
+    events: broadcast::Sender<ChainEvent>,
+}
+
+fn host_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+impl Chain {
+    /// Starts a bank; with a ledger directory, restores it and records every change there.
+    pub async fn start(ledger_dir: Option<&Path>, reset: bool) -> Result<Arc<Chain>> {
+        let (ledger, restored) = match ledger_dir {
+            Some(dir) => {
+                let (l, r) = Ledger::open(dir, reset)?;
+                (Some(l), r)
+            }
+            None => (None, Default::default()),
+        };
+        let mut pt = compux_native::program_test();
+        for (key, account) in &restored.accounts {
+            pt.add_account(*key, account.clone());
+        }
+        let ctx = compux_native::start(pt).await;
+        let banks = ctx.banks_client.clone();
+        let faucet = ctx.payer.insecure_clone();
+        let genesis_hash = ctx.genesis_config().hash();
+        let slots_per_epoch = ctx.genesis_config().epoch_schedule.slots_per_epoch;
+        let (events, _) = broadcast::channel(4_096);
+        let chain = Chain {
+            writer: Mutex::new(Writer { ctx, ledger, clock_offset: restored.clock_offset }),
+            banks,
+            faucet,
+            genesis_hash,
+            slots_per_epoch,
+            index: RwLock::new(restored.accounts),
+            txs: RwLock::new(HashMap::new()),
+            events,
+        };
+        {
+            let mut w = chain.writer.lock().await;
+            chain.sync_clock(&mut w).await?;
+        }
+        Ok(Arc::new(chain))
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<ChainEvent> {
+        self.events.subscribe()
+    }
+
+    pub fn genesis_hash(&self) -> Hash {
+        self.genesis_hash
+    }
+
+    pub fn slots_per_epoch(&self) -> u64 {
+        self.slots_per_epoch
+    }
+
+    pub fn faucet(&self) -> Pubkey {
+        self.faucet.pubkey()
+    }
+
+    pub fn banks(&self) -> &BanksClient {
+        &self.banks
+    }
+
+    /// The chain clock follows the host clock plus an offset, so hour-of-day pricing and
+    /// schedules behave as on a real cluster, and never runs backwards.
+    async fn sync_clock(&self, w: &mut Writer) -> Result<Clock> {
+        let mut clock: Clock = self.banks.get_sysvar().await?;
+        let target = host_now() + w.clock_offset;
+        if target > clock.unix_timestamp {
+            clock.unix_timestamp = target;
+            w.ctx.set_sysvar(&clock);
+        }
+        Ok(clock)
+    }
+
+    pub async fn clock(&self) -> Result<Clock> {
+        let mut w = self.writer.lock().await;
+        self.sync_clock(&mut w).await
+    }
+
+    /// Development only: moves the chain clock forward to `unix_timestamp`. Refuses to go
+    /// back, as a real chain never does.
+    pub async fn set_clock(&self, unix_timestamp: i64) -> Result<Clock> {
+        let mut w = self.writer.lock().await;
+        let now = self.sync_clock(&mut w).await?;
+        if unix_timestamp < now.unix_timestamp {
+            return Err(anyhow!(
+                "the clock only moves forward: it reads {} and {unix_timestamp} is earlier",
+                now.unix_timestamp
+            ));
+        }
+        w.clock_offset = unix_timestamp - host_now();
+        let offset = w.clock_offset;
+        if let Some(l) = w.ledger.as_mut() {
+            l.record_clock_offset(offset)?;
+        }
+        self.sync_clock(&mut w).await
+    }
+
+    pub async fn slot(&self) -> Result<u64> {
+        Ok(self.banks.get_root_slot().await?)
+    }
+
+    pub async fn block_height(&self) -> Result<u64> {
+        Ok(self.banks.get_root_block_height().await?)
+    }
+
+    pub async fn latest_blockhash(&self) -> Result<(Hash, u64)> {
+        self.banks
+            .get_latest_blockhash_with_commitment(CommitmentLevel::Processed)
+            .await?
+            .ok_or_else(|| anyhow!("the bank has no blockhash"))
+    }
+
+    pub async fn is_blockhash_valid(&self, blockhash: Hash) -> Result<bool> {
+        let probe = Message::new_with_blockhash(&[], Some(&self.faucet.pubkey()), &blockhash);
+        Ok(self.banks.get_fee_for_message(probe).await?.is_some())
+    }
+
+    pub async fn fee_for_message(&self, message: Message) -> Result<Option<u64>> {
+        Ok(self.banks.get_fee_for_message(message).await?)
+    }
+
+    pub async fn account(&self, key: &Pubkey) -> Result<Option<Account>> {
+        Ok(self.banks.get_account(*key).await?)
+    }
+
+    /// Accounts of `owner` in the index (the bank has no scan of its own).
+    pub fn accounts_owned_by(&self, owner: &Pubkey) -> Vec<(Pubkey, Account)> {
+        let index = self.index.read().expect("account index poisoned");
+        let mut out: Vec<_> =
+            index.iter().filter(|(_, a)| a.owner == *owner).map(|(k, a)| (*k, a.clone())).collect();
+        out.sort_by_key(|(k, _)| *k);
+        out
+    }
+
+    pub fn transaction(&self, signature: &Signature) -> Option<Arc<TxRecord>> {
+        self.txs.read().expect("transaction store poisoned").get(signature).cloned()
+    }
+
+    pub async fn simulate(&self, tx: VersionedTransaction, with_accounts: &[Pubkey]) -> Result<Simulated> {
+        let out = self.banks.simulate_transaction_with_commitment(tx, CommitmentLevel::Processed).await?;
+        let (logs, units_consumed) =
+            out.simulation_details.map(|d| (d.logs, d.units_consumed)).unwrap_or_default();
+        let err = match out.result {
+            Some(Ok(())) => None,
+            Some(Err(e)) => Some(e),
+            None => Some(TransactionError::SanitizeFailure),
+        };
+        // The bank does not return post-simulation accounts; report the current state.
+        let mut accounts = Vec::with_capacity(with_accounts.len());
+        for key in with_accounts {
+            accounts.push(self.account(key).await?);
+        }
+        Ok(Simulated { err, logs, units_consumed, accounts })
+    }
+
+    /// Executes a transaction (after a simulation unless `skip_preflight`), indexes what it
+    /// touched, records it in the ledger and tells subscribers. A transaction that fails in
+    /// execution is still recorded (its fee is charged), as on a validator.
+    pub async fn send(
+        &self,
+        tx: VersionedTransaction,
+        skip_preflight: bool,
+    ) -> Result<Result<Signature, Rejected>> {
+        let signature = tx.signatures.first().copied().unwrap_or_default();
+        if tx.verify_with_results().iter().any(|ok| !ok) {
+            return Ok(Err(Rejected {
+                err: TransactionError::SignatureFailure,
+                logs: vec![],
+                units_consumed: 0,
+            }));
+        }
+        if self.transaction(&signature).is_some() {
+            return Ok(Err(Rejected {
+                err: TransactionError::AlreadyProcessed,
+                logs: vec![],
+                units_consumed: 0,
+            }));
+        }
+        let mut w = self.writer.lock().await;
+        let clock = self.sync_clock(&mut w).await?;
+        if !skip_preflight {
+            let sim = self.simulate(tx.clone(), &[]).await?;
+            if let Some(err) = sim.err {
+                return Ok(Err(Rejected { err, logs: sim.logs, units_consumed: sim.units_consumed }));
+            }
+        }
+        let keys: Vec<Pubkey> = tx.message.static_account_keys().to_vec();
+        let mut pre_balances = Vec::with_capacity(keys.len());
+        for k in &keys {
+            pre_balances.push(self.banks.get_balance(*k).await?);
+        }
+        let fee = match &tx.message {
+            VersionedMessage::Legacy(m) => self.banks.get_fee_for_message(m.clone()).await?.unwrap_or(0),
+            VersionedMessage::V0(_) => 5_000 * tx.signatures.len() as u64,
+        };
+        let out = self.banks.process_transaction_with_metadata(tx.clone()).await?;
+        let (logs, units_consumed) =
+            out.metadata.map(|m| (m.log_messages, m.compute_units_consumed)).unwrap_or_default();
+        let err = out.result.err();
+        if let Some(e) = &err {
+            if !fee_was_charged(e) {
+                return Ok(Err(Rejected { err: e.clone(), logs, units_consumed }));
+            }
+        }
+        let mut changed = Vec::with_capacity(keys.len());
+        let mut post_balances = Vec::with_capacity(keys.len());
+        for k in &keys {
+            let account = self.banks.get_account(*k).await?;
+            post_balances.push(account.as_ref().map_or(0, |a| a.lamports));
+            changed.push((*k, account));
+        }
+        {
+            let mut index = self.index.write().expect("account index poisoned");
+            for (k, a) in &changed {
+                match a {
+                    Some(a) if !a.executable && *k != solana_sdk::sysvar::clock::ID => {
+                        index.insert(*k, a.clone());
+                    }
+                    Some(_) => {}
+                    None => {
+                        index.remove(k);
+                    }
+                }
+            }
+        }
+        if let Some(l) = w.ledger.as_mut() {
+            let persistent: Vec<_> = changed
+                .iter()
+                .filter(|(_, a)| {
+                    a.as_ref().is_none_or(|a| !a.executable && a.owner != solana_sdk::sysvar::ID)
+                })
+                .cloned()
+                .collect();
+            l.record_accounts(&persistent)?;
+        }
+        // Each transaction gets its own block, so slots, block heights and slotSubscribe move
+        // as on a validator.
+        let slot = self.slot().await?;
+        w.ctx.warp_to_slot(slot + 1).map_err(|e| anyhow!("cannot advance the slot: {e:?}"))?;
+        self.sync_clock(&mut w).await?;
+        let record = Arc::new(TxRecord {
+            signature,
+            slot,
+            block_time: clock.unix_timestamp,
+            tx,
+            err,
+            logs,
+            units_consumed,
+            fee,
+            pre_balances,
+            post_balances,
+        });
+        self.txs.write().expect("transaction store poisoned").insert(signature, record.clone());
+        // Nobody listening is fine.
+        let _ = self.events.send(ChainEvent::Committed { record, changed: Arc::new(changed) });
+        let _ = self.events.send(ChainEvent::Slot { slot: slot + 1, parent: slot });
+        drop(w);
+        Ok(Ok(signature))
+    }
+
+    /// Sends `lamports` from the faucet (the bank's genesis mint) to `to`.
+    pub async fn airdrop(&self, to: &Pubkey, lamports: u64) -> Result<Signature> {
+        let (blockhash, _) = self.latest_blockhash().await?;
+        let tx = Transaction::new_signed_with_payer(
+            &[system_instruction::transfer(&self.faucet.pubkey(), to, lamports)],
+            Some(&self.faucet.pubkey()),
+            &[&self.faucet],
+            blockhash,
+        );
+        match self.send(tx.into(), false).await? {
+            Ok(sig) => Ok(sig),
+            Err(r) => Err(anyhow!("airdrop failed: {}", r.err)),
+        }
+    }
+}
+
+/// Errors raised before execution leave no trace on a validator; the others charge the fee.
+fn fee_was_charged(e: &TransactionError) -> bool {
+    matches!(e, TransactionError::InstructionError(..) | TransactionError::InsufficientFundsForRent { .. })
+}
