@@ -2,6 +2,8 @@
 //! endpoint; the local one by default) and `--keypair` (a Solana CLI keypair file); read
 //! commands print JSON with `--json`.
 
+mod bootstrap;
+mod tx;
 mod wallet;
 
 use std::path::PathBuf;
@@ -74,10 +76,30 @@ enum Command {
         /// Recipient; the wallet by default.
         to: Option<Pubkey>,
     },
+    /// Operator commands (the wallet is the market's admin).
+    #[command(subcommand)]
+    Admin(Admin),
     /// The wallet's SOL balance and its credit accounts in every market.
     Status {
         /// Whose status; the wallet by default.
         owner: Option<Pubkey>,
+    },
+}
+
+#[derive(Subcommand)]
+enum Admin {
+    /// Create a market from a configuration file. Without --quote-mint (localnet), a
+    /// 6-decimal test quote mint is created with the wallet as its mint authority.
+    InitMarket {
+        /// Market configuration: prices, hourly multipliers, bulk tiers, reserve discounts.
+        #[arg(long, default_value = "migrations/market.toml")]
+        config: PathBuf,
+        /// The quote token's mint (USDC on a real cluster).
+        #[arg(long)]
+        quote_mint: Option<Pubkey>,
+        /// The relayer allowed to settle usage; the wallet by default.
+        #[arg(long)]
+        relayer: Option<Pubkey>,
     },
 }
 
@@ -164,6 +186,39 @@ async fn run(cli: Cli) -> Result<()> {
                 );
             } else {
                 println!("confirmed {sig}\nbalance: {} SOL", balance as f64 / LAMPORTS_PER_SOL as f64);
+            }
+            Ok(())
+        }
+        Command::Admin(Admin::InitMarket { config, quote_mint, relayer }) => {
+            let market_config = bootstrap::read_config(&config)?;
+            let admin = wallet::load(cli.keypair.as_deref())?;
+            let client = rpc(&cli.url);
+            let quote_mint = match quote_mint {
+                Some(m) => m,
+                None => bootstrap::create_test_quote_mint(&client, &admin).await?,
+            };
+            let relayer = relayer.unwrap_or_else(|| admin.pubkey());
+            let keys = bootstrap::init_market(&client, &admin, quote_mint, market_config, relayer).await?;
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({
+                        "market": keys.market.to_string(),
+                        "quote_mint": keys.quote_mint.to_string(),
+                        "credit_mint": keys.credit_mint.to_string(),
+                        "treasury": keys.treasury.to_string(),
+                        "recovery_reserve": keys.recovery_reserve.to_string(),
+                        "relayer": relayer.to_string(),
+                    })
+                );
+            } else {
+                println!(
+                    "market       {}
+quote mint   {}
+credit mint  {}
+relayer      {relayer}",
+                    keys.market, keys.quote_mint, keys.credit_mint
+                );
             }
             Ok(())
         }

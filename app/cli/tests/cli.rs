@@ -70,6 +70,41 @@ fn keygen_airdrop_status_through_the_binary() {
         (Some(pubkey.as_str()), Some(2_500_000_000))
     );
     assert_eq!(status["credit_accounts"], serde_json::json!([]));
+
+    // The operator bootstraps a market from the checked-in configuration.
+    let toml = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/market.toml");
+    let init = &["admin", "init-market", "--config", toml, "-k", w, "-u", &net.1, "--json"];
+    let market = stdout_json(&compux(init));
+    assert_eq!(market["relayer"].as_str(), Some(pubkey.as_str()), "the wallet relays by default");
+    assert_ne!(market["market"], market["credit_mint"]);
+    let again =
+        &["admin", "init-market", "--config", toml, "--quote-mint", market["quote_mint"].as_str().unwrap()];
+    let err = stderr(&compux(&[&again[..], &["-k", w, "-u", &net.1]].concat()));
+    assert!(err.contains("init market failed"), "{err}");
+}
+
+#[test]
+fn market_files_are_checked_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let wallet = dir.path().join("w.json");
+    stdout_json(&compux(&["keygen", "-o", wallet.to_str().unwrap(), "--json"]));
+    let bad = dir.path().join("market.toml");
+    std::fs::write(&bad, "base_price = 1\nearly_termination_fee_bps = 0\nhour_multipliers_bps = [10000]\n")
+        .unwrap();
+    // An unreachable URL: the file is rejected before any RPC.
+    let args = [
+        "admin",
+        "init-market",
+        "--config",
+        bad.to_str().unwrap(),
+        "-k",
+        wallet.to_str().unwrap(),
+        "-u",
+        "http://127.0.0.1:1",
+    ];
+    assert!(stderr(&compux(&args)).contains("needs 24 values"));
+    std::fs::write(&bad, "base_price = 1\nsurprise = 2\n").unwrap();
+    assert!(stderr(&compux(&args)).contains("not a valid market file"));
 }
 
 #[test]

@@ -1,0 +1,63 @@
+//! Sending transactions with progress on stderr, and failures that name the program error.
+
+use anyhow::{anyhow, Result};
+use solana_rpc_client::nonblocking::rpc_client::RpcClient;
+use solana_rpc_client_api::client_error::ErrorKind;
+use solana_rpc_client_api::request::{RpcError, RpcResponseErrorData};
+use solana_sdk::instruction::{Instruction, InstructionError};
+use solana_sdk::signature::{Keypair, Signature, Signer};
+use solana_sdk::transaction::{Transaction, TransactionError};
+
+/// The program's errors, by code, from the checked-in IDL (kept fresh by the test command).
+fn program_error(code: u32) -> Option<(String, String)> {
+    let idl: serde_json::Value = serde_json::from_str(include_str!("../../../idl/compux.json")).ok()?;
+    let e = idl["errors"].as_array()?.iter().find(|e| e["code"].as_u64() == Some(code as u64))?;
+    Some((e["name"].as_str()?.to_string(), e["msg"].as_str()?.to_string()))
+}
+
+fn explain(err: &TransactionError) -> String {
+    match err {
+        TransactionError::InstructionError(i, InstructionError::Custom(code)) => match program_error(*code) {
+            Some((name, msg)) => format!("instruction {i} failed with compux error {name} ({code}): {msg}"),
+            None => format!("instruction {i} failed with custom error {code}"),
+        },
+        TransactionError::InstructionError(i, e) => format!("instruction {i} failed: {e}"),
+        TransactionError::AccountNotFound => {
+            "the fee payer has no SOL: fund it (`compux airdrop 1` on the localnet)".to_string()
+        }
+        e => e.to_string(),
+    }
+}
+
+/// Signs with `payer` and `signers`, sends, waits for confirmation; `what` names the step.
+pub async fn send(
+    rpc: &RpcClient,
+    what: &str,
+    payer: &Keypair,
+    ixs: &[Instruction],
+    signers: &[&Keypair],
+) -> Result<Signature> {
+    eprintln!("{what}: sending...");
+    let blockhash =
+        rpc.get_latest_blockhash().await.map_err(|e| anyhow!("cannot reach {}: {e}", rpc.url()))?;
+    let mut all = vec![payer];
+    all.extend(signers.iter().copied().filter(|k| k.pubkey() != payer.pubkey()));
+    let tx = Transaction::new_signed_with_payer(ixs, Some(&payer.pubkey()), &all, blockhash);
+    match rpc.send_and_confirm_transaction(&tx).await {
+        Ok(sig) => {
+            eprintln!("{what}: confirmed {sig}");
+            Ok(sig)
+        }
+        Err(e) => {
+            let reason = match e.kind() {
+                ErrorKind::RpcError(RpcError::RpcResponseError {
+                    data: RpcResponseErrorData::SendTransactionPreflightFailure(sim),
+                    ..
+                }) => sim.err.clone().map(|e| explain(&e.into())),
+                ErrorKind::TransactionError(te) => Some(explain(te)),
+                _ => None,
+            };
+            Err(anyhow!("{what} failed: {}", reason.unwrap_or_else(|| e.to_string())))
+        }
+    }
+}
