@@ -30,6 +30,10 @@ pub fn pubkey(s: &str) -> RpcResult<Pubkey> {
         .map_err(|_| invalid_params(format!("Invalid param: {s:?} is not a base58 public key of 32 bytes")))
 }
 
+pub fn pubkeys(keys: &[String]) -> RpcResult<Vec<Pubkey>> {
+    keys.iter().map(|k| pubkey(k)).collect()
+}
+
 pub fn signature(s: &str) -> RpcResult<Signature> {
     let bytes = bs58::decode(s)
         .into_vec()

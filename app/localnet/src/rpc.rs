@@ -30,6 +30,7 @@ use solana_sdk::clock::Clock;
 use solana_sdk::epoch_info::EpochInfo;
 use solana_sdk::message::VersionedMessage;
 use solana_sdk::program_pack::Pack;
+use solana_sdk::pubkey::Pubkey;
 use solana_sdk::transaction::{TransactionError, VersionedTransaction};
 use solana_transaction_status_client_types::{
     EncodedConfirmedTransactionWithStatusMeta, EncodedTransaction, EncodedTransactionWithStatusMeta,
@@ -189,6 +190,15 @@ impl Rpc {
         Ok(Response { context: context(self.slot().await?), value })
     }
 
+    async fn ui_account_at(
+        &self,
+        key: &Pubkey,
+        config: &RpcAccountInfoConfig,
+    ) -> RpcResult<Option<UiAccount>> {
+        let account = self.chain.account(key).await.map_err(internal)?;
+        Ok(account.map(|a| ui_account(&a, config.encoding, config.data_slice)))
+    }
+
     async fn token_account(&self, key: &str) -> RpcResult<(TokenAccount, Mint)> {
         let key = encode::pubkey(key)?;
         let account = self.chain.account(&key).await.map_err(internal)?;
@@ -208,6 +218,13 @@ impl Rpc {
             .and_then(|a| Mint::unpack(&a.data).ok())
             .ok_or_else(|| invalid_params(format!("Invalid param: {key} is not an SPL Token mint")))
     }
+}
+
+fn check_len(n: usize) -> RpcResult<()> {
+    if n > MAX_KEYS {
+        return Err(invalid_params(format!("Too many inputs provided; max {MAX_KEYS}")));
+    }
+    Ok(())
 }
 
 fn token_amount(amount: u64, decimals: u8) -> UiTokenAmount {
@@ -413,9 +430,8 @@ impl SolanaRpcServer for Rpc {
         config: Option<RpcAccountInfoConfig>,
     ) -> RpcResult<Response<Option<UiAccount>>> {
         let key = encode::pubkey(&pubkey)?;
-        let config = config.unwrap_or_default();
-        let account = self.chain.account(&key).await.map_err(internal)?;
-        self.respond(account.map(|a| ui_account(&a, config.encoding, config.data_slice))).await
+        let account = self.ui_account_at(&key, &config.unwrap_or_default()).await?;
+        self.respond(account).await
     }
 
     async fn get_multiple_accounts(
@@ -423,15 +439,12 @@ impl SolanaRpcServer for Rpc {
         pubkeys: Vec<String>,
         config: Option<RpcAccountInfoConfig>,
     ) -> RpcResult<Response<Vec<Option<UiAccount>>>> {
-        if pubkeys.len() > MAX_KEYS {
-            return Err(invalid_params(format!("Too many inputs provided; max {MAX_KEYS}")));
-        }
-        let keys = pubkeys.iter().map(|k| encode::pubkey(k)).collect::<RpcResult<Vec<_>>>()?;
+        check_len(pubkeys.len())?;
+        let keys = encode::pubkeys(&pubkeys)?;
         let config = config.unwrap_or_default();
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
-            let account = self.chain.account(&key).await.map_err(internal)?;
-            out.push(account.map(|a| ui_account(&a, config.encoding, config.data_slice)));
+            out.push(self.ui_account_at(&key, &config).await?);
         }
         self.respond(out).await
     }
@@ -571,9 +584,7 @@ impl SolanaRpcServer for Rpc {
         signatures: Vec<String>,
         _: Option<RpcSignatureStatusConfig>,
     ) -> RpcResult<Response<Vec<Option<TransactionStatus>>>> {
-        if signatures.len() > MAX_KEYS {
-            return Err(invalid_params(format!("Too many inputs provided; max {MAX_KEYS}")));
-        }
+        check_len(signatures.len())?;
         let sigs = signatures.iter().map(|s| encode::signature(s)).collect::<RpcResult<Vec<_>>>()?;
         let statuses = sigs.iter().map(|s| self.chain.transaction(s).map(|r| status(&r))).collect();
         self.respond(statuses).await
@@ -672,19 +683,17 @@ impl SolanaRpcServer for Rpc {
     ) -> SubscriptionResult {
         let mentions = match filter {
             RpcTransactionLogsFilter::All | RpcTransactionLogsFilter::AllWithVotes => None,
-            RpcTransactionLogsFilter::Mentions(keys) => {
-                match keys.iter().map(|k| encode::pubkey(k)).collect::<RpcResult<Vec<_>>>() {
-                    Ok(keys) if keys.len() == 1 => Some(keys[0]),
-                    Ok(_) => {
-                        pending.reject(invalid_params("Invalid Request: Only 1 address supported")).await;
-                        return Ok(());
-                    }
-                    Err(e) => {
-                        pending.reject(e).await;
-                        return Ok(());
-                    }
+            RpcTransactionLogsFilter::Mentions(keys) => match encode::pubkeys(&keys) {
+                Ok(keys) if keys.len() == 1 => Some(keys[0]),
+                Ok(_) => {
+                    pending.reject(invalid_params("Invalid Request: Only 1 address supported")).await;
+                    return Ok(());
                 }
-            }
+                Err(e) => {
+                    pending.reject(e).await;
+                    return Ok(());
+                }
+            },
         };
         pubsub::logs(self.chain.clone(), pending, mentions).await
     }
