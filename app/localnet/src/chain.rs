@@ -144,8 +144,11 @@ impl Chain {
     /// The chain clock follows the host clock plus an offset, so hour-of-day pricing and
     /// schedules behave as on a real cluster, and never runs backwards.
     async fn sync_clock(&self, w: &mut Writer) -> Result<Clock> {
+        self.advance_clock(w, host_now() + w.clock_offset).await
+    }
+
+    async fn advance_clock(&self, w: &mut Writer, target: i64) -> Result<Clock> {
         let mut clock: Clock = self.banks.get_sysvar().await?;
-        let target = host_now() + w.clock_offset;
         if target > clock.unix_timestamp {
             clock.unix_timestamp = target;
             w.ctx.set_sysvar(&clock);
@@ -174,7 +177,8 @@ impl Chain {
         if let Some(l) = w.ledger.as_mut() {
             l.record_clock_offset(offset)?;
         }
-        self.sync_clock(&mut w).await
+        // Exactly the time asked for, even if the host clock ticked meanwhile.
+        self.advance_clock(&mut w, unix_timestamp).await
     }
 
     pub async fn slot(&self) -> Result<u64> {
