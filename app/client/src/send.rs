@@ -29,15 +29,31 @@ fn explain(err: &TransactionError) -> String {
     }
 }
 
+/// Whether to report each step on stderr (the CLI) or stay silent (services, tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    Stderr,
+    Silent,
+}
+
+impl Progress {
+    fn say(self, line: impl FnOnce() -> String) {
+        if self == Progress::Stderr {
+            eprintln!("{}", line());
+        }
+    }
+}
+
 /// Signs with `payer` and `signers`, sends, waits for confirmation; `what` names the step.
 pub async fn send(
     rpc: &RpcClient,
+    progress: Progress,
     what: &str,
     payer: &Keypair,
     ixs: &[Instruction],
     signers: &[&Keypair],
 ) -> Result<Signature> {
-    eprintln!("{what}: sending...");
+    progress.say(|| format!("{what}: sending..."));
     let blockhash =
         rpc.get_latest_blockhash().await.map_err(|e| anyhow!("cannot reach {}: {e}", rpc.url()))?;
     let mut all = vec![payer];
@@ -45,7 +61,7 @@ pub async fn send(
     let tx = Transaction::new_signed_with_payer(ixs, Some(&payer.pubkey()), &all, blockhash);
     match rpc.send_and_confirm_transaction(&tx).await {
         Ok(sig) => {
-            eprintln!("{what}: confirmed {sig}");
+            progress.say(|| format!("{what}: confirmed {sig}"));
             Ok(sig)
         }
         Err(e) => {

@@ -1,0 +1,155 @@
+//! Operator commands. The program checks that the wallet is the market's admin.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Subcommand;
+use compux_client::{bootstrap, tokens, Progress};
+use compux_sdk::state::MarketUpdate;
+use compux_sdk::{ix, MarketKeys};
+use serde_json::json;
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::Signer;
+
+use super::quote_decimals;
+use crate::ctx::Ctx;
+use crate::units;
+
+#[derive(Subcommand)]
+pub enum Admin {
+    /// Create a market from a configuration file. Without --quote-mint (localnet), a
+    /// 6-decimal test quote mint is created with the wallet as its mint authority.
+    InitMarket {
+        /// Market configuration: prices, hourly multipliers, bulk tiers, reserve discounts.
+        #[arg(long, default_value = "migrations/market.toml")]
+        config: PathBuf,
+        /// The quote token's mint (USDC on a real cluster).
+        #[arg(long)]
+        quote_mint: Option<Pubkey>,
+        /// The relayer allowed to settle usage; the wallet by default.
+        #[arg(long)]
+        relayer: Option<Pubkey>,
+    },
+    /// Replace the prices, hourly multipliers, bulk tiers, reserve discounts and
+    /// early-termination fee with those of a configuration file.
+    SetPrices {
+        #[arg(long, default_value = "migrations/market.toml")]
+        config: PathBuf,
+    },
+    /// Name the relayer key allowed to settle usage.
+    SetRelayer { relayer: Pubkey },
+    /// Move quote tokens from the wallet into the recovery reserve.
+    FundReserve {
+        /// Amount in quote tokens.
+        amount: String,
+    },
+    /// Stop purchases and reservations.
+    Pause,
+    /// Allow purchases and reservations again.
+    Resume,
+    /// Localnet: mint test quote tokens to an owner (the wallet must be the mint authority).
+    MintQuote {
+        /// Recipient wallet.
+        to: Pubkey,
+        /// Amount in quote tokens.
+        amount: String,
+    },
+}
+
+async fn update(ctx: &Ctx, what: &str, m: &MarketKeys, update: MarketUpdate) -> Result<()> {
+    let admin = ctx.wallet()?;
+    let sig = ctx.send(what, &admin, &[ix::update_market(m, &admin.pubkey(), update)], &[]).await?;
+    ctx.emit(json!({"signature": sig.to_string(), "market": m.market.to_string()}), || {
+        format!("{what}: done")
+    });
+    Ok(())
+}
+
+pub async fn run(ctx: &Ctx, a: Admin) -> Result<()> {
+    match a {
+        Admin::InitMarket { config, quote_mint, relayer } => {
+            let market_config = bootstrap::read_config(&config)?;
+            let admin = ctx.wallet()?;
+            ctx.connect().await?;
+            let quote_mint = match quote_mint {
+                Some(m) => m,
+                None => bootstrap::create_test_quote_mint(&ctx.rpc, Progress::Stderr, &admin).await?,
+            };
+            let relayer = relayer.unwrap_or_else(|| admin.pubkey());
+            let keys = bootstrap::init_market(
+                &ctx.rpc,
+                Progress::Stderr,
+                &admin,
+                quote_mint,
+                market_config,
+                relayer,
+            )
+            .await?;
+            let value = json!({
+                "market": keys.market.to_string(),
+                "quote_mint": keys.quote_mint.to_string(),
+                "credit_mint": keys.credit_mint.to_string(),
+                "treasury": keys.treasury.to_string(),
+                "recovery_reserve": keys.recovery_reserve.to_string(),
+                "relayer": relayer.to_string(),
+            });
+            ctx.emit(value, || {
+                format!(
+                    "market       {}\nquote mint   {}\ncredit mint  {}\nrelayer      {relayer}",
+                    keys.market, keys.quote_mint, keys.credit_mint
+                )
+            });
+            Ok(())
+        }
+        Admin::SetPrices { config } => {
+            let c = bootstrap::read_config(&config)?;
+            let (m, _) = ctx.market().await?;
+            let u = MarketUpdate {
+                base_price: Some(c.base_price),
+                hour_multipliers_bps: Some(c.hour_multipliers_bps),
+                bulk_tiers: Some(c.bulk_tiers),
+                reserve_discounts: Some(c.reserve_discounts),
+                early_termination_fee_bps: Some(c.early_termination_fee_bps),
+                ..Default::default()
+            };
+            update(ctx, "set prices", &m, u).await
+        }
+        Admin::SetRelayer { relayer } => {
+            let (m, _) = ctx.market().await?;
+            update(ctx, "set relayer", &m, MarketUpdate { relayer: Some(relayer), ..Default::default() })
+                .await
+        }
+        Admin::Pause => {
+            let (m, _) = ctx.market().await?;
+            update(ctx, "pause", &m, MarketUpdate { paused: Some(true), ..Default::default() }).await
+        }
+        Admin::Resume => {
+            let (m, _) = ctx.market().await?;
+            update(ctx, "resume", &m, MarketUpdate { paused: Some(false), ..Default::default() }).await
+        }
+        Admin::FundReserve { amount } => {
+            let (m, _) = ctx.market().await?;
+            let amount = units::parse(&amount, quote_decimals(ctx, &m).await?)?;
+            let admin = ctx.wallet()?;
+            let from = tokens::ensure_ata(&ctx.rpc, Progress::Stderr, &admin, &admin.pubkey(), &m.quote_mint)
+                .await?;
+            let ixn = ix::fund_recovery_reserve(&m, &admin.pubkey(), &from, amount);
+            let sig = ctx.send("fund recovery reserve", &admin, &[ixn], &[]).await?;
+            ctx.emit(json!({"signature": sig.to_string(), "amount": amount}), || {
+                "recovery reserve funded".into()
+            });
+            Ok(())
+        }
+        Admin::MintQuote { to, amount } => {
+            let (m, _) = ctx.market().await?;
+            let amount = units::parse(&amount, quote_decimals(ctx, &m).await?)?;
+            let admin = ctx.wallet()?;
+            let ata =
+                tokens::mint_to_owner(&ctx.rpc, Progress::Stderr, &admin, &m.quote_mint, &to, amount).await?;
+            ctx.emit(json!({"token_account": ata.to_string(), "amount": amount}), || {
+                format!("minted to {ata}")
+            });
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! The local system: `localnet`, `up`, and the wallet commands `keygen` and `airdrop`.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use compux_client::{bootstrap, fetch, tokens, Progress};
+use compux_localnet::{Config, Localnet, DEFAULT_RPC_PORT};
+use compux_sdk::MarketKeys;
+use serde_json::json;
+use solana_rpc_client::nonblocking::rpc_client::RpcClient;
+use solana_rpc_client_api::config::CommitmentConfig;
+use solana_sdk::native_token::LAMPORTS_PER_SOL;
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::{Keypair, Signer};
+
+use crate::ctx::Ctx;
+use crate::{units, wallet};
+
+#[derive(Args)]
+pub struct LocalnetArgs {
+    /// HTTP JSON-RPC port; PubSub listens on the next one (0: any free ports).
+    #[arg(long, default_value_t = DEFAULT_RPC_PORT)]
+    rpc_port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// Keep the chain in this directory across restarts (in memory when absent).
+    #[arg(long)]
+    ledger: Option<PathBuf>,
+    /// Start a new chain even if the ledger holds one.
+    #[arg(long, requires = "ledger")]
+    reset: bool,
+    /// Print only the endpoints.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+#[derive(Args)]
+pub struct UpArgs {
+    /// Where the ledger and the demo wallets live.
+    #[arg(long, default_value = ".compux")]
+    data_dir: PathBuf,
+    /// HTTP JSON-RPC port; PubSub listens on the next one (0: any free ports).
+    #[arg(long, default_value_t = DEFAULT_RPC_PORT)]
+    rpc_port: u16,
+    /// The demo market's configuration.
+    #[arg(long, default_value = "migrations/market.toml")]
+    config: PathBuf,
+    /// Start from an empty chain and new wallets.
+    #[arg(long)]
+    reset: bool,
+}
+
+pub async fn localnet(ctx: &Ctx, a: LocalnetArgs) -> Result<()> {
+    crate::output::divert_program_logs();
+    let net = Localnet::start(Config {
+        bind: a.bind,
+        rpc_port: a.rpc_port,
+        ledger: a.ledger.clone(),
+        reset: a.reset,
+    })
+    .await?;
+    if ctx.json {
+        out!("{}", json!({"rpc_url": net.rpc_url(), "websocket_url": net.pubsub_url()}));
+    } else if a.quiet {
+        out!("{}\n{}", net.rpc_url(), net.pubsub_url());
+    } else {
+        out!("CompuX localnet (the compux program natively in a solana-program-test bank)");
+        out!("  JSON RPC URL:   {}", net.rpc_url());
+        out!("  WebSocket URL:  {}", net.pubsub_url());
+        out!("  program:        {}", compux_sdk::PROGRAM_ID);
+        match &a.ledger {
+            Some(dir) => out!("  ledger:         {}", dir.display()),
+            None => out!("  ledger:         in memory (use --ledger DIR to keep state)"),
+        }
+        out!("Ctrl-C stops it.");
+    }
+    wait_for_ctrl_c(net).await
+}
+
+async fn wait_for_ctrl_c(net: Localnet) -> Result<()> {
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    net.stop().await;
+    Ok(())
+}
+
+/// A demo wallet in the data directory, created on first use.
+fn demo_wallet(dir: &Path, name: &str) -> Result<(PathBuf, Keypair)> {
+    let path = dir.join(format!("{name}.json"));
+    let kp = if path.exists() { wallet::load(Some(&path))? } else { wallet::create(&path, false)? };
+    Ok((path, kp))
+}
+
+const DEMO_QUOTE: u64 = 1_000_000; // whole quote tokens minted to the lender and the startup
+const DEMO_RESERVE: u64 = 100_000; // whole quote tokens in the recovery reserve
+
+/// The demo market: created by the admin wallet on first start, found again afterwards.
+async fn demo_market(
+    rpc: &RpcClient,
+    admin: &Keypair,
+    relayer: &Pubkey,
+    config: &Path,
+) -> Result<(MarketKeys, bool)> {
+    let existing =
+        fetch::program_accounts::<compux_sdk::state::Market>(rpc, &[(8, admin.pubkey().as_ref())]).await?;
+    if let Some((address, _)) = existing.first() {
+        return Ok((fetch::market(rpc, address).await?.0, false));
+    }
+    let market_config = bootstrap::read_config(config)?;
+    let quote_mint = bootstrap::create_test_quote_mint(rpc, Progress::Stderr, admin).await?;
+    Ok((
+        bootstrap::init_market(rpc, Progress::Stderr, admin, quote_mint, market_config, *relayer).await?,
+        true,
+    ))
+}
+
+pub async fn up(ctx: &Ctx, a: UpArgs) -> Result<()> {
+    if a.reset && a.data_dir.exists() {
+        std::fs::remove_dir_all(&a.data_dir)
+            .with_context(|| format!("cannot remove {}", a.data_dir.display()))?;
+    }
+    std::fs::create_dir_all(&a.data_dir)
+        .with_context(|| format!("cannot create {}", a.data_dir.display()))?;
+    // Read the configuration before starting anything, so a bad file costs nothing.
+    bootstrap::read_config(&a.config)?;
+    eprintln!("starting the localnet...");
+    crate::output::divert_program_logs();
+    let net = Localnet::start(Config {
+        rpc_port: a.rpc_port,
+        ledger: Some(a.data_dir.join("ledger")),
+        ..Config::default()
+    })
+    .await?;
+    let rpc = RpcClient::new_with_commitment(net.rpc_url(), CommitmentConfig::confirmed());
+
+    let mut wallets = serde_json::Map::new();
+    let mut keys = Vec::new();
+    for name in ["admin", "lender", "startup", "relayer"] {
+        let (path, kp) = demo_wallet(&a.data_dir, name)?;
+        if rpc.get_balance(&kp.pubkey()).await? < LAMPORTS_PER_SOL {
+            let sig = rpc.request_airdrop(&kp.pubkey(), 100 * LAMPORTS_PER_SOL).await?;
+            rpc.confirm_transaction(&sig).await?;
+        }
+        wallets.insert(name.into(), json!({"pubkey": kp.pubkey().to_string(), "keypair": path}));
+        keys.push(kp);
+    }
+    let [admin, lender, startup, relayer] = <[Keypair; 4]>::try_from(keys).expect("four wallets");
+
+    eprintln!("bootstrapping the demo market...");
+    let (m, created) = demo_market(&rpc, &admin, &relayer.pubkey(), &a.config).await?;
+    if created {
+        let p = Progress::Stderr;
+        let decimals = rpc.get_token_supply(&m.quote_mint).await?.decimals;
+        let unit = 10u64.pow(decimals as u32);
+        for who in [&lender, &startup] {
+            tokens::mint_to_owner(&rpc, p, &admin, &m.quote_mint, &who.pubkey(), DEMO_QUOTE * unit).await?;
+        }
+        let reserve =
+            tokens::mint_to_owner(&rpc, p, &admin, &m.quote_mint, &admin.pubkey(), DEMO_RESERVE * unit)
+                .await?;
+        let fund = compux_sdk::ix::fund_recovery_reserve(&m, &admin.pubkey(), &reserve, DEMO_RESERVE * unit);
+        compux_client::send(&rpc, p, "fund recovery reserve", &admin, &[fund], &[]).await?;
+    }
+
+    let summary = json!({
+        "rpc_url": net.rpc_url(),
+        "websocket_url": net.pubsub_url(),
+        "market": m.market.to_string(),
+        "quote_mint": m.quote_mint.to_string(),
+        "credit_mint": m.credit_mint.to_string(),
+        "wallets": wallets,
+        "data_dir": a.data_dir,
+    });
+    if ctx.json {
+        out!("{summary}");
+    } else {
+        let w = |name: &str| summary["wallets"][name]["keypair"].as_str().unwrap_or_default().to_string();
+        let url =
+            if net.rpc_url() == crate::LOCAL_URL { String::new() } else { format!(" -u {}", net.rpc_url()) };
+        out!("CompuX is up.");
+        out!("  chain      {} (JSON-RPC)  {} (PubSub)", net.rpc_url(), net.pubsub_url());
+        out!("  market     {}  (quote mint {}, test tokens)", m.market, m.quote_mint);
+        out!("  wallets    {} (admin, lender, startup, relayer)", a.data_dir.display());
+        out!("  relayer    not started: the OpenAI-compatible gateway is not built yet");
+        out!("Try:");
+        out!("  compux{url} -k {} buy 100", w("startup"));
+        out!("  compux{url} -k {} status", w("startup"));
+        out!(
+            "  compux{url} -k {} lender offer --borrower {} --principal 1000",
+            w("lender"),
+            startup.pubkey()
+        );
+        out!("  compux{url} audit");
+        out!("Ctrl-C stops it; the chain and wallets stay in {}.", a.data_dir.display());
+    }
+    wait_for_ctrl_c(net).await
+}
+
+pub fn keygen(ctx: &Ctx, outfile: Option<PathBuf>, force: bool) -> Result<()> {
+    let path =
+        outfile.or_else(|| ctx.keypair_path().map(Path::to_path_buf)).unwrap_or_else(wallet::default_path);
+    let kp = wallet::create(&path, force)?;
+    ctx.emit(json!({"pubkey": kp.pubkey().to_string(), "path": path}), || {
+        format!("wrote {}\npubkey: {}", path.display(), kp.pubkey())
+    });
+    Ok(())
+}
+
+pub async fn airdrop(ctx: &Ctx, sol: &str, to: Option<Pubkey>) -> Result<()> {
+    let lamports = units::parse(sol, 9)?;
+    anyhow::ensure!(lamports > 0, "the amount must be a positive number of SOL, not {sol}");
+    let to = match to {
+        Some(k) => k,
+        None => ctx.wallet()?.pubkey(),
+    };
+    eprintln!("requesting {sol} SOL for {to}...");
+    let sig = ctx.rpc.request_airdrop(&to, lamports).await.with_context(|| ctx.unreachable_hint())?;
+    ctx.rpc.confirm_transaction(&sig).await?;
+    let balance = ctx.rpc.get_balance(&to).await?;
+    ctx.emit(json!({"signature": sig.to_string(), "pubkey": to.to_string(), "lamports": balance}), || {
+        format!("confirmed {sig}\nbalance: {} SOL", units::format(balance, 9))
+    });
+    Ok(())
+}

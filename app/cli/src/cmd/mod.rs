@@ -1,0 +1,141 @@
+//! The subcommands, one module per role.
+
+mod admin;
+mod audit;
+mod borrower;
+mod dev;
+mod lender;
+mod local;
+mod startup;
+mod status;
+
+use anyhow::Result;
+use clap::Subcommand;
+use compux_sdk::state::Facility;
+use compux_sdk::{FacilityKeys, MarketKeys};
+use solana_sdk::pubkey::Pubkey;
+
+use crate::ctx::Ctx;
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the embedded chain: the compux program with the real SPL programs, served on the
+    /// Solana JSON-RPC (HTTP, --rpc-port) and PubSub (WebSocket, the next port).
+    Localnet(local::LocalnetArgs),
+    /// Start everything on this machine: the localnet, a demo market and funded demo wallets
+    /// (admin, lender, startup, relayer) in a data directory; prints what runs where.
+    Up(local::UpArgs),
+    /// Create a new wallet keypair file (the default wallet unless --outfile).
+    Keygen {
+        /// Where to write it; defaults to --keypair or ~/.config/solana/id.json.
+        #[arg(long, short = 'o')]
+        outfile: Option<std::path::PathBuf>,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Request SOL from the localnet's faucet (for fees and rent).
+    Airdrop {
+        /// Amount in SOL.
+        sol: String,
+        /// Recipient; the wallet by default.
+        to: Option<Pubkey>,
+    },
+    /// Balances, credit accounts, reservations and facilities (with their schedule).
+    Status {
+        /// Whose status; the wallet by default.
+        owner: Option<Pubkey>,
+    },
+    /// Operator commands (the wallet is the market's admin).
+    #[command(subcommand)]
+    Admin(admin::Admin),
+    /// Buy standard credits at the current price (hour-of-day pricing, bulk bonus on top).
+    Buy(startup::BuyArgs),
+    /// Move standard credits to another owner's credit account in the same market.
+    Transfer(startup::TransferArgs),
+    /// Reserve credits for a term at today's price less the term discount.
+    Reserve(startup::ReserveArgs),
+    /// Pay for and receive the current period of a reservation.
+    Claim {
+        /// The reservation's number (see `compux status`).
+        nonce: u64,
+    },
+    /// End a reservation early; the early-termination deposit goes to the treasury.
+    CancelReservation { nonce: u64 },
+    /// Configure auto-refill (a permissionless crank buys when the vault runs low).
+    AutoRefill(startup::AutoRefillArgs),
+    /// Lender commands: offer, cancel an offer, freeze a defaulted facility, recover.
+    #[command(subcommand)]
+    Lender(lender::Lender),
+    /// Borrower commands: accept an offer, repay, close a repaid facility.
+    #[command(subcommand)]
+    Borrower(borrower::Borrower),
+    /// Permissionless cranks anyone may send.
+    #[command(subcommand)]
+    Crank(dev::Crank),
+    /// Verify a market from chain data alone: supply, escrows, loans, statuses, freezes,
+    /// reserve coverage. Exits non-zero on any violation.
+    Audit,
+    /// Localnet development helpers.
+    #[command(subcommand)]
+    Dev(dev::Dev),
+}
+
+pub async fn run(ctx: &Ctx, command: Command) -> Result<()> {
+    match command {
+        Command::Localnet(args) => local::localnet(ctx, args).await,
+        Command::Up(args) => local::up(ctx, args).await,
+        Command::Keygen { outfile, force } => local::keygen(ctx, outfile, force),
+        Command::Airdrop { sol, to } => local::airdrop(ctx, &sol, to).await,
+        Command::Status { owner } => status::status(ctx, owner).await,
+        Command::Admin(a) => admin::run(ctx, a).await,
+        Command::Buy(a) => startup::buy(ctx, a).await,
+        Command::Transfer(a) => startup::transfer(ctx, a).await,
+        Command::Reserve(a) => startup::reserve(ctx, a).await,
+        Command::Claim { nonce } => startup::claim(ctx, nonce).await,
+        Command::CancelReservation { nonce } => startup::cancel_reservation(ctx, nonce).await,
+        Command::AutoRefill(a) => startup::auto_refill(ctx, a).await,
+        Command::Lender(l) => lender::run(ctx, l).await,
+        Command::Borrower(b) => borrower::run(ctx, b).await,
+        Command::Crank(c) => dev::crank(ctx, c).await,
+        Command::Audit => audit::audit(ctx).await,
+        Command::Dev(d) => dev::dev(ctx, d).await,
+    }
+}
+
+/// A facility by address, with the market it belongs to and its derived keys.
+async fn facility(ctx: &Ctx, address: &Pubkey) -> Result<(MarketKeys, FacilityKeys, Facility)> {
+    ctx.connect().await?;
+    let f: Facility = compux_client::fetch::account_state(&ctx.rpc, address)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no facility at {address} (see `compux status` for yours)"))?;
+    let (m, _) = compux_client::fetch::market(&ctx.rpc, &f.market).await?;
+    let keys = FacilityKeys::derive(&f.market, &f.lender, f.nonce);
+    anyhow::ensure!(keys.address == *address, "{address} is not a facility PDA of the compux program");
+    Ok((m, keys, f))
+}
+
+/// The quote token's decimals, for reading and printing quote amounts.
+async fn quote_decimals(ctx: &Ctx, m: &MarketKeys) -> Result<u8> {
+    Ok(ctx.rpc.get_token_supply(&m.quote_mint).await?.decimals)
+}
+
+/// Opens the owner's credit account in the market when it has none yet.
+async fn ensure_credit_account(
+    ctx: &Ctx,
+    m: &MarketKeys,
+    owner: &solana_sdk::signature::Keypair,
+) -> Result<()> {
+    use solana_sdk::signature::Signer;
+    let c = m.credit_account(&owner.pubkey());
+    if ctx.rpc.get_account_with_commitment(&c.address, ctx.rpc.commitment()).await?.value.is_none() {
+        ctx.send(
+            "open credit account",
+            owner,
+            &[compux_sdk::ix::open_credit_account(m, &owner.pubkey())],
+            &[],
+        )
+        .await?;
+    }
+    Ok(())
+}

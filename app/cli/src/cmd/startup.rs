@@ -1,0 +1,233 @@
+//! Startup commands: standard credits, transfers, reserved credits, auto-refill.
+
+use anyhow::{anyhow, Result};
+use clap::Args;
+use compux_client::{fetch, tokens, Progress};
+use compux_sdk::ix::{self, AutoRefillParams, ReserveParams};
+use compux_sdk::math::{pricing, reservation};
+use compux_sdk::state::CreditAccount;
+use serde_json::json;
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::Signer;
+
+use super::{ensure_credit_account, quote_decimals};
+use crate::ctx::Ctx;
+use crate::units;
+
+const CREDIT_DECIMALS: u8 = 6;
+
+#[derive(Args)]
+pub struct BuyArgs {
+    /// Credits to buy (bulk bonus credits come on top).
+    credits: String,
+    /// Most quote tokens to pay; defaults to the price quoted now, so a change of hour
+    /// (and price) between quote and confirmation fails instead of charging more.
+    #[arg(long)]
+    max_quote: Option<String>,
+}
+
+#[derive(Args)]
+pub struct TransferArgs {
+    /// Credits to move (standard credits only; financed credits never move).
+    credits: String,
+    /// The receiving wallet; it must have a credit account in the market.
+    to: Pubkey,
+}
+
+#[derive(Args)]
+pub struct ReserveArgs {
+    /// Credits delivered each period.
+    #[arg(long)]
+    credits_per_period: String,
+    /// Number of periods.
+    #[arg(long)]
+    periods: u16,
+    /// Period length, like 30d.
+    #[arg(long, default_value = "30d")]
+    period: String,
+    /// Most quote tokens per credit to lock; defaults to the price quoted now.
+    #[arg(long)]
+    max_price: Option<String>,
+}
+
+#[derive(Args)]
+pub struct AutoRefillArgs {
+    /// Refill when the vault holds fewer credits than this.
+    #[arg(long, required_unless_present = "off")]
+    threshold: Option<String>,
+    /// Credits bought per refill.
+    #[arg(long, required_unless_present = "off")]
+    refill: Option<String>,
+    /// Most quote tokens one refill may cost.
+    #[arg(long, required_unless_present = "off")]
+    max_quote_per_refill: Option<String>,
+    /// Total quote tokens auto-refill may spend.
+    #[arg(long, required_unless_present = "off")]
+    cap: Option<String>,
+    /// Turn auto-refill off and revoke the delegation.
+    #[arg(long, conflicts_with_all = ["threshold", "refill", "max_quote_per_refill", "cap"])]
+    off: bool,
+}
+
+pub async fn buy(ctx: &Ctx, a: BuyArgs) -> Result<()> {
+    let credits = units::parse(&a.credits, CREDIT_DECIMALS)?;
+    anyhow::ensure!(credits > 0, "buy at least one base unit of credits");
+    let (m, market) = ctx.market().await?;
+    let decimals = quote_decimals(ctx, &m).await?;
+    let owner = ctx.wallet()?;
+    let now = fetch::clock(&ctx.rpc).await?.unix_timestamp;
+    let quote = pricing::price_purchase(
+        credits,
+        market.base_price,
+        &market.hour_multipliers_bps,
+        market.bulk_tiers(),
+        now,
+    )
+    .ok_or_else(|| anyhow!("{} credits is too large to price", a.credits))?;
+    let max_quote = match &a.max_quote {
+        Some(q) => units::parse(q, decimals)?,
+        None => quote.quote_in,
+    };
+    eprintln!(
+        "price now (UTC hour {}, x{}): {} quote tokens for {} credits + {} bonus",
+        quote.hour,
+        units::format(quote.multiplier_bps as u64, 4),
+        units::format(quote.quote_in, decimals),
+        units::format(credits, CREDIT_DECIMALS),
+        units::format(quote.bonus_credits, CREDIT_DECIMALS)
+    );
+    ensure_credit_account(ctx, &m, &owner).await?;
+    let from = tokens::ensure_ata(&ctx.rpc, Progress::Stderr, &owner, &owner.pubkey(), &m.quote_mint).await?;
+    let sig = ctx
+        .send("buy credits", &owner, &[ix::buy_credits(&m, &owner.pubkey(), &from, credits, max_quote)], &[])
+        .await?;
+    let balance = fetch::token_amount(&ctx.rpc, &m.credit_account(&owner.pubkey()).vault).await?;
+    ctx.emit(
+        json!({"signature": sig.to_string(), "credits": credits, "bonus_credits": quote.bonus_credits,
+               "quote_in": quote.quote_in, "balance": balance}),
+        || format!("credit balance: {} credits", units::format(balance, CREDIT_DECIMALS)),
+    );
+    Ok(())
+}
+
+pub async fn transfer(ctx: &Ctx, a: TransferArgs) -> Result<()> {
+    let amount = units::parse(&a.credits, CREDIT_DECIMALS)?;
+    let (m, _) = ctx.market().await?;
+    let owner = ctx.wallet()?;
+    let sig = ctx
+        .send("transfer credits", &owner, &[ix::transfer_credits(&m, &owner.pubkey(), &a.to, amount)], &[])
+        .await?;
+    ctx.emit(json!({"signature": sig.to_string(), "credits": amount, "to": a.to.to_string()}), || {
+        format!("moved {} credits to {}", units::format(amount, CREDIT_DECIMALS), a.to)
+    });
+    Ok(())
+}
+
+async fn credit_account(
+    ctx: &Ctx,
+    m: &compux_sdk::MarketKeys,
+    owner: &Pubkey,
+) -> Result<Option<CreditAccount>> {
+    fetch::account_state(&ctx.rpc, &m.credit_account(owner).address).await
+}
+
+pub async fn reserve(ctx: &Ctx, a: ReserveArgs) -> Result<()> {
+    let credits_per_period = units::parse(&a.credits_per_period, CREDIT_DECIMALS)?;
+    let period_secs = units::parse_duration(&a.period)?;
+    let (m, market) = ctx.market().await?;
+    let decimals = quote_decimals(ctx, &m).await?;
+    let owner = ctx.wallet()?;
+    let term = period_secs.saturating_mul(a.periods as i64);
+    let discount = reservation::discount_for_term(term, market.reserve_discounts());
+    let price =
+        reservation::locked_price(market.base_price, discount).ok_or_else(|| anyhow!("price overflow"))?;
+    let max_price = match &a.max_price {
+        Some(p) => units::parse(p, decimals)?,
+        None => price,
+    };
+    ensure_credit_account(ctx, &m, &owner).await?;
+    let nonce = credit_account(ctx, &m, &owner.pubkey()).await?.map_or(0, |c| c.reservation_count);
+    let from = tokens::ensure_ata(&ctx.rpc, Progress::Stderr, &owner, &owner.pubkey(), &m.quote_mint).await?;
+    let p = ReserveParams { credits_per_period, periods: a.periods, period_secs, max_price };
+    let sig = ctx.send("reserve", &owner, &[ix::reserve(&m, &owner.pubkey(), &from, nonce, p)], &[]).await?;
+    ctx.emit(
+        json!({"signature": sig.to_string(), "nonce": nonce, "locked_price": price, "discount_bps": discount}),
+        || {
+            format!(
+                "reservation {nonce}: {} credits x {} periods at {} per credit ({}% off); claim the first with `compux claim {nonce}`",
+                units::format(credits_per_period, CREDIT_DECIMALS),
+                a.periods,
+                units::format(price, decimals),
+                units::format(discount as u64, 2)
+            )
+        },
+    );
+    Ok(())
+}
+
+pub async fn claim(ctx: &Ctx, nonce: u64) -> Result<()> {
+    let (m, _) = ctx.market().await?;
+    let owner = ctx.wallet()?;
+    let from = tokens::ensure_ata(&ctx.rpc, Progress::Stderr, &owner, &owner.pubkey(), &m.quote_mint).await?;
+    let sig =
+        ctx.send("claim period", &owner, &[ix::claim_period(&m, &owner.pubkey(), &from, nonce)], &[]).await?;
+    let balance = fetch::token_amount(&ctx.rpc, &m.credit_account(&owner.pubkey()).vault).await?;
+    ctx.emit(json!({"signature": sig.to_string(), "balance": balance}), || {
+        format!("credit balance: {} credits", units::format(balance, CREDIT_DECIMALS))
+    });
+    Ok(())
+}
+
+pub async fn cancel_reservation(ctx: &Ctx, nonce: u64) -> Result<()> {
+    let (m, _) = ctx.market().await?;
+    let owner = ctx.wallet()?;
+    let sig = ctx
+        .send("cancel reservation", &owner, &[ix::cancel_reservation(&m, &owner.pubkey(), nonce)], &[])
+        .await?;
+    ctx.emit(json!({"signature": sig.to_string()}), || {
+        format!("reservation {nonce} cancelled; its deposit is forfeited")
+    });
+    Ok(())
+}
+
+pub async fn auto_refill(ctx: &Ctx, a: AutoRefillArgs) -> Result<()> {
+    let (m, _) = ctx.market().await?;
+    let decimals = quote_decimals(ctx, &m).await?;
+    let owner = ctx.wallet()?;
+    let credits = |s: &Option<String>| units::parse(s.as_deref().unwrap_or("0"), CREDIT_DECIMALS);
+    let quote = |s: &Option<String>| units::parse(s.as_deref().unwrap_or("0"), decimals);
+    let p = if a.off {
+        AutoRefillParams::default()
+    } else {
+        AutoRefillParams {
+            threshold: credits(&a.threshold)?,
+            refill_credits: credits(&a.refill)?,
+            max_quote_per_refill: quote(&a.max_quote_per_refill)?,
+            cap_quote: quote(&a.cap)?,
+        }
+    };
+    ensure_credit_account(ctx, &m, &owner).await?;
+    let source =
+        tokens::ensure_ata(&ctx.rpc, Progress::Stderr, &owner, &owner.pubkey(), &m.quote_mint).await?;
+    let sig = ctx
+        .send(
+            "configure auto-refill",
+            &owner,
+            &[ix::configure_auto_refill(&m, &owner.pubkey(), &source, p)],
+            &[],
+        )
+        .await?;
+    ctx.emit(json!({"signature": sig.to_string(), "enabled": !a.off}), || {
+        if a.off {
+            "auto-refill off".into()
+        } else {
+            format!(
+                "auto-refill on: below {} credits buy {} (cap {} quote tokens)",
+                units::format(p.threshold, CREDIT_DECIMALS),
+                units::format(p.refill_credits, CREDIT_DECIMALS),
+                units::format(p.cap_quote, decimals)
+            )
+        }
+    });
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! `compux status`: what a wallet holds and owes, in every market.
+
+use anyhow::Result;
+use compux_client::fetch;
+use compux_sdk::state::{Facility, Market};
+use serde_json::{json, Value};
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::Signer;
+
+use crate::ctx::Ctx;
+use crate::units;
+
+fn facility_json(address: &Pubkey, f: &Facility, role: &str) -> Value {
+    json!({
+        "address": address.to_string(),
+        "role": role,
+        "status": format!("{:?}", f.status),
+        "lender": f.lender.to_string(),
+        "borrower": f.terms.borrower.to_string(),
+        "principal": f.terms.principal,
+        "total_credits": f.total_credits,
+        "released_credits": f.released_credits,
+        "burned_credits": f.burned_credits,
+        "installment": f.loan.installment_amount,
+        "installments_due": f.loan.installments_due,
+        "installments": f.loan.installments,
+        "missed_installments": f.loan.missed_installments,
+        "next_due_ts": f.loan.next_due_ts,
+        "next_due_amount": f.loan.next_due_amount,
+        "past_due": f.loan.past_due(),
+        "principal_outstanding": f.loan.principal_outstanding,
+        "frozen_at": f.frozen_at,
+    })
+}
+
+pub async fn status(ctx: &Ctx, owner: Option<Pubkey>) -> Result<()> {
+    let owner = match owner {
+        Some(k) => k,
+        None => ctx.wallet()?.pubkey(),
+    };
+    ctx.connect().await?;
+    let rpc = &ctx.rpc;
+    let lamports = rpc.get_balance(&owner).await?;
+    let mut accounts = Vec::new();
+    let mut reservations = Vec::new();
+    for (address, ca) in fetch::credit_accounts_of(rpc, &owner).await? {
+        let credits = fetch::token_amount(rpc, &ca.vault).await?;
+        accounts.push(json!({
+            "address": address.to_string(),
+            "market": ca.market.to_string(),
+            "credits": credits,
+            "settled_seq": ca.settlement.settled_seq,
+            "total_purchased": ca.total_purchased,
+            "auto_refill": ca.auto_refill.enabled(),
+        }));
+        for (r_address, r) in fetch::reservations_of(rpc, &address).await? {
+            reservations.push(json!({
+                "address": r_address.to_string(),
+                "nonce": r.nonce,
+                "credits_per_period": r.credits_per_period,
+                "period_cost": r.period_cost,
+                "claimed_periods": r.claimed_periods,
+                "periods": r.periods,
+                "next_period_end": r.current_period_end(),
+                "deposit": r.deposit,
+            }));
+        }
+    }
+    // Facilities where the wallet lends or borrows, across markets.
+    let mut facilities = Vec::new();
+    for (market, _) in fetch::program_accounts::<Market>(rpc, &[]).await? {
+        for (address, f) in fetch::facilities_of_market(rpc, &market).await? {
+            if f.lender == owner {
+                facilities.push(facility_json(&address, &f, "lender"));
+            } else if f.terms.borrower == owner {
+                facilities.push(facility_json(&address, &f, "borrower"));
+            }
+        }
+    }
+    let value = json!({
+        "owner": owner.to_string(),
+        "lamports": lamports,
+        "credit_accounts": accounts,
+        "reservations": reservations,
+        "facilities": facilities,
+    });
+    if ctx.json {
+        out!("{value}");
+        return Ok(());
+    }
+    out!("wallet {owner}\n  SOL: {}", units::format(lamports, 9));
+    if accounts.is_empty() {
+        out!("  no credit account yet (`compux buy` opens one)");
+    }
+    for a in &accounts {
+        out!(
+            "  market {}: {} credits (settled batches {}, auto-refill {})",
+            a["market"].as_str().unwrap_or_default(),
+            units::format(a["credits"].as_u64().unwrap_or(0), 6),
+            a["settled_seq"],
+            if a["auto_refill"] == true { "on" } else { "off" }
+        );
+    }
+    if !reservations.is_empty() {
+        out!(
+            "  reservations:\n    {:>5}  {:>14}  {:>9}  {:>14}",
+            "nonce",
+            "credits/period",
+            "claimed",
+            "period ends"
+        );
+        for r in &reservations {
+            out!(
+                "    {:>5}  {:>14}  {:>4}/{:<4}  {:>14}",
+                r["nonce"],
+                units::format(r["credits_per_period"].as_u64().unwrap_or(0), 6),
+                r["claimed_periods"],
+                r["periods"],
+                r["next_period_end"]
+            );
+        }
+    }
+    if !facilities.is_empty() {
+        out!(
+            "  facilities:\n    {:<44}  {:<8}  {:<10}  {:>9}  {:>12}  {:>12}  {:>12}",
+            "address",
+            "role",
+            "status",
+            "paid/due",
+            "next due",
+            "amount",
+            "outstanding"
+        );
+        for f in &facilities {
+            out!(
+                "    {:<44}  {:<8}  {:<10}  {:>4}/{:<4}  {:>12}  {:>12}  {:>12}",
+                f["address"].as_str().unwrap_or_default(),
+                f["role"].as_str().unwrap_or_default(),
+                f["status"].as_str().unwrap_or_default(),
+                f["installments_due"],
+                f["installments"],
+                f["next_due_ts"],
+                f["next_due_amount"],
+                f["principal_outstanding"]
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! Amounts typed by people ("12.5") to base units, and back, without floating point.
+
+use anyhow::{bail, Result};
+
+/// Parses a decimal amount with at most `decimals` fractional digits into base units.
+pub fn parse(text: &str, decimals: u8) -> Result<u64> {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !(digits(whole) || (whole.is_empty() && digits(frac))) || !(frac.is_empty() || digits(frac)) {
+        bail!("{text:?} is not an amount (write it like 12 or 12.5)");
+    }
+    if frac.len() > decimals as usize {
+        bail!("{text:?} has more than {decimals} decimal places");
+    }
+    let scale = 10u64.pow(decimals as u32);
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| anyhow::anyhow!("{text:?} is too large"))?
+    };
+    let frac: u64 =
+        if frac.is_empty() { 0 } else { format!("{frac:0<width$}", width = decimals as usize).parse()? };
+    whole
+        .checked_mul(scale)
+        .and_then(|w| w.checked_add(frac))
+        .ok_or_else(|| anyhow::anyhow!("{text:?} is too large"))
+}
+
+/// Base units as a decimal string with trailing zeros trimmed.
+pub fn format(amount: u64, decimals: u8) -> String {
+    let scale = 10u64.pow(decimals as u32);
+    let frac = format!("{:0width$}", amount % scale, width = decimals as usize);
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() {
+        (amount / scale).to_string()
+    } else {
+        format!("{}.{frac}", amount / scale)
+    }
+}
+
+/// Durations like "30d", "12h", "90m", "45s" or plain seconds.
+pub fn parse_duration(text: &str) -> Result<i64> {
+    let (n, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: i64 =
+        n.parse().map_err(|_| anyhow::anyhow!("{text:?} is not a duration (like 30d, 12h, 90m, 45s)"))?;
+    let secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => bail!("{text:?}: unknown unit {unit:?} (use d, h, m or s)"),
+    };
+    n.checked_mul(secs).ok_or_else(|| anyhow::anyhow!("{text:?} is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_round_trip_and_reject_garbage() {
+        assert_eq!(parse("12.5", 6).unwrap(), 12_500_000);
+        assert_eq!(parse("0.000001", 6).unwrap(), 1);
+        assert_eq!(parse(".5", 6).unwrap(), 500_000);
+        assert_eq!(parse("7", 0).unwrap(), 7);
+        assert_eq!(format(12_500_000, 6), "12.5");
+        assert_eq!(format(3, 0), "3");
+        for bad in ["", ".", "1.2.3", "-1", "1e6", "0.0000001", "18446744073709551616"] {
+            assert!(parse(bad, 6).is_err(), "{bad}");
+        }
+        assert!(parse("18446744073710", 6).is_err(), "overflow after scaling");
+        assert_eq!(parse_duration("30d").unwrap(), 2_592_000);
+        assert_eq!(parse_duration("45").unwrap(), 45);
+        assert!(parse_duration("3w").is_err());
+        assert!(parse_duration("d").is_err());
+    }
+}
