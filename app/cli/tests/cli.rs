@@ -131,3 +131,134 @@ fn bad_wallets_and_inputs_get_clear_errors() {
         compux(&["status", "Fe7GLtV51UD7QC4M1tw5nv9PziC4WN7c54gD93dwmHt5", "-u", "http://127.0.0.1:1"]);
     assert!(stderr(&unreachable).contains("cannot reach http://127.0.0.1:1"));
 }
+
+/// `compux up` in a temporary data directory, stopped when dropped.
+struct Up {
+    child: Child,
+    summary: Value,
+    _dir: tempfile::TempDir,
+}
+
+impl Up {
+    fn start() -> Up {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/market.toml");
+        let mut child = Command::new(BIN)
+            .args(["up", "--rpc-port", "0", "--json", "--config", toml, "--data-dir"])
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("compux up starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        let summary: Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("up prints a summary, got {line:?}"));
+        Up { child, summary, _dir: dir }
+    }
+
+    fn url(&self) -> &str {
+        self.summary["rpc_url"].as_str().unwrap()
+    }
+
+    fn wallet(&self, name: &str) -> (&str, &str) {
+        let w = &self.summary["wallets"][name];
+        (w["keypair"].as_str().unwrap(), w["pubkey"].as_str().unwrap())
+    }
+
+    /// Runs compux as `who` against this chain.
+    fn run(&self, who: &str, args: &[&str]) -> Output {
+        let (keypair, _) = self.wallet(who);
+        compux(&[&["-u", self.url(), "-k", keypair], args].concat())
+    }
+
+    fn json(&self, who: &str, args: &[&str]) -> Value {
+        stdout_json(&self.run(who, &[args, &["--json"]].concat()))
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn facility_status(up: &Up, who: &str, facility: &str) -> String {
+    let status = up.json(who, &["status"]);
+    let f = status["facilities"].as_array().unwrap().iter().find(|f| f["address"] == facility);
+    f.map_or("closed".into(), |f| f["status"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn every_role_through_the_binary_then_the_auditor_catches_a_corrupted_vault() {
+    let up = Up::start();
+    let (_, startup) = up.wallet("startup");
+
+    // Startup: standard and reserved credits.
+    assert_eq!(up.json("startup", &["buy", "100"])["balance"], 100_000_000u64);
+    assert_eq!(up.json("startup", &["reserve", "--credits-per-period", "10", "--periods", "3"])["nonce"], 0);
+    assert_eq!(up.json("startup", &["claim", "0"])["balance"], 110_000_000u64);
+    let slippage = stderr(&up.run("startup", &["buy", "5", "--max-quote", "0.000001"]));
+    assert!(slippage.contains("SlippageExceeded"), "the program error is named: {slippage}");
+
+    // A facility repaid early and closed: its unused credits become standard credits.
+    let offer = &["lender", "offer", "--borrower", startup, "--principal", "1000"];
+    let f1 = up.json("lender", offer)["facility"].as_str().unwrap().to_string();
+    assert_eq!(up.json("startup", &["borrower", "accept", &f1])["status"], "Active");
+    assert_eq!(up.json("startup", &["borrower", "repay", &f1, "all"])["status"], "Repaid");
+    up.json("startup", &["borrower", "close", &f1]);
+    assert_eq!(facility_status(&up, "startup", &f1), "closed");
+    let credits = up.json("startup", &["status"])["credit_accounts"][0]["credits"].as_u64().unwrap();
+    assert_eq!(credits, 110_000_000 + 150_000_000_000, "1000 quote at 0.01 a credit x1.5 converted");
+
+    // A facility that defaults: stale until refreshed, frozen, recovered after the window.
+    let f2 = up.json("lender", offer)["facility"].as_str().unwrap().to_string();
+    up.json("startup", &["borrower", "accept", &f2]);
+    assert!(
+        stderr(&up.run("lender", &["lender", "freeze", &f2])).contains("NotFreezable"),
+        "current: no freeze"
+    );
+    up.json("startup", &["dev", "warp", "--by", "52d"]);
+    let audit = up.run("startup", &["audit", "--json"]);
+    assert!(!audit.status.success(), "a defaulted facility left unrefreshed is a violation");
+    assert_eq!(facility_status(&up, "lender", &f2), "Active", "stored status is stale");
+    assert_eq!(up.json("lender", &["lender", "freeze", &f2])["status"], "Frozen");
+    assert!(stderr(&up.run("lender", &["lender", "recover", &f2])).contains("SettlementWindowOpen"));
+    up.json("startup", &["dev", "warp", "--by", "3d"]);
+    assert_eq!(up.json("lender", &["lender", "recover", &f2])["status"], "Recovered");
+    let healthy = up.json("admin", &["audit"]);
+    assert_eq!(
+        (healthy["ok"].as_bool(), healthy["violations"].as_array().map(Vec::len)),
+        (Some(true), Some(0))
+    );
+
+    // Corrupt one vault's balance behind the program's back: the auditor must object.
+    let client = solana_rpc_client::rpc_client::RpcClient::new(up.url().to_string());
+    let vault: solana_sdk::pubkey::Pubkey = {
+        let ca = &up.json("startup", &["status"])["credit_accounts"][0];
+        let address: solana_sdk::pubkey::Pubkey = ca["address"].as_str().unwrap().parse().unwrap();
+        let data = client.get_account_data(&address).unwrap();
+        solana_sdk::pubkey::Pubkey::try_from(&data[8 + 64..8 + 96]).unwrap()
+    };
+    let mut account = client.get_account(&vault).unwrap();
+    account.data[64..72].copy_from_slice(&1u64.to_le_bytes());
+    let ui = serde_json::json!({
+        "lamports": account.lamports,
+        "data": [base64::Engine::encode(&base64::prelude::BASE64_STANDARD, &account.data), "base64"],
+        "owner": account.owner.to_string(),
+        "executable": false,
+        "rentEpoch": account.rent_epoch,
+        "space": account.data.len(),
+    });
+    let ok: bool = client
+        .send(
+            solana_rpc_client_api::request::RpcRequest::Custom { method: "compux_setAccount" },
+            serde_json::json!([vault.to_string(), ui]),
+        )
+        .unwrap();
+    assert!(ok);
+    let corrupted = up.run("admin", &["audit"]);
+    let report = String::from_utf8_lossy(&corrupted.stdout);
+    assert!(!corrupted.status.success() && report.contains("VIOLATION: credit supply"), "{report}");
+}

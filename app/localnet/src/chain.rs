@@ -181,6 +181,17 @@ impl Chain {
         self.advance_clock(&mut w, unix_timestamp).await
     }
 
+    /// Development only: overwrites an account, as an auditor's test injects a violation.
+    pub async fn set_account(&self, key: Pubkey, account: Account) -> Result<()> {
+        let mut w = self.writer.lock().await;
+        w.ctx.set_account(&key, &account.clone().into());
+        self.index.write().expect("account index poisoned").insert(key, account.clone());
+        if let Some(l) = w.ledger.as_mut() {
+            l.record_accounts(&[(key, Some(account))])?;
+        }
+        Ok(())
+    }
+
     pub async fn slot(&self) -> Result<u64> {
         Ok(self.banks.get_root_slot().await?)
     }

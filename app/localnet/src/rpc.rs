@@ -155,6 +155,12 @@ pub trait SolanaRpc {
     #[method(name = "compux_setClock")]
     async fn set_clock(&self, unix_timestamp: i64) -> RpcResult<Clock>;
 
+    /// Development only (not a Solana method): overwrites an account, e.g. to show that
+    /// `compux audit` catches a corrupted state. Takes the account as getAccountInfo returns
+    /// it (base64 data).
+    #[method(name = "compux_setAccount")]
+    async fn set_account(&self, pubkey: String, account: UiAccount) -> RpcResult<bool>;
+
     #[subscription(name = "signatureSubscribe" => "signatureNotification", unsubscribe = "signatureUnsubscribe", item = Response<solana_rpc_client_api::response::RpcSignatureResult>)]
     async fn signature_subscribe(
         &self,
@@ -641,6 +647,22 @@ impl SolanaRpcServer for Rpc {
 
     async fn set_clock(&self, unix_timestamp: i64) -> RpcResult<Clock> {
         self.chain.set_clock(unix_timestamp).await.map_err(|e| invalid_params(e.to_string()))
+    }
+
+    async fn set_account(&self, pubkey: String, account: UiAccount) -> RpcResult<bool> {
+        let key = encode::pubkey(&pubkey)?;
+        let data =
+            account.data.decode().ok_or_else(|| invalid_params("account data must be base58 or base64"))?;
+        let owner = encode::pubkey(&account.owner)?;
+        let account = solana_sdk::account::Account {
+            lamports: account.lamports,
+            data,
+            owner,
+            executable: account.executable,
+            rent_epoch: account.rent_epoch,
+        };
+        self.chain.set_account(key, account).await.map_err(internal)?;
+        Ok(true)
     }
 
     async fn signature_subscribe(
