@@ -24,6 +24,27 @@ cargo run -q -p compux-idl -- --check
 step "cargo test (program math + property tests, then the solana-program-test suite)"
 cargo test --workspace
 
+step "@solana/web3.js and Anchor's TypeScript client against \`compux up\`"
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+    (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+    cargo build -q -p compux-cli
+    scratch=$(mktemp -d)
+    "$CARGO_TARGET_DIR/debug/compux" up --rpc-port 0 --json --data-dir "$scratch/up" \
+        --config migrations/market.toml >"$scratch/up.json" 2>"$scratch/up.log" &
+    up_pid=$!
+    trap 'kill "$up_pid" 2>/dev/null || true; rm -rf "$scratch"' EXIT
+    for _ in $(seq 1 120); do
+        [ -s "$scratch/up.json" ] && break
+        kill -0 "$up_pid" 2>/dev/null || { cat "$scratch/up.log" >&2; echo "compux up exited" >&2; exit 1; }
+        sleep 0.5
+    done
+    read -r url market < <(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["rpc_url"], s["market"])' "$scratch/up.json")
+    node tests/node/localnet_check.mjs "$url" "$market"
+    kill "$up_pid" 2>/dev/null || true
+else
+    echo "node and npm are missing: .ci/run installs them; skipped here" >&2
+fi
+
 if [ "${COMPUX_SKIP_MUTANTS:-0}" != 1 ]; then
     step "mutation check: each security check removed in turn must fail a test"
     python3 scripts/mutation_check.py

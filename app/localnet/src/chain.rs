@@ -235,8 +235,10 @@ impl Chain {
 
     pub async fn simulate(&self, tx: VersionedTransaction, with_accounts: &[Pubkey]) -> Result<Simulated> {
         let out = self.banks.simulate_transaction_with_commitment(tx, CommitmentLevel::Processed).await?;
-        let (logs, units_consumed) =
-            out.simulation_details.map(|d| (d.logs, d.units_consumed)).unwrap_or_default();
+        let (logs, units_consumed) = out
+            .simulation_details
+            .map(|d| (compux_native::normalize_logs(d.logs), d.units_consumed))
+            .unwrap_or_default();
         let err = match out.result {
             Some(Ok(())) => None,
             Some(Err(e)) => Some(e),
@@ -291,8 +293,10 @@ impl Chain {
             VersionedMessage::V0(_) => 5_000 * tx.signatures.len() as u64,
         };
         let out = self.banks.process_transaction_with_metadata(tx.clone()).await?;
-        let (logs, units_consumed) =
-            out.metadata.map(|m| (m.log_messages, m.compute_units_consumed)).unwrap_or_default();
+        let (logs, units_consumed) = out
+            .metadata
+            .map(|m| (compux_native::normalize_logs(m.log_messages), m.compute_units_consumed))
+            .unwrap_or_default();
         let err = out.result.err();
         if let Some(e) = &err {
             if !fee_was_charged(e) {

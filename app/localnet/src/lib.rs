@@ -48,26 +48,34 @@ pub struct Localnet {
     handles: Vec<ServerHandle>,
 }
 
+/// The HTTP server on `port` and the PubSub server on the next port, where clients
+/// (web3.js, solana-rpc-client) look for it. Port 0 picks a free pair.
+async fn bind_pair(bind: IpAddr, port: u16) -> Result<(Server, Server)> {
+    let attempts = if port == 0 { 32 } else { 1 };
+    let mut last_err = None;
+    for _ in 0..attempts {
+        let http = Server::builder().build(SocketAddr::new(bind, port)).await.with_context(|| {
+            format!("cannot listen on {bind}:{port} (is another validator running? try --rpc-port)")
+        })?;
+        let ws_port = http.local_addr()?.port().checked_add(1).context("no port after 65535 for PubSub")?;
+        match Server::builder().build(SocketAddr::new(bind, ws_port)).await {
+            Ok(ws) => return Ok((http, ws)),
+            Err(e) => {
+                last_err = Some(
+                    anyhow::Error::new(e).context(format!("cannot listen on {bind}:{ws_port} for PubSub")),
+                )
+            }
+        }
+    }
+    Err(last_err.expect("at least one attempt"))
+}
+
 impl Localnet {
     pub async fn start(config: Config) -> Result<Localnet> {
         let chain = Chain::start(config.ledger.as_deref(), config.reset).await?;
         let methods = Rpc { chain: chain.clone() }.into_rpc();
-        let http = Server::builder()
-            .build(SocketAddr::new(config.bind, config.rpc_port))
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on {}:{} (is another validator running? try --rpc-port)",
-                    config.bind, config.rpc_port
-                )
-            })?;
-        let rpc_addr = http.local_addr()?;
-        let ws_port = if config.rpc_port == 0 { 0 } else { config.rpc_port + 1 };
-        let ws = Server::builder()
-            .build(SocketAddr::new(config.bind, ws_port))
-            .await
-            .with_context(|| format!("cannot listen on {}:{ws_port} for PubSub", config.bind))?;
-        let pubsub_addr = ws.local_addr()?;
+        let (http, ws) = bind_pair(config.bind, config.rpc_port).await?;
+        let (rpc_addr, pubsub_addr) = (http.local_addr()?, ws.local_addr()?);
         let handles = vec![http.start(methods.clone()), ws.start(methods)];
         Ok(Localnet { chain, rpc_addr, pubsub_addr, handles })
     }

@@ -151,3 +151,86 @@ impl program_stubs::SyscallStubs for LogBridge {
         self.inner().sol_get_stack_height()
     }
 }
+
+/// Logs as the SBF runtime writes them. Natively, solana-program-test logs each native
+/// instruction's `invoke` and `success`/`failed` lines itself as well as the runtime does, and
+/// logs a CPI's `invoke` once more at the caller's depth. Clients that track the invoke
+/// stack from the logs (Anchor's event parser) need one line per frame, so the copies are
+/// dropped: an `invoke` line followed by an `invoke` of the same program, and a result line
+/// repeated right after itself (a program does not re-enter itself here).
+pub fn normalize_logs(logs: Vec<String>) -> Vec<String> {
+    let frame = |l: &str| -> Option<(String, &'static str)> {
+        let rest = l.strip_prefix("Program ")?;
+        let (program, tail) = rest.split_once(' ')?;
+        let kind = if tail.starts_with("invoke [") {
+            "invoke"
+        } else if tail == "success" || tail.starts_with("failed: ") {
+            "result"
+        } else {
+            return None;
+        };
+        Some((program.to_string(), kind))
+    };
+    let mut out: Vec<String> = Vec::with_capacity(logs.len());
+    for (i, line) in logs.iter().enumerate() {
+        match frame(line) {
+            Some((program, "invoke")) => {
+                let next = logs.get(i + 1).and_then(|n| frame(n));
+                if next == Some((program, "invoke")) {
+                    continue;
+                }
+            }
+            Some((_, "result")) if out.last() == Some(line) => continue,
+            _ => {}
+        }
+        out.push(line.clone());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_logs;
+
+    #[test]
+    fn native_log_copies_are_dropped_and_real_lines_kept() {
+        let raw = [
+            "Program C invoke [1]",
+            "Program C invoke [1]",
+            "Program T invoke [1]",
+            "Program T invoke [2]",
+            "Program log: Instruction: MintTo",
+            "Program T success",
+            "Program T success",
+            "Program data: AAAA",
+            "Program T invoke [1]",
+            "Program T invoke [2]",
+            "Program T failed: custom program error: 0x1",
+            "Program T failed: custom program error: 0x1",
+            "Program C failed: custom program error: 0x1",
+            "Program C failed: custom program error: 0x1",
+        ];
+        let want = [
+            "Program C invoke [1]",
+            "Program T invoke [2]",
+            "Program log: Instruction: MintTo",
+            "Program T success",
+            "Program data: AAAA",
+            "Program T invoke [2]",
+            "Program T failed: custom program error: 0x1",
+            "Program C failed: custom program error: 0x1",
+        ];
+        assert_eq!(normalize_logs(raw.iter().map(|s| s.to_string()).collect()), want);
+        // Two different CPIs in a row keep both frames.
+        let two = [
+            "Program A invoke [1]",
+            "Program T invoke [2]",
+            "Program T success",
+            "Program T invoke [2]",
+            "Program T success",
+            "Program A success",
+        ];
+        let two: Vec<String> = two.iter().map(|s| s.to_string()).collect();
+        assert_eq!(normalize_logs(two.clone()), two);
+    }
+}
