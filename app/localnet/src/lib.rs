@@ -9,6 +9,7 @@ pub mod encode;
 mod ledger;
 pub mod pubsub;
 pub mod rpc;
+pub mod stdout;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
