@@ -6,7 +6,6 @@
 mod output;
 mod cmd;
 mod ctx;
-mod units;
 mod wallet;
 
 use std::path::PathBuf;

@@ -234,23 +234,11 @@ fn check_len(n: usize) -> RpcResult<()> {
 }
 
 fn token_amount(amount: u64, decimals: u8) -> UiTokenAmount {
-    let scale = 10u64.pow(decimals as u32);
-    let ui = if decimals == 0 {
-        amount.to_string()
-    } else {
-        let frac = format!("{:0width$}", amount % scale, width = decimals as usize);
-        let frac = frac.trim_end_matches('0');
-        if frac.is_empty() {
-            (amount / scale).to_string()
-        } else {
-            format!("{}.{frac}", amount / scale)
-        }
-    };
     UiTokenAmount {
-        ui_amount: Some(amount as f64 / scale as f64),
+        ui_amount: Some(amount as f64 / 10f64.powi(decimals as i32)),
         decimals,
         amount: amount.to_string(),
-        ui_amount_string: ui,
+        ui_amount_string: compux_sdk::units::format(amount, decimals),
     }
 }
 

@@ -13,7 +13,7 @@ use solana_sdk::signature::Signer;
 
 use super::quote_decimals;
 use crate::ctx::Ctx;
-use crate::units;
+use compux_sdk::units;
 
 #[derive(Subcommand)]
 pub enum Admin {

@@ -10,7 +10,7 @@ use solana_sdk::pubkey::Pubkey;
 
 use super::facility;
 use crate::ctx::Ctx;
-use crate::units;
+use compux_sdk::units;
 
 #[derive(Subcommand)]
 pub enum Crank {

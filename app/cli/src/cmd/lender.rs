@@ -12,7 +12,7 @@ use solana_sdk::signature::Signer;
 
 use super::{facility, quote_decimals};
 use crate::ctx::Ctx;
-use crate::units;
+use compux_sdk::units;
 
 #[derive(Args)]
 pub struct OfferArgs {

@@ -16,7 +16,8 @@ use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
 
 use crate::ctx::Ctx;
-use crate::{units, wallet};
+use crate::wallet;
+use compux_sdk::units;
 
 #[derive(Args)]
 pub struct LocalnetArgs {

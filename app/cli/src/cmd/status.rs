@@ -8,7 +8,7 @@ use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Signer;
 
 use crate::ctx::Ctx;
-use crate::units;
+use compux_sdk::units;
 
 fn facility_json(address: &Pubkey, f: &Facility, role: &str) -> Value {
     json!({

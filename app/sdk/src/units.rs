@@ -1,4 +1,5 @@
-//! Amounts typed by people ("12.5") to base units, and back, without floating point.
+//! Amounts as people write them ("12.5") to base units and back, without floating point:
+//! the CLI parses and prints with these, the localnet formats `uiAmountString` with them.
 
 use anyhow::{bail, Result};
 
