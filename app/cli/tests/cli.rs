@@ -200,7 +200,10 @@ fn every_role_through_the_binary_then_the_auditor_catches_a_corrupted_vault() {
     assert_eq!(up.json("startup", &["reserve", "--credits-per-period", "10", "--periods", "3"])["nonce"], 0);
     assert_eq!(up.json("startup", &["claim", "0"])["balance"], 110_000_000u64);
     let slippage = stderr(&up.run("startup", &["buy", "5", "--max-quote", "0.000001"]));
-    assert!(slippage.contains("SlippageExceeded"), "the program error is named: {slippage}");
+    assert!(
+        slippage.contains("SlippageExceeded") && slippage.contains("what to do"),
+        "the program error is named, with what to do: {slippage}"
+    );
 
     // A facility repaid early and closed: its unused credits become standard credits.
     let offer = &["lender", "offer", "--borrower", startup, "--principal", "1000"];

@@ -15,10 +15,41 @@ fn program_error(code: u32) -> Option<(String, String)> {
     Some((e["name"].as_str()?.to_string(), e["msg"].as_str()?.to_string()))
 }
 
+/// What a user can do about the errors people meet in normal use.
+fn hint(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "SlippageExceeded" => "the price moved (a new UTC hour?) since it was quoted: run the command again, or allow more with --max-quote",
+        "PriceAboveMax" => "the locked price is above --max-price: check `compux status` and raise it if intended",
+        "MarketPaused" => "the operator paused the market; try again after `compux admin resume`",
+        "InsufficientCredits" => "buy more with `compux buy`, or wait for a facility top-up",
+        "PeriodNotStarted" => "the next period's claim window is not open yet: see `compux status` for when it opens",
+        "ReservationLapsed" => "a period went unclaimed; the reservation has ended (anyone may `lapse` it)",
+        "NotFreezable" => "only a defaulted facility, or one matured with a balance, can be frozen: see `compux status`",
+        "SettlementWindowOpen" => "usage metered before the freeze may still settle; recover after the window closes (`compux dev warp` on the localnet)",
+        "FacilityNotCurrent" => "the facility is past due: the borrower must repay (`compux borrower repay <facility> all`)",
+        "TrancheNotDue" => "the next top-up is not due yet: see the schedule in `compux status`",
+        "NotBorrower" => "use the borrower's wallet (--keypair)",
+        "NotLender" => "use the lender's wallet (--keypair)",
+        "NotAdmin" => "use the market admin's wallet (--keypair)",
+        "NotAccountOwner" => "use the credit account owner's wallet (--keypair)",
+        _ => return None,
+    })
+}
+
 fn explain(err: &TransactionError) -> String {
     match err {
         TransactionError::InstructionError(i, InstructionError::Custom(code)) => match program_error(*code) {
-            Some((name, msg)) => format!("instruction {i} failed with compux error {name} ({code}): {msg}"),
+            Some((name, msg)) => {
+                let what = format!("instruction {i} failed with compux error {name} ({code}): {msg}");
+                match hint(&name) {
+                    Some(h) => format!("{what}\n  what to do: {h}"),
+                    None => what,
+                }
+            }
+            // SPL Token's own errors (CPIs from the program, or token instructions).
+            None if *code == 1 => {
+                format!("instruction {i} failed: insufficient token balance (SPL Token error 1): fund the account with quote tokens first")
+            }
             None => format!("instruction {i} failed with custom error {code}"),
         },
         TransactionError::InstructionError(i, e) => format!("instruction {i} failed: {e}"),

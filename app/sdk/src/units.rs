@@ -54,6 +54,22 @@ pub fn parse_duration(text: &str) -> Result<i64> {
     n.checked_mul(secs).ok_or_else(|| anyhow::anyhow!("{text:?} is too long"))
 }
 
+/// A unix timestamp as `YYYY-MM-DD HH:MM UTC` (proleptic Gregorian, no time zone data).
+pub fn format_utc(ts: i64) -> String {
+    let (days, secs) = (ts.div_euclid(86_400), ts.rem_euclid(86_400));
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", secs / 3_600, secs % 3_600 / 60)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +90,9 @@ mod tests {
         assert_eq!(parse_duration("45").unwrap(), 45);
         assert!(parse_duration("3w").is_err());
         assert!(parse_duration("d").is_err());
+        assert_eq!(format_utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(format_utc(1_767_225_600 + 15 * 3_600 + 59), "2026-01-01 15:00 UTC");
+        assert_eq!(format_utc(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(format_utc(-86_400), "1969-12-31 00:00 UTC");
     }
 }

@@ -66,12 +66,21 @@ pub async fn run(ctx: &Ctx, b: Borrower) -> Result<()> {
         "next_due_ts": state.as_ref().map(|f| f.loan.next_due_ts),
         "next_due_amount": state.as_ref().map(|f| f.loan.next_due_amount),
     });
-    ctx.emit(value, || match &state {
-        Some(f) => format!(
-            "facility {address} {what}: {:?}, next installment {} due at {}",
-            f.status, f.loan.next_due_amount, f.loan.next_due_ts
+    let decimals = match &state {
+        Some(f) => {
+            Some(quote_decimals(ctx, &compux_client::fetch::market(&ctx.rpc, &f.market).await?.0).await?)
+        }
+        None => None,
+    };
+    ctx.emit(value, || match (&state, decimals) {
+        (Some(f), Some(d)) if f.loan.next_due_ts > 0 => format!(
+            "facility {address} {what}: {:?}; next installment {} quote tokens due {}",
+            f.status,
+            units::format(f.loan.next_due_amount, d),
+            units::format_utc(f.loan.next_due_ts)
         ),
-        None => format!("facility {address} {what}"),
+        (Some(f), _) => format!("facility {address} {what}: {:?}", f.status),
+        (None, _) => format!("facility {address} {what}"),
     });
     Ok(())
 }

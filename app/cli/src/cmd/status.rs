@@ -10,8 +10,9 @@ use solana_sdk::signature::Signer;
 use crate::ctx::Ctx;
 use compux_sdk::units;
 
-fn facility_json(address: &Pubkey, f: &Facility, role: &str) -> Value {
+fn facility_json(address: &Pubkey, f: &Facility, role: &str, quote_decimals: u8) -> Value {
     json!({
+        "quote_decimals": quote_decimals,
         "address": address.to_string(),
         "role": role,
         "status": format!("{:?}", f.status),
@@ -68,14 +69,26 @@ pub async fn status(ctx: &Ctx, owner: Option<Pubkey>) -> Result<()> {
     }
     // Facilities where the wallet lends or borrows, across markets.
     let mut facilities = Vec::new();
-    for (market, _) in fetch::program_accounts::<Market>(rpc, &[]).await? {
-        for (address, f) in fetch::facilities_of_market(rpc, &market).await? {
-            if f.lender == owner {
-                facilities.push(facility_json(&address, &f, "lender"));
-            } else if f.terms.borrower == owner {
-                facilities.push(facility_json(&address, &f, "borrower"));
-            }
+    for (market, state) in fetch::program_accounts::<Market>(rpc, &[]).await? {
+        let mine: Vec<_> = fetch::facilities_of_market(rpc, &market)
+            .await?
+            .into_iter()
+            .filter_map(|(address, f)| {
+                let role = if f.lender == owner {
+                    "lender"
+                } else if f.terms.borrower == owner {
+                    "borrower"
+                } else {
+                    return None;
+                };
+                Some((address, f, role))
+            })
+            .collect();
+        if mine.is_empty() {
+            continue;
         }
+        let decimals = rpc.get_token_supply(&state.quote_mint).await?.decimals;
+        facilities.extend(mine.iter().map(|(address, f, role)| facility_json(address, f, role, decimals)));
     }
     let value = json!({
         "owner": owner.to_string(),
@@ -103,45 +116,54 @@ pub async fn status(ctx: &Ctx, owner: Option<Pubkey>) -> Result<()> {
     }
     if !reservations.is_empty() {
         out!(
-            "  reservations:\n    {:>5}  {:>14}  {:>9}  {:>14}",
+            "  reservations:\n    {:>5}  {:>14}  {:>9}  {:>20}",
             "nonce",
             "credits/period",
             "claimed",
-            "period ends"
+            "claim by"
         );
         for r in &reservations {
             out!(
-                "    {:>5}  {:>14}  {:>4}/{:<4}  {:>14}",
+                "    {:>5}  {:>14}  {:>4}/{:<4}  {:>20}",
                 r["nonce"],
                 units::format(r["credits_per_period"].as_u64().unwrap_or(0), 6),
                 r["claimed_periods"],
                 r["periods"],
-                r["next_period_end"]
+                r["next_period_end"].as_i64().map(units::format_utc).unwrap_or_default()
             );
         }
     }
     if !facilities.is_empty() {
         out!(
-            "  facilities:\n    {:<44}  {:<8}  {:<10}  {:>9}  {:>12}  {:>12}  {:>12}",
+            "  facilities:\n    {:<44}  {:<8}  {:<10}  {:>9}  {:>20}  {:>12}  {:>12}",
             "address",
             "role",
             "status",
-            "paid/due",
+            "due/total",
             "next due",
             "amount",
             "outstanding"
         );
         for f in &facilities {
             out!(
-                "    {:<44}  {:<8}  {:<10}  {:>4}/{:<4}  {:>12}  {:>12}  {:>12}",
+                "    {:<44}  {:<8}  {:<10}  {:>4}/{:<4}  {:>20}  {:>12}  {:>12}",
                 f["address"].as_str().unwrap_or_default(),
                 f["role"].as_str().unwrap_or_default(),
                 f["status"].as_str().unwrap_or_default(),
                 f["installments_due"],
                 f["installments"],
-                f["next_due_ts"],
-                f["next_due_amount"],
-                f["principal_outstanding"]
+                match f["next_due_ts"].as_i64() {
+                    Some(ts) if ts > 0 => units::format_utc(ts),
+                    _ => "-".into(),
+                },
+                units::format(
+                    f["next_due_amount"].as_u64().unwrap_or(0),
+                    f["quote_decimals"].as_u64().unwrap_or(0) as u8
+                ),
+                units::format(
+                    f["principal_outstanding"].as_u64().unwrap_or(0),
+                    f["quote_decimals"].as_u64().unwrap_or(0) as u8
+                )
             );
         }
     }
