@@ -1,0 +1,82 @@
+//! The relayer's configuration (TOML): where it listens, the providers it routes to with
+//! their models and prices, and the API keys it accepts.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+use crate::pricing::Price;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Completion tokens assumed for the hold when a request sets no `max_tokens`.
+    #[serde(default = "default_max_tokens")]
+    pub default_max_tokens: u64,
+    /// Upstream timeout before failing over, in milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub upstream_timeout_ms: u64,
+    pub providers: Vec<Provider>,
+    #[serde(default)]
+    pub keys: Vec<Key>,
+}
+
+fn default_max_tokens() -> u64 {
+    4_096
+}
+
+fn default_timeout_ms() -> u64 {
+    30_000
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provider {
+    pub name: String,
+    /// OpenAI-compatible base URL, e.g. `https://api.example.com/v1`.
+    pub base_url: String,
+    /// Environment variable holding the provider's API key, if it needs one.
+    pub api_key_env: Option<String>,
+    pub models: Vec<Model>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    pub name: String,
+    /// What the caller pays, in credit base units per 1M tokens.
+    #[serde(flatten)]
+    pub price: Price,
+}
+
+/// An API key, stored as the SHA-256 of the key, scoped to one credit account.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Key {
+    pub sha256: String,
+    pub account: String,
+}
+
+impl Config {
+    pub fn from_toml(text: &str) -> Result<Config> {
+        let c: Config = toml::from_str(text).context("invalid relayer configuration")?;
+        if c.providers.is_empty() {
+            bail!("the configuration names no provider");
+        }
+        for p in &c.providers {
+            if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
+                bail!("provider {}: base_url must be an http(s) URL, not {:?}", p.name, p.base_url);
+            }
+        }
+        Ok(c)
+    }
+
+    pub fn load(path: &Path) -> Result<Config> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Self::from_toml(&text).with_context(|| format!("in {}", path.display()))
+    }
+}

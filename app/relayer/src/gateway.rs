@@ -1,0 +1,281 @@
+//! The OpenAI-compatible API. A request is authenticated, checked, held at its worst-case
+//! cost, sent to the cheapest provider serving its model (the next one on a connect error,
+//! timeout or 5xx), and charged its real cost at the serving provider's price. The request
+//! body goes upstream unchanged, unknown fields included.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, Provider};
+use crate::error::ApiError;
+use crate::meter::Meter;
+use crate::pricing::{self, Price};
+
+/// The largest `max_tokens` accepted; anything above is a client error, not a huge hold.
+pub const MAX_TOKENS_LIMIT: u64 = 1_000_000;
+
+pub struct Gateway {
+    config: Config,
+    pub meter: Arc<Meter>,
+    http: reqwest::Client,
+    /// SHA-256 (hex) of each API key -> the credit account it spends from.
+    keys: HashMap<String, String>,
+}
+
+/// The hex SHA-256 under which an API key is stored.
+pub fn key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+impl Gateway {
+    pub fn new(config: Config, meter: Arc<Meter>) -> anyhow::Result<Arc<Gateway>> {
+        let http =
+            reqwest::Client::builder().timeout(Duration::from_millis(config.upstream_timeout_ms)).build()?;
+        let keys = config.keys.iter().map(|k| (k.sha256.to_lowercase(), k.account.clone())).collect();
+        Ok(Arc::new(Gateway { config, meter, http, keys }))
+    }
+
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/v1/models", get(models))
+            .route("/v1/chat/completions", post(chat_completions))
+            .with_state(self.clone())
+    }
+
+    fn account(&self, headers: &HeaderMap) -> Result<&str, ApiError> {
+        let key = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(ApiError::invalid_key)?;
+        self.keys.get(&key_hash(key.trim())).map(String::as_str).ok_or_else(ApiError::invalid_key)
+    }
+
+    /// Providers serving `model`, with its price at each.
+    fn candidates(&self, model: &str) -> Vec<(&Provider, Price)> {
+        self.config
+            .providers
+            .iter()
+            .filter_map(|p| p.models.iter().find(|m| m.name == model).map(|m| (p, m.price)))
+            .collect()
+    }
+}
+
+/// Starts the gateway on the configured address; returns where it listens.
+pub async fn serve(gateway: Arc<Gateway>) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(gateway.config.listen).await?;
+    let addr = listener.local_addr()?;
+    let app = gateway.router();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(addr)
+}
+
+async fn models(State(g): State<Arc<Gateway>>) -> Json<Value> {
+    let mut data: Vec<Value> = Vec::new();
+    let mut seen = std::collections::BTreeMap::<&str, Vec<Value>>::new();
+    for p in &g.config.providers {
+        for m in &p.models {
+            seen.entry(&m.name).or_default().push(json!({
+                "provider": p.name,
+                "input_per_1m": m.price.input_per_1m,
+                "output_per_1m": m.price.output_per_1m,
+            }));
+        }
+    }
+    for (name, prices) in seen {
+        data.push(json!({
+            "id": name,
+            "object": "model",
+            "created": 0,
+            "owned_by": "compux",
+            // Credit base units (10^-6 credit) per 1M tokens, at each provider serving it.
+            "pricing": {"unit": "credit base units per 1M tokens", "providers": prices},
+        }));
+    }
+    Json(json!({"object": "list", "data": data}))
+}
+
+/// The checked parts of a chat request; the body itself is forwarded as sent.
+struct ChatRequest {
+    model: String,
+    prompt_bound: u64,
+    max_tokens: Option<u64>,
+}
+
+fn parse_chat(body: &Bytes) -> Result<(Value, ChatRequest), ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request("invalid_json", None, format!("The request body is not valid JSON: {e}"))
+    })?;
+    if !v.is_object() {
+        return Err(ApiError::bad_request("invalid_type", None, "The request body must be a JSON object."));
+    }
+    let model = v["model"]
+        .as_str()
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_required_parameter",
+                Some("model"),
+                "`model` (a string) is required.",
+            )
+        })?
+        .to_string();
+    let messages =
+        v.get("messages").filter(|m| m.as_array().is_some_and(|a| !a.is_empty())).ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_required_parameter",
+                Some("messages"),
+                "`messages` (a non-empty array) is required.",
+            )
+        })?;
+    let mut max_tokens = None;
+    for field in ["max_tokens", "max_completion_tokens"] {
+        match v.get(field) {
+            None | Some(Value::Null) => {}
+            Some(n) => match n.as_u64() {
+                Some(n) if (1..=MAX_TOKENS_LIMIT).contains(&n) => max_tokens = Some(n),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "invalid_value",
+                        Some(if field == "max_tokens" { "max_tokens" } else { "max_completion_tokens" }),
+                        format!("`{field}` must be an integer from 1 to {MAX_TOKENS_LIMIT}, not {n}."),
+                    ))
+                }
+            },
+        }
+    }
+    if v.get("stream").and_then(Value::as_bool) == Some(true) {
+        return Err(ApiError::bad_request(
+            "unsupported_value",
+            Some("stream"),
+            "Streaming is not available on this relayer yet; send the request without `stream`.",
+        ));
+    }
+    let prompt_bound = pricing::prompt_token_bound(messages);
+    Ok((v, ChatRequest { model, prompt_bound, max_tokens }))
+}
+
+enum Attempt {
+    Served {
+        status: StatusCode,
+        body: Value,
+    },
+    /// The provider answered a client error: passed through, nothing charged.
+    Refused {
+        status: StatusCode,
+        body: Bytes,
+    },
+    /// Connect error, timeout or 5xx: try the next provider.
+    Failed(String),
+}
+
+async fn call(g: &Gateway, p: &Provider, body: &Value) -> Attempt {
+    let mut req = g.http.post(format!("{}/chat/completions", p.base_url.trim_end_matches('/'))).json(body);
+    if let Some(key) = p.api_key_env.as_deref().and_then(|var| std::env::var(var).ok()) {
+        req = req.bearer_auth(key);
+    }
+    let res = match req.send().await {
+        Ok(r) => r,
+        Err(e) if e.is_timeout() => return Attempt::Failed(format!("{}: timed out", p.name)),
+        Err(e) => return Attempt::Failed(format!("{}: {e}", p.name)),
+    };
+    let status = res.status();
+    if status.is_server_error() {
+        return Attempt::Failed(format!("{}: HTTP {status}", p.name));
+    }
+    let bytes = match res.bytes().await {
+        Ok(b) => b,
+        Err(e) => return Attempt::Failed(format!("{}: {e}", p.name)),
+    };
+    if !status.is_success() {
+        return Attempt::Refused {
+            status: StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
+            body: bytes,
+        };
+    }
+    match serde_json::from_slice(&bytes) {
+        Ok(body) => Attempt::Served { status: StatusCode::OK, body },
+        Err(e) => Attempt::Failed(format!("{}: unreadable reply: {e}", p.name)),
+    }
+}
+
+fn header(v: impl ToString) -> HeaderValue {
+    HeaderValue::from_str(&v.to_string()).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+async fn chat_completions(
+    State(g): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let account = g.account(&headers)?.to_string();
+    let (forward, req) = parse_chat(&body)?;
+    let max_tokens = req.max_tokens.unwrap_or(g.config.default_max_tokens);
+
+    // Cheapest first for this request's worst case; the hold covers the dearest, so a
+    // failover can never charge more than was held.
+    let mut route: Vec<(&Provider, Price, u64)> = g
+        .candidates(&req.model)
+        .into_iter()
+        .filter_map(|(p, price)| Some((p, price, pricing::cost(price, req.prompt_bound, max_tokens)?)))
+        .collect();
+    if route.is_empty() {
+        return Err(ApiError::model_not_found(&req.model));
+    }
+    route.sort_by_key(|(_, _, worst)| *worst);
+    let worst = route.iter().map(|(_, _, w)| *w).max().unwrap_or(0);
+    let hold =
+        g.meter.hold(&account, worst).map_err(|e| ApiError::insufficient_credits(e.available, e.needed))?;
+
+    let mut failures = Vec::new();
+    for (provider, price, _) in &route {
+        match call(&g, provider, &forward).await {
+            Attempt::Served { status, body } => {
+                let usage = &body["usage"];
+                // A reply without usage is charged its worst case: the hold.
+                let cost = match (usage["prompt_tokens"].as_u64(), usage["completion_tokens"].as_u64()) {
+                    (Some(i), Some(o)) => pricing::cost(*price, i, o).unwrap_or(u64::MAX),
+                    _ => hold.amount(),
+                };
+                let charged = hold.charge(cost);
+                let mut res = (status, Json(body)).into_response();
+                let h = res.headers_mut();
+                h.insert("x-compux-request-id", header(&request_id));
+                h.insert("x-compux-provider", header(&provider.name));
+                h.insert("x-compux-credits-charged", header(charged));
+                return Ok(res);
+            }
+            Attempt::Refused { status, body } => {
+                let mut res = (status, body).into_response();
+                res.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+                res.headers_mut().insert("x-compux-request-id", header(&request_id));
+                return Ok(res);
+            }
+            Attempt::Failed(why) => failures.push(why),
+        }
+    }
+    drop(hold);
+    let status = if failures.iter().all(|f| f.ends_with("timed out")) {
+        StatusCode::GATEWAY_TIMEOUT
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    Err(ApiError::upstream(
+        status,
+        format!("No provider could serve `{}`: {}. Nothing was charged.", req.model, failures.join("; ")),
+    ))
+}

@@ -1,0 +1,72 @@
+//! Credits for tokens. Prices are credit base units per 1M tokens; every division rounds up,
+//! so the marketplace never undercharges by more than nothing and the caller never pays
+//! less than the exact price (documented in docs/relayer.md).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Price {
+    /// Credit base units per 1M input (prompt) tokens.
+    pub input_per_1m: u64,
+    /// Credit base units per 1M output (completion) tokens.
+    pub output_per_1m: u64,
+}
+
+const PER: u128 = 1_000_000;
+
+/// The exact cost of `input` and `output` tokens, rounded up to a base unit. `None` if it
+/// does not fit in a u64 (no balance could pay it).
+pub fn cost(p: Price, input: u64, output: u64) -> Option<u64> {
+    let units = ((input as u128) * (p.input_per_1m as u128))
+        .checked_add((output as u128) * (p.output_per_1m as u128))?;
+    u64::try_from(units.div_ceil(PER)).ok()
+}
+
+/// An upper bound on the prompt's tokens: a byte-level tokenizer never makes more tokens
+/// than bytes, so the bytes of the message contents bound the prompt from above.
+pub fn prompt_token_bound(messages: &serde_json::Value) -> u64 {
+    fn bytes(v: &serde_json::Value) -> u64 {
+        match v {
+            serde_json::Value::String(s) => s.len() as u64,
+            serde_json::Value::Array(a) => a.iter().map(bytes).sum(),
+            serde_json::Value::Object(o) => o.values().map(bytes).sum(),
+            _ => 0,
+        }
+    }
+    // Each message also costs a few tokens of framing.
+    let framing = messages.as_array().map_or(0, |m| m.len() as u64 * 4);
+    bytes(messages) + framing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn rounds_up_to_a_base_unit() {
+        let p = Price { input_per_1m: 150_000, output_per_1m: 600_000 };
+        assert_eq!(cost(p, 1_000_000, 0), Some(150_000));
+        assert_eq!(cost(p, 1, 0), Some(1), "0.15 of a unit rounds up");
+        assert_eq!(cost(p, 0, 0), Some(0));
+        assert_eq!(cost(p, 10, 20), Some(14), "1.5 + 12 = 13.5 -> 14");
+        let max = Price { input_per_1m: u64::MAX, output_per_1m: u64::MAX };
+        assert_eq!(cost(max, u64::MAX, u64::MAX), None);
+    }
+
+    proptest! {
+        #[test]
+        fn never_below_the_exact_price_and_monotonic(
+            pin in 0u64..10_000_000_000, pout in 0u64..10_000_000_000,
+            i in 0u64..1_000_000_000, o in 0u64..1_000_000_000, di in 0u64..1_000, dout in 0u64..1_000,
+        ) {
+            let p = Price { input_per_1m: pin, output_per_1m: pout };
+            let c = cost(p, i, o).unwrap() as u128;
+            let units = i as u128 * pin as u128 + o as u128 * pout as u128;
+            // The smallest whole number of base units worth at least the exact price.
+            prop_assert!(c * PER >= units);
+            prop_assert!(c == 0 || (c - 1) * PER < units);
+            prop_assert!(cost(p, i + di, o + dout).unwrap() as u128 >= c);
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! A SIMULATED OpenAI-compatible provider, for the local demo and the tests (this machine
+//! has no internet). It answers `/v1/chat/completions` with a canned reply whose token
+//! counts follow the request, and can be told to fail. Every reply says it is simulated.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// Shown in every reply, e.g. "sim-cheap (simulated)".
+    pub name: String,
+    /// Answer every request with this status instead (to test failover).
+    pub fail_status: Option<u16>,
+    /// Completion tokens per reply, capped by the request's max_tokens.
+    pub completion_tokens: u64,
+}
+
+struct Sim {
+    opts: SimOptions,
+    served: AtomicU64,
+}
+
+/// How many requests a simulated provider has answered, failures included.
+#[derive(Clone)]
+pub struct SimHandle {
+    pub addr: SocketAddr,
+    sim: Arc<Sim>,
+}
+
+impl SimHandle {
+    pub fn requests(&self) -> u64 {
+        self.sim.served.load(Ordering::Relaxed)
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+}
+
+async fn chat(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response {
+    sim.served.fetch_add(1, Ordering::Relaxed);
+    if let Some(status) = sim.opts.fail_status {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let err = json!({"error": {"message": format!("{} was told to fail", sim.opts.name), "type": "server_error", "param": null, "code": null}});
+        return (status, Json(err)).into_response();
+    }
+    let prompt_bytes: usize = body["messages"]
+        .as_array()
+        .map_or(0, |m| m.iter().map(|m| m["content"].as_str().map_or(0, str::len)).sum());
+    let prompt_tokens = (prompt_bytes as u64).div_ceil(4) + 3;
+    let max = body["max_completion_tokens"].as_u64().or(body["max_tokens"].as_u64()).unwrap_or(u64::MAX);
+    let completion_tokens = sim.opts.completion_tokens.min(max);
+    let reply = json!({
+        "id": format!("chatcmpl-sim-{}", sim.served.load(Ordering::Relaxed)),
+        "object": "chat.completion",
+        "created": 0,
+        "model": body["model"],
+        "system_fingerprint": "compux-simulated",
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": format!("[{}] simulated reply", sim.opts.name)},
+            "finish_reason": "stop"
+        }],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
+    });
+    Json(reply).into_response()
+}
+
+/// Starts a simulated provider on `addr` (port 0 for any).
+pub async fn spawn(opts: SimOptions, addr: SocketAddr) -> std::io::Result<SimHandle> {
+    let sim = Arc::new(Sim { opts, served: AtomicU64::new(0) });
+    let app = Router::new().route("/v1/chat/completions", post(chat)).with_state(sim.clone());
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(SimHandle { addr, sim })
+}

@@ -1,0 +1,158 @@
+//! The gateway through the real `async-openai` client, against simulated providers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_openai::config::Config as _;
+use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
+use async_openai::types::chat::{
+    ChatCompletionRequestUserMessage, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
+};
+use async_openai::Client;
+use compux_relayer::gateway::key_hash;
+use compux_relayer::sim::{self, SimHandle, SimOptions};
+use compux_relayer::{serve, Config, Gateway, Meter};
+
+const KEY: &str = "sk-compux-test";
+const ACCOUNT: &str = "startup-credit-account";
+const MODEL: &str = "sim-chat";
+
+fn any_port() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+async fn provider(name: &str, fail_status: Option<u16>) -> SimHandle {
+    sim::spawn(SimOptions { name: name.into(), fail_status, completion_tokens: 20 }, any_port())
+        .await
+        .unwrap()
+}
+
+/// Providers as (handle, input price, output price) per 1M tokens.
+async fn gateway(providers: &[(&SimHandle, u64, u64)], balance: u64) -> (Client<OpenAIConfig>, Arc<Gateway>) {
+    let mut toml = format!(
+        "listen = \"127.0.0.1:0\"\ndefault_max_tokens = 100\nupstream_timeout_ms = 2000\n[[keys]]\nsha256 = \"{}\"\naccount = \"{ACCOUNT}\"\n",
+        key_hash(KEY)
+    );
+    for (i, (p, input, output)) in providers.iter().enumerate() {
+        toml.push_str(&format!(
+            "[[providers]]\nname = \"sim-{i} (simulated)\"\nbase_url = \"{}\"\n[[providers.models]]\nname = \"{MODEL}\"\ninput_per_1m = {input}\noutput_per_1m = {output}\n",
+            p.base_url()
+        ));
+    }
+    let meter = Meter::new();
+    meter.set_onchain(ACCOUNT, balance);
+    let g = Gateway::new(Config::from_toml(&toml).unwrap(), meter).unwrap();
+    let addr = serve(g.clone()).await.unwrap();
+    let client =
+        Client::with_config(OpenAIConfig::new().with_api_base(format!("http://{addr}/v1")).with_api_key(KEY));
+    (client, g)
+}
+
+fn ask(max_tokens: u32) -> CreateChatCompletionRequest {
+    CreateChatCompletionRequestArgs::default()
+        .model(MODEL)
+        .messages(vec![ChatCompletionRequestUserMessage::from("Say hello").into()])
+        .max_completion_tokens(max_tokens)
+        .build()
+        .unwrap()
+}
+
+fn api_error(e: OpenAIError) -> (u16, Option<String>) {
+    match e {
+        OpenAIError::ApiError(r) => (r.status_code.as_u16(), r.api_error.code),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn chat_is_served_by_the_cheapest_provider_and_charged_exactly() {
+    let cheap = provider("cheap", None).await;
+    let dear = provider("dear", None).await;
+    let (client, g) =
+        gateway(&[(&dear, 2_000_000, 8_000_000), (&cheap, 1_000_000, 4_000_000)], 10_000_000).await;
+
+    let models = client.models().list().await.unwrap();
+    assert_eq!(models.data.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), vec![MODEL]);
+
+    let reply = client.chat().create(ask(50)).await.unwrap();
+    let usage = reply.usage.expect("usage is passed through");
+    assert!(
+        reply.choices[0].message.content.as_deref().unwrap().contains("[cheap]"),
+        "routed to the cheapest"
+    );
+    let expected = (usage.prompt_tokens as u64 * 1_000_000 + usage.completion_tokens as u64 * 4_000_000)
+        .div_ceil(1_000_000);
+    let b = g.meter.balance(ACCOUNT);
+    assert_eq!(
+        (b.unsettled, b.held),
+        (expected, 0),
+        "charged the real usage at the serving provider's price"
+    );
+    assert_eq!((cheap.requests(), dear.requests()), (1, 0));
+}
+
+#[tokio::test]
+async fn failing_provider_is_skipped_and_the_caller_is_charged_once() {
+    let broken = provider("broken", Some(500)).await;
+    let backup = provider("backup", None).await;
+    let (client, g) =
+        gateway(&[(&broken, 1_000_000, 1_000_000), (&backup, 3_000_000, 3_000_000)], 10_000_000).await;
+    let reply = client.chat().create(ask(50)).await.unwrap();
+    assert!(reply.choices[0].message.content.as_deref().unwrap().contains("[backup]"));
+    let usage = reply.usage.unwrap();
+    let at_backup = (usage.total_tokens as u64 * 3_000_000).div_ceil(1_000_000);
+    assert_eq!(g.meter.balance(ACCOUNT).unsettled, at_backup, "once, at the serving provider's price");
+    assert_eq!((broken.requests(), backup.requests()), (1, 1));
+}
+
+#[tokio::test]
+async fn errors_have_openai_shape_status_and_code() {
+    let up = provider("up", None).await;
+    let (client, g) = gateway(&[(&up, 1_000_000, 1_000_000)], 10).await;
+
+    // 402: the worst case (prompt bound + max_tokens) exceeds the 10 units available.
+    let (status, code) = api_error(client.chat().create(ask(1_000)).await.unwrap_err());
+    assert_eq!((status, code.as_deref()), (402, Some("insufficient_credits")));
+    assert_eq!(g.meter.balance(ACCOUNT).unsettled, 0, "nothing charged");
+    assert_eq!(up.requests(), 0, "never sent upstream");
+
+    let mut unknown = ask(5);
+    unknown.model = "no-such-model".into();
+    assert_eq!(
+        api_error(client.chat().create(unknown).await.unwrap_err()),
+        (404, Some("model_not_found".into()))
+    );
+
+    let stranger = Client::with_config(
+        OpenAIConfig::new().with_api_base(client.config().api_base()).with_api_key("sk-wrong"),
+    );
+    assert_eq!(
+        api_error(stranger.chat().create(ask(5)).await.unwrap_err()),
+        (401, Some("invalid_api_key".into()))
+    );
+}
+
+#[tokio::test]
+async fn concurrent_requests_never_spend_more_than_the_balance() {
+    let up = provider("up", None).await;
+    // Each request holds its worst case: prompt bound (13 bytes + 4 framing = 17 tokens) +
+    // 20 max tokens = 37 units at 1 unit per token; the balance covers 50 holds.
+    let (client, g) = gateway(&[(&up, 1_000_000, 1_000_000)], 37 * 50).await;
+    let calls = (0..200).map(|_| {
+        let client = client.clone();
+        tokio::spawn(async move { client.chat().create(ask(20)).await })
+    });
+    let mut served = 0;
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(_) => served += 1,
+            Err(e) => assert_eq!(api_error(e), (402, Some("insufficient_credits".into()))),
+        }
+    }
+    let b = g.meter.balance(ACCOUNT);
+    assert!(served >= 50, "at least the 50 the balance covers at worst case were served, got {served}");
+    assert!(b.unsettled <= 37 * 50, "charged {} > balance {}", b.unsettled, 37 * 50);
+    assert_eq!(b.held, 0);
+    assert_eq!(up.requests(), served, "every served request went upstream once");
+}
