@@ -57,6 +57,16 @@ impl ApiError {
         )
     }
 
+    /// A fault of the relayer itself (never of the caller's input), e.g. the ledger.
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "relayer_unavailable",
+            format!("The relayer could not complete the request: {e}. Nothing was charged; retry."),
+        )
+    }
+
     pub fn upstream(status: StatusCode, message: impl Into<String>) -> Self {
         Self::new(status, "upstream_error", "upstream_unavailable", message)
     }

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Config, Provider};
 use crate::error::ApiError;
+use crate::ledger::{Ledger, UsageRecord};
 use crate::meter::Meter;
 use crate::pricing::{self, Price};
 
@@ -28,6 +29,7 @@ pub const MAX_TOKENS_LIMIT: u64 = 1_000_000;
 pub struct Gateway {
     config: Config,
     pub meter: Arc<Meter>,
+    pub ledger: Ledger,
     http: reqwest::Client,
     /// SHA-256 (hex) of each API key -> the credit account it spends from.
     keys: HashMap<String, String>,
@@ -39,27 +41,31 @@ pub fn key_hash(key: &str) -> String {
 }
 
 impl Gateway {
-    pub fn new(config: Config, meter: Arc<Meter>) -> anyhow::Result<Arc<Gateway>> {
+    pub fn new(config: Config, meter: Arc<Meter>, ledger: Ledger) -> anyhow::Result<Arc<Gateway>> {
         let http =
             reqwest::Client::builder().timeout(Duration::from_millis(config.upstream_timeout_ms)).build()?;
         let keys = config.keys.iter().map(|k| (k.sha256.to_lowercase(), k.account.clone())).collect();
-        Ok(Arc::new(Gateway { config, meter, http, keys }))
+        Ok(Arc::new(Gateway { config, meter, ledger, http, keys }))
     }
 
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
             .route("/v1/models", get(models))
             .route("/v1/chat/completions", post(chat_completions))
+            .route("/v1/usage", get(usage))
             .with_state(self.clone())
     }
 
-    fn account(&self, headers: &HeaderMap) -> Result<&str, ApiError> {
+    /// The caller's key hash and the credit account it spends from.
+    fn caller(&self, headers: &HeaderMap) -> Result<(String, String), ApiError> {
         let key = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(ApiError::invalid_key)?;
-        self.keys.get(&key_hash(key.trim())).map(String::as_str).ok_or_else(ApiError::invalid_key)
+        let hash = key_hash(key.trim());
+        let account = self.keys.get(&hash).cloned().ok_or_else(ApiError::invalid_key)?;
+        Ok((hash, account))
     }
 
     /// Providers serving `model`, with its price at each.
@@ -216,13 +222,23 @@ fn header(v: impl ToString) -> HeaderValue {
     HeaderValue::from_str(&v.to_string()).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
+async fn usage(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let (_, account) = g.caller(&headers)?;
+    let rows = g.ledger.usage(&account).await.map_err(ApiError::internal)?;
+    Ok(Json(json!({"object": "list", "account": account, "data": rows})))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
 async fn chat_completions(
     State(g): State<Arc<Gateway>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let account = g.account(&headers)?.to_string();
+    let (key_hash, account) = g.caller(&headers)?;
     let (forward, req) = parse_chat(&body)?;
     let max_tokens = req.max_tokens.unwrap_or(g.config.default_max_tokens);
 
@@ -246,11 +262,28 @@ async fn chat_completions(
         match call(&g, provider, &forward).await {
             Attempt::Served { status, body } => {
                 let usage = &body["usage"];
+                let (input, output) = (usage["prompt_tokens"].as_u64(), usage["completion_tokens"].as_u64());
                 // A reply without usage is charged its worst case: the hold.
-                let cost = match (usage["prompt_tokens"].as_u64(), usage["completion_tokens"].as_u64()) {
+                let cost = match (input, output) {
                     (Some(i), Some(o)) => pricing::cost(*price, i, o).unwrap_or(u64::MAX),
                     _ => hold.amount(),
                 };
+                let record = UsageRecord {
+                    request_id: request_id.clone(),
+                    created_at_ms: now_ms(),
+                    key_hash,
+                    account,
+                    provider: provider.name.clone(),
+                    model: req.model.clone(),
+                    input_tokens: input.unwrap_or(0),
+                    output_tokens: output.unwrap_or(0),
+                    credits_charged: cost.min(hold.amount()),
+                    input_per_1m: price.input_per_1m,
+                    output_per_1m: price.output_per_1m,
+                };
+                // The record is durable before the caller sees the reply; if it cannot be
+                // written, the reply is withheld and nothing is charged.
+                g.ledger.record(record).await.map_err(ApiError::internal)?;
                 let charged = hold.charge(cost);
                 let mut res = (status, Json(body)).into_response();
                 let h = res.headers_mut();

@@ -12,7 +12,7 @@ use async_openai::types::chat::{
 use async_openai::Client;
 use compux_relayer::gateway::key_hash;
 use compux_relayer::sim::{self, SimHandle, SimOptions};
-use compux_relayer::{serve, Config, Gateway, Meter};
+use compux_relayer::{serve, Config, Gateway, Ledger, Meter};
 
 const KEY: &str = "sk-compux-test";
 const ACCOUNT: &str = "startup-credit-account";
@@ -29,7 +29,10 @@ async fn provider(name: &str, fail_status: Option<u16>) -> SimHandle {
 }
 
 /// Providers as (handle, input price, output price) per 1M tokens.
-async fn gateway(providers: &[(&SimHandle, u64, u64)], balance: u64) -> (Client<OpenAIConfig>, Arc<Gateway>) {
+async fn gateway(
+    providers: &[(&SimHandle, u64, u64)],
+    balance: u64,
+) -> (Client<OpenAIConfig>, Arc<Gateway>, tempfile::TempDir) {
     let mut toml = format!(
         "listen = \"127.0.0.1:0\"\ndefault_max_tokens = 100\nupstream_timeout_ms = 2000\n[[keys]]\nsha256 = \"{}\"\naccount = \"{ACCOUNT}\"\n",
         key_hash(KEY)
@@ -42,11 +45,13 @@ async fn gateway(providers: &[(&SimHandle, u64, u64)], balance: u64) -> (Client<
     }
     let meter = Meter::new();
     meter.set_onchain(ACCOUNT, balance);
-    let g = Gateway::new(Config::from_toml(&toml).unwrap(), meter).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&dir.path().join("ledger.sqlite")).await.unwrap();
+    let g = Gateway::new(Config::from_toml(&toml).unwrap(), meter, ledger).unwrap();
     let addr = serve(g.clone()).await.unwrap();
     let client =
         Client::with_config(OpenAIConfig::new().with_api_base(format!("http://{addr}/v1")).with_api_key(KEY));
-    (client, g)
+    (client, g, dir)
 }
 
 fn ask(max_tokens: u32) -> CreateChatCompletionRequest {
@@ -69,7 +74,7 @@ fn api_error(e: OpenAIError) -> (u16, Option<String>) {
 async fn chat_is_served_by_the_cheapest_provider_and_charged_exactly() {
     let cheap = provider("cheap", None).await;
     let dear = provider("dear", None).await;
-    let (client, g) =
+    let (client, g, _dir) =
         gateway(&[(&dear, 2_000_000, 8_000_000), (&cheap, 1_000_000, 4_000_000)], 10_000_000).await;
 
     let models = client.models().list().await.unwrap();
@@ -90,13 +95,17 @@ async fn chat_is_served_by_the_cheapest_provider_and_charged_exactly() {
         "charged the real usage at the serving provider's price"
     );
     assert_eq!((cheap.requests(), dear.requests()), (1, 0));
+    assert_eq!(g.ledger.unsettled(ACCOUNT).await.unwrap(), expected, "the ledger holds the same charge");
+    let rows = g.ledger.usage(ACCOUNT).await.unwrap();
+    assert_eq!((rows.len(), rows[0].requests, rows[0].credits), (1, 1, expected));
+    assert_eq!(rows[0].provider, "sim-1 (simulated)");
 }
 
 #[tokio::test]
 async fn failing_provider_is_skipped_and_the_caller_is_charged_once() {
     let broken = provider("broken", Some(500)).await;
     let backup = provider("backup", None).await;
-    let (client, g) =
+    let (client, g, _dir) =
         gateway(&[(&broken, 1_000_000, 1_000_000), (&backup, 3_000_000, 3_000_000)], 10_000_000).await;
     let reply = client.chat().create(ask(50)).await.unwrap();
     assert!(reply.choices[0].message.content.as_deref().unwrap().contains("[backup]"));
@@ -109,12 +118,13 @@ async fn failing_provider_is_skipped_and_the_caller_is_charged_once() {
 #[tokio::test]
 async fn errors_have_openai_shape_status_and_code() {
     let up = provider("up", None).await;
-    let (client, g) = gateway(&[(&up, 1_000_000, 1_000_000)], 10).await;
+    let (client, g, _dir) = gateway(&[(&up, 1_000_000, 1_000_000)], 10).await;
 
     // 402: the worst case (prompt bound + max_tokens) exceeds the 10 units available.
     let (status, code) = api_error(client.chat().create(ask(1_000)).await.unwrap_err());
     assert_eq!((status, code.as_deref()), (402, Some("insufficient_credits")));
     assert_eq!(g.meter.balance(ACCOUNT).unsettled, 0, "nothing charged");
+    assert_eq!(g.ledger.count().await.unwrap(), 0, "nothing recorded");
     assert_eq!(up.requests(), 0, "never sent upstream");
 
     let mut unknown = ask(5);
@@ -138,7 +148,7 @@ async fn concurrent_requests_never_spend_more_than_the_balance() {
     let up = provider("up", None).await;
     // Each request holds its worst case: prompt bound (13 bytes + 4 framing = 17 tokens) +
     // 20 max tokens = 37 units at 1 unit per token; the balance covers 50 holds.
-    let (client, g) = gateway(&[(&up, 1_000_000, 1_000_000)], 37 * 50).await;
+    let (client, g, _dir) = gateway(&[(&up, 1_000_000, 1_000_000)], 37 * 50).await;
     let calls = (0..200).map(|_| {
         let client = client.clone();
         tokio::spawn(async move { client.chat().create(ask(20)).await })
@@ -155,4 +165,6 @@ async fn concurrent_requests_never_spend_more_than_the_balance() {
     assert!(b.unsettled <= 37 * 50, "charged {} > balance {}", b.unsettled, 37 * 50);
     assert_eq!(b.held, 0);
     assert_eq!(up.requests(), served, "every served request went upstream once");
+    assert_eq!(g.ledger.count().await.unwrap(), served, "one record per served request");
+    assert_eq!(g.ledger.unsettled(ACCOUNT).await.unwrap(), b.unsettled, "ledger and meter agree to the unit");
 }
