@@ -29,7 +29,7 @@ if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
     (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
     cargo build -q -p compux-cli
     scratch=$(mktemp -d)
-    "$CARGO_TARGET_DIR/debug/compux" up --rpc-port 0 --json --data-dir "$scratch/up" \
+    "$CARGO_TARGET_DIR/debug/compux" up --rpc-port 0 --relayer-port 0 --json --data-dir "$scratch/up" \
         --config migrations/market.toml >"$scratch/up.json" 2>"$scratch/up.log" &
     up_pid=$!
     trap 'kill "$up_pid" 2>/dev/null || true; rm -rf "$scratch"' EXIT

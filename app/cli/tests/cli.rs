@@ -144,7 +144,7 @@ impl Up {
         let dir = tempfile::tempdir().unwrap();
         let toml = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/market.toml");
         let mut child = Command::new(BIN)
-            .args(["up", "--rpc-port", "0", "--json", "--config", toml, "--data-dir"])
+            .args(["up", "--rpc-port", "0", "--relayer-port", "0", "--json", "--config", toml, "--data-dir"])
             .arg(dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -184,6 +184,24 @@ impl Drop for Up {
     }
 }
 
+/// One HTTP/1.1 request over a plain socket: (status, body).
+fn http(url: &str, method: &str, path: &str, key: &str, body: &str) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let host = url.trim_start_matches("http://").split('/').next().unwrap();
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let status = raw[9..12].parse().unwrap();
+    let json = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    (status, serde_json::from_str(json).unwrap_or(Value::Null))
+}
+
 fn facility_status(up: &Up, who: &str, facility: &str) -> String {
     let status = up.json(who, &["status"]);
     let f = status["facilities"].as_array().unwrap().iter().find(|f| f["address"] == facility);
@@ -195,10 +213,24 @@ fn every_role_through_the_binary_then_the_auditor_catches_a_corrupted_vault() {
     let up = Up::start();
     let (_, startup) = up.wallet("startup");
 
-    // Startup: standard and reserved credits.
-    assert_eq!(up.json("startup", &["buy", "100"])["balance"], 100_000_000u64);
+    // The relayer `up` started serves the startup's key from its on-chain credits.
+    let (relayer, key) =
+        (up.summary["relayer_url"].as_str().unwrap(), up.summary["api_key"].as_str().unwrap());
+    let chat = r#"{"model": "compux-sim-chat", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 50}"#;
+    let (status, reply) = http(relayer, "POST", "/v1/chat/completions", key, chat);
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply["choices"][0]["message"]["content"].as_str().unwrap().contains("simulated"));
+    let (status, usage) = http(relayer, "GET", "/v1/usage", key, "");
+    assert_eq!((status, usage["data"][0]["requests"].as_u64()), (200, Some(1)));
+    let (status, err) = http(relayer, "POST", "/v1/chat/completions", "sk-nope", chat);
+    assert_eq!((status, err["error"]["code"].as_str()), (401, Some("invalid_api_key")));
+
+    // Startup: standard and reserved credits, on top of the 1,000 (+5 % bulk bonus) `up` bought.
+    let start = up.json("startup", &["status"])["credit_accounts"][0]["credits"].as_u64().unwrap();
+    assert_eq!(start, 1_050_000_000, "1,000 demo credits and the 5 % bulk bonus");
+    assert_eq!(up.json("startup", &["buy", "100"])["balance"], start + 100_000_000);
     assert_eq!(up.json("startup", &["reserve", "--credits-per-period", "10", "--periods", "3"])["nonce"], 0);
-    assert_eq!(up.json("startup", &["claim", "0"])["balance"], 110_000_000u64);
+    assert_eq!(up.json("startup", &["claim", "0"])["balance"], start + 110_000_000);
     let slippage = stderr(&up.run("startup", &["buy", "5", "--max-quote", "0.000001"]));
     assert!(
         slippage.contains("SlippageExceeded") && slippage.contains("what to do"),
@@ -213,7 +245,7 @@ fn every_role_through_the_binary_then_the_auditor_catches_a_corrupted_vault() {
     up.json("startup", &["borrower", "close", &f1]);
     assert_eq!(facility_status(&up, "startup", &f1), "closed");
     let credits = up.json("startup", &["status"])["credit_accounts"][0]["credits"].as_u64().unwrap();
-    assert_eq!(credits, 110_000_000 + 150_000_000_000, "1000 quote at 0.01 a credit x1.5 converted");
+    assert_eq!(credits, start + 110_000_000 + 150_000_000_000, "1000 quote at 0.01 a credit x1.5 converted");
 
     // A facility that defaults: stale until refreshed, frozen, recovered after the window.
     let f2 = up.json("lender", offer)["facility"].as_str().unwrap().to_string();

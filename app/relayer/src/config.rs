@@ -13,6 +13,15 @@ use crate::pricing::Price;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Solana RPC endpoint for on-chain balances.
+    #[serde(default = "default_rpc_url")]
+    pub rpc_url: String,
+    /// The SQLite usage ledger, relative to the configuration file.
+    #[serde(default = "default_ledger")]
+    pub ledger: std::path::PathBuf,
+    /// Seconds between on-chain balance refreshes.
+    #[serde(default = "default_refresh_secs")]
+    pub balance_refresh_secs: u64,
     /// Completion tokens assumed for the hold when a request sets no `max_tokens`.
     #[serde(default = "default_max_tokens")]
     pub default_max_tokens: u64,
@@ -22,6 +31,18 @@ pub struct Config {
     pub providers: Vec<Provider>,
     #[serde(default)]
     pub keys: Vec<Key>,
+}
+
+fn default_rpc_url() -> String {
+    "http://127.0.0.1:8899".into()
+}
+
+fn default_ledger() -> std::path::PathBuf {
+    "relayer-ledger.sqlite".into()
+}
+
+fn default_refresh_secs() -> u64 {
+    2
 }
 
 fn default_max_tokens() -> u64 {

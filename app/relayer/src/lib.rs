@@ -6,6 +6,7 @@
 //! cap, the SQLite usage ledger and OpenAI-shaped errors. Streaming, completions,
 //! embeddings, wallet-issued keys, on-chain balance refresh and metrics come next.
 
+pub mod balances;
 pub mod config;
 pub mod error;
 pub mod gateway;
@@ -18,3 +19,34 @@ pub use config::Config;
 pub use gateway::{serve, Gateway};
 pub use ledger::Ledger;
 pub use meter::Meter;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A running relayer.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub gateway: Arc<Gateway>,
+}
+
+/// Starts the relayer described by the configuration file at `path`: opens its ledger,
+/// reads on-chain balances (and keeps refreshing them), and serves the API.
+pub async fn start(path: &Path) -> anyhow::Result<Running> {
+    let config = Config::load(path)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let ledger = Ledger::open(&dir.join(&config.ledger)).await?;
+    let meter = Meter::new();
+    let accounts: Vec<String> = config.keys.iter().map(|k| k.account.clone()).collect();
+    balances::spawn_refresher(
+        config.rpc_url.clone(),
+        meter.clone(),
+        accounts,
+        Duration::from_secs(config.balance_refresh_secs.max(1)),
+    )
+    .await?;
+    let gateway = Gateway::new(config, meter, ledger)?;
+    let addr = serve(gateway.clone()).await?;
+    Ok(Running { addr, gateway })
+}

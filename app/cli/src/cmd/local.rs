@@ -52,6 +52,9 @@ pub struct UpArgs {
     /// Start from an empty chain and new wallets.
     #[arg(long)]
     reset: bool,
+    /// The relayer's (OpenAI-compatible API) port (0: any free port).
+    #[arg(long, default_value_t = 8080)]
+    relayer_port: u16,
 }
 
 pub async fn localnet(ctx: &Ctx, a: LocalnetArgs) -> Result<()> {
@@ -81,6 +84,60 @@ pub async fn localnet(ctx: &Ctx, a: LocalnetArgs) -> Result<()> {
     wait_for_ctrl_c(net).await
 }
 
+/// Two SIMULATED providers (no internet here) and the relayer in front of them, with the
+/// startup's API key; returns the relayer's base URL and the key.
+async fn demo_relayer(
+    a: &UpArgs,
+    rpc_url: &str,
+    m: &MarketKeys,
+    startup: &Keypair,
+) -> Result<(String, String)> {
+    use compux_relayer::sim::{self, SimOptions};
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("an address");
+    let economy =
+        sim::spawn(SimOptions { name: "sim-economy".into(), fail_status: None, completion_tokens: 24 }, any)
+            .await?;
+    let premium =
+        sim::spawn(SimOptions { name: "sim-premium".into(), fail_status: None, completion_tokens: 24 }, any)
+            .await?;
+    let key_file = a.data_dir.join("startup.apikey");
+    let api_key = match std::fs::read_to_string(&key_file) {
+        Ok(k) => k.trim().to_string(),
+        Err(_) => {
+            let k = format!("sk-compux-{}", Keypair::new().pubkey());
+            wallet::write_private(&key_file, &k)?;
+            k
+        }
+    };
+    let account = m.credit_account(&startup.pubkey()).address;
+    let config = format!(
+        "# Written by `compux up`: the demo relayer in front of two SIMULATED providers.\n\
+         listen = \"127.0.0.1:{port}\"\nrpc_url = \"{rpc_url}\"\nledger = \"relayer-ledger.sqlite\"\n\n\
+         [[keys]]\nsha256 = \"{hash}\"\naccount = \"{account}\"\n\n\
+         [[providers]]\nname = \"sim-economy (simulated)\"\nbase_url = \"{economy}\"\n\
+         [[providers.models]]\nname = \"{SIM_MODEL}\"\ninput_per_1m = 1000000\noutput_per_1m = 2000000\n\n\
+         [[providers]]\nname = \"sim-premium (simulated)\"\nbase_url = \"{premium}\"\n\
+         [[providers.models]]\nname = \"{SIM_MODEL}\"\ninput_per_1m = 3000000\noutput_per_1m = 6000000\n",
+        port = a.relayer_port,
+        hash = compux_relayer::gateway::key_hash(&api_key),
+        economy = economy.base_url(),
+        premium = premium.base_url(),
+    );
+    let path = a.data_dir.join("relayer.toml");
+    std::fs::write(&path, config).with_context(|| format!("cannot write {}", path.display()))?;
+    let running = compux_relayer::start(&path).await?;
+    Ok((format!("http://{}/v1", running.addr), api_key))
+}
+
+pub async fn relayer(ctx: &Ctx, config: &Path) -> Result<()> {
+    let running = compux_relayer::start(config).await?;
+    ctx.emit(json!({"url": format!("http://{}/v1", running.addr)}), || {
+        format!("relayer: OpenAI-compatible API on http://{}/v1 (Ctrl-C stops it)", running.addr)
+    });
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    Ok(())
+}
+
 async fn wait_for_ctrl_c(net: Localnet) -> Result<()> {
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     net.stop().await;
@@ -95,6 +152,8 @@ fn demo_wallet(dir: &Path, name: &str) -> Result<(PathBuf, Keypair)> {
 }
 
 const DEMO_QUOTE: u64 = 1_000_000; // whole quote tokens minted to the lender and the startup
+const DEMO_CREDITS: u64 = 1_000 * compux_sdk::constants::CREDIT_UNIT; // bought for the startup's API calls
+const SIM_MODEL: &str = "compux-sim-chat";
 const DEMO_RESERVE: u64 = 100_000; // whole quote tokens in the recovery reserve
 
 /// The demo market: created by the admin wallet on first start, found again afterwards.
@@ -163,7 +222,17 @@ pub async fn up(ctx: &Ctx, a: UpArgs) -> Result<()> {
                 .await?;
         let fund = compux_sdk::ix::fund_recovery_reserve(&m, &admin.pubkey(), &reserve, DEMO_RESERVE * unit);
         compux_client::send(&rpc, p, "fund recovery reserve", &admin, &[fund], &[]).await?;
+        let quote =
+            anchor_spl::associated_token::get_associated_token_address(&startup.pubkey(), &m.quote_mint);
+        let ixs = [
+            compux_sdk::ix::open_credit_account(&m, &startup.pubkey()),
+            compux_sdk::ix::buy_credits(&m, &startup.pubkey(), &quote, DEMO_CREDITS, u64::MAX),
+        ];
+        compux_client::send(&rpc, p, "buy the startup's demo credits", &startup, &ixs, &[]).await?;
     }
+
+    eprintln!("starting the simulated providers and the relayer...");
+    let (relayer_url, api_key) = demo_relayer(&a, &net.rpc_url(), &m, &startup).await?;
 
     let summary = json!({
         "rpc_url": net.rpc_url(),
@@ -173,6 +242,9 @@ pub async fn up(ctx: &Ctx, a: UpArgs) -> Result<()> {
         "credit_mint": m.credit_mint.to_string(),
         "wallets": wallets,
         "data_dir": a.data_dir,
+        "relayer_url": relayer_url,
+        "api_key": api_key,
+        "model": SIM_MODEL,
     });
     if ctx.json {
         out!("{summary}");
@@ -184,8 +256,15 @@ pub async fn up(ctx: &Ctx, a: UpArgs) -> Result<()> {
         out!("  chain      {} (JSON-RPC)  {} (PubSub)", net.rpc_url(), net.pubsub_url());
         out!("  market     {}  (quote mint {}, test tokens)", m.market, m.quote_mint);
         out!("  wallets    {} (admin, lender, startup, relayer)", a.data_dir.display());
-        out!("  relayer    not started: the OpenAI-compatible gateway is not built yet");
+        out!("  relayer    {relayer_url} (OpenAI-compatible; two SIMULATED providers behind it)");
+        out!(
+            "  API key    {api_key} (the startup's; also in {})",
+            a.data_dir.join("startup.apikey").display()
+        );
         out!("Try:");
+        out!(
+            "  curl -s {relayer_url}/chat/completions -H 'Authorization: Bearer {api_key}' -H 'Content-Type: application/json' \\\n       -d '{{\"model\": \"{SIM_MODEL}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Hello\"}}], \"max_tokens\": 50}}'"
+        );
         out!("  compux{url} -k {} buy 100", w("startup"));
         out!("  compux{url} -k {} status", w("startup"));
         out!(

@@ -22,9 +22,16 @@ pub enum Command {
     /// Run the embedded chain: the compux program with the real SPL programs, served on the
     /// Solana JSON-RPC (HTTP, --rpc-port) and PubSub (WebSocket, the next port).
     Localnet(local::LocalnetArgs),
-    /// Start everything on this machine: the localnet, a demo market and funded demo wallets
-    /// (admin, lender, startup, relayer) in a data directory; prints what runs where.
+    /// Start everything on this machine: the localnet, a demo market, funded demo wallets
+    /// (admin, lender, startup, relayer), two SIMULATED providers and the relayer with a demo
+    /// API key, all in a data directory; prints what runs where.
     Up(local::UpArgs),
+    /// Run the relayer (the OpenAI-compatible gateway) from a configuration file.
+    Relayer {
+        /// Relayer configuration (TOML): listen address, RPC URL, providers, keys.
+        #[arg(long, default_value = "relayer.toml")]
+        config: std::path::PathBuf,
+    },
     /// Create a new wallet keypair file (the default wallet unless --outfile).
     Keygen {
         /// Where to write it; defaults to --keypair or ~/.config/solana/id.json.
@@ -85,6 +92,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<()> {
     match command {
         Command::Localnet(args) => local::localnet(ctx, args).await,
         Command::Up(args) => local::up(ctx, args).await,
+        Command::Relayer { config } => local::relayer(ctx, &config).await,
         Command::Keygen { outfile, force } => local::keygen(ctx, outfile, force),
         Command::Airdrop { sol, to } => local::airdrop(ctx, &sol, to).await,
         Command::Status { owner } => status::status(ctx, owner).await,
