@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, Provider};
 use crate::error::ApiError;
 use crate::ledger::{Ledger, UsageRecord};
-use crate::meter::Meter;
+use crate::meter::{Hold, Meter};
 use crate::pricing::{self, Price};
 
 /// The largest `max_tokens` accepted; anything above is a client error, not a huge hold.
@@ -43,7 +43,11 @@ pub fn key_hash(key: &str) -> String {
 impl Gateway {
     pub fn new(config: Config, meter: Arc<Meter>, ledger: Ledger) -> anyhow::Result<Arc<Gateway>> {
         let http =
-            reqwest::Client::builder().timeout(Duration::from_millis(config.upstream_timeout_ms)).build()?;
+            // Per read, not per request: a long stream is fine as long as it keeps flowing.
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_millis(config.upstream_timeout_ms))
+                .read_timeout(Duration::from_millis(config.upstream_timeout_ms))
+                .build()?;
         let keys = config.keys.iter().map(|k| (k.sha256.to_lowercase(), k.account.clone())).collect();
         Ok(Arc::new(Gateway { config, meter, ledger, http, keys }))
     }
@@ -119,6 +123,9 @@ struct ChatRequest {
     model: String,
     prompt_bound: u64,
     max_tokens: Option<u64>,
+    stream: bool,
+    /// The caller asked for the final usage chunk (`stream_options.include_usage`).
+    include_usage: bool,
 }
 
 fn parse_chat(body: &Bytes) -> Result<(Value, ChatRequest), ApiError> {
@@ -163,32 +170,36 @@ fn parse_chat(body: &Bytes) -> Result<(Value, ChatRequest), ApiError> {
             },
         }
     }
-    if v.get("stream").and_then(Value::as_bool) == Some(true) {
-        return Err(ApiError::bad_request(
-            "unsupported_value",
-            Some("stream"),
-            "Streaming is not available on this relayer yet; send the request without `stream`.",
-        ));
-    }
+    let stream = match v.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_type",
+                Some("stream"),
+                format!("`stream` must be a boolean, not {other}."),
+            ))
+        }
+    };
+    let include_usage = v["stream_options"]["include_usage"].as_bool() == Some(true);
     let prompt_bound = pricing::prompt_token_bound(messages);
-    Ok((v, ChatRequest { model, prompt_bound, max_tokens }))
+    Ok((v, ChatRequest { model, prompt_bound, max_tokens, stream, include_usage }))
 }
 
 enum Attempt {
-    Served {
-        status: StatusCode,
-        body: Value,
-    },
+    Served(Value),
+    /// A streamed reply whose status was 2xx: the body is relayed as it arrives.
+    Streaming(reqwest::Response),
     /// The provider answered a client error: passed through, nothing charged.
     Refused {
         status: StatusCode,
         body: Bytes,
     },
-    /// Connect error, timeout or 5xx: try the next provider.
+    /// Connect error, timeout or 5xx before any of the reply: try the next provider.
     Failed(String),
 }
 
-async fn call(g: &Gateway, p: &Provider, body: &Value) -> Attempt {
+async fn call(g: &Gateway, p: &Provider, body: &Value, stream: bool) -> Attempt {
     let mut req = g.http.post(format!("{}/chat/completions", p.base_url.trim_end_matches('/'))).json(body);
     if let Some(key) = p.api_key_env.as_deref().and_then(|var| std::env::var(var).ok()) {
         req = req.bearer_auth(key);
@@ -202,6 +213,9 @@ async fn call(g: &Gateway, p: &Provider, body: &Value) -> Attempt {
     if status.is_server_error() {
         return Attempt::Failed(format!("{}: HTTP {status}", p.name));
     }
+    if stream && status.is_success() {
+        return Attempt::Streaming(res);
+    }
     let bytes = match res.bytes().await {
         Ok(b) => b,
         Err(e) => return Attempt::Failed(format!("{}: {e}", p.name)),
@@ -213,7 +227,7 @@ async fn call(g: &Gateway, p: &Provider, body: &Value) -> Attempt {
         };
     }
     match serde_json::from_slice(&bytes) {
-        Ok(body) => Attempt::Served { status: StatusCode::OK, body },
+        Ok(body) => Attempt::Served(body),
         Err(e) => Attempt::Failed(format!("{}: unreadable reply: {e}", p.name)),
     }
 }
@@ -232,6 +246,51 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+/// One served request, waiting to be recorded and charged.
+pub(crate) struct Served {
+    pub request_id: String,
+    pub key_hash: String,
+    pub account: String,
+    pub model: String,
+    pub provider: String,
+    pub price: Price,
+}
+
+impl Served {
+    /// Records the usage durably, then charges it (at most the hold). A reply without usage
+    /// is charged its worst case, the hold. If the record cannot be written, nothing is
+    /// charged and the error is returned.
+    pub async fn settle(self, g: &Gateway, hold: Hold, usage: Option<(u64, u64)>) -> anyhow::Result<u64> {
+        let cost = match usage {
+            Some((i, o)) => pricing::cost(self.price, i, o).unwrap_or(u64::MAX),
+            None => hold.amount(),
+        };
+        let (input, output) = usage.unwrap_or((0, 0));
+        g.ledger
+            .record(UsageRecord {
+                request_id: self.request_id,
+                created_at_ms: now_ms(),
+                key_hash: self.key_hash,
+                account: self.account,
+                provider: self.provider,
+                model: self.model,
+                input_tokens: input,
+                output_tokens: output,
+                credits_charged: cost.min(hold.amount()),
+                input_per_1m: self.price.input_per_1m,
+                output_per_1m: self.price.output_per_1m,
+            })
+            .await?;
+        Ok(hold.charge(cost))
+    }
+}
+
+/// `usage.prompt_tokens` and `usage.completion_tokens` of a reply or chunk.
+pub(crate) fn usage_of(v: &Value) -> Option<(u64, u64)> {
+    let u = &v["usage"];
+    Some((u["prompt_tokens"].as_u64()?, u["completion_tokens"].as_u64()?))
+}
+
 async fn chat_completions(
     State(g): State<Arc<Gateway>>,
     headers: HeaderMap,
@@ -239,8 +298,13 @@ async fn chat_completions(
 ) -> Result<Response, ApiError> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (key_hash, account) = g.caller(&headers)?;
-    let (forward, req) = parse_chat(&body)?;
+    let (mut forward, req) = parse_chat(&body)?;
     let max_tokens = req.max_tokens.unwrap_or(g.config.default_max_tokens);
+    if req.stream {
+        // Usage is always requested upstream, so streams are metered exactly; the extra
+        // chunk is removed again when the caller did not ask for it.
+        forward["stream_options"]["include_usage"] = Value::Bool(true);
+    }
 
     // Cheapest first for this request's worst case; the hold covers the dearest, so a
     // failover can never charge more than was held.
@@ -259,47 +323,41 @@ async fn chat_completions(
 
     let mut failures = Vec::new();
     for (provider, price, _) in &route {
-        match call(&g, provider, &forward).await {
-            Attempt::Served { status, body } => {
-                let usage = &body["usage"];
-                let (input, output) = (usage["prompt_tokens"].as_u64(), usage["completion_tokens"].as_u64());
-                // A reply without usage is charged its worst case: the hold.
-                let cost = match (input, output) {
-                    (Some(i), Some(o)) => pricing::cost(*price, i, o).unwrap_or(u64::MAX),
-                    _ => hold.amount(),
-                };
-                let record = UsageRecord {
-                    request_id: request_id.clone(),
-                    created_at_ms: now_ms(),
-                    key_hash,
-                    account,
-                    provider: provider.name.clone(),
-                    model: req.model.clone(),
-                    input_tokens: input.unwrap_or(0),
-                    output_tokens: output.unwrap_or(0),
-                    credits_charged: cost.min(hold.amount()),
-                    input_per_1m: price.input_per_1m,
-                    output_per_1m: price.output_per_1m,
-                };
-                // The record is durable before the caller sees the reply; if it cannot be
-                // written, the reply is withheld and nothing is charged.
-                g.ledger.record(record).await.map_err(ApiError::internal)?;
-                let charged = hold.charge(cost);
-                let mut res = (status, Json(body)).into_response();
-                let h = res.headers_mut();
-                h.insert("x-compux-request-id", header(&request_id));
-                h.insert("x-compux-provider", header(&provider.name));
-                h.insert("x-compux-credits-charged", header(charged));
-                return Ok(res);
+        let served = || Served {
+            request_id: request_id.clone(),
+            key_hash: key_hash.clone(),
+            account: account.clone(),
+            model: req.model.clone(),
+            provider: provider.name.clone(),
+            price: *price,
+        };
+        let mut res = match call(&g, provider, &forward, req.stream).await {
+            Attempt::Served(body) => {
+                // Durable before the caller sees the reply; if it cannot be written, the
+                // reply is withheld and nothing is charged.
+                let usage = usage_of(&body);
+                let charged = served().settle(&g, hold, usage).await.map_err(ApiError::internal)?;
+                let mut res = Json(body).into_response();
+                res.headers_mut().insert("x-compux-credits-charged", header(charged));
+                res
+            }
+            Attempt::Streaming(upstream) => {
+                crate::sse::relay(g.clone(), served(), hold, upstream, req.include_usage)
             }
             Attempt::Refused { status, body } => {
                 let mut res = (status, body).into_response();
                 res.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
-                res.headers_mut().insert("x-compux-request-id", header(&request_id));
-                return Ok(res);
+                res
             }
-            Attempt::Failed(why) => failures.push(why),
-        }
+            Attempt::Failed(why) => {
+                failures.push(why);
+                continue;
+            }
+        };
+        let h = res.headers_mut();
+        h.insert("x-compux-request-id", header(&request_id));
+        h.insert("x-compux-provider", header(&provider.name));
+        return Ok(res);
     }
     drop(hold);
     let status = if failures.iter().all(|f| f.ends_with("timed out")) {

@@ -2,9 +2,10 @@
 //! on-chain credits (a hard cap: never below zero), routes it to the cheapest provider
 //! serving the model with failover, and charges only what was served.
 //!
-//! Status: chat completions (non-streaming), models, usage, routing with failover, the hard
-//! cap, the SQLite usage ledger and OpenAI-shaped errors. Streaming, completions,
-//! embeddings, wallet-issued keys, on-chain balance refresh and metrics come next.
+//! Status: chat completions (plain and SSE streaming), models, usage, routing with failover,
+//! the hard cap, the SQLite usage ledger, on-chain balance refresh and OpenAI-shaped errors.
+//! Completions, embeddings, provider preferences, a circuit breaker, wallet-issued keys and
+//! metrics come next.
 
 pub mod balances;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod ledger;
 pub mod meter;
 pub mod pricing;
 pub mod sim;
+mod sse;
 
 pub use config::Config;
 pub use gateway::{serve, Gateway};

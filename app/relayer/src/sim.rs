@@ -58,20 +58,50 @@ async fn chat(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response 
     let prompt_tokens = (prompt_bytes as u64).div_ceil(4) + 3;
     let max = body["max_completion_tokens"].as_u64().or(body["max_tokens"].as_u64()).unwrap_or(u64::MAX);
     let completion_tokens = sim.opts.completion_tokens.min(max);
+    let text = format!("[{}] simulated reply", sim.opts.name);
+    let id = format!("chatcmpl-sim-{}", sim.served.load(Ordering::Relaxed));
+    let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens});
+    if body["stream"].as_bool() == Some(true) {
+        return stream(&id, &body, &text, usage);
+    }
     let reply = json!({
-        "id": format!("chatcmpl-sim-{}", sim.served.load(Ordering::Relaxed)),
+        "id": id,
         "object": "chat.completion",
         "created": 0,
         "model": body["model"],
         "system_fingerprint": "compux-simulated",
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": format!("[{}] simulated reply", sim.opts.name)},
+            "message": {"role": "assistant", "content": text},
             "finish_reason": "stop"
         }],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
+        "usage": usage
     });
     Json(reply).into_response()
+}
+
+/// The reply as server-sent events, word by word, then (when asked) the usage chunk with
+/// empty `choices`, then `[DONE]`, as OpenAI streams.
+fn stream(id: &str, request: &Value, text: &str, usage: Value) -> Response {
+    let chunk = |choices: Value, usage: Value| {
+        let c = json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": request["model"],
+                       "system_fingerprint": "compux-simulated", "choices": choices, "usage": usage});
+        format!("data: {c}\n\n")
+    };
+    let mut out = chunk(
+        json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]),
+        Value::Null,
+    );
+    for (i, word) in text.split(' ').enumerate() {
+        let piece = if i == 0 { word.to_string() } else { format!(" {word}") };
+        out += &chunk(json!([{"index": 0, "delta": {"content": piece}, "finish_reason": null}]), Value::Null);
+    }
+    out += &chunk(json!([{"index": 0, "delta": {}, "finish_reason": "stop"}]), Value::Null);
+    if request["stream_options"]["include_usage"].as_bool() == Some(true) {
+        out += &chunk(json!([]), usage);
+    }
+    out += "data: [DONE]\n\n";
+    ([("content-type", "text/event-stream")], out).into_response()
 }
 
 /// Starts a simulated provider on `addr` (port 0 for any).

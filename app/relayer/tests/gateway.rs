@@ -168,3 +168,53 @@ async fn concurrent_requests_never_spend_more_than_the_balance() {
     assert_eq!(g.ledger.count().await.unwrap(), served, "one record per served request");
     assert_eq!(g.ledger.unsettled(ACCOUNT).await.unwrap(), b.unsettled, "ledger and meter agree to the unit");
 }
+
+/// Streams `request`, returning the content, the usage chunk if any, and the chunk count.
+async fn stream(
+    client: &Client<OpenAIConfig>,
+    request: CreateChatCompletionRequest,
+) -> (String, Option<(u32, u32)>, usize) {
+    use futures_util::StreamExt;
+    let mut s = client.chat().create_stream(request).await.unwrap();
+    let (mut text, mut usage, mut chunks) = (String::new(), None, 0);
+    while let Some(chunk) = s.next().await {
+        let chunk = chunk.unwrap();
+        chunks += 1;
+        for c in &chunk.choices {
+            text.push_str(c.delta.content.as_deref().unwrap_or(""));
+        }
+        if let Some(u) = chunk.usage {
+            assert!(chunk.choices.is_empty(), "the usage chunk has no choices");
+            usage = Some((u.prompt_tokens, u.completion_tokens));
+        }
+    }
+    (text, usage, chunks)
+}
+
+#[tokio::test]
+async fn streams_are_relayed_metered_and_the_usage_chunk_is_the_callers_choice() {
+    use async_openai::types::chat::ChatCompletionStreamOptions;
+    let up = provider("up", None).await;
+    let (client, g, _dir) = gateway(&[(&up, 1_000_000, 2_000_000)], 10_000_000).await;
+
+    // Asked for: the final chunk with empty choices carries the usage, and it is what was charged.
+    let mut with_usage = ask(50);
+    with_usage.stream_options =
+        Some(ChatCompletionStreamOptions { include_usage: Some(true), include_obfuscation: None });
+    let (text, usage, _) = stream(&client, with_usage).await;
+    assert_eq!(text, "[up] simulated reply");
+    let (i, o) = usage.expect("the usage chunk the caller asked for");
+    let first = (i as u64 * 1_000_000 + o as u64 * 2_000_000).div_ceil(1_000_000);
+    assert_eq!(g.meter.balance(ACCOUNT).unsettled, first);
+
+    // Not asked for: no usage chunk reaches the caller, yet the request is metered the same.
+    let (text, usage, chunks) = stream(&client, ask(50)).await;
+    assert_eq!((text.as_str(), usage), ("[up] simulated reply", None));
+    assert!(chunks >= 3, "role, words and the finish chunk arrive as chunks");
+    assert_eq!(
+        g.meter.balance(ACCOUNT),
+        compux_relayer::meter::Balance { onchain: 10_000_000, unsettled: 2 * first, held: 0 }
+    );
+    assert_eq!(g.ledger.count().await.unwrap(), 2);
+    assert_eq!(g.ledger.unsettled(ACCOUNT).await.unwrap(), 2 * first, "the ledger has both streams");
+}
