@@ -28,9 +28,23 @@ pub struct Config {
     /// Upstream timeout before failing over, in milliseconds.
     #[serde(default = "default_timeout_ms")]
     pub upstream_timeout_ms: u64,
+    /// Consecutive failures that take a provider out of routing...
+    #[serde(default = "default_breaker_threshold")]
+    pub breaker_threshold: u32,
+    /// ...for this long, after which one request probes it.
+    #[serde(default = "default_breaker_cooldown_ms")]
+    pub breaker_cooldown_ms: u64,
     pub providers: Vec<Provider>,
     #[serde(default)]
     pub keys: Vec<Key>,
+}
+
+fn default_breaker_threshold() -> u32 {
+    3
+}
+
+fn default_breaker_cooldown_ms() -> u64 {
+    30_000
 }
 
 fn default_rpc_url() -> String {

@@ -22,6 +22,7 @@ use crate::error::ApiError;
 use crate::ledger::{Ledger, UsageRecord};
 use crate::meter::{Hold, Meter};
 use crate::pricing::{self, Price};
+use crate::routing::{self, Health, Preferences};
 
 /// The largest `max_tokens` accepted; anything above is a client error, not a huge hold.
 pub const MAX_TOKENS_LIMIT: u64 = 1_000_000;
@@ -30,6 +31,7 @@ pub struct Gateway {
     config: Config,
     pub meter: Arc<Meter>,
     pub ledger: Ledger,
+    pub health: Health,
     http: reqwest::Client,
     /// SHA-256 (hex) of each API key -> the credit account it spends from.
     keys: HashMap<String, String>,
@@ -49,7 +51,8 @@ impl Gateway {
                 .read_timeout(Duration::from_millis(config.upstream_timeout_ms))
                 .build()?;
         let keys = config.keys.iter().map(|k| (k.sha256.to_lowercase(), k.account.clone())).collect();
-        Ok(Arc::new(Gateway { config, meter, ledger, http, keys }))
+        let health = Health::new(config.breaker_threshold, Duration::from_millis(config.breaker_cooldown_ms));
+        Ok(Arc::new(Gateway { config, meter, ledger, health, http, keys }))
     }
 
     pub fn router(self: &Arc<Self>) -> Router {
@@ -126,10 +129,11 @@ struct ChatRequest {
     stream: bool,
     /// The caller asked for the final usage chunk (`stream_options.include_usage`).
     include_usage: bool,
+    prefs: Preferences,
 }
 
 fn parse_chat(body: &Bytes) -> Result<(Value, ChatRequest), ApiError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| {
+    let mut v: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request("invalid_json", None, format!("The request body is not valid JSON: {e}"))
     })?;
     if !v.is_object() {
@@ -154,6 +158,7 @@ fn parse_chat(body: &Bytes) -> Result<(Value, ChatRequest), ApiError> {
                 "`messages` (a non-empty array) is required.",
             )
         })?;
+    let prompt_bound = pricing::prompt_token_bound(messages);
     let mut max_tokens = None;
     for field in ["max_tokens", "max_completion_tokens"] {
         match v.get(field) {
@@ -182,8 +187,19 @@ fn parse_chat(body: &Bytes) -> Result<(Value, ChatRequest), ApiError> {
         }
     };
     let include_usage = v["stream_options"]["include_usage"].as_bool() == Some(true);
-    let prompt_bound = pricing::prompt_token_bound(messages);
-    Ok((v, ChatRequest { model, prompt_bound, max_tokens, stream, include_usage }))
+    // The routing preferences are the relayer's, not the provider's: taken out of the body.
+    let prefs = match v.as_object_mut().and_then(|o| o.remove("provider")) {
+        None | Some(Value::Null) => Preferences::default(),
+        Some(p) => serde_json::from_value(p).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_value",
+                Some("provider"),
+                format!("Invalid `provider` preferences: {e}."),
+            )
+        })?,
+    };
+
+    Ok((v, ChatRequest { model, prompt_bound, max_tokens, stream, include_usage, prefs }))
 }
 
 enum Attempt {
@@ -306,17 +322,17 @@ async fn chat_completions(
         forward["stream_options"]["include_usage"] = Value::Bool(true);
     }
 
-    // Cheapest first for this request's worst case; the hold covers the dearest, so a
-    // failover can never charge more than was held.
-    let mut route: Vec<(&Provider, Price, u64)> = g
+    // Cheapest first for this request's worst case (or as the caller prefers); the hold
+    // covers the dearest stop, so a failover can never charge more than was held.
+    let candidates: Vec<routing::Stop> = g
         .candidates(&req.model)
         .into_iter()
         .filter_map(|(p, price)| Some((p, price, pricing::cost(price, req.prompt_bound, max_tokens)?)))
         .collect();
-    if route.is_empty() {
+    if candidates.is_empty() {
         return Err(ApiError::model_not_found(&req.model));
     }
-    route.sort_by_key(|(_, _, worst)| *worst);
+    let route = routing::plan(candidates, &req.prefs, &g.health)?;
     let worst = route.iter().map(|(_, _, w)| *w).max().unwrap_or(0);
     let hold =
         g.meter.hold(&account, worst).map_err(|e| ApiError::insufficient_credits(e.available, e.needed))?;
@@ -331,7 +347,13 @@ async fn chat_completions(
             provider: provider.name.clone(),
             price: *price,
         };
-        let mut res = match call(&g, provider, &forward, req.stream).await {
+        let started = std::time::Instant::now();
+        let attempt = call(&g, provider, &forward, req.stream).await;
+        match &attempt {
+            Attempt::Failed(_) => g.health.failed(&provider.name),
+            _ => g.health.succeeded(&provider.name, started.elapsed()),
+        }
+        let mut res = match attempt {
             Attempt::Served(body) => {
                 // Durable before the caller sees the reply; if it cannot be written, the
                 // reply is withheld and nothing is charged.

@@ -2,10 +2,10 @@
 //! on-chain credits (a hard cap: never below zero), routes it to the cheapest provider
 //! serving the model with failover, and charges only what was served.
 //!
-//! Status: chat completions (plain and SSE streaming), models, usage, routing with failover,
-//! the hard cap, the SQLite usage ledger, on-chain balance refresh and OpenAI-shaped errors.
-//! Completions, embeddings, provider preferences, a circuit breaker, wallet-issued keys and
-//! metrics come next.
+//! Status: chat completions (plain and SSE streaming), models, usage, routing with caller
+//! preferences, failover and a circuit breaker, the hard cap, the SQLite usage ledger,
+//! on-chain balance refresh and OpenAI-shaped errors. Completions, embeddings,
+//! wallet-issued keys and metrics come next.
 
 pub mod balances;
 pub mod config;
@@ -14,6 +14,7 @@ pub mod gateway;
 pub mod ledger;
 pub mod meter;
 pub mod pricing;
+pub mod routing;
 pub mod sim;
 mod sse;
 

@@ -34,7 +34,7 @@ async fn gateway(
     balance: u64,
 ) -> (Client<OpenAIConfig>, Arc<Gateway>, tempfile::TempDir) {
     let mut toml = format!(
-        "listen = \"127.0.0.1:0\"\ndefault_max_tokens = 100\nupstream_timeout_ms = 2000\n[[keys]]\nsha256 = \"{}\"\naccount = \"{ACCOUNT}\"\n",
+        "listen = \"127.0.0.1:0\"\ndefault_max_tokens = 100\nupstream_timeout_ms = 2000\nbreaker_threshold = 3\nbreaker_cooldown_ms = 300\n[[keys]]\nsha256 = \"{}\"\naccount = \"{ACCOUNT}\"\n",
         key_hash(KEY)
     );
     for (i, (p, input, output)) in providers.iter().enumerate() {
@@ -217,4 +217,66 @@ async fn streams_are_relayed_metered_and_the_usage_chunk_is_the_callers_choice()
     );
     assert_eq!(g.ledger.count().await.unwrap(), 2);
     assert_eq!(g.ledger.unsettled(ACCOUNT).await.unwrap(), 2 * first, "the ledger has both streams");
+}
+
+/// A chat request with a `provider` preferences object, sent raw (OpenAI's SDK types have no
+/// such field): (status, provider that served it).
+async fn routed(base: &str, provider: serde_json::Value) -> (u16, String) {
+    let body = serde_json::json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10, "provider": provider});
+    let res = reqwest::Client::new()
+        .post(format!("{base}/chat/completions"))
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let served =
+        res.headers().get("x-compux-provider").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    (status, served)
+}
+
+#[tokio::test]
+async fn provider_preferences_change_the_route() {
+    let (a, b, c) = (provider("a", None).await, provider("b", None).await, provider("c", None).await);
+    // sim-0 is the cheapest, sim-2 the dearest.
+    let (client, _g, _dir) = gateway(
+        &[(&a, 1_000_000, 1_000_000), (&b, 2_000_000, 2_000_000), (&c, 3_000_000, 3_000_000)],
+        10_000_000,
+    )
+    .await;
+    let base = client.config().api_base().to_string();
+    let name = |i: usize| format!("sim-{i} (simulated)");
+    use serde_json::json;
+    assert_eq!(routed(&base, json!(null)).await, (200, name(0)), "cheapest by default");
+    assert_eq!(routed(&base, json!({"only": [name(2)]})).await, (200, name(2)));
+    assert_eq!(routed(&base, json!({"ignore": [name(0)]})).await, (200, name(1)));
+    assert_eq!(routed(&base, json!({"order": [name(1), name(0)]})).await, (200, name(1)));
+    assert_eq!(
+        routed(&base, json!({"max_price": {"prompt": 1_500_000}, "order": [name(2)]})).await,
+        (200, name(0)),
+        "max_price drops the dearer ones"
+    );
+    assert_eq!(routed(&base, json!({"only": ["nobody"]})).await.0, 400);
+    assert_eq!(routed(&base, json!({"sort": "fastest"})).await.0, 400, "an unknown sort is a client error");
+    // The preferences are the relayer's: never forwarded (the sim would not mind, but a real provider might).
+    assert_eq!(a.requests() + b.requests() + c.requests(), 5);
+}
+
+#[tokio::test]
+async fn a_failing_provider_is_taken_out_and_probed_back() {
+    let broken = provider("broken", Some(503)).await;
+    let backup = provider("backup", None).await;
+    let (client, _g, _dir) =
+        gateway(&[(&broken, 1_000_000, 1_000_000), (&backup, 2_000_000, 2_000_000)], 10_000_000).await;
+    for _ in 0..6 {
+        client.chat().create(ask(10)).await.unwrap();
+    }
+    assert_eq!(broken.requests(), 3, "after 3 failures in a row the breaker keeps requests away");
+    assert_eq!(backup.requests(), 6, "every request was served, by the backup");
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    client.chat().create(ask(10)).await.unwrap();
+    assert_eq!(broken.requests(), 4, "after the cooldown one request probes it");
+    client.chat().create(ask(10)).await.unwrap();
+    assert_eq!(broken.requests(), 4, "a failed probe takes it out again");
 }

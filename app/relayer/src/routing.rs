@@ -1,0 +1,230 @@
+//! Which providers a request tries, in what order: the caller's OpenRouter-style `provider`
+//! preferences, observed latency, and each provider's health (a circuit breaker).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::config::Provider;
+use crate::error::ApiError;
+use crate::pricing::Price;
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Sort {
+    /// Cheapest first (the default).
+    #[default]
+    Price,
+    /// Fastest observed first; providers not yet measured go last.
+    Latency,
+}
+
+/// Most a caller will pay, in credit base units per 1M tokens.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaxPrice {
+    pub prompt: Option<u64>,
+    pub completion: Option<u64>,
+}
+
+/// The request's `provider` object. Names are provider names, compared without case.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preferences {
+    /// Try these first, in this order.
+    #[serde(default)]
+    pub order: Vec<String>,
+    /// Use only these.
+    pub only: Option<Vec<String>>,
+    /// Never use these.
+    #[serde(default)]
+    pub ignore: Vec<String>,
+    #[serde(default)]
+    pub sort: Sort,
+    /// With `false`, only the first provider of the route is tried.
+    pub allow_fallbacks: Option<bool>,
+    pub max_price: Option<MaxPrice>,
+}
+
+fn named(list: &[String], p: &Provider) -> bool {
+    list.iter().any(|n| n.eq_ignore_ascii_case(&p.name))
+}
+
+/// One provider on a request's route, with the model's price there and the request's
+/// worst-case cost at that price.
+pub type Stop<'a> = (&'a Provider, Price, u64);
+
+/// Orders and filters `candidates` for one request.
+pub fn plan<'a>(
+    mut candidates: Vec<Stop<'a>>,
+    prefs: &Preferences,
+    health: &Health,
+) -> Result<Vec<Stop<'a>>, ApiError> {
+    let served_at_all = !candidates.is_empty();
+    candidates.retain(|(p, price, _)| {
+        prefs.only.as_ref().is_none_or(|only| named(only, p))
+            && !named(&prefs.ignore, p)
+            && prefs.max_price.is_none_or(|m| {
+                m.prompt.is_none_or(|x| price.input_per_1m <= x)
+                    && m.completion.is_none_or(|x| price.output_per_1m <= x)
+            })
+    });
+    if candidates.is_empty() && served_at_all {
+        return Err(ApiError::bad_request(
+            "no_provider",
+            Some("provider"),
+            "No provider serving this model matches the `provider` preferences (only, ignore, max_price).",
+        ));
+    }
+    match prefs.sort {
+        Sort::Price => candidates.sort_by_key(|(_, _, worst)| *worst),
+        Sort::Latency => {
+            candidates.sort_by_key(|(p, _, worst)| (health.latency_us(&p.name).unwrap_or(u64::MAX), *worst))
+        }
+    }
+    // Named providers first, in the caller's order; a stable sort keeps the rest in place.
+    candidates.sort_by_key(|(p, _, _)| {
+        prefs.order.iter().position(|n| n.eq_ignore_ascii_case(&p.name)).unwrap_or(usize::MAX)
+    });
+    // Providers whose breaker is open go last: tried only when nothing else is left.
+    candidates.sort_by_key(|(p, _, _)| !health.available(&p.name));
+    if prefs.allow_fallbacks == Some(false) {
+        candidates.truncate(1);
+    }
+    Ok(candidates)
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct State {
+    consecutive_failures: u32,
+    open_until: Option<Instant>,
+    /// Exponentially weighted average of successful calls, in microseconds.
+    latency_us: Option<u64>,
+}
+
+/// Per-provider health: a circuit breaker (open after `threshold` consecutive failures for
+/// `cooldown`, then one probe is let through) and observed latency.
+pub struct Health {
+    threshold: u32,
+    cooldown: Duration,
+    states: Mutex<HashMap<String, State>>,
+}
+
+impl Health {
+    pub fn new(threshold: u32, cooldown: Duration) -> Health {
+        Health { threshold: threshold.max(1), cooldown, states: Mutex::new(HashMap::new()) }
+    }
+
+    fn with<R>(&self, name: &str, f: impl FnOnce(&mut State) -> R) -> R {
+        let mut map = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        f(map.entry(name.to_string()).or_default())
+    }
+
+    /// False while the breaker is open; once the cooldown passes, a probe may go.
+    pub fn available(&self, name: &str) -> bool {
+        self.with(name, |s| s.open_until.is_none_or(|t| Instant::now() >= t))
+    }
+
+    pub fn latency_us(&self, name: &str) -> Option<u64> {
+        self.with(name, |s| s.latency_us)
+    }
+
+    pub fn succeeded(&self, name: &str, took: Duration) {
+        let us = took.as_micros().min(u64::MAX as u128) as u64;
+        self.with(name, |s| {
+            s.consecutive_failures = 0;
+            s.open_until = None;
+            s.latency_us = Some(s.latency_us.map_or(us, |prev| (prev * 4 + us) / 5));
+        });
+    }
+
+    pub fn failed(&self, name: &str) {
+        let (threshold, cooldown) = (self.threshold, self.cooldown);
+        self.with(name, |s| {
+            s.consecutive_failures += 1;
+            if s.consecutive_failures >= threshold {
+                // Open (again, after a failed probe) for another cooldown.
+                s.open_until = Some(Instant::now() + cooldown);
+            }
+        });
+    }
+
+    /// Providers whose breaker is open now, for `/metrics` and logs.
+    pub fn open(&self) -> Vec<String> {
+        let map = self.states.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter()
+            .filter(|(_, s)| s.open_until.is_some_and(|t| Instant::now() < t))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(name: &str) -> Provider {
+        Provider { name: name.into(), base_url: "http://x".into(), api_key_env: None, models: vec![] }
+    }
+
+    fn names(route: &[Stop]) -> Vec<String> {
+        route.iter().map(|(p, _, _)| p.name.clone()).collect()
+    }
+
+    #[test]
+    fn preferences_filter_and_order_the_route() {
+        let (a, b, c) = (provider("a"), provider("b"), provider("c"));
+        let price = |x| Price { input_per_1m: x, output_per_1m: x };
+        let all = || vec![(&c, price(3), 30), (&a, price(1), 10), (&b, price(2), 20)];
+        let h = Health::new(3, Duration::from_secs(60));
+        let route = |p: Preferences| names(&plan(all(), &p, &h).unwrap());
+        assert_eq!(route(Preferences::default()), ["a", "b", "c"], "cheapest first");
+        assert_eq!(
+            route(Preferences { only: Some(vec!["C".into(), "b".into()]), ..Default::default() }),
+            ["b", "c"]
+        );
+        assert_eq!(route(Preferences { ignore: vec!["a".into()], ..Default::default() }), ["b", "c"]);
+        assert_eq!(
+            route(Preferences { order: vec!["c".into(), "b".into()], ..Default::default() }),
+            ["c", "b", "a"]
+        );
+        assert_eq!(
+            route(Preferences {
+                allow_fallbacks: Some(false),
+                order: vec!["b".into()],
+                ..Default::default()
+            }),
+            ["b"]
+        );
+        let cap = MaxPrice { prompt: Some(2), completion: None };
+        assert_eq!(route(Preferences { max_price: Some(cap), ..Default::default() }), ["a", "b"]);
+        h.succeeded("c", Duration::from_millis(1));
+        h.succeeded("b", Duration::from_millis(5));
+        assert_eq!(
+            route(Preferences { sort: Sort::Latency, ..Default::default() }),
+            ["c", "b", "a"],
+            "unmeasured last"
+        );
+        let none = Preferences { only: Some(vec!["zzz".into()]), ..Default::default() };
+        assert_eq!(plan(all(), &none, &h).unwrap_err().code, "no_provider");
+    }
+
+    #[test]
+    fn the_breaker_opens_after_repeated_failures_and_lets_a_probe_through_later() {
+        let h = Health::new(2, Duration::from_millis(50));
+        h.failed("a");
+        assert!(h.available("a"), "one failure is not enough");
+        h.failed("a");
+        assert!(!h.available("a"));
+        assert_eq!(h.open(), ["a"]);
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(h.available("a"), "a probe may go after the cooldown");
+        h.failed("a");
+        assert!(!h.available("a"), "a failed probe opens it again");
+        std::thread::sleep(Duration::from_millis(60));
+        h.succeeded("a", Duration::from_millis(3));
+        assert!(h.available("a") && h.open().is_empty());
+    }
+}
