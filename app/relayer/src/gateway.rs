@@ -58,7 +58,9 @@ impl Gateway {
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
             .route("/v1/models", get(models))
-            .route("/v1/chat/completions", post(chat_completions))
+            .route("/v1/chat/completions", post(|g, h, b| proxy(g, h, b, Endpoint::Chat)))
+            .route("/v1/completions", post(|g, h, b| proxy(g, h, b, Endpoint::Completions)))
+            .route("/v1/embeddings", post(|g, h, b| proxy(g, h, b, Endpoint::Embeddings)))
             .route("/v1/usage", get(usage))
             .with_state(self.clone())
     }
@@ -121,8 +123,45 @@ async fn models(State(g): State<Arc<Gateway>>) -> Json<Value> {
     Json(json!({"object": "list", "data": data}))
 }
 
-/// The checked parts of a chat request; the body itself is forwarded as sent.
-struct ChatRequest {
+/// The metered OpenAI endpoints. They differ in where the input is and whether they
+/// generate tokens; everything else (holds, routing, the ledger) is shared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    Completions,
+    Embeddings,
+}
+
+impl Endpoint {
+    fn path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat/completions",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+        }
+    }
+
+    /// The field holding the input the prompt bound is taken from.
+    fn input(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "messages",
+            Endpoint::Completions => "prompt",
+            Endpoint::Embeddings => "input",
+        }
+    }
+
+    /// The fields that bound the generated tokens.
+    fn max_token_fields(self) -> &'static [&'static str] {
+        match self {
+            Endpoint::Chat => &["max_tokens", "max_completion_tokens"],
+            Endpoint::Completions => &["max_tokens"],
+            Endpoint::Embeddings => &[],
+        }
+    }
+}
+
+/// The checked parts of a request; the body itself is forwarded as sent.
+struct Request {
     model: String,
     prompt_bound: u64,
     max_tokens: Option<u64>,
@@ -132,7 +171,7 @@ struct ChatRequest {
     prefs: Preferences,
 }
 
-fn parse_chat(body: &Bytes) -> Result<(Value, ChatRequest), ApiError> {
+fn parse(body: &Bytes, endpoint: Endpoint) -> Result<(Value, Request), ApiError> {
     let mut v: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request("invalid_json", None, format!("The request body is not valid JSON: {e}"))
     })?;
@@ -150,17 +189,28 @@ fn parse_chat(body: &Bytes) -> Result<(Value, ChatRequest), ApiError> {
             )
         })?
         .to_string();
-    let messages =
-        v.get("messages").filter(|m| m.as_array().is_some_and(|a| !a.is_empty())).ok_or_else(|| {
+    let field = endpoint.input();
+    let input = v
+        .get(field)
+        .filter(|m| match m {
+            Value::String(s) => !s.is_empty(),
+            Value::Array(a) => !a.is_empty(),
+            _ => false,
+        })
+        .ok_or_else(|| {
             ApiError::bad_request(
                 "missing_required_parameter",
-                Some("messages"),
-                "`messages` (a non-empty array) is required.",
+                Some(field),
+                format!("`{field}` (a non-empty string or array) is required."),
             )
         })?;
-    let prompt_bound = pricing::prompt_token_bound(messages);
-    let mut max_tokens = None;
-    for field in ["max_tokens", "max_completion_tokens"] {
+    if endpoint == Endpoint::Chat && !input.is_array() {
+        return Err(ApiError::bad_request("invalid_type", Some("messages"), "`messages` must be an array."));
+    }
+    let prompt_bound = pricing::prompt_token_bound(input);
+    // Embeddings generate nothing; the others are bounded by max_tokens or the default.
+    let mut max_tokens = (endpoint == Endpoint::Embeddings).then_some(0);
+    for &field in endpoint.max_token_fields() {
         match v.get(field) {
             None | Some(Value::Null) => {}
             Some(n) => match n.as_u64() {
@@ -168,7 +218,7 @@ fn parse_chat(body: &Bytes) -> Result<(Value, ChatRequest), ApiError> {
                 _ => {
                     return Err(ApiError::bad_request(
                         "invalid_value",
-                        Some(if field == "max_tokens" { "max_tokens" } else { "max_completion_tokens" }),
+                        Some(field),
                         format!("`{field}` must be an integer from 1 to {MAX_TOKENS_LIMIT}, not {n}."),
                     ))
                 }
@@ -186,6 +236,9 @@ fn parse_chat(body: &Bytes) -> Result<(Value, ChatRequest), ApiError> {
             ))
         }
     };
+    if stream && endpoint == Endpoint::Embeddings {
+        return Err(ApiError::bad_request("invalid_value", Some("stream"), "Embeddings are not streamed."));
+    }
     let include_usage = v["stream_options"]["include_usage"].as_bool() == Some(true);
     // The routing preferences are the relayer's, not the provider's: taken out of the body.
     let prefs = match v.as_object_mut().and_then(|o| o.remove("provider")) {
@@ -199,7 +252,7 @@ fn parse_chat(body: &Bytes) -> Result<(Value, ChatRequest), ApiError> {
         })?,
     };
 
-    Ok((v, ChatRequest { model, prompt_bound, max_tokens, stream, include_usage, prefs }))
+    Ok((v, Request { model, prompt_bound, max_tokens, stream, include_usage, prefs }))
 }
 
 enum Attempt {
@@ -215,8 +268,9 @@ enum Attempt {
     Failed(String),
 }
 
-async fn call(g: &Gateway, p: &Provider, body: &Value, stream: bool) -> Attempt {
-    let mut req = g.http.post(format!("{}/chat/completions", p.base_url.trim_end_matches('/'))).json(body);
+async fn call(g: &Gateway, p: &Provider, endpoint: Endpoint, body: &Value, stream: bool) -> Attempt {
+    let url = format!("{}/{}", p.base_url.trim_end_matches('/'), endpoint.path());
+    let mut req = g.http.post(url).json(body);
     if let Some(key) = p.api_key_env.as_deref().and_then(|var| std::env::var(var).ok()) {
         req = req.bearer_auth(key);
     }
@@ -301,20 +355,27 @@ impl Served {
     }
 }
 
-/// `usage.prompt_tokens` and `usage.completion_tokens` of a reply or chunk.
+/// `usage.prompt_tokens` and `usage.completion_tokens` of a reply or chunk (embeddings
+/// report no completion tokens).
 pub(crate) fn usage_of(v: &Value) -> Option<(u64, u64)> {
     let u = &v["usage"];
-    Some((u["prompt_tokens"].as_u64()?, u["completion_tokens"].as_u64()?))
+    let input = u["prompt_tokens"].as_u64()?;
+    let output = match &u["completion_tokens"] {
+        Value::Null if u["total_tokens"].as_u64() == Some(input) => 0,
+        n => n.as_u64()?,
+    };
+    Some((input, output))
 }
 
-async fn chat_completions(
+async fn proxy(
     State(g): State<Arc<Gateway>>,
     headers: HeaderMap,
     body: Bytes,
+    endpoint: Endpoint,
 ) -> Result<Response, ApiError> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (key_hash, account) = g.caller(&headers)?;
-    let (mut forward, req) = parse_chat(&body)?;
+    let (mut forward, req) = parse(&body, endpoint)?;
     let max_tokens = req.max_tokens.unwrap_or(g.config.default_max_tokens);
     if req.stream {
         // Usage is always requested upstream, so streams are metered exactly; the extra
@@ -348,7 +409,7 @@ async fn chat_completions(
             price: *price,
         };
         let started = std::time::Instant::now();
-        let attempt = call(&g, provider, &forward, req.stream).await;
+        let attempt = call(&g, provider, endpoint, &forward, req.stream).await;
         match &attempt {
             Attempt::Failed(_) => g.health.failed(&provider.name),
             _ => g.health.succeeded(&provider.name, started.elapsed()),

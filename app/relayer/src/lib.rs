@@ -2,10 +2,10 @@
 //! on-chain credits (a hard cap: never below zero), routes it to the cheapest provider
 //! serving the model with failover, and charges only what was served.
 //!
-//! Status: chat completions (plain and SSE streaming), models, usage, routing with caller
-//! preferences, failover and a circuit breaker, the hard cap, the SQLite usage ledger,
-//! on-chain balance refresh and OpenAI-shaped errors. Completions, embeddings,
-//! wallet-issued keys and metrics come next.
+//! Status: chat completions (plain and SSE streaming), completions, embeddings, models,
+//! usage, routing with caller preferences, failover and a circuit breaker, the hard cap,
+//! the SQLite usage ledger, on-chain balance refresh and OpenAI-shaped errors.
+//! Wallet-issued keys and metrics come next.
 
 pub mod balances;
 pub mod config;

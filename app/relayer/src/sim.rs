@@ -1,6 +1,7 @@
 //! A SIMULATED OpenAI-compatible provider, for the local demo and the tests (this machine
-//! has no internet). It answers `/v1/chat/completions` with a canned reply whose token
-//! counts follow the request, and can be told to fail. Every reply says it is simulated.
+//! has no internet). It answers `/v1/chat/completions` (plain and streamed),
+//! `/v1/completions` and `/v1/embeddings` with canned replies whose token counts follow the
+//! request, and can be told to fail. Every reply says it is simulated.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,10 +48,8 @@ impl SimHandle {
 
 async fn chat(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response {
     sim.served.fetch_add(1, Ordering::Relaxed);
-    if let Some(status) = sim.opts.fail_status {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let err = json!({"error": {"message": format!("{} was told to fail", sim.opts.name), "type": "server_error", "param": null, "code": null}});
-        return (status, Json(err)).into_response();
+    if let Some(f) = failure(&sim) {
+        return f;
     }
     let prompt_bytes: usize = body["messages"]
         .as_array()
@@ -80,6 +79,65 @@ async fn chat(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response 
     Json(reply).into_response()
 }
 
+fn failure(sim: &Sim) -> Option<Response> {
+    let status = StatusCode::from_u16(sim.opts.fail_status?).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let err = json!({"error": {"message": format!("{} was told to fail", sim.opts.name), "type": "server_error", "param": null, "code": null}});
+    Some((status, Json(err)).into_response())
+}
+
+fn bytes_of(v: &Value) -> u64 {
+    match v {
+        Value::String(s) => s.len() as u64,
+        Value::Array(a) => a.iter().map(bytes_of).sum(),
+        _ => 1,
+    }
+}
+
+async fn completion(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response {
+    sim.served.fetch_add(1, Ordering::Relaxed);
+    if let Some(f) = failure(&sim) {
+        return f;
+    }
+    if body["stream"].as_bool() == Some(true) {
+        let err = json!({"error": {"message": "the simulated provider streams chat completions only", "type": "invalid_request_error", "param": "stream", "code": null}});
+        return (StatusCode::BAD_REQUEST, Json(err)).into_response();
+    }
+    let prompt_tokens = bytes_of(&body["prompt"]).div_ceil(4) + 1;
+    let completion_tokens = sim.opts.completion_tokens.min(body["max_tokens"].as_u64().unwrap_or(16));
+    Json(json!({
+        "id": format!("cmpl-sim-{}", sim.served.load(Ordering::Relaxed)),
+        "object": "text_completion", "created": 0, "model": body["model"], "system_fingerprint": "compux-simulated",
+        "choices": [{"text": format!(" [{}] simulated completion", sim.opts.name), "index": 0, "logprobs": null, "finish_reason": "length"}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
+    }))
+    .into_response()
+}
+
+async fn embedding(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response {
+    sim.served.fetch_add(1, Ordering::Relaxed);
+    if let Some(f) = failure(&sim) {
+        return f;
+    }
+    let inputs: Vec<Value> = match &body["input"] {
+        Value::Array(a) if a.iter().all(|x| !x.is_number()) => a.clone(),
+        other => vec![other.clone()],
+    };
+    let prompt_tokens: u64 = inputs.iter().map(|i| bytes_of(i).div_ceil(4).max(1)).sum();
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            // A deterministic 8-dimensional vector from the input's bytes (simulated).
+            let seed = bytes_of(x) as f64;
+            let v: Vec<f64> = (0..8).map(|k| ((seed + k as f64) * 0.37).sin()).collect();
+            json!({"object": "embedding", "index": i, "embedding": v})
+        })
+        .collect();
+    Json(json!({"object": "list", "model": body["model"], "data": data,
+                "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}}))
+    .into_response()
+}
+
 /// The reply as server-sent events, word by word, then (when asked) the usage chunk with
 /// empty `choices`, then `[DONE]`, as OpenAI streams.
 fn stream(id: &str, request: &Value, text: &str, usage: Value) -> Response {
@@ -107,7 +165,11 @@ fn stream(id: &str, request: &Value, text: &str, usage: Value) -> Response {
 /// Starts a simulated provider on `addr` (port 0 for any).
 pub async fn spawn(opts: SimOptions, addr: SocketAddr) -> std::io::Result<SimHandle> {
     let sim = Arc::new(Sim { opts, served: AtomicU64::new(0) });
-    let app = Router::new().route("/v1/chat/completions", post(chat)).with_state(sim.clone());
+    let app = Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completion))
+        .route("/v1/embeddings", post(embedding))
+        .with_state(sim.clone());
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {

@@ -146,9 +146,9 @@ async fn errors_have_openai_shape_status_and_code() {
 #[tokio::test]
 async fn concurrent_requests_never_spend_more_than_the_balance() {
     let up = provider("up", None).await;
-    // Each request holds its worst case: prompt bound (13 bytes + 4 framing = 17 tokens) +
-    // 20 max tokens = 37 units at 1 unit per token; the balance covers 50 holds.
-    let (client, g, _dir) = gateway(&[(&up, 1_000_000, 1_000_000)], 37 * 50).await;
+    // Each request holds its worst case: prompt bound (13 bytes + 4 framing + 8 special
+    // = 25 tokens) + 20 max tokens = 45 units at 1 unit per token; the balance covers 50.
+    let (client, g, _dir) = gateway(&[(&up, 1_000_000, 1_000_000)], 45 * 50).await;
     let calls = (0..200).map(|_| {
         let client = client.clone();
         tokio::spawn(async move { client.chat().create(ask(20)).await })
@@ -162,7 +162,7 @@ async fn concurrent_requests_never_spend_more_than_the_balance() {
     }
     let b = g.meter.balance(ACCOUNT);
     assert!(served >= 50, "at least the 50 the balance covers at worst case were served, got {served}");
-    assert!(b.unsettled <= 37 * 50, "charged {} > balance {}", b.unsettled, 37 * 50);
+    assert!(b.unsettled <= 45 * 50, "charged {} > balance {}", b.unsettled, 45 * 50);
     assert_eq!(b.held, 0);
     assert_eq!(up.requests(), served, "every served request went upstream once");
     assert_eq!(g.ledger.count().await.unwrap(), served, "one record per served request");
@@ -279,4 +279,38 @@ async fn a_failing_provider_is_taken_out_and_probed_back() {
     assert_eq!(broken.requests(), 4, "after the cooldown one request probes it");
     client.chat().create(ask(10)).await.unwrap();
     assert_eq!(broken.requests(), 4, "a failed probe takes it out again");
+}
+
+#[tokio::test]
+async fn completions_and_embeddings_are_metered_like_chat() {
+    use async_openai::types::completions::CreateCompletionRequestArgs;
+    use async_openai::types::embeddings::CreateEmbeddingRequestArgs;
+    let up = provider("up", None).await;
+    let (client, g, _dir) = gateway(&[(&up, 1_000_000, 2_000_000)], 10_000_000).await;
+
+    let completion = CreateCompletionRequestArgs::default()
+        .model(MODEL)
+        .prompt("Once upon a time")
+        .max_tokens(10u32)
+        .build()
+        .unwrap();
+    let reply = client.completions().create(completion).await.unwrap();
+    assert!(reply.choices[0].text.contains("simulated"));
+    let u = reply.usage.unwrap();
+    let first =
+        (u.prompt_tokens as u64 * 1_000_000 + u.completion_tokens as u64 * 2_000_000).div_ceil(1_000_000);
+    assert_eq!(g.meter.balance(ACCOUNT).unsettled, first);
+
+    let embed =
+        CreateEmbeddingRequestArgs::default().model(MODEL).input(["first text", "second"]).build().unwrap();
+    let reply = client.embeddings().create(embed).await.unwrap();
+    assert_eq!((reply.data.len(), reply.data[0].embedding.len()), (2, 8));
+    let charged = reply.usage.prompt_tokens as u64; // 1 unit per input token, no output
+    assert_eq!(g.meter.balance(ACCOUNT).unsettled, first + charged);
+    assert_eq!(g.ledger.count().await.unwrap(), 2);
+
+    // Bad input for each endpoint is a 400 naming the field.
+    let empty = CreateEmbeddingRequestArgs::default().model(MODEL).input("").build().unwrap();
+    let (status, code) = api_error(client.embeddings().create(empty).await.unwrap_err());
+    assert_eq!((status, code.as_deref()), (400, Some("missing_required_parameter")));
 }
