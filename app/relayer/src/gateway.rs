@@ -21,6 +21,7 @@ use crate::config::{Config, Provider};
 use crate::error::ApiError;
 use crate::ledger::{Ledger, UsageRecord};
 use crate::meter::{Hold, Meter};
+use crate::metrics::{Metrics, UpstreamTime};
 use crate::pricing::{self, Price};
 use crate::routing::{self, Health, Preferences};
 
@@ -32,6 +33,7 @@ pub struct Gateway {
     pub meter: Arc<Meter>,
     pub ledger: Ledger,
     pub health: Health,
+    metrics: Metrics,
     http: reqwest::Client,
     /// SHA-256 (hex) of each API key -> the credit account it spends from.
     keys: HashMap<String, String>,
@@ -52,7 +54,7 @@ impl Gateway {
                 .build()?;
         let keys = config.keys.iter().map(|k| (k.sha256.to_lowercase(), k.account.clone())).collect();
         let health = Health::new(config.breaker_threshold, Duration::from_millis(config.breaker_cooldown_ms));
-        Ok(Arc::new(Gateway { config, meter, ledger, health, http, keys }))
+        Ok(Arc::new(Gateway { config, meter, ledger, health, metrics: Metrics::new(), http, keys }))
     }
 
     pub fn router(self: &Arc<Self>) -> Router {
@@ -62,6 +64,8 @@ impl Gateway {
             .route("/v1/completions", post(|g, h, b| proxy(g, h, b, Endpoint::Completions)))
             .route("/v1/embeddings", post(|g, h, b| proxy(g, h, b, Endpoint::Embeddings)))
             .route("/v1/usage", get(usage))
+            .route("/metrics", get(metrics))
+            .layer(axum::middleware::from_fn_with_state(self.clone(), observe))
             .with_state(self.clone())
     }
 
@@ -306,6 +310,36 @@ fn header(v: impl ToString) -> HeaderValue {
     HeaderValue::from_str(&v.to_string()).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
+/// Every response gets a request id (handlers set theirs; errors get one here) and is
+/// counted, with the relayer's own share of its latency.
+async fn observe(
+    State(g): State<Arc<Gateway>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = req.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let mut res = next.run(req).await;
+    if !res.headers().contains_key("x-compux-request-id") {
+        res.headers_mut().insert("x-compux-request-id", header(uuid::Uuid::new_v4()));
+    }
+    if route != "/metrics" {
+        let provider =
+            res.headers().get("x-compux-provider").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let upstream = res.extensions().get::<UpstreamTime>().map(|u| u.0);
+        g.metrics.observe(&route, res.status().as_u16(), &provider, started.elapsed(), upstream);
+    }
+    res
+}
+
+async fn metrics(State(g): State<Arc<Gateway>>) -> Response {
+    let (held, unsettled) = g.meter.totals();
+    let providers: Vec<(String, bool)> =
+        g.config.providers.iter().map(|p| (p.name.clone(), g.health.available(&p.name))).collect();
+    let text = g.metrics.render(held, unsettled, &providers);
+    ([("content-type", "text/plain; version=0.0.4")], text).into_response()
+}
+
 async fn usage(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let (_, account) = g.caller(&headers)?;
     let rows = g.ledger.usage(&account).await.map_err(ApiError::internal)?;
@@ -410,9 +444,10 @@ async fn proxy(
         };
         let started = std::time::Instant::now();
         let attempt = call(&g, provider, endpoint, &forward, req.stream).await;
+        let upstream_time = started.elapsed();
         match &attempt {
             Attempt::Failed(_) => g.health.failed(&provider.name),
-            _ => g.health.succeeded(&provider.name, started.elapsed()),
+            _ => g.health.succeeded(&provider.name, upstream_time),
         }
         let mut res = match attempt {
             Attempt::Served(body) => {
@@ -437,6 +472,7 @@ async fn proxy(
                 continue;
             }
         };
+        res.extensions_mut().insert(UpstreamTime(upstream_time));
         let h = res.headers_mut();
         h.insert("x-compux-request-id", header(&request_id));
         h.insert("x-compux-provider", header(&provider.name));

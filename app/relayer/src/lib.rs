@@ -13,6 +13,7 @@ pub mod error;
 pub mod gateway;
 pub mod ledger;
 pub mod meter;
+pub mod metrics;
 pub mod pricing;
 pub mod routing;
 pub mod sim;

@@ -55,6 +55,12 @@ impl Meter {
         self.with(account, |b| b.unsettled = b.unsettled.saturating_sub(amount));
     }
 
+    /// Sums over every account: (held, unsettled), for `/metrics`.
+    pub fn totals(&self) -> (u64, u64) {
+        let map = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        map.values().fold((0u64, 0u64), |(h, u), b| (h.saturating_add(b.held), u.saturating_add(b.unsettled)))
+    }
+
     pub fn balance(&self, account: &str) -> Balance {
         self.with(account, |b| *b)
     }

@@ -314,3 +314,36 @@ async fn completions_and_embeddings_are_metered_like_chat() {
     let (status, code) = api_error(client.embeddings().create(empty).await.unwrap_err());
     assert_eq!((status, code.as_deref()), (400, Some("missing_required_parameter")));
 }
+
+#[tokio::test]
+async fn metrics_count_requests_and_every_response_has_a_request_id() {
+    let up = provider("up", None).await;
+    let (client, _g, _dir) = gateway(&[(&up, 1_000_000, 1_000_000)], 10_000_000).await;
+    client.chat().create(ask(10)).await.unwrap();
+    let base = client.config().api_base().to_string();
+    let http = reqwest::Client::new();
+    let bad = http
+        .post(format!("{base}/chat/completions"))
+        .bearer_auth(KEY)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    assert!(bad.headers().contains_key("x-compux-request-id"), "errors carry a request id too");
+    let body: serde_json::Value = bad.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_json");
+
+    let text = http.get(base.replace("/v1", "/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains(r#"compux_requests_total{provider="sim-0 (simulated)",route="/v1/chat/completions",status="200"} 1"#), "{text}");
+    assert!(
+        text.contains(r#"compux_requests_total{provider="",route="/v1/chat/completions",status="400"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("compux_relayer_added_latency_seconds_count{route=\"/v1/chat/completions\"} 2"),
+        "{text}"
+    );
+    assert!(text.contains(r#"compux_provider_up{provider="sim-0 (simulated)"} 1"#), "{text}");
+    assert!(text.contains("compux_unsettled_credits "), "{text}");
+}
