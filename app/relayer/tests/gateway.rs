@@ -347,3 +347,73 @@ async fn metrics_count_requests_and_every_response_has_a_request_id() {
     assert!(text.contains(r#"compux_provider_up{provider="sim-0 (simulated)"} 1"#), "{text}");
     assert!(text.contains("compux_unsettled_credits "), "{text}");
 }
+
+mod bodies {
+    //! Whatever a caller sends, the relayer answers with a 2xx or a 4xx in OpenAI's shape:
+    //! never a 5xx of its own (the simulated provider here is healthy).
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map("[a-z_]{1,8}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        let model = prop_oneof![Just(json!(MODEL)), Just(json!("unknown-model")), any_json()];
+        let messages = prop_oneof![Just(json!([{"role": "user", "content": "hi"}])), any_json()];
+        let max_tokens = prop_oneof![Just(Value::Null), any::<i64>().prop_map(Value::from), any_json()];
+        let structured = (model, messages, max_tokens, any_json(), any_json()).prop_map(|(m, msg, max, stream, provider)| {
+            serde_json::to_vec(&json!({"model": m, "messages": msg, "max_tokens": max, "stream": stream, "provider": provider})).unwrap()
+        });
+        prop_oneof![
+            structured,
+            any_json().prop_map(|v| serde_json::to_vec(&v).unwrap()),
+            prop::collection::vec(any::<u8>(), 0..64)
+        ]
+    }
+
+    #[test]
+    fn no_body_or_key_makes_the_relayer_fail() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let (base, _keep) = rt.block_on(async {
+            let up = provider("up", None).await;
+            let (client, g, dir) = gateway(&[(&up, 1_000_000, 1_000_000)], 1_000_000_000).await;
+            (client.config().api_base().to_string(), (up, g, dir))
+        });
+        let http = reqwest::Client::new();
+        let paths = ["chat/completions", "completions", "embeddings"];
+        let keys = prop_oneof![Just(KEY.to_string()), "[ -~]{0,20}"];
+        proptest!(ProptestConfig::with_cases(200), |(body in body(), path in 0usize..3, key in keys)| {
+            let (status, json) = rt.block_on(async {
+                let res = http
+                    .post(format!("{base}/{}", paths[path]))
+                    .header("authorization", format!("Bearer {key}"))
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status().as_u16();
+                (status, res.json::<Value>().await.unwrap_or(Value::Null))
+            });
+            prop_assert!(status < 500, "{status} for {}: {json}", String::from_utf8_lossy(&body));
+            if status >= 400 {
+                prop_assert!(json["error"]["message"].is_string() && json["error"]["code"].is_string(), "{json}");
+            }
+        });
+    }
+}
