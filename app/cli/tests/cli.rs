@@ -297,3 +297,69 @@ fn every_role_through_the_binary_then_the_auditor_catches_a_corrupted_vault() {
     let report = String::from_utf8_lossy(&corrupted.stdout);
     assert!(!corrupted.status.success() && report.contains("VIOLATION: credit supply"), "{report}");
 }
+
+#[test]
+fn operator_and_startup_commands_through_the_binary() {
+    let up = Up::start();
+    let (_, lender) = up.wallet("lender");
+    let credits =
+        |who: &str| up.json(who, &["status"])["credit_accounts"][0]["credits"].as_u64().unwrap_or(0);
+    let reserve = || up.json("admin", &["audit"])["recovery_reserve"].as_u64().unwrap();
+
+    // Pause stops purchases with a message that says what to do; resume restores them.
+    up.json("admin", &["admin", "pause"]);
+    let paused = stderr(&up.run("startup", &["buy", "1"]));
+    assert!(paused.contains("MarketPaused") && paused.contains("admin resume"), "{paused}");
+    up.json("admin", &["admin", "resume"]);
+    let before = credits("startup");
+    up.json("startup", &["buy", "1"]);
+    assert_eq!(credits("startup"), before + 1_000_000);
+
+    // Only the admin may operate the market.
+    assert!(stderr(&up.run("startup", &["admin", "pause"])).contains("NotAdmin"));
+    let toml = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/market.toml");
+    up.json("admin", &["admin", "set-prices", "--config", toml]);
+    up.json("admin", &["admin", "set-relayer", lender]);
+    let funded = reserve();
+    let (_, admin) = up.wallet("admin");
+    let empty = stderr(&up.run("admin", &["admin", "fund-reserve", "10"]));
+    assert!(
+        empty.contains("insufficient token balance"),
+        "up put all the admin's quote in the reserve: {empty}"
+    );
+    up.json("admin", &["admin", "mint-quote", admin, "10"]);
+    up.json("admin", &["admin", "fund-reserve", "10"]);
+    assert_eq!(reserve(), funded + 10_000_000, "10 quote tokens of 6 decimals");
+
+    // Transfers between credit accounts of the market.
+    up.json("lender", &["buy", "1"]);
+    up.json("startup", &["transfer", "2.5", lender]);
+    assert_eq!(credits("lender"), 3_500_000);
+
+    // A reservation cancelled: gone from the status.
+    let r = up.json("startup", &["reserve", "--credits-per-period", "5", "--periods", "2"]);
+    let nonce = r["nonce"].as_u64().unwrap().to_string();
+    up.json("startup", &["cancel-reservation", &nonce]);
+    assert_eq!(up.json("startup", &["status"])["reservations"], serde_json::json!([]));
+
+    // Auto-refill: below its threshold, anyone's crank buys the configured credits.
+    let before = credits("startup");
+    let refill = [
+        "auto-refill",
+        "--threshold",
+        "100000",
+        "--refill",
+        "10",
+        "--max-quote-per-refill",
+        "1",
+        "--cap",
+        "5",
+    ];
+    up.json("startup", &refill);
+    let (_, startup) = up.wallet("startup");
+    up.json("lender", &["crank", "auto-refill", startup]);
+    assert_eq!(credits("startup"), before + 10_000_000);
+    up.json("startup", &["auto-refill", "--off"]);
+    assert!(stderr(&up.run("lender", &["crank", "auto-refill", startup]))
+        .contains("auto-refill is not configured"));
+}

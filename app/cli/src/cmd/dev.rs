@@ -53,6 +53,10 @@ pub async fn crank(ctx: &Ctx, c: Crank) -> Result<()> {
                 fetch::account_state(&ctx.rpc, &m.credit_account(&owner).address)
                     .await?
                     .ok_or_else(|| anyhow::anyhow!("{owner} has no credit account in this market"))?;
+            anyhow::ensure!(
+                account.auto_refill.enabled(),
+                "auto-refill is not configured for {owner}: the owner turns it on with `compux auto-refill`"
+            );
             ("auto-refill", ix::auto_refill(&m, &owner, &account.auto_refill.source))
         }
     };
