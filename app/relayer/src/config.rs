@@ -85,6 +85,19 @@ pub struct Model {
     /// What the caller pays, in credit base units per 1M tokens.
     #[serde(flatten)]
     pub price: Price,
+    /// Optional multiplier per UTC hour 0..23, in basis points (10000 = the price above):
+    /// off-peak discounts and peak surcharges, as providers price them.
+    pub hour_multipliers_bps: Option<Vec<u32>>,
+}
+
+impl Model {
+    /// The price at UTC hour `hour` (0..24).
+    pub fn price_at(&self, hour: usize) -> Price {
+        match &self.hour_multipliers_bps {
+            Some(m) => crate::pricing::scaled(self.price, m[hour % 24]),
+            None => self.price,
+        }
+    }
 }
 
 /// An API key, stored as the SHA-256 of the key, scoped to one credit account.
@@ -104,6 +117,17 @@ impl Config {
         for p in &c.providers {
             if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
                 bail!("provider {}: base_url must be an http(s) URL, not {:?}", p.name, p.base_url);
+            }
+            for m in &p.models {
+                if let Some(h) = &m.hour_multipliers_bps {
+                    if h.len() != 24 || h.iter().any(|&x| x == 0 || x > 1_000_000) {
+                        bail!(
+                            "provider {}, model {}: hour_multipliers_bps needs 24 values from 1 to 1000000 (basis points), one per UTC hour",
+                            p.name,
+                            m.name
+                        );
+                    }
+                }
             }
         }
         Ok(c)

@@ -81,12 +81,13 @@ impl Gateway {
         Ok((hash, account))
     }
 
-    /// Providers serving `model`, with its price at each.
+    /// Providers serving `model`, with its price at each for the current UTC hour.
     fn candidates(&self, model: &str) -> Vec<(&Provider, Price)> {
+        let hour = (now_ms().div_euclid(3_600_000) % 24) as usize;
         self.config
             .providers
             .iter()
-            .filter_map(|p| p.models.iter().find(|m| m.name == model).map(|m| (p, m.price)))
+            .filter_map(|p| p.models.iter().find(|m| m.name == model).map(|m| (p, m.price_at(hour))))
             .collect()
     }
 }
@@ -111,6 +112,7 @@ async fn models(State(g): State<Arc<Gateway>>) -> Json<Value> {
                 "provider": p.name,
                 "input_per_1m": m.price.input_per_1m,
                 "output_per_1m": m.price.output_per_1m,
+                "hour_multipliers_bps": m.hour_multipliers_bps,
             }));
         }
     }

@@ -22,6 +22,13 @@ pub fn cost(p: Price, input: u64, output: u64) -> Option<u64> {
     u64::try_from(units.div_ceil(PER)).ok()
 }
 
+/// `p` times `bps` / 10000, each side rounded up (a surcharge or discount never rounds in
+/// the caller's favour).
+pub fn scaled(p: Price, bps: u32) -> Price {
+    let f = |x: u64| u64::try_from((x as u128 * bps as u128).div_ceil(10_000)).unwrap_or(u64::MAX);
+    Price { input_per_1m: f(p.input_per_1m), output_per_1m: f(p.output_per_1m) }
+}
+
 /// An upper bound on the prompt's tokens: a byte-level tokenizer never makes more tokens
 /// than bytes, so the bytes of the message contents bound the prompt from above.
 pub fn prompt_token_bound(messages: &serde_json::Value) -> u64 {
@@ -55,6 +62,15 @@ mod tests {
         assert_eq!(cost(p, 10, 20), Some(14), "1.5 + 12 = 13.5 -> 14");
         let max = Price { input_per_1m: u64::MAX, output_per_1m: u64::MAX };
         assert_eq!(cost(max, u64::MAX, u64::MAX), None);
+    }
+
+    #[test]
+    fn hour_multipliers_scale_and_round_up() {
+        let p = Price { input_per_1m: 1_000_001, output_per_1m: 3 };
+        assert_eq!(scaled(p, 10_000), p);
+        assert_eq!(scaled(p, 5_000), Price { input_per_1m: 500_001, output_per_1m: 2 }, "halves, rounded up");
+        assert_eq!(scaled(p, 12_500).output_per_1m, 4);
+        assert_eq!(scaled(Price { input_per_1m: u64::MAX, output_per_1m: 0 }, 20_000).input_per_1m, u64::MAX);
     }
 
     proptest! {

@@ -417,3 +417,33 @@ mod bodies {
         });
     }
 }
+
+#[tokio::test]
+async fn hour_of_day_multipliers_reprice_and_reroute() {
+    let cheap = provider("cheap", None).await;
+    let other = provider("other", None).await;
+    // `cheap` lists at a third of `other`, but charges 5x at every hour: `other` wins.
+    let toml = format!(
+        "listen = \"127.0.0.1:0\"\n[[keys]]\nsha256 = \"{}\"\naccount = \"{ACCOUNT}\"\n\
+         [[providers]]\nname = \"cheap\"\nbase_url = \"{}\"\n[[providers.models]]\nname = \"{MODEL}\"\ninput_per_1m = 1000000\noutput_per_1m = 1000000\nhour_multipliers_bps = [{}]\n\
+         [[providers]]\nname = \"other\"\nbase_url = \"{}\"\n[[providers.models]]\nname = \"{MODEL}\"\ninput_per_1m = 3000000\noutput_per_1m = 3000000\n",
+        key_hash(KEY),
+        cheap.base_url(),
+        vec!["50000"; 24].join(", "),
+        other.base_url()
+    );
+    let meter = Meter::new();
+    meter.set_onchain(ACCOUNT, 10_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&dir.path().join("l.sqlite")).await.unwrap();
+    let g = Gateway::new(Config::from_toml(&toml).unwrap(), meter, ledger).unwrap();
+    let addr = serve(g.clone()).await.unwrap();
+    let client =
+        Client::with_config(OpenAIConfig::new().with_api_base(format!("http://{addr}/v1")).with_api_key(KEY));
+    let reply = client.chat().create(ask(10)).await.unwrap();
+    assert!(reply.choices[0].message.content.as_deref().unwrap().contains("[other]"));
+    assert_eq!((cheap.requests(), other.requests()), (0, 1));
+
+    let bad = toml.replace(&vec!["50000"; 24].join(", "), "10000, 10000");
+    assert!(Config::from_toml(&bad).unwrap_err().to_string().contains("24 values"));
+}
