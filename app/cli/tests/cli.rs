@@ -306,6 +306,18 @@ fn operator_and_startup_commands_through_the_binary() {
         |who: &str| up.json(who, &["status"])["credit_accounts"][0]["credits"].as_u64().unwrap_or(0);
     let reserve = || up.json("admin", &["audit"])["recovery_reserve"].as_u64().unwrap();
 
+    // A wallet gets its own API key from the relayer by signing a challenge; revokes it.
+    let relayer = up.summary["relayer_url"].as_str().unwrap().to_string();
+    let issued = up.json("startup", &["keys", "create", "--relayer", &relayer]);
+    let key = issued["key"].as_str().unwrap();
+    let chat =
+        r#"{"model": "compux-sim-chat", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}"#;
+    assert_eq!(http(&relayer, "POST", "/v1/chat/completions", key, chat).0, 200);
+    let listed = up.json("startup", &["keys", "list", "--relayer", &relayer]);
+    assert_eq!(listed["data"][0]["id"], issued["id"]);
+    up.json("startup", &["keys", "revoke", issued["id"].as_str().unwrap(), "--relayer", &relayer]);
+    assert_eq!(http(&relayer, "POST", "/v1/chat/completions", key, chat).0, 401, "revoked at once");
+
     // Pause stops purchases with a message that says what to do; resume restores them.
     up.json("admin", &["admin", "pause"]);
     let paused = stderr(&up.run("startup", &["buy", "1"]));

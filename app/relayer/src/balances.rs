@@ -1,7 +1,6 @@
 //! On-chain balances for the hard cap, refreshed in the background so the hot path never
 //! makes an RPC call: each key's credit account's vault balance, read over Solana RPC.
 
-use std::collections::BTreeSet;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,20 +27,22 @@ pub async fn refresh(rpc: &RpcClient, meter: &Meter, accounts: &[String]) -> Res
     Ok(())
 }
 
+/// The accounts to keep fresh, asked anew each round (keys come and go).
+pub type Accounts = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+
 /// Refreshes now, then every `every` in the background.
 pub async fn spawn_refresher(
     rpc_url: String,
     meter: Arc<Meter>,
-    accounts: Vec<String>,
+    accounts: Accounts,
     every: Duration,
 ) -> Result<()> {
-    let accounts: Vec<String> = accounts.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
     let rpc = RpcClient::new(rpc_url);
-    refresh(&rpc, &meter, &accounts).await?;
+    refresh(&rpc, &meter, &accounts()).await?;
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
-            if let Err(e) = refresh(&rpc, &meter, &accounts).await {
+            if let Err(e) = refresh(&rpc, &meter, &accounts()).await {
                 tracing::warn!("balance refresh failed: {e:#}");
             }
         }

@@ -13,6 +13,9 @@ use crate::pricing::Price;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// The market whose credit accounts wallet-issued keys spend from (keys are issued only
+    /// when it is set).
+    pub market: Option<String>,
     /// Solana RPC endpoint for on-chain balances.
     #[serde(default = "default_rpc_url")]
     pub rpc_url: String,

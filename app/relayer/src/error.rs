@@ -33,6 +33,11 @@ impl ApiError {
         )
     }
 
+    /// A wallet-signed key request that does not check out.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_request_error", "invalid_signature", message)
+    }
+
     pub fn model_not_found(model: &str) -> Self {
         ApiError {
             param: Some("model"),

@@ -3,7 +3,6 @@
 //! timeout or 5xx), and charged its real cost at the serving provider's price. The request
 //! body goes upstream unchanged, unknown fields included.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Config, Provider};
 use crate::error::ApiError;
+use crate::keys::{Keys, Signed};
 use crate::ledger::{Ledger, UsageRecord};
 use crate::meter::{Hold, Meter};
 use crate::metrics::{Metrics, UpstreamTime};
@@ -35,8 +35,8 @@ pub struct Gateway {
     pub health: Health,
     metrics: Metrics,
     http: reqwest::Client,
-    /// SHA-256 (hex) of each API key -> the credit account it spends from.
-    keys: HashMap<String, String>,
+    /// API keys (hashed) and the credit accounts they spend from.
+    pub keys: Keys,
 }
 
 /// The hex SHA-256 under which an API key is stored.
@@ -45,14 +45,19 @@ pub fn key_hash(key: &str) -> String {
 }
 
 impl Gateway {
-    pub fn new(config: Config, meter: Arc<Meter>, ledger: Ledger) -> anyhow::Result<Arc<Gateway>> {
+    pub async fn new(config: Config, meter: Arc<Meter>, ledger: Ledger) -> anyhow::Result<Arc<Gateway>> {
         let http =
             // Per read, not per request: a long stream is fine as long as it keeps flowing.
             reqwest::Client::builder()
                 .connect_timeout(Duration::from_millis(config.upstream_timeout_ms))
                 .read_timeout(Duration::from_millis(config.upstream_timeout_ms))
                 .build()?;
-        let keys = config.keys.iter().map(|k| (k.sha256.to_lowercase(), k.account.clone())).collect();
+        let market = match &config.market {
+            Some(m) => Some(m.parse().map_err(|_| anyhow::anyhow!("`market` {m:?} is not an address"))?),
+            None => None,
+        };
+        let configured = config.keys.iter().map(|k| (k.sha256.clone(), k.account.clone()));
+        let keys = Keys::load(configured, ledger.pool(), market).await?;
         let health = Health::new(config.breaker_threshold, Duration::from_millis(config.breaker_cooldown_ms));
         Ok(Arc::new(Gateway { config, meter, ledger, health, metrics: Metrics::new(), http, keys }))
     }
@@ -64,6 +69,10 @@ impl Gateway {
             .route("/v1/completions", post(|g, h, b| proxy(g, h, b, Endpoint::Completions)))
             .route("/v1/embeddings", post(|g, h, b| proxy(g, h, b, Endpoint::Embeddings)))
             .route("/v1/usage", get(usage))
+            .route("/v1/keys/challenge", post(key_challenge))
+            .route("/v1/keys", post(key_create))
+            .route("/v1/keys/list", post(key_list))
+            .route("/v1/keys/revoke", post(key_revoke))
             .route("/metrics", get(metrics))
             .layer(axum::middleware::from_fn_with_state(self.clone(), observe))
             .with_state(self.clone())
@@ -77,7 +86,7 @@ impl Gateway {
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(ApiError::invalid_key)?;
         let hash = key_hash(key.trim());
-        let account = self.keys.get(&hash).cloned().ok_or_else(ApiError::invalid_key)?;
+        let account = self.keys.account(&hash).ok_or_else(ApiError::invalid_key)?;
         Ok((hash, account))
     }
 
@@ -348,7 +357,36 @@ async fn usage(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Json
     Ok(Json(json!({"object": "list", "account": account, "data": rows})))
 }
 
-fn now_ms() -> i64 {
+/// A JSON body, or a 400 in OpenAI's shape.
+fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("invalid_json", None, format!("Invalid request body: {e}")))
+}
+
+async fn key_challenge(State(g): State<Arc<Gateway>>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let req: Value = json_body(&body)?;
+    let owner = req["owner"].as_str().unwrap_or_default();
+    Ok(Json(json!({"challenge": g.keys.challenge(owner)?})))
+}
+
+async fn key_create(State(g): State<Arc<Gateway>>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let signed: Signed = json_body(&body)?;
+    let (id, key, account) = g.keys.create(g.ledger.pool(), &signed).await?;
+    Ok(Json(json!({"id": id, "key": key, "account": account})))
+}
+
+async fn key_list(State(g): State<Arc<Gateway>>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let signed: Signed = json_body(&body)?;
+    Ok(Json(json!({"object": "list", "data": g.keys.list(g.ledger.pool(), &signed).await?})))
+}
+
+async fn key_revoke(State(g): State<Arc<Gateway>>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let signed: Signed = json_body(&body)?;
+    g.keys.revoke(g.ledger.pool(), &signed).await?;
+    Ok(Json(json!({"revoked": signed.id})))
+}
+
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 

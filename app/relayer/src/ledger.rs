@@ -73,6 +73,11 @@ impl Ledger {
         Ok(Ledger { pool, writer })
     }
 
+    /// The database, shared with the API keys.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// Stores a record; returns once it is committed.
     pub async fn record(&self, record: UsageRecord) -> Result<()> {
         let (done, committed) = oneshot::channel();

@@ -5,12 +5,13 @@
 //! Status: chat completions (plain and SSE streaming), completions, embeddings, models,
 //! usage, routing with caller preferences, failover and a circuit breaker, the hard cap,
 //! the SQLite usage ledger, on-chain balance refresh and OpenAI-shaped errors.
-//! Wallet-issued keys and metrics come next.
+//! Wallet-issued API keys (challenge, signature, hashed storage, revocation) and metrics.
 
 pub mod balances;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod keys;
 pub mod ledger;
 pub mod meter;
 pub mod metrics;
@@ -42,15 +43,10 @@ pub async fn start(path: &Path) -> anyhow::Result<Running> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let ledger = Ledger::open(&dir.join(&config.ledger)).await?;
     let meter = Meter::new();
-    let accounts: Vec<String> = config.keys.iter().map(|k| k.account.clone()).collect();
-    balances::spawn_refresher(
-        config.rpc_url.clone(),
-        meter.clone(),
-        accounts,
-        Duration::from_secs(config.balance_refresh_secs.max(1)),
-    )
-    .await?;
-    let gateway = Gateway::new(config, meter, ledger)?;
+    let (rpc_url, every) = (config.rpc_url.clone(), Duration::from_secs(config.balance_refresh_secs.max(1)));
+    let gateway = Gateway::new(config, meter.clone(), ledger).await?;
+    let g = gateway.clone();
+    balances::spawn_refresher(rpc_url, meter, Arc::new(move || g.keys.accounts()), every).await?;
     let addr = serve(gateway.clone()).await?;
     Ok(Running { addr, gateway })
 }

@@ -47,7 +47,7 @@ async fn gateway(
     meter.set_onchain(ACCOUNT, balance);
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(&dir.path().join("ledger.sqlite")).await.unwrap();
-    let g = Gateway::new(Config::from_toml(&toml).unwrap(), meter, ledger).unwrap();
+    let g = Gateway::new(Config::from_toml(&toml).unwrap(), meter, ledger).await.unwrap();
     let addr = serve(g.clone()).await.unwrap();
     let client =
         Client::with_config(OpenAIConfig::new().with_api_base(format!("http://{addr}/v1")).with_api_key(KEY));
@@ -436,7 +436,7 @@ async fn hour_of_day_multipliers_reprice_and_reroute() {
     meter.set_onchain(ACCOUNT, 10_000_000);
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(&dir.path().join("l.sqlite")).await.unwrap();
-    let g = Gateway::new(Config::from_toml(&toml).unwrap(), meter, ledger).unwrap();
+    let g = Gateway::new(Config::from_toml(&toml).unwrap(), meter, ledger).await.unwrap();
     let addr = serve(g.clone()).await.unwrap();
     let client =
         Client::with_config(OpenAIConfig::new().with_api_base(format!("http://{addr}/v1")).with_api_key(KEY));
@@ -446,4 +446,72 @@ async fn hour_of_day_multipliers_reprice_and_reroute() {
 
     let bad = toml.replace(&vec!["50000"; 24].join(", "), "10000, 10000");
     assert!(Config::from_toml(&bad).unwrap_err().to_string().contains("24 values"));
+}
+
+#[tokio::test]
+async fn wallets_get_keys_by_signing_a_challenge_and_can_revoke_them() {
+    use serde_json::{json, Value};
+    use solana_sdk::signature::{Keypair, Signer};
+    let up = provider("up", None).await;
+    let market = Keypair::new().pubkey();
+    let toml = format!(
+        "listen = \"127.0.0.1:0\"\nmarket = \"{market}\"\n[[providers]]\nname = \"up\"\nbase_url = \"{}\"\n[[providers.models]]\nname = \"{MODEL}\"\ninput_per_1m = 1000000\noutput_per_1m = 1000000\n",
+        up.base_url()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&dir.path().join("l.sqlite")).await.unwrap();
+    let meter = Meter::new();
+    let g = Gateway::new(Config::from_toml(&toml).unwrap(), meter.clone(), ledger).await.unwrap();
+    let base = format!("http://{}/v1", serve(g.clone()).await.unwrap());
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        let req = http.post(format!("{base}/{path}")).json(&body);
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    let wallet = Keypair::new();
+    let owner = wallet.pubkey().to_string();
+    let signed = |challenge: &str, by: &Keypair| json!({"owner": owner, "challenge": challenge, "signature": by.sign_message(challenge.as_bytes()).to_string()});
+
+    let (_, c) = post("keys/challenge", json!({"owner": owner})).await;
+    let challenge = c["challenge"].as_str().unwrap().to_string();
+    let (status, issued) = post("keys", signed(&challenge, &wallet)).await;
+    assert_eq!(status, 200, "{issued}");
+    let key = issued["key"].as_str().unwrap().to_string();
+    let account = compux_sdk::pda::credit_account(&market, &wallet.pubkey()).0.to_string();
+    assert_eq!(issued["account"], account.as_str(), "scoped to the wallet's credit account in the market");
+    let (status, again) = post("keys", signed(&challenge, &wallet)).await;
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (401, Some("invalid_signature")),
+        "a challenge is single-use"
+    );
+
+    // Someone else's signature on a fresh challenge gets nothing.
+    let (_, c) = post("keys/challenge", json!({"owner": owner})).await;
+    let (status, _) = post("keys", signed(c["challenge"].as_str().unwrap(), &Keypair::new())).await;
+    assert_eq!(status, 401);
+
+    // The key spends from that account's on-chain balance.
+    meter.set_onchain(&account, 1_000_000);
+    let client = Client::with_config(OpenAIConfig::new().with_api_base(&base).with_api_key(&key));
+    client.chat().create(ask(10)).await.unwrap();
+    assert!(g.meter.balance(&account).unsettled > 0);
+
+    // Listed (without the key) and revoked with fresh signatures; then it stops working.
+    let (_, c) = post("keys/challenge", json!({"owner": owner})).await;
+    let (_, list) = post("keys/list", signed(c["challenge"].as_str().unwrap(), &wallet)).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    assert!(!list.to_string().contains(&key), "the key itself is never shown again");
+    let id = list["data"][0]["id"].as_str().unwrap();
+    let (_, c) = post("keys/challenge", json!({"owner": owner})).await;
+    let mut revoke = signed(c["challenge"].as_str().unwrap(), &wallet);
+    revoke["id"] = json!(id);
+    assert_eq!(post("keys/revoke", revoke).await.0, 200);
+    assert_eq!(
+        api_error(client.chat().create(ask(10)).await.unwrap_err()),
+        (401, Some("invalid_api_key".into()))
+    );
 }

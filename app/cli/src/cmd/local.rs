@@ -112,13 +112,14 @@ async fn demo_relayer(
     let account = m.credit_account(&startup.pubkey()).address;
     let config = format!(
         "# Written by `compux up`: the demo relayer in front of two SIMULATED providers.\n\
-         listen = \"127.0.0.1:{port}\"\nrpc_url = \"{rpc_url}\"\nledger = \"relayer-ledger.sqlite\"\n\n\
+         listen = \"127.0.0.1:{port}\"\nrpc_url = \"{rpc_url}\"\nledger = \"relayer-ledger.sqlite\"\nmarket = \"{market}\"\n\n\
          [[keys]]\nsha256 = \"{hash}\"\naccount = \"{account}\"\n\n\
          [[providers]]\nname = \"sim-economy (simulated)\"\nbase_url = \"{economy}\"\n\
          [[providers.models]]\nname = \"{SIM_MODEL}\"\ninput_per_1m = 1000000\noutput_per_1m = 2000000\n\n\
          [[providers]]\nname = \"sim-premium (simulated)\"\nbase_url = \"{premium}\"\n\
          [[providers.models]]\nname = \"{SIM_MODEL}\"\ninput_per_1m = 3000000\noutput_per_1m = 6000000\n",
         port = a.relayer_port,
+        market = m.market,
         hash = compux_relayer::gateway::key_hash(&api_key),
         economy = economy.base_url(),
         premium = premium.base_url(),

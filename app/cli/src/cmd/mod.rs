@@ -4,6 +4,7 @@ mod admin;
 mod audit;
 mod borrower;
 mod dev;
+mod keys;
 mod lender;
 mod local;
 mod startup;
@@ -83,6 +84,9 @@ pub enum Command {
     /// Verify a market from chain data alone: supply, escrows, loans, statuses, freezes,
     /// reserve coverage. Exits non-zero on any violation.
     Audit,
+    /// API keys for the relayer, issued to the wallet that signs a challenge.
+    #[command(subcommand)]
+    Keys(keys::Keys),
     /// Localnet development helpers.
     #[command(subcommand)]
     Dev(dev::Dev),
@@ -108,6 +112,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Crank(c) => dev::crank(ctx, c).await,
         Command::Audit => audit::audit(ctx).await,
         Command::Dev(d) => dev::dev(ctx, d).await,
+        Command::Keys(k) => keys::run(ctx, k).await,
     }
 }
 

@@ -1,0 +1,215 @@
+//! API keys. A wallet asks for a challenge, signs it with its keypair, and receives a key
+//! once; the key spends from that wallet's credit account in the relayer's market. Keys
+//! are stored hashed (SHA-256) in the ledger database, listed and revoked the same way (a
+//! freshly signed challenge each time), and looked up in memory on the hot path.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::Signature;
+use sqlx::{Row, SqlitePool};
+
+use crate::error::ApiError;
+
+/// How long a challenge may be answered.
+const CHALLENGE_TTL: Duration = Duration::from_secs(300);
+
+#[derive(Clone, Debug)]
+struct KeyInfo {
+    id: String,
+    account: String,
+    owner: String,
+    revoked: bool,
+}
+
+/// A key as listed to its owner (never the key itself).
+#[derive(Clone, Debug, Serialize)]
+pub struct Listed {
+    pub id: String,
+    pub account: String,
+    pub created_at_ms: i64,
+    pub revoked: bool,
+}
+
+/// A signed request: the owner's wallet, the challenge it was given, its signature (base58).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signed {
+    pub owner: String,
+    pub challenge: String,
+    pub signature: String,
+    /// For revocation: the key id.
+    pub id: Option<String>,
+}
+
+pub struct Keys {
+    by_hash: RwLock<HashMap<String, KeyInfo>>,
+    challenges: RwLock<HashMap<String, (String, Instant)>>,
+    market: Option<Pubkey>,
+}
+
+fn unauthorized(why: &str) -> ApiError {
+    ApiError::unauthorized(format!(
+        "{why}. Ask for a new challenge, sign it with the wallet's keypair, and send it back."
+    ))
+}
+
+impl Keys {
+    /// Keys from the configuration (hash -> account) and from the database.
+    pub async fn load(
+        configured: impl IntoIterator<Item = (String, String)>,
+        pool: &SqlitePool,
+        market: Option<Pubkey>,
+    ) -> anyhow::Result<Keys> {
+        let mut by_hash: HashMap<String, KeyInfo> = configured
+            .into_iter()
+            .map(|(hash, account)| {
+                (
+                    hash.to_lowercase(),
+                    KeyInfo { id: "config".into(), account, owner: String::new(), revoked: false },
+                )
+            })
+            .collect();
+        for r in sqlx::query("SELECT id, key_hash, owner, account, revoked_at_ms FROM api_keys")
+            .fetch_all(pool)
+            .await?
+        {
+            by_hash.insert(
+                r.get("key_hash"),
+                KeyInfo {
+                    id: r.get("id"),
+                    account: r.get("account"),
+                    owner: r.get("owner"),
+                    revoked: r.get::<Option<i64>, _>("revoked_at_ms").is_some(),
+                },
+            );
+        }
+        Ok(Keys { by_hash: RwLock::new(by_hash), challenges: RwLock::new(HashMap::new()), market })
+    }
+
+    /// The credit account a key hash spends from, unless unknown or revoked.
+    pub fn account(&self, hash: &str) -> Option<String> {
+        let map = self.by_hash.read().unwrap_or_else(|e| e.into_inner());
+        map.get(hash).filter(|k| !k.revoked).map(|k| k.account.clone())
+    }
+
+    /// Every account a key may spend from (for the balance refresher).
+    pub fn accounts(&self) -> Vec<String> {
+        let map = self.by_hash.read().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<String> = map.values().filter(|k| !k.revoked).map(|k| k.account.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// A single-use challenge for `owner` to sign.
+    pub fn challenge(&self, owner: &str) -> Result<String, ApiError> {
+        Pubkey::from_str(owner).map_err(|_| {
+            ApiError::bad_request("invalid_value", Some("owner"), "`owner` must be a base58 wallet address.")
+        })?;
+        let challenge = format!("compux relayer: prove you control {owner} (nonce {})", uuid::Uuid::new_v4());
+        let mut map = self.challenges.write().unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, (_, issued)| issued.elapsed() < CHALLENGE_TTL);
+        map.insert(challenge.clone(), (owner.to_string(), Instant::now()));
+        Ok(challenge)
+    }
+
+    /// Checks a signed challenge (consuming it) and returns the owner's wallet.
+    fn verify(&self, s: &Signed) -> Result<Pubkey, ApiError> {
+        let issued = self.challenges.write().unwrap_or_else(|e| e.into_inner()).remove(&s.challenge);
+        let Some((owner, at)) = issued else { return Err(unauthorized("Unknown or already used challenge")) };
+        if owner != s.owner || at.elapsed() >= CHALLENGE_TTL {
+            return Err(unauthorized("The challenge was issued to another wallet or has expired"));
+        }
+        let pubkey = Pubkey::from_str(&s.owner).map_err(|_| unauthorized("Invalid owner"))?;
+        let signature =
+            Signature::from_str(&s.signature).map_err(|_| unauthorized("The signature is not base58"))?;
+        if !signature.verify(pubkey.as_ref(), s.challenge.as_bytes()) {
+            return Err(unauthorized("The signature does not match the challenge and the wallet"));
+        }
+        Ok(pubkey)
+    }
+
+    /// Issues a key for the signer's credit account; returns (id, key, account). The key is
+    /// shown this once; only its hash is kept.
+    pub async fn create(&self, pool: &SqlitePool, s: &Signed) -> Result<(String, String, String), ApiError> {
+        let owner = self.verify(s)?;
+        let market = self.market.ok_or_else(|| {
+            ApiError::bad_request(
+                "unsupported",
+                None,
+                "This relayer has no `market` configured, so it issues no keys.",
+            )
+        })?;
+        let account = compux_sdk::pda::credit_account(&market, &owner).0.to_string();
+        let key = format!("sk-compux-{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        let hash = crate::gateway::key_hash(&key);
+        let id = format!("key_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        sqlx::query(
+            "INSERT INTO api_keys (id, key_hash, owner, account, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(&hash)
+        .bind(owner.to_string())
+        .bind(&account)
+        .bind(crate::gateway::now_ms())
+        .execute(pool)
+        .await
+        .map_err(ApiError::internal)?;
+        let info =
+            KeyInfo { id: id.clone(), account: account.clone(), owner: owner.to_string(), revoked: false };
+        self.by_hash.write().unwrap_or_else(|e| e.into_inner()).insert(hash, info);
+        Ok((id, key, account))
+    }
+
+    pub async fn list(&self, pool: &SqlitePool, s: &Signed) -> Result<Vec<Listed>, ApiError> {
+        let owner = self.verify(s)?.to_string();
+        let rows = sqlx::query("SELECT id, account, created_at_ms, revoked_at_ms FROM api_keys WHERE owner = ? ORDER BY created_at_ms")
+            .bind(&owner)
+            .fetch_all(pool)
+            .await
+            .map_err(ApiError::internal)?;
+        Ok(rows
+            .iter()
+            .map(|r| Listed {
+                id: r.get("id"),
+                account: r.get("account"),
+                created_at_ms: r.get("created_at_ms"),
+                revoked: r.get::<Option<i64>, _>("revoked_at_ms").is_some(),
+            })
+            .collect())
+    }
+
+    /// Revokes one of the signer's keys; it stops working at once.
+    pub async fn revoke(&self, pool: &SqlitePool, s: &Signed) -> Result<(), ApiError> {
+        let owner = self.verify(s)?.to_string();
+        let id = s.id.clone().ok_or_else(|| {
+            ApiError::bad_request("missing_required_parameter", Some("id"), "`id` is required.")
+        })?;
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at_ms = ? WHERE id = ? AND owner = ? AND revoked_at_ms IS NULL",
+        )
+        .bind(crate::gateway::now_ms())
+        .bind(&id)
+        .bind(&owner)
+        .execute(pool)
+        .await
+        .map_err(ApiError::internal)?;
+        if done.rows_affected() == 0 {
+            return Err(ApiError::bad_request(
+                "invalid_value",
+                Some("id"),
+                format!("No active key {id} belongs to {owner}."),
+            ));
+        }
+        let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
+        for k in map.values_mut().filter(|k| k.id == id && k.owner == owner) {
+            k.revoked = true;
+        }
+        Ok(())
+    }
+}
