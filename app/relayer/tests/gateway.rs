@@ -43,11 +43,17 @@ async fn gateway(
             p.base_url()
         ));
     }
+    start(&toml, balance).await
+}
+
+/// A gateway from `toml` with its own ledger, serving; ACCOUNT holds `balance` on chain.
+/// The client uses KEY.
+async fn start(toml: &str, balance: u64) -> (Client<OpenAIConfig>, Arc<Gateway>, tempfile::TempDir) {
     let meter = Meter::new();
     meter.set_onchain(ACCOUNT, balance);
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(&dir.path().join("ledger.sqlite")).await.unwrap();
-    let g = Gateway::new(Config::from_toml(&toml).unwrap(), meter, ledger).await.unwrap();
+    let g = Gateway::new(Config::from_toml(toml).unwrap(), meter, ledger).await.unwrap();
     let addr = serve(g.clone()).await.unwrap();
     let client =
         Client::with_config(OpenAIConfig::new().with_api_base(format!("http://{addr}/v1")).with_api_key(KEY));
@@ -432,14 +438,7 @@ async fn hour_of_day_multipliers_reprice_and_reroute() {
         vec!["50000"; 24].join(", "),
         other.base_url()
     );
-    let meter = Meter::new();
-    meter.set_onchain(ACCOUNT, 10_000_000);
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(&dir.path().join("l.sqlite")).await.unwrap();
-    let g = Gateway::new(Config::from_toml(&toml).unwrap(), meter, ledger).await.unwrap();
-    let addr = serve(g.clone()).await.unwrap();
-    let client =
-        Client::with_config(OpenAIConfig::new().with_api_base(format!("http://{addr}/v1")).with_api_key(KEY));
+    let (client, _g, _dir) = start(&toml, 10_000_000).await;
     let reply = client.chat().create(ask(10)).await.unwrap();
     assert!(reply.choices[0].message.content.as_deref().unwrap().contains("[other]"));
     assert_eq!((cheap.requests(), other.requests()), (0, 1));
@@ -458,11 +457,8 @@ async fn wallets_get_keys_by_signing_a_challenge_and_can_revoke_them() {
         "listen = \"127.0.0.1:0\"\nmarket = \"{market}\"\n[[providers]]\nname = \"up\"\nbase_url = \"{}\"\n[[providers.models]]\nname = \"{MODEL}\"\ninput_per_1m = 1000000\noutput_per_1m = 1000000\n",
         up.base_url()
     );
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(&dir.path().join("l.sqlite")).await.unwrap();
-    let meter = Meter::new();
-    let g = Gateway::new(Config::from_toml(&toml).unwrap(), meter.clone(), ledger).await.unwrap();
-    let base = format!("http://{}/v1", serve(g.clone()).await.unwrap());
+    let (client, g, _dir) = start(&toml, 0).await;
+    let base = client.config().api_base().to_string();
     let http = reqwest::Client::new();
     let post = |path: &str, body: Value| {
         let req = http.post(format!("{base}/{path}")).json(&body);
@@ -495,7 +491,7 @@ async fn wallets_get_keys_by_signing_a_challenge_and_can_revoke_them() {
     assert_eq!(status, 401);
 
     // The key spends from that account's on-chain balance.
-    meter.set_onchain(&account, 1_000_000);
+    g.meter.set_onchain(&account, 1_000_000);
     let client = Client::with_config(OpenAIConfig::new().with_api_base(&base).with_api_key(&key));
     client.chat().create(ask(10)).await.unwrap();
     assert!(g.meter.balance(&account).unsettled > 0);
