@@ -202,6 +202,24 @@ fn http(url: &str, method: &str, path: &str, key: &str, body: &str) -> (u16, Val
     (status, serde_json::from_str(json).unwrap_or(Value::Null))
 }
 
+/// Waits (up to 20 s) until the relayer's view of `source` in the caller's balance, as
+/// `GET /v1/usage` shows it, satisfies `ok`; returns that view.
+fn relayer_source(relayer: &str, key: &str, source: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, usage) = http(relayer, "GET", "/v1/usage", key, "");
+        let found =
+            usage["balance"].as_array().and_then(|b| b.iter().find(|s| s["source"] == source).cloned());
+        match found {
+            Some(view) if ok(&view) => return view,
+            _ if std::time::Instant::now() > deadline => {
+                panic!("the relayer never saw {source} as expected: {usage}")
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(200)),
+        }
+    }
+}
+
 fn facility_status(up: &Up, who: &str, facility: &str) -> String {
     let status = up.json(who, &["status"]);
     let f = status["facilities"].as_array().unwrap().iter().find(|f| f["address"] == facility);
@@ -250,6 +268,9 @@ fn every_role_through_the_binary_then_the_auditor_catches_a_corrupted_vault() {
     // A facility that defaults: stale until refreshed, frozen, recovered after the window.
     let f2 = up.json("lender", offer)["facility"].as_str().unwrap().to_string();
     up.json("startup", &["borrower", "accept", &f2]);
+    // The relayer finds the facility on chain and spends its released credits first...
+    let view = relayer_source(relayer, key, &f2, |v| v["available"].as_u64() > Some(0));
+    assert_eq!((view["kind"].as_str(), view["frozen"].as_bool()), (Some("facility"), Some(false)));
     assert!(
         stderr(&up.run("lender", &["lender", "freeze", &f2])).contains("NotFreezable"),
         "current: no freeze"
@@ -259,6 +280,8 @@ fn every_role_through_the_binary_then_the_auditor_catches_a_corrupted_vault() {
     assert!(!audit.status.success(), "a defaulted facility left unrefreshed is a violation");
     assert_eq!(facility_status(&up, "lender", &f2), "Active", "stored status is stale");
     assert_eq!(up.json("lender", &["lender", "freeze", &f2])["status"], "Frozen");
+    // ...and stops spending them once the lender freezes it.
+    relayer_source(relayer, key, &f2, |v| v["frozen"] == true);
     assert!(stderr(&up.run("lender", &["lender", "recover", &f2])).contains("SettlementWindowOpen"));
     up.json("startup", &["dev", "warp", "--by", "3d"]);
     assert_eq!(up.json("lender", &["lender", "recover", &f2])["status"], "Recovered");
@@ -308,13 +331,16 @@ fn operator_and_startup_commands_through_the_binary() {
 
     // A wallet gets its own API key from the relayer by signing a challenge; revokes it.
     let relayer = up.summary["relayer_url"].as_str().unwrap().to_string();
-    let issued = up.json("startup", &["keys", "create", "--relayer", &relayer]);
+    let issued = up.json("startup", &["keys", "create", "--relayer", &relayer, "--requests-per-minute", "1"]);
     let key = issued["key"].as_str().unwrap();
     let chat =
         r#"{"model": "compux-sim-chat", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}"#;
     assert_eq!(http(&relayer, "POST", "/v1/chat/completions", key, chat).0, 200);
+    let (status, limited) = http(&relayer, "POST", "/v1/chat/completions", key, chat);
+    assert_eq!((status, limited["error"]["code"].as_str()), (429, Some("rate_limit_exceeded")));
     let listed = up.json("startup", &["keys", "list", "--relayer", &relayer]);
     assert_eq!(listed["data"][0]["id"], issued["id"]);
+    assert_eq!(listed["data"][0]["requests_per_minute"], 1);
     up.json("startup", &["keys", "revoke", issued["id"].as_str().unwrap(), "--relayer", &relayer]);
     assert_eq!(http(&relayer, "POST", "/v1/chat/completions", key, chat).0, 401, "revoked at once");
 

@@ -110,6 +110,11 @@ pub async fn accounts(rpc: &RpcClient, keys: &[Pubkey]) -> Result<Vec<Option<Acc
     Ok(out)
 }
 
+/// The amount held by an SPL token account, from its raw data (`None` if it is not one).
+pub fn token_amount_of(data: &[u8]) -> Option<u64> {
+    TokenAccount::unpack(data).ok().map(|a| a.amount)
+}
+
 pub async fn token_amount(rpc: &RpcClient, account: &Pubkey) -> Result<u64> {
     Ok(rpc.get_token_account_balance(account).await?.amount.parse()?)
 }

@@ -1,28 +1,78 @@
 //! On-chain balances for the hard cap, refreshed in the background so the hot path never
-//! makes an RPC call: each key's credit account's vault balance, read over Solana RPC.
+//! makes an RPC call. For each credit account a key spends from: its vault's balance, and
+//! each facility it borrows under in the same market, with the facility's released and
+//! unburned credits and whether the lender froze it. One getMultipleAccounts round for the
+//! accounts and vaults, and one getProgramAccounts per market for the facilities.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use compux_client::fetch;
+use compux_sdk::state::{CreditAccount, Facility, FacilityStatus};
 use solana_rpc_client::nonblocking::rpc_client::RpcClient;
 use solana_sdk::pubkey::Pubkey;
 
 use crate::meter::Meter;
 
-/// Reads every account's credit vault once and records it in the meter.
+/// What a facility contributes to its borrower's spendable credits: (credits, frozen), or
+/// nothing when it has none to spend (offered, recovered).
+pub fn facility_source(f: &Facility) -> Option<(u64, bool)> {
+    use FacilityStatus::*;
+    match f.status {
+        Active | Delinquent | Defaulted | Repaid => Some((f.spendable_credits(), false)),
+        Frozen => Some((f.spendable_credits(), true)),
+        Offered | Recovered => None,
+    }
+}
+
+/// Reads every account's vault and facilities once and records them in the meter.
 pub async fn refresh(rpc: &RpcClient, meter: &Meter, accounts: &[String]) -> Result<()> {
-    for account in accounts {
-        let key = Pubkey::from_str(account)
-            .with_context(|| format!("{account} is not a credit account address"))?;
-        let (vault, _) = compux_sdk::pda::credit_vault(&key);
+    let keys: Vec<Pubkey> = accounts.iter().filter_map(|a| Pubkey::from_str(a).ok()).collect();
+    let vaults = keys.iter().map(|k| compux_sdk::pda::credit_vault(k).0);
+    let wanted: Vec<Pubkey> = keys.iter().copied().chain(vaults).collect();
+    let fetched = fetch::accounts(rpc, &wanted).await?;
+    let (states, vaults) = fetched.split_at(keys.len());
+
+    // The (market, owner) of each credit account that exists, and the facilities of those
+    // markets by borrower.
+    let owners: Vec<Option<(Pubkey, Pubkey)>> = states
+        .iter()
+        .map(|a| {
+            let ca = compux_sdk::decode::account::<CreditAccount>(&a.as_ref()?.data).ok()?;
+            Some((ca.market, ca.owner))
+        })
+        .collect();
+    let markets: BTreeSet<Pubkey> = owners.iter().flatten().map(|(m, _)| *m).collect();
+    let mut facilities: BTreeMap<(Pubkey, Pubkey), Vec<(Pubkey, Facility)>> = BTreeMap::new();
+    for market in markets {
+        for (address, f) in fetch::facilities_of_market(rpc, &market).await? {
+            facilities.entry((f.market, f.terms.borrower)).or_default().push((address, f));
+        }
+    }
+
+    for ((account, vault), owner) in keys.iter().zip(vaults).zip(&owners) {
+        let account = account.to_string();
         // A vault that does not exist yet holds nothing.
-        let balance = match rpc.get_token_account_balance(&vault).await {
-            Ok(b) => b.amount.parse().unwrap_or(0),
-            Err(_) => 0,
-        };
-        meter.set_onchain(account, balance);
+        let balance = vault.as_ref().and_then(|v| fetch::token_amount_of(&v.data)).unwrap_or(0);
+        meter.set_onchain(&account, balance);
+        let mut sources = Vec::new();
+        let mut borrowed: Vec<&(Pubkey, Facility)> =
+            owner.and_then(|o| facilities.get(&o)).map(|v| v.iter().collect()).unwrap_or_default();
+        // Oldest facility first: its credits are spent before newer ones and the vault.
+        borrowed.sort_by_key(|(address, f)| (f.accepted_at, *address));
+        for (address, f) in borrowed {
+            if let Some((credits, frozen)) = facility_source(f) {
+                let source = address.to_string();
+                meter.set_onchain(&source, credits);
+                meter.set_frozen(&source, frozen);
+                sources.push(source);
+            }
+        }
+        sources.push(account.clone());
+        meter.set_sources(&account, sources);
     }
     Ok(())
 }
@@ -38,12 +88,16 @@ pub async fn spawn_refresher(
     every: Duration,
 ) -> Result<()> {
     let rpc = RpcClient::new(rpc_url);
-    refresh(&rpc, &meter, &accounts()).await?;
+    if let Err(e) = refresh(&rpc, &meter, &accounts()).await {
+        // Until the chain answers, every account has nothing available: requests get 402,
+        // never an overdraft.
+        tracing::warn!(error = %format!("{e:#}"), "initial balance refresh failed; retrying in the background");
+    }
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
             if let Err(e) = refresh(&rpc, &meter, &accounts()).await {
-                tracing::warn!("balance refresh failed: {e:#}");
+                tracing::warn!(error = %format!("{e:#}"), "balance refresh failed");
             }
         }
     });

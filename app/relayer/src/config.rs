@@ -91,14 +91,27 @@ pub struct Model {
     /// Optional multiplier per UTC hour 0..23, in basis points (10000 = the price above):
     /// off-peak discounts and peak surcharges, as providers price them.
     pub hour_multipliers_bps: Option<Vec<u32>>,
+    /// What the provider charges the marketplace for the same tokens (defaults to the
+    /// caller's price: no margin), recorded with every request for provider spend.
+    pub provider_price: Option<Price>,
 }
 
 impl Model {
-    /// The price at UTC hour `hour` (0..24).
+    /// The caller's price at UTC hour `hour` (0..24).
     pub fn price_at(&self, hour: usize) -> Price {
+        self.scaled_at(self.price, hour)
+    }
+
+    /// The provider's own price at UTC hour `hour`: the hour's multiplier applies to it too,
+    /// since it models the provider's own off-peak pricing.
+    pub fn provider_price_at(&self, hour: usize) -> Price {
+        self.scaled_at(self.provider_price.unwrap_or(self.price), hour)
+    }
+
+    fn scaled_at(&self, price: Price, hour: usize) -> Price {
         match &self.hour_multipliers_bps {
-            Some(m) => crate::pricing::scaled(self.price, m[hour % 24]),
-            None => self.price,
+            Some(m) => crate::pricing::scaled(price, m[hour % 24]),
+            None => price,
         }
     }
 }
@@ -109,6 +122,21 @@ impl Model {
 pub struct Key {
     pub sha256: String,
     pub account: String,
+    /// Optional limits, as for wallet-issued keys.
+    pub credits_per_day: Option<u64>,
+    pub requests_per_minute: Option<u32>,
+}
+
+impl Key {
+    pub fn caller(&self) -> crate::keys::Caller {
+        crate::keys::Caller {
+            account: self.account.clone(),
+            limits: crate::keys::Limits {
+                credits_per_day: self.credits_per_day,
+                requests_per_minute: self.requests_per_minute,
+            },
+        }
+    }
 }
 
 impl Config {

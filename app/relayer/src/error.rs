@@ -13,11 +13,13 @@ pub struct ApiError {
     pub code: &'static str,
     pub param: Option<&'static str>,
     pub message: String,
+    /// Seconds after which a rate-limited caller may retry (`retry-after`).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     fn new(status: StatusCode, kind: &'static str, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, kind, code, param: None, message: message.into() }
+        ApiError { status, kind, code, param: None, message: message.into(), retry_after: None }
     }
 
     pub fn bad_request(code: &'static str, param: Option<&'static str>, message: impl Into<String>) -> Self {
@@ -62,6 +64,46 @@ impl ApiError {
         )
     }
 
+    pub fn credits_frozen(facility: &str, needed: u64) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "credits_frozen",
+            "credits_frozen",
+            format!(
+                "The financed credits that could cover this request (up to {needed} credit base units) are frozen: \
+                 the lender froze facility {facility} after a default. Your credit vault's own credits still serve; \
+                 buy credits (`compux buy`), or repay the facility (`compux borrower repay`) to cure it."
+            ),
+        )
+    }
+
+    /// Too many requests for the key's per-minute limit.
+    pub fn rate_limited(per_minute: u32, retry_after_ms: u64) -> Self {
+        let secs = retry_after_ms.div_ceil(1_000).max(1);
+        ApiError {
+            retry_after: Some(secs),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "requests",
+                "rate_limit_exceeded",
+                format!("Rate limit reached: this key may start {per_minute} requests per minute. Retry in {secs} s."),
+            )
+        }
+    }
+
+    /// The key's daily credit budget would be exceeded.
+    pub fn daily_limit(limit: u64, used: u64, needed: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "insufficient_quota",
+            "daily_credit_limit_exceeded",
+            format!(
+                "This key's daily limit is {limit} credit base units; {used} are spent or held today and this request \
+                 may cost up to {needed}. It resets at 00:00 UTC; lower max_tokens, or use a key with a higher limit."
+            ),
+        )
+    }
+
     /// A fault of the relayer itself (never of the caller's input), e.g. the ledger.
     pub fn internal(e: impl std::fmt::Display) -> Self {
         Self::new(
@@ -80,6 +122,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}});
-        (self.status, Json(body)).into_response()
+        let mut res = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut().insert("retry-after", secs.into());
+        }
+        res
     }
 }

@@ -18,9 +18,10 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Config, Provider};
 use crate::error::ApiError;
-use crate::keys::{Keys, Signed};
+use crate::keys::{Caller, Keys, Signed};
 use crate::ledger::{Ledger, UsageRecord};
-use crate::meter::{Hold, Meter};
+use crate::limits::RateLimiter;
+use crate::meter::{Budget, Hold, Meter, Refused};
 use crate::metrics::{Metrics, UpstreamTime};
 use crate::pricing::{self, Price};
 use crate::routing::{self, Health, Preferences};
@@ -37,6 +38,7 @@ pub struct Gateway {
     http: reqwest::Client,
     /// API keys (hashed) and the credit accounts they spend from.
     pub keys: Keys,
+    rate: RateLimiter,
 }
 
 /// The hex SHA-256 under which an API key is stored.
@@ -56,10 +58,11 @@ impl Gateway {
             Some(m) => Some(m.parse().map_err(|_| anyhow::anyhow!("`market` {m:?} is not an address"))?),
             None => None,
         };
-        let configured = config.keys.iter().map(|k| (k.sha256.clone(), k.account.clone()));
+        let configured = config.keys.iter().map(|k| (k.sha256.clone(), k.caller()));
         let keys = Keys::load(configured, ledger.pool(), market).await?;
         let health = Health::new(config.breaker_threshold, Duration::from_millis(config.breaker_cooldown_ms));
-        Ok(Arc::new(Gateway { config, meter, ledger, health, metrics: Metrics::new(), http, keys }))
+        let rate = RateLimiter::default();
+        Ok(Arc::new(Gateway { config, meter, ledger, health, metrics: Metrics::new(), http, keys, rate }))
     }
 
     pub fn router(self: &Arc<Self>) -> Router {
@@ -78,25 +81,46 @@ impl Gateway {
             .with_state(self.clone())
     }
 
-    /// The caller's key hash and the credit account it spends from.
-    fn caller(&self, headers: &HeaderMap) -> Result<(String, String), ApiError> {
+    /// The caller's key hash, the credit account it spends from and its limits.
+    fn caller(&self, headers: &HeaderMap) -> Result<(String, Caller), ApiError> {
         let key = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(ApiError::invalid_key)?;
         let hash = key_hash(key.trim());
-        let account = self.keys.account(&hash).ok_or_else(ApiError::invalid_key)?;
-        Ok((hash, account))
+        let caller = self.keys.caller(&hash).ok_or_else(ApiError::invalid_key)?;
+        Ok((hash, caller))
     }
 
-    /// Providers serving `model`, with its price at each for the current UTC hour.
-    fn candidates(&self, model: &str) -> Vec<(&Provider, Price)> {
+    /// Holds `worst` for the caller: its requests-per-minute limit, its daily budget, and
+    /// the first of its account's credit sources that can cover it.
+    fn admit(self: &Arc<Self>, key_hash: &str, caller: &Caller, worst: u64) -> Result<Hold, ApiError> {
+        if let Some(n) = caller.limits.requests_per_minute {
+            self.rate
+                .admit(key_hash, n, std::time::Instant::now())
+                .map_err(|wait| ApiError::rate_limited(n, wait.as_millis() as u64))?;
+        }
+        let budget =
+            caller.limits.credits_per_day.map(|per_day| Budget { key: key_hash, per_day, day: today() });
+        self.meter.hold(&caller.account, worst, budget).map_err(|r| match r {
+            Refused::Insufficient { available, needed } => ApiError::insufficient_credits(available, needed),
+            Refused::Frozen { facility, needed, .. } => ApiError::credits_frozen(&facility, needed),
+            Refused::DailyLimit { limit, used, needed } => ApiError::daily_limit(limit, used, needed),
+        })
+    }
+
+    /// Providers serving `model`, with the caller's and the provider's own price at each for
+    /// the current UTC hour.
+    fn candidates(&self, model: &str) -> Vec<(&Provider, Price, Price)> {
         let hour = (now_ms().div_euclid(3_600_000) % 24) as usize;
         self.config
             .providers
             .iter()
-            .filter_map(|p| p.models.iter().find(|m| m.name == model).map(|m| (p, m.price_at(hour))))
+            .filter_map(|p| {
+                let m = p.models.iter().find(|m| m.name == model)?;
+                Some((p, m.price_at(hour), m.provider_price_at(hour)))
+            })
             .collect()
     }
 }
@@ -352,9 +376,21 @@ async fn metrics(State(g): State<Arc<Gateway>>) -> Response {
 }
 
 async fn usage(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    let (_, account) = g.caller(&headers)?;
+    let (_, caller) = g.caller(&headers)?;
+    let account = caller.account;
     let rows = g.ledger.usage(&account).await.map_err(ApiError::internal)?;
-    Ok(Json(json!({"object": "list", "account": account, "data": rows})))
+    let sources: Vec<Value> = g
+        .meter
+        .sources(&account)
+        .into_iter()
+        .map(|source| {
+            let b = g.meter.balance(&source);
+            let kind = if source == account { "credit_vault" } else { "facility" };
+            json!({"source": source, "kind": kind, "onchain": b.onchain, "unsettled": b.unsettled,
+                   "held": b.held, "available": b.available(), "frozen": b.frozen})
+        })
+        .collect();
+    Ok(Json(json!({"object": "list", "account": account, "balance": sources, "data": rows})))
 }
 
 /// A JSON body, or a 400 in OpenAI's shape.
@@ -386,6 +422,11 @@ async fn key_revoke(State(g): State<Arc<Gateway>>, body: Bytes) -> Result<Json<V
     Ok(Json(json!({"revoked": signed.id})))
 }
 
+/// Days since the Unix epoch, UTC: the period of daily credit limits.
+pub fn today() -> i64 {
+    now_ms().div_euclid(86_400_000)
+}
+
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
@@ -398,6 +439,7 @@ pub(crate) struct Served {
     pub model: String,
     pub provider: String,
     pub price: Price,
+    pub provider_price: Price,
 }
 
 impl Served {
@@ -410,19 +452,30 @@ impl Served {
             None => hold.amount(),
         };
         let (input, output) = usage.unwrap_or((0, 0));
+        let charged = cost.min(hold.amount());
+        // What the provider bills for the same tokens; with no usage reported, the hold's
+        // share of it (the caller is charged its hold).
+        let provider_cost = match usage {
+            Some((i, o)) => pricing::cost(self.provider_price, i, o).unwrap_or(u64::MAX),
+            None => pricing::proportion(charged, self.provider_price, self.price),
+        };
         g.ledger
             .record(UsageRecord {
                 request_id: self.request_id,
                 created_at_ms: now_ms(),
                 key_hash: self.key_hash,
                 account: self.account,
+                source: hold.source().to_string(),
                 provider: self.provider,
                 model: self.model,
                 input_tokens: input,
                 output_tokens: output,
-                credits_charged: cost.min(hold.amount()),
+                credits_charged: charged,
                 input_per_1m: self.price.input_per_1m,
                 output_per_1m: self.price.output_per_1m,
+                provider_input_per_1m: self.provider_price.input_per_1m,
+                provider_output_per_1m: self.provider_price.output_per_1m,
+                provider_cost,
             })
             .await?;
         Ok(hold.charge(cost))
@@ -448,7 +501,7 @@ async fn proxy(
     endpoint: Endpoint,
 ) -> Result<Response, ApiError> {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let (key_hash, account) = g.caller(&headers)?;
+    let (key_hash, caller) = g.caller(&headers)?;
     let (mut forward, req) = parse(&body, endpoint)?;
     let max_tokens = req.max_tokens.unwrap_or(g.config.default_max_tokens);
     if req.stream {
@@ -459,28 +512,29 @@ async fn proxy(
 
     // Cheapest first for this request's worst case (or as the caller prefers); the hold
     // covers the dearest stop, so a failover can never charge more than was held.
-    let candidates: Vec<routing::Stop> = g
-        .candidates(&req.model)
-        .into_iter()
-        .filter_map(|(p, price)| Some((p, price, pricing::cost(price, req.prompt_bound, max_tokens)?)))
-        .collect();
-    if candidates.is_empty() {
+    let all = g.candidates(&req.model);
+    if all.is_empty() {
         return Err(ApiError::model_not_found(&req.model));
     }
+    let candidates: Vec<routing::Stop> = all
+        .iter()
+        .filter_map(|&(p, price, _)| Some((p, price, pricing::cost(price, req.prompt_bound, max_tokens)?)))
+        .collect();
     let route = routing::plan(candidates, &req.prefs, &g.health)?;
     let worst = route.iter().map(|(_, _, w)| *w).max().unwrap_or(0);
-    let hold =
-        g.meter.hold(&account, worst).map_err(|e| ApiError::insufficient_credits(e.available, e.needed))?;
+    let hold = g.admit(&key_hash, &caller, worst)?;
 
     let mut failures = Vec::new();
     for (provider, price, _) in &route {
+        let provider_price = all.iter().find(|c| c.0.name == provider.name).map_or(*price, |c| c.2);
         let served = || Served {
             request_id: request_id.clone(),
             key_hash: key_hash.clone(),
-            account: account.clone(),
+            account: caller.account.clone(),
             model: req.model.clone(),
             provider: provider.name.clone(),
             price: *price,
+            provider_price,
         };
         let started = std::time::Instant::now();
         let attempt = call(&g, provider, endpoint, &forward, req.stream).await;

@@ -18,12 +18,38 @@ use crate::error::ApiError;
 /// How long a challenge may be answered.
 const CHALLENGE_TTL: Duration = Duration::from_secs(300);
 
+/// Optional per-key limits, set when the key is created (or in the configuration).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Credit base units the key may spend per UTC day.
+    pub credits_per_day: Option<u64>,
+    /// Requests the key may start per minute (bursts up to this many).
+    pub requests_per_minute: Option<u32>,
+}
+
+/// What a valid key may do: spend from `account`, within `limits`.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub account: String,
+    pub limits: Limits,
+}
+
 #[derive(Clone, Debug)]
 struct KeyInfo {
     id: String,
-    account: String,
     owner: String,
     revoked: bool,
+    caller: Caller,
+}
+
+fn limits_of(r: &sqlx::sqlite::SqliteRow) -> Limits {
+    Limits {
+        credits_per_day: r.get::<Option<i64>, _>("credits_per_day").map(|n| n.max(0) as u64),
+        requests_per_minute: r
+            .get::<Option<i64>, _>("requests_per_minute")
+            .map(|n| n.clamp(0, u32::MAX as i64) as u32),
+    }
 }
 
 /// A key as listed to its owner (never the key itself).
@@ -33,6 +59,8 @@ pub struct Listed {
     pub account: String,
     pub created_at_ms: i64,
     pub revoked: bool,
+    #[serde(flatten)]
+    pub limits: Limits,
 }
 
 /// A signed request: the owner's wallet, the challenge it was given, its signature (base58).
@@ -44,6 +72,9 @@ pub struct Signed {
     pub signature: String,
     /// For revocation: the key id.
     pub id: Option<String>,
+    /// For creation: the new key's limits.
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 pub struct Keys {
@@ -61,20 +92,20 @@ fn unauthorized(why: &str) -> ApiError {
 impl Keys {
     /// Keys from the configuration (hash -> account) and from the database.
     pub async fn load(
-        configured: impl IntoIterator<Item = (String, String)>,
+        configured: impl IntoIterator<Item = (String, Caller)>,
         pool: &SqlitePool,
         market: Option<Pubkey>,
     ) -> anyhow::Result<Keys> {
         let mut by_hash: HashMap<String, KeyInfo> = configured
             .into_iter()
-            .map(|(hash, account)| {
+            .map(|(hash, caller)| {
                 (
                     hash.to_lowercase(),
-                    KeyInfo { id: "config".into(), account, owner: String::new(), revoked: false },
+                    KeyInfo { id: "config".into(), owner: String::new(), revoked: false, caller },
                 )
             })
             .collect();
-        for r in sqlx::query("SELECT id, key_hash, owner, account, revoked_at_ms FROM api_keys")
+        for r in sqlx::query("SELECT id, key_hash, owner, account, revoked_at_ms, credits_per_day, requests_per_minute FROM api_keys")
             .fetch_all(pool)
             .await?
         {
@@ -82,25 +113,26 @@ impl Keys {
                 r.get("key_hash"),
                 KeyInfo {
                     id: r.get("id"),
-                    account: r.get("account"),
                     owner: r.get("owner"),
                     revoked: r.get::<Option<i64>, _>("revoked_at_ms").is_some(),
+                    caller: Caller { account: r.get("account"), limits: limits_of(&r) },
                 },
             );
         }
         Ok(Keys { by_hash: RwLock::new(by_hash), challenges: RwLock::new(HashMap::new()), market })
     }
 
-    /// The credit account a key hash spends from, unless unknown or revoked.
-    pub fn account(&self, hash: &str) -> Option<String> {
+    /// The credit account a key hash spends from and its limits, unless unknown or revoked.
+    pub fn caller(&self, hash: &str) -> Option<Caller> {
         let map = self.by_hash.read().unwrap_or_else(|e| e.into_inner());
-        map.get(hash).filter(|k| !k.revoked).map(|k| k.account.clone())
+        map.get(hash).filter(|k| !k.revoked).map(|k| k.caller.clone())
     }
 
     /// Every account a key may spend from (for the balance refresher).
     pub fn accounts(&self) -> Vec<String> {
         let map = self.by_hash.read().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<String> = map.values().filter(|k| !k.revoked).map(|k| k.account.clone()).collect();
+        let mut v: Vec<String> =
+            map.values().filter(|k| !k.revoked).map(|k| k.caller.account.clone()).collect();
         v.sort();
         v.dedup();
         v
@@ -149,26 +181,41 @@ impl Keys {
         let key = format!("sk-compux-{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
         let hash = crate::gateway::key_hash(&key);
         let id = format!("key_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let limits = s.limits;
+        if limits.credits_per_day == Some(0) || limits.requests_per_minute == Some(0) {
+            return Err(ApiError::bad_request(
+                "invalid_value",
+                Some("limits"),
+                "A limit of 0 would make the key useless; leave it out for no limit.",
+            ));
+        }
         sqlx::query(
-            "INSERT INTO api_keys (id, key_hash, owner, account, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO api_keys (id, key_hash, owner, account, created_at_ms, credits_per_day, requests_per_minute) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(&hash)
         .bind(owner.to_string())
         .bind(&account)
         .bind(crate::gateway::now_ms())
+        .bind(limits.credits_per_day.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
+        .bind(limits.requests_per_minute.map(i64::from))
         .execute(pool)
         .await
         .map_err(ApiError::internal)?;
-        let info =
-            KeyInfo { id: id.clone(), account: account.clone(), owner: owner.to_string(), revoked: false };
+        let info = KeyInfo {
+            id: id.clone(),
+            owner: owner.to_string(),
+            revoked: false,
+            caller: Caller { account: account.clone(), limits },
+        };
         self.by_hash.write().unwrap_or_else(|e| e.into_inner()).insert(hash, info);
         Ok((id, key, account))
     }
 
     pub async fn list(&self, pool: &SqlitePool, s: &Signed) -> Result<Vec<Listed>, ApiError> {
         let owner = self.verify(s)?.to_string();
-        let rows = sqlx::query("SELECT id, account, created_at_ms, revoked_at_ms FROM api_keys WHERE owner = ? ORDER BY created_at_ms")
+        let rows = sqlx::query("SELECT id, account, created_at_ms, revoked_at_ms, credits_per_day, requests_per_minute FROM api_keys WHERE owner = ? ORDER BY created_at_ms")
             .bind(&owner)
             .fetch_all(pool)
             .await
@@ -180,6 +227,7 @@ impl Keys {
                 account: r.get("account"),
                 created_at_ms: r.get("created_at_ms"),
                 revoked: r.get::<Option<i64>, _>("revoked_at_ms").is_some(),
+                limits: limits_of(r),
             })
             .collect())
     }

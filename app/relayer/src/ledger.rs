@@ -23,6 +23,8 @@ pub struct UsageRecord {
     pub created_at_ms: i64,
     pub key_hash: String,
     pub account: String,
+    /// What the request spends from: the credit account (its vault) or a facility.
+    pub source: String,
     pub provider: String,
     pub model: String,
     pub input_tokens: u64,
@@ -30,12 +32,18 @@ pub struct UsageRecord {
     pub credits_charged: u64,
     pub input_per_1m: u64,
     pub output_per_1m: u64,
+    /// The provider's own price for the same tokens, and the cost at it (rounded up).
+    pub provider_input_per_1m: u64,
+    pub provider_output_per_1m: u64,
+    pub provider_cost: u64,
 }
 
-/// Spend grouped by day (UTC), model and provider.
+/// Spend grouped by day (UTC), key, model and provider.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct UsageRow {
     pub day: String,
+    /// The key's id (`config` for keys listed in the configuration).
+    pub key: String,
     pub model: String,
     pub provider: String,
     pub requests: u64,
@@ -96,23 +104,35 @@ impl Ledger {
         Ok(n as u64)
     }
 
-    /// Credits charged to `account` and not yet settled on chain.
-    pub async fn unsettled(&self, account: &str) -> Result<u64> {
+    /// Credits charged to `source` and not yet settled on chain.
+    pub async fn unsettled(&self, source: &str) -> Result<u64> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(credits_charged), 0) FROM usage_records WHERE account = ? AND settled_seq IS NULL",
+            "SELECT COALESCE(SUM(credits_charged), 0) FROM usage_records WHERE source = ? AND settled_seq IS NULL",
         )
-        .bind(account)
+        .bind(source)
         .fetch_one(&self.pool)
         .await?;
         Ok(n as u64)
     }
 
+    /// Every source's unsettled charges, to restore the hard cap after a restart.
+    pub async fn unsettled_by_source(&self) -> Result<Vec<(String, u64)>> {
+        sums(&self.pool, "SELECT source, SUM(credits_charged) FROM usage_records WHERE settled_seq IS NULL GROUP BY source", None).await
+    }
+
+    /// Credits each key spent since `since_ms`, to restore daily budgets after a restart.
+    pub async fn spent_by_key_since(&self, since_ms: i64) -> Result<Vec<(String, u64)>> {
+        sums(&self.pool, "SELECT key_hash, SUM(credits_charged) FROM usage_records WHERE created_at_ms >= ? GROUP BY key_hash", Some(since_ms)).await
+    }
+
     /// Spend of `account` by day, model and provider, newest day first.
     pub async fn usage(&self, account: &str) -> Result<Vec<UsageRow>> {
         let rows = sqlx::query(
-            "SELECT date(created_at_ms / 1000, 'unixepoch') AS day, model, provider, COUNT(*) AS requests, \
-                    SUM(input_tokens) AS input, SUM(output_tokens) AS output, SUM(credits_charged) AS credits \
-             FROM usage_records WHERE account = ? GROUP BY day, model, provider ORDER BY day DESC, model, provider",
+            "SELECT date(u.created_at_ms / 1000, 'unixepoch') AS day, COALESCE(k.id, 'config') AS key, u.model, u.provider, \
+                    COUNT(*) AS requests, SUM(u.input_tokens) AS input, SUM(u.output_tokens) AS output, \
+                    SUM(u.credits_charged) AS credits \
+             FROM usage_records u LEFT JOIN api_keys k ON k.key_hash = u.key_hash \
+             WHERE u.account = ? GROUP BY day, key, u.model, u.provider ORDER BY day DESC, key, u.model, u.provider",
         )
         .bind(account)
         .fetch_all(&self.pool)
@@ -121,6 +141,7 @@ impl Ledger {
             .iter()
             .map(|r| UsageRow {
                 day: r.get("day"),
+                key: r.get("key"),
                 model: r.get("model"),
                 provider: r.get("provider"),
                 requests: r.get::<i64, _>("requests") as u64,
@@ -130,6 +151,17 @@ impl Ledger {
             })
             .collect())
     }
+}
+
+/// Rows of (text, sum) from a grouped query with at most one integer parameter.
+async fn sums(pool: &SqlitePool, sql: &str, param: Option<i64>) -> Result<Vec<(String, u64)>> {
+    let query = sqlx::query(sql);
+    let query = match param {
+        Some(p) => query.bind(p),
+        None => query,
+    };
+    let rows = query.fetch_all(pool).await?;
+    Ok(rows.iter().map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1).max(0) as u64)).collect())
 }
 
 fn int(n: u64) -> i64 {
@@ -158,13 +190,15 @@ async fn insert(pool: &SqlitePool, batch: &[Job]) -> Result<()> {
     let mut tx = pool.begin().await?;
     for (r, _) in batch {
         sqlx::query(
-            "INSERT INTO usage_records (request_id, created_at_ms, key_hash, account, provider, model, input_tokens, \
-             output_tokens, credits_charged, input_per_1m, output_per_1m) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO usage_records (request_id, created_at_ms, key_hash, account, source, provider, model, input_tokens, \
+             output_tokens, credits_charged, input_per_1m, output_per_1m, provider_input_per_1m, provider_output_per_1m, \
+             provider_cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&r.request_id)
         .bind(r.created_at_ms)
         .bind(&r.key_hash)
         .bind(&r.account)
+        .bind(&r.source)
         .bind(&r.provider)
         .bind(&r.model)
         .bind(int(r.input_tokens))
@@ -172,6 +206,9 @@ async fn insert(pool: &SqlitePool, batch: &[Job]) -> Result<()> {
         .bind(int(r.credits_charged))
         .bind(int(r.input_per_1m))
         .bind(int(r.output_per_1m))
+        .bind(int(r.provider_input_per_1m))
+        .bind(int(r.provider_output_per_1m))
+        .bind(int(r.provider_cost))
         .execute(&mut *tx)
         .await?;
     }

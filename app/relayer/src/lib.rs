@@ -13,6 +13,7 @@ pub mod error;
 pub mod gateway;
 pub mod keys;
 pub mod ledger;
+pub mod limits;
 pub mod meter;
 pub mod metrics;
 pub mod pricing;
@@ -43,10 +44,24 @@ pub async fn start(path: &Path) -> anyhow::Result<Running> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let ledger = Ledger::open(&dir.join(&config.ledger)).await?;
     let meter = Meter::new();
+    restore(&ledger, &meter).await?;
     let (rpc_url, every) = (config.rpc_url.clone(), Duration::from_secs(config.balance_refresh_secs.max(1)));
     let gateway = Gateway::new(config, meter.clone(), ledger).await?;
     let g = gateway.clone();
     balances::spawn_refresher(rpc_url, meter, Arc::new(move || g.keys.accounts()), every).await?;
     let addr = serve(gateway.clone()).await?;
     Ok(Running { addr, gateway })
+}
+
+/// Puts back what the ledger knows and memory forgot: charges not yet settled on chain
+/// (they still count against each source), and what each key spent today (its budget).
+pub async fn restore(ledger: &Ledger, meter: &Meter) -> anyhow::Result<()> {
+    for (source, amount) in ledger.unsettled_by_source().await? {
+        meter.add_unsettled(&source, amount);
+    }
+    let today = gateway::today();
+    for (key, amount) in ledger.spent_by_key_since(today * 86_400_000).await? {
+        meter.add_spent(&key, today, amount);
+    }
+    Ok(())
 }

@@ -1,20 +1,23 @@
-//! The hard cap. Per credit account: available = on-chain balance - metered but unsettled -
-//! in-flight holds. A request holds its worst-case cost before the upstream call and is
-//! charged at most that hold after it, so concurrent requests can never spend more than
-//! the balance. Everything is in memory under one short lock: the hot path makes no RPC and
-//! no database call.
+//! The hard cap. Per credit source (a credit account's vault, or a facility's escrow):
+//! available = on-chain balance - metered but unsettled - in-flight holds. A request holds
+//! its worst-case cost from one source of its account before the upstream call and is
+//! charged at most that hold after it, so concurrent requests can never spend more than a
+//! balance. A key may also have a daily credit budget, held the same way. Everything is in
+//! memory under one short lock: the hot path makes no RPC and no database call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Balance {
-    /// Credits on chain as last refreshed.
+    /// Credits on chain as last refreshed (for a facility: released and not yet burned).
     pub onchain: u64,
     /// Charged by the relayer, not yet burned on chain.
     pub unsettled: u64,
     /// Held by requests in flight.
     pub held: u64,
+    /// A frozen facility: nothing more may be spent from it.
+    pub frozen: bool,
 }
 
 impl Balance {
@@ -23,70 +26,50 @@ impl Balance {
     }
 }
 
+/// Why a hold was refused.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-#[error("insufficient credits: {available} available, this request may cost up to {needed}")]
-pub struct Insufficient {
-    pub available: u64,
-    pub needed: u64,
+pub enum Refused {
+    /// No source can cover the request; `available` is the most any one source has.
+    #[error("insufficient credits: {available} available, this request may cost up to {needed}")]
+    Insufficient { available: u64, needed: u64 },
+    /// Only a frozen facility could have covered it.
+    #[error("the credits that could cover this request are frozen (facility {facility})")]
+    Frozen { facility: String, available: u64, needed: u64 },
+    /// The key's daily credit budget would be exceeded.
+    #[error(
+        "daily credit limit {limit} reached: {used} used or held today, this request may cost up to {needed}"
+    )]
+    DailyLimit { limit: u64, used: u64, needed: u64 },
+}
+
+/// A key's daily credit budget.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget<'a> {
+    pub key: &'a str,
+    pub per_day: u64,
+    /// Days since the Unix epoch (UTC).
+    pub day: i64,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Daily {
+    day: i64,
+    spent: u64,
+    held: u64,
+}
+
+#[derive(Default)]
+struct State {
+    balances: HashMap<String, Balance>,
+    /// Each credit account's sources in spending order; an account not listed spends from
+    /// its own vault only.
+    sources: HashMap<String, Vec<String>>,
+    daily: HashMap<String, Daily>,
 }
 
 #[derive(Default)]
 pub struct Meter {
-    accounts: Mutex<HashMap<String, Balance>>,
-}
-
-impl Meter {
-    pub fn new() -> Arc<Meter> {
-        Arc::new(Meter::default())
-    }
-
-    fn with<R>(&self, account: &str, f: impl FnOnce(&mut Balance) -> R) -> R {
-        let mut map = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
-        f(map.entry(account.to_string()).or_default())
-    }
-
-    /// Records the on-chain balance (from a background refresh).
-    pub fn set_onchain(&self, account: &str, onchain: u64) {
-        self.with(account, |b| b.onchain = onchain);
-    }
-
-    /// Forgets charges that are now burned on chain (the settler's job).
-    pub fn settled(&self, account: &str, amount: u64) {
-        self.with(account, |b| b.unsettled = b.unsettled.saturating_sub(amount));
-    }
-
-    /// Sums over every account: (held, unsettled), for `/metrics`.
-    pub fn totals(&self) -> (u64, u64) {
-        let map = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
-        map.values().fold((0u64, 0u64), |(h, u), b| (h.saturating_add(b.held), u.saturating_add(b.unsettled)))
-    }
-
-    pub fn balance(&self, account: &str) -> Balance {
-        self.with(account, |b| *b)
-    }
-
-    /// Reserves `amount` for one request, or says how much is available.
-    pub fn hold(self: &Arc<Self>, account: &str, amount: u64) -> Result<Hold, Insufficient> {
-        self.with(account, |b| {
-            let available = b.available();
-            if amount > available {
-                return Err(Insufficient { available, needed: amount });
-            }
-            b.held += amount;
-            Ok(())
-        })?;
-        Ok(Hold { meter: self.clone(), account: account.to_string(), amount, done: false })
-    }
-}
-
-/// Credits reserved for a request in flight. Charging or dropping it releases the hold; a
-/// request that fails or is abandoned is never charged.
-#[derive(Debug)]
-pub struct Hold {
-    meter: Arc<Meter>,
-    account: String,
-    amount: u64,
-    done: bool,
+    state: Mutex<State>,
 }
 
 impl std::fmt::Debug for Meter {
@@ -95,19 +78,164 @@ impl std::fmt::Debug for Meter {
     }
 }
 
+impl Meter {
+    pub fn new() -> Arc<Meter> {
+        Arc::new(Meter::default())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn with<R>(&self, source: &str, f: impl FnOnce(&mut Balance) -> R) -> R {
+        f(self.lock().balances.entry(source.to_string()).or_default())
+    }
+
+    /// Records a source's on-chain balance and whether it is frozen (background refresh).
+    pub fn set_onchain(&self, source: &str, onchain: u64) {
+        self.with(source, |b| b.onchain = onchain);
+    }
+
+    pub fn set_frozen(&self, source: &str, frozen: bool) {
+        self.with(source, |b| b.frozen = frozen);
+    }
+
+    /// Sets the sources `account` spends from, in order (its facilities, then its vault).
+    pub fn set_sources(&self, account: &str, sources: Vec<String>) {
+        self.lock().sources.insert(account.to_string(), sources);
+    }
+
+    /// The sources `account` spends from, in order.
+    pub fn sources(&self, account: &str) -> Vec<String> {
+        self.lock().sources.get(account).cloned().unwrap_or_else(|| vec![account.to_string()])
+    }
+
+    /// Adds charges found unsettled in the ledger (at start).
+    pub fn add_unsettled(&self, source: &str, amount: u64) {
+        self.with(source, |b| b.unsettled = b.unsettled.saturating_add(amount));
+    }
+
+    /// Adds credits a key already spent on `day` (from the ledger, at start).
+    pub fn add_spent(&self, key: &str, day: i64, amount: u64) {
+        let mut s = self.lock();
+        let d = s.daily.entry(key.to_string()).or_default();
+        if d.day != day {
+            *d = Daily { day, spent: 0, held: d.held };
+        }
+        d.spent = d.spent.saturating_add(amount);
+    }
+
+    /// Forgets charges that are now burned on chain (the settler's job).
+    pub fn settled(&self, source: &str, amount: u64) {
+        self.with(source, |b| b.unsettled = b.unsettled.saturating_sub(amount));
+    }
+
+    /// Sums over every source: (held, unsettled), for `/metrics`.
+    pub fn totals(&self) -> (u64, u64) {
+        self.lock()
+            .balances
+            .values()
+            .fold((0u64, 0u64), |(h, u), b| (h.saturating_add(b.held), u.saturating_add(b.unsettled)))
+    }
+
+    pub fn balance(&self, source: &str) -> Balance {
+        self.with(source, |b| *b)
+    }
+
+    /// Reserves `amount` for one request of `account` from the first of its sources that
+    /// can cover it, within the key's daily budget if it has one.
+    pub fn hold(
+        self: &Arc<Self>,
+        account: &str,
+        amount: u64,
+        budget: Option<Budget>,
+    ) -> Result<Hold, Refused> {
+        let mut guard = self.lock();
+        let s = &mut *guard;
+        if let Some(b) = budget {
+            let d = s.daily.entry(b.key.to_string()).or_default();
+            if d.day != b.day {
+                *d = Daily { day: b.day, spent: 0, held: d.held };
+            }
+            let used = d.spent.saturating_add(d.held);
+            if used.saturating_add(amount) > b.per_day {
+                return Err(Refused::DailyLimit { limit: b.per_day, used, needed: amount });
+            }
+        }
+        let own = [account.to_string()];
+        let sources = s.sources.get(account).map_or(&own[..], |v| &v[..]);
+        let mut best = 0;
+        let mut frozen = None;
+        let mut chosen = None;
+        for source in sources {
+            let Some(bal) = s.balances.get(source) else { continue };
+            let available = bal.available();
+            if bal.frozen {
+                if available >= amount && frozen.is_none() {
+                    frozen = Some((source.clone(), available));
+                }
+                continue;
+            }
+            if available >= amount {
+                chosen = Some(source.clone());
+                break;
+            }
+            best = best.max(available);
+        }
+        let Some(source) = chosen else {
+            return Err(match frozen {
+                Some((facility, available)) => Refused::Frozen { facility, available, needed: amount },
+                None => Refused::Insufficient { available: best, needed: amount },
+            });
+        };
+        s.balances.get_mut(&source).expect("chosen from the map").held += amount;
+        let key = budget.map(|b| {
+            s.daily.get_mut(b.key).expect("entered above").held += amount;
+            b.key.to_string()
+        });
+        drop(guard);
+        Ok(Hold { meter: self.clone(), source, key, amount, done: false })
+    }
+}
+
+/// Credits reserved for a request in flight. Charging or dropping it releases the hold; a
+/// request that fails or is abandoned is never charged.
+#[derive(Debug)]
+pub struct Hold {
+    meter: Arc<Meter>,
+    source: String,
+    key: Option<String>,
+    amount: u64,
+    done: bool,
+}
+
 impl Hold {
     pub fn amount(&self) -> u64 {
         self.amount
+    }
+
+    /// The source the request spends from (a credit account, or a facility).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    fn release(&self, charged: u64) {
+        let mut s = self.meter.lock();
+        if let Some(b) = s.balances.get_mut(&self.source) {
+            b.held -= self.amount;
+            b.unsettled = b.unsettled.saturating_add(charged);
+        }
+        if let Some(d) = self.key.as_ref().and_then(|k| s.daily.get_mut(k)) {
+            d.held -= self.amount;
+            d.spent = d.spent.saturating_add(charged);
+        }
     }
 
     /// Charges the request's real cost, never more than was held (no overage, ever).
     /// Returns what was charged.
     pub fn charge(mut self, cost: u64) -> u64 {
         let charged = cost.min(self.amount);
-        self.meter.with(&self.account, |b| {
-            b.held -= self.amount;
-            b.unsettled += charged;
-        });
+        self.release(charged);
         self.done = true;
         charged
     }
@@ -116,7 +244,7 @@ impl Hold {
 impl Drop for Hold {
     fn drop(&mut self) {
         if !self.done {
-            self.meter.with(&self.account, |b| b.held -= self.amount);
+            self.release(0);
         }
     }
 }
@@ -130,16 +258,63 @@ mod tests {
     fn holds_charges_and_releases() {
         let m = Meter::new();
         m.set_onchain("a", 100);
-        let h = m.hold("a", 60).unwrap();
-        assert_eq!(m.hold("a", 41).unwrap_err(), Insufficient { available: 40, needed: 41 });
+        let h = m.hold("a", 60, None).unwrap();
+        assert_eq!(m.hold("a", 41, None).unwrap_err(), Refused::Insufficient { available: 40, needed: 41 });
         assert_eq!(h.charge(25), 25);
-        assert_eq!(m.balance("a"), Balance { onchain: 100, unsettled: 25, held: 0 });
-        let h = m.hold("a", 75).unwrap();
+        assert_eq!(m.balance("a"), Balance { onchain: 100, unsettled: 25, held: 0, frozen: false });
+        let h = m.hold("a", 75, None).unwrap();
         drop(h);
         assert_eq!(m.balance("a").available(), 75, "a dropped hold is released, not charged");
-        assert_eq!(m.hold("a", 10).unwrap().charge(1_000), 10, "never more than held");
+        assert_eq!(m.hold("a", 10, None).unwrap().charge(1_000), 10, "never more than held");
         m.settled("a", 35);
-        assert_eq!(m.balance("a"), Balance { onchain: 100, unsettled: 0, held: 0 });
+        assert_eq!(m.balance("a"), Balance { onchain: 100, unsettled: 0, held: 0, frozen: false });
+    }
+
+    #[test]
+    fn spends_sources_in_order_and_refuses_frozen_credits() {
+        let m = Meter::new();
+        m.set_sources("acct", vec!["fac".into(), "acct".into()]);
+        m.set_onchain("fac", 50);
+        m.set_onchain("acct", 30);
+        let h = m.hold("acct", 40, None).unwrap();
+        assert_eq!(h.source(), "fac", "the facility's credits are spent first");
+        let v = m.hold("acct", 20, None).unwrap();
+        assert_eq!(v.source(), "acct", "then the vault, when the facility cannot cover it");
+        assert_eq!(
+            m.hold("acct", 11, None).unwrap_err(),
+            Refused::Insufficient { available: 10, needed: 11 },
+            "a request is never split across sources: the most one source has is reported"
+        );
+        drop((h, v));
+        m.set_frozen("fac", true);
+        assert_eq!(m.hold("acct", 30, None).unwrap().source(), "acct", "the vault still serves");
+        assert_eq!(
+            m.hold("acct", 45, None).unwrap_err(),
+            Refused::Frozen { facility: "fac".into(), available: 50, needed: 45 },
+            "only the frozen facility could have covered it"
+        );
+        assert_eq!(m.balance("fac").held, 0, "nothing held from a frozen facility");
+    }
+
+    #[test]
+    fn a_daily_budget_caps_a_key_across_sources_and_resets_each_day() {
+        let m = Meter::new();
+        m.set_onchain("acct", 1_000);
+        let budget = |day| Some(Budget { key: "k", per_day: 100, day });
+        m.add_spent("k", 7, 30);
+        let h = m.hold("acct", 60, budget(7)).unwrap();
+        assert_eq!(
+            m.hold("acct", 11, budget(7)).unwrap_err(),
+            Refused::DailyLimit { limit: 100, used: 90, needed: 11 }
+        );
+        assert_eq!(h.charge(20), 20);
+        assert!(m.hold("acct", 50, budget(7)).is_ok(), "the unused part of the hold came back");
+        assert_eq!(
+            m.hold("acct", 51, budget(7)).unwrap_err(),
+            Refused::DailyLimit { limit: 100, used: 50, needed: 51 }
+        );
+        assert!(m.hold("acct", 100, budget(8)).is_ok(), "a new UTC day starts from zero");
+        assert!(m.hold("acct", 1_000, None).is_err(), "the balance still binds a key without a budget");
     }
 
     proptest! {
@@ -154,7 +329,7 @@ mod tests {
                 let chunk = chunk.to_vec();
                 std::thread::spawn(move || {
                     for (hold, cost, fail) in chunk {
-                        if let Ok(h) = m.hold("a", hold) {
+                        if let Ok(h) = m.hold("a", hold, None) {
                             if !fail { h.charge(cost); }
                         }
                     }

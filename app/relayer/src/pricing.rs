@@ -29,6 +29,15 @@ pub fn scaled(p: Price, bps: u32) -> Price {
     Price { input_per_1m: f(p.input_per_1m), output_per_1m: f(p.output_per_1m) }
 }
 
+/// `amount` credits at price `of`, re-expressed at price `at`, when the token counts are not
+/// known (a reply without usage): the larger of the input and output ratios, rounded up, so
+/// the provider's share is never understated and the margin never overstated.
+pub fn proportion(amount: u64, at: Price, of: Price) -> u64 {
+    let side = |a: u64, o: u64| (o > 0).then(|| (amount as u128 * a as u128).div_ceil(o as u128));
+    let best = side(at.input_per_1m, of.input_per_1m).max(side(at.output_per_1m, of.output_per_1m));
+    best.map_or(0, |b| u64::try_from(b).unwrap_or(u64::MAX))
+}
+
 /// An upper bound on the prompt's tokens: a byte-level tokenizer never makes more tokens
 /// than bytes, so the bytes of the message contents bound the prompt from above.
 pub fn prompt_token_bound(messages: &serde_json::Value) -> u64 {
@@ -73,7 +82,27 @@ mod tests {
         assert_eq!(scaled(Price { input_per_1m: u64::MAX, output_per_1m: 0 }, 20_000).input_per_1m, u64::MAX);
     }
 
+    #[test]
+    fn proportion_takes_the_larger_ratio_rounded_up() {
+        let caller = Price { input_per_1m: 1_000, output_per_1m: 2_000 };
+        let provider = Price { input_per_1m: 800, output_per_1m: 1_900 };
+        assert_eq!(proportion(100, provider, caller), 95, "output ratio 0.95 beats input 0.8");
+        assert_eq!(proportion(101, provider, caller), 96, "95.95 rounds up");
+        assert_eq!(proportion(100, caller, caller), 100);
+        assert_eq!(proportion(100, provider, Price { input_per_1m: 0, output_per_1m: 0 }), 0);
+    }
+
     proptest! {
+        /// Re-expressed at a price, the share never falls below either side's exact ratio.
+        #[test]
+        fn proportion_never_understates(amount in 0u64..1_000_000_000, a in 0u64..10_000_000, b in 1u64..10_000_000) {
+            let at = Price { input_per_1m: a, output_per_1m: a / 2 };
+            let of = Price { input_per_1m: b, output_per_1m: b };
+            let p = proportion(amount, at, of) as u128;
+            prop_assert!(p * b as u128 >= amount as u128 * a as u128);
+            prop_assert!(p == 0 || (p - 1) * (b as u128) < amount as u128 * a as u128);
+        }
+
         #[test]
         fn never_below_the_exact_price_and_monotonic(
             pin in 0u64..10_000_000_000, pout in 0u64..10_000_000_000,

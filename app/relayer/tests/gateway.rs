@@ -219,7 +219,7 @@ async fn streams_are_relayed_metered_and_the_usage_chunk_is_the_callers_choice()
     assert!(chunks >= 3, "role, words and the finish chunk arrive as chunks");
     assert_eq!(
         g.meter.balance(ACCOUNT),
-        compux_relayer::meter::Balance { onchain: 10_000_000, unsettled: 2 * first, held: 0 }
+        compux_relayer::meter::Balance { onchain: 10_000_000, unsettled: 2 * first, held: 0, frozen: false }
     );
     assert_eq!(g.ledger.count().await.unwrap(), 2);
     assert_eq!(g.ledger.unsettled(ACCOUNT).await.unwrap(), 2 * first, "the ledger has both streams");
@@ -510,4 +510,134 @@ async fn wallets_get_keys_by_signing_a_challenge_and_can_revoke_them() {
         api_error(client.chat().create(ask(10)).await.unwrap_err()),
         (401, Some("invalid_api_key".into()))
     );
+}
+
+/// One provider serving MODEL at 1 credit base unit per token either way, with the provider's
+/// own price 0.6 / 0.8 per token; KEY's extra TOML (limits) appended to its `[[keys]]` entry.
+async fn one_provider(
+    key_extra: &str,
+    balance: u64,
+) -> (Client<OpenAIConfig>, Arc<Gateway>, tempfile::TempDir, SimHandle) {
+    let up = provider("up", None).await;
+    let toml = format!(
+        "listen = \"127.0.0.1:0\"\ndefault_max_tokens = 100\n[[keys]]\nsha256 = \"{}\"\naccount = \"{ACCOUNT}\"\n{key_extra}\n\
+         [[providers]]\nname = \"up\"\nbase_url = \"{}\"\n[[providers.models]]\nname = \"{MODEL}\"\ninput_per_1m = 1000000\n\
+         output_per_1m = 1000000\nprovider_price = {{ input_per_1m = 600000, output_per_1m = 800000 }}\n",
+        key_hash(KEY),
+        up.base_url()
+    );
+    let (client, g, dir) = start(&toml, balance).await;
+    (client, g, dir, up)
+}
+
+/// The ledger's record of each request, oldest first: (source, credits, provider cost, in, out).
+async fn records(g: &Gateway) -> Vec<(String, i64, i64, i64, i64)> {
+    sqlx::query_as(
+        "SELECT source, credits_charged, provider_cost, input_tokens, output_tokens FROM usage_records ORDER BY created_at_ms, rowid",
+    )
+    .fetch_all(g.ledger.pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn facility_credits_are_spent_first_and_frozen_ones_are_refused_with_403() {
+    let (client, g, _dir, _up) = one_provider("", 0).await;
+    let facility = "facility-of-the-startup";
+    g.meter.set_sources(ACCOUNT, vec![facility.into(), ACCOUNT.into()]);
+    g.meter.set_onchain(facility, 1_000);
+
+    client.chat().create(ask(10)).await.unwrap();
+    let first = records(&g).await;
+    assert_eq!(first[0].0, facility, "released facility credits are spent first");
+    assert_eq!(g.meter.balance(facility).unsettled, first[0].1 as u64);
+
+    // The lender freezes the facility: its credits stop at once, and with nothing in the
+    // vault the caller gets credits_frozen, not insufficient_credits.
+    g.meter.set_frozen(facility, true);
+    let (status, code) = api_error(client.chat().create(ask(10)).await.unwrap_err());
+    assert_eq!((status, code.as_deref()), (403, Some("credits_frozen")));
+
+    // The borrower's own vault still serves.
+    g.meter.set_onchain(ACCOUNT, 1_000);
+    client.chat().create(ask(10)).await.unwrap();
+    let all = records(&g).await;
+    assert_eq!(all.len(), 2, "the refused request left no record");
+    assert_eq!(all[1].0, ACCOUNT);
+    assert_eq!(
+        g.meter.balance(facility).unsettled,
+        first[0].1 as u64,
+        "nothing more from the frozen facility"
+    );
+
+    // Without the frozen facility's credits, a request nothing covers is a plain 402.
+    g.meter.set_onchain(facility, 0);
+    let (status, code) = api_error(client.chat().create(ask(2_000)).await.unwrap_err());
+    assert_eq!((status, code.as_deref()), (402, Some("insufficient_credits")));
+}
+
+#[tokio::test]
+async fn the_providers_own_price_is_recorded_with_every_request() {
+    let (client, g, _dir, _up) = one_provider("", 1_000_000).await;
+    client.chat().create(ask(10)).await.unwrap();
+    let (_, charged, provider_cost, input, output) = records(&g).await.remove(0);
+    assert_eq!(charged, input + output, "1 credit base unit per token");
+    assert_eq!(provider_cost, (input * 600_000 + output * 800_000 + 999_999) / 1_000_000, "rounded up");
+    assert!(provider_cost < charged, "the marketplace's margin");
+}
+
+#[tokio::test]
+async fn a_key_over_its_requests_per_minute_gets_429_with_retry_after() {
+    let (client, _g, _dir, up) = one_provider("requests_per_minute = 2", 1_000_000).await;
+    client.chat().create(ask(10)).await.unwrap();
+    client.chat().create(ask(10)).await.unwrap();
+    let base = client.config().api_base().to_string();
+    let res = reqwest::Client::new()
+        .post(format!("{base}/chat/completions"))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 429);
+    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry), "one request every 30 s: retry in {retry} s");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limit_exceeded");
+    assert_eq!(up.requests(), 2, "the limited request never reached a provider");
+}
+
+#[tokio::test]
+async fn a_key_over_its_daily_credits_gets_429_and_the_budget_survives_a_restart() {
+    // Each request holds at most prompt bound + 100 tokens = well under 300 units.
+    let (client, g, dir, _up) = one_provider("credits_per_day = 300", 1_000_000).await;
+    let mut served = 0;
+    let err = loop {
+        match client.chat().create(ask(100)).await {
+            Ok(_) => served += 1,
+            Err(e) => break e,
+        }
+        assert!(served < 100, "the daily limit never bound");
+    };
+    assert_eq!(api_error(err), (429, Some("daily_credit_limit_exceeded".into())));
+    let spent: u64 = records(&g).await.iter().map(|r| r.1 as u64).sum();
+    assert!(served >= 1 && spent <= 300, "{served} served, {spent} spent of 300");
+
+    // A restarted relayer restores the key's spend today and every unsettled charge from
+    // the ledger, so neither the budget nor the balance resets with the process.
+    let meter = Meter::new();
+    compux_relayer::restore(&g.ledger, &meter).await.unwrap();
+    assert_eq!(meter.balance(ACCOUNT).unsettled, spent);
+    let budget = compux_relayer::meter::Budget {
+        key: &key_hash(KEY),
+        per_day: 300,
+        day: compux_relayer::gateway::today(),
+    };
+    meter.set_onchain(ACCOUNT, 1_000_000);
+    assert!(matches!(
+        meter.hold(ACCOUNT, 300 - spent + 1, Some(budget)),
+        Err(compux_relayer::meter::Refused::DailyLimit { used, .. }) if used == spent
+    ));
+    assert!(meter.hold(ACCOUNT, 300 - spent, Some(budget)).is_ok());
+    drop(dir);
 }

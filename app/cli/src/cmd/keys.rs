@@ -14,6 +14,12 @@ pub enum Keys {
         /// The relayer's OpenAI-compatible base URL.
         #[arg(long, default_value = "http://127.0.0.1:8080/v1")]
         relayer: String,
+        /// Most credits the key may spend per UTC day (e.g. 25 or 0.5); beyond it: 429.
+        #[arg(long)]
+        credits_per_day: Option<String>,
+        /// Most requests the key may start per minute (bursts up to this many); beyond: 429.
+        #[arg(long)]
+        requests_per_minute: Option<u32>,
     },
     /// List the wallet's keys (ids, accounts, revoked or not; never the keys).
     List {
@@ -58,9 +64,15 @@ async fn signed(ctx: &Ctx, http: &reqwest::Client, relayer: &str) -> Result<Valu
 pub async fn run(ctx: &Ctx, k: Keys) -> Result<()> {
     let http = reqwest::Client::new();
     match k {
-        Keys::Create { relayer } => {
+        Keys::Create { relayer, credits_per_day, requests_per_minute } => {
             let relayer = relayer.trim_end_matches('/');
-            let issued = post(&http, &format!("{relayer}/keys"), signed(ctx, &http, relayer).await?).await?;
+            let per_day = credits_per_day
+                .map(|c| compux_sdk::units::parse(&c, compux_sdk::constants::CREDIT_DECIMALS))
+                .transpose()
+                .context("--credits-per-day")?;
+            let mut body = signed(ctx, &http, relayer).await?;
+            body["limits"] = json!({"credits_per_day": per_day, "requests_per_minute": requests_per_minute});
+            let issued = post(&http, &format!("{relayer}/keys"), body).await?;
             ctx.emit(issued.clone(), || {
                 format!(
                     "API key (shown once; store it): {}\n  id {}  spends from credit account {}",
@@ -80,11 +92,21 @@ pub async fn run(ctx: &Ctx, k: Keys) -> Result<()> {
                     .map(|a| {
                         a.iter()
                             .map(|k| {
+                                let mut limits = Vec::new();
+                                if let Some(c) = k["credits_per_day"].as_u64() {
+                                    let c =
+                                        compux_sdk::units::format(c, compux_sdk::constants::CREDIT_DECIMALS);
+                                    limits.push(format!("{c} credits/day"));
+                                }
+                                if let Some(r) = k["requests_per_minute"].as_u64() {
+                                    limits.push(format!("{r} requests/min"));
+                                }
                                 format!(
-                                    "  {}  {}  {}",
+                                    "  {}  {}  {}  {}",
                                     k["id"].as_str().unwrap_or_default(),
                                     k["account"].as_str().unwrap_or_default(),
-                                    if k["revoked"] == true { "revoked" } else { "active" }
+                                    if k["revoked"] == true { "revoked" } else { "active" },
+                                    if limits.is_empty() { "no limits".into() } else { limits.join(", ") }
                                 )
                             })
                             .collect()
