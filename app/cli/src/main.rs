@@ -6,6 +6,7 @@
 mod output;
 mod cmd;
 mod ctx;
+mod logs;
 mod wallet;
 
 use std::path::PathBuf;

@@ -139,21 +139,30 @@ struct Up {
     _dir: tempfile::TempDir,
 }
 
+/// Starts `compux up` on free ports in `dir`, with `extra` arguments and environment and
+/// stderr going to `stderr`; returns it and its summary once it is up.
+fn spawn_up(dir: &Path, extra: &[&str], env: &[(&str, &str)], stderr: Stdio) -> (Child, Value) {
+    let toml = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/market.toml");
+    let mut child = Command::new(BIN)
+        .args(["up", "--rpc-port", "0", "--relayer-port", "0", "--json", "--config", toml, "--data-dir"])
+        .arg(dir)
+        .args(extra)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("compux up starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    let summary: Value =
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("up prints a summary, got {line:?}"));
+    (child, summary)
+}
+
 impl Up {
     fn start() -> Up {
         let dir = tempfile::tempdir().unwrap();
-        let toml = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/market.toml");
-        let mut child = Command::new(BIN)
-            .args(["up", "--rpc-port", "0", "--relayer-port", "0", "--json", "--config", toml, "--data-dir"])
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("compux up starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-        let summary: Value =
-            serde_json::from_str(&line).unwrap_or_else(|_| panic!("up prints a summary, got {line:?}"));
+        let (child, summary) = spawn_up(dir.path(), &[], &[], Stdio::null());
         Up { child, summary, _dir: dir }
     }
 
@@ -184,22 +193,33 @@ impl Drop for Up {
     }
 }
 
-/// One HTTP/1.1 request over a plain socket: (status, body).
-fn http(url: &str, method: &str, path: &str, key: &str, body: &str) -> (u16, Value) {
+/// One HTTP/1.1 request over a plain socket: (status, headers, body), or the I/O error.
+fn http_raw(
+    url: &str,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: &str,
+) -> std::io::Result<(u16, String, String)> {
     use std::io::{Read, Write};
     let host = url.trim_start_matches("http://").split('/').next().unwrap();
-    let mut s = std::net::TcpStream::connect(host).unwrap();
+    let mut s = std::net::TcpStream::connect(host)?;
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    )
-    .unwrap();
+    )?;
     let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let status = raw[9..12].parse().unwrap();
-    let json = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    (status, serde_json::from_str(json).unwrap_or(Value::Null))
+    s.read_to_string(&mut raw)?;
+    let (head, body) = raw.split_once("\r\n\r\n").ok_or(std::io::ErrorKind::UnexpectedEof)?;
+    let status = head.get(9..12).and_then(|s| s.parse().ok()).ok_or(std::io::ErrorKind::InvalidData)?;
+    Ok((status, head.to_lowercase(), body.to_string()))
+}
+
+/// One HTTP/1.1 request over a plain socket: (status, body).
+fn http(url: &str, method: &str, path: &str, key: &str, body: &str) -> (u16, Value) {
+    let (status, _, body) = http_raw(url, method, path, key, body).unwrap();
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
 /// Waits (up to 20 s) until the relayer's view of `source` in the caller's balance, as
@@ -400,4 +420,102 @@ fn operator_and_startup_commands_through_the_binary() {
     up.json("startup", &["auto-refill", "--off"]);
     assert!(stderr(&up.run("lender", &["crank", "auto-refill", startup]))
         .contains("auto-refill is not configured"));
+}
+
+#[test]
+fn after_kill_9_under_load_every_answered_request_has_exactly_one_usage_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("up.log");
+    let (mut child, summary) = spawn_up(dir.path(), &[], &[], Stdio::null());
+    let relayer = summary["relayer_url"].as_str().unwrap().to_string();
+    let key = summary["api_key"].as_str().unwrap().to_string();
+    let chat =
+        r#"{"model": "compux-sim-chat", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}"#;
+
+    // Eight clients send back to back and keep the request id of every reply they get.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let (relayer, key, stop) = (relayer.clone(), key.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut answered = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match http_raw(&relayer, "POST", "/v1/chat/completions", &key, chat) {
+                        Ok((200, head, _)) => {
+                            let id = head.lines().find_map(|l| l.strip_prefix("x-compux-request-id: "));
+                            answered.push(id.expect("every reply has a request id").trim().to_string());
+                        }
+                        Ok((status, _, body)) => panic!("unexpected {status}: {body}"),
+                        Err(_) => break, // the relayer is gone
+                    }
+                }
+                answered
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    child.kill().unwrap(); // SIGKILL: no shutdown, no flush
+    child.wait().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answered: Vec<String> = clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    assert!(answered.len() > 50, "the load ran: {} answered", answered.len());
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let ledger_path = dir.path().join("relayer-ledger.sqlite");
+    let (ids, charged) = runtime.block_on(async {
+        let ledger = compux_relayer::Ledger::open(&ledger_path).await.unwrap();
+        (ledger.request_ids().await.unwrap(), ledger.total_charged().await.unwrap())
+    });
+    let recorded: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(recorded.len(), ids.len(), "no request recorded twice");
+    let missing: Vec<&String> = answered.iter().filter(|id| !recorded.contains(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} answered requests have no record: {missing:?}",
+        missing.len(),
+        answered.len()
+    );
+    // Requests recorded but never answered (in flight at the kill) are at most one per client.
+    assert!(ids.len() <= answered.len() + 8, "{} records for {} answers", ids.len(), answered.len());
+
+    // Restarted, the relayer still counts those charges against the balance, and logs one
+    // JSON line per request.
+    let (child, summary) = spawn_up(
+        dir.path(),
+        &["--log-format", "json"],
+        &[("COMPUX_LOG", "compux_relayer=info")],
+        std::fs::File::create(&log).unwrap().into(),
+    );
+    let _up = Up { child, summary: summary.clone(), _dir: tempfile::tempdir().unwrap() };
+    let relayer = summary["relayer_url"].as_str().unwrap();
+    let (status, usage) = http(relayer, "GET", "/v1/usage", &key, "");
+    assert_eq!(status, 200, "{usage}");
+    let vault = usage["balance"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(vault["unsettled"].as_u64(), Some(charged), "unsettled charges survive the restart: {usage}");
+    let (status, head, _) = http_raw(relayer, "POST", "/v1/chat/completions", &key, chat).unwrap();
+    assert_eq!(status, 200);
+    let id = head.lines().find_map(|l| l.strip_prefix("x-compux-request-id: ")).unwrap().trim().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let line = loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        let found = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["request_id"] == id.as_str());
+        match found {
+            Some(v) => break v,
+            None if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(100))
+            }
+            None => panic!("no JSON log line for {id}: {text}"),
+        }
+    };
+    assert_eq!(
+        (line["target"].as_str(), line["route"].as_str(), line["status"].as_u64()),
+        (Some("compux_relayer::access"), Some("/v1/chat/completions"), Some(200))
+    );
+    assert!(
+        line["provider"].as_str().unwrap().contains("simulated") && line["timestamp"].is_string(),
+        "{line}"
+    );
 }

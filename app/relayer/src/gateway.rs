@@ -26,6 +26,25 @@ use crate::metrics::{Metrics, UpstreamTime};
 use crate::pricing::{self, Price};
 use crate::routing::{self, Health, Preferences};
 
+/// Every route the gateway serves, as (method, path); `api/openapi.json` documents exactly
+/// these (a test holds the two together).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/models"),
+    ("POST", "/v1/chat/completions"),
+    ("POST", "/v1/completions"),
+    ("POST", "/v1/embeddings"),
+    ("GET", "/v1/usage"),
+    ("POST", "/v1/keys/challenge"),
+    ("POST", "/v1/keys"),
+    ("POST", "/v1/keys/list"),
+    ("POST", "/v1/keys/revoke"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+];
+
+/// The OpenAPI 3.1 document of the routes above.
+pub const OPENAPI: &str = include_str!("../api/openapi.json");
+
 /// The largest `max_tokens` accepted; anything above is a client error, not a huge hold.
 pub const MAX_TOKENS_LIMIT: u64 = 1_000_000;
 
@@ -77,6 +96,7 @@ impl Gateway {
             .route("/v1/keys/list", post(key_list))
             .route("/v1/keys/revoke", post(key_revoke))
             .route("/metrics", get(metrics))
+            .route("/openapi.json", get(|| async { ([("content-type", "application/json")], OPENAPI) }))
             .layer(axum::middleware::from_fn_with_state(self.clone(), observe))
             .with_state(self.clone())
     }
@@ -352,17 +372,34 @@ async fn observe(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let route = req.uri().path().to_string();
+    // Only known routes become metric labels: a caller probing paths must not grow them.
+    let path = req.uri().path();
+    let route = ROUTES.iter().find(|(_, p)| *p == path).map_or("unmatched", |(_, p)| p).to_string();
     let started = std::time::Instant::now();
     let mut res = next.run(req).await;
     if !res.headers().contains_key("x-compux-request-id") {
         res.headers_mut().insert("x-compux-request-id", header(uuid::Uuid::new_v4()));
     }
     if route != "/metrics" {
-        let provider =
-            res.headers().get("x-compux-provider").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let h = res.headers();
+        let text = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let (provider, status) = (text("x-compux-provider"), res.status().as_u16());
         let upstream = res.extensions().get::<UpstreamTime>().map(|u| u.0);
-        g.metrics.observe(&route, res.status().as_u16(), &provider, started.elapsed(), upstream);
+        let elapsed = started.elapsed();
+        g.metrics.observe(&route, status, provider, elapsed, upstream);
+        // One structured line per request (the access log); streams log when their reply
+        // starts, and the ledger has their final charge.
+        tracing::info!(
+            target: "compux_relayer::access",
+            request_id = text("x-compux-request-id"),
+            route = route.as_str(),
+            status,
+            provider,
+            credits_charged = text("x-compux-credits-charged"),
+            duration_us = elapsed.as_micros() as u64,
+            upstream_us = upstream.map_or(0, |u| u.as_micros() as u64),
+            "request"
+        );
     }
     res
 }

@@ -641,3 +641,37 @@ async fn a_key_over_its_daily_credits_gets_429_and_the_budget_survives_a_restart
     assert!(meter.hold(ACCOUNT, 300 - spent, Some(budget)).is_ok());
     drop(dir);
 }
+
+#[tokio::test]
+async fn the_openapi_document_lists_exactly_the_routes_served() {
+    let (client, _g, _dir, _up) = one_provider("", 1_000).await;
+    let base = client.config().api_base().trim_end_matches("/v1").to_string();
+    let http = reqwest::Client::new();
+    let doc: serde_json::Value =
+        http.get(format!("{base}/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut documented: Vec<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object().unwrap().keys().map(move |m| (m.to_uppercase(), path.clone()))
+        })
+        .collect();
+    let mut served: Vec<(String, String)> =
+        compux_relayer::gateway::ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    documented.sort();
+    served.sort();
+    assert_eq!(documented, served);
+    for (method, path) in served {
+        let req = http.request(method.parse().unwrap(), format!("{base}{path}")).bearer_auth(KEY).body("{}");
+        let status = req.send().await.unwrap().status().as_u16();
+        assert!(status != 404 && status != 405, "{method} {path} is documented but answers {status}");
+    }
+    // Every `$ref` resolves.
+    let text = doc.to_string();
+    for r in text.split("\"$ref\":\"#/").skip(1) {
+        let pointer = format!("/{}", &r[..r.find('"').unwrap()]);
+        assert!(doc.pointer(&pointer).is_some(), "dangling $ref {pointer}");
+    }
+}

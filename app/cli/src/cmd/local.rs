@@ -55,6 +55,9 @@ pub struct UpArgs {
     /// The relayer's (OpenAI-compatible API) port (0: any free port).
     #[arg(long, default_value_t = 8080)]
     relayer_port: u16,
+    /// Log lines (warnings; per-request lines with COMPUX_LOG=info) as text or JSON.
+    #[arg(long, value_enum, default_value_t)]
+    log_format: crate::logs::LogFormat,
 }
 
 pub async fn localnet(ctx: &Ctx, a: LocalnetArgs) -> Result<()> {
@@ -178,6 +181,7 @@ async fn demo_market(
 }
 
 pub async fn up(ctx: &Ctx, a: UpArgs) -> Result<()> {
+    let _logs = crate::logs::init(a.log_format, "warn");
     if a.reset && a.data_dir.exists() {
         std::fs::remove_dir_all(&a.data_dir)
             .with_context(|| format!("cannot remove {}", a.data_dir.display()))?;

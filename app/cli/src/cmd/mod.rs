@@ -27,11 +27,15 @@ pub enum Command {
     /// (admin, lender, startup, relayer), two SIMULATED providers and the relayer with a demo
     /// API key, all in a data directory; prints what runs where.
     Up(local::UpArgs),
-    /// Run the relayer (the OpenAI-compatible gateway) from a configuration file.
+    /// Run the relayer (the OpenAI-compatible gateway) from a configuration file. Logs one
+    /// line per request on stderr (filter with COMPUX_LOG, e.g. `warn` or `debug`).
     Relayer {
         /// Relayer configuration (TOML): listen address, RPC URL, providers, keys.
         #[arg(long, default_value = "relayer.toml")]
         config: std::path::PathBuf,
+        /// Log lines as text or as JSON objects (for log pipelines).
+        #[arg(long, value_enum, default_value_t)]
+        log_format: crate::logs::LogFormat,
     },
     /// Create a new wallet keypair file (the default wallet unless --outfile).
     Keygen {
@@ -96,7 +100,10 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<()> {
     match command {
         Command::Localnet(args) => local::localnet(ctx, args).await,
         Command::Up(args) => local::up(ctx, args).await,
-        Command::Relayer { config } => local::relayer(ctx, &config).await,
+        Command::Relayer { config, log_format } => {
+            let _logs = crate::logs::init(log_format, "warn,compux_relayer=info");
+            local::relayer(ctx, &config).await
+        }
         Command::Keygen { outfile, force } => local::keygen(ctx, outfile, force),
         Command::Airdrop { sol, to } => local::airdrop(ctx, &sol, to).await,
         Command::Status { owner } => status::status(ctx, owner).await,
