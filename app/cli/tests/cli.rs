@@ -260,6 +260,16 @@ fn every_role_through_the_binary_then_the_auditor_catches_a_corrupted_vault() {
     assert!(reply["choices"][0]["message"]["content"].as_str().unwrap().contains("simulated"));
     let (status, usage) = http(relayer, "GET", "/v1/usage", key, "");
     assert_eq!((status, usage["data"][0]["requests"].as_u64()), (200, Some(1)));
+    let by_provider =
+        up.json("startup", &["usage", "--relayer", relayer, "--api-key", key, "--by", "provider"]);
+    assert_eq!(by_provider["data"][0]["provider"], "sim-economy (simulated)");
+    assert_eq!(by_provider["data"][0]["requests"], 1);
+    let table = up.run("startup", &["usage", "--relayer", relayer, "--api-key", key]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("credit_vault") && table.contains("total: "), "{table}");
+    let bad =
+        stderr(&up.run("startup", &["usage", "--relayer", relayer, "--api-key", key, "--by", "colour"]));
+    assert!(bad.contains("400") && bad.contains("group_by"), "{bad}");
     let (status, err) = http(relayer, "POST", "/v1/chat/completions", "sk-nope", chat);
     assert_eq!((status, err["error"]["code"].as_str()), (401, Some("invalid_api_key")));
 

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, Provider};
 use crate::error::ApiError;
 use crate::keys::{Caller, Keys, Signed};
-use crate::ledger::{Ledger, UsageRecord};
+use crate::ledger::{Dim, Ledger, UsageQuery, UsageRecord};
 use crate::limits::RateLimiter;
 use crate::meter::{Budget, Hold, Meter, Refused};
 use crate::metrics::{Metrics, UpstreamTime};
@@ -106,7 +106,9 @@ impl Gateway {
         let key = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            // The scheme is case-insensitive (RFC 9110).
+            .and_then(|v| v.split_once(' '))
+            .and_then(|(scheme, key)| scheme.eq_ignore_ascii_case("bearer").then_some(key))
             .ok_or_else(ApiError::invalid_key)?;
         let hash = key_hash(key.trim());
         let caller = self.keys.caller(&hash).ok_or_else(ApiError::invalid_key)?;
@@ -412,10 +414,60 @@ async fn metrics(State(g): State<Arc<Gateway>>) -> Response {
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 
-async fn usage(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+/// `group_by` (comma-separated: day, key, model, provider; all four by default, `none` for
+/// one total), `from` and `to` (UTC days, YYYY-MM-DD, inclusive).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageParams {
+    group_by: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+fn usage_query(p: UsageParams) -> Result<UsageQuery, ApiError> {
+    let group_by = match p.group_by.as_deref() {
+        None => Dim::ALL.to_vec(),
+        Some("none") | Some("") => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .map(|d| {
+                serde_json::from_value::<Dim>(Value::String(d.trim().to_string())).map_err(|_| {
+                    ApiError::bad_request(
+                        "invalid_value",
+                        Some("group_by"),
+                        format!("`group_by` takes day, key, model and provider (comma-separated) or none, not {d:?}."),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let day = |v: Option<String>, param: &'static str| match v {
+        Some(d) if !is_day(&d) => Err(ApiError::bad_request(
+            "invalid_value",
+            Some(param),
+            format!("`{param}` must be a UTC day, YYYY-MM-DD, not {d:?}."),
+        )),
+        other => Ok(other),
+    };
+    Ok(UsageQuery { group_by, from: day(p.from, "from")?, to: day(p.to, "to")? })
+}
+
+fn is_day(d: &str) -> bool {
+    let b = d.as_bytes();
+    b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() })
+}
+
+async fn usage(
+    State(g): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    params: Result<axum::extract::Query<UsageParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
     let (_, caller) = g.caller(&headers)?;
+    let params = params.map_err(|e| ApiError::bad_request("invalid_value", None, format!("{e}.")))?;
+    let query = usage_query(params.0)?;
     let account = caller.account;
-    let rows = g.ledger.usage(&account).await.map_err(ApiError::internal)?;
+    let rows = g.ledger.usage(&account, &query).await.map_err(ApiError::internal)?;
     let sources: Vec<Value> = g
         .meter
         .sources(&account)

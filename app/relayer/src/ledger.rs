@@ -1,23 +1,28 @@
-//! The usage ledger: every served request's record, durable in SQLite (WAL) before the
-//! response goes out, so it survives a kill -9 of the relayer. One writer task takes
-//! records from every request and commits them in batches (group commit); a request waits
-//! for its batch to commit.
+//! The usage ledger: every served request's record, appended to the journal before the
+//! response goes out (so it survives a kill -9 of the relayer; `journal.rs`), then committed
+//! to SQLite (WAL, synchronous FULL) by one ingesting task in batches (group commit). Reads
+//! first wait until everything recorded so far is committed, so a caller always reads its
+//! own writes.
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
 
-/// Records committed together at most.
-const BATCH: usize = 512;
+use crate::journal::Journal;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// Records committed together at most.
+const BATCH: usize = 4_096;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageRecord {
     pub request_id: String,
     pub created_at_ms: i64,
@@ -38,51 +43,137 @@ pub struct UsageRecord {
     pub provider_cost: u64,
 }
 
-/// Spend grouped by day (UTC), key, model and provider.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct UsageRow {
-    pub day: String,
+/// A dimension usage can be grouped by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Dim {
+    /// The UTC day, YYYY-MM-DD.
+    Day,
     /// The key's id (`config` for keys listed in the configuration).
-    pub key: String,
-    pub model: String,
-    pub provider: String,
+    Key,
+    Model,
+    Provider,
+}
+
+impl Dim {
+    pub const ALL: [Dim; 4] = [Dim::Day, Dim::Key, Dim::Model, Dim::Provider];
+
+    fn column(self) -> &'static str {
+        match self {
+            Dim::Day => "date(u.created_at_ms / 1000, 'unixepoch')",
+            Dim::Key => "COALESCE(k.id, 'config')",
+            Dim::Model => "u.model",
+            Dim::Provider => "u.provider",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Dim::Day => "day",
+            Dim::Key => "key",
+            Dim::Model => "model",
+            Dim::Provider => "provider",
+        }
+    }
+}
+
+/// Which spend to report: grouped by these dimensions (none: one total), between two UTC
+/// days inclusive (YYYY-MM-DD; open when absent).
+#[derive(Clone, Debug, Default)]
+pub struct UsageQuery {
+    pub group_by: Vec<Dim>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// Spend of one group: the dimensions grouped by are set, the others absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct UsageRow {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub day: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
     pub requests: u64,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Credit base units charged to the caller.
     pub credits: u64,
+    /// What the providers charge for the same requests, in credit base units.
+    pub provider_credits: u64,
 }
 
-type Job = (UsageRecord, oneshot::Sender<Result<(), String>>);
+/// What the ingesting task is sent, in journal order.
+enum Ingest {
+    Record(UsageRecord),
+    /// A closed journal segment: delete it once everything before it is committed.
+    Closed(std::path::PathBuf),
+    /// Answer once everything before it is committed.
+    Flush(oneshot::Sender<()>),
+}
 
 #[derive(Clone)]
 pub struct Ledger {
     pool: SqlitePool,
-    writer: mpsc::Sender<Job>,
+    /// Appends and sends happen under this one lock, so the ingester sees journal order.
+    journal: Arc<Mutex<Journal>>,
+    ingest: mpsc::UnboundedSender<Ingest>,
 }
 
 impl Ledger {
-    /// Opens (creating) the SQLite ledger at `path` and applies the checked-in migrations.
+    /// Opens (creating) the SQLite ledger at `path`, applies the checked-in migrations and
+    /// replays what the journal holds.
     pub async fn open(path: &Path) -> Result<Ledger> {
+        Self::open_with(path, crate::journal::SEGMENT_BYTES).await
+    }
+
+    /// As `open`, with journal segments of `segment_bytes`.
+    pub async fn open_with(path: &Path, segment_bytes: u64) -> Result<Ledger> {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // A committed transaction is in the WAL before the response is sent: it survives
             // the process being killed. NORMAL syncs the WAL at checkpoints (group commit
             // against power loss), as the issue allows.
-            .synchronous(SqliteSynchronous::Normal)
-            // Checkpoints (which sync to disk) run in the background below, not inside a
-            // request's commit: they were the commit latency's p99.
-            .pragma("wal_autocheckpoint", "0");
+            // Commits are off the request path (the journal is on it), so each batch is
+            // synced: once in SQLite a record survives power loss, and its journal segment
+            // may go.
+            .synchronous(SqliteSynchronous::Full);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
             .await
             .with_context(|| format!("cannot open the ledger {}", path.display()))?;
         sqlx::migrate!("./migrations").run(&pool).await.context("migrating the ledger")?;
-        let (writer, jobs) = mpsc::channel(8_192);
-        tokio::spawn(write_batches(pool.clone(), jobs));
-        tokio::spawn(checkpoint(pool.clone()));
-        Ok(Ledger { pool, writer })
+        // Records a previous run answered but had not committed yet.
+        let mut last_seq = 0;
+        for (seq, segment) in Journal::segments(path)? {
+            let records = Journal::read(&segment)?;
+            for chunk in records.chunks(BATCH) {
+                insert(&pool, chunk).await.context("replaying the ledger journal")?;
+            }
+            if !records.is_empty() {
+                tracing::info!(segment = %segment.display(), records = records.len(), "ledger journal replayed");
+            }
+            std::fs::remove_file(&segment).with_context(|| format!("cannot remove {}", segment.display()))?;
+            last_seq = seq;
+        }
+        let journal = Journal::create(path, last_seq, segment_bytes)?;
+        let (ingest, jobs) = mpsc::unbounded_channel();
+        tokio::spawn(ingest_batches(pool.clone(), jobs));
+        let journal = Arc::new(Mutex::new(journal));
+        tokio::spawn(sync_journal(Arc::downgrade(&journal)));
+        Ok(Ledger { pool, journal, ingest })
+    }
+
+    /// Waits until every record so far is committed to SQLite.
+    pub async fn flush(&self) -> Result<()> {
+        let (done, flushed) = oneshot::channel();
+        self.ingest.send(Ingest::Flush(done)).map_err(|_| anyhow::anyhow!("the ledger has stopped"))?;
+        flushed.await.map_err(|_| anyhow::anyhow!("the ledger has stopped"))
     }
 
     /// The database, shared with the API keys.
@@ -90,21 +181,20 @@ impl Ledger {
         &self.pool
     }
 
-    /// Stores a record; returns once it is committed.
+    /// Stores a record: returns once it is in the journal (it survives the relayer being
+    /// killed); SQLite has it moments later.
     pub async fn record(&self, record: UsageRecord) -> Result<()> {
-        let (done, committed) = oneshot::channel();
-        self.writer
-            .send((record, done))
-            .await
-            .map_err(|_| anyhow::anyhow!("the ledger writer has stopped"))?;
-        committed
-            .await
-            .map_err(|_| anyhow::anyhow!("the ledger writer has stopped"))?
-            .map_err(anyhow::Error::msg)
+        let mut journal = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        let appended = journal.append(&record)?;
+        let sent = self.ingest.send(Ingest::Record(record)).is_ok()
+            && appended.closed.is_none_or(|c| self.ingest.send(Ingest::Closed(c)).is_ok());
+        anyhow::ensure!(sent, "the ledger has stopped");
+        Ok(())
     }
 
     /// Every recorded request id, in the order recorded.
     pub async fn request_ids(&self) -> Result<Vec<String>> {
+        self.flush().await?;
         Ok(sqlx::query_scalar("SELECT request_id FROM usage_records ORDER BY rowid")
             .fetch_all(&self.pool)
             .await?)
@@ -112,6 +202,7 @@ impl Ledger {
 
     /// Credits charged in total (every record, settled or not).
     pub async fn total_charged(&self) -> Result<u64> {
+        self.flush().await?;
         let n: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(credits_charged), 0) FROM usage_records")
             .fetch_one(&self.pool)
             .await?;
@@ -119,12 +210,14 @@ impl Ledger {
     }
 
     pub async fn count(&self) -> Result<u64> {
+        self.flush().await?;
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_records").fetch_one(&self.pool).await?;
         Ok(n as u64)
     }
 
     /// Credits charged to `source` and not yet settled on chain.
     pub async fn unsettled(&self, source: &str) -> Result<u64> {
+        self.flush().await?;
         let n: i64 = sqlx::query_scalar(
             "SELECT COALESCE(SUM(credits_charged), 0) FROM usage_records WHERE source = ? AND settled_seq IS NULL",
         )
@@ -136,37 +229,61 @@ impl Ledger {
 
     /// Every source's unsettled charges, to restore the hard cap after a restart.
     pub async fn unsettled_by_source(&self) -> Result<Vec<(String, u64)>> {
+        self.flush().await?;
         sums(&self.pool, "SELECT source, SUM(credits_charged) FROM usage_records WHERE settled_seq IS NULL GROUP BY source", None).await
     }
 
     /// Credits each key spent since `since_ms`, to restore daily budgets after a restart.
     pub async fn spent_by_key_since(&self, since_ms: i64) -> Result<Vec<(String, u64)>> {
+        self.flush().await?;
         sums(&self.pool, "SELECT key_hash, SUM(credits_charged) FROM usage_records WHERE created_at_ms >= ? GROUP BY key_hash", Some(since_ms)).await
     }
 
-    /// Spend of `account` by day, model and provider, newest day first.
-    pub async fn usage(&self, account: &str) -> Result<Vec<UsageRow>> {
-        let rows = sqlx::query(
-            "SELECT date(u.created_at_ms / 1000, 'unixepoch') AS day, COALESCE(k.id, 'config') AS key, u.model, u.provider, \
-                    COUNT(*) AS requests, SUM(u.input_tokens) AS input, SUM(u.output_tokens) AS output, \
-                    SUM(u.credits_charged) AS credits \
-             FROM usage_records u LEFT JOIN api_keys k ON k.key_hash = u.key_hash \
-             WHERE u.account = ? GROUP BY day, key, u.model, u.provider ORDER BY day DESC, key, u.model, u.provider",
-        )
-        .bind(account)
-        .fetch_all(&self.pool)
-        .await?;
+    /// Spend of `account` as `q` asks, newest day first.
+    pub async fn usage(&self, account: &str, q: &UsageQuery) -> Result<Vec<UsageRow>> {
+        self.flush().await?;
+        let mut sql = sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT ");
+        for d in &q.group_by {
+            sql.push(format!("{} AS {}, ", d.column(), d.name()));
+        }
+        sql.push(
+            "COUNT(*) AS requests, SUM(u.input_tokens) AS input, SUM(u.output_tokens) AS output, \
+             SUM(u.credits_charged) AS credits, SUM(COALESCE(u.provider_cost, u.credits_charged)) AS provider_credits \
+             FROM usage_records u LEFT JOIN api_keys k ON k.key_hash = u.key_hash WHERE u.account = ",
+        );
+        sql.push_bind(account);
+        if let Some(from) = &q.from {
+            sql.push(" AND date(u.created_at_ms / 1000, 'unixepoch') >= ").push_bind(from);
+        }
+        if let Some(to) = &q.to {
+            sql.push(" AND date(u.created_at_ms / 1000, 'unixepoch') <= ").push_bind(to);
+        }
+        if !q.group_by.is_empty() {
+            let names: Vec<&str> = q.group_by.iter().map(|d| d.name()).collect();
+            sql.push(format!(" GROUP BY {}", names.join(", ")));
+            let order: Vec<String> =
+                names.iter().map(|n| if *n == "day" { "day DESC".into() } else { n.to_string() }).collect();
+            sql.push(format!(" ORDER BY {}", order.join(", ")));
+        }
+        let rows = sql.build().fetch_all(&self.pool).await?;
+        let text = |r: &sqlx::sqlite::SqliteRow, d: Dim| {
+            q.group_by.contains(&d).then(|| r.get::<String, _>(d.name()))
+        };
+        let count =
+            |r: &sqlx::sqlite::SqliteRow, c: &str| r.get::<Option<i64>, _>(c).unwrap_or(0).max(0) as u64;
         Ok(rows
             .iter()
+            .filter(|r| count(r, "requests") > 0)
             .map(|r| UsageRow {
-                day: r.get("day"),
-                key: r.get("key"),
-                model: r.get("model"),
-                provider: r.get("provider"),
-                requests: r.get::<i64, _>("requests") as u64,
-                input_tokens: r.get::<i64, _>("input") as u64,
-                output_tokens: r.get::<i64, _>("output") as u64,
-                credits: r.get::<i64, _>("credits") as u64,
+                day: text(r, Dim::Day),
+                key: text(r, Dim::Key),
+                model: text(r, Dim::Model),
+                provider: text(r, Dim::Provider),
+                requests: count(r, "requests"),
+                input_tokens: count(r, "input"),
+                output_tokens: count(r, "output"),
+                credits: count(r, "credits"),
+                provider_credits: count(r, "provider_credits"),
             })
             .collect())
     }
@@ -189,60 +306,167 @@ fn int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Copies the WAL into the database every half second without blocking writers (PASSIVE),
-/// so the WAL stays small and the disk is synced at least that often (the group commit
-/// against power loss).
-async fn checkpoint(pool: SqlitePool) {
+/// Syncs the journal to disk every 200 ms (group commit against power loss; a kill -9 needs
+/// no sync), with a duplicate handle so appends never wait for the disk. Stops with the
+/// ledger.
+async fn sync_journal(journal: std::sync::Weak<Mutex<Journal>>) {
     loop {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
-            tracing::warn!(error = %e, "ledger checkpoint failed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let Some(journal) = journal.upgrade() else { return };
+        let handle = journal.lock().unwrap_or_else(|e| e.into_inner()).sync_handle();
+        drop(journal);
+        let synced = match handle {
+            Ok(f) => tokio::task::spawn_blocking(move || f.sync_data()).await.map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = synced.and_then(|r| Ok(r?)) {
+            tracing::warn!(error = %format!("{e:#}"), "ledger journal sync failed");
         }
     }
 }
 
-async fn write_batches(pool: SqlitePool, mut jobs: mpsc::Receiver<Job>) {
-    while let Some(first) = jobs.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+/// Commits records in journal order, in batches of whatever has arrived (group commit). A
+/// failed commit is retried (the records stay in the journal meanwhile); a closed segment is
+/// deleted only after everything in it is committed.
+async fn ingest_batches(pool: SqlitePool, mut jobs: mpsc::UnboundedReceiver<Ingest>) {
+    let mut next = jobs.recv().await;
+    while let Some(first) = next.take() {
+        let mut batch = Vec::new();
+        let mut after = Some(first);
+        while let Some(Ingest::Record(r)) = after {
+            batch.push(r);
+            after = if batch.len() < BATCH { jobs.try_recv().ok() } else { None };
+        }
+        let mut backoff = Duration::from_millis(50);
+        while !batch.is_empty() {
+            match insert(&pool, &batch).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), records = batch.len(), "ledger commit failed; retrying (the records are safe in the journal)");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
             }
         }
-        let result = insert(&pool, &batch).await.map_err(|e| format!("ledger write failed: {e:#}"));
-        for (_, done) in batch {
-            let _ = done.send(result.clone());
+        match after {
+            Some(Ingest::Closed(segment)) => {
+                if let Err(e) = std::fs::remove_file(&segment) {
+                    tracing::warn!(error = %e, segment = %segment.display(), "cannot remove an ingested journal segment");
+                }
+            }
+            Some(Ingest::Flush(done)) => {
+                let _ = done.send(());
+            }
+            // The batch was full: the message after it is still in the channel.
+            Some(Ingest::Record(_)) | None => {}
         }
+        next = jobs.recv().await;
     }
 }
 
-async fn insert(pool: &SqlitePool, batch: &[Job]) -> Result<()> {
+/// Rows per INSERT statement (15 parameters each, well under SQLite's 32,766).
+const ROWS_PER_STATEMENT: usize = 500;
+
+async fn insert(pool: &SqlitePool, batch: &[UsageRecord]) -> Result<()> {
     let mut tx = pool.begin().await?;
-    for (r, _) in batch {
-        sqlx::query(
-            "INSERT INTO usage_records (request_id, created_at_ms, key_hash, account, source, provider, model, input_tokens, \
-             output_tokens, credits_charged, input_per_1m, output_per_1m, provider_input_per_1m, provider_output_per_1m, \
-             provider_cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&r.request_id)
-        .bind(r.created_at_ms)
-        .bind(&r.key_hash)
-        .bind(&r.account)
-        .bind(&r.source)
-        .bind(&r.provider)
-        .bind(&r.model)
-        .bind(int(r.input_tokens))
-        .bind(int(r.output_tokens))
-        .bind(int(r.credits_charged))
-        .bind(int(r.input_per_1m))
-        .bind(int(r.output_per_1m))
-        .bind(int(r.provider_input_per_1m))
-        .bind(int(r.provider_output_per_1m))
-        .bind(int(r.provider_cost))
-        .execute(&mut *tx)
-        .await?;
+    for rows in batch.chunks(ROWS_PER_STATEMENT) {
+        // OR IGNORE: a journal replayed after a crash may hold records already committed.
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT OR IGNORE INTO usage_records (request_id, created_at_ms, key_hash, account, source, provider, model, \
+             input_tokens, output_tokens, credits_charged, input_per_1m, output_per_1m, provider_input_per_1m, \
+             provider_output_per_1m, provider_cost) ",
+        );
+        q.push_values(rows, |mut b, r| {
+            b.push_bind(&r.request_id)
+                .push_bind(r.created_at_ms)
+                .push_bind(&r.key_hash)
+                .push_bind(&r.account)
+                .push_bind(&r.source)
+                .push_bind(&r.provider)
+                .push_bind(&r.model)
+                .push_bind(int(r.input_tokens))
+                .push_bind(int(r.output_tokens))
+                .push_bind(int(r.credits_charged))
+                .push_bind(int(r.input_per_1m))
+                .push_bind(int(r.output_per_1m))
+                .push_bind(int(r.provider_input_per_1m))
+                .push_bind(int(r.provider_output_per_1m))
+                .push_bind(int(r.provider_cost));
+        });
+        q.build().execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn record(i: usize) -> UsageRecord {
+        UsageRecord {
+            request_id: format!("req-{i}"),
+            created_at_ms: 1_764_000_000_000 + i as i64,
+            key_hash: "k".into(),
+            account: "a".into(),
+            source: "a".into(),
+            provider: "p".into(),
+            model: "m".into(),
+            input_tokens: 3,
+            output_tokens: 4,
+            credits_charged: 7,
+            input_per_1m: 1_000_000,
+            output_per_1m: 1_000_000,
+            provider_input_per_1m: 1_000_000,
+            provider_output_per_1m: 1_000_000,
+            provider_cost: 7,
+        }
+    }
+
+    #[tokio::test]
+    async fn closed_segments_go_once_committed_and_a_reopened_ledger_replays_the_rest_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        let ledger = Ledger::open_with(&path, 1_000).await.unwrap();
+        for i in 0..100 {
+            ledger.record(record(i)).await.unwrap();
+        }
+        assert_eq!(ledger.count().await.unwrap(), 100);
+        assert_eq!(Journal::segments(&path).unwrap().len(), 1, "closed segments are deleted once ingested");
+        drop(ledger);
+        // The open segment is replayed at start; records already committed are not doubled.
+        let ledger = Ledger::open_with(&path, 1_000).await.unwrap();
+        assert_eq!(ledger.count().await.unwrap(), 100);
+        assert_eq!(ledger.total_charged().await.unwrap(), 700);
+    }
+
+    #[tokio::test]
+    async fn records_only_in_the_journal_are_replayed_and_a_torn_last_line_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l.sqlite");
+        // What a relayer killed after answering, before committing, leaves behind.
+        let mut journal = Journal::create(&path, 6, 1 << 20).unwrap();
+        for i in 0..3 {
+            journal.append(&record(i)).unwrap();
+        }
+        drop(journal);
+        let segment = Journal::segments(&path).unwrap().remove(0);
+        assert_eq!(segment.0, 7);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&segment.1)
+            .unwrap()
+            .write_all(b"{\"request_id\":\"torn")
+            .unwrap();
+
+        let ledger = Ledger::open(&path).await.unwrap();
+        assert_eq!(ledger.request_ids().await.unwrap(), vec!["req-0", "req-1", "req-2"]);
+        let segments = Journal::segments(&path).unwrap();
+        assert_eq!(
+            segments.iter().map(|s| s.0).collect::<Vec<_>>(),
+            vec![8],
+            "replayed, removed, the next one opened"
+        );
+    }
 }

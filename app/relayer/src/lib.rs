@@ -11,6 +11,7 @@ pub mod balances;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod journal;
 pub mod keys;
 pub mod ledger;
 pub mod limits;

@@ -14,7 +14,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct SimOptions {
     /// Shown in every reply, e.g. "sim-cheap (simulated)".
     pub name: String,
@@ -22,6 +22,8 @@ pub struct SimOptions {
     pub fail_status: Option<u16>,
     /// Completion tokens per reply, capped by the request's max_tokens.
     pub completion_tokens: u64,
+    /// Wait this long before answering (to test timeouts and latency routing).
+    pub latency_ms: u64,
 }
 
 struct Sim {
@@ -48,7 +50,7 @@ impl SimHandle {
 
 async fn chat(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response {
     sim.served.fetch_add(1, Ordering::Relaxed);
-    if let Some(f) = failure(&sim) {
+    if let Some(f) = failure(&sim).await {
         return f;
     }
     let prompt_bytes: usize = body["messages"]
@@ -79,7 +81,11 @@ async fn chat(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response 
     Json(reply).into_response()
 }
 
-fn failure(sim: &Sim) -> Option<Response> {
+/// The configured latency, then the configured failure if any.
+async fn failure(sim: &Sim) -> Option<Response> {
+    if sim.opts.latency_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(sim.opts.latency_ms)).await;
+    }
     let status = StatusCode::from_u16(sim.opts.fail_status?).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let err = json!({"error": {"message": format!("{} was told to fail", sim.opts.name), "type": "server_error", "param": null, "code": null}});
     Some((status, Json(err)).into_response())
@@ -95,7 +101,7 @@ fn bytes_of(v: &Value) -> u64 {
 
 async fn completion(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response {
     sim.served.fetch_add(1, Ordering::Relaxed);
-    if let Some(f) = failure(&sim) {
+    if let Some(f) = failure(&sim).await {
         return f;
     }
     if body["stream"].as_bool() == Some(true) {
@@ -115,7 +121,7 @@ async fn completion(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Res
 
 async fn embedding(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response {
     sim.served.fetch_add(1, Ordering::Relaxed);
-    if let Some(f) = failure(&sim) {
+    if let Some(f) = failure(&sim).await {
         return f;
     }
     let inputs: Vec<Value> = match &body["input"] {

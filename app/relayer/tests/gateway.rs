@@ -23,9 +23,12 @@ fn any_port() -> SocketAddr {
 }
 
 async fn provider(name: &str, fail_status: Option<u16>) -> SimHandle {
-    sim::spawn(SimOptions { name: name.into(), fail_status, completion_tokens: 20 }, any_port())
-        .await
-        .unwrap()
+    sim::spawn(
+        SimOptions { name: name.into(), fail_status, completion_tokens: 20, latency_ms: 0 },
+        any_port(),
+    )
+    .await
+    .unwrap()
 }
 
 /// Providers as (handle, input price, output price) per 1M tokens.
@@ -102,9 +105,13 @@ async fn chat_is_served_by_the_cheapest_provider_and_charged_exactly() {
     );
     assert_eq!((cheap.requests(), dear.requests()), (1, 0));
     assert_eq!(g.ledger.unsettled(ACCOUNT).await.unwrap(), expected, "the ledger holds the same charge");
-    let rows = g.ledger.usage(ACCOUNT).await.unwrap();
+    let all = compux_relayer::ledger::UsageQuery {
+        group_by: compux_relayer::ledger::Dim::ALL.to_vec(),
+        ..Default::default()
+    };
+    let rows = g.ledger.usage(ACCOUNT, &all).await.unwrap();
     assert_eq!((rows.len(), rows[0].requests, rows[0].credits), (1, 1, expected));
-    assert_eq!(rows[0].provider, "sim-1 (simulated)");
+    assert_eq!(rows[0].provider.as_deref(), Some("sim-1 (simulated)"));
 }
 
 #[tokio::test]
@@ -119,6 +126,57 @@ async fn failing_provider_is_skipped_and_the_caller_is_charged_once() {
     let at_backup = (usage.total_tokens as u64 * 3_000_000).div_ceil(1_000_000);
     assert_eq!(g.meter.balance(ACCOUNT).unsettled, at_backup, "once, at the serving provider's price");
     assert_eq!((broken.requests(), backup.requests()), (1, 1));
+}
+
+#[tokio::test]
+async fn a_provider_that_times_out_is_failed_over_and_only_timeouts_make_504() {
+    let slow = sim::spawn(
+        SimOptions { name: "slow".into(), completion_tokens: 20, latency_ms: 1_500, ..Default::default() },
+        any_port(),
+    )
+    .await
+    .unwrap();
+    let backup = provider("backup", None).await;
+    let entry = |name: &str, url: String, price: u64| {
+        format!("[[providers]]\nname = \"{name}\"\nbase_url = \"{url}\"\n[[providers.models]]\nname = \"{MODEL}\"\ninput_per_1m = {price}\noutput_per_1m = {price}\n")
+    };
+    let head = format!(
+        "listen = \"127.0.0.1:0\"\nupstream_timeout_ms = 300\ndefault_max_tokens = 100\n[[keys]]\nsha256 = \"{}\"\naccount = \"{ACCOUNT}\"\n",
+        key_hash(KEY)
+    );
+    let toml = head.clone()
+        + &entry("slow", slow.base_url(), 1_000_000)
+        + &entry("backup", backup.base_url(), 2_000_000);
+    let (client, g, _dir) = start(&toml, 10_000_000).await;
+    let reply = client.chat().create(ask(50)).await.unwrap();
+    assert!(
+        reply.choices[0].message.content.as_deref().unwrap().contains("[backup]"),
+        "the cheaper one timed out"
+    );
+    let at_backup = (reply.usage.unwrap().total_tokens as u64 * 2_000_000).div_ceil(1_000_000);
+    assert_eq!(
+        g.meter.balance(ACCOUNT).unsettled,
+        at_backup,
+        "charged once, at the serving provider's price"
+    );
+
+    // Only the slow provider: every attempt timed out, so 504, and nothing is charged.
+    let (client, g, _dir) = start(&(head + &entry("slow", slow.base_url(), 1_000_000)), 10_000_000).await;
+    let res = reqwest::Client::new()
+        .post(format!("{}/chat/completions", client.config().api_base()))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 504);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "upstream_unavailable");
+    assert!(body["error"]["message"].as_str().unwrap().contains("Nothing was charged"));
+    assert_eq!(
+        g.meter.balance(ACCOUNT),
+        compux_relayer::meter::Balance { onchain: 10_000_000, ..Default::default() }
+    );
 }
 
 #[tokio::test]
@@ -402,21 +460,32 @@ mod bodies {
         });
         let http = reqwest::Client::new();
         let paths = ["chat/completions", "completions", "embeddings"];
-        let keys = prop_oneof![Just(KEY.to_string()), "[ -~]{0,20}"];
-        proptest!(ProptestConfig::with_cases(200), |(body in body(), path in 0usize..3, key in keys)| {
+        // The authorization header: absent, the real key, a wrong scheme or case, or noise.
+        let auth = prop_oneof![
+            Just(None),
+            Just(Some(format!("Bearer {KEY}"))),
+            Just(Some(format!("bearer {KEY}"))),
+            Just(Some(format!("Basic {KEY}"))),
+            "[ -~]{0,30}".prop_map(|k| Some(format!("Bearer {k}"))),
+            "[ -~]{0,30}".prop_map(Some),
+        ];
+        let content_type =
+            prop_oneof![Just(None), Just(Some("application/json".to_string())), "[ -~]{0,20}".prop_map(Some)];
+        let extra = ("x-[a-z]{1,10}", "[ -~]{0,20}");
+        proptest!(ProptestConfig::with_cases(200), |(body in body(), path in 0usize..3, auth in auth, content_type in content_type, extra in extra)| {
             let (status, json) = rt.block_on(async {
-                let res = http
-                    .post(format!("{base}/{}", paths[path]))
-                    .header("authorization", format!("Bearer {key}"))
-                    .header("content-type", "application/json")
-                    .body(body.clone())
-                    .send()
-                    .await
-                    .unwrap();
+                let mut req = http.post(format!("{base}/{}", paths[path])).header(extra.0.as_str(), extra.1.trim());
+                if let Some(a) = &auth {
+                    req = req.header("authorization", a.trim());
+                }
+                if let Some(c) = &content_type {
+                    req = req.header("content-type", c.trim());
+                }
+                let res = req.body(body.clone()).send().await.unwrap();
                 let status = res.status().as_u16();
                 (status, res.json::<Value>().await.unwrap_or(Value::Null))
             });
-            prop_assert!(status < 500, "{status} for {}: {json}", String::from_utf8_lossy(&body));
+            prop_assert!(status < 500, "{status} for {} ({auth:?}, {content_type:?}): {json}", String::from_utf8_lossy(&body));
             if status >= 400 {
                 prop_assert!(json["error"]["message"].is_string() && json["error"]["code"].is_string(), "{json}");
             }
@@ -532,6 +601,7 @@ async fn one_provider(
 
 /// The ledger's record of each request, oldest first: (source, credits, provider cost, in, out).
 async fn records(g: &Gateway) -> Vec<(String, i64, i64, i64, i64)> {
+    g.ledger.flush().await.unwrap();
     sqlx::query_as(
         "SELECT source, credits_charged, provider_cost, input_tokens, output_tokens FROM usage_records ORDER BY created_at_ms, rowid",
     )
@@ -584,6 +654,44 @@ async fn the_providers_own_price_is_recorded_with_every_request() {
     assert_eq!(charged, input + output, "1 credit base unit per token");
     assert_eq!(provider_cost, (input * 600_000 + output * 800_000 + 999_999) / 1_000_000, "rounded up");
     assert!(provider_cost < charged, "the marketplace's margin");
+
+    // /v1/usage groups as asked, over a period, and says what is wrong with a bad query.
+    client.chat().create(ask(20)).await.unwrap();
+    let all = records(&g).await;
+    let (charged, provider_cost) = all.iter().fold((0, 0), |(c, p), r| (c + r.1, p + r.2));
+    let base = client.config().api_base().to_string();
+    let get = |query: &str| {
+        let req = reqwest::Client::new().get(format!("{base}/usage{query}")).bearer_auth(KEY);
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, by_provider) = get("?group_by=provider").await;
+    assert_eq!(status, 200, "{by_provider}");
+    let row = &by_provider["data"][0];
+    assert_eq!((row["provider"].as_str(), row["requests"].as_u64()), (Some("up"), Some(2)));
+    assert_eq!(
+        (row["credits"].as_i64(), row["provider_credits"].as_i64()),
+        (Some(charged), Some(provider_cost))
+    );
+    assert!(row.get("day").is_none() && row.get("model").is_none(), "only the dimensions asked for: {row}");
+    let lower =
+        reqwest::Client::new().get(format!("{base}/usage")).header("authorization", format!("bearer {KEY}"));
+    assert_eq!(lower.send().await.unwrap().status().as_u16(), 200, "the auth scheme is case-insensitive");
+    let (_, total) = get("?group_by=none").await;
+    assert_eq!(total["data"].as_array().unwrap().len(), 1);
+    assert_eq!(total["data"][0]["credits"].as_i64(), Some(charged));
+    let (_, future) = get("?from=2999-01-01").await;
+    assert_eq!(future["data"], serde_json::json!([]), "nothing in a period without requests");
+    for bad in ["?group_by=colour", "?from=2026-13", "?to=yesterday", "?surprise=1"] {
+        let (status, err) = get(bad).await;
+        assert_eq!(
+            (status, err["error"]["type"].as_str()),
+            (400, Some("invalid_request_error")),
+            "{bad}: {err}"
+        );
+    }
 }
 
 #[tokio::test]

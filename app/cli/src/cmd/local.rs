@@ -97,12 +97,16 @@ async fn demo_relayer(
 ) -> Result<(String, String)> {
     use compux_relayer::sim::{self, SimOptions};
     let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("an address");
-    let economy =
-        sim::spawn(SimOptions { name: "sim-economy".into(), fail_status: None, completion_tokens: 24 }, any)
-            .await?;
-    let premium =
-        sim::spawn(SimOptions { name: "sim-premium".into(), fail_status: None, completion_tokens: 24 }, any)
-            .await?;
+    let economy = sim::spawn(
+        SimOptions { name: "sim-economy".into(), fail_status: None, completion_tokens: 24, latency_ms: 0 },
+        any,
+    )
+    .await?;
+    let premium = sim::spawn(
+        SimOptions { name: "sim-premium".into(), fail_status: None, completion_tokens: 24, latency_ms: 0 },
+        any,
+    )
+    .await?;
     let key_file = a.data_dir.join("startup.apikey");
     let api_key = match std::fs::read_to_string(&key_file) {
         Ok(k) => k.trim().to_string(),

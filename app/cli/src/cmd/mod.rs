@@ -9,6 +9,7 @@ mod lender;
 mod local;
 mod startup;
 mod status;
+mod usage;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -91,6 +92,9 @@ pub enum Command {
     /// API keys for the relayer, issued to the wallet that signs a challenge.
     #[command(subcommand)]
     Keys(keys::Keys),
+    /// What an API key's credit account spent through the relayer (by day, key, model,
+    /// provider) and where its credits stand.
+    Usage(usage::UsageArgs),
     /// Localnet development helpers.
     #[command(subcommand)]
     Dev(dev::Dev),
@@ -119,6 +123,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Crank(c) => dev::crank(ctx, c).await,
         Command::Audit => audit::audit(ctx).await,
         Command::Dev(d) => dev::dev(ctx, d).await,
+        Command::Usage(a) => usage::run(ctx, a).await,
         Command::Keys(k) => keys::run(ctx, k).await,
     }
 }

@@ -1,0 +1,105 @@
+//! `compux usage`: what an API key's credit account spent through the relayer, grouped by
+//! day, key, model and provider, and where its credits stand (each source's on-chain,
+//! unsettled, held and available credits).
+
+use anyhow::{anyhow, Context, Result};
+use clap::Args;
+use compux_sdk::constants::CREDIT_DECIMALS;
+use compux_sdk::units;
+use serde_json::Value;
+
+use crate::ctx::Ctx;
+
+#[derive(Args)]
+pub struct UsageArgs {
+    /// The relayer's OpenAI-compatible base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080/v1")]
+    relayer: String,
+    /// The API key whose credit account to report.
+    #[arg(long, env = "COMPUX_API_KEY", hide_env_values = true)]
+    api_key: String,
+    /// Group by these, comma-separated: day, key, model, provider; or `none` for one total.
+    #[arg(long, default_value = "day,key,model,provider")]
+    by: String,
+    /// First UTC day to include, YYYY-MM-DD.
+    #[arg(long)]
+    from: Option<String>,
+    /// Last UTC day to include, YYYY-MM-DD.
+    #[arg(long)]
+    to: Option<String>,
+}
+
+fn credits(v: &Value) -> String {
+    units::format(v.as_u64().unwrap_or(0), CREDIT_DECIMALS)
+}
+
+pub async fn run(ctx: &Ctx, a: UsageArgs) -> Result<()> {
+    let url = format!("{}/usage", a.relayer.trim_end_matches('/'));
+    let mut query = vec![("group_by", a.by.clone())];
+    query.extend(a.from.map(|d| ("from", d)));
+    query.extend(a.to.map(|d| ("to", d)));
+    let res = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(a.api_key.trim())
+        .query(&query)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the relayer at {url}: is it running (`compux up`)?"))?;
+    let status = res.status();
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        let msg = body["error"]["message"].as_str().unwrap_or("no error message");
+        return Err(anyhow!("the relayer refused ({status}): {msg}"));
+    }
+    ctx.emit(body.clone(), || human(&body));
+    Ok(())
+}
+
+fn human(body: &Value) -> String {
+    let mut out = vec![format!("credit account {}", body["account"].as_str().unwrap_or_default())];
+    for s in body["balance"].as_array().into_iter().flatten() {
+        out.push(format!(
+            "  {:<12} {}  on chain {}  unsettled {}  held {}  available {}{}",
+            s["kind"].as_str().unwrap_or_default(),
+            s["source"].as_str().unwrap_or_default(),
+            credits(&s["onchain"]),
+            credits(&s["unsettled"]),
+            credits(&s["held"]),
+            credits(&s["available"]),
+            if s["frozen"] == true { "  FROZEN" } else { "" }
+        ));
+    }
+    let rows = body["data"].as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        out.push("no usage in this period".into());
+        return out.join("\n");
+    }
+    out.push(format!(
+        "{:<10} {:<16} {:<18} {:<26} {:>8} {:>10} {:>10} {:>14} {:>14}",
+        "day", "key", "model", "provider", "requests", "input", "output", "credits", "provider cost"
+    ));
+    let text = |r: &Value, f: &str| r[f].as_str().unwrap_or("*").to_string();
+    let mut total = (0u64, 0u64);
+    for r in &rows {
+        total.0 += r["credits"].as_u64().unwrap_or(0);
+        total.1 += r["provider_credits"].as_u64().unwrap_or(0);
+        out.push(format!(
+            "{:<10} {:<16} {:<18} {:<26} {:>8} {:>10} {:>10} {:>14} {:>14}",
+            text(r, "day"),
+            text(r, "key"),
+            text(r, "model"),
+            text(r, "provider"),
+            r["requests"],
+            r["input_tokens"],
+            r["output_tokens"],
+            credits(&r["credits"]),
+            credits(&r["provider_credits"])
+        ));
+    }
+    out.push(format!(
+        "total: {} credits charged, {} at the providers' own prices",
+        units::format(total.0, CREDIT_DECIMALS),
+        units::format(total.1, CREDIT_DECIMALS)
+    ));
+    out.join("\n")
+}
