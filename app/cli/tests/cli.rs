@@ -162,7 +162,8 @@ fn spawn_up(dir: &Path, extra: &[&str], env: &[(&str, &str)], stderr: Stdio) -> 
 impl Up {
     fn start() -> Up {
         let dir = tempfile::tempdir().unwrap();
-        let (child, summary) = spawn_up(dir.path(), &[], &[], Stdio::null());
+        // Settlement only at 1,000 records: these tests assert exact balances.
+        let (child, summary) = spawn_up(dir.path(), &["--settle-flush-secs", "86400"], &[], Stdio::null());
         Up { child, summary, _dir: dir }
     }
 
@@ -528,4 +529,35 @@ fn after_kill_9_under_load_every_answered_request_has_exactly_one_usage_record()
         line["provider"].as_str().unwrap().contains("simulated") && line["timestamp"].is_string(),
         "{line}"
     );
+
+    // Settlement: whatever the kill interrupted (a batch cut and not sent, sent and not
+    // marked), every credit charged is burned on chain exactly once.
+    let account: solana_sdk::pubkey::Pubkey = vault["source"].as_str().unwrap().parse().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let usage = loop {
+        let (_, usage) = http(relayer, "GET", "/v1/usage?group_by=none", &key, "");
+        if usage["balance"].as_array().unwrap().last().unwrap()["unsettled"] == 0 {
+            break usage;
+        }
+        assert!(std::time::Instant::now() < deadline, "never fully settled: {usage}");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    let charged = usage["data"][0]["credits"].as_u64().unwrap();
+    let rpc_url = summary["rpc_url"].as_str().unwrap();
+    let rpc = solana_rpc_client::nonblocking::rpc_client::RpcClient::new(rpc_url.into());
+    let state: compux_sdk::state::CreditAccount =
+        runtime.block_on(compux_client::fetch::account_state(&rpc, &account)).unwrap().unwrap();
+    assert_eq!(
+        state.settlement.total_settled, charged,
+        "burned on chain == charged in the ledger, to the unit"
+    );
+    assert!(state.settlement.settled_seq >= 1);
+
+    // Any answered request's receipt proves its burn from the chain.
+    let receipt = &answered[answered.len() / 2];
+    let proved =
+        stdout_json(&compux(&["audit", "prove", receipt, "--relayer", relayer, "-u", rpc_url, "--json"]));
+    assert_eq!(proved["ok"], true, "{proved}");
+    let missing = compux(&["audit", "prove", "no-such-receipt", "--relayer", relayer, "-u", rpc_url]);
+    assert!(stderr(&missing).contains("404"));
 }

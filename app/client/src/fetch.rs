@@ -110,6 +110,19 @@ pub async fn accounts(rpc: &RpcClient, keys: &[Pubkey]) -> Result<Vec<Option<Acc
     Ok(out)
 }
 
+/// The compux events a confirmed transaction logged (from `getTransaction`).
+pub async fn events_of(
+    rpc: &RpcClient,
+    signature: &solana_sdk::signature::Signature,
+) -> Result<Vec<compux_sdk::decode::CompuxEvent>> {
+    let tx = rpc
+        .get_transaction(signature, solana_transaction_status_client_types::UiTransactionEncoding::Base64)
+        .await
+        .with_context(|| format!("cannot fetch transaction {signature}"))?;
+    let logs: Option<Vec<String>> = tx.transaction.meta.and_then(|m| m.log_messages.into());
+    Ok(compux_sdk::decode::events_from_logs(&logs.unwrap_or_default()))
+}
+
 /// The amount held by an SPL token account, from its raw data (`None` if it is not one).
 pub fn token_amount_of(data: &[u8]) -> Option<u64> {
     TokenAccount::unpack(data).ok().map(|a| a.amount)

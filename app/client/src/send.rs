@@ -85,12 +85,29 @@ pub async fn send(
     signers: &[&Keypair],
 ) -> Result<Signature> {
     progress.say(|| format!("{what}: sending..."));
+    let tx = sign(rpc, payer, ixs, signers).await?;
+    submit(rpc, progress, what, &tx).await
+}
+
+/// A transaction of `ixs` paid by `payer`, signed with a fresh blockhash (its signature is
+/// known before it is sent, e.g. to be stored first).
+pub async fn sign(
+    rpc: &RpcClient,
+    payer: &Keypair,
+    ixs: &[Instruction],
+    signers: &[&Keypair],
+) -> Result<Transaction> {
     let blockhash =
         rpc.get_latest_blockhash().await.map_err(|e| anyhow!("cannot reach {}: {e}", rpc.url()))?;
     let mut all = vec![payer];
     all.extend(signers.iter().copied().filter(|k| k.pubkey() != payer.pubkey()));
-    let tx = Transaction::new_signed_with_payer(ixs, Some(&payer.pubkey()), &all, blockhash);
-    match rpc.send_and_confirm_transaction(&tx).await {
+    Ok(Transaction::new_signed_with_payer(ixs, Some(&payer.pubkey()), &all, blockhash))
+}
+
+/// Sends a signed transaction and waits for confirmation; a failure names the program
+/// error and what to do.
+pub async fn submit(rpc: &RpcClient, progress: Progress, what: &str, tx: &Transaction) -> Result<Signature> {
+    match rpc.send_and_confirm_transaction(tx).await {
         Ok(sig) => {
             progress.say(|| format!("{what}: confirmed {sig}"));
             Ok(sig)

@@ -38,13 +38,10 @@ pub async fn refresh(rpc: &RpcClient, meter: &Meter, accounts: &[String]) -> Res
 
     // The (market, owner) of each credit account that exists, and the facilities of those
     // markets by borrower.
-    let owners: Vec<Option<(Pubkey, Pubkey)>> = states
-        .iter()
-        .map(|a| {
-            let ca = compux_sdk::decode::account::<CreditAccount>(&a.as_ref()?.data).ok()?;
-            Some((ca.market, ca.owner))
-        })
-        .collect();
+    let decoded: Vec<Option<CreditAccount>> =
+        states.iter().map(|a| compux_sdk::decode::account::<CreditAccount>(&a.as_ref()?.data).ok()).collect();
+    let owners: Vec<Option<(Pubkey, Pubkey)>> =
+        decoded.iter().map(|ca| ca.as_ref().map(|ca| (ca.market, ca.owner))).collect();
     let markets: BTreeSet<Pubkey> = owners.iter().flatten().map(|(m, _)| *m).collect();
     let mut facilities: BTreeMap<(Pubkey, Pubkey), Vec<(Pubkey, Facility)>> = BTreeMap::new();
     for market in markets {
@@ -53,11 +50,14 @@ pub async fn refresh(rpc: &RpcClient, meter: &Meter, accounts: &[String]) -> Res
         }
     }
 
-    for ((account, vault), owner) in keys.iter().zip(vaults).zip(&owners) {
+    for (((account, vault), owner), state) in keys.iter().zip(vaults).zip(&owners).zip(&decoded) {
         let account = account.to_string();
-        // A vault that does not exist yet holds nothing.
+        // A vault that does not exist yet holds nothing. The account and its vault come
+        // from one getMultipleAccounts call: the same slot, so the balance and settled_seq
+        // agree.
         let balance = vault.as_ref().and_then(|v| fetch::token_amount_of(&v.data)).unwrap_or(0);
-        meter.set_onchain(&account, balance);
+        let settled_seq = state.as_ref().map_or(0, |ca| ca.settlement.settled_seq);
+        meter.set_chain(&account, balance, settled_seq);
         let mut sources = Vec::new();
         let mut borrowed: Vec<&(Pubkey, Facility)> =
             owner.and_then(|o| facilities.get(&o)).map(|v| v.iter().collect()).unwrap_or_default();
@@ -66,7 +66,7 @@ pub async fn refresh(rpc: &RpcClient, meter: &Meter, accounts: &[String]) -> Res
         for (address, f) in borrowed {
             if let Some((credits, frozen)) = facility_source(f) {
                 let source = address.to_string();
-                meter.set_onchain(&source, credits);
+                meter.set_chain(&source, credits, f.settlement.settled_seq);
                 meter.set_frozen(&source, frozen);
                 sources.push(source);
             }

@@ -40,6 +40,8 @@ pub struct Config {
     pub providers: Vec<Provider>,
     #[serde(default)]
     pub keys: Vec<Key>,
+    /// Burn metered usage on chain (needs `market` and the market's relayer keypair).
+    pub settler: Option<crate::settler::SettlerConfig>,
 }
 
 fn default_breaker_threshold() -> u32 {
@@ -142,6 +144,9 @@ impl Key {
 impl Config {
     pub fn from_toml(text: &str) -> Result<Config> {
         let c: Config = toml::from_str(text).context("invalid relayer configuration")?;
+        if c.settler.is_some() && c.market.is_none() {
+            bail!("[settler] needs `market`: the market whose relayer key signs the burns");
+        }
         if c.providers.is_empty() {
             bail!("the configuration names no provider");
         }

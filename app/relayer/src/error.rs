@@ -40,6 +40,10 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "invalid_request_error", "invalid_signature", message)
     }
 
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", code, message)
+    }
+
     pub fn model_not_found(model: &str) -> Self {
         ApiError {
             param: Some("model"),

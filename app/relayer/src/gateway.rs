@@ -38,6 +38,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/keys"),
     ("POST", "/v1/keys/list"),
     ("POST", "/v1/keys/revoke"),
+    ("GET", "/v1/receipts/{id}"),
+    ("GET", "/v1/batches"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
 ];
@@ -95,6 +97,8 @@ impl Gateway {
             .route("/v1/keys", post(key_create))
             .route("/v1/keys/list", post(key_list))
             .route("/v1/keys/revoke", post(key_revoke))
+            .route("/v1/receipts/{id}", get(receipt))
+            .route("/v1/batches", get(batches_of))
             .route("/metrics", get(metrics))
             .route("/openapi.json", get(|| async { ([("content-type", "application/json")], OPENAPI) }))
             .layer(axum::middleware::from_fn_with_state(self.clone(), observe))
@@ -376,7 +380,12 @@ async fn observe(
 ) -> Response {
     // Only known routes become metric labels: a caller probing paths must not grow them.
     let path = req.uri().path();
-    let route = ROUTES.iter().find(|(_, p)| *p == path).map_or("unmatched", |(_, p)| p).to_string();
+    let route = match ROUTES.iter().find(|(_, p)| *p == path) {
+        Some((_, p)) => p,
+        None if path.starts_with("/v1/receipts/") => "/v1/receipts/{id}",
+        None => "unmatched",
+    }
+    .to_string();
     let started = std::time::Instant::now();
     let mut res = next.run(req).await;
     if !res.headers().contains_key("x-compux-request-id") {
@@ -456,6 +465,39 @@ fn is_day(d: &str) -> bool {
     let b = d.as_bytes();
     b.len() == 10
         && b.iter().enumerate().all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() })
+}
+
+/// A request's receipt: its record as a Merkle leaf, the batch that burned it (once cut)
+/// and the proof. Public: a receipt id is unguessable, and whoever holds it may verify it.
+async fn receipt(
+    State(g): State<Arc<Gateway>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    g.ledger.flush().await.map_err(ApiError::internal)?;
+    match crate::batches::receipt(g.ledger.pool(), &id).await.map_err(ApiError::internal)? {
+        Some(r) => Ok(Json(json!(r))),
+        None => Err(ApiError::not_found("receipt_not_found", format!("No usage record has the id {id:?}."))),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchParams {
+    source: String,
+}
+
+/// Every settlement batch of a credit source, in `seq` order, with its transaction
+/// signature: what an auditor replays into the on-chain `usage_chain`.
+async fn batches_of(
+    State(g): State<Arc<Gateway>>,
+    params: Result<axum::extract::Query<BatchParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let params = params.map_err(|e| {
+        ApiError::bad_request("invalid_value", Some("source"), format!("{e}: `source` is required."))
+    })?;
+    let list =
+        crate::batches::of_source(g.ledger.pool(), &params.source).await.map_err(ApiError::internal)?;
+    Ok(Json(json!({"object": "list", "source": params.source, "data": list})))
 }
 
 async fn usage(
@@ -655,10 +697,15 @@ async fn proxy(
                 continue;
             }
         };
+        let status_ok = res.status().is_success();
         res.extensions_mut().insert(UpstreamTime(upstream_time));
         let h = res.headers_mut();
         h.insert("x-compux-request-id", header(&request_id));
         h.insert("x-compux-provider", header(&provider.name));
+        if status_ok {
+            // The usage record's id: `compux audit prove <receipt>` checks its burn.
+            h.insert("x-compux-receipt", header(&request_id));
+        }
         return Ok(res);
     }
     drop(hold);

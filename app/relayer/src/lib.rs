@@ -8,6 +8,7 @@
 //! Wallet-issued API keys (challenge, signature, hashed storage, revocation) and metrics.
 
 pub mod balances;
+pub mod batches;
 pub mod config;
 pub mod error;
 pub mod gateway;
@@ -19,6 +20,7 @@ pub mod meter;
 pub mod metrics;
 pub mod pricing;
 pub mod routing;
+pub mod settler;
 pub mod sim;
 mod sse;
 
@@ -47,11 +49,44 @@ pub async fn start(path: &Path) -> anyhow::Result<Running> {
     let meter = Meter::new();
     restore(&ledger, &meter).await?;
     let (rpc_url, every) = (config.rpc_url.clone(), Duration::from_secs(config.balance_refresh_secs.max(1)));
+    let (config_copy, ledger_copy, meter_copy) = (config.clone(), ledger.clone(), meter.clone());
     let gateway = Gateway::new(config, meter.clone(), ledger).await?;
     let g = gateway.clone();
     balances::spawn_refresher(rpc_url, meter, Arc::new(move || g.keys.accounts()), every).await?;
     let addr = serve(gateway.clone()).await?;
+    if let Some(settler) = settler(path, &config_copy, ledger_copy, meter_copy).await? {
+        settler.spawn();
+    }
     Ok(Running { addr, gateway })
+}
+
+/// The settler a configuration asks for, if any.
+pub async fn settler(
+    path: &Path,
+    config: &Config,
+    ledger: Ledger,
+    meter: Arc<Meter>,
+) -> anyhow::Result<Option<settler::Settler>> {
+    let (Some(s), Some(market)) = (&config.settler, &config.market) else { return Ok(None) };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let keypair_path = dir.join(&s.keypair);
+    let payer = solana_sdk::signature::read_keypair_file(&keypair_path)
+        .map_err(|e| anyhow::anyhow!("cannot read the settler keypair {}: {e}", keypair_path.display()))?;
+    let market = market.parse().map_err(|_| anyhow::anyhow!("`market` {market:?} is not an address"))?;
+    Ok(Some(settler::Settler::new(ledger, meter, &config.rpc_url, &market, payer, s.clone()).await?))
+}
+
+/// Runs only the settler of the configuration at `path` (`compux settler`), against the
+/// ledger a relayer writes.
+pub async fn start_settler(path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    anyhow::ensure!(config.settler.is_some(), "{} has no [settler] section", path.display());
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let ledger = Ledger::open(&dir.join(&config.ledger)).await?;
+    let meter = Meter::new();
+    let settler = settler(path, &config, ledger, meter).await?.expect("checked above");
+    settler.spawn();
+    Ok(())
 }
 
 /// Puts back what the ledger knows and memory forgot: charges not yet settled on chain
@@ -59,6 +94,11 @@ pub async fn start(path: &Path) -> anyhow::Result<Running> {
 pub async fn restore(ledger: &Ledger, meter: &Meter) -> anyhow::Result<()> {
     for (source, amount) in ledger.unsettled_by_source().await? {
         meter.add_unsettled(&source, amount);
+    }
+    // Batches cut but not yet seen burned still count, until a balance snapshot shows them.
+    for (source, seq, amount) in batches::unconfirmed_for_meter(ledger.pool()).await? {
+        meter.add_unsettled(&source, amount);
+        meter.add_batch(&source, seq, amount);
     }
     let today = gateway::today();
     for (key, amount) in ledger.spent_by_key_since(today * 86_400_000).await? {

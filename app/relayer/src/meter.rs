@@ -65,6 +65,9 @@ struct State {
     /// its own vault only.
     sources: HashMap<String, Vec<String>>,
     daily: HashMap<String, Daily>,
+    /// Per source, the settlement batches (seq -> amount) not yet seen burned in a balance
+    /// snapshot: still part of `unsettled`.
+    batches: HashMap<String, std::collections::BTreeMap<u64, u64>>,
 }
 
 #[derive(Default)]
@@ -94,6 +97,43 @@ impl Meter {
     /// Records a source's on-chain balance and whether it is frozen (background refresh).
     pub fn set_onchain(&self, source: &str, onchain: u64) {
         self.with(source, |b| b.onchain = onchain);
+    }
+
+    /// Records a balance snapshot: the source's on-chain credits and its on-chain
+    /// `settled_seq`, read together. Batches up to that seq are in that balance, so they
+    /// stop counting as unsettled in the same step (never before the balance shows them).
+    pub fn set_chain(&self, source: &str, onchain: u64, settled_seq: u64) {
+        let mut s = self.lock();
+        let burned: u64 = match s.batches.get_mut(source) {
+            Some(b) => {
+                let later = b.split_off(&(settled_seq + 1));
+                let burned = std::mem::replace(b, later).values().sum();
+                burned
+            }
+            None => 0,
+        };
+        let b = s.balances.entry(source.to_string()).or_default();
+        b.onchain = onchain;
+        b.unsettled = b.unsettled.saturating_sub(burned);
+    }
+
+    /// A settlement batch was cut from `source`'s unsettled charges (they keep counting
+    /// until a balance snapshot shows the burn).
+    pub fn add_batch(&self, source: &str, seq: u64, amount: u64) {
+        self.lock().batches.entry(source.to_string()).or_default().insert(seq, amount);
+    }
+
+    /// Unsettled charges moved from one source to another (a frozen facility's late usage
+    /// settles from the borrower's vault); batches of `from` from `from_seq` on are void.
+    pub fn move_unsettled(&self, from: &str, to: &str, amount: u64, from_seq: Option<u64>) {
+        let mut s = self.lock();
+        if let (Some(seq), Some(b)) = (from_seq, s.batches.get_mut(from)) {
+            b.split_off(&seq);
+        }
+        let f = s.balances.entry(from.to_string()).or_default();
+        f.unsettled = f.unsettled.saturating_sub(amount);
+        let t = s.balances.entry(to.to_string()).or_default();
+        t.unsettled = t.unsettled.saturating_add(amount);
     }
 
     pub fn set_frozen(&self, source: &str, frozen: bool) {
@@ -315,6 +355,27 @@ mod tests {
         );
         assert!(m.hold("acct", 100, budget(8)).is_ok(), "a new UTC day starts from zero");
         assert!(m.hold("acct", 1_000, None).is_err(), "the balance still binds a key without a budget");
+    }
+
+    #[test]
+    fn a_batch_stops_counting_only_when_a_snapshot_shows_its_burn() {
+        let m = Meter::new();
+        m.set_chain("a", 100, 0);
+        m.hold("a", 60, None).unwrap().charge(60);
+        m.add_batch("a", 1, 40);
+        m.add_batch("a", 2, 20);
+        m.set_chain("a", 100, 0);
+        assert_eq!(m.balance("a").available(), 40, "a stale snapshot changes nothing");
+        m.set_chain("a", 60, 1);
+        assert_eq!(m.balance("a").unsettled, 20, "batch 1 is in the balance now");
+        assert_eq!(m.balance("a").available(), 40);
+        m.move_unsettled("a", "v", 20, Some(2));
+        m.set_chain("a", 60, 5);
+        assert_eq!(
+            (m.balance("a").unsettled, m.balance("v").unsettled),
+            (0, 20),
+            "a void batch burns nothing"
+        );
     }
 
     proptest! {

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod decode;
 pub mod ix;
 pub mod pda;
+pub mod receipt;
 pub mod units;
 
 pub use compux::{self, constants, errors::CompuxError, events, math, state, ID as PROGRAM_ID};

@@ -1,10 +1,10 @@
 //! `compux audit`: the auditor's check of a market from chain data alone.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use compux_client::fetch;
 use compux_sdk::audit;
 use compux_sdk::state::FacilityStatus;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::ctx::Ctx;
 
@@ -69,5 +69,118 @@ pub async fn audit(ctx: &Ctx) -> Result<()> {
     if !report.violations.is_empty() {
         bail!("{} invariant violation(s) in market {}", report.violations.len(), m.market);
     }
+    Ok(())
+}
+
+/// `compux audit prove <receipt>`: checks one request's burn from the relayer's published
+/// data and the chain: the receipt's leaf hashes to what the relayer claims, its Merkle
+/// proof leads to its batch's root, every batch of the source matches the `UsageSettled`
+/// event its transaction logged, the `usage_chain` replayed over them matches each event
+/// and the source account on chain, and the receipt's batch is at or below the on-chain
+/// `settled_seq`. Exits non-zero on the first mismatch.
+pub async fn prove(ctx: &Ctx, relayer: &str, receipt: &str) -> Result<()> {
+    use compux_sdk::decode::CompuxEvent;
+    use compux_sdk::math::usage_chain::next_usage_chain;
+    use compux_sdk::receipt::{self as r, hex32, Leaf, Step};
+
+    let relayer = relayer.trim_end_matches('/');
+    let http = reqwest::Client::new();
+    let get = |url: String| {
+        let req = http.get(&url);
+        async move {
+            let res = req.send().await.with_context(|| format!("cannot reach the relayer at {url}"))?;
+            let status = res.status();
+            let body: Value = res.json().await.unwrap_or(Value::Null);
+            if !status.is_success() {
+                bail!(
+                    "the relayer answered {status}: {}",
+                    body["error"]["message"].as_str().unwrap_or("no message")
+                );
+            }
+            Ok(body)
+        }
+    };
+    let got = get(format!("{relayer}/receipts/{receipt}")).await?;
+    let leaf: Leaf = serde_json::from_value(got["leaf"].clone()).context("the receipt's leaf")?;
+    let mut checks: Vec<String> = Vec::new();
+    let mut check = |ok: bool, what: String| -> Result<()> {
+        checks.push(format!("{} {what}", if ok { "ok  " } else { "FAIL" }));
+        if ok {
+            Ok(())
+        } else {
+            bail!("{}\nreceipt {receipt} does not verify: {what}", checks.join("\n"))
+        }
+    };
+    let claimed = got["leaf_hash"].as_str().and_then(hex32::decode);
+    check(claimed == Some(leaf.hash()), format!("leaf hash {}", hex32::encode(&leaf.hash())))?;
+    let batch = &got["batch"];
+    if batch.is_null() {
+        bail!("receipt {receipt} is recorded but not in a settlement batch yet; try again in a few seconds");
+    }
+    let proof: Vec<Step> = serde_json::from_value(got["proof"].clone()).context("the receipt's proof")?;
+    let root = batch["batch_root"].as_str().and_then(hex32::decode).context("the batch root")?;
+    let seq = batch["seq"].as_u64().context("the batch seq")?;
+    check(
+        r::fold(leaf.hash(), &proof) == root,
+        format!("Merkle proof ({} steps) leads to batch {seq}'s root {}", proof.len(), hex32::encode(&root)),
+    )?;
+
+    let source: solana_sdk::pubkey::Pubkey = leaf.source.parse().context("the receipt's source")?;
+    let list = get(format!("{relayer}/batches?source={source}")).await?;
+    let batches = list["data"].as_array().cloned().unwrap_or_default();
+    let mut chain = [0u8; 32];
+    for (i, b) in batches.iter().enumerate() {
+        let (bseq, amount, window_end) = (b["seq"].as_u64(), b["amount"].as_u64(), b["window_end"].as_i64());
+        let broot = b["batch_root"].as_str().and_then(hex32::decode);
+        let (Some(bseq), Some(amount), Some(window_end), Some(broot)) = (bseq, amount, window_end, broot)
+        else {
+            bail!("batch {i} of {source} is malformed: {b}");
+        };
+        check(bseq == i as u64 + 1, format!("batch {bseq} follows batch {i}"))?;
+        if b["settled_at_ms"].is_null() {
+            break; // not on chain yet: neither are the ones after it
+        }
+        let sig: solana_sdk::signature::Signature =
+            b["signature"].as_str().unwrap_or_default().parse().context("a batch signature")?;
+        let event = fetch::events_of(&ctx.rpc, &sig).await?.into_iter().find_map(|e| match e {
+            CompuxEvent::UsageSettled(u) if u.source == source && u.seq == bseq => Some(u),
+            _ => None,
+        });
+        chain = next_usage_chain(&chain, bseq, amount, &broot, window_end);
+        let matches = event.as_ref().is_some_and(|e| {
+            (e.amount, e.batch_root, e.window_end, e.usage_chain) == (amount, broot, window_end, chain)
+        });
+        check(
+            matches,
+            format!("batch {bseq}: {amount} burned in {sig}, usage_chain {}", hex32::encode(&chain)),
+        )?;
+    }
+    let settlement = match fetch::account_state::<compux_sdk::state::CreditAccount>(&ctx.rpc, &source).await {
+        Ok(Some(ca)) => ca.settlement,
+        _ => {
+            fetch::account_state::<compux_sdk::state::Facility>(&ctx.rpc, &source)
+                .await?
+                .with_context(|| {
+                    format!("{source} is neither a credit account nor a facility on {}", ctx.rpc.url())
+                })?
+                .settlement
+        }
+    };
+    check(settlement.usage_chain == chain, format!("on-chain usage_chain of {source} equals the replay"))?;
+    check(
+        seq <= settlement.settled_seq,
+        format!("batch {seq} is at or below on-chain settled_seq {}", settlement.settled_seq),
+    )?;
+    let value = json!({
+        "receipt": receipt, "ok": true, "source": source.to_string(), "batch": seq,
+        "credits": leaf.credits, "leaf": leaf, "checks": checks,
+    });
+    ctx.emit(value, || {
+        format!(
+            "{}\nreceipt {receipt}: {} credit base units burned in batch {seq} of {source}",
+            checks.join("\n"),
+            leaf.credits
+        )
+    });
     Ok(())
 }

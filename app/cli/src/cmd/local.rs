@@ -58,6 +58,10 @@ pub struct UpArgs {
     /// Log lines (warnings; per-request lines with COMPUX_LOG=info) as text or JSON.
     #[arg(long, value_enum, default_value_t)]
     log_format: crate::logs::LogFormat,
+    /// The settler burns metered usage in batches of 1,000 records, or after this many
+    /// seconds when traffic is light.
+    #[arg(long, default_value_t = 2)]
+    settle_flush_secs: u64,
 }
 
 pub async fn localnet(ctx: &Ctx, a: LocalnetArgs) -> Result<()> {
@@ -124,7 +128,11 @@ async fn demo_relayer(
          [[providers]]\nname = \"sim-economy (simulated)\"\nbase_url = \"{economy}\"\n\
          [[providers.models]]\nname = \"{SIM_MODEL}\"\ninput_per_1m = 1000000\noutput_per_1m = 2000000\n\n\
          [[providers]]\nname = \"sim-premium (simulated)\"\nbase_url = \"{premium}\"\n\
-         [[providers.models]]\nname = \"{SIM_MODEL}\"\ninput_per_1m = 3000000\noutput_per_1m = 6000000\n",
+         [[providers.models]]\nname = \"{SIM_MODEL}\"\ninput_per_1m = 3000000\noutput_per_1m = 6000000\n\n\
+         # Burns metered usage on chain with the market's relayer key: batches of 1,000 records,\n\
+         # or after flush_secs when traffic is light.\n\
+         [settler]\nkeypair = \"relayer.json\"\nmin_records = 1000\nflush_secs = {flush}\n",
+        flush = a.settle_flush_secs,
         port = a.relayer_port,
         market = m.market,
         hash = compux_relayer::gateway::key_hash(&api_key),

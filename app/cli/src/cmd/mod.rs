@@ -20,6 +20,20 @@ use solana_sdk::pubkey::Pubkey;
 use crate::ctx::Ctx;
 
 #[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Prove one request's burn: its receipt (the reply's x-compux-receipt header), its
+    /// Merkle proof to its batch, the batches against their on-chain events, and the
+    /// source's usage_chain. Exits non-zero when anything does not match.
+    Prove {
+        /// The receipt id.
+        receipt: String,
+        /// The relayer that served the request.
+        #[arg(long, default_value = "http://127.0.0.1:8080/v1")]
+        relayer: String,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum Command {
     /// Run the embedded chain: the compux program with the real SPL programs, served on the
     /// Solana JSON-RPC (HTTP, --rpc-port) and PubSub (WebSocket, the next port).
@@ -87,8 +101,21 @@ pub enum Command {
     #[command(subcommand)]
     Crank(dev::Crank),
     /// Verify a market from chain data alone: supply, escrows, loans, statuses, freezes,
-    /// reserve coverage. Exits non-zero on any violation.
-    Audit,
+    /// reserve coverage. Exits non-zero on any violation. `audit prove <receipt>` checks one
+    /// request's burn.
+    Audit {
+        #[command(subcommand)]
+        what: Option<AuditCommand>,
+    },
+    /// Run only the settler of a relayer configuration (burns metered usage on chain).
+    Settler {
+        /// Relayer configuration (TOML) with a [settler] section.
+        #[arg(long, default_value = "relayer.toml")]
+        config: std::path::PathBuf,
+        /// Log lines as text or as JSON objects.
+        #[arg(long, value_enum, default_value_t)]
+        log_format: crate::logs::LogFormat,
+    },
     /// API keys for the relayer, issued to the wallet that signs a challenge.
     #[command(subcommand)]
     Keys(keys::Keys),
@@ -121,7 +148,17 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Lender(l) => lender::run(ctx, l).await,
         Command::Borrower(b) => borrower::run(ctx, b).await,
         Command::Crank(c) => dev::crank(ctx, c).await,
-        Command::Audit => audit::audit(ctx).await,
+        Command::Audit { what: None } => audit::audit(ctx).await,
+        Command::Audit { what: Some(AuditCommand::Prove { receipt, relayer }) } => {
+            audit::prove(ctx, &relayer, &receipt).await
+        }
+        Command::Settler { config, log_format } => {
+            let _logs = crate::logs::init(log_format, "warn,compux_relayer=info");
+            compux_relayer::start_settler(&config).await?;
+            eprintln!("settler running (Ctrl-C stops it)");
+            tokio::signal::ctrl_c().await?;
+            Ok(())
+        }
         Command::Dev(d) => dev::dev(ctx, d).await,
         Command::Usage(a) => usage::run(ctx, a).await,
         Command::Keys(k) => keys::run(ctx, k).await,

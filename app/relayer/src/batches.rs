@@ -1,0 +1,438 @@
+//! Settlement batches in the ledger database: cutting a batch out of a source's unbatched
+//! records (with its Merkle root and `seq`), finding what is pending, marking what landed,
+//! moving records to another source, and the proof of one record (a receipt).
+
+use anyhow::Result;
+use compux_sdk::receipt::{self, hex32, Leaf, Step};
+use serde::Serialize;
+use sqlx::{Row, SqlitePool};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// Burns from the credit account's vault (`settle`).
+    CreditAccount,
+    /// Burns from the facility's escrow (`settle_facility`).
+    Facility,
+}
+
+impl SourceKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::CreditAccount => "credit_account",
+            SourceKind::Facility => "facility",
+        }
+    }
+
+    fn parse(s: &str) -> SourceKind {
+        if s == "facility" {
+            SourceKind::Facility
+        } else {
+            SourceKind::CreditAccount
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Batch {
+    pub source: String,
+    pub kind: SourceKind,
+    pub account: String,
+    pub seq: u64,
+    pub amount: u64,
+    #[serde(with = "hex32")]
+    pub batch_root: [u8; 32],
+    pub window_end: i64,
+    pub records: u64,
+    pub signature: Option<String>,
+    pub settled_at_ms: Option<i64>,
+}
+
+/// A source with records not yet in a batch.
+#[derive(Clone, Debug)]
+pub struct Unbatched {
+    pub source: String,
+    pub account: String,
+    pub records: u64,
+    pub oldest_ms: i64,
+}
+
+pub async fn unbatched(pool: &SqlitePool) -> Result<Vec<Unbatched>> {
+    let rows = sqlx::query(
+        "SELECT source, account, COUNT(*) AS n, MIN(created_at_ms) AS oldest FROM usage_records \
+         WHERE settled_seq IS NULL GROUP BY source, account ORDER BY oldest",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Unbatched {
+            source: r.get("source"),
+            account: r.get("account"),
+            records: r.get::<i64, _>("n") as u64,
+            oldest_ms: r.get("oldest"),
+        })
+        .collect())
+}
+
+fn batch_of(r: &sqlx::sqlite::SqliteRow) -> Batch {
+    Batch {
+        source: r.get("source"),
+        kind: SourceKind::parse(r.get("kind")),
+        account: r.get("account"),
+        seq: r.get::<i64, _>("seq") as u64,
+        amount: r.get::<i64, _>("amount") as u64,
+        batch_root: hex32::decode(r.get("batch_root")).unwrap_or_default(),
+        window_end: r.get("window_end"),
+        records: r.get::<i64, _>("records") as u64,
+        signature: r.get("signature"),
+        settled_at_ms: r.get("settled_at_ms"),
+    }
+}
+
+const BATCH_COLUMNS: &str =
+    "source, kind, account, seq, amount, batch_root, window_end, records, signature, settled_at_ms";
+
+/// The newest batch of `source`, if any.
+pub async fn last(pool: &SqlitePool, source: &str) -> Result<Option<Batch>> {
+    let row = sqlx::query(&format!(
+        "SELECT {BATCH_COLUMNS} FROM settle_batches WHERE source = ? ORDER BY seq DESC LIMIT 1"
+    ))
+    .bind(source)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.as_ref().map(batch_of))
+}
+
+/// Batches not known to be on chain, oldest first (per source, in `seq` order).
+pub async fn pending(pool: &SqlitePool) -> Result<Vec<Batch>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {BATCH_COLUMNS} FROM settle_batches WHERE settled_at_ms IS NULL ORDER BY source, seq"
+    ))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.iter().map(batch_of).collect())
+}
+
+/// Every batch of `source`, in `seq` order (what an auditor replays into `usage_chain`).
+pub async fn of_source(pool: &SqlitePool, source: &str) -> Result<Vec<Batch>> {
+    let rows =
+        sqlx::query(&format!("SELECT {BATCH_COLUMNS} FROM settle_batches WHERE source = ? ORDER BY seq"))
+            .bind(source)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.iter().map(batch_of).collect())
+}
+
+/// Batches the hard cap must still count until a balance snapshot shows them burned: the
+/// pending ones and the last few settled per source (a lagging RPC node may not show them
+/// yet), as (source, seq, amount).
+pub async fn unconfirmed_for_meter(pool: &SqlitePool) -> Result<Vec<(String, u64, u64)>> {
+    let rows = sqlx::query(
+        "SELECT b.source, b.seq, b.amount FROM settle_batches b \
+         WHERE b.settled_at_ms IS NULL OR b.seq > (SELECT MAX(seq) - 16 FROM settle_batches c WHERE c.source = b.source)",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get::<i64, _>(1) as u64, r.get::<i64, _>(2) as u64)).collect())
+}
+
+fn leaf_of(r: &sqlx::sqlite::SqliteRow) -> Leaf {
+    Leaf {
+        request_id: r.get("request_id"),
+        source: r.get("source"),
+        created_at_ms: r.get("created_at_ms"),
+        model: r.get("model"),
+        provider: r.get("provider"),
+        input_tokens: r.get::<i64, _>("input_tokens") as u64,
+        output_tokens: r.get::<i64, _>("output_tokens") as u64,
+        credits: r.get::<i64, _>("credits_charged") as u64,
+    }
+}
+
+const LEAF_COLUMNS: &str =
+    "request_id, source, created_at_ms, model, provider, input_tokens, output_tokens, credits_charged";
+
+/// A new batch for `source`.
+pub struct Cut<'a> {
+    pub source: &'a str,
+    pub account: &'a str,
+    pub kind: SourceKind,
+    pub seq: u64,
+    /// The batch's window end may not be earlier than this (the previous batch's).
+    pub min_window_end: i64,
+    pub max_records: usize,
+}
+
+/// Cuts the next batch of `c.source` out of its oldest unbatched records, in one
+/// transaction: the records get the batch's `seq` and the batch row is stored. Records that
+/// cost nothing are marked `settled_seq = 0` instead. Returns the batch, if one was cut.
+pub async fn cut(pool: &SqlitePool, c: Cut<'_>) -> Result<Option<Batch>> {
+    let mut tx = pool.begin().await?;
+    let rows = sqlx::query(&format!(
+        "SELECT {LEAF_COLUMNS} FROM usage_records WHERE source = ? AND settled_seq IS NULL \
+         ORDER BY created_at_ms, request_id LIMIT ?"
+    ))
+    .bind(c.source)
+    .bind(c.max_records as i64)
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    let leaves: Vec<Leaf> = rows.iter().map(leaf_of).collect();
+    let amount = leaves.iter().try_fold(0u64, |a, l| a.checked_add(l.credits));
+    let amount = amount.ok_or_else(|| anyhow::anyhow!("batch amount overflows"))?;
+    let seq = if amount == 0 { 0 } else { c.seq };
+    for chunk in leaves.chunks(500) {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("UPDATE usage_records SET settled_seq = ");
+        q.push_bind(seq as i64).push(" WHERE request_id IN (");
+        let mut list = q.separated(", ");
+        for l in chunk {
+            list.push_bind(&l.request_id);
+        }
+        q.push(")");
+        q.build().execute(&mut *tx).await?;
+    }
+    if amount == 0 {
+        tx.commit().await?;
+        return Ok(None);
+    }
+    let hashes: Vec<[u8; 32]> = leaves.iter().map(Leaf::hash).collect();
+    let last_ms = leaves.iter().map(|l| l.created_at_ms).max().unwrap_or(0);
+    let batch = Batch {
+        source: c.source.to_string(),
+        kind: c.kind,
+        account: c.account.to_string(),
+        seq,
+        amount,
+        batch_root: receipt::root(&hashes),
+        window_end: last_ms.div_euclid(1_000).max(c.min_window_end),
+        records: leaves.len() as u64,
+        signature: None,
+        settled_at_ms: None,
+    };
+    sqlx::query(
+        "INSERT INTO settle_batches (source, kind, account, seq, amount, batch_root, window_end, records, created_at_ms) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&batch.source)
+    .bind(batch.kind.as_str())
+    .bind(&batch.account)
+    .bind(seq as i64)
+    .bind(amount as i64)
+    .bind(hex32::encode(&batch.batch_root))
+    .bind(batch.window_end)
+    .bind(batch.records as i64)
+    .bind(crate::gateway::now_ms())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(batch))
+}
+
+/// Marks a batch as on chain.
+pub async fn mark_settled(pool: &SqlitePool, source: &str, seq: u64, signature: Option<&str>) -> Result<()> {
+    sqlx::query(
+        "UPDATE settle_batches SET settled_at_ms = ?, signature = COALESCE(?, signature) WHERE source = ? AND seq = ?",
+    )
+    .bind(crate::gateway::now_ms())
+    .bind(signature)
+    .bind(source)
+    .bind(seq as i64)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Records the signature a batch was sent with (before confirmation).
+pub async fn mark_sent(pool: &SqlitePool, source: &str, seq: u64, signature: &str) -> Result<()> {
+    sqlx::query("UPDATE settle_batches SET signature = ? WHERE source = ? AND seq = ?")
+        .bind(signature)
+        .bind(source)
+        .bind(seq as i64)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Moves `from`'s records to the source `to`: those not in a batch and created after
+/// `after_ms` (all when `None`), and those of its batches from `from_seq` on, which are
+/// deleted (they never reached the chain). Returns the credits moved.
+pub async fn move_records(
+    pool: &SqlitePool,
+    from: &str,
+    to: &str,
+    after_ms: Option<i64>,
+    from_seq: Option<u64>,
+) -> Result<u64> {
+    let mut tx = pool.begin().await?;
+    let voided = i64::try_from(from_seq.unwrap_or(u64::MAX)).unwrap_or(i64::MAX);
+    let cond = "source = ? AND ((settled_seq IS NULL AND created_at_ms > ?) OR settled_seq >= ?)";
+    let moved: i64 = sqlx::query_scalar(&format!(
+        "SELECT COALESCE(SUM(credits_charged), 0) FROM usage_records WHERE {cond}"
+    ))
+    .bind(from)
+    .bind(after_ms.unwrap_or(i64::MIN))
+    .bind(voided)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(&format!("UPDATE usage_records SET source = ?, settled_seq = NULL WHERE {cond}"))
+        .bind(to)
+        .bind(from)
+        .bind(after_ms.unwrap_or(i64::MIN))
+        .bind(voided)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM settle_batches WHERE source = ? AND seq >= ? AND settled_at_ms IS NULL")
+        .bind(from)
+        .bind(voided)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(moved.max(0) as u64)
+}
+
+/// Everything needed to check one request's burn: its leaf, its batch, and the Merkle proof.
+#[derive(Clone, Debug, Serialize)]
+pub struct Receipt {
+    pub leaf: Leaf,
+    #[serde(with = "hex32")]
+    pub leaf_hash: [u8; 32],
+    pub batch: Option<Batch>,
+    pub index: Option<u64>,
+    pub proof: Vec<Step>,
+}
+
+/// The receipt of `request_id`, if the ledger has it (its batch, once it is in one).
+pub async fn receipt(pool: &SqlitePool, request_id: &str) -> Result<Option<Receipt>> {
+    let row =
+        sqlx::query(&format!("SELECT {LEAF_COLUMNS}, settled_seq FROM usage_records WHERE request_id = ?"))
+            .bind(request_id)
+            .fetch_optional(pool)
+            .await?;
+    let Some(row) = row else { return Ok(None) };
+    let leaf = leaf_of(&row);
+    let leaf_hash = leaf.hash();
+    let seq: Option<i64> = row.get("settled_seq");
+    let batch = match seq {
+        Some(seq) if seq > 0 => {
+            sqlx::query(&format!("SELECT {BATCH_COLUMNS} FROM settle_batches WHERE source = ? AND seq = ?"))
+                .bind(&leaf.source)
+                .bind(seq)
+                .fetch_optional(pool)
+                .await?
+                .as_ref()
+                .map(batch_of)
+        }
+        _ => None,
+    };
+    let Some(batch) = batch else {
+        return Ok(Some(Receipt { leaf, leaf_hash, batch: None, index: None, proof: vec![] }));
+    };
+    let members = sqlx::query(&format!(
+        "SELECT {LEAF_COLUMNS} FROM usage_records WHERE source = ? AND settled_seq = ? ORDER BY created_at_ms, request_id"
+    ))
+    .bind(&batch.source)
+    .bind(batch.seq as i64)
+    .fetch_all(pool)
+    .await?;
+    let hashes: Vec<[u8; 32]> = members.iter().map(|r| leaf_of(r).hash()).collect();
+    let index = hashes.iter().position(|h| *h == leaf_hash);
+    let proof = index.map(|i| receipt::proof(&hashes, i)).unwrap_or_default();
+    Ok(Some(Receipt { leaf, leaf_hash, batch: Some(batch), index: index.map(|i| i as u64), proof }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::{Ledger, UsageRecord};
+
+    fn record(i: i64, source: &str, credits: u64) -> UsageRecord {
+        UsageRecord {
+            request_id: format!("req-{i:03}"),
+            created_at_ms: 1_764_000_000_000 + i * 1_000,
+            key_hash: "k".into(),
+            account: "acct".into(),
+            source: source.into(),
+            provider: "p".into(),
+            model: "m".into(),
+            input_tokens: 1,
+            output_tokens: 2,
+            credits_charged: credits,
+            input_per_1m: 1,
+            output_per_1m: 1,
+            provider_input_per_1m: 1,
+            provider_output_per_1m: 1,
+            provider_cost: credits,
+        }
+    }
+
+    fn cut_of(source: &str, seq: u64, max_records: usize) -> Cut<'_> {
+        Cut { source, account: "acct", kind: SourceKind::CreditAccount, seq, min_window_end: 0, max_records }
+    }
+
+    #[tokio::test]
+    async fn batches_take_the_oldest_records_and_receipts_prove_each_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("l.sqlite")).await.unwrap();
+        for i in [4, 0, 3, 1, 2] {
+            ledger.record(record(i, "acct", 10 + i as u64)).await.unwrap();
+        }
+        ledger.record(record(9, "acct", 0)).await.unwrap();
+        ledger.flush().await.unwrap();
+        let pool = ledger.pool();
+
+        let first = cut(pool, cut_of("acct", 7, 3)).await.unwrap().unwrap();
+        assert_eq!((first.seq, first.records, first.amount), (7, 3, 10 + 11 + 12), "the three oldest");
+        assert_eq!(first.window_end, 1_764_000_002, "the last record's second");
+        let second = cut(pool, cut_of("acct", 8, 3)).await.unwrap().unwrap();
+        assert_eq!((second.records, second.amount), (3, 13 + 14), "a free record rides along");
+        assert!(cut(pool, cut_of("acct", 9, 3)).await.unwrap().is_none(), "nothing left");
+        // A batch of free records burns nothing: marked, never sent.
+        ledger.record(record(10, "acct", 0)).await.unwrap();
+        ledger.flush().await.unwrap();
+        assert!(cut(pool, cut_of("acct", 9, 3)).await.unwrap().is_none());
+        assert!(unbatched(pool).await.unwrap().is_empty());
+        assert!(receipt(pool, "req-010").await.unwrap().unwrap().batch.is_none());
+        assert_eq!(pending(pool).await.unwrap().len(), 2);
+
+        for (id, batch) in [("req-001", &first), ("req-004", &second)] {
+            let r = receipt(pool, id).await.unwrap().unwrap();
+            assert_eq!(r.batch.as_ref().map(|b| b.seq), Some(batch.seq));
+            assert_eq!(compux_sdk::receipt::fold(r.leaf.hash(), &r.proof), batch.batch_root, "{id}");
+        }
+        assert!(receipt(pool, "req-404").await.unwrap().is_none());
+
+        mark_settled(pool, "acct", 7, Some("sig")).await.unwrap();
+        assert_eq!(pending(pool).await.unwrap().iter().map(|b| b.seq).collect::<Vec<_>>(), vec![8]);
+        assert_eq!(last(pool, "acct").await.unwrap().unwrap().seq, 8);
+    }
+
+    #[tokio::test]
+    async fn a_frozen_facilitys_late_and_void_records_move_to_the_vault() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&dir.path().join("l.sqlite")).await.unwrap();
+        for i in 0..6 {
+            ledger.record(record(i, "fac", 5)).await.unwrap();
+        }
+        ledger.flush().await.unwrap();
+        let pool = ledger.pool();
+        let cut = Cut { kind: SourceKind::Facility, ..cut_of("fac", 1, 2) };
+        let b = super::cut(pool, cut).await.unwrap().unwrap();
+        assert_eq!(b.records, 2);
+        // Frozen at the third record's time: the three after it are the vault's to pay.
+        let moved = move_records(pool, "fac", "acct", Some(1_764_000_002_000), None).await.unwrap();
+        assert_eq!(moved, 15);
+        assert_eq!(
+            unbatched(pool).await.unwrap().iter().map(|u| (u.source.as_str(), u.records)).collect::<Vec<_>>(),
+            vec![("fac", 1), ("acct", 3)]
+        );
+        // The window closed before batch 1 landed: it is void, and all of it moves too.
+        let moved = move_records(pool, "fac", "acct", None, Some(1)).await.unwrap();
+        assert_eq!(moved, 15);
+        assert!(pending(pool).await.unwrap().is_empty());
+        assert_eq!(ledger.unsettled("acct").await.unwrap(), 30);
+        assert_eq!(ledger.unsettled("fac").await.unwrap(), 0);
+    }
+}

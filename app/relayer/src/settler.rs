@@ -1,0 +1,280 @@
+//! The settler: turns metered usage into on-chain burns, exactly once. For each credit
+//! source with unbatched records it cuts a batch (at least `min_records`, or whatever
+//! waited `flush_secs`), stores it with its `seq` and Merkle root before sending, sends
+//! `settle` (vault) or `settle_facility` (escrow), and marks it settled once confirmed.
+//!
+//! Exactly once, whatever crashed where: before sending and after any failure the settler
+//! reads the source's on-chain `settled_seq`; a batch at or below it landed already and is
+//! marked settled, never resent; one above it is sent again with the same `seq` (the
+//! program refuses any other). A frozen facility's records metered after `frozen_at`, and
+//! all of its unsettled records once its settlement window has closed, move to the
+//! borrower's credit vault, so nothing metered is lost to the race with a freeze.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use compux_client::{fetch, Progress};
+use compux_sdk::ix::SettleBatch;
+use compux_sdk::state::{CreditAccount, Facility, FacilityStatus};
+use compux_sdk::{CreditAccountKeys, FacilityKeys, MarketKeys};
+use serde::Deserialize;
+use solana_rpc_client::nonblocking::rpc_client::RpcClient;
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::Keypair;
+use solana_sdk::signer::Signer;
+use sqlx::SqlitePool;
+
+use crate::batches::{self, Batch, Cut, SourceKind};
+use crate::meter::Meter;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettlerConfig {
+    /// The market's relayer keypair (Solana CLI JSON), relative to the configuration file.
+    pub keypair: PathBuf,
+    /// A source's batch is cut once it has this many unbatched records...
+    #[serde(default = "default_min_records")]
+    pub min_records: usize,
+    /// ...or once its oldest has waited this long.
+    #[serde(default = "default_flush_secs")]
+    pub flush_secs: u64,
+    /// The most records in one batch.
+    #[serde(default = "default_max_records")]
+    pub max_records: usize,
+    /// Time between rounds.
+    #[serde(default = "default_interval_ms")]
+    pub interval_ms: u64,
+}
+
+fn default_min_records() -> usize {
+    1_000
+}
+fn default_flush_secs() -> u64 {
+    10
+}
+fn default_max_records() -> usize {
+    20_000
+}
+fn default_interval_ms() -> u64 {
+    500
+}
+
+/// What a source is on chain, as far as settling goes.
+enum OnChain {
+    Account { keys: CreditAccountKeys, settled_seq: u64, last_window_end: i64 },
+    Facility { keys: FacilityKeys, facility: Box<Facility> },
+}
+
+impl OnChain {
+    fn settled_seq(&self) -> u64 {
+        match self {
+            OnChain::Account { settled_seq, .. } => *settled_seq,
+            OnChain::Facility { facility, .. } => facility.settlement.settled_seq,
+        }
+    }
+
+    fn last_window_end(&self) -> i64 {
+        match self {
+            OnChain::Account { last_window_end, .. } => *last_window_end,
+            OnChain::Facility { facility, .. } => facility.settlement.last_window_end,
+        }
+    }
+}
+
+pub struct Settler {
+    pool: SqlitePool,
+    ledger: crate::Ledger,
+    meter: Arc<Meter>,
+    rpc: RpcClient,
+    payer: Keypair,
+    market: MarketKeys,
+    config: SettlerConfig,
+}
+
+/// What one round did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Round {
+    pub cut: usize,
+    pub settled: usize,
+    pub moved_credits: u64,
+}
+
+impl Settler {
+    pub async fn new(
+        ledger: crate::Ledger,
+        meter: Arc<Meter>,
+        rpc_url: &str,
+        market: &Pubkey,
+        payer: Keypair,
+        config: SettlerConfig,
+    ) -> Result<Settler> {
+        let rpc = RpcClient::new_with_commitment(
+            rpc_url.to_string(),
+            solana_rpc_client_api::config::CommitmentConfig::confirmed(),
+        );
+        let (market, _) = fetch::market(&rpc, market).await?;
+        Ok(Settler { pool: ledger.pool().clone(), ledger, meter, rpc, payer, market, config })
+    }
+
+    /// Runs rounds forever; a failed round is logged and retried.
+    pub fn spawn(self) {
+        tokio::spawn(async move {
+            loop {
+                match self.round().await {
+                    Ok(r) if r != Round::default() => tracing::info!(
+                        cut = r.cut,
+                        settled = r.settled,
+                        moved_credits = r.moved_credits,
+                        "settlement round"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "settlement round failed; retrying"),
+                }
+                tokio::time::sleep(Duration::from_millis(self.config.interval_ms)).await;
+            }
+        });
+    }
+
+    async fn on_chain(&self, source: &str, kind: SourceKind) -> Result<OnChain> {
+        let address = Pubkey::from_str(source).with_context(|| format!("{source} is not an address"))?;
+        Ok(match kind {
+            SourceKind::CreditAccount => {
+                let ca: CreditAccount = fetch::account_state(&self.rpc, &address)
+                    .await?
+                    .with_context(|| format!("credit account {source} not found"))?;
+                OnChain::Account {
+                    keys: CreditAccountKeys::derive(&self.market.market, &ca.owner),
+                    settled_seq: ca.settlement.settled_seq,
+                    last_window_end: ca.settlement.last_window_end,
+                }
+            }
+            SourceKind::Facility => {
+                let f: Facility = fetch::account_state(&self.rpc, &address)
+                    .await?
+                    .with_context(|| format!("facility {source} not found"))?;
+                OnChain::Facility {
+                    keys: FacilityKeys::derive(&f.market, &f.lender, f.nonce),
+                    facility: Box::new(f),
+                }
+            }
+        })
+    }
+
+    /// Cuts what is due, then sends every pending batch in `seq` order.
+    pub async fn round(&self) -> Result<Round> {
+        self.ledger.flush().await?;
+        let mut round = Round::default();
+        let now_ms = crate::gateway::now_ms();
+        for u in batches::unbatched(&self.pool).await? {
+            let due = u.records as usize >= self.config.min_records
+                || now_ms - u.oldest_ms >= (self.config.flush_secs * 1_000) as i64;
+            if !due {
+                continue;
+            }
+            let kind = if u.source == u.account { SourceKind::CreditAccount } else { SourceKind::Facility };
+            let chain = self.on_chain(&u.source, kind).await?;
+            if let OnChain::Facility { facility, .. } = &chain {
+                round.moved_credits += self.move_late_usage(&u.source, &u.account, facility).await?;
+            }
+            let last = batches::last(&self.pool, &u.source).await?;
+            let seq = last.as_ref().map_or(chain.settled_seq(), |b| b.seq.max(chain.settled_seq())) + 1;
+            let min_window_end = last.map_or(0, |b| b.window_end).max(chain.last_window_end());
+            let cut = Cut {
+                source: &u.source,
+                account: &u.account,
+                kind,
+                seq,
+                min_window_end,
+                max_records: self.config.max_records,
+            };
+            if let Some(b) = batches::cut(&self.pool, cut).await? {
+                self.meter.add_batch(&b.source, b.seq, b.amount);
+                round.cut += 1;
+            }
+        }
+        let mut blocked: Option<String> = None;
+        for batch in batches::pending(&self.pool).await? {
+            // A source's batches go in seq order: after one fails, its later ones wait.
+            if blocked.as_deref() == Some(batch.source.as_str()) {
+                continue;
+            }
+            match self.settle(&batch).await {
+                Ok(true) => round.settled += 1,
+                Ok(false) => blocked = Some(batch.source.clone()),
+                Err(e) => {
+                    tracing::warn!(source = %batch.source, seq = batch.seq, error = %format!("{e:#}"), "batch not settled yet");
+                    blocked = Some(batch.source.clone());
+                }
+            }
+        }
+        Ok(round)
+    }
+
+    /// A frozen facility settles only what was metered before `frozen_at`, and only until
+    /// its settlement window closes; the rest is the borrower's to pay from the vault.
+    async fn move_late_usage(&self, facility: &str, account: &str, f: &Facility) -> Result<u64> {
+        let now = fetch::clock(&self.rpc).await?.unix_timestamp;
+        let (after_ms, from_seq) = match f.status {
+            FacilityStatus::Frozen if now <= f.settlement_window_end() => (Some(f.frozen_at * 1_000), None),
+            FacilityStatus::Frozen | FacilityStatus::Recovered => (None, Some(f.settlement.settled_seq + 1)),
+            _ => return Ok(0),
+        };
+        let moved = batches::move_records(&self.pool, facility, account, after_ms, from_seq).await?;
+        if moved > 0 {
+            self.meter.move_unsettled(facility, account, moved, from_seq);
+            tracing::info!(
+                facility,
+                account,
+                credits = moved,
+                "late usage of a frozen facility moved to the borrower's vault"
+            );
+        }
+        Ok(moved)
+    }
+
+    /// Brings one batch on chain; true once it is there.
+    async fn settle(&self, b: &Batch) -> Result<bool> {
+        let chain = self.on_chain(&b.source, b.kind).await?;
+        if chain.settled_seq() >= b.seq {
+            // It landed before (the process died before marking it, or the confirmation
+            // was lost): never send it again.
+            batches::mark_settled(&self.pool, &b.source, b.seq, None).await?;
+            return Ok(true);
+        }
+        if chain.settled_seq() + 1 != b.seq {
+            anyhow::bail!("batch {} of {} waits for seq {}", b.seq, b.source, chain.settled_seq() + 1);
+        }
+        let batch =
+            SettleBatch { seq: b.seq, amount: b.amount, batch_root: b.batch_root, window_end: b.window_end };
+        let ix = match &chain {
+            OnChain::Account { keys, .. } => {
+                compux_sdk::ix::settle(&self.market, &self.payer.pubkey(), keys, batch)
+            }
+            OnChain::Facility { keys, .. } => {
+                compux_sdk::ix::settle_facility(&self.market, &self.payer.pubkey(), keys, batch)
+            }
+        };
+        let what = format!("settle {} #{}", b.source, b.seq);
+        // The signature is stored before sending, so the batch can be found on chain
+        // whatever happens next.
+        let tx = compux_client::send::sign(&self.rpc, &self.payer, &[ix], &[]).await?;
+        batches::mark_sent(&self.pool, &b.source, b.seq, &tx.signatures[0].to_string()).await?;
+        match compux_client::send::submit(&self.rpc, Progress::Silent, &what, &tx).await {
+            Ok(sig) => {
+                batches::mark_settled(&self.pool, &b.source, b.seq, Some(&sig.to_string())).await?;
+                Ok(true)
+            }
+            Err(e) => {
+                // Landed despite the error (a lost confirmation)? The chain decides.
+                if self.on_chain(&b.source, b.kind).await?.settled_seq() >= b.seq {
+                    batches::mark_settled(&self.pool, &b.source, b.seq, None).await?;
+                    return Ok(true);
+                }
+                Err(e)
+            }
+        }
+    }
+}
