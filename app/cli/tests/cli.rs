@@ -161,9 +161,13 @@ fn spawn_up(dir: &Path, extra: &[&str], env: &[(&str, &str)], stderr: Stdio) -> 
 
 impl Up {
     fn start() -> Up {
-        let dir = tempfile::tempdir().unwrap();
         // Settlement only at 1,000 records: these tests assert exact balances.
-        let (child, summary) = spawn_up(dir.path(), &["--settle-flush-secs", "86400"], &[], Stdio::null());
+        Up::start_with(&["--settle-flush-secs", "86400"])
+    }
+
+    fn start_with(extra: &[&str]) -> Up {
+        let dir = tempfile::tempdir().unwrap();
+        let (child, summary) = spawn_up(dir.path(), extra, &[], Stdio::null());
         Up { child, summary, _dir: dir }
     }
 
@@ -560,4 +564,81 @@ fn after_kill_9_under_load_every_answered_request_has_exactly_one_usage_record()
     assert_eq!(proved["ok"], true, "{proved}");
     let missing = compux(&["audit", "prove", "no-such-receipt", "--relayer", relayer, "-u", rpc_url]);
     assert!(stderr(&missing).contains("404"));
+}
+
+/// POSTs a chat request; returns its receipt.
+fn chat_receipt(relayer: &str, key: &str) -> String {
+    let chat =
+        r#"{"model": "compux-sim-chat", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}"#;
+    let (status, head, body) = http_raw(relayer, "POST", "/v1/chat/completions", key, chat).unwrap();
+    assert_eq!(status, 200, "{body}");
+    head.lines()
+        .find_map(|l| l.strip_prefix("x-compux-receipt: "))
+        .expect("a receipt header")
+        .trim()
+        .to_string()
+}
+
+/// Waits (up to 30 s) until the relayer reports the receipt's batch settled; returns it.
+fn settled(relayer: &str, receipt: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, r) = http(relayer, "GET", &format!("/v1/receipts/{receipt}"), "", "");
+        if r["batch"]["settled_at_ms"].is_number() {
+            return r;
+        }
+        assert!(std::time::Instant::now() < deadline, "never settled: {r}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn financed_credits_are_burned_from_the_escrow_and_a_frozen_facility_stops_serving() {
+    let up = Up::start_with(&[]);
+    let (_, startup) = up.wallet("startup");
+    let (relayer, key) =
+        (up.summary["relayer_url"].as_str().unwrap(), up.summary["api_key"].as_str().unwrap());
+    let offer = &["lender", "offer", "--borrower", startup, "--principal", "1000"];
+    let facility = up.json("lender", offer)["facility"].as_str().unwrap().to_string();
+    up.json("startup", &["borrower", "accept", &facility]);
+    relayer_source(relayer, key, &facility, |v| v["available"].as_u64() > Some(0));
+
+    // Financed credits are spent first, and burned from the facility's escrow.
+    let receipt = chat_receipt(relayer, key);
+    let r = settled(relayer, &receipt);
+    assert_eq!(r["leaf"]["source"], facility.as_str());
+    let proved = up.json("admin", &["audit", "prove", &receipt, "--relayer", relayer]);
+    assert_eq!(proved["ok"], true, "{proved}");
+    let f = facility_state(&up, &facility);
+    assert_eq!(
+        f.burned_credits,
+        r["leaf"]["credits"].as_u64().unwrap(),
+        "the escrow burned exactly the charge"
+    );
+    assert_eq!(f.settlement.settled_seq, 1);
+    assert!(
+        up.json("admin", &["audit"])["ok"].as_bool().unwrap(),
+        "the market's invariants hold after the burn"
+    );
+
+    // Default and freeze: the relayer stops spending the facility, the vault serves.
+    up.json("startup", &["dev", "warp", "--by", "52d"]);
+    assert_eq!(up.json("lender", &["lender", "freeze", &facility])["status"], "Frozen");
+    relayer_source(relayer, key, &facility, |v| v["frozen"] == true);
+    let receipt = chat_receipt(relayer, key);
+    let r = settled(relayer, &receipt);
+    assert_ne!(r["leaf"]["source"], facility.as_str(), "served and burned from the vault");
+    assert_eq!(
+        facility_state(&up, &facility).settlement.settled_seq,
+        1,
+        "nothing more from the frozen escrow"
+    );
+    assert_eq!(up.json("admin", &["audit", "prove", &receipt, "--relayer", relayer])["ok"], true);
+}
+
+fn facility_state(up: &Up, facility: &str) -> compux_sdk::state::Facility {
+    let rpc = solana_rpc_client::nonblocking::rpc_client::RpcClient::new(up.url().into());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let address: solana_sdk::pubkey::Pubkey = facility.parse().unwrap();
+    runtime.block_on(compux_client::fetch::account_state(&rpc, &address)).unwrap().unwrap()
 }
