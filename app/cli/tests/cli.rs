@@ -556,6 +556,31 @@ fn after_kill_9_under_load_every_answered_request_has_exactly_one_usage_record()
         "burned on chain == charged in the ledger, to the unit"
     );
     assert!(state.settlement.settled_seq >= 1);
+    // Provider spend over settled burns reconciles with the chain to the unit.
+    let spend = stdout_json(&compux(&[
+        "usage",
+        "--relayer",
+        relayer,
+        "--api-key",
+        &key,
+        "--by",
+        "provider",
+        "--settled",
+        "--json",
+    ]));
+    let rows = spend["data"].as_array().unwrap();
+    let burned: u64 = rows.iter().map(|r| r["credits"].as_u64().unwrap()).sum();
+    assert_eq!(burned, state.settlement.total_settled, "{spend}");
+    assert!(rows.iter().all(|r| r["margin"].as_i64()
+        == Some(r["credits"].as_i64().unwrap() - r["provider_credits"].as_i64().unwrap())));
+    // Every receipt of the period, exported: each answered request is there, burned.
+    let export = compux(&["usage", "--relayer", relayer, "--api-key", &key, "--receipts"]);
+    assert!(export.status.success());
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&export.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let exported: std::collections::HashMap<&str, &Value> =
+        lines.iter().map(|l| (l["receipt"].as_str().unwrap(), l)).collect();
+    assert!(answered.iter().all(|id| exported.get(id.as_str()).is_some_and(|l| l["settled"] == true)));
 
     // Any answered request's receipt proves its burn from the chain.
     let receipt = &answered[answered.len() / 2];

@@ -293,6 +293,66 @@ pub async fn move_records(
     Ok(moved.max(0) as u64)
 }
 
+/// One line of a receipt export.
+#[derive(Clone, Debug, Serialize)]
+pub struct Listed {
+    pub receipt: String,
+    pub created_at_ms: i64,
+    pub source: String,
+    pub model: String,
+    pub provider: String,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub credits: u64,
+    /// The settlement batch, once cut (0: nothing to burn).
+    pub batch: Option<u64>,
+    pub settled: bool,
+}
+
+/// `account`'s receipts between two UTC days (inclusive, YYYY-MM-DD), oldest first, after
+/// the cursor `(created_at_ms, request_id)`, at most `limit`.
+pub async fn list(
+    pool: &SqlitePool,
+    account: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    after: Option<(i64, &str)>,
+    limit: u32,
+) -> Result<Vec<Listed>> {
+    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "SELECT u.request_id, u.created_at_ms, u.source, u.model, u.provider, u.input_tokens, u.output_tokens, \
+         u.credits_charged, u.settled_seq, b.settled_at_ms FROM usage_records u \
+         LEFT JOIN settle_batches b ON b.source = u.source AND b.seq = u.settled_seq WHERE u.account = ",
+    );
+    q.push_bind(account);
+    if let Some(from) = from {
+        q.push(" AND date(u.created_at_ms / 1000, 'unixepoch') >= ").push_bind(from);
+    }
+    if let Some(to) = to {
+        q.push(" AND date(u.created_at_ms / 1000, 'unixepoch') <= ").push_bind(to);
+    }
+    if let Some((ms, id)) = after {
+        q.push(" AND (u.created_at_ms, u.request_id) > (").push_bind(ms).push(", ").push_bind(id).push(")");
+    }
+    q.push(" ORDER BY u.created_at_ms, u.request_id LIMIT ").push_bind(i64::from(limit));
+    let rows = q.build().fetch_all(pool).await?;
+    Ok(rows
+        .iter()
+        .map(|r| Listed {
+            receipt: r.get(0),
+            created_at_ms: r.get(1),
+            source: r.get(2),
+            model: r.get(3),
+            provider: r.get(4),
+            input_tokens: r.get::<i64, _>(5) as u64,
+            output_tokens: r.get::<i64, _>(6) as u64,
+            credits: r.get::<i64, _>(7) as u64,
+            batch: r.get::<Option<i64>, _>(8).map(|s| s as u64),
+            settled: r.get::<Option<i64>, _>(9).is_some(),
+        })
+        .collect())
+}
+
 /// Everything needed to check one request's burn: its leaf, its batch, and the Merkle proof.
 #[derive(Clone, Debug, Serialize)]
 pub struct Receipt {

@@ -38,6 +38,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/keys"),
     ("POST", "/v1/keys/list"),
     ("POST", "/v1/keys/revoke"),
+    ("GET", "/v1/receipts"),
     ("GET", "/v1/receipts/{id}"),
     ("GET", "/v1/batches"),
     ("GET", "/metrics"),
@@ -97,6 +98,7 @@ impl Gateway {
             .route("/v1/keys", post(key_create))
             .route("/v1/keys/list", post(key_list))
             .route("/v1/keys/revoke", post(key_revoke))
+            .route("/v1/receipts", get(receipts))
             .route("/v1/receipts/{id}", get(receipt))
             .route("/v1/batches", get(batches_of))
             .route("/metrics", get(metrics))
@@ -431,6 +433,7 @@ struct UsageParams {
     group_by: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    settled: Option<bool>,
 }
 
 fn usage_query(p: UsageParams) -> Result<UsageQuery, ApiError> {
@@ -458,7 +461,12 @@ fn usage_query(p: UsageParams) -> Result<UsageQuery, ApiError> {
         )),
         other => Ok(other),
     };
-    Ok(UsageQuery { group_by, from: day(p.from, "from")?, to: day(p.to, "to")? })
+    Ok(UsageQuery {
+        group_by,
+        from: day(p.from, "from")?,
+        to: day(p.to, "to")?,
+        settled: p.settled.unwrap_or(false),
+    })
 }
 
 fn is_day(d: &str) -> bool {
@@ -478,6 +486,69 @@ async fn receipt(
         Some(r) => Ok(Json(json!(r))),
         None => Err(ApiError::not_found("receipt_not_found", format!("No usage record has the id {id:?}."))),
     }
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReceiptParams {
+    from: Option<String>,
+    to: Option<String>,
+    /// The `next` of the previous page.
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+/// The most receipts one page holds.
+const RECEIPTS_PAGE: u32 = 10_000;
+
+/// The key's account's receipts for a period, oldest first, a page at a time (`next` is the
+/// cursor for the following page, absent on the last).
+async fn receipts(
+    State(g): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    params: Result<axum::extract::Query<ReceiptParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, caller) = g.caller(&headers)?;
+    let p = params.map_err(|e| ApiError::bad_request("invalid_value", None, format!("{e}.")))?.0;
+    let period =
+        usage_query(UsageParams { group_by: Some("none".into()), from: p.from, to: p.to, settled: None })?;
+    let limit = p.limit.unwrap_or(1_000);
+    if !(1..=RECEIPTS_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_value",
+            Some("limit"),
+            format!("`limit` must be from 1 to {RECEIPTS_PAGE}."),
+        ));
+    }
+    let after = match p.after.as_deref() {
+        None => None,
+        Some(cursor) => {
+            Some(cursor.split_once(':').and_then(|(ms, id)| Some((ms.parse::<i64>().ok()?, id))).ok_or_else(
+                || {
+                    ApiError::bad_request(
+                        "invalid_value",
+                        Some("after"),
+                        "`after` takes the `next` of the previous page.",
+                    )
+                },
+            )?)
+        }
+    };
+    g.ledger.flush().await.map_err(ApiError::internal)?;
+    let page = crate::batches::list(
+        g.ledger.pool(),
+        &caller.account,
+        period.from.as_deref(),
+        period.to.as_deref(),
+        after,
+        limit,
+    )
+    .await
+    .map_err(ApiError::internal)?;
+    let next = (page.len() == limit as usize)
+        .then(|| page.last().map(|l| format!("{}:{}", l.created_at_ms, l.receipt)))
+        .flatten();
+    Ok(Json(json!({"object": "list", "account": caller.account, "data": page, "next": next})))
 }
 
 #[derive(Debug, serde::Deserialize)]

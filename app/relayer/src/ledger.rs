@@ -84,6 +84,9 @@ pub struct UsageQuery {
     pub group_by: Vec<Dim>,
     pub from: Option<String>,
     pub to: Option<String>,
+    /// Only records burned on chain (in a settled batch): provider spend that reconciles
+    /// with the chain.
+    pub settled: bool,
 }
 
 /// Spend of one group: the dimensions grouped by are set, the others absent.
@@ -104,6 +107,11 @@ pub struct UsageRow {
     pub credits: u64,
     /// What the providers charge for the same requests, in credit base units.
     pub provider_credits: u64,
+    /// The marketplace's margin: credits - provider_credits (negative when a provider
+    /// charged more than the caller paid, e.g. a reply without usage).
+    pub margin: i64,
+    /// Of `credits`, those burned on chain so far.
+    pub settled_credits: u64,
 }
 
 /// What the ingesting task is sent, in journal order.
@@ -248,10 +256,15 @@ impl Ledger {
         }
         sql.push(
             "COUNT(*) AS requests, SUM(u.input_tokens) AS input, SUM(u.output_tokens) AS output, \
-             SUM(u.credits_charged) AS credits, SUM(COALESCE(u.provider_cost, u.credits_charged)) AS provider_credits \
-             FROM usage_records u LEFT JOIN api_keys k ON k.key_hash = u.key_hash WHERE u.account = ",
+             SUM(u.credits_charged) AS credits, SUM(COALESCE(u.provider_cost, u.credits_charged)) AS provider_credits, \
+             SUM(CASE WHEN b.settled_at_ms IS NOT NULL THEN u.credits_charged ELSE 0 END) AS settled_credits \
+             FROM usage_records u LEFT JOIN api_keys k ON k.key_hash = u.key_hash \
+             LEFT JOIN settle_batches b ON b.source = u.source AND b.seq = u.settled_seq WHERE u.account = ",
         );
         sql.push_bind(account);
+        if q.settled {
+            sql.push(" AND b.settled_at_ms IS NOT NULL");
+        }
         if let Some(from) = &q.from {
             sql.push(" AND date(u.created_at_ms / 1000, 'unixepoch') >= ").push_bind(from);
         }
@@ -284,6 +297,8 @@ impl Ledger {
                 output_tokens: count(r, "output"),
                 credits: count(r, "credits"),
                 provider_credits: count(r, "provider_credits"),
+                margin: count(r, "credits") as i64 - count(r, "provider_credits") as i64,
+                settled_credits: count(r, "settled_credits"),
             })
             .collect())
     }

@@ -793,3 +793,50 @@ async fn the_openapi_document_lists_exactly_the_routes_served() {
         assert!(doc.pointer(&pointer).is_some(), "dangling $ref {pointer}");
     }
 }
+
+#[tokio::test]
+async fn receipts_are_exported_a_page_at_a_time_and_each_reply_names_its_own() {
+    let (client, _g, _dir, _up) = one_provider("", 1_000_000).await;
+    let base = client.config().api_base().to_string();
+    let http = reqwest::Client::new();
+    let mut issued = Vec::new();
+    for _ in 0..3 {
+        let res = http
+            .post(format!("{base}/chat/completions"))
+            .bearer_auth(KEY)
+            .json(&serde_json::json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}))
+            .send()
+            .await
+            .unwrap();
+        let receipt = res.headers()["x-compux-receipt"].to_str().unwrap().to_string();
+        assert_eq!(receipt, res.headers()["x-compux-request-id"].to_str().unwrap());
+        issued.push(receipt);
+    }
+    let get = |query: String| {
+        let req = http.get(format!("{base}/receipts{query}")).bearer_auth(KEY);
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, first) = get("?limit=2".into()).await;
+    assert_eq!(status, 200, "{first}");
+    let next = first["next"].as_str().expect("a second page").to_string();
+    let (_, second) = get(format!("?limit=2&after={next}")).await;
+    assert!(second["next"].is_null(), "the last page");
+    let mut exported: Vec<String> = [&first, &second]
+        .iter()
+        .flat_map(|p| {
+            p["data"].as_array().unwrap().iter().map(|r| r["receipt"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert!(second["data"][0]["settled"] == false && second["data"][0]["batch"].is_null(), "no settler here");
+    exported.sort();
+    issued.sort();
+    assert_eq!(exported, issued, "every receipt once, across pages");
+    for bad in ["?limit=0", "?limit=10001", "?after=nonsense", "?from=someday"] {
+        assert_eq!(get(bad.into()).await.0, 400, "{bad}");
+    }
+    let (status, one) = get(format!("/{}", issued[0])).await;
+    assert_eq!((status, one["leaf"]["request_id"].as_str()), (200, Some(issued[0].as_str())));
+}

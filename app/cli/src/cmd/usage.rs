@@ -27,21 +27,24 @@ pub struct UsageArgs {
     /// Last UTC day to include, YYYY-MM-DD.
     #[arg(long)]
     to: Option<String>,
+    /// Only usage burned on chain: provider spend that reconciles with the chain.
+    #[arg(long)]
+    settled: bool,
+    /// Export every receipt of the period instead, one JSON object per line (for
+    /// `compux audit prove`, or your own books).
+    #[arg(long, conflicts_with_all = ["by", "settled"])]
+    receipts: bool,
 }
 
 fn credits(v: &Value) -> String {
     units::format(v.as_u64().unwrap_or(0), CREDIT_DECIMALS)
 }
 
-pub async fn run(ctx: &Ctx, a: UsageArgs) -> Result<()> {
-    let url = format!("{}/usage", a.relayer.trim_end_matches('/'));
-    let mut query = vec![("group_by", a.by.clone())];
-    query.extend(a.from.map(|d| ("from", d)));
-    query.extend(a.to.map(|d| ("to", d)));
+async fn get(url: &str, key: &str, query: &[(&str, String)]) -> Result<Value> {
     let res = reqwest::Client::new()
-        .get(&url)
-        .bearer_auth(a.api_key.trim())
-        .query(&query)
+        .get(url)
+        .bearer_auth(key.trim())
+        .query(query)
         .send()
         .await
         .with_context(|| format!("cannot reach the relayer at {url}: is it running (`compux up`)?"))?;
@@ -51,6 +54,39 @@ pub async fn run(ctx: &Ctx, a: UsageArgs) -> Result<()> {
         let msg = body["error"]["message"].as_str().unwrap_or("no error message");
         return Err(anyhow!("the relayer refused ({status}): {msg}"));
     }
+    Ok(body)
+}
+
+pub async fn run(ctx: &Ctx, a: UsageArgs) -> Result<()> {
+    let base = a.relayer.trim_end_matches('/');
+    let mut period = Vec::new();
+    period.extend(a.from.map(|d| ("from", d)));
+    period.extend(a.to.map(|d| ("to", d)));
+    if a.receipts {
+        let mut after: Option<String> = None;
+        let mut count = 0usize;
+        loop {
+            let mut query = period.clone();
+            query.push(("limit", "10000".into()));
+            query.extend(after.take().map(|c| ("after", c)));
+            let page = get(&format!("{base}/receipts"), &a.api_key, &query).await?;
+            for r in page["data"].as_array().into_iter().flatten() {
+                crate::output::line(&r.to_string());
+                count += 1;
+            }
+            eprintln!("{count} receipts exported...");
+            match page["next"].as_str() {
+                Some(next) => after = Some(next.to_string()),
+                None => return Ok(()),
+            }
+        }
+    }
+    let mut query = period;
+    query.push(("group_by", a.by.clone()));
+    if a.settled {
+        query.push(("settled", "true".into()));
+    }
+    let body = get(&format!("{base}/usage"), &a.api_key, &query).await?;
     ctx.emit(body.clone(), || human(&body));
     Ok(())
 }
@@ -75,16 +111,28 @@ fn human(body: &Value) -> String {
         return out.join("\n");
     }
     out.push(format!(
-        "{:<10} {:<16} {:<18} {:<26} {:>8} {:>10} {:>10} {:>14} {:>14}",
-        "day", "key", "model", "provider", "requests", "input", "output", "credits", "provider cost"
+        "{:<10} {:<16} {:<18} {:<26} {:>8} {:>10} {:>10} {:>14} {:>14} {:>14} {:>14}",
+        "day",
+        "key",
+        "model",
+        "provider",
+        "requests",
+        "input",
+        "output",
+        "credits",
+        "provider cost",
+        "margin",
+        "burned"
     ));
     let text = |r: &Value, f: &str| r[f].as_str().unwrap_or("*").to_string();
     let mut total = (0u64, 0u64);
     for r in &rows {
         total.0 += r["credits"].as_u64().unwrap_or(0);
         total.1 += r["provider_credits"].as_u64().unwrap_or(0);
+        let margin = r["margin"].as_i64().unwrap_or(0);
+        let sign = if margin < 0 { "-" } else { "" };
         out.push(format!(
-            "{:<10} {:<16} {:<18} {:<26} {:>8} {:>10} {:>10} {:>14} {:>14}",
+            "{:<10} {:<16} {:<18} {:<26} {:>8} {:>10} {:>10} {:>14} {:>14} {:>14} {:>14}",
             text(r, "day"),
             text(r, "key"),
             text(r, "model"),
@@ -93,7 +141,9 @@ fn human(body: &Value) -> String {
             r["input_tokens"],
             r["output_tokens"],
             credits(&r["credits"]),
-            credits(&r["provider_credits"])
+            credits(&r["provider_credits"]),
+            format!("{sign}{}", units::format(margin.unsigned_abs(), CREDIT_DECIMALS)),
+            credits(&r["settled_credits"])
         ));
     }
     out.push(format!(
