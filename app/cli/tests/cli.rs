@@ -161,8 +161,9 @@ fn spawn_up(dir: &Path, extra: &[&str], env: &[(&str, &str)], stderr: Stdio) -> 
 
 impl Up {
     fn start() -> Up {
-        // Settlement only at 1,000 records: these tests assert exact balances.
-        Up::start_with(&["--settle-flush-secs", "86400"])
+        // Settlement only at 1,000 records and refills only by hand: these tests assert
+        // exact balances.
+        Up::start_with(&["--settle-flush-secs", "86400", "--no-auto-refill"])
     }
 
     fn start_with(extra: &[&str]) -> Up {
@@ -376,6 +377,19 @@ fn operator_and_startup_commands_through_the_binary() {
     let listed = up.json("startup", &["keys", "list", "--relayer", &relayer]);
     assert_eq!(listed["data"][0]["id"], issued["id"]);
     assert_eq!(listed["data"][0]["requests_per_minute"], 1);
+    // Low-balance webhooks, managed with the key.
+    let api = ["--relayer", relayer.as_str(), "--api-key", key];
+    let add = [&["alerts", "add", "--url", "http://127.0.0.1:9/hook", "--below", "2.5"][..], &api].concat();
+    let added = up.json("startup", &add);
+    assert_eq!(added["below"], 2_500_000);
+    assert!(added["secret"].as_str().unwrap().starts_with("whsec_"));
+    let id = added["id"].as_str().unwrap();
+    assert_eq!(up.json("startup", &[&["alerts", "list"][..], &api].concat())["data"][0]["id"], id);
+    let remove = [&["alerts", "remove", id][..], &api].concat();
+    up.json("startup", &remove);
+    assert!(stderr(&up.run("startup", &remove)).contains("404"));
+    let bad = [&["alerts", "add", "--url", "nope", "--below", "1"][..], &api].concat();
+    assert!(stderr(&up.run("startup", &bad)).contains("url"));
     up.json("startup", &["keys", "revoke", issued["id"].as_str().unwrap(), "--relayer", &relayer]);
     assert_eq!(http(&relayer, "POST", "/v1/chat/completions", key, chat).0, 401, "revoked at once");
 
@@ -623,6 +637,29 @@ fn financed_credits_are_burned_from_the_escrow_and_a_frozen_facility_stops_servi
     let (_, startup) = up.wallet("startup");
     let (relayer, key) =
         (up.summary["relayer_url"].as_str().unwrap(), up.summary["api_key"].as_str().unwrap());
+
+    // The relayer sends the permissionless auto-refill when the vault is below its threshold.
+    let credits = || up.json("startup", &["status"])["credit_accounts"][0]["credits"].as_u64().unwrap();
+    let before = credits();
+    let refill = [
+        "auto-refill",
+        "--threshold",
+        "100000",
+        "--refill",
+        "10",
+        "--max-quote-per-refill",
+        "1",
+        "--cap",
+        "0.15",
+    ];
+    up.json("startup", &refill);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while credits() == before {
+        assert!(std::time::Instant::now() < deadline, "the relayer never refilled");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert_eq!(credits(), before + 10_000_000, "one refill of 10 credits");
+    up.json("startup", &["auto-refill", "--off"]);
     let offer = &["lender", "offer", "--borrower", startup, "--principal", "1000"];
     let facility = up.json("lender", offer)["facility"].as_str().unwrap().to_string();
     up.json("startup", &["borrower", "accept", &facility]);

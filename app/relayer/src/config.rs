@@ -42,6 +42,9 @@ pub struct Config {
     pub keys: Vec<Key>,
     /// Burn metered usage on chain (needs `market` and the market's relayer keypair).
     pub settler: Option<crate::settler::SettlerConfig>,
+    /// How low-balance webhooks are checked and retried.
+    #[serde(default)]
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 fn default_breaker_threshold() -> u32 {

@@ -41,6 +41,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/receipts"),
     ("GET", "/v1/receipts/{id}"),
     ("GET", "/v1/batches"),
+    ("POST", "/v1/alerts"),
+    ("GET", "/v1/alerts"),
+    ("DELETE", "/v1/alerts/{id}"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
 ];
@@ -101,6 +104,8 @@ impl Gateway {
             .route("/v1/receipts", get(receipts))
             .route("/v1/receipts/{id}", get(receipt))
             .route("/v1/batches", get(batches_of))
+            .route("/v1/alerts", post(alert_add).get(alert_list))
+            .route("/v1/alerts/{id}", axum::routing::delete(alert_remove))
             .route("/metrics", get(metrics))
             .route("/openapi.json", get(|| async { ([("content-type", "application/json")], OPENAPI) }))
             .layer(axum::middleware::from_fn_with_state(self.clone(), observe))
@@ -385,6 +390,7 @@ async fn observe(
     let route = match ROUTES.iter().find(|(_, p)| *p == path) {
         Some((_, p)) => p,
         None if path.starts_with("/v1/receipts/") => "/v1/receipts/{id}",
+        None if path.starts_with("/v1/alerts/") => "/v1/alerts/{id}",
         None => "unmatched",
     }
     .to_string();
@@ -569,6 +575,40 @@ async fn batches_of(
     let list =
         crate::batches::of_source(g.ledger.pool(), &params.source).await.map_err(ApiError::internal)?;
     Ok(Json(json!({"object": "list", "source": params.source, "data": list})))
+}
+
+/// Registers a low-balance webhook for the key's account; the signing secret is returned
+/// this once.
+async fn alert_add(
+    State(g): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let (_, caller) = g.caller(&headers)?;
+    let new: crate::alerts::NewAlert = json_body(&body)?;
+    let (alert, secret) = crate::alerts::add(g.ledger.pool(), &caller.account, new).await?;
+    Ok(Json(
+        json!({"id": alert.id, "account": alert.account, "url": alert.url, "below": alert.below, "secret": secret}),
+    ))
+}
+
+async fn alert_list(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let (_, caller) = g.caller(&headers)?;
+    let list =
+        crate::alerts::list(g.ledger.pool(), Some(&caller.account)).await.map_err(ApiError::internal)?;
+    Ok(Json(json!({"object": "list", "data": list})))
+}
+
+async fn alert_remove(
+    State(g): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (_, caller) = g.caller(&headers)?;
+    if !crate::alerts::remove(g.ledger.pool(), &caller.account, &id).await.map_err(ApiError::internal)? {
+        return Err(ApiError::not_found("alert_not_found", format!("This account has no alert {id:?}.")));
+    }
+    Ok(Json(json!({"deleted": id})))
 }
 
 async fn usage(

@@ -7,6 +7,7 @@
 //! the SQLite usage ledger, on-chain balance refresh and OpenAI-shaped errors.
 //! Wallet-issued API keys (challenge, signature, hashed storage, revocation) and metrics.
 
+pub mod alerts;
 pub mod balances;
 pub mod batches;
 pub mod config;
@@ -54,6 +55,7 @@ pub async fn start(path: &Path) -> anyhow::Result<Running> {
     let g = gateway.clone();
     balances::spawn_refresher(rpc_url, meter, Arc::new(move || g.keys.accounts()), every).await?;
     let addr = serve(gateway.clone()).await?;
+    alerts::spawn(ledger_copy.pool().clone(), meter_copy.clone(), config_copy.alerts.clone());
     if let Some(settler) = settler(path, &config_copy, ledger_copy, meter_copy).await? {
         settler.spawn();
     }
@@ -73,7 +75,10 @@ pub async fn settler(
     let payer = solana_sdk::signature::read_keypair_file(&keypair_path)
         .map_err(|e| anyhow::anyhow!("cannot read the settler keypair {}: {e}", keypair_path.display()))?;
     let market = market.parse().map_err(|_| anyhow::anyhow!("`market` {market:?} is not an address"))?;
-    Ok(Some(settler::Settler::new(ledger, meter, &config.rpc_url, &market, payer, s.clone()).await?))
+    let accounts = config.keys.iter().map(|k| k.account.clone()).collect();
+    Ok(Some(
+        settler::Settler::new(ledger, meter, &config.rpc_url, &market, payer, s.clone(), accounts).await?,
+    ))
 }
 
 /// Runs only the settler of the configuration at `path` (`compux settler`), against the

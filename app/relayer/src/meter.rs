@@ -68,6 +68,8 @@ struct State {
     /// Per source, the settlement batches (seq -> amount) not yet seen burned in a balance
     /// snapshot: still part of `unsettled`.
     batches: HashMap<String, std::collections::BTreeMap<u64, u64>>,
+    /// Sources a balance snapshot has been recorded for.
+    known: std::collections::HashSet<String>,
 }
 
 #[derive(Default)]
@@ -94,9 +96,9 @@ impl Meter {
         f(self.lock().balances.entry(source.to_string()).or_default())
     }
 
-    /// Records a source's on-chain balance and whether it is frozen (background refresh).
+    /// Records a source's on-chain balance (a snapshot without settlement state).
     pub fn set_onchain(&self, source: &str, onchain: u64) {
-        self.with(source, |b| b.onchain = onchain);
+        self.set_chain(source, onchain, 0);
     }
 
     /// Records a balance snapshot: the source's on-chain credits and its on-chain
@@ -115,6 +117,12 @@ impl Meter {
         let b = s.balances.entry(source.to_string()).or_default();
         b.onchain = onchain;
         b.unsettled = b.unsettled.saturating_sub(burned);
+        s.known.insert(source.to_string());
+    }
+
+    /// Whether a balance snapshot of `source` has been recorded yet.
+    pub fn known(&self, source: &str) -> bool {
+        self.lock().known.contains(source)
     }
 
     /// A settlement batch was cut from `source`'s unsettled charges (they keep counting

@@ -47,6 +47,19 @@ pub struct SettlerConfig {
     /// Time between rounds.
     #[serde(default = "default_interval_ms")]
     pub interval_ms: u64,
+    /// Send the permissionless `auto_refill` for credit accounts below their on-chain
+    /// threshold (checked every `refill_every_secs`).
+    #[serde(default = "default_true")]
+    pub auto_refill: bool,
+    #[serde(default = "default_refill_every_secs")]
+    pub refill_every_secs: u64,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_refill_every_secs() -> u64 {
+    5
 }
 
 fn default_min_records() -> usize {
@@ -92,6 +105,11 @@ pub struct Settler {
     payer: Keypair,
     market: MarketKeys,
     config: SettlerConfig,
+    /// Credit accounts of the configuration's keys (others come from the ledger).
+    accounts: Vec<String>,
+    /// When the last auto-refill check ran, and each account's last refill attempt.
+    refills:
+        std::sync::Mutex<(Option<std::time::Instant>, std::collections::HashMap<Pubkey, std::time::Instant>)>,
 }
 
 /// What one round did.
@@ -100,6 +118,7 @@ pub struct Round {
     pub cut: usize,
     pub settled: usize,
     pub moved_credits: u64,
+    pub refilled: usize,
 }
 
 impl Settler {
@@ -110,13 +129,24 @@ impl Settler {
         market: &Pubkey,
         payer: Keypair,
         config: SettlerConfig,
+        accounts: Vec<String>,
     ) -> Result<Settler> {
         let rpc = RpcClient::new_with_commitment(
             rpc_url.to_string(),
             solana_rpc_client_api::config::CommitmentConfig::confirmed(),
         );
         let (market, _) = fetch::market(&rpc, market).await?;
-        Ok(Settler { pool: ledger.pool().clone(), ledger, meter, rpc, payer, market, config })
+        Ok(Settler {
+            pool: ledger.pool().clone(),
+            ledger,
+            meter,
+            rpc,
+            payer,
+            market,
+            config,
+            accounts,
+            refills: Default::default(),
+        })
     }
 
     /// Runs rounds forever; a failed round is logged and retried.
@@ -128,6 +158,7 @@ impl Settler {
                         cut = r.cut,
                         settled = r.settled,
                         moved_credits = r.moved_credits,
+                        refilled = r.refilled,
                         "settlement round"
                     ),
                     Ok(_) => {}
@@ -210,7 +241,73 @@ impl Settler {
                 }
             }
         }
+        if self.config.auto_refill {
+            round.refilled = self.refill().await?;
+        }
         Ok(round)
+    }
+
+    /// Sends `auto_refill` for every credit account (of a key, or with usage) whose vault
+    /// is below its configured threshold, at most once a minute per account: the program
+    /// checks the threshold, the delegation and the cap, so a refused attempt costs a fee.
+    async fn refill(&self) -> Result<usize> {
+        let every = Duration::from_secs(self.config.refill_every_secs.max(1));
+        {
+            let mut r = self.refills.lock().unwrap_or_else(|e| e.into_inner());
+            if r.0.is_some_and(|t| t.elapsed() < every) {
+                return Ok(0);
+            }
+            r.0 = Some(std::time::Instant::now());
+        }
+        let mut accounts: Vec<String> = sqlx::query_scalar(
+            "SELECT account FROM api_keys WHERE revoked_at_ms IS NULL UNION SELECT DISTINCT account FROM usage_records",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        accounts.extend(self.accounts.iter().cloned());
+        accounts.sort();
+        accounts.dedup();
+        let keys: Vec<Pubkey> = accounts.iter().filter_map(|a| Pubkey::from_str(a).ok()).collect();
+        let vaults = keys.iter().map(|k| compux_sdk::pda::credit_vault(k).0);
+        let wanted: Vec<Pubkey> = keys.iter().copied().chain(vaults).collect();
+        let fetched = fetch::accounts(&self.rpc, &wanted).await?;
+        let (states, vaults) = fetched.split_at(keys.len());
+        let mut sent = 0;
+        for ((address, state), vault) in keys.iter().zip(states).zip(vaults) {
+            let Some(ca) =
+                state.as_ref().and_then(|a| compux_sdk::decode::account::<CreditAccount>(&a.data).ok())
+            else {
+                continue;
+            };
+            let balance = vault.as_ref().and_then(|v| fetch::token_amount_of(&v.data)).unwrap_or(0);
+            let r = ca.auto_refill;
+            if ca.market != self.market.market
+                || !r.enabled()
+                || balance >= r.threshold
+                || r.spent_quote >= r.cap_quote
+            {
+                continue;
+            }
+            {
+                let mut refills = self.refills.lock().unwrap_or_else(|e| e.into_inner());
+                if refills.1.get(address).is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
+                    continue;
+                }
+                refills.1.insert(*address, std::time::Instant::now());
+            }
+            let ix = compux_sdk::ix::auto_refill(&self.market, &ca.owner, &r.source);
+            let what = format!("auto-refill {address}");
+            match compux_client::send(&self.rpc, Progress::Silent, &what, &self.payer, &[ix], &[]).await {
+                Ok(sig) => {
+                    tracing::info!(account = %address, %sig, credits = r.refill_credits, "auto-refill sent");
+                    sent += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(account = %address, error = %format!("{e:#}"), "auto-refill refused")
+                }
+            }
+        }
+        Ok(sent)
     }
 
     /// A frozen facility settles only what was metered before `frozen_at`, and only until

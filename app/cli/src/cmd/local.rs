@@ -62,6 +62,9 @@ pub struct UpArgs {
     /// seconds when traffic is light.
     #[arg(long, default_value_t = 2)]
     settle_flush_secs: u64,
+    /// Do not let the relayer send auto-refills (leave them to `compux crank auto-refill`).
+    #[arg(long)]
+    no_auto_refill: bool,
 }
 
 pub async fn localnet(ctx: &Ctx, a: LocalnetArgs) -> Result<()> {
@@ -131,8 +134,9 @@ async fn demo_relayer(
          [[providers.models]]\nname = \"{SIM_MODEL}\"\ninput_per_1m = 3000000\noutput_per_1m = 6000000\n\n\
          # Burns metered usage on chain with the market's relayer key: batches of 1,000 records,\n\
          # or after flush_secs when traffic is light.\n\
-         [settler]\nkeypair = \"relayer.json\"\nmin_records = 1000\nflush_secs = {flush}\n",
+         [settler]\nkeypair = \"relayer.json\"\nmin_records = 1000\nflush_secs = {flush}\nauto_refill = {refill}\nrefill_every_secs = 1\n",
         flush = a.settle_flush_secs,
+        refill = !a.no_auto_refill,
         port = a.relayer_port,
         market = m.market,
         hash = compux_relayer::gateway::key_hash(&api_key),

@@ -1,6 +1,7 @@
 //! The subcommands, one module per role.
 
 mod admin;
+mod alerts;
 mod audit;
 mod borrower;
 mod dev;
@@ -122,6 +123,9 @@ pub enum Command {
     /// What an API key's credit account spent through the relayer (by day, key, model,
     /// provider) and where its credits stand.
     Usage(usage::UsageArgs),
+    /// Low-balance webhooks (HMAC-signed) for an API key's credit account.
+    #[command(subcommand)]
+    Alerts(alerts::Alerts),
     /// Localnet development helpers.
     #[command(subcommand)]
     Dev(dev::Dev),
@@ -161,6 +165,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<()> {
         }
         Command::Dev(d) => dev::dev(ctx, d).await,
         Command::Usage(a) => usage::run(ctx, a).await,
+        Command::Alerts(a) => alerts::run(ctx, a).await,
         Command::Keys(k) => keys::run(ctx, k).await,
     }
 }
