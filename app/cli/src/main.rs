@@ -7,6 +7,7 @@ mod output;
 mod cmd;
 mod ctx;
 mod logs;
+mod relayer_api;
 mod wallet;
 
 use std::path::PathBuf;

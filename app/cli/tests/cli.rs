@@ -431,18 +431,7 @@ fn operator_and_startup_commands_through_the_binary() {
 
     // Auto-refill: below its threshold, anyone's crank buys the configured credits.
     let before = credits("startup");
-    let refill = [
-        "auto-refill",
-        "--threshold",
-        "100000",
-        "--refill",
-        "10",
-        "--max-quote-per-refill",
-        "1",
-        "--cap",
-        "5",
-    ];
-    up.json("startup", &refill);
+    up.json("startup", &auto_refill_of_10("5"));
     let (_, startup) = up.wallet("startup");
     up.json("lender", &["crank", "auto-refill", startup]);
     assert_eq!(credits("startup"), before + 10_000_000);
@@ -641,18 +630,7 @@ fn financed_credits_are_burned_from_the_escrow_and_a_frozen_facility_stops_servi
     // The relayer sends the permissionless auto-refill when the vault is below its threshold.
     let credits = || up.json("startup", &["status"])["credit_accounts"][0]["credits"].as_u64().unwrap();
     let before = credits();
-    let refill = [
-        "auto-refill",
-        "--threshold",
-        "100000",
-        "--refill",
-        "10",
-        "--max-quote-per-refill",
-        "1",
-        "--cap",
-        "0.15",
-    ];
-    up.json("startup", &refill);
+    up.json("startup", &auto_refill_of_10("0.15"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while credits() == before {
         assert!(std::time::Instant::now() < deadline, "the relayer never refilled");
@@ -703,4 +681,10 @@ fn facility_state(up: &Up, facility: &str) -> compux_sdk::state::Facility {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let address: solana_sdk::pubkey::Pubkey = facility.parse().unwrap();
     runtime.block_on(compux_client::fetch::account_state(&rpc, &address)).unwrap().unwrap()
+}
+
+/// `compux auto-refill` of 10 credits whenever the vault holds fewer than 100,000, spending
+/// at most `cap` quote tokens.
+fn auto_refill_of_10(cap: &str) -> [&str; 9] {
+    ["auto-refill", "--threshold", "100000", "--refill", "10", "--max-quote-per-refill", "1", "--cap", cap]
 }

@@ -1,12 +1,13 @@
 //! `compux alerts`: low-balance webhooks for an API key's credit account (docs/alerts.md).
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use compux_sdk::constants::CREDIT_DECIMALS;
 use compux_sdk::units;
 use serde_json::{json, Value};
 
 use crate::ctx::Ctx;
+use crate::relayer_api::Call;
 
 #[derive(Subcommand)]
 pub enum Alerts {
@@ -45,21 +46,13 @@ pub struct Api {
 }
 
 async fn call(api: &Api, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
-    let url = format!("{}/{path}", api.relayer.trim_end_matches('/'));
-    let mut req = reqwest::Client::new().request(method, &url).bearer_auth(api.api_key.trim());
-    if let Some(b) = body {
-        req = req.json(&b);
+    let call = Call::get(&api.relayer, path).key(&api.api_key);
+    match body {
+        Some(b) => call.send_json(method, b),
+        None => Call { method, ..call },
     }
-    let res = req.send().await.with_context(|| format!("cannot reach the relayer at {url}"))?;
-    let status = res.status();
-    let v: Value = res.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        return Err(anyhow!(
-            "the relayer refused ({status}): {}",
-            v["error"]["message"].as_str().unwrap_or("no message")
-        ));
-    }
-    Ok(v)
+    .run()
+    .await
 }
 
 pub async fn run(ctx: &Ctx, a: Alerts) -> Result<()> {

@@ -4,9 +4,10 @@ use anyhow::{bail, Context, Result};
 use compux_client::fetch;
 use compux_sdk::audit;
 use compux_sdk::state::FacilityStatus;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::ctx::Ctx;
+use crate::relayer_api::Call;
 
 pub async fn audit(ctx: &Ctx) -> Result<()> {
     let (m, _) = ctx.market().await?;
@@ -83,24 +84,7 @@ pub async fn prove(ctx: &Ctx, relayer: &str, receipt: &str) -> Result<()> {
     use compux_sdk::math::usage_chain::next_usage_chain;
     use compux_sdk::receipt::{self as r, hex32, Leaf, Step};
 
-    let relayer = relayer.trim_end_matches('/');
-    let http = reqwest::Client::new();
-    let get = |url: String| {
-        let req = http.get(&url);
-        async move {
-            let res = req.send().await.with_context(|| format!("cannot reach the relayer at {url}"))?;
-            let status = res.status();
-            let body: Value = res.json().await.unwrap_or(Value::Null);
-            if !status.is_success() {
-                bail!(
-                    "the relayer answered {status}: {}",
-                    body["error"]["message"].as_str().unwrap_or("no message")
-                );
-            }
-            Ok(body)
-        }
-    };
-    let got = get(format!("{relayer}/receipts/{receipt}")).await?;
+    let got = Call::get(relayer, &format!("receipts/{receipt}")).run().await?;
     let leaf: Leaf = serde_json::from_value(got["leaf"].clone()).context("the receipt's leaf")?;
     let mut checks: Vec<String> = Vec::new();
     let mut check = |ok: bool, what: String| -> Result<()> {
@@ -126,7 +110,8 @@ pub async fn prove(ctx: &Ctx, relayer: &str, receipt: &str) -> Result<()> {
     )?;
 
     let source: solana_sdk::pubkey::Pubkey = leaf.source.parse().context("the receipt's source")?;
-    let list = get(format!("{relayer}/batches?source={source}")).await?;
+    let query = [("source", source.to_string())];
+    let list = Call::get(relayer, "batches").query(&query).run().await?;
     let batches = list["data"].as_array().cloned().unwrap_or_default();
     let mut chain = [0u8; 32];
     for (i, b) in batches.iter().enumerate() {

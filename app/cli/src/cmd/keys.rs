@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use solana_sdk::signature::Signer;
 
 use crate::ctx::Ctx;
+use crate::relayer_api::Call;
 
 #[derive(Subcommand)]
 pub enum Keys {
@@ -35,34 +36,21 @@ pub enum Keys {
     },
 }
 
-async fn post(http: &reqwest::Client, url: &str, body: Value) -> Result<Value> {
-    let res = http
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the relayer at {url}"))?;
-    let status = res.status();
-    let v: Value = res.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        let msg = v["error"]["message"].as_str().unwrap_or("no error message");
-        return Err(anyhow!("the relayer refused ({status}): {msg}"));
-    }
-    Ok(v)
+async fn post(relayer: &str, path: &str, body: Value) -> Result<Value> {
+    Call::get(relayer, path).send_json(reqwest::Method::POST, body).run().await
 }
 
 /// A challenge from the relayer, signed by the wallet.
-async fn signed(ctx: &Ctx, http: &reqwest::Client, relayer: &str) -> Result<Value> {
+async fn signed(ctx: &Ctx, relayer: &str) -> Result<Value> {
     let wallet = ctx.wallet()?;
     let owner = wallet.pubkey().to_string();
-    let c = post(http, &format!("{relayer}/keys/challenge"), json!({"owner": owner})).await?;
+    let c = post(relayer, "keys/challenge", json!({"owner": owner})).await?;
     let challenge = c["challenge"].as_str().ok_or_else(|| anyhow!("the relayer sent no challenge"))?;
     let signature = wallet.sign_message(challenge.as_bytes()).to_string();
     Ok(json!({"owner": owner, "challenge": challenge, "signature": signature}))
 }
 
 pub async fn run(ctx: &Ctx, k: Keys) -> Result<()> {
-    let http = reqwest::Client::new();
     match k {
         Keys::Create { relayer, credits_per_day, requests_per_minute } => {
             let relayer = relayer.trim_end_matches('/');
@@ -70,9 +58,9 @@ pub async fn run(ctx: &Ctx, k: Keys) -> Result<()> {
                 .map(|c| compux_sdk::units::parse(&c, compux_sdk::constants::CREDIT_DECIMALS))
                 .transpose()
                 .context("--credits-per-day")?;
-            let mut body = signed(ctx, &http, relayer).await?;
+            let mut body = signed(ctx, relayer).await?;
             body["limits"] = json!({"credits_per_day": per_day, "requests_per_minute": requests_per_minute});
-            let issued = post(&http, &format!("{relayer}/keys"), body).await?;
+            let issued = post(relayer, "keys", body).await?;
             ctx.emit(issued.clone(), || {
                 format!(
                     "API key (shown once; store it): {}\n  id {}  spends from credit account {}",
@@ -84,8 +72,7 @@ pub async fn run(ctx: &Ctx, k: Keys) -> Result<()> {
         }
         Keys::List { relayer } => {
             let relayer = relayer.trim_end_matches('/');
-            let list =
-                post(&http, &format!("{relayer}/keys/list"), signed(ctx, &http, relayer).await?).await?;
+            let list = post(relayer, "keys/list", signed(ctx, relayer).await?).await?;
             ctx.emit(list.clone(), || {
                 let rows: Vec<String> = list["data"]
                     .as_array()
@@ -121,9 +108,9 @@ pub async fn run(ctx: &Ctx, k: Keys) -> Result<()> {
         }
         Keys::Revoke { id, relayer } => {
             let relayer = relayer.trim_end_matches('/');
-            let mut body = signed(ctx, &http, relayer).await?;
+            let mut body = signed(ctx, relayer).await?;
             body["id"] = json!(id);
-            let done = post(&http, &format!("{relayer}/keys/revoke"), body).await?;
+            let done = post(relayer, "keys/revoke", body).await?;
             ctx.emit(done, || format!("key {id} revoked"));
         }
     }

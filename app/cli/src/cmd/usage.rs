@@ -2,13 +2,14 @@
 //! day, key, model and provider, and where its credits stand (each source's on-chain,
 //! unsettled, held and available credits).
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::Result;
 use clap::Args;
 use compux_sdk::constants::CREDIT_DECIMALS;
 use compux_sdk::units;
 use serde_json::Value;
 
 use crate::ctx::Ctx;
+use crate::relayer_api::Call;
 
 #[derive(Args)]
 pub struct UsageArgs {
@@ -40,25 +41,8 @@ fn credits(v: &Value) -> String {
     units::format(v.as_u64().unwrap_or(0), CREDIT_DECIMALS)
 }
 
-async fn get(url: &str, key: &str, query: &[(&str, String)]) -> Result<Value> {
-    let res = reqwest::Client::new()
-        .get(url)
-        .bearer_auth(key.trim())
-        .query(query)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the relayer at {url}: is it running (`compux up`)?"))?;
-    let status = res.status();
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        let msg = body["error"]["message"].as_str().unwrap_or("no error message");
-        return Err(anyhow!("the relayer refused ({status}): {msg}"));
-    }
-    Ok(body)
-}
-
 pub async fn run(ctx: &Ctx, a: UsageArgs) -> Result<()> {
-    let base = a.relayer.trim_end_matches('/');
+    let base = a.relayer.as_str();
     let mut period = Vec::new();
     period.extend(a.from.map(|d| ("from", d)));
     period.extend(a.to.map(|d| ("to", d)));
@@ -69,7 +53,7 @@ pub async fn run(ctx: &Ctx, a: UsageArgs) -> Result<()> {
             let mut query = period.clone();
             query.push(("limit", "10000".into()));
             query.extend(after.take().map(|c| ("after", c)));
-            let page = get(&format!("{base}/receipts"), &a.api_key, &query).await?;
+            let page = Call::get(base, "receipts").key(&a.api_key).query(&query).run().await?;
             for r in page["data"].as_array().into_iter().flatten() {
                 crate::output::line(&r.to_string());
                 count += 1;
@@ -86,7 +70,7 @@ pub async fn run(ctx: &Ctx, a: UsageArgs) -> Result<()> {
     if a.settled {
         query.push(("settled", "true".into()));
     }
-    let body = get(&format!("{base}/usage"), &a.api_key, &query).await?;
+    let body = Call::get(base, "usage").key(&a.api_key).query(&query).run().await?;
     ctx.emit(body.clone(), || human(&body));
     Ok(())
 }
