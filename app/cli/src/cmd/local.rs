@@ -294,6 +294,13 @@ pub async fn up(ctx: &Ctx, a: UpArgs) -> Result<()> {
             startup.pubkey()
         );
         out!("  compux{url} audit");
+        out!("  compux usage --relayer {relayer_url} --api-key {api_key}");
+        out!("  compux{url} audit prove <x-compux-receipt of a reply> --relayer {relayer_url}");
+        out!(
+            "  the settler burns usage on chain every {} s (or per 1,000 requests); auto-refill is {}",
+            a.settle_flush_secs,
+            if a.no_auto_refill { "off" } else { "on" }
+        );
         out!("Ctrl-C stops it; the chain and wallets stay in {}.", a.data_dir.display());
     }
     wait_for_ctrl_c(net).await
