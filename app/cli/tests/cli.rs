@@ -592,6 +592,53 @@ fn after_kill_9_under_load_every_answered_request_has_exactly_one_usage_record()
     assert_eq!(proved["ok"], true, "{proved}");
     let missing = compux(&["audit", "prove", "no-such-receipt", "--relayer", relayer, "-u", rpc_url]);
     assert!(stderr(&missing).contains("404"));
+
+    // Under that load, at least 1,000 records shared one settle.
+    let (_, list) = http(relayer, "GET", &format!("/v1/batches?source={account}"), "", "");
+    let largest =
+        list["data"].as_array().unwrap().iter().filter_map(|b| b["records"].as_u64()).max().unwrap();
+    if answered.len() >= 1_500 {
+        assert!(largest >= 1_000, "largest batch {largest} records: {list}");
+    } else {
+        eprintln!("only {} requests answered: the batch-size check needs 1,500", answered.len());
+    }
+
+    // The process dies after the last batch landed but before it was marked: restarted, the
+    // settler finds it on chain and marks it, and burns nothing twice.
+    let last_seq = state.settlement.settled_seq;
+    drop(_up);
+    runtime.block_on(async {
+        let ledger = compux_relayer::Ledger::open(&ledger_path).await.unwrap();
+        let unmarked = sqlx::query("UPDATE settle_batches SET settled_at_ms = NULL WHERE seq = ?")
+            .bind(last_seq as i64)
+            .execute(ledger.pool())
+            .await
+            .unwrap();
+        assert_eq!(unmarked.rows_affected(), 1);
+    });
+    let (child, summary) = spawn_up(dir.path(), &[], &[], Stdio::null());
+    let _up = Up { child, summary: summary.clone(), _dir: tempfile::tempdir().unwrap() };
+    let relayer = summary["relayer_url"].as_str().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, list) = http(relayer, "GET", &format!("/v1/batches?source={account}"), "", "");
+        let last = list["data"].as_array().unwrap().iter().find(|b| b["seq"] == last_seq).cloned().unwrap();
+        if last["settled_at_ms"].is_number() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the unmarked batch was never reconciled: {list}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let rpc = solana_rpc_client::nonblocking::rpc_client::RpcClient::new(
+        summary["rpc_url"].as_str().unwrap().into(),
+    );
+    let after: compux_sdk::state::CreditAccount =
+        runtime.block_on(compux_client::fetch::account_state(&rpc, &account)).unwrap().unwrap();
+    assert_eq!(
+        (after.settlement.settled_seq, after.settlement.total_settled),
+        (last_seq, state.settlement.total_settled),
+        "found on chain and marked; nothing burned twice"
+    );
 }
 
 /// POSTs a chat request; returns its receipt.
