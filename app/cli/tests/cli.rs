@@ -669,7 +669,9 @@ fn settled(relayer: &str, receipt: &str) -> Value {
 
 #[test]
 fn financed_credits_are_burned_from_the_escrow_and_a_frozen_facility_stops_serving() {
-    let up = Up::start_with(&[]);
+    // Balances are refreshed hourly here: the relayer sees the facility, its burns and its
+    // freeze only through chain events (logsSubscribe), as they happen.
+    let up = Up::start_with(&["--balance-refresh-secs", "3600"]);
     let (_, startup) = up.wallet("startup");
     let (relayer, key) =
         (up.summary["relayer_url"].as_str().unwrap(), up.summary["api_key"].as_str().unwrap());

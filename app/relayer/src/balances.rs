@@ -80,12 +80,14 @@ pub async fn refresh(rpc: &RpcClient, meter: &Meter, accounts: &[String]) -> Res
 /// The accounts to keep fresh, asked anew each round (keys come and go).
 pub type Accounts = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 
-/// Refreshes now, then every `every` in the background.
+/// Refreshes now, then every `every` in the background, and soon after `wake` is notified
+/// (a chain event; see `watch.rs`).
 pub async fn spawn_refresher(
     rpc_url: String,
     meter: Arc<Meter>,
     accounts: Accounts,
     every: Duration,
+    wake: Arc<tokio::sync::Notify>,
 ) -> Result<()> {
     let rpc = RpcClient::new(rpc_url);
     if let Err(e) = refresh(&rpc, &meter, &accounts()).await {
@@ -95,7 +97,13 @@ pub async fn spawn_refresher(
     }
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(every).await;
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = wake.notified() => {
+                    // Let a burst of events (one transaction logs several) settle first.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
             if let Err(e) = refresh(&rpc, &meter, &accounts()).await {
                 tracing::warn!(error = %format!("{e:#}"), "balance refresh failed");
             }

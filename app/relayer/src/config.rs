@@ -22,7 +22,10 @@ pub struct Config {
     /// The SQLite usage ledger, relative to the configuration file.
     #[serde(default = "default_ledger")]
     pub ledger: std::path::PathBuf,
-    /// Seconds between on-chain balance refreshes.
+    /// Solana PubSub endpoint for chain events (freezes, purchases, burns); by default the
+    /// RPC URL's next port (`ws://host:8900` for `http://host:8899`).
+    pub ws_url: Option<String>,
+    /// Seconds between on-chain balance refreshes (chain events also trigger one).
     #[serde(default = "default_refresh_secs")]
     pub balance_refresh_secs: u64,
     /// Completion tokens assumed for the hold when a request sets no `max_tokens`.

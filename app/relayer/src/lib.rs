@@ -24,6 +24,7 @@ pub mod routing;
 pub mod settler;
 pub mod sim;
 mod sse;
+pub mod watch;
 
 pub use config::Config;
 pub use gateway::{serve, Gateway};
@@ -53,7 +54,10 @@ pub async fn start(path: &Path) -> anyhow::Result<Running> {
     let (config_copy, ledger_copy, meter_copy) = (config.clone(), ledger.clone(), meter.clone());
     let gateway = Gateway::new(config, meter.clone(), ledger).await?;
     let g = gateway.clone();
-    balances::spawn_refresher(rpc_url, meter, Arc::new(move || g.keys.accounts()), every).await?;
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let ws_url = config_copy.ws_url.clone().unwrap_or_else(|| watch::pubsub_url(&rpc_url));
+    watch::spawn(ws_url, meter.clone(), wake.clone());
+    balances::spawn_refresher(rpc_url, meter, Arc::new(move || g.keys.accounts()), every, wake).await?;
     let addr = serve(gateway.clone()).await?;
     alerts::spawn(ledger_copy.pool().clone(), meter_copy.clone(), config_copy.alerts.clone());
     if let Some(settler) = settler(path, &config_copy, ledger_copy, meter_copy).await? {

@@ -65,6 +65,9 @@ pub struct UpArgs {
     /// Do not let the relayer send auto-refills (leave them to `compux crank auto-refill`).
     #[arg(long)]
     no_auto_refill: bool,
+    /// Seconds between the relayer's balance refreshes (chain events trigger one at once).
+    #[arg(long, default_value_t = 2)]
+    balance_refresh_secs: u64,
 }
 
 pub async fn localnet(ctx: &Ctx, a: LocalnetArgs) -> Result<()> {
@@ -126,7 +129,7 @@ async fn demo_relayer(
     let account = m.credit_account(&startup.pubkey()).address;
     let config = format!(
         "# Written by `compux up`: the demo relayer in front of two SIMULATED providers.\n\
-         listen = \"127.0.0.1:{port}\"\nrpc_url = \"{rpc_url}\"\nledger = \"relayer-ledger.sqlite\"\nmarket = \"{market}\"\n\n\
+         listen = \"127.0.0.1:{port}\"\nrpc_url = \"{rpc_url}\"\nledger = \"relayer-ledger.sqlite\"\nmarket = \"{market}\"\nbalance_refresh_secs = {refresh}\n\n\
          [[keys]]\nsha256 = \"{hash}\"\naccount = \"{account}\"\n\n\
          [[providers]]\nname = \"sim-economy (simulated)\"\nbase_url = \"{economy}\"\n\
          [[providers.models]]\nname = \"{SIM_MODEL}\"\ninput_per_1m = 1000000\noutput_per_1m = 2000000\n\n\
@@ -136,6 +139,7 @@ async fn demo_relayer(
          # or after flush_secs when traffic is light.\n\
          [settler]\nkeypair = \"relayer.json\"\nmin_records = 1000\nflush_secs = {flush}\nauto_refill = {refill}\nrefill_every_secs = 1\n",
         flush = a.settle_flush_secs,
+        refresh = a.balance_refresh_secs,
         refill = !a.no_auto_refill,
         port = a.relayer_port,
         market = m.market,
