@@ -77,8 +77,17 @@ fn default_interval_ms() -> u64 {
 
 /// What a source is on chain, as far as settling goes.
 enum OnChain {
-    Account { keys: CreditAccountKeys, settled_seq: u64, last_window_end: i64 },
-    Facility { keys: FacilityKeys, facility: Box<Facility> },
+    Account {
+        keys: CreditAccountKeys,
+        settled_seq: u64,
+        last_window_end: i64,
+    },
+    Facility {
+        keys: FacilityKeys,
+        facility: Box<Facility>,
+    },
+    /// A facility closed (its account is gone): nothing more can burn from it.
+    Closed,
 }
 
 impl OnChain {
@@ -86,6 +95,7 @@ impl OnChain {
         match self {
             OnChain::Account { settled_seq, .. } => *settled_seq,
             OnChain::Facility { facility, .. } => facility.settlement.settled_seq,
+            OnChain::Closed => 0,
         }
     }
 
@@ -93,6 +103,7 @@ impl OnChain {
         match self {
             OnChain::Account { last_window_end, .. } => *last_window_end,
             OnChain::Facility { facility, .. } => facility.settlement.last_window_end,
+            OnChain::Closed => 0,
         }
     }
 }
@@ -182,15 +193,13 @@ impl Settler {
                     last_window_end: ca.settlement.last_window_end,
                 }
             }
-            SourceKind::Facility => {
-                let f: Facility = fetch::account_state(&self.rpc, &address)
-                    .await?
-                    .with_context(|| format!("facility {source} not found"))?;
-                OnChain::Facility {
+            SourceKind::Facility => match fetch::account_state::<Facility>(&self.rpc, &address).await? {
+                Some(f) => OnChain::Facility {
                     keys: FacilityKeys::derive(&f.market, &f.lender, f.nonce),
                     facility: Box::new(f),
-                }
-            }
+                },
+                None => OnChain::Closed,
+            },
         })
     }
 
@@ -202,28 +211,11 @@ impl Settler {
         for u in batches::unbatched(&self.pool).await? {
             let due = u.records as usize >= self.config.min_records
                 || now_ms - u.oldest_ms >= (self.config.flush_secs * 1_000) as i64;
-            if !due {
-                continue;
-            }
-            let kind = if u.source == u.account { SourceKind::CreditAccount } else { SourceKind::Facility };
-            let chain = self.on_chain(&u.source, kind).await?;
-            if let OnChain::Facility { facility, .. } = &chain {
-                round.moved_credits += self.move_late_usage(&u.source, &u.account, facility).await?;
-            }
-            let last = batches::last(&self.pool, &u.source).await?;
-            let seq = last.as_ref().map_or(chain.settled_seq(), |b| b.seq.max(chain.settled_seq())) + 1;
-            let min_window_end = last.map_or(0, |b| b.window_end).max(chain.last_window_end());
-            let cut = Cut {
-                source: &u.source,
-                account: &u.account,
-                kind,
-                seq,
-                min_window_end,
-                max_records: self.config.max_records,
-            };
-            if let Some(b) = batches::cut(&self.pool, cut).await? {
-                self.meter.add_batch(&b.source, b.seq, b.amount);
-                round.cut += 1;
+            // One source's trouble (an RPC error, a closed facility) never stalls the others.
+            if due {
+                if let Err(e) = self.cut_due(&u, &mut round).await {
+                    tracing::warn!(source = %u.source, error = %format!("{e:#}"), "batch not cut yet");
+                }
             }
         }
         let mut blocked: Option<String> = None;
@@ -310,6 +302,53 @@ impl Settler {
         Ok(sent)
     }
 
+    /// Cuts the next batch of a source whose records are due.
+    async fn cut_due(&self, u: &batches::Unbatched, round: &mut Round) -> Result<()> {
+        let kind = if u.source == u.account { SourceKind::CreditAccount } else { SourceKind::Facility };
+        let chain = self.on_chain(&u.source, kind).await?;
+        match &chain {
+            OnChain::Facility { facility, .. } => {
+                round.moved_credits += self.move_late_usage(&u.source, &u.account, facility).await?;
+            }
+            OnChain::Closed => {
+                round.moved_credits += self.move_all(&u.source, &u.account).await?;
+                return Ok(());
+            }
+            OnChain::Account { .. } => {}
+        }
+        let last = batches::last(&self.pool, &u.source).await?;
+        let seq = last.as_ref().map_or(chain.settled_seq(), |b| b.seq.max(chain.settled_seq())) + 1;
+        let min_window_end = last.map_or(0, |b| b.window_end).max(chain.last_window_end());
+        let max_records = self.config.max_records;
+        let cut = Cut { source: &u.source, account: &u.account, kind, seq, min_window_end, max_records };
+        if let Some(b) = batches::cut(&self.pool, cut).await? {
+            self.meter.add_batch(&b.source, b.seq, b.amount);
+            round.cut += 1;
+        }
+        Ok(())
+    }
+
+    /// A closed facility burns nothing more: its unbatched records and the batches that
+    /// never landed are the borrower's vault's. (A batch that landed but was not yet marked
+    /// when the facility closed would be charged twice; batches are marked as they land and
+    /// a facility closes only after repayment, so this is logged, not expected.)
+    async fn move_all(&self, facility: &str, account: &str) -> Result<u64> {
+        let pending = batches::pending(&self.pool).await?;
+        let first_pending = pending.iter().find(|b| b.source == facility).map(|b| b.seq);
+        let from_seq = Some(first_pending.unwrap_or(u64::MAX));
+        let moved = batches::move_records(&self.pool, facility, account, None, from_seq).await?;
+        if moved > 0 {
+            self.meter.move_unsettled(facility, account, moved, first_pending);
+            tracing::warn!(
+                facility,
+                account,
+                credits = moved,
+                "usage of a closed facility moved to the borrower's vault"
+            );
+        }
+        Ok(moved)
+    }
+
     /// A frozen facility settles only what was metered before `frozen_at`, and only until
     /// its settlement window closes; the rest is the borrower's to pay from the vault.
     async fn move_late_usage(&self, facility: &str, account: &str, f: &Facility) -> Result<u64> {
@@ -335,6 +374,10 @@ impl Settler {
     /// Brings one batch on chain; true once it is there.
     async fn settle(&self, b: &Batch) -> Result<bool> {
         let chain = self.on_chain(&b.source, b.kind).await?;
+        if let OnChain::Closed = chain {
+            self.move_all(&b.source, &b.account).await?;
+            return Ok(false);
+        }
         if chain.settled_seq() >= b.seq {
             // It landed before (the process died before marking it, or the confirmation
             // was lost): never send it again.
@@ -353,6 +396,7 @@ impl Settler {
             OnChain::Facility { keys, .. } => {
                 compux_sdk::ix::settle_facility(&self.market, &self.payer.pubkey(), keys, batch)
             }
+            OnChain::Closed => anyhow::bail!("facility {} is closed", b.source),
         };
         let what = format!("settle {} #{}", b.source, b.seq);
         // The signature is stored before sending, so the batch can be found on chain
