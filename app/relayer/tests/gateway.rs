@@ -205,6 +205,32 @@ async fn errors_have_openai_shape_status_and_code() {
         api_error(stranger.chat().create(ask(5)).await.unwrap_err()),
         (401, Some("invalid_api_key".into()))
     );
+
+    // 400: a parameter out of range, named in the error.
+    let e = client.chat().create(ask(2_000_000)).await.unwrap_err();
+    let OpenAIError::ApiError(r) = e else { panic!("expected an API error") };
+    assert_eq!(
+        (r.status_code.as_u16(), r.api_error.code.as_deref(), r.api_error.param.as_deref()),
+        (400, Some("invalid_value"), Some("max_completion_tokens"))
+    );
+
+    // 502: every provider failed with a 5xx; nothing charged.
+    let broken = provider("broken", Some(500)).await;
+    let (client, g, _dir) = gateway(&[(&broken, 1, 1)], 1_000_000).await;
+    let res = reqwest::Client::new()
+        .post(format!("{}/chat/completions", client.config().api_base()))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 502);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(
+        (body["error"]["type"].as_str(), body["error"]["code"].as_str()),
+        (Some("upstream_error"), Some("upstream_unavailable"))
+    );
+    assert_eq!((g.meter.balance(ACCOUNT).unsettled, g.ledger.count().await.unwrap()), (0, 0));
 }
 
 #[tokio::test]
