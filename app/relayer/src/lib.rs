@@ -60,10 +60,28 @@ pub async fn start(path: &Path) -> anyhow::Result<Running> {
     balances::spawn_refresher(rpc_url, meter, Arc::new(move || g.keys.accounts()), every, wake).await?;
     let addr = serve(gateway.clone()).await?;
     alerts::spawn(ledger_copy.pool().clone(), meter_copy.clone(), config_copy.alerts.clone());
+    follow_batches(ledger_copy.clone(), meter_copy.clone());
     if let Some(settler) = settler(path, &config_copy, ledger_copy, meter_copy).await? {
         settler.spawn();
     }
     Ok(Running { addr, gateway })
+}
+
+/// Learns the settlement batches cut by a settler in another process (`compux settler`), so
+/// that the balance snapshot that shows a burn also drops its batch from the unsettled
+/// charges. Idempotent with the batches the in-process settler registers.
+fn follow_batches(ledger: Ledger, meter: Arc<Meter>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            match batches::unconfirmed_for_meter(ledger.pool()).await {
+                Ok(list) => {
+                    list.into_iter().for_each(|(source, seq, amount)| meter.add_batch(&source, seq, amount))
+                }
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot read settlement batches"),
+            }
+        }
+    });
 }
 
 /// The settler a configuration asks for, if any.

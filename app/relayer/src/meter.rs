@@ -70,6 +70,9 @@ struct State {
     batches: HashMap<String, std::collections::BTreeMap<u64, u64>>,
     /// Sources a balance snapshot has been recorded for.
     known: std::collections::HashSet<String>,
+    /// Per source, the highest on-chain `settled_seq` a snapshot showed: batches up to it
+    /// are already in the balance and must never be registered (and dropped) again.
+    seen_seq: HashMap<String, u64>,
 }
 
 #[derive(Default)]
@@ -118,6 +121,8 @@ impl Meter {
         b.onchain = onchain;
         b.unsettled = b.unsettled.saturating_sub(burned);
         s.known.insert(source.to_string());
+        let seen = s.seen_seq.entry(source.to_string()).or_default();
+        *seen = (*seen).max(settled_seq);
     }
 
     /// Whether a balance snapshot of `source` has been recorded yet.
@@ -127,8 +132,13 @@ impl Meter {
 
     /// A settlement batch was cut from `source`'s unsettled charges (they keep counting
     /// until a balance snapshot shows the burn).
+    /// Idempotent; a batch a snapshot already showed burned is ignored.
     pub fn add_batch(&self, source: &str, seq: u64, amount: u64) {
-        self.lock().batches.entry(source.to_string()).or_default().insert(seq, amount);
+        let mut s = self.lock();
+        if s.seen_seq.get(source).is_some_and(|&seen| seq <= seen) {
+            return;
+        }
+        s.batches.entry(source.to_string()).or_default().insert(seq, amount);
     }
 
     /// Unsettled charges moved from one source to another (a frozen facility's late usage
@@ -384,6 +394,12 @@ mod tests {
             (0, 20),
             "a void batch burns nothing"
         );
+        // A batch learnt again after a snapshot showed it (another process cut it) is not
+        // subtracted twice.
+        m.hold("a", 10, None).unwrap().charge(10);
+        m.add_batch("a", 1, 40);
+        m.set_chain("a", 60, 5);
+        assert_eq!(m.balance("a").unsettled, 10);
     }
 
     proptest! {
