@@ -24,6 +24,10 @@ cargo run -q -p compux-idl -- --check
 step "cargo test (program math + property tests, then the solana-program-test suite)"
 cargo test --workspace
 
+step "the relayer's tests again on PostgreSQL (the same tests, a fresh database each)"
+pg_url="${COMPUX_TEST_POSTGRES_URL:-$(bash scripts/postgres.sh | tail -1)}"
+COMPUX_TEST_LEDGER=postgres COMPUX_TEST_POSTGRES_URL="$pg_url" cargo test -p compux-relayer
+
 step "@solana/web3.js and Anchor's TypeScript client against \`compux up\`"
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
     (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)

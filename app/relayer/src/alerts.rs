@@ -16,7 +16,9 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::Sha256;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
+
+use crate::db::Pool;
 
 use crate::error::ApiError;
 use crate::meter::Meter;
@@ -74,7 +76,7 @@ pub struct NewAlert {
     pub below: u64,
 }
 
-fn alert_of(r: &sqlx::sqlite::SqliteRow) -> Alert {
+fn alert_of(r: &crate::db::Row) -> Alert {
     Alert {
         id: r.get("id"),
         account: r.get("account"),
@@ -85,7 +87,7 @@ fn alert_of(r: &sqlx::sqlite::SqliteRow) -> Alert {
 }
 
 /// Registers an alert for `account`; returns it and its signing secret (shown once).
-pub async fn add(pool: &SqlitePool, account: &str, new: NewAlert) -> Result<(Alert, String), ApiError> {
+pub async fn add(pool: &Pool, account: &str, new: NewAlert) -> Result<(Alert, String), ApiError> {
     let url =
         reqwest::Url::parse(&new.url).ok().filter(|u| matches!(u.scheme(), "http" | "https")).ok_or_else(
             || ApiError::bad_request("invalid_value", Some("url"), "`url` must be an http(s) URL."),
@@ -100,7 +102,7 @@ pub async fn add(pool: &SqlitePool, account: &str, new: NewAlert) -> Result<(Ale
     let id = format!("alert_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let secret = format!("whsec_{}", uuid::Uuid::new_v4().simple());
     sqlx::query(
-        "INSERT INTO alerts (id, account, url, below, secret, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO alerts (id, account, url, below, secret, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&id)
     .bind(account)
@@ -116,10 +118,10 @@ pub async fn add(pool: &SqlitePool, account: &str, new: NewAlert) -> Result<(Ale
     Ok((alert, secret))
 }
 
-pub async fn list(pool: &SqlitePool, account: Option<&str>) -> anyhow::Result<Vec<Alert>> {
+pub async fn list(pool: &Pool, account: Option<&str>) -> anyhow::Result<Vec<Alert>> {
     let rows = match account {
         Some(a) => {
-            sqlx::query("SELECT * FROM alerts WHERE account = ? ORDER BY created_at_ms")
+            sqlx::query("SELECT * FROM alerts WHERE account = $1 ORDER BY created_at_ms")
                 .bind(a)
                 .fetch_all(pool)
                 .await?
@@ -130,8 +132,8 @@ pub async fn list(pool: &SqlitePool, account: Option<&str>) -> anyhow::Result<Ve
 }
 
 /// Removes one of `account`'s alerts; false if it has none by that id.
-pub async fn remove(pool: &SqlitePool, account: &str, id: &str) -> anyhow::Result<bool> {
-    let done = sqlx::query("DELETE FROM alerts WHERE id = ? AND account = ?")
+pub async fn remove(pool: &Pool, account: &str, id: &str) -> anyhow::Result<bool> {
+    let done = sqlx::query("DELETE FROM alerts WHERE id = $1 AND account = $2")
         .bind(id)
         .bind(account)
         .execute(pool)
@@ -147,7 +149,7 @@ pub fn sign(secret: &str, timestamp: i64, body: &str) -> String {
 }
 
 /// Checks balances every `check_secs` and delivers alerts that crossed their threshold.
-pub fn spawn(pool: SqlitePool, meter: Arc<Meter>, config: AlertsConfig) {
+pub fn spawn(pool: Pool, meter: Arc<Meter>, config: AlertsConfig) {
     let fired: Arc<Mutex<HashSet<String>>> = Arc::default();
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("an HTTP client");
     tokio::spawn(async move {

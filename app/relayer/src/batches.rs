@@ -5,7 +5,9 @@
 use anyhow::Result;
 use compux_sdk::receipt::{self, hex32, Leaf, Step};
 use serde::Serialize;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
+
+use crate::db::{Pool, Row as DbRow, Sql};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -57,9 +59,9 @@ pub struct Unbatched {
     pub oldest_ms: i64,
 }
 
-pub async fn unbatched(pool: &SqlitePool) -> Result<Vec<Unbatched>> {
+pub async fn unbatched(pool: &Pool) -> Result<Vec<Unbatched>> {
     let rows = sqlx::query(
-        "SELECT source, account, COUNT(*) AS n, MIN(created_at_ms) AS oldest FROM usage_records \
+        "SELECT source, account, CAST(COUNT(*) AS BIGINT) AS n, MIN(created_at_ms) AS oldest FROM usage_records \
          WHERE settled_seq IS NULL GROUP BY source, account ORDER BY oldest",
     )
     .fetch_all(pool)
@@ -75,7 +77,7 @@ pub async fn unbatched(pool: &SqlitePool) -> Result<Vec<Unbatched>> {
         .collect())
 }
 
-fn batch_of(r: &sqlx::sqlite::SqliteRow) -> Batch {
+fn batch_of(r: &DbRow) -> Batch {
     Batch {
         source: r.get("source"),
         kind: SourceKind::parse(r.get("kind")),
@@ -94,9 +96,9 @@ const BATCH_COLUMNS: &str =
     "source, kind, account, seq, amount, batch_root, window_end, records, signature, settled_at_ms";
 
 /// The newest batch of `source`, if any.
-pub async fn last(pool: &SqlitePool, source: &str) -> Result<Option<Batch>> {
+pub async fn last(pool: &Pool, source: &str) -> Result<Option<Batch>> {
     let row = sqlx::query(&format!(
-        "SELECT {BATCH_COLUMNS} FROM settle_batches WHERE source = ? ORDER BY seq DESC LIMIT 1"
+        "SELECT {BATCH_COLUMNS} FROM settle_batches WHERE source = $1 ORDER BY seq DESC LIMIT 1"
     ))
     .bind(source)
     .fetch_optional(pool)
@@ -105,7 +107,7 @@ pub async fn last(pool: &SqlitePool, source: &str) -> Result<Option<Batch>> {
 }
 
 /// Batches not known to be on chain, oldest first (per source, in `seq` order).
-pub async fn pending(pool: &SqlitePool) -> Result<Vec<Batch>> {
+pub async fn pending(pool: &Pool) -> Result<Vec<Batch>> {
     let rows = sqlx::query(&format!(
         "SELECT {BATCH_COLUMNS} FROM settle_batches WHERE settled_at_ms IS NULL ORDER BY source, seq"
     ))
@@ -115,9 +117,9 @@ pub async fn pending(pool: &SqlitePool) -> Result<Vec<Batch>> {
 }
 
 /// Every batch of `source`, in `seq` order (what an auditor replays into `usage_chain`).
-pub async fn of_source(pool: &SqlitePool, source: &str) -> Result<Vec<Batch>> {
+pub async fn of_source(pool: &Pool, source: &str) -> Result<Vec<Batch>> {
     let rows =
-        sqlx::query(&format!("SELECT {BATCH_COLUMNS} FROM settle_batches WHERE source = ? ORDER BY seq"))
+        sqlx::query(&format!("SELECT {BATCH_COLUMNS} FROM settle_batches WHERE source = $1 ORDER BY seq"))
             .bind(source)
             .fetch_all(pool)
             .await?;
@@ -127,7 +129,7 @@ pub async fn of_source(pool: &SqlitePool, source: &str) -> Result<Vec<Batch>> {
 /// Batches the hard cap must still count until a balance snapshot shows them burned: the
 /// pending ones and the last few settled per source (a lagging RPC node may not show them
 /// yet), as (source, seq, amount).
-pub async fn unconfirmed_for_meter(pool: &SqlitePool) -> Result<Vec<(String, u64, u64)>> {
+pub async fn unconfirmed_for_meter(pool: &Pool) -> Result<Vec<(String, u64, u64)>> {
     let rows = sqlx::query(
         "SELECT b.source, b.seq, b.amount FROM settle_batches b \
          WHERE b.settled_at_ms IS NULL OR b.seq > (SELECT MAX(seq) - 16 FROM settle_batches c WHERE c.source = b.source)",
@@ -137,7 +139,7 @@ pub async fn unconfirmed_for_meter(pool: &SqlitePool) -> Result<Vec<(String, u64
     Ok(rows.iter().map(|r| (r.get(0), r.get::<i64, _>(1) as u64, r.get::<i64, _>(2) as u64)).collect())
 }
 
-fn leaf_of(r: &sqlx::sqlite::SqliteRow) -> Leaf {
+fn leaf_of(r: &DbRow) -> Leaf {
     Leaf {
         request_id: r.get("request_id"),
         source: r.get("source"),
@@ -167,11 +169,11 @@ pub struct Cut<'a> {
 /// Cuts the next batch of `c.source` out of its oldest unbatched records, in one
 /// transaction: the records get the batch's `seq` and the batch row is stored. Records that
 /// cost nothing are marked `settled_seq = 0` instead. Returns the batch, if one was cut.
-pub async fn cut(pool: &SqlitePool, c: Cut<'_>) -> Result<Option<Batch>> {
+pub async fn cut(pool: &Pool, c: Cut<'_>) -> Result<Option<Batch>> {
     let mut tx = pool.begin().await?;
     let rows = sqlx::query(&format!(
-        "SELECT {LEAF_COLUMNS} FROM usage_records WHERE source = ? AND settled_seq IS NULL \
-         ORDER BY created_at_ms, request_id LIMIT ?"
+        "SELECT {LEAF_COLUMNS} FROM usage_records WHERE source = $1 AND settled_seq IS NULL \
+         ORDER BY created_at_ms, request_id LIMIT $2"
     ))
     .bind(c.source)
     .bind(c.max_records as i64)
@@ -185,14 +187,12 @@ pub async fn cut(pool: &SqlitePool, c: Cut<'_>) -> Result<Option<Batch>> {
     let amount = amount.ok_or_else(|| anyhow::anyhow!("batch amount overflows"))?;
     let seq = if amount == 0 { 0 } else { c.seq };
     for chunk in leaves.chunks(500) {
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("UPDATE usage_records SET settled_seq = ");
-        q.push_bind(seq as i64).push(" WHERE request_id IN (");
-        let mut list = q.separated(", ");
-        for l in chunk {
-            list.push_bind(&l.request_id);
-        }
-        q.push(")");
-        q.build().execute(&mut *tx).await?;
+        let mut q = Sql::new("UPDATE usage_records SET settled_seq = ");
+        q.int(seq as i64)
+            .push(" WHERE request_id IN (")
+            .texts(chunk.iter().map(|l| l.request_id.as_str()))
+            .push(")");
+        q.query().execute(&mut *tx).await?;
     }
     if amount == 0 {
         tx.commit().await?;
@@ -214,7 +214,7 @@ pub async fn cut(pool: &SqlitePool, c: Cut<'_>) -> Result<Option<Batch>> {
     };
     sqlx::query(
         "INSERT INTO settle_batches (source, kind, account, seq, amount, batch_root, window_end, records, created_at_ms) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&batch.source)
     .bind(batch.kind.as_str())
@@ -232,9 +232,9 @@ pub async fn cut(pool: &SqlitePool, c: Cut<'_>) -> Result<Option<Batch>> {
 }
 
 /// Marks a batch as on chain.
-pub async fn mark_settled(pool: &SqlitePool, source: &str, seq: u64, signature: Option<&str>) -> Result<()> {
+pub async fn mark_settled(pool: &Pool, source: &str, seq: u64, signature: Option<&str>) -> Result<()> {
     sqlx::query(
-        "UPDATE settle_batches SET settled_at_ms = ?, signature = COALESCE(?, signature) WHERE source = ? AND seq = ?",
+        "UPDATE settle_batches SET settled_at_ms = $1, signature = COALESCE($2, signature) WHERE source = $3 AND seq = $4",
     )
     .bind(crate::gateway::now_ms())
     .bind(signature)
@@ -246,8 +246,8 @@ pub async fn mark_settled(pool: &SqlitePool, source: &str, seq: u64, signature: 
 }
 
 /// Records the signature a batch was sent with (before confirmation).
-pub async fn mark_sent(pool: &SqlitePool, source: &str, seq: u64, signature: &str) -> Result<()> {
-    sqlx::query("UPDATE settle_batches SET signature = ? WHERE source = ? AND seq = ?")
+pub async fn mark_sent(pool: &Pool, source: &str, seq: u64, signature: &str) -> Result<()> {
+    sqlx::query("UPDATE settle_batches SET signature = $1 WHERE source = $2 AND seq = $3")
         .bind(signature)
         .bind(source)
         .bind(seq as i64)
@@ -260,7 +260,7 @@ pub async fn mark_sent(pool: &SqlitePool, source: &str, seq: u64, signature: &st
 /// `after_ms` (all when `None`), and those of its batches from `from_seq` on, which are
 /// deleted (they never reached the chain). Returns the credits moved.
 pub async fn move_records(
-    pool: &SqlitePool,
+    pool: &Pool,
     from: &str,
     to: &str,
     after_ms: Option<i64>,
@@ -268,23 +268,23 @@ pub async fn move_records(
 ) -> Result<u64> {
     let mut tx = pool.begin().await?;
     let voided = i64::try_from(from_seq.unwrap_or(u64::MAX)).unwrap_or(i64::MAX);
-    let cond = "source = ? AND ((settled_seq IS NULL AND created_at_ms > ?) OR settled_seq >= ?)";
+    let cond = "source = $1 AND ((settled_seq IS NULL AND created_at_ms > $2) OR settled_seq >= $3)";
     let moved: i64 = sqlx::query_scalar(&format!(
-        "SELECT COALESCE(SUM(credits_charged), 0) FROM usage_records WHERE {cond}"
+        "SELECT CAST(COALESCE(SUM(credits_charged), 0) AS BIGINT) FROM usage_records WHERE {cond}"
     ))
     .bind(from)
     .bind(after_ms.unwrap_or(i64::MIN))
     .bind(voided)
     .fetch_one(&mut *tx)
     .await?;
-    sqlx::query(&format!("UPDATE usage_records SET source = ?, settled_seq = NULL WHERE {cond}"))
-        .bind(to)
+    sqlx::query(&format!("UPDATE usage_records SET source = $4, settled_seq = NULL WHERE {cond}"))
         .bind(from)
         .bind(after_ms.unwrap_or(i64::MIN))
         .bind(voided)
+        .bind(to)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM settle_batches WHERE source = ? AND seq >= ? AND settled_at_ms IS NULL")
+    sqlx::query("DELETE FROM settle_batches WHERE source = $1 AND seq >= $2 AND settled_at_ms IS NULL")
         .bind(from)
         .bind(voided)
         .execute(&mut *tx)
@@ -312,30 +312,30 @@ pub struct Listed {
 /// `account`'s receipts between two UTC days (inclusive, YYYY-MM-DD), oldest first, after
 /// the cursor `(created_at_ms, request_id)`, at most `limit`.
 pub async fn list(
-    pool: &SqlitePool,
+    pool: &Pool,
     account: &str,
     from: Option<&str>,
     to: Option<&str>,
     after: Option<(i64, &str)>,
     limit: u32,
 ) -> Result<Vec<Listed>> {
-    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+    let mut q = Sql::new(
         "SELECT u.request_id, u.created_at_ms, u.source, u.model, u.provider, u.input_tokens, u.output_tokens, \
          u.credits_charged, u.settled_seq, b.settled_at_ms FROM usage_records u \
          LEFT JOIN settle_batches b ON b.source = u.source AND b.seq = u.settled_seq WHERE u.account = ",
     );
-    q.push_bind(account);
+    q.text(account);
     if let Some(from) = from {
-        q.push(" AND date(u.created_at_ms / 1000, 'unixepoch') >= ").push_bind(from);
+        q.push(" AND u.day >= ").text(from);
     }
     if let Some(to) = to {
-        q.push(" AND date(u.created_at_ms / 1000, 'unixepoch') <= ").push_bind(to);
+        q.push(" AND u.day <= ").text(to);
     }
     if let Some((ms, id)) = after {
-        q.push(" AND (u.created_at_ms, u.request_id) > (").push_bind(ms).push(", ").push_bind(id).push(")");
+        q.push(" AND (u.created_at_ms, u.request_id) > (").int(ms).push(", ").text(id).push(")");
     }
-    q.push(" ORDER BY u.created_at_ms, u.request_id LIMIT ").push_bind(i64::from(limit));
-    let rows = q.build().fetch_all(pool).await?;
+    q.push(" ORDER BY u.created_at_ms, u.request_id LIMIT ").int(i64::from(limit));
+    let rows = q.query().fetch_all(pool).await?;
     Ok(rows
         .iter()
         .map(|r| Listed {
@@ -365,9 +365,9 @@ pub struct Receipt {
 }
 
 /// The receipt of `request_id`, if the ledger has it (its batch, once it is in one).
-pub async fn receipt(pool: &SqlitePool, request_id: &str) -> Result<Option<Receipt>> {
+pub async fn receipt(pool: &Pool, request_id: &str) -> Result<Option<Receipt>> {
     let row =
-        sqlx::query(&format!("SELECT {LEAF_COLUMNS}, settled_seq FROM usage_records WHERE request_id = ?"))
+        sqlx::query(&format!("SELECT {LEAF_COLUMNS}, settled_seq FROM usage_records WHERE request_id = $1"))
             .bind(request_id)
             .fetch_optional(pool)
             .await?;
@@ -377,7 +377,7 @@ pub async fn receipt(pool: &SqlitePool, request_id: &str) -> Result<Option<Recei
     let seq: Option<i64> = row.get("settled_seq");
     let batch = match seq {
         Some(seq) if seq > 0 => {
-            sqlx::query(&format!("SELECT {BATCH_COLUMNS} FROM settle_batches WHERE source = ? AND seq = ?"))
+            sqlx::query(&format!("SELECT {BATCH_COLUMNS} FROM settle_batches WHERE source = $1 AND seq = $2"))
                 .bind(&leaf.source)
                 .bind(seq)
                 .fetch_optional(pool)
@@ -391,7 +391,7 @@ pub async fn receipt(pool: &SqlitePool, request_id: &str) -> Result<Option<Recei
         return Ok(Some(Receipt { leaf, leaf_hash, batch: None, index: None, proof: vec![] }));
     };
     let members = sqlx::query(&format!(
-        "SELECT {LEAF_COLUMNS} FROM usage_records WHERE source = ? AND settled_seq = ? ORDER BY created_at_ms, request_id"
+        "SELECT {LEAF_COLUMNS} FROM usage_records WHERE source = $1 AND settled_seq = $2 ORDER BY created_at_ms, request_id"
     ))
     .bind(&batch.source)
     .bind(batch.seq as i64)
@@ -435,7 +435,8 @@ mod tests {
     #[tokio::test]
     async fn batches_take_the_oldest_records_and_receipts_prove_each_one() {
         let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(&dir.path().join("l.sqlite")).await.unwrap();
+        let target = crate::db::test_target(dir.path()).await.unwrap();
+        let ledger = Ledger::open_with(&target, &dir.path().join("journal"), 1 << 20).await.unwrap();
         for i in [4, 0, 3, 1, 2] {
             ledger.record(record(i, "acct", 10 + i as u64)).await.unwrap();
         }
@@ -472,7 +473,8 @@ mod tests {
     #[tokio::test]
     async fn a_frozen_facilitys_late_and_void_records_move_to_the_vault() {
         let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(&dir.path().join("l.sqlite")).await.unwrap();
+        let target = crate::db::test_target(dir.path()).await.unwrap();
+        let ledger = Ledger::open_with(&target, &dir.path().join("journal"), 1 << 20).await.unwrap();
         for i in 0..6 {
             ledger.record(record(i, "fac", 5)).await.unwrap();
         }

@@ -19,9 +19,14 @@ pub struct Config {
     /// Solana RPC endpoint for on-chain balances.
     #[serde(default = "default_rpc_url")]
     pub rpc_url: String,
-    /// The SQLite usage ledger, relative to the configuration file.
+    /// The usage ledger: a SQLite file (relative to the configuration file), or a
+    /// `postgres://` URL shared by relayer replicas.
     #[serde(default = "default_ledger")]
     pub ledger: std::path::PathBuf,
+    /// With a Postgres ledger, this replica's journal (a local path prefix, relative to the
+    /// configuration file); a SQLite ledger keeps its journal next to it.
+    #[serde(default = "default_journal")]
+    pub journal: std::path::PathBuf,
     /// Solana PubSub endpoint for chain events (freezes, purchases, burns); by default the
     /// RPC URL's next port (`ws://host:8900` for `http://host:8899`).
     pub ws_url: Option<String>,
@@ -64,6 +69,10 @@ fn default_rpc_url() -> String {
 
 fn default_ledger() -> std::path::PathBuf {
     "relayer-ledger.sqlite".into()
+}
+
+fn default_journal() -> std::path::PathBuf {
+    "relayer-journal".into()
 }
 
 fn default_refresh_secs() -> u64 {

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Signature;
-use sqlx::{Row, SqlitePool};
+use sqlx::Row;
+
+use crate::db::Pool;
 
 use crate::error::ApiError;
 
@@ -43,7 +45,7 @@ struct KeyInfo {
     caller: Caller,
 }
 
-fn limits_of(r: &sqlx::sqlite::SqliteRow) -> Limits {
+fn limits_of(r: &crate::db::Row) -> Limits {
     Limits {
         credits_per_day: r.get::<Option<i64>, _>("credits_per_day").map(|n| n.max(0) as u64),
         requests_per_minute: r
@@ -93,7 +95,7 @@ impl Keys {
     /// Keys from the configuration (hash -> account) and from the database.
     pub async fn load(
         configured: impl IntoIterator<Item = (String, Caller)>,
-        pool: &SqlitePool,
+        pool: &Pool,
         market: Option<Pubkey>,
     ) -> anyhow::Result<Keys> {
         let mut by_hash: HashMap<String, KeyInfo> = configured
@@ -168,7 +170,7 @@ impl Keys {
 
     /// Issues a key for the signer's credit account; returns (id, key, account). The key is
     /// shown this once; only its hash is kept.
-    pub async fn create(&self, pool: &SqlitePool, s: &Signed) -> Result<(String, String, String), ApiError> {
+    pub async fn create(&self, pool: &Pool, s: &Signed) -> Result<(String, String, String), ApiError> {
         let owner = self.verify(s)?;
         let market = self.market.ok_or_else(|| {
             ApiError::bad_request(
@@ -191,7 +193,7 @@ impl Keys {
         }
         sqlx::query(
             "INSERT INTO api_keys (id, key_hash, owner, account, created_at_ms, credits_per_day, requests_per_minute) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&id)
         .bind(&hash)
@@ -213,9 +215,9 @@ impl Keys {
         Ok((id, key, account))
     }
 
-    pub async fn list(&self, pool: &SqlitePool, s: &Signed) -> Result<Vec<Listed>, ApiError> {
+    pub async fn list(&self, pool: &Pool, s: &Signed) -> Result<Vec<Listed>, ApiError> {
         let owner = self.verify(s)?.to_string();
-        let rows = sqlx::query("SELECT id, account, created_at_ms, revoked_at_ms, credits_per_day, requests_per_minute FROM api_keys WHERE owner = ? ORDER BY created_at_ms")
+        let rows = sqlx::query("SELECT id, account, created_at_ms, revoked_at_ms, credits_per_day, requests_per_minute FROM api_keys WHERE owner = $1 ORDER BY created_at_ms")
             .bind(&owner)
             .fetch_all(pool)
             .await
@@ -233,13 +235,13 @@ impl Keys {
     }
 
     /// Revokes one of the signer's keys; it stops working at once.
-    pub async fn revoke(&self, pool: &SqlitePool, s: &Signed) -> Result<(), ApiError> {
+    pub async fn revoke(&self, pool: &Pool, s: &Signed) -> Result<(), ApiError> {
         let owner = self.verify(s)?.to_string();
         let id = s.id.clone().ok_or_else(|| {
             ApiError::bad_request("missing_required_parameter", Some("id"), "`id` is required.")
         })?;
         let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at_ms = ? WHERE id = ? AND owner = ? AND revoked_at_ms IS NULL",
+            "UPDATE api_keys SET revoked_at_ms = $1 WHERE id = $2 AND owner = $3 AND revoked_at_ms IS NULL",
         )
         .bind(crate::gateway::now_ms())
         .bind(&id)

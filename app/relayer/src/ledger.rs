@@ -5,16 +5,14 @@
 //! own writes.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
 use sqlx::Row;
+
+use crate::db::{Pool, Sql};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::journal::Journal;
@@ -60,7 +58,7 @@ impl Dim {
 
     fn column(self) -> &'static str {
         match self {
-            Dim::Day => "date(u.created_at_ms / 1000, 'unixepoch')",
+            Dim::Day => "u.day",
             Dim::Key => "COALESCE(k.id, 'config')",
             Dim::Model => "u.model",
             Dim::Provider => "u.provider",
@@ -125,7 +123,7 @@ enum Ingest {
 
 #[derive(Clone)]
 pub struct Ledger {
-    pool: SqlitePool,
+    pool: Pool,
     /// Appends and sends happen under this one lock, so the ingester sees journal order.
     journal: Arc<Mutex<Journal>>,
     ingest: mpsc::UnboundedSender<Ingest>,
@@ -133,29 +131,16 @@ pub struct Ledger {
 
 impl Ledger {
     /// Opens (creating) the SQLite ledger at `path`, applies the checked-in migrations and
-    /// replays what the journal holds.
+    /// replays what the journal (next to it) holds.
     pub async fn open(path: &Path) -> Result<Ledger> {
-        Self::open_with(path, crate::journal::SEGMENT_BYTES).await
+        Self::open_with(&path.display().to_string(), path, crate::journal::SEGMENT_BYTES).await
     }
 
-    /// As `open`, with journal segments of `segment_bytes`.
-    pub async fn open_with(path: &Path, segment_bytes: u64) -> Result<Ledger> {
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // A committed transaction is in the WAL before the response is sent: it survives
-            // the process being killed. NORMAL syncs the WAL at checkpoints (group commit
-            // against power loss), as the issue allows.
-            // Commits are off the request path (the journal is on it), so each batch is
-            // synced: once in SQLite a record survives power loss, and its journal segment
-            // may go.
-            .synchronous(SqliteSynchronous::Full);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .with_context(|| format!("cannot open the ledger {}", path.display()))?;
-        sqlx::migrate!("./migrations").run(&pool).await.context("migrating the ledger")?;
+    /// Opens the ledger at `target` (a SQLite path or a Postgres URL) with its journal
+    /// segments at `journal` (a local path prefix) of `segment_bytes`.
+    pub async fn open_with(target: &str, journal: &Path, segment_bytes: u64) -> Result<Ledger> {
+        let (pool, _) = crate::db::connect(target).await?;
+        let path = journal;
         // Records a previous run answered but had not committed yet.
         let mut last_seq = 0;
         for (seq, segment) in Journal::segments(path)? {
@@ -185,7 +170,7 @@ impl Ledger {
     }
 
     /// The database, shared with the API keys.
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &Pool {
         &self.pool
     }
 
@@ -203,7 +188,7 @@ impl Ledger {
     /// Every recorded request id, in the order recorded.
     pub async fn request_ids(&self) -> Result<Vec<String>> {
         self.flush().await?;
-        Ok(sqlx::query_scalar("SELECT request_id FROM usage_records ORDER BY rowid")
+        Ok(sqlx::query_scalar("SELECT request_id FROM usage_records ORDER BY created_at_ms, request_id")
             .fetch_all(&self.pool)
             .await?)
     }
@@ -211,9 +196,10 @@ impl Ledger {
     /// Credits charged in total (every record, settled or not).
     pub async fn total_charged(&self) -> Result<u64> {
         self.flush().await?;
-        let n: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(credits_charged), 0) FROM usage_records")
-            .fetch_one(&self.pool)
-            .await?;
+        let n: i64 =
+            sqlx::query_scalar("SELECT CAST(COALESCE(SUM(credits_charged), 0) AS BIGINT) FROM usage_records")
+                .fetch_one(&self.pool)
+                .await?;
         Ok(n.max(0) as u64)
     }
 
@@ -227,7 +213,7 @@ impl Ledger {
     pub async fn unsettled(&self, source: &str) -> Result<u64> {
         self.flush().await?;
         let n: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(SUM(credits_charged), 0) FROM usage_records WHERE source = ? AND settled_seq IS NULL",
+            "SELECT CAST(COALESCE(SUM(credits_charged), 0) AS BIGINT) FROM usage_records WHERE source = $1 AND settled_seq IS NULL",
         )
         .bind(source)
         .fetch_one(&self.pool)
@@ -238,52 +224,50 @@ impl Ledger {
     /// Every source's unsettled charges, to restore the hard cap after a restart.
     pub async fn unsettled_by_source(&self) -> Result<Vec<(String, u64)>> {
         self.flush().await?;
-        sums(&self.pool, "SELECT source, SUM(credits_charged) FROM usage_records WHERE settled_seq IS NULL GROUP BY source", None).await
+        sums(&self.pool, "SELECT source, CAST(SUM(credits_charged) AS BIGINT) FROM usage_records WHERE settled_seq IS NULL GROUP BY source", None).await
     }
 
     /// Credits each key spent since `since_ms`, to restore daily budgets after a restart.
     pub async fn spent_by_key_since(&self, since_ms: i64) -> Result<Vec<(String, u64)>> {
         self.flush().await?;
-        sums(&self.pool, "SELECT key_hash, SUM(credits_charged) FROM usage_records WHERE created_at_ms >= ? GROUP BY key_hash", Some(since_ms)).await
+        sums(&self.pool, "SELECT key_hash, CAST(SUM(credits_charged) AS BIGINT) FROM usage_records WHERE created_at_ms >= $1 GROUP BY key_hash", Some(since_ms)).await
     }
 
     /// Spend of `account` as `q` asks, newest day first.
     pub async fn usage(&self, account: &str, q: &UsageQuery) -> Result<Vec<UsageRow>> {
         self.flush().await?;
-        let mut sql = sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT ");
+        let mut sql = Sql::new("SELECT ");
         for d in &q.group_by {
-            sql.push(format!("{} AS {}, ", d.column(), d.name()));
+            sql.push(&format!("{} AS {}, ", d.column(), d.name()));
         }
         sql.push(
-            "COUNT(*) AS requests, SUM(u.input_tokens) AS input, SUM(u.output_tokens) AS output, \
-             SUM(u.credits_charged) AS credits, SUM(COALESCE(u.provider_cost, u.credits_charged)) AS provider_credits, \
-             SUM(CASE WHEN b.settled_at_ms IS NOT NULL THEN u.credits_charged ELSE 0 END) AS settled_credits \
+            "CAST(COUNT(*) AS BIGINT) AS requests, CAST(SUM(u.input_tokens) AS BIGINT) AS input, \
+             CAST(SUM(u.output_tokens) AS BIGINT) AS output, CAST(SUM(u.credits_charged) AS BIGINT) AS credits, \
+             CAST(SUM(COALESCE(u.provider_cost, u.credits_charged)) AS BIGINT) AS provider_credits, \
+             CAST(SUM(CASE WHEN b.settled_at_ms IS NOT NULL THEN u.credits_charged ELSE 0 END) AS BIGINT) AS settled_credits \
              FROM usage_records u LEFT JOIN api_keys k ON k.key_hash = u.key_hash \
              LEFT JOIN settle_batches b ON b.source = u.source AND b.seq = u.settled_seq WHERE u.account = ",
         );
-        sql.push_bind(account);
+        sql.text(account);
         if q.settled {
             sql.push(" AND b.settled_at_ms IS NOT NULL");
         }
         if let Some(from) = &q.from {
-            sql.push(" AND date(u.created_at_ms / 1000, 'unixepoch') >= ").push_bind(from);
+            sql.push(" AND u.day >= ").text(from);
         }
         if let Some(to) = &q.to {
-            sql.push(" AND date(u.created_at_ms / 1000, 'unixepoch') <= ").push_bind(to);
+            sql.push(" AND u.day <= ").text(to);
         }
         if !q.group_by.is_empty() {
             let names: Vec<&str> = q.group_by.iter().map(|d| d.name()).collect();
-            sql.push(format!(" GROUP BY {}", names.join(", ")));
+            sql.push(&format!(" GROUP BY {}", names.join(", ")));
             let order: Vec<String> =
                 names.iter().map(|n| if *n == "day" { "day DESC".into() } else { n.to_string() }).collect();
-            sql.push(format!(" ORDER BY {}", order.join(", ")));
+            sql.push(&format!(" ORDER BY {}", order.join(", ")));
         }
-        let rows = sql.build().fetch_all(&self.pool).await?;
-        let text = |r: &sqlx::sqlite::SqliteRow, d: Dim| {
-            q.group_by.contains(&d).then(|| r.get::<String, _>(d.name()))
-        };
-        let count =
-            |r: &sqlx::sqlite::SqliteRow, c: &str| r.get::<Option<i64>, _>(c).unwrap_or(0).max(0) as u64;
+        let rows = sql.query().fetch_all(&self.pool).await?;
+        let text = |r: &crate::db::Row, d: Dim| q.group_by.contains(&d).then(|| r.get::<String, _>(d.name()));
+        let count = |r: &crate::db::Row, c: &str| r.get::<Option<i64>, _>(c).unwrap_or(0).max(0) as u64;
         Ok(rows
             .iter()
             .filter(|r| count(r, "requests") > 0)
@@ -305,7 +289,7 @@ impl Ledger {
 }
 
 /// Rows of (text, sum) from a grouped query with at most one integer parameter.
-async fn sums(pool: &SqlitePool, sql: &str, param: Option<i64>) -> Result<Vec<(String, u64)>> {
+async fn sums(pool: &Pool, sql: &str, param: Option<i64>) -> Result<Vec<(String, u64)>> {
     let query = sqlx::query(sql);
     let query = match param {
         Some(p) => query.bind(p),
@@ -343,7 +327,7 @@ async fn sync_journal(journal: std::sync::Weak<Mutex<Journal>>) {
 /// Commits records in journal order, in batches of whatever has arrived (group commit). A
 /// failed commit is retried (the records stay in the journal meanwhile); a closed segment is
 /// deleted only after everything in it is committed.
-async fn ingest_batches(pool: SqlitePool, mut jobs: mpsc::UnboundedReceiver<Ingest>) {
+async fn ingest_batches(pool: Pool, mut jobs: mpsc::UnboundedReceiver<Ingest>) {
     let mut next = jobs.recv().await;
     while let Some(first) = next.take() {
         let mut batch = Vec::new();
@@ -379,36 +363,45 @@ async fn ingest_batches(pool: SqlitePool, mut jobs: mpsc::UnboundedReceiver<Inge
     }
 }
 
-/// Rows per INSERT statement (15 parameters each, well under SQLite's 32,766).
+/// Rows per INSERT statement (16 parameters each: well under SQLite's 32,766 and Postgres's
+/// 65,535).
 const ROWS_PER_STATEMENT: usize = 500;
 
-async fn insert(pool: &SqlitePool, batch: &[UsageRecord]) -> Result<()> {
+async fn insert(pool: &Pool, batch: &[UsageRecord]) -> Result<()> {
     let mut tx = pool.begin().await?;
     for rows in batch.chunks(ROWS_PER_STATEMENT) {
-        // OR IGNORE: a journal replayed after a crash may hold records already committed.
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT OR IGNORE INTO usage_records (request_id, created_at_ms, key_hash, account, source, provider, model, \
+        let mut q = Sql::new(
+            "INSERT INTO usage_records (request_id, created_at_ms, day, key_hash, account, source, provider, model, \
              input_tokens, output_tokens, credits_charged, input_per_1m, output_per_1m, provider_input_per_1m, \
-             provider_output_per_1m, provider_cost) ",
+             provider_output_per_1m, provider_cost) VALUES ",
         );
-        q.push_values(rows, |mut b, r| {
-            b.push_bind(&r.request_id)
-                .push_bind(r.created_at_ms)
-                .push_bind(&r.key_hash)
-                .push_bind(&r.account)
-                .push_bind(&r.source)
-                .push_bind(&r.provider)
-                .push_bind(&r.model)
-                .push_bind(int(r.input_tokens))
-                .push_bind(int(r.output_tokens))
-                .push_bind(int(r.credits_charged))
-                .push_bind(int(r.input_per_1m))
-                .push_bind(int(r.output_per_1m))
-                .push_bind(int(r.provider_input_per_1m))
-                .push_bind(int(r.provider_output_per_1m))
-                .push_bind(int(r.provider_cost));
-        });
-        q.build().execute(&mut *tx).await?;
+        for (i, r) in rows.iter().enumerate() {
+            q.push(if i == 0 { "(" } else { ", (" });
+            q.text(&r.request_id)
+                .push(", ")
+                .int(r.created_at_ms)
+                .push(", ")
+                .text(&crate::db::day_of(r.created_at_ms));
+            for t in [&r.key_hash, &r.account, &r.source, &r.provider, &r.model] {
+                q.push(", ").text(t);
+            }
+            for n in [
+                r.input_tokens,
+                r.output_tokens,
+                r.credits_charged,
+                r.input_per_1m,
+                r.output_per_1m,
+                r.provider_input_per_1m,
+                r.provider_output_per_1m,
+                r.provider_cost,
+            ] {
+                q.push(", ").int(int(n));
+            }
+            q.push(")");
+        }
+        // A journal replayed after a crash may hold records already committed.
+        q.push(" ON CONFLICT DO NOTHING");
+        q.query().execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -442,8 +435,8 @@ mod tests {
     #[tokio::test]
     async fn closed_segments_go_once_committed_and_a_reopened_ledger_replays_the_rest_once() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("l.sqlite");
-        let ledger = Ledger::open_with(&path, 1_000).await.unwrap();
+        let (target, path) = (crate::db::test_target(dir.path()).await.unwrap(), dir.path().join("journal"));
+        let ledger = Ledger::open_with(&target, &path, 1_000).await.unwrap();
         for i in 0..100 {
             ledger.record(record(i)).await.unwrap();
         }
@@ -451,7 +444,7 @@ mod tests {
         assert_eq!(Journal::segments(&path).unwrap().len(), 1, "closed segments are deleted once ingested");
         drop(ledger);
         // The open segment is replayed at start; records already committed are not doubled.
-        let ledger = Ledger::open_with(&path, 1_000).await.unwrap();
+        let ledger = Ledger::open_with(&target, &path, 1_000).await.unwrap();
         assert_eq!(ledger.count().await.unwrap(), 100);
         assert_eq!(ledger.total_charged().await.unwrap(), 700);
     }
@@ -459,7 +452,7 @@ mod tests {
     #[tokio::test]
     async fn records_only_in_the_journal_are_replayed_and_a_torn_last_line_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("l.sqlite");
+        let (target, path) = (crate::db::test_target(dir.path()).await.unwrap(), dir.path().join("journal"));
         // What a relayer killed after answering, before committing, leaves behind.
         let mut journal = Journal::create(&path, 6, 1 << 20).unwrap();
         for i in 0..3 {
@@ -475,7 +468,7 @@ mod tests {
             .write_all(b"{\"request_id\":\"torn")
             .unwrap();
 
-        let ledger = Ledger::open(&path).await.unwrap();
+        let ledger = Ledger::open_with(&target, &path, 1 << 20).await.unwrap();
         assert_eq!(ledger.request_ids().await.unwrap(), vec!["req-0", "req-1", "req-2"]);
         let segments = Journal::segments(&path).unwrap();
         assert_eq!(

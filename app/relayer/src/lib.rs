@@ -11,6 +11,7 @@ pub mod alerts;
 pub mod balances;
 pub mod batches;
 pub mod config;
+pub mod db;
 pub mod error;
 pub mod gateway;
 pub mod journal;
@@ -47,7 +48,7 @@ pub struct Running {
 pub async fn start(path: &Path) -> anyhow::Result<Running> {
     let config = Config::load(path)?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let ledger = Ledger::open(&dir.join(&config.ledger)).await?;
+    let ledger = open_ledger(dir, &config).await?;
     let meter = Meter::new();
     restore(&ledger, &meter).await?;
     let (rpc_url, every) = (config.rpc_url.clone(), Duration::from_secs(config.balance_refresh_secs.max(1)));
@@ -65,6 +66,17 @@ pub async fn start(path: &Path) -> anyhow::Result<Running> {
         settler.spawn();
     }
     Ok(Running { addr, gateway })
+}
+
+/// The configured ledger: SQLite next to the configuration, or Postgres.
+pub async fn open_ledger(dir: &Path, config: &Config) -> anyhow::Result<Ledger> {
+    let target = config.ledger.display().to_string();
+    match db::Backend::of(&target) {
+        db::Backend::Postgres => {
+            Ledger::open_with(&target, &dir.join(&config.journal), journal::SEGMENT_BYTES).await
+        }
+        db::Backend::Sqlite => Ledger::open(&dir.join(&config.ledger)).await,
+    }
 }
 
 /// Learns the settlement batches cut by a settler in another process (`compux settler`), so
@@ -109,7 +121,7 @@ pub async fn start_settler(path: &Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     anyhow::ensure!(config.settler.is_some(), "{} has no [settler] section", path.display());
     let dir = path.parent().unwrap_or(Path::new("."));
-    let ledger = Ledger::open(&dir.join(&config.ledger)).await?;
+    let ledger = open_ledger(dir, &config).await?;
     let meter = Meter::new();
     let settler = settler(path, &config, ledger, meter).await?.expect("checked above");
     settler.spawn();

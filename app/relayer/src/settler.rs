@@ -15,6 +15,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::db::Pool;
 use anyhow::{Context, Result};
 use compux_client::{fetch, Progress};
 use compux_sdk::ix::SettleBatch;
@@ -25,7 +26,6 @@ use solana_rpc_client::nonblocking::rpc_client::RpcClient;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Keypair;
 use solana_sdk::signer::Signer;
-use sqlx::SqlitePool;
 
 use crate::batches::{self, Batch, Cut, SourceKind};
 use crate::meter::Meter;
@@ -109,7 +109,7 @@ impl OnChain {
 }
 
 pub struct Settler {
-    pool: SqlitePool,
+    pool: Pool,
     ledger: crate::Ledger,
     meter: Arc<Meter>,
     rpc: RpcClient,

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Starts the machine's PostgreSQL (Debian's cluster) and makes the role the relayer's
+# Postgres tests use; prints the URL to export as COMPUX_TEST_POSTGRES_URL. Idempotent.
+# Runs as root (CI) or as a user allowed to run pg_ctlcluster and `su postgres`.
+set -euo pipefail
+if ! command -v pg_lsclusters >/dev/null 2>&1; then
+    echo "PostgreSQL is not installed: apt-get install postgresql (bash .ci/run does)" >&2
+    exit 1
+fi
+read -r version cluster _ < <(pg_lsclusters --no-header | head -1)
+if [ -z "${version:-}" ]; then
+    echo "no PostgreSQL cluster: pg_createcluster --start <version> main" >&2
+    exit 1
+fi
+pg_ctlcluster "$version" "$cluster" start >/dev/null 2>&1 || true
+for _ in $(seq 1 50); do
+    pg_lsclusters --no-header | grep -q online && break
+    sleep 0.2
+done
+su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname = 'compux'\"" | grep -q 1 ||
+    su postgres -c "psql -qc \"CREATE ROLE compux LOGIN SUPERUSER PASSWORD 'compux'\""
+# Databases earlier test runs left behind (one per test).
+su postgres -c "psql -qtAc \"SELECT datname FROM pg_database WHERE datname LIKE 'compux_test_%'\"" |
+    while read -r db; do su postgres -c "dropdb --if-exists $db"; done
+port=$(pg_lsclusters --no-header | awk 'NR==1 {print $3}')
+echo "postgres://compux:compux@127.0.0.1:${port}/postgres"
