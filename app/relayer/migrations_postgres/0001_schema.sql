@@ -1,6 +1,6 @@
 -- The ledger's schema on Postgres: the same tables, columns and indexes as SQLite's
 -- migrations 0001 to 0006 (migrations/), with BIGINT where SQLite's INTEGER is 64-bit.
--- A later migration goes into both directories with the same number.
+-- A later migration goes into both directories with the same number (0007 on).
 
 CREATE TABLE usage_records (
     request_id             TEXT PRIMARY KEY,

@@ -50,6 +50,9 @@ pub struct Config {
     pub keys: Vec<Key>,
     /// Burn metered usage on chain (needs `market` and the market's relayer keypair).
     pub settler: Option<crate::settler::SettlerConfig>,
+    /// Balance leases between replicas (a Postgres ledger only).
+    #[serde(default)]
+    pub leases: crate::leases::LeaseConfig,
     /// How low-balance webhooks are checked and retried.
     #[serde(default)]
     pub alerts: crate::alerts::AlertsConfig,

@@ -124,6 +124,7 @@ enum Ingest {
 #[derive(Clone)]
 pub struct Ledger {
     pool: Pool,
+    backend: crate::db::Backend,
     /// Appends and sends happen under this one lock, so the ingester sees journal order.
     journal: Arc<Mutex<Journal>>,
     ingest: mpsc::UnboundedSender<Ingest>,
@@ -139,7 +140,7 @@ impl Ledger {
     /// Opens the ledger at `target` (a SQLite path or a Postgres URL) with its journal
     /// segments at `journal` (a local path prefix) of `segment_bytes`.
     pub async fn open_with(target: &str, journal: &Path, segment_bytes: u64) -> Result<Ledger> {
-        let (pool, _) = crate::db::connect(target).await?;
+        let (pool, backend) = crate::db::connect(target).await?;
         let path = journal;
         // Records a previous run answered but had not committed yet.
         let mut last_seq = 0;
@@ -159,7 +160,7 @@ impl Ledger {
         tokio::spawn(ingest_batches(pool.clone(), jobs));
         let journal = Arc::new(Mutex::new(journal));
         tokio::spawn(sync_journal(Arc::downgrade(&journal)));
-        Ok(Ledger { pool, journal, ingest })
+        Ok(Ledger { pool, backend, journal, ingest })
     }
 
     /// Waits until every record so far is committed to SQLite.
@@ -167,6 +168,11 @@ impl Ledger {
         let (done, flushed) = oneshot::channel();
         self.ingest.send(Ingest::Flush(done)).map_err(|_| anyhow::anyhow!("the ledger has stopped"))?;
         flushed.await.map_err(|_| anyhow::anyhow!("the ledger has stopped"))
+    }
+
+    /// SQLite or Postgres.
+    pub fn backend(&self) -> crate::db::Backend {
+        self.backend
     }
 
     /// The database, shared with the API keys.

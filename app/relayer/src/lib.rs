@@ -16,6 +16,8 @@ pub mod error;
 pub mod gateway;
 pub mod journal;
 pub mod keys;
+pub mod leader;
+pub mod leases;
 pub mod ledger;
 pub mod limits;
 pub mod meter;
@@ -54,6 +56,18 @@ pub async fn start(path: &Path) -> anyhow::Result<Running> {
     let (rpc_url, every) = (config.rpc_url.clone(), Duration::from_secs(config.balance_refresh_secs.max(1)));
     let (config_copy, ledger_copy, meter_copy) = (config.clone(), ledger.clone(), meter.clone());
     let gateway = Gateway::new(config, meter.clone(), ledger).await?;
+    if ledger_copy.backend() == db::Backend::Postgres {
+        // Replicas may share this ledger: spend only under balance leases.
+        let replica = format!("{}-{}", config_copy.listen, uuid::Uuid::new_v4().simple());
+        let g = gateway.clone();
+        leases::spawn(
+            ledger_copy.clone(),
+            meter_copy.clone(),
+            replica,
+            Arc::new(move || g.keys.accounts()),
+            config_copy.leases.clone(),
+        );
+    }
     let g = gateway.clone();
     let wake = Arc::new(tokio::sync::Notify::new());
     let ws_url = config_copy.ws_url.clone().unwrap_or_else(|| watch::pubsub_url(&rpc_url));

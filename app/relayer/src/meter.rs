@@ -73,6 +73,22 @@ struct State {
     /// Per source, the highest on-chain `settled_seq` a snapshot showed: batches up to it
     /// are already in the balance and must never be registered (and dropped) again.
     seen_seq: HashMap<String, u64>,
+    /// With replicas (a shared Postgres ledger): what this replica may still hold per
+    /// source under its balance lease (`leases.rs`). In lease mode a source without a lease
+    /// has nothing available here.
+    leased: bool,
+    leases: HashMap<String, Lease>,
+    /// Credits charged per source by this process.
+    charged: HashMap<String, u64>,
+}
+
+/// This replica's slice of a source's available balance.
+#[derive(Clone, Copy, Debug)]
+struct Lease {
+    /// May still be held (holds take from it; what a charge leaves unused comes back).
+    remaining: u64,
+    /// Stop spending at this time unless renewed (before the lease expires for the others).
+    until: std::time::Instant,
 }
 
 #[derive(Default)]
@@ -102,6 +118,35 @@ impl Meter {
     /// Records a source's on-chain balance (a snapshot without settlement state).
     pub fn set_onchain(&self, source: &str, onchain: u64) {
         self.set_chain(source, onchain, 0);
+    }
+
+    /// Spends only under balance leases from now on (replicas sharing a ledger).
+    pub fn require_leases(&self) {
+        self.lock().leased = true;
+    }
+
+    /// The last snapshot of `source`: (on-chain credits, on-chain `settled_seq`), for a
+    /// lease grant.
+    pub fn snapshot(&self, source: &str) -> (u64, u64) {
+        let s = self.lock();
+        (s.balances.get(source).map_or(0, |b| b.onchain), s.seen_seq.get(source).copied().unwrap_or(0))
+    }
+
+    /// Credits charged from `source` so far (all time, this process): a lease renewal reads
+    /// it before and after to count what was charged meanwhile.
+    pub fn charged_total(&self, source: &str) -> u64 {
+        self.lock().charged.get(source).copied().unwrap_or(0)
+    }
+
+    /// A lease of `total` credits on `source` granted from a ledger that held every charge
+    /// up to `charged_before` (see `charged_total`), valid until `until`: what was charged
+    /// since, and what is held in flight, already count against it.
+    pub fn set_lease(&self, source: &str, total: u64, charged_before: u64, until: std::time::Instant) {
+        let mut s = self.lock();
+        let since = s.charged.get(source).copied().unwrap_or(0).saturating_sub(charged_before);
+        let held = s.balances.get(source).map_or(0, |b| b.held);
+        let remaining = total.saturating_sub(since).saturating_sub(held);
+        s.leases.insert(source.to_string(), Lease { remaining, until });
     }
 
     /// Records a balance snapshot: the source's on-chain credits and its on-chain
@@ -225,9 +270,14 @@ impl Meter {
         let mut best = 0;
         let mut frozen = None;
         let mut chosen = None;
+        let now = std::time::Instant::now();
         for source in sources {
             let Some(bal) = s.balances.get(source) else { continue };
-            let available = bal.available();
+            let mut available = bal.available();
+            if s.leased {
+                let lease = s.leases.get(source).filter(|l| l.until > now).map_or(0, |l| l.remaining);
+                available = available.min(lease);
+            }
             if bal.frozen {
                 if available >= amount && frozen.is_none() {
                     frozen = Some((source.clone(), available));
@@ -247,6 +297,9 @@ impl Meter {
             });
         };
         s.balances.get_mut(&source).expect("chosen from the map").held += amount;
+        if let Some(l) = s.leases.get_mut(&source) {
+            l.remaining = l.remaining.saturating_sub(amount);
+        }
         let key = budget.map(|b| {
             s.daily.get_mut(b.key).expect("entered above").held += amount;
             b.key.to_string()
@@ -283,6 +336,11 @@ impl Hold {
             b.held -= self.amount;
             b.unsettled = b.unsettled.saturating_add(charged);
         }
+        if let Some(l) = s.leases.get_mut(&self.source) {
+            l.remaining = l.remaining.saturating_add(self.amount - charged);
+        }
+        let total = s.charged.entry(self.source.clone()).or_default();
+        *total = total.saturating_add(charged);
         if let Some(d) = self.key.as_ref().and_then(|k| s.daily.get_mut(k)) {
             d.held -= self.amount;
             d.spent = d.spent.saturating_add(charged);

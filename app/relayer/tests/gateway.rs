@@ -959,3 +959,58 @@ async fn a_low_balance_fires_one_signed_webhook_retried_until_delivered_and_rear
     assert_eq!(delete().await.unwrap().status().as_u16(), 200);
     assert_eq!(delete().await.unwrap().status().as_u16(), 404);
 }
+
+#[tokio::test]
+async fn replicas_sharing_a_postgres_ledger_never_spend_more_than_the_balance_together() {
+    if std::env::var("COMPUX_TEST_LEDGER").as_deref() != Ok("postgres") {
+        eprintln!(
+            "replicas share a Postgres ledger: COMPUX_TEST_LEDGER=postgres runs this (scripts/test.sh does)"
+        );
+        return;
+    }
+    let up = provider("up", None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = compux_relayer::db::test_target(dir.path()).await.unwrap();
+    let toml = format!(
+        "listen = \"127.0.0.1:0\"\ndefault_max_tokens = 100\n[[keys]]\nsha256 = \"{}\"\naccount = \"{ACCOUNT}\"\n\
+         [[providers]]\nname = \"up\"\nbase_url = \"{}\"\n[[providers.models]]\nname = \"{MODEL}\"\ninput_per_1m = 1000000\noutput_per_1m = 1000000\n",
+        key_hash(KEY),
+        up.base_url()
+    );
+    // As in the single-relayer test: 45 units at worst case per request, the balance covers 50.
+    let balance = 45 * 50;
+    let lease = compux_relayer::leases::LeaseConfig { ttl_ms: 5_000, every_ms: 50 };
+    let mut replicas = Vec::new();
+    for i in 0..2 {
+        let meter = Meter::new();
+        meter.set_onchain(ACCOUNT, balance);
+        let journal = dir.path().join(format!("journal-{i}"));
+        let ledger = Ledger::open_with(&target, &journal, 1 << 20).await.unwrap();
+        let g = Gateway::new(Config::from_toml(&toml).unwrap(), meter.clone(), ledger.clone()).await.unwrap();
+        let addr = serve(g.clone()).await.unwrap();
+        let accounts: compux_relayer::balances::Accounts = Arc::new(|| vec![ACCOUNT.to_string()]);
+        compux_relayer::leases::spawn(ledger, meter, format!("replica-{i}"), accounts, lease.clone());
+        let client = Client::with_config(
+            OpenAIConfig::new().with_api_base(format!("http://{addr}/v1")).with_api_key(KEY),
+        );
+        replicas.push((client, g));
+    }
+    // Let the leases settle on a fair split.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let calls = (0..200).map(|i| {
+        let client = replicas[i % 2].0.clone();
+        tokio::spawn(async move { (i % 2, client.chat().create(ask(20)).await) })
+    });
+    let mut served = [0u64; 2];
+    for call in calls {
+        match call.await.unwrap() {
+            (r, Ok(_)) => served[r] += 1,
+            (_, Err(e)) => assert_eq!(api_error(e), (402, Some("insufficient_credits".into()))),
+        }
+    }
+    replicas[1].1.ledger.flush().await.unwrap();
+    let charged = replicas[0].1.ledger.total_charged().await.unwrap();
+    assert!(served[0] > 0 && served[1] > 0, "both replicas serve from their leases: {served:?}");
+    assert_eq!(replicas[0].1.ledger.count().await.unwrap(), served[0] + served[1], "one shared ledger");
+    assert!(charged <= balance, "the replicas charged {charged} together, the balance is {balance}");
+}
