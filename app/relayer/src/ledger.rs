@@ -147,7 +147,7 @@ impl Ledger {
         for (seq, segment) in Journal::segments(path)? {
             let records = Journal::read(&segment)?;
             for chunk in records.chunks(BATCH) {
-                insert(&pool, chunk).await.context("replaying the ledger journal")?;
+                insert(&pool, backend, chunk).await.context("replaying the ledger journal")?;
             }
             if !records.is_empty() {
                 tracing::info!(segment = %segment.display(), records = records.len(), "ledger journal replayed");
@@ -157,7 +157,7 @@ impl Ledger {
         }
         let journal = Journal::create(path, last_seq, segment_bytes)?;
         let (ingest, jobs) = mpsc::unbounded_channel();
-        tokio::spawn(ingest_batches(pool.clone(), jobs));
+        tokio::spawn(ingest_batches(pool.clone(), backend, jobs));
         let journal = Arc::new(Mutex::new(journal));
         tokio::spawn(sync_journal(Arc::downgrade(&journal)));
         Ok(Ledger { pool, backend, journal, ingest })
@@ -333,7 +333,7 @@ async fn sync_journal(journal: std::sync::Weak<Mutex<Journal>>) {
 /// Commits records in journal order, in batches of whatever has arrived (group commit). A
 /// failed commit is retried (the records stay in the journal meanwhile); a closed segment is
 /// deleted only after everything in it is committed.
-async fn ingest_batches(pool: Pool, mut jobs: mpsc::UnboundedReceiver<Ingest>) {
+async fn ingest_batches(pool: Pool, backend: crate::db::Backend, mut jobs: mpsc::UnboundedReceiver<Ingest>) {
     let mut next = jobs.recv().await;
     while let Some(first) = next.take() {
         let mut batch = Vec::new();
@@ -344,7 +344,7 @@ async fn ingest_batches(pool: Pool, mut jobs: mpsc::UnboundedReceiver<Ingest>) {
         }
         let mut backoff = Duration::from_millis(50);
         while !batch.is_empty() {
-            match insert(&pool, &batch).await {
+            match insert(&pool, backend, &batch).await {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), records = batch.len(), "ledger commit failed; retrying (the records are safe in the journal)");
@@ -373,10 +373,10 @@ async fn ingest_batches(pool: Pool, mut jobs: mpsc::UnboundedReceiver<Ingest>) {
 /// 65,535).
 const ROWS_PER_STATEMENT: usize = 500;
 
-async fn insert(pool: &Pool, batch: &[UsageRecord]) -> Result<()> {
+async fn insert(pool: &Pool, backend: crate::db::Backend, batch: &[UsageRecord]) -> Result<()> {
     let mut tx = pool.begin().await?;
     for rows in batch.chunks(ROWS_PER_STATEMENT) {
-        let mut q = Sql::new(
+        let mut q = Sql::for_backend(backend,
             "INSERT INTO usage_records (request_id, created_at_ms, day, key_hash, account, source, provider, model, \
              input_tokens, output_tokens, credits_charged, input_per_1m, output_per_1m, provider_input_per_1m, \
              provider_output_per_1m, provider_cost) VALUES ",

@@ -31,10 +31,18 @@ struct Args {
     rates: Vec<u64>,
     throughput_seconds: u64,
     records: usize,
+    /// Also measure the ledger on this Postgres server (a fresh database is created).
+    postgres: Option<String>,
 }
 
 fn args() -> Result<Args> {
-    let mut a = Args { seconds: 10, rates: vec![500, 1_000], throughput_seconds: 5, records: 200_000 };
+    let mut a = Args {
+        seconds: 10,
+        rates: vec![500, 1_000],
+        throughput_seconds: 5,
+        records: 200_000,
+        postgres: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().context("missing value");
@@ -43,10 +51,12 @@ fn args() -> Result<Args> {
             "--rates" => a.rates = value()?.split(',').map(str::parse).collect::<Result<_, _>>()?,
             "--throughput-seconds" => a.throughput_seconds = value()?.parse()?,
             "--records" => a.records = value()?.parse()?,
+            "--postgres" => a.postgres = Some(value()?),
             "-h" | "--help" => {
                 println!(
                     "compux-relayer-bench [--seconds N (10) per rate] [--rates 500,1000] \
-                     [--throughput-seconds N (5)] [--records N (200000) for the ledger]"
+                     [--throughput-seconds N (5)] [--records N (200000) for the ledger] \
+                     [--postgres URL (also the ledger on Postgres)]"
                 );
                 std::process::exit(0);
             }
@@ -191,10 +201,18 @@ async fn ledger_latency(ledger: &Ledger, rate: u64, seconds: u64) -> Vec<u64> {
 
 /// Records per second from 256 concurrent writers: (durable in the journal, committed and
 /// synced in SQLite).
-async fn ledger_writes(records: usize) -> Result<(f64, f64)> {
+async fn ledger_writes(records: usize, postgres: Option<&str>) -> Result<(f64, f64)> {
     let dir = std::env::temp_dir().join(format!("compux-bench-ledger-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let ledger = Ledger::open(&dir.join("ledger.sqlite")).await?;
+    let target = match postgres {
+        Some(url) => {
+            std::env::set_var("COMPUX_TEST_LEDGER", "postgres");
+            std::env::set_var("COMPUX_TEST_POSTGRES_URL", url);
+            compux_relayer::db::test_target(&dir).await?
+        }
+        None => dir.join("ledger.sqlite").display().to_string(),
+    };
+    let ledger = Ledger::open_with(&target, &dir.join("journal"), 16 << 20).await?;
     let lat = ledger_latency(&ledger, 1_000, 3).await;
     println!(
         "  latency of recording one record (journal append) at 1,000/s: p50 {}, p99 {}, p99.9 {}",
@@ -325,9 +343,15 @@ async fn main() -> Result<()> {
     println!("  through the relayer:    {relayed:>8.0} req/s ({:.0} % of direct; {recorded} usage records written)", 100.0 * relayed / direct);
 
     println!("\nledger: {} records from 256 concurrent writers", a.records);
-    let (journaled, committed) = ledger_writes(a.records).await?;
+    let (journaled, committed) = ledger_writes(a.records, None).await?;
     println!("  {journaled:>8.0} records/s recorded (durable against kill -9: in the journal)");
     println!("  {committed:>8.0} records/s committed to SQLite (WAL, synchronous FULL, group commit)");
+    if let Some(url) = a.postgres.as_deref() {
+        println!("\nledger on Postgres: {} records from 256 concurrent writers", a.records);
+        let (journaled, committed) = ledger_writes(a.records, Some(url)).await?;
+        println!("  {journaled:>8.0} records/s recorded (in the journal)");
+        println!("  {committed:>8.0} records/s committed to Postgres (group commit)");
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
