@@ -559,6 +559,14 @@ fn after_kill_9_under_load_every_answered_request_has_exactly_one_usage_record()
         "burned on chain == charged in the ledger, to the unit"
     );
     assert!(state.settlement.settled_seq >= 1);
+    // The ledger's usage_chain after its last batch is the chain's.
+    let (_, list) = http(relayer, "GET", &format!("/v1/batches?source={account}"), "", "");
+    let last = list["data"].as_array().unwrap().last().unwrap().clone();
+    let hex: String = state.settlement.usage_chain.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(
+        (last["seq"].as_u64(), last["usage_chain"].as_str()),
+        (Some(state.settlement.settled_seq), Some(hex.as_str()))
+    );
     // Provider spend over settled burns reconciles with the chain to the unit.
     let spend = stdout_json(&compux(&[
         "usage",

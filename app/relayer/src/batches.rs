@@ -48,6 +48,17 @@ pub struct Batch {
     pub records: u64,
     pub signature: Option<String>,
     pub settled_at_ms: Option<i64>,
+    /// The source's `usage_chain` once this batch is on chain (unknown for a batch cut when
+    /// the previous chain value was not known).
+    #[serde(serialize_with = "hex32_opt")]
+    pub usage_chain: Option<[u8; 32]>,
+}
+
+fn hex32_opt<S: serde::Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(h) => s.serialize_str(&hex32::encode(h)),
+        None => s.serialize_none(),
+    }
 }
 
 /// A source with records not yet in a batch.
@@ -89,11 +100,12 @@ fn batch_of(r: &DbRow) -> Batch {
         records: r.get::<i64, _>("records") as u64,
         signature: r.get("signature"),
         settled_at_ms: r.get("settled_at_ms"),
+        usage_chain: r.get::<Option<String>, _>("usage_chain").as_deref().and_then(hex32::decode),
     }
 }
 
 const BATCH_COLUMNS: &str =
-    "source, kind, account, seq, amount, batch_root, window_end, records, signature, settled_at_ms";
+    "source, kind, account, seq, amount, batch_root, window_end, records, signature, settled_at_ms, usage_chain";
 
 /// The newest batch of `source`, if any.
 pub async fn last(pool: &Pool, source: &str) -> Result<Option<Batch>> {
@@ -164,6 +176,8 @@ pub struct Cut<'a> {
     /// The batch's window end may not be earlier than this (the previous batch's).
     pub min_window_end: i64,
     pub max_records: usize,
+    /// The source's `usage_chain` after the previous batch, if known.
+    pub prev_chain: Option<[u8; 32]>,
 }
 
 /// Cuts the next batch of `c.source` out of its oldest unbatched records, in one
@@ -200,21 +214,26 @@ pub async fn cut(pool: &Pool, c: Cut<'_>) -> Result<Option<Batch>> {
     }
     let hashes: Vec<[u8; 32]> = leaves.iter().map(Leaf::hash).collect();
     let last_ms = leaves.iter().map(|l| l.created_at_ms).max().unwrap_or(0);
+    let (batch_root, window_end) = (receipt::root(&hashes), last_ms.div_euclid(1_000).max(c.min_window_end));
+    let usage_chain = c.prev_chain.map(|prev| {
+        compux_sdk::math::usage_chain::next_usage_chain(&prev, seq, amount, &batch_root, window_end)
+    });
     let batch = Batch {
         source: c.source.to_string(),
         kind: c.kind,
         account: c.account.to_string(),
         seq,
         amount,
-        batch_root: receipt::root(&hashes),
-        window_end: last_ms.div_euclid(1_000).max(c.min_window_end),
+        batch_root,
+        window_end,
         records: leaves.len() as u64,
         signature: None,
         settled_at_ms: None,
+        usage_chain,
     };
     sqlx::query(
-        "INSERT INTO settle_batches (source, kind, account, seq, amount, batch_root, window_end, records, created_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO settle_batches (source, kind, account, seq, amount, batch_root, window_end, records, created_at_ms, \
+         usage_chain) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&batch.source)
     .bind(batch.kind.as_str())
@@ -225,6 +244,7 @@ pub async fn cut(pool: &Pool, c: Cut<'_>) -> Result<Option<Batch>> {
     .bind(batch.window_end)
     .bind(batch.records as i64)
     .bind(crate::gateway::now_ms())
+    .bind(usage_chain.map(|c| hex32::encode(&c)))
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -429,7 +449,15 @@ mod tests {
     }
 
     fn cut_of(source: &str, seq: u64, max_records: usize) -> Cut<'_> {
-        Cut { source, account: "acct", kind: SourceKind::CreditAccount, seq, min_window_end: 0, max_records }
+        Cut {
+            source,
+            account: "acct",
+            kind: SourceKind::CreditAccount,
+            seq,
+            min_window_end: 0,
+            max_records,
+            prev_chain: None,
+        }
     }
 
     #[tokio::test]

@@ -81,6 +81,7 @@ enum OnChain {
         keys: CreditAccountKeys,
         settled_seq: u64,
         last_window_end: i64,
+        usage_chain: [u8; 32],
     },
     Facility {
         keys: FacilityKeys,
@@ -96,6 +97,14 @@ impl OnChain {
             OnChain::Account { settled_seq, .. } => *settled_seq,
             OnChain::Facility { facility, .. } => facility.settlement.settled_seq,
             OnChain::Closed => 0,
+        }
+    }
+
+    fn usage_chain(&self) -> Option<[u8; 32]> {
+        match self {
+            OnChain::Account { usage_chain, .. } => Some(*usage_chain),
+            OnChain::Facility { facility, .. } => Some(facility.settlement.usage_chain),
+            OnChain::Closed => None,
         }
     }
 
@@ -213,6 +222,7 @@ impl Settler {
                     keys: CreditAccountKeys::derive(&self.market.market, &ca.owner),
                     settled_seq: ca.settlement.settled_seq,
                     last_window_end: ca.settlement.last_window_end,
+                    usage_chain: ca.settlement.usage_chain,
                 }
             }
             SourceKind::Facility => match fetch::account_state::<Facility>(&self.rpc, &address).await? {
@@ -339,10 +349,24 @@ impl Settler {
             OnChain::Account { .. } => {}
         }
         let last = batches::last(&self.pool, &u.source).await?;
+        // The chain value the new batch extends: the last stored batch's, while that one is
+        // not on chain yet; the chain's own otherwise.
+        let prev_chain = match &last {
+            Some(b) if b.seq > chain.settled_seq() => b.usage_chain,
+            _ => chain.usage_chain(),
+        };
         let seq = last.as_ref().map_or(chain.settled_seq(), |b| b.seq.max(chain.settled_seq())) + 1;
         let min_window_end = last.map_or(0, |b| b.window_end).max(chain.last_window_end());
         let max_records = self.config.max_records;
-        let cut = Cut { source: &u.source, account: &u.account, kind, seq, min_window_end, max_records };
+        let cut = Cut {
+            source: &u.source,
+            account: &u.account,
+            kind,
+            seq,
+            min_window_end,
+            max_records,
+            prev_chain,
+        };
         if let Some(b) = batches::cut(&self.pool, cut).await? {
             self.meter.add_batch(&b.source, b.seq, b.amount);
             round.cut += 1;
@@ -393,6 +417,19 @@ impl Settler {
         Ok(moved)
     }
 
+    /// When the chain's last batch is this one, its `usage_chain` must be the one computed
+    /// when the batch was cut: otherwise the burn on chain is not this batch (its records
+    /// were not burned), which only a misused relayer key or a lost ledger explains.
+    fn check_chain(&self, b: &Batch, chain: &OnChain) {
+        if chain.settled_seq() == b.seq && b.usage_chain.is_some() && b.usage_chain != chain.usage_chain() {
+            tracing::error!(
+                source = %b.source,
+                seq = b.seq,
+                "the batch on chain with this seq is not the ledger's: its usage_chain differs; investigate the relayer key"
+            );
+        }
+    }
+
     /// Brings one batch on chain; true once it is there.
     async fn settle(&self, b: &Batch) -> Result<bool> {
         let chain = self.on_chain(&b.source, b.kind).await?;
@@ -403,6 +440,7 @@ impl Settler {
         if chain.settled_seq() >= b.seq {
             // It landed before (the process died before marking it, or the confirmation
             // was lost): never send it again.
+            self.check_chain(b, &chain);
             batches::mark_settled(&self.pool, &b.source, b.seq, None).await?;
             return Ok(true);
         }

@@ -104,9 +104,19 @@ pub async fn prove(ctx: &Ctx, relayer: &str, receipt: &str) -> Result<()> {
     let proof: Vec<Step> = serde_json::from_value(got["proof"].clone()).context("the receipt's proof")?;
     let root = batch["batch_root"].as_str().and_then(hex32::decode).context("the batch root")?;
     let seq = batch["seq"].as_u64().context("the batch seq")?;
+    // The proof itself, leaf to root: each step's sibling and the side it sits on.
+    let steps: Vec<String> = proof
+        .iter()
+        .map(|s| format!("{} {}", if s.left { "left " } else { "right" }, hex32::encode(&s.sibling)))
+        .collect();
+    let shown = if steps.is_empty() {
+        " (the leaf is the root)".to_string()
+    } else {
+        format!(":\n       {}", steps.join("\n       "))
+    };
     check(
         r::fold(leaf.hash(), &proof) == root,
-        format!("Merkle proof ({} steps) leads to batch {seq}'s root {}", proof.len(), hex32::encode(&root)),
+        format!("Merkle proof leads to batch {seq}'s root {}{shown}", hex32::encode(&root)),
     )?;
 
     let source: solana_sdk::pubkey::Pubkey = leaf.source.parse().context("the receipt's source")?;
@@ -158,7 +168,7 @@ pub async fn prove(ctx: &Ctx, relayer: &str, receipt: &str) -> Result<()> {
     )?;
     let value = json!({
         "receipt": receipt, "ok": true, "source": source.to_string(), "batch": seq,
-        "credits": leaf.credits, "leaf": leaf, "checks": checks,
+        "credits": leaf.credits, "leaf": leaf, "proof": proof, "batch_root": hex32::encode(&root), "checks": checks,
     });
     ctx.emit(value, || {
         format!(
