@@ -139,19 +139,9 @@ impl<'q> Sql<'q> {
     }
 }
 
-/// Days since the Unix epoch as a UTC civil date, YYYY-MM-DD (the proleptic Gregorian
-/// calendar; H. Hinnant's `civil_from_days`).
+/// The UTC day of a time in milliseconds, YYYY-MM-DD.
 pub fn day_of(ms: i64) -> String {
-    let z = ms.div_euclid(86_400_000) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    compux_sdk::units::utc_day(ms.div_euclid(1_000))
 }
 
 /// Where a test's ledger lives: a SQLite file in `dir`, or, with `COMPUX_TEST_LEDGER=postgres`,

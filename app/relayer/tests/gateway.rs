@@ -64,6 +64,17 @@ async fn start(toml: &str, balance: u64) -> (Client<OpenAIConfig>, Arc<Gateway>,
     (client, g, dir)
 }
 
+/// A chat request through plain reqwest (for statuses async-openai would retry).
+async fn post_hi(client: &Client<OpenAIConfig>) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/chat/completions", client.config().api_base()))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+}
+
 fn ask(max_tokens: u32) -> CreateChatCompletionRequest {
     CreateChatCompletionRequestArgs::default()
         .model(MODEL)
@@ -163,13 +174,7 @@ async fn a_provider_that_times_out_is_failed_over_and_only_timeouts_make_504() {
 
     // Only the slow provider: every attempt timed out, so 504, and nothing is charged.
     let (client, g, _dir) = start(&(head + &entry("slow", slow.base_url(), 1_000_000)), 10_000_000).await;
-    let res = reqwest::Client::new()
-        .post(format!("{}/chat/completions", client.config().api_base()))
-        .bearer_auth(KEY)
-        .json(&serde_json::json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
+    let res = post_hi(&client).await;
     assert_eq!(res.status().as_u16(), 504);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "upstream_unavailable");
@@ -218,13 +223,7 @@ async fn errors_have_openai_shape_status_and_code() {
     // 502: every provider failed with a 5xx; nothing charged.
     let broken = provider("broken", Some(500)).await;
     let (client, g, _dir) = gateway(&[(&broken, 1, 1)], 1_000_000).await;
-    let res = reqwest::Client::new()
-        .post(format!("{}/chat/completions", client.config().api_base()))
-        .bearer_auth(KEY)
-        .json(&serde_json::json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
+    let res = post_hi(&client).await;
     assert_eq!(res.status().as_u16(), 502);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(
@@ -728,14 +727,7 @@ async fn a_key_over_its_requests_per_minute_gets_429_with_retry_after() {
     let (client, _g, _dir, up) = one_provider("requests_per_minute = 2", 1_000_000).await;
     client.chat().create(ask(10)).await.unwrap();
     client.chat().create(ask(10)).await.unwrap();
-    let base = client.config().api_base().to_string();
-    let res = reqwest::Client::new()
-        .post(format!("{base}/chat/completions"))
-        .bearer_auth(KEY)
-        .json(&serde_json::json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
+    let res = post_hi(&client).await;
     assert_eq!(res.status().as_u16(), 429);
     let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=30).contains(&retry), "one request every 30 s: retry in {retry} s");

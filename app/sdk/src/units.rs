@@ -54,11 +54,10 @@ pub fn parse_duration(text: &str) -> Result<i64> {
     n.checked_mul(secs).ok_or_else(|| anyhow::anyhow!("{text:?} is too long"))
 }
 
-/// A unix timestamp as `YYYY-MM-DD HH:MM UTC` (proleptic Gregorian, no time zone data).
-pub fn format_utc(ts: i64) -> String {
-    let (days, secs) = (ts.div_euclid(86_400), ts.rem_euclid(86_400));
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
+/// The UTC day of a unix timestamp, `YYYY-MM-DD` (proleptic Gregorian: days since
+/// 1970-01-01 to a civil date by Howard Hinnant's algorithm).
+pub fn utc_day(ts: i64) -> String {
+    let z = ts.div_euclid(86_400) + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
     let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
@@ -67,7 +66,13 @@ pub fn format_utc(ts: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", secs / 3_600, secs % 3_600 / 60)
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// A unix timestamp as `YYYY-MM-DD HH:MM UTC` (no time zone data).
+pub fn format_utc(ts: i64) -> String {
+    let secs = ts.rem_euclid(86_400);
+    format!("{} {:02}:{:02} UTC", utc_day(ts), secs / 3_600, secs % 3_600 / 60)
 }
 
 #[cfg(test)]
