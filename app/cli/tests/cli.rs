@@ -600,6 +600,25 @@ fn after_kill_9_under_load_every_answered_request_has_exactly_one_usage_record()
     assert_eq!(proved["ok"], true, "{proved}");
     let missing = compux(&["audit", "prove", "no-such-receipt", "--relayer", relayer, "-u", rpc_url]);
     assert!(stderr(&missing).contains("404"));
+    // A record altered in the relayer's database no longer proves: exit 1, and why.
+    let tamper = |delta: i64| {
+        runtime.block_on(async {
+            let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", ledger_path.display())).await.unwrap();
+            sqlx::query(
+                "UPDATE usage_records SET credits_charged = credits_charged + ? WHERE request_id = ?",
+            )
+            .bind(delta)
+            .bind(receipt)
+            .execute(&db)
+            .await
+            .unwrap();
+            db.close().await;
+        })
+    };
+    tamper(1);
+    let altered = stderr(&compux(&["audit", "prove", receipt, "--relayer", relayer, "-u", rpc_url]));
+    assert!(altered.contains("FAIL") && altered.contains("Merkle proof"), "{altered}");
+    tamper(-1);
 
     // Under that load, at least 1,000 records shared one settle.
     let (_, list) = http(relayer, "GET", &format!("/v1/batches?source={account}"), "", "");
