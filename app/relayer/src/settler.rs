@@ -380,19 +380,8 @@ impl Settler {
     /// a facility closes only after repayment, so this is logged, not expected.)
     async fn move_all(&self, facility: &str, account: &str) -> Result<u64> {
         let pending = batches::pending(&self.pool).await?;
-        let first_pending = pending.iter().find(|b| b.source == facility).map(|b| b.seq);
-        let from_seq = Some(first_pending.unwrap_or(u64::MAX));
-        let moved = batches::move_records(&self.pool, facility, account, None, from_seq).await?;
-        if moved > 0 {
-            self.meter.move_unsettled(facility, account, moved, first_pending);
-            tracing::warn!(
-                facility,
-                account,
-                credits = moved,
-                "usage of a closed facility moved to the borrower's vault"
-            );
-        }
-        Ok(moved)
+        let first_pending = pending.iter().find(|b| b.source == facility).map_or(u64::MAX, |b| b.seq);
+        self.move_to_vault(facility, account, None, Some(first_pending), "usage of a closed facility").await
     }
 
     /// A frozen facility settles only what was metered before `frozen_at`, and only until
@@ -404,15 +393,23 @@ impl Settler {
             FacilityStatus::Frozen | FacilityStatus::Recovered => (None, Some(f.settlement.settled_seq + 1)),
             _ => return Ok(0),
         };
+        self.move_to_vault(facility, account, after_ms, from_seq, "late usage of a frozen facility").await
+    }
+
+    /// Moves a facility's records (unbatched after `after_ms`, and its batches from
+    /// `from_seq` on) to the borrower's vault, in the ledger and in the hard cap alike.
+    async fn move_to_vault(
+        &self,
+        facility: &str,
+        account: &str,
+        after_ms: Option<i64>,
+        from_seq: Option<u64>,
+        what: &str,
+    ) -> Result<u64> {
         let moved = batches::move_records(&self.pool, facility, account, after_ms, from_seq).await?;
         if moved > 0 {
             self.meter.move_unsettled(facility, account, moved, from_seq);
-            tracing::info!(
-                facility,
-                account,
-                credits = moved,
-                "late usage of a frozen facility moved to the borrower's vault"
-            );
+            tracing::warn!(facility, account, credits = moved, "{what} moved to the borrower's vault");
         }
         Ok(moved)
     }
