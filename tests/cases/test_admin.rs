@@ -211,7 +211,7 @@ async fn fund_recovery_reserve_moves_exact_amounts() {
             .await,
     );
     assert_eq!(env.balance(&funder.quote).await, 3_750_000);
-    assert_eq!(env.balance(&m.recovery_reserve).await, 1_250_000);
+    assert_eq!(env.balance(&m.recovery_reserve).await, RESERVE_FUNDING + 1_250_000);
 
     assert_compux_err(
         env.send(&[ix::fund_recovery_reserve(&m, &funder.key(), &funder.quote, 0)], &[&funder.kp]).await,
@@ -232,5 +232,5 @@ async fn fund_recovery_reserve_moves_exact_amounts() {
     let mut ixn = ix::fund_recovery_reserve(&m, &funder.key(), &funder.quote, 1_000);
     ixn.accounts[3].pubkey = fake_reserve;
     assert_compux_err(env.send(&[ixn], &[&funder.kp]).await, CompuxError::WrongVault);
-    assert_eq!(env.balance(&m.recovery_reserve).await, 1_250_000);
+    assert_eq!(env.balance(&m.recovery_reserve).await, RESERVE_FUNDING + 1_250_000);
 }

@@ -39,48 +39,37 @@ fn idl_lists_every_instruction_error_and_the_program_address() {
         "freeze_escrow",
         "recover",
         "close_facility",
+        "withdraw_repayments",
+        "withdraw_treasury",
+        "withdraw_reserve",
     ];
     expected.sort();
     assert_eq!(names, expected);
 
     let codes: Vec<u64> =
         idl["errors"].as_array().unwrap().iter().map(|e| e["code"].as_u64().unwrap()).collect();
-    let last = compux_sdk::CompuxError::WrongTokenOwner as u64 + 6000;
+    let last = compux_sdk::CompuxError::AddressInUse as u64 + 6000;
     assert_eq!(codes, (6000..=last).collect::<Vec<_>>(), "every CompuxError is in the IDL");
     let events = idl["events"].as_array().unwrap();
-    for name in ["UsageSettled", "FacilityAccepted", "FacilityRepaid", "EscrowFrozen", "FacilityRecovered"] {
+    for name in [
+        "UsageSettled",
+        "FacilityAccepted",
+        "FacilityRepaid",
+        "EscrowFrozen",
+        "FacilityRecovered",
+        "TreasuryWithdrawn",
+        "ReserveWithdrawn",
+        "RepaymentsWithdrawn",
+    ] {
         assert!(events.iter().any(|e| e["name"] == name), "event {name} missing");
     }
 }
 
-/// `migrations/market.toml` documents the market the tests run against; keep them equal.
+/// `migrations/market.toml` documents the market the tests run against; keep them equal
+/// (read by the same code `compux admin init-market` uses).
 #[test]
 fn migrations_market_toml_matches_the_test_market() {
-    let t: toml::Value = toml::from_str(include_str!("../../migrations/market.toml")).expect("valid TOML");
-    let c = crate::program_test::default_config();
-    let int = |v: &toml::Value| v.as_integer().unwrap() as u64;
-    assert_eq!(int(&t["base_price"]), c.base_price);
-    assert_eq!(int(&t["early_termination_fee_bps"]), c.early_termination_fee_bps as u64);
-    let hours: Vec<u64> = t["hour_multipliers_bps"].as_array().unwrap().iter().map(int).collect();
-    assert_eq!(hours, c.hour_multipliers_bps.iter().map(|&h| h as u64).collect::<Vec<_>>());
-    let tiers: Vec<(u64, u64)> = t["bulk_tiers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| (int(&x["min_credits"]), int(&x["bonus_bps"])))
-        .collect();
-    assert_eq!(tiers, c.bulk_tiers.iter().map(|x| (x.min_credits, x.bonus_bps as u64)).collect::<Vec<_>>());
-    let discounts: Vec<(u64, u64)> = t["reserve_discounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| (int(&x["min_term_secs"]), int(&x["discount_bps"])))
-        .collect();
-    assert_eq!(
-        discounts,
-        c.reserve_discounts
-            .iter()
-            .map(|x| (x.min_term_secs as u64, x.discount_bps as u64))
-            .collect::<Vec<_>>()
-    );
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/market.toml");
+    let file = compux_client::bootstrap::read_config(&path).expect("valid market file");
+    assert_eq!(file, crate::program_test::default_config());
 }

@@ -20,7 +20,7 @@ async fn audited_market() -> (TestEnv, Snapshot, i64) {
             .await,
     );
     let t0 = at_hour(9);
-    env.accepted_facility(&lender, &borrower, 0, t0).await;
+    env.accepted_facility(&lender, &borrower, t0).await;
     let snapshot = env.snapshot().await.unwrap();
     (env, snapshot, t0)
 }
@@ -35,11 +35,13 @@ async fn clean_state_and_exact_coverage() {
     let report = check(&s);
     assert_eq!(report.violations, vec![]);
     // 15 unused credits cost the whole 100_000 principal; at 50 % the reserve owes 50_000
-    // against 500_000 held: 10x coverage.
+    // (the facility's earmark) against 1_500_000 held: 30x coverage.
     assert_eq!(
-        (report.recovery_liability, report.recovery_reserve, report.coverage_bps),
-        (50_000, 500_000, Some(100_000))
+        (report.recovery_liability, report.recovery_reserve, report.coverage_bps, report.earmarked),
+        (50_000, RESERVE_FUNDING + 500_000, Some(300_000), EARMARK)
     );
+    // The treasury holds exactly the accepted principal.
+    assert_eq!((report.treasury_expected, s.treasury_balance), (PRINCIPAL, PRINCIPAL));
 }
 
 #[tokio::test]
@@ -79,6 +81,43 @@ async fn every_injected_violation_is_reported() {
     assert!(matches!(v[..], [Violation::LoanMismatch { .. }]), "{v:?}");
     let v = inject(&|s| s.facilities[0].escrow_frozen = true);
     assert!(matches!(v[..], [Violation::FreezeMismatch { .. }]), "{v:?}");
+
+    // Economics: more credits than the principal at the accept-time price times the cap
+    // (the escrow agrees, so only the mint check speaks)...
+    let v = inject(&|s| {
+        s.facilities[0].facility.total_credits += 1;
+        s.facilities[0].escrow_balance += 1;
+        s.credit_mint_supply += 1;
+    });
+    assert_eq!(
+        v,
+        vec![Violation::OverMinted { facility: f, minted: FINANCED_CREDITS + 1, allowed: FINANCED_CREDITS }]
+    );
+    // ... or a multiplier above the cap recorded at acceptance.
+    let v = inject(&|s| s.facilities[0].facility.accepted_cap_bps = CAP_BPS - 1);
+    assert!(matches!(v[..], [Violation::OverMinted { .. }]), "{v:?}");
+    // Earmarks that do not add up, and a reserve below them.
+    let v = inject(&|s| s.facilities[0].facility.earmark -= 1);
+    assert_eq!(v, vec![Violation::EarmarksMismatch { market_earmarked: EARMARK, facilities: EARMARK - 1 }]);
+    let v = inject(&|s| s.recovery_reserve_balance = EARMARK - 1);
+    assert!(
+        v.contains(&Violation::ReserveBelowEarmarks { reserve: EARMARK - 1, earmarked: EARMARK }),
+        "{v:?}"
+    );
+    // Quote that left the reserve or the treasury without an instruction that records it.
+    let v = inject(&|s| s.recovery_reserve_balance -= 1);
+    assert_eq!(
+        v,
+        vec![Violation::ReserveFlowsMismatch {
+            reserve: RESERVE_FUNDING + 500_000 - 1,
+            expected: RESERVE_FUNDING + 500_000
+        }]
+    );
+    let v = inject(&|s| s.treasury_balance -= 1);
+    assert_eq!(v, vec![Violation::TreasuryFlowsMismatch { treasury: PRINCIPAL - 1, expected: PRINCIPAL }]);
+    // Tokens sent straight to a vault are a gift, not a violation.
+    let v = inject(&|s| s.treasury_balance += 7);
+    assert_eq!(v, vec![]);
 
     // The clock moved past the grace period and nobody refreshed the facility.
     let v = inject(&|s| s.now = t0 + PERIOD + GRACE);

@@ -3,7 +3,7 @@
 use anchor_lang::error::ErrorCode;
 use compux_sdk::ix::{self, SettleBatch};
 use compux_sdk::state::{Facility, FacilityStatus};
-use compux_sdk::{CompuxError, FacilityKeys};
+use compux_sdk::CompuxError;
 use solana_sdk::signature::Signer;
 
 use crate::program_test::*;
@@ -20,7 +20,7 @@ async fn parties() -> (TestEnv, User, User, User) {
 async fn offers_validate_terms_and_only_the_lender_cancels_an_unaccepted_offer() {
     let (mut env, lender, borrower, stranger) = parties().await;
     let m = env.market;
-    let f = FacilityKeys::derive(&m.market, &lender.key(), 7);
+    let f = env.next_facility(&lender).await;
     for (terms, err) in [
         (
             compux_sdk::state::FacilityTerms { installments: 0, ..default_terms(borrower.key()) },
@@ -65,8 +65,12 @@ async fn offers_validate_terms_and_only_the_lender_cancels_an_unaccepted_offer()
     assert_compux_err(res, CompuxError::WrongTokenOwner);
     assert_eq!(env.balance(&lender.quote).await, 1_000_000);
 
-    let f = env.offer(&lender, 7, default_terms(borrower.key())).await;
-    assert_eq!(env.balance(&f.principal_vault).await, PRINCIPAL);
+    env.track(f);
+    assert_ok(
+        env.send(&[ix::offer_facility(&m, &f, &lender.quote, default_terms(borrower.key()))], &[&lender.kp])
+            .await,
+    );
+    assert_eq!(env.balance(&f.quote_vault).await, PRINCIPAL);
     // Offering the same nonce again (re-initialisation) fails and changes nothing.
     let res = env
         .send(&[ix::offer_facility(&m, &f, &lender.quote, default_terms(stranger.key()))], &[&lender.kp])
@@ -90,17 +94,17 @@ async fn only_the_named_borrower_accepts_and_only_once() {
     let (mut env, lender, borrower, stranger) = parties().await;
     let m = env.market;
     env.set_time(at_hour(9)).await;
-    let f = env.offer(&lender, 0, default_terms(borrower.key())).await;
+    let terms = default_terms(borrower.key());
+    let f = env.offer(&lender, terms).await;
 
-    let res = env.send(&[ix::accept_facility(&m, &f, &stranger.key())], &[&stranger.kp]).await;
+    let res = env.send(&[ix::accept_facility(&m, &f, &stranger.key(), terms, 0)], &[&stranger.kp]).await;
     assert_compux_err(res, CompuxError::NotBorrower);
-    let mut unsigned = ix::accept_facility(&m, &f, &borrower.key());
+    let mut unsigned = ix::accept_facility(&m, &f, &borrower.key(), terms, 0);
     unsigned.accounts[0].is_signer = false;
     assert_anchor_err(env.send(&[unsigned], &[]).await, ErrorCode::AccountNotSigner);
 
-    assert_ok(env.send(&[ix::accept_facility(&m, &f, &borrower.key())], &[&borrower.kp]).await);
-    let res = env.send(&[ix::accept_facility(&m, &f, &borrower.key())], &[&borrower.kp]).await;
-    assert_compux_err(res, CompuxError::InvalidFacilityStatus);
+    assert_ok(env.accept(&f, &borrower).await);
+    assert_compux_err(env.accept(&f, &borrower).await, CompuxError::InvalidFacilityStatus);
     assert_eq!(env.balance(&f.escrow).await, FINANCED_CREDITS, "minted once");
     assert_compux_err(
         env.send(&[ix::cancel_offer(&m, &f, &lender.quote)], &[&lender.kp]).await,
@@ -113,7 +117,7 @@ async fn only_the_lender_freezes_and_never_a_current_facility() {
     let (mut env, lender, borrower, stranger) = parties().await;
     let m = env.market;
     let t0 = at_hour(9);
-    let f = env.accepted_facility(&lender, &borrower, 0, t0).await;
+    let f = env.accepted_facility(&lender, &borrower, t0).await;
 
     // Current facility: even the lender cannot freeze it.
     assert_compux_err(
@@ -149,8 +153,8 @@ async fn relayer_burns_only_released_credits_of_the_right_escrow() {
     let m = env.market;
     let relayer = env.relayer.insecure_clone();
     let t0 = at_hour(9);
-    let f = env.accepted_facility(&lender, &borrower, 0, t0).await;
-    let g = env.accepted_facility(&lender, &stranger, 1, t0).await;
+    let f = env.accepted_facility(&lender, &borrower, t0).await;
+    let g = env.accepted_facility(&lender, &stranger, t0).await;
     let batch = |amount| SettleBatch { seq: 1, amount, batch_root: [9; 32], window_end: t0 };
 
     // Only the upfront share is released: one more base unit is unreleased.
@@ -186,7 +190,7 @@ async fn tranches_wait_for_their_due_date_and_a_current_facility() {
     let (mut env, lender, borrower, _) = parties().await;
     let m = env.market;
     let t0 = at_hour(9);
-    let f = env.accepted_facility(&lender, &borrower, 0, t0).await;
+    let f = env.accepted_facility(&lender, &borrower, t0).await;
     env.set_time(t0 + PERIOD - 1).await;
     assert_compux_err(env.send(&[ix::release_tranche(&m, &f)], &[]).await, CompuxError::TrancheNotDue);
     env.set_time(t0 + PERIOD).await;
@@ -203,37 +207,38 @@ async fn tranches_wait_for_their_due_date_and_a_current_facility() {
 }
 
 #[tokio::test]
-async fn repayment_goes_from_the_borrower_to_the_lender_only() {
+async fn repayment_goes_from_the_borrower_into_the_facility_vault_only() {
     let (mut env, lender, borrower, stranger) = parties().await;
     let m = env.market;
     let t0 = at_hour(9);
-    let f = env.accepted_facility(&lender, &borrower, 0, t0).await;
+    let f = env.accepted_facility(&lender, &borrower, t0).await;
     env.set_time(t0 + PERIOD).await;
 
-    let res = env
-        .send(
-            &[ix::repay(&m, &f, &stranger.key(), &stranger.quote, &lender.quote, INSTALLMENT)],
-            &[&stranger.kp],
-        )
-        .await;
+    let res =
+        env.send(&[ix::repay(&m, &f, &stranger.key(), &stranger.quote, INSTALLMENT)], &[&stranger.kp]).await;
     assert_compux_err(res, CompuxError::NotBorrower);
-    let res = env
-        .send(
-            &[ix::repay(&m, &f, &borrower.key(), &borrower.quote, &stranger.quote, INSTALLMENT)],
-            &[&borrower.kp],
-        )
-        .await;
-    assert_compux_err(res, CompuxError::WrongTokenOwner);
-    let res = env
-        .send(&[ix::repay(&m, &f, &borrower.key(), &borrower.quote, &lender.quote, 0)], &[&borrower.kp])
-        .await;
+    // Paid anywhere but the facility's own vault: refused.
+    let mut ixn = ix::repay(&m, &f, &borrower.key(), &borrower.quote, INSTALLMENT);
+    ixn.accounts[4].pubkey = stranger.quote;
+    assert_compux_err(env.send(&[ixn], &[&borrower.kp]).await, CompuxError::WrongVault);
+    let res = env.send(&[ix::repay(&m, &f, &borrower.key(), &borrower.quote, 0)], &[&borrower.kp]).await;
     assert_compux_err(res, CompuxError::ZeroAmount);
     assert_eq!(env.balance(&stranger.quote).await, 1_000_000);
+    // Another facility's escrow: refused.
+    let g = env.accepted_facility(&lender, &stranger, t0).await;
+    let mut ixn = ix::repay(&m, &f, &borrower.key(), &borrower.quote, INSTALLMENT);
+    ixn.accounts[5].pubkey = g.escrow;
+    assert_compux_err(env.send(&[ixn], &[&borrower.kp]).await, CompuxError::WrongVault);
 
     // Recovery of a facility that was never frozen is refused.
-    let res = env.send(&[ix::recover(&m, &f, &lender.quote)], &[&lender.kp]).await;
+    let res = env.send(&[ix::recover(&m, &f)], &[&lender.kp]).await;
     assert_compux_err(res, CompuxError::InvalidFacilityStatus);
     // Closing before repayment is refused.
-    let res = env.send(&[ix::close_facility(&m, &f, &borrower.key(), &lender.quote)], &[]).await;
+    let res = env.send(&[ix::close_facility(&m, &f, &borrower.key())], &[]).await;
     assert_compux_err(res, CompuxError::InvalidFacilityStatus);
+
+    assert_ok(
+        env.send(&[ix::repay(&m, &f, &borrower.key(), &borrower.quote, INSTALLMENT)], &[&borrower.kp]).await,
+    );
+    assert_eq!(env.balance(&f.quote_vault).await, INSTALLMENT);
 }

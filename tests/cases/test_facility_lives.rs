@@ -17,13 +17,13 @@ struct Scene {
 }
 
 /// A lender with 1_000_000 quote, a borrower with 1_000_000 quote, the default facility
-/// accepted at 09:00 on DAY0.
+/// accepted at 09:00 on DAY0 (maturity: four periods later).
 async fn scene() -> Scene {
     let mut env = TestEnv::new().await;
     let lender = env.user(1_000_000).await;
     let borrower = env.user(1_000_000).await;
     let t0 = at_hour(9);
-    let f = env.accepted_facility(&lender, &borrower, 0, t0).await;
+    let f = env.accepted_facility(&lender, &borrower, t0).await;
     Scene { env, lender, borrower, f, t0 }
 }
 
@@ -34,8 +34,7 @@ impl Scene {
 
     async fn repay(&mut self, amount: u64) -> TxResult {
         let m = self.env.market;
-        let ixn =
-            ix::repay(&m, &self.f, &self.borrower.key(), &self.borrower.quote, &self.lender.quote, amount);
+        let ixn = ix::repay(&m, &self.f, &self.borrower.key(), &self.borrower.quote, amount);
         self.env.send(&[ixn], &[&self.borrower.kp]).await
     }
 
@@ -56,7 +55,24 @@ impl Scene {
 
     async fn close(&mut self) -> TxResult {
         let m = self.env.market;
-        self.crank(ix::close_facility(&m, &self.f, &self.borrower.key(), &self.lender.quote)).await
+        self.crank(ix::close_facility(&m, &self.f, &self.borrower.key())).await
+    }
+
+    async fn recover(&mut self) -> TxResult {
+        let m = self.env.market;
+        self.env.send(&[ix::recover(&m, &self.f)], &[&self.lender.kp]).await
+    }
+
+    /// The lender takes everything the facility vault holds to its own quote account.
+    async fn withdraw_all(&mut self) -> TxResult {
+        let m = self.env.market;
+        let held = self.env.balance(&self.f.quote_vault).await;
+        let ixn = ix::withdraw_repayments(&m, &self.f, &self.lender.quote, held);
+        self.env.send(&[ixn], &[&self.lender.kp]).await
+    }
+
+    fn maturity(&self) -> i64 {
+        self.t0 + 4 * PERIOD
     }
 
     async fn default_and_freeze(&mut self) -> i64 {
@@ -95,7 +111,7 @@ async fn repaid_on_time_then_closed_and_converted() {
     assert_ok(s.settle(1, 1_000_000, s.t0 + DAY).await);
     let lender_rent: u64 = {
         let mut sum = 0;
-        for a in [s.f.address, s.f.escrow, s.f.principal_vault] {
+        for a in [s.f.address, s.f.escrow, s.f.quote_vault] {
             sum += s.env.account(&a).await.unwrap().lamports;
         }
         sum
@@ -116,7 +132,11 @@ async fn repaid_on_time_then_closed_and_converted() {
             _ => None,
         });
         assert_eq!(repaid.map(|r| r.fees + r.interest + r.principal), Some(INSTALLMENT));
-        assert_eq!(s.env.balance(&s.lender.quote).await, 1_000_000 - PRINCIPAL + k as u64 * INSTALLMENT);
+        assert_eq!(
+            s.env.balance(&s.f.quote_vault).await,
+            k as u64 * INSTALLMENT,
+            "repayments wait in the facility vault"
+        );
     }
     let f = s.facility().await;
     assert_eq!(
@@ -125,13 +145,18 @@ async fn repaid_on_time_then_closed_and_converted() {
     );
     assert_eq!(s.env.balance(&s.borrower.quote).await, 1_000_000 - 102_480);
 
-    // Close: the 14 unused credits become the borrower's standard credits; rent to the lender.
+    // Close: the 14 unused credits become the borrower's standard credits; the escrow's rent
+    // goes to the lender; the facility waits for the lender to withdraw its vault.
     let logs = assert_ok(s.close().await);
     assert!(
-        matches!(&events_from_logs(&logs)[..], [CompuxEvent::FacilityClosed(e)] if e.converted_credits == 14_000_000)
+        matches!(&events_from_logs(&logs)[..], [CompuxEvent::FacilityClosed(e)] if e.converted_credits == 14_000_000 && e.vault_balance == 102_480)
     );
     assert_eq!(s.env.balance(&s.borrower.credit.vault).await, 14_000_000);
-    for a in [s.f.address, s.f.escrow, s.f.principal_vault] {
+    assert!(s.env.account(&s.f.escrow).await.is_none());
+    assert_eq!(s.facility().await.status, FacilityStatus::Closed);
+    assert_ok(s.withdraw_all().await);
+    assert_eq!(s.env.balance(&s.lender.quote).await, 1_000_000 - PRINCIPAL + 102_480);
+    for a in [s.f.address, s.f.escrow, s.f.quote_vault] {
         assert!(s.env.account(&a).await.is_none());
     }
     assert_eq!(s.env.account(&s.lender.key()).await.unwrap().lamports, lender_lamports + lender_rent);
@@ -160,7 +185,7 @@ async fn late_then_fee_paid_then_current_again() {
     assert_ok(s.repay(INSTALLMENT + 281).await);
     let f = s.facility().await;
     assert_eq!((f.status, f.loan.fees_paid, f.loan.past_due()), (FacilityStatus::Active, 1_281, 0));
-    assert_eq!(s.env.balance(&s.lender.quote).await, 1_000_000 - PRINCIPAL + INSTALLMENT + 1_281);
+    assert_eq!(s.env.balance(&s.f.quote_vault).await, INSTALLMENT + 1_281);
     assert_ok(s.crank(ix::release_tranche(&m, &s.f)).await);
     assert_eq!(s.facility().await.released_credits, UPFRONT_CREDITS + TRANCHE_CREDITS);
 }
@@ -169,12 +194,6 @@ async fn late_then_fee_paid_then_current_again() {
 async fn defaulted_frozen_settled_before_freeze_then_recovered() {
     let mut s = scene().await;
     let m = s.env.market;
-    let funder = s.env.user(1_000_000).await;
-    assert_ok(
-        s.env
-            .send(&[ix::fund_recovery_reserve(&m, &funder.key(), &funder.quote, 1_000_000)], &[&funder.kp])
-            .await,
-    );
     s.env.set_time(s.t0 + 10 * DAY).await;
     assert_ok(s.settle(1, 500_000, s.t0 + 10 * DAY).await);
 
@@ -193,19 +212,22 @@ async fn defaulted_frozen_settled_before_freeze_then_recovered() {
 
     // Recovery waits for the window to close.
     s.env.set_time(frozen_at + 86_400).await;
-    let res = s.env.send(&[ix::recover(&m, &s.f, &s.lender.quote)], &[&s.lender.kp]).await;
-    assert_compux_err(res, CompuxError::SettlementWindowOpen);
+    assert_compux_err(s.recover().await, CompuxError::SettlementWindowOpen);
     s.env.set_time(frozen_at + 86_401).await;
     let mut expected = s.facility().await.loan;
     expected.accrue(frozen_at + 86_401).unwrap();
     let owed = expected.payoff(frozen_at + 86_401).unwrap();
-    let lender_before = s.env.balance(&s.lender.quote).await;
-    let logs = assert_ok(s.env.send(&[ix::recover(&m, &s.f, &s.lender.quote)], &[&s.lender.kp]).await);
+    let vault_before = s.env.balance(&s.f.quote_vault).await;
+    let logs = assert_ok(s.recover().await);
 
-    // 14.3 unused credits cost 95_333 of the principal (rounded down); at 50 % that is 47_666.
+    // The debt needs more than every unused credit is worth at the recovery price, so all
+    // 14.3 are bought: they cost 95_333 of the principal (rounded down); at 50 % that is
+    // 47_666, within the facility's earmark of 50_000.
     let paid = 47_666;
-    assert_eq!(s.env.balance(&s.lender.quote).await, lender_before + paid);
-    assert_eq!(s.env.balance(&m.recovery_reserve).await, 1_000_000 - paid);
+    assert_eq!(s.env.balance(&s.f.quote_vault).await, vault_before + paid);
+    assert_eq!(s.env.balance(&m.recovery_reserve).await, RESERVE_FUNDING - paid);
+    let market: compux_sdk::state::Market = s.env.state(&m.market).await;
+    assert_eq!((market.reserve_earmarked, market.reserve_paid), (0, paid), "earmark released");
     assert_eq!(s.env.balance(&s.f.escrow).await, 0);
     let f = s.facility().await;
     assert_eq!(
@@ -217,8 +239,10 @@ async fn defaulted_frozen_settled_before_freeze_then_recovered() {
     );
     s.env.assert_supply_matches_vaults().await;
 
-    let res = s.env.send(&[ix::recover(&m, &s.f, &s.lender.quote)], &[&s.lender.kp]).await;
-    assert_compux_err(res, CompuxError::InvalidFacilityStatus);
+    assert_compux_err(s.recover().await, CompuxError::InvalidFacilityStatus);
+    assert_compux_err(s.close().await, CompuxError::NotMatured);
+    let maturity = s.maturity();
+    s.env.set_time(maturity).await;
     assert_ok(s.close().await);
     assert_eq!(s.env.balance(&s.borrower.credit.vault).await, 0, "nothing left to convert");
 }
@@ -228,7 +252,7 @@ async fn defaulted_frozen_then_repaid_in_full_is_cured() {
     let mut s = scene().await;
     let frozen_at = s.default_and_freeze().await;
     s.env.set_time(frozen_at + 2 * DAY).await;
-    let lender_before = s.env.balance(&s.lender.quote).await;
+    let vault_before = s.env.balance(&s.f.quote_vault).await;
     let mut expected = s.facility().await.loan;
     expected.accrue(frozen_at + 2 * DAY).unwrap();
     let owed = expected.payoff(frozen_at + 2 * DAY).unwrap();
@@ -236,13 +260,15 @@ async fn defaulted_frozen_then_repaid_in_full_is_cured() {
 
     assert_ok(s.repay(u64::MAX).await);
     assert_eq!(
-        s.env.balance(&s.lender.quote).await,
-        lender_before + owed,
+        s.env.balance(&s.f.quote_vault).await,
+        vault_before + owed,
         "exactly the payoff, nothing more"
     );
     let f = s.facility().await;
-    assert_eq!(f.status, FacilityStatus::Repaid);
+    assert_eq!((f.status, f.earmark), (FacilityStatus::Repaid, 0));
     assert!(!s.env.is_frozen(&s.f.escrow).await, "cured: thawed");
+    let maturity = s.maturity();
+    s.env.set_time(maturity).await;
     assert_ok(s.close().await);
     assert_eq!(s.env.balance(&s.borrower.credit.vault).await, FINANCED_CREDITS);
 }
@@ -253,10 +279,22 @@ async fn prepaid_early_pays_interest_to_the_second() {
     s.env.set_time(s.t0 + 15 * DAY).await;
     assert_ok(s.repay(u64::MAX).await);
     // 100_000 at 12 % for 15 days: 493.15 rounded up to 494.
-    assert_eq!(s.env.balance(&s.lender.quote).await, 1_000_000 - PRINCIPAL + 100_494);
+    assert_eq!(s.env.balance(&s.f.quote_vault).await, 100_494);
     let f = s.facility().await;
     assert_eq!(f.status, FacilityStatus::Repaid);
     assert_eq!((f.loan.next_due_ts, f.loan.next_due_amount), (0, 0), "nothing more falls due");
+    // A prepayment does not end the financing period: no conversion before maturity, and
+    // the tranches keep their schedule (none early, none lost).
+    assert_compux_err(s.close().await, CompuxError::NotMatured);
+    let m = s.env.market;
+    assert_compux_err(s.crank(ix::release_tranche(&m, &s.f)).await, CompuxError::TrancheNotDue);
+    s.env.set_time(s.t0 + PERIOD).await;
+    assert_ok(s.crank(ix::release_tranche(&m, &s.f)).await);
+    assert_eq!(s.facility().await.released_credits, UPFRONT_CREDITS + TRANCHE_CREDITS);
+    let maturity = s.maturity();
+    s.env.set_time(maturity - 1).await;
+    assert_compux_err(s.close().await, CompuxError::NotMatured);
+    s.env.set_time(maturity).await;
     assert_ok(s.close().await);
     assert_eq!(s.env.balance(&s.borrower.credit.vault).await, FINANCED_CREDITS);
     s.env.assert_supply_matches_vaults().await;
@@ -272,8 +310,13 @@ async fn matured_with_a_balance_then_frozen() {
     // Not yet mature: the facility is current, so it cannot be frozen.
     s.env.set_time(s.t0 + 4 * PERIOD - 1).await;
     assert_compux_err(s.freeze().await, CompuxError::NotFreezable);
-    // At maturity the last installment is unpaid: still within grace, but freezable.
+    // At maturity the last installment is unpaid: like any missed installment, the lender
+    // waits for the grace period before freezing.
     s.env.set_time(s.t0 + 4 * PERIOD).await;
+    assert_compux_err(s.freeze().await, CompuxError::NotFreezable);
+    s.env.set_time(s.t0 + 4 * PERIOD + GRACE - 1).await;
+    assert_compux_err(s.freeze().await, CompuxError::NotFreezable);
+    s.env.set_time(s.t0 + 4 * PERIOD + GRACE).await;
     assert_ok(s.freeze().await);
     let f = s.facility().await;
     assert_eq!(f.status, FacilityStatus::Frozen);

@@ -10,11 +10,15 @@ use crate::program_test::*;
 
 const CREDIT: u64 = 1_000_000;
 
-/// 3 monthly periods of 500 credits: a 90-day term takes the 20 % discount, so the locked
-/// price is 8_000 per credit, each period costs 4_000_000 and the 5 % deposit is 600_000.
+/// 4 monthly periods of 500 credits: the 90 days committed beyond the first period take the
+/// 20 % discount, so the locked price is 8_000 per credit and each period costs 4_000_000
+/// (1_000_000 less than at the base price). The deposit is the 5 % fee on the 16_000_000
+/// commitment (800_000) plus room to claw back three periods' discount (3_000_000).
 fn quarterly() -> ReserveParams {
-    ReserveParams { credits_per_period: 500 * CREDIT, periods: 3, period_secs: 30 * DAY, max_price: 8_000 }
+    ReserveParams { credits_per_period: 500 * CREDIT, periods: 4, period_secs: 30 * DAY, max_price: 8_000 }
 }
+const DEPOSIT: u64 = 3_800_000;
+const FEE: u64 = 800_000;
 
 #[tokio::test]
 async fn reservation_lifecycle_claims_every_period_and_returns_deposit() {
@@ -30,17 +34,17 @@ async fn reservation_lifecycle_claims_every_period_and_returns_deposit() {
     let res_addr = alice.credit.reservation(0);
     let r: Reservation = env.state(&res_addr).await;
     assert_eq!(
-        (r.locked_price, r.discount_bps, r.period_cost, r.deposit, r.start_ts),
-        (8_000, 2_000, 4_000_000, 600_000, t0)
+        (r.locked_price, r.discount_bps, r.period_cost, r.deposit, r.fee, r.period_discount, r.start_ts),
+        (8_000, 2_000, 4_000_000, DEPOSIT, FEE, 1_000_000, t0)
     );
-    assert_eq!(env.balance(&alice.quote).await, 19_400_000);
-    assert_eq!(env.balance(&m.deposit_vault).await, 600_000);
+    assert_eq!(env.balance(&alice.quote).await, 20_000_000 - DEPOSIT);
+    assert_eq!(env.balance(&m.deposit_vault).await, DEPOSIT);
     assert!(
-        matches!(&events_from_logs(&logs)[..], [CompuxEvent::ReservationCreated(e)] if e.deposit == 600_000)
+        matches!(&events_from_logs(&logs)[..], [CompuxEvent::ReservationCreated(e)] if e.deposit == DEPOSIT)
     );
 
-    let mut quote = 19_400_000;
-    for period in 0..3u64 {
+    let mut quote = 20_000_000 - DEPOSIT;
+    for period in 0..4u64 {
         if period > 0 {
             // A second claim inside the same period is refused: the next window has not opened.
             let res = env.send(&[ix::claim_period(&m, &alice.key(), &alice.quote, 0)], &[&alice.kp]).await;
@@ -53,11 +57,11 @@ async fn reservation_lifecycle_claims_every_period_and_returns_deposit() {
         assert_eq!(env.balance(&alice.credit.vault).await, (period + 1) * 500 * CREDIT);
         assert_eq!(env.balance(&m.treasury).await, (period + 1) * 4_000_000);
         env.assert_supply_matches_vaults().await;
-        if period == 2 {
-            quote += 600_000; // the deposit comes back with the last claim
+        if period == 3 {
+            quote += DEPOSIT; // the whole deposit comes back with the last claim
             assert!(matches!(&events_from_logs(&logs)[..],
                 [CompuxEvent::ReservationPeriodClaimed(c), CompuxEvent::ReservationEnded(e)]
-                    if c.period == 2 && e.outcome == ReservationOutcome::Completed && e.deposit == 600_000));
+                    if c.period == 3 && e.outcome == ReservationOutcome::Completed && e.deposit == DEPOSIT && e.forfeited == 0));
         }
         assert_eq!(env.balance(&alice.quote).await, quote);
     }
@@ -66,7 +70,7 @@ async fn reservation_lifecycle_claims_every_period_and_returns_deposit() {
     let market: Market = env.state(&m.market).await;
     assert_eq!(market.deposits_outstanding, 0);
     let acct: CreditAccount = env.state(&alice.credit.address).await;
-    assert_eq!((acct.total_reserved_claimed, acct.reservation_count), (1_500 * CREDIT, 1));
+    assert_eq!((acct.total_reserved_claimed, acct.reservation_count), (2_000 * CREDIT, 1));
 }
 
 #[tokio::test]
@@ -85,7 +89,7 @@ async fn missed_period_lapses_and_forfeits_deposit() {
     // Period 1 is open until t0 + 2 days: not lapsed yet, even one second before.
     env.set_time(t0 + 2 * DAY - 1).await;
     assert_compux_err(
-        env.send(&[ix::lapse_reservation(&m, &alice.key(), 0)], &[]).await,
+        env.send(&[ix::lapse_reservation(&m, &alice.key(), &alice.quote, 0)], &[]).await,
         CompuxError::ReservationNotLapsed,
     );
 
@@ -98,7 +102,7 @@ async fn missed_period_lapses_and_forfeits_deposit() {
     let owner_lamports = env.account(&alice.key()).await.unwrap().lamports;
     let treasury = env.balance(&m.treasury).await;
     // Permissionless: only the test payer signs.
-    let logs = assert_ok(env.send(&[ix::lapse_reservation(&m, &alice.key(), 0)], &[]).await);
+    let logs = assert_ok(env.send(&[ix::lapse_reservation(&m, &alice.key(), &alice.quote, 0)], &[]).await);
     assert!(
         matches!(&events_from_logs(&logs)[..], [CompuxEvent::ReservationEnded(e)] if e.outcome == ReservationOutcome::Lapsed)
     );
@@ -114,7 +118,7 @@ async fn missed_period_lapses_and_forfeits_deposit() {
 }
 
 #[tokio::test]
-async fn cancel_forfeits_deposit_and_only_the_owner_may_cancel() {
+async fn cancel_forfeits_the_fee_and_only_the_owner_may_cancel() {
     let mut env = TestEnv::new().await;
     let m = env.market;
     let alice = env.user(20_000_000).await;
@@ -122,22 +126,29 @@ async fn cancel_forfeits_deposit_and_only_the_owner_may_cancel() {
     env.set_time(at_hour(9)).await;
     assert_ok(env.send(&[ix::reserve(&m, &alice.key(), &alice.quote, 0, quarterly())], &[&alice.kp]).await);
 
-    let mut ixn = ix::cancel_reservation(&m, &bob.key(), 0);
+    let mut ixn = ix::cancel_reservation(&m, &bob.key(), &bob.quote, 0);
     ixn.accounts[2].pubkey = alice.credit.reservation(0);
     assert_compux_err(env.send(&[ixn], &[&bob.kp]).await, CompuxError::NotAccountOwner);
 
-    let logs = assert_ok(env.send(&[ix::cancel_reservation(&m, &alice.key(), 0)], &[&alice.kp]).await);
+    // The refund goes to the owner's account only.
+    let mut ixn = ix::cancel_reservation(&m, &alice.key(), &alice.quote, 0);
+    ixn.accounts[5].pubkey = bob.quote;
+    assert_compux_err(env.send(&[ixn], &[&alice.kp]).await, CompuxError::WrongTokenOwner);
+
+    // Nothing claimed: only the fee is forfeited; the clawback room comes back.
+    let logs =
+        assert_ok(env.send(&[ix::cancel_reservation(&m, &alice.key(), &alice.quote, 0)], &[&alice.kp]).await);
     assert!(
-        matches!(&events_from_logs(&logs)[..], [CompuxEvent::ReservationEnded(e)] if e.outcome == ReservationOutcome::Cancelled && e.claimed_periods == 0)
+        matches!(&events_from_logs(&logs)[..], [CompuxEvent::ReservationEnded(e)] if e.outcome == ReservationOutcome::Cancelled && e.claimed_periods == 0 && e.forfeited == FEE)
     );
-    assert_eq!(env.balance(&m.treasury).await, 600_000);
-    assert_eq!(env.balance(&alice.quote).await, 19_400_000);
+    assert_eq!(env.balance(&m.treasury).await, FEE);
+    assert_eq!(env.balance(&alice.quote).await, 20_000_000 - FEE);
     assert!(env.account(&alice.credit.reservation(0)).await.is_none());
     let market: Market = env.state(&m.market).await;
     assert_eq!(market.deposits_outstanding, 0);
 
     // Cancelling again: the account is gone.
-    let res = env.send(&[ix::cancel_reservation(&m, &alice.key(), 0)], &[&alice.kp]).await;
+    let res = env.send(&[ix::cancel_reservation(&m, &alice.key(), &alice.quote, 0)], &[&alice.kp]).await;
     assert_anchor_err(res, ErrorCode::AccountNotInitialized);
 }
 
@@ -162,6 +173,8 @@ async fn reserve_validates_terms_price_pause_nonce_and_clock() {
     ] {
         assert_compux_err(env.send(&[send(bad, 0)], &[&alice.kp]).await, CompuxError::InvalidTerm);
     }
+    let single = ReserveParams { periods: 1, period_secs: 90 * DAY, ..quarterly() };
+    assert_compux_err(env.send(&[send(single, 0)], &[&alice.kp]).await, CompuxError::CommitmentTooShort);
     let zero = ReserveParams { credits_per_period: 0, ..quarterly() };
     assert_compux_err(env.send(&[send(zero, 0)], &[&alice.kp]).await, CompuxError::ZeroAmount);
     let huge = ReserveParams { credits_per_period: u64::MAX, max_price: u64::MAX, ..quarterly() };

@@ -18,7 +18,7 @@ use solana_sdk::instruction::Instruction;
 use solana_sdk::signature::{Keypair, Signer};
 use solana_sdk::transaction::{Transaction, TransactionError};
 
-use super::fixtures::{default_config, default_terms, QUOTE_DECIMALS};
+use super::fixtures::{default_config, default_terms, QUOTE_DECIMALS, RESERVE_FUNDING};
 
 /// A failed transaction: the runtime error and the logs, for readable test failures.
 #[derive(Debug)]
@@ -58,12 +58,31 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
-    /// A bank with one market initialised by `admin` with `default_config()`.
+    /// A bank with one market initialised by `admin` with `default_config()`, its recovery
+    /// reserve funded with `RESERVE_FUNDING`.
     pub async fn new() -> Self {
         let mut env = Self::bare().await;
         let market = env.create_market(&env.admin.insecure_clone(), env.quote_mint).await;
         env.market = market;
+        env.fund_reserve(RESERVE_FUNDING).await;
         env
+    }
+
+    /// The admin puts `amount` freshly minted test quote into the recovery reserve.
+    pub async fn fund_reserve(&mut self, amount: u64) {
+        let (m, admin) = (self.market, self.admin.insecure_clone());
+        let from = self.create_token_account(&m.quote_mint, &admin.pubkey()).await;
+        self.mint_to(&m.quote_mint, &from, amount).await;
+        self.send(&[ix::fund_recovery_reserve(&m, &admin.pubkey(), &from, amount)], &[&admin])
+            .await
+            .expect("fund_recovery_reserve");
+    }
+
+    /// The market's next facility number.
+    pub async fn next_facility(&mut self, lender: &User) -> FacilityKeys {
+        let m = self.market;
+        let market: Market = self.state(&m.market).await;
+        FacilityKeys::derive(&m.market, &lender.key(), market.facility_count)
     }
 
     /// A bank with a quote mint and funded admin and relayer, but no market yet.
@@ -284,19 +303,22 @@ impl TestEnv {
         for f in self.tracked_facilities.clone() {
             let Some(acc) = self.account(&f.address).await else { continue };
             let facility = compux_sdk::decode::account(&acc.data).expect("facility");
-            let escrow = self.token_account(&f.escrow).await;
-            facilities.push(FacilitySnapshot {
-                address: f.address,
-                facility,
-                escrow_balance: escrow.amount,
-                escrow_frozen: escrow.state == spl_token::state::AccountState::Frozen,
-            });
+            // A closed facility waiting for its lender's withdrawal has no escrow left.
+            let (escrow_balance, escrow_frozen) = match self.account(&f.escrow).await {
+                Some(e) => {
+                    let e = spl_token::state::Account::unpack(&e.data).unwrap();
+                    (e.amount, e.state == spl_token::state::AccountState::Frozen)
+                }
+                None => (0, false),
+            };
+            facilities.push(FacilitySnapshot { address: f.address, facility, escrow_balance, escrow_frozen });
         }
         Some(Snapshot {
             now: self.ctx.banks_client.get_sysvar::<Clock>().await.unwrap().unix_timestamp,
             market_address: m.market,
             credit_mint_supply: self.mint(&m.credit_mint).await.supply,
             recovery_reserve_balance: self.balance(&m.recovery_reserve).await,
+            treasury_balance: self.balance(&m.treasury).await,
             deposit_vault_balance: self.balance(&m.deposit_vault).await,
             market,
             credit_accounts,
@@ -309,33 +331,53 @@ impl TestEnv {
         Some(audit::check(&self.snapshot().await?))
     }
 
-    /// `lender` offers `terms` as facility `nonce`; its escrow joins the supply check.
-    pub async fn offer(&mut self, lender: &User, nonce: u64, terms: FacilityTerms) -> FacilityKeys {
-        let m = self.market;
-        let f = FacilityKeys::derive(&m.market, &lender.key(), nonce);
+    /// Tracks a credit account opened outside `user_in`, for the supply check and the auditor.
+    pub fn track_account(&mut self, c: CreditAccountKeys) {
+        self.credit_vaults.push(c.vault);
+        self.tracked_accounts.push((self.market.market, c));
+    }
+
+    /// Tracks a facility's escrow for the supply check and the facility for the auditor.
+    pub fn track(&mut self, f: FacilityKeys) {
         self.credit_vaults.push(f.escrow);
         self.tracked_facilities.push(f);
+    }
+
+    /// `lender` offers `terms` as the market's next facility.
+    pub async fn offer(&mut self, lender: &User, terms: FacilityTerms) -> FacilityKeys {
+        let m = self.market;
+        let f = self.next_facility(lender).await;
+        self.track(f);
         self.send(&[ix::offer_facility(&m, &f, &lender.quote, terms)], &[&lender.kp])
             .await
             .expect("offer_facility");
         f
     }
 
-    /// Offers the default terms to `borrower` and accepts them at `at`.
-    pub async fn accepted_facility(
+    /// `borrower` accepts `f` as offered (its stored terms, any number of credits).
+    pub async fn accept(&mut self, f: &FacilityKeys, borrower: &User) -> TxResult {
+        let m = self.market;
+        let terms = self.state::<compux_sdk::state::Facility>(&f.address).await.terms;
+        self.send(&[ix::accept_facility(&m, f, &borrower.key(), terms, 0)], &[&borrower.kp]).await
+    }
+
+    /// Offers `terms` to `borrower` and accepts them at `at`.
+    pub async fn accepted_with(
         &mut self,
         lender: &User,
         borrower: &User,
-        nonce: u64,
+        terms: FacilityTerms,
         at: i64,
     ) -> FacilityKeys {
-        let f = self.offer(lender, nonce, default_terms(borrower.key())).await;
+        let f = self.offer(lender, terms).await;
         self.set_time(at).await;
-        let m = self.market;
-        self.send(&[ix::accept_facility(&m, &f, &borrower.key())], &[&borrower.kp])
-            .await
-            .expect("accept_facility");
+        self.accept(&f, borrower).await.expect("accept_facility");
         f
+    }
+
+    /// Offers the default terms to `borrower` and accepts them at `at`.
+    pub async fn accepted_facility(&mut self, lender: &User, borrower: &User, at: i64) -> FacilityKeys {
+        self.accepted_with(lender, borrower, default_terms(borrower.key()), at).await
     }
 
     pub async fn is_frozen(&mut self, token_account: &Pubkey) -> bool {

@@ -1,7 +1,8 @@
 //! The market configuration every case starts from, and helpers to read its prices.
 
 use compux_sdk::constants::CREDIT_UNIT;
-use compux_sdk::state::{BulkTier, MarketConfig, ReserveDiscount};
+use compux_sdk::constants::MAX_FINANCING_TIERS;
+use compux_sdk::state::{BulkTier, FinancingPolicy, FinancingTier, MarketConfig, ReserveDiscount};
 
 pub const QUOTE_DECIMALS: u8 = 6;
 /// Quote units per whole credit: 0.01 of a 6-decimal quote token.
@@ -41,6 +42,27 @@ pub fn default_config() -> MarketConfig {
             ReserveDiscount { min_term_secs: 90 * DAY, discount_bps: 2_000 },
         ],
         early_termination_fee_bps: FEE_BPS,
+        financing: default_financing(),
+    }
+}
+
+/// The market's financing terms: any principal may carry up to 1.5x, 1 000 quote tokens or
+/// more up to 2x; unused credits are bought back at half their cost; terms of 30 days to
+/// three years, grace up to 30 days, default up to 90 days after a missed due date.
+pub const CAP_BPS: u16 = 15_000;
+pub const RECOVERY_RATE_BPS: u16 = 5_000;
+pub fn default_financing() -> FinancingPolicy {
+    let mut tiers = [FinancingTier::default(); MAX_FINANCING_TIERS];
+    tiers[0] = FinancingTier { min_principal: 1, max_multiplier_bps: CAP_BPS };
+    tiers[1] = FinancingTier { min_principal: 1_000_000_000, max_multiplier_bps: 20_000 };
+    FinancingPolicy {
+        tiers,
+        tier_count: 2,
+        recovery_rate_bps: RECOVERY_RATE_BPS,
+        min_term_secs: 30 * DAY,
+        max_term_secs: 3 * 365 * DAY,
+        max_grace_secs: 30 * DAY,
+        max_default_after_secs: 90 * DAY,
     }
 }
 
@@ -60,6 +82,10 @@ pub const TRANCHE_CREDITS: u64 = 3_750_000;
 pub const PERIOD: i64 = 30 * DAY;
 pub const GRACE: i64 = 5 * DAY;
 pub const DEFAULT_AFTER: i64 = 20 * DAY;
+/// The default facility's recovery earmark: principal x the market's recovery rate.
+pub const EARMARK: u64 = PRINCIPAL * RECOVERY_RATE_BPS as u64 / 10_000;
+/// What `TestEnv::new` puts in the recovery reserve: room for twenty default facilities.
+pub const RESERVE_FUNDING: u64 = 20 * EARMARK;
 
 pub fn default_terms(borrower: solana_sdk::pubkey::Pubkey) -> compux_sdk::state::FacilityTerms {
     compux_sdk::state::FacilityTerms {
@@ -74,7 +100,6 @@ pub fn default_terms(borrower: solana_sdk::pubkey::Pubkey) -> compux_sdk::state:
         grace_secs: GRACE,
         default_after_secs: DEFAULT_AFTER,
         late_fee_bps: 500,
-        recovery_rate_bps: 5_000,
         unused_at_close: compux_sdk::state::UnusedCredits::Convert,
     }
 }

@@ -291,12 +291,19 @@ fn every_role_through_the_binary_then_the_auditor_catches_a_corrupted_vault() {
         "the program error is named, with what to do: {slippage}"
     );
 
-    // A facility repaid early and closed: its unused credits become standard credits.
+    // A facility repaid early and closed at maturity: its unused credits become standard
+    // credits, never before the end of the financing period.
     let offer = &["lender", "offer", "--borrower", startup, "--principal", "1000"];
     let f1 = up.json("lender", offer)["facility"].as_str().unwrap().to_string();
     assert_eq!(up.json("startup", &["borrower", "accept", &f1])["status"], "Active");
     assert_eq!(up.json("startup", &["borrower", "repay", &f1, "all"])["status"], "Repaid");
+    let early = stderr(&up.run("startup", &["borrower", "close", &f1]));
+    assert!(early.contains("NotMatured"), "{early}");
+    up.json("startup", &["dev", "warp", "--by", "120d"]);
     up.json("startup", &["borrower", "close", &f1]);
+    assert_eq!(facility_status(&up, "startup", &f1), "Closed", "waits for the lender's withdrawal");
+    let withdrawn = up.json("lender", &["lender", "withdraw", &f1]);
+    assert_eq!(withdrawn["status"], "closed");
     assert_eq!(facility_status(&up, "startup", &f1), "closed");
     let credits = up.json("startup", &["status"])["credit_accounts"][0]["credits"].as_u64().unwrap();
     assert_eq!(credits, start + 110_000_000 + 150_000_000_000, "1000 quote at 0.01 a credit x1.5 converted");

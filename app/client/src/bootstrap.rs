@@ -6,7 +6,8 @@ use std::path::Path;
 
 use anchor_spl::token::spl_token;
 use anyhow::{Context, Result};
-use compux_sdk::state::{BulkTier, MarketConfig, ReserveDiscount};
+use compux_sdk::constants::MAX_FINANCING_TIERS;
+use compux_sdk::state::{BulkTier, FinancingPolicy, FinancingTier, MarketConfig, ReserveDiscount};
 use compux_sdk::{ix, MarketKeys};
 use serde::Deserialize;
 use solana_rpc_client::nonblocking::rpc_client::RpcClient;
@@ -26,6 +27,52 @@ struct MarketFile {
     bulk_tiers: Vec<Tier>,
     #[serde(default)]
     reserve_discounts: Vec<Discount>,
+    financing: Option<Financing>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Financing {
+    recovery_rate_bps: u16,
+    min_term_secs: i64,
+    max_term_secs: i64,
+    max_grace_secs: i64,
+    max_default_after_secs: i64,
+    #[serde(default)]
+    tiers: Vec<FinancingTierFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FinancingTierFile {
+    min_principal: u64,
+    max_multiplier_bps: u16,
+}
+
+impl Financing {
+    fn policy(self, path: &Path) -> Result<FinancingPolicy> {
+        let n = self.tiers.len();
+        if n > MAX_FINANCING_TIERS {
+            anyhow::bail!(
+                "{}: financing.tiers has {n} tiers; the program holds at most {MAX_FINANCING_TIERS}",
+                path.display()
+            );
+        }
+        let mut tiers = [FinancingTier::default(); MAX_FINANCING_TIERS];
+        for (slot, t) in tiers.iter_mut().zip(self.tiers) {
+            *slot =
+                FinancingTier { min_principal: t.min_principal, max_multiplier_bps: t.max_multiplier_bps };
+        }
+        Ok(FinancingPolicy {
+            tiers,
+            tier_count: n as u8,
+            recovery_rate_bps: self.recovery_rate_bps,
+            min_term_secs: self.min_term_secs,
+            max_term_secs: self.max_term_secs,
+            max_grace_secs: self.max_grace_secs,
+            max_default_after_secs: self.max_default_after_secs,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -67,6 +114,15 @@ pub fn read_config(path: &Path) -> Result<MarketConfig> {
             .map(|d| ReserveDiscount { min_term_secs: d.min_term_secs, discount_bps: d.discount_bps })
             .collect(),
         early_termination_fee_bps: f.early_termination_fee_bps,
+        financing: f
+            .financing
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: a [financing] section is required: multiplier caps by principal, recovery rate, term bounds (see migrations/market.toml)",
+                    path.display()
+                )
+            })?
+            .policy(path)?,
     })
 }
 

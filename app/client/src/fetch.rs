@@ -163,7 +163,7 @@ pub async fn snapshot(rpc: &RpcClient, market_address: &Pubkey) -> Result<Snapsh
     let reservations = program_accounts::<Reservation>(rpc, &by_market).await?;
     let facilities = program_accounts::<Facility>(rpc, &by_market).await?;
 
-    let mut wanted = vec![keys.credit_mint, keys.recovery_reserve, keys.deposit_vault];
+    let mut wanted = vec![keys.credit_mint, keys.recovery_reserve, keys.deposit_vault, keys.treasury];
     wanted.extend(credit_accounts.iter().map(|(_, c)| c.vault));
     wanted.extend(facilities.iter().map(|(_, f)| f.escrow));
     let fetched: HashMap<Pubkey, Account> = wanted
@@ -184,6 +184,7 @@ pub async fn snapshot(rpc: &RpcClient, market_address: &Pubkey) -> Result<Snapsh
         market_address: *market_address,
         credit_mint_supply,
         recovery_reserve_balance: token(&keys.recovery_reserve)?.amount,
+        treasury_balance: token(&keys.treasury)?.amount,
         deposit_vault_balance: token(&keys.deposit_vault)?.amount,
         credit_accounts: credit_accounts
             .into_iter()

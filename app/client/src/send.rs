@@ -8,6 +8,8 @@ use solana_sdk::instruction::{Instruction, InstructionError};
 use solana_sdk::signature::{Keypair, Signature, Signer};
 use solana_sdk::transaction::{Transaction, TransactionError};
 
+use anchor_spl::token::spl_token;
+
 /// The program's errors, by code, from the checked-in IDL (kept fresh by the test command).
 fn program_error(code: u32) -> Option<(String, String)> {
     let idl: serde_json::Value = serde_json::from_str(include_str!("../../../idl/compux.json")).ok()?;
@@ -24,31 +26,96 @@ fn hint(name: &str) -> Option<&'static str> {
         "InsufficientCredits" => "buy more with `compux buy`, or wait for a facility top-up",
         "PeriodNotStarted" => "the next period's claim window is not open yet: see `compux status` for when it opens",
         "ReservationLapsed" => "a period went unclaimed; the reservation has ended (anyone may `lapse` it)",
-        "NotFreezable" => "only a defaulted facility, or one matured with a balance, can be frozen: see `compux status`",
+        "CommitmentTooShort" => "reserve two periods or more (`--periods 2`), or buy standard credits with `compux buy`",
+        "NotFreezable" => "only a defaulted facility, or one matured with a balance past its grace period, can be frozen: see `compux status`",
         "SettlementWindowOpen" => "usage metered before the freeze may still settle; recover after the window closes (`compux dev warp` on the localnet)",
         "FacilityNotCurrent" => "the facility is past due: the borrower must repay (`compux borrower repay <facility> all`)",
         "TrancheNotDue" => "the next top-up is not due yet: see the schedule in `compux status`",
+        "NotMatured" => "unused credits convert only at the end of the financing period: close after the maturity date `compux status` shows",
+        "MultiplierAboveCap" => "the market caps the credit multiplier by principal: lower --multiplier-bps (`compux audit --json` prints the caps)",
+        "TermOutsideMarketBounds" => "installments x period, --grace and --default-after must be within the market's bounds (`compux audit --json` prints them)",
+        "TermsMismatch" => "the offer's terms changed since you read them: read them again (`compux status`) before accepting",
+        "CreditsBelowMinimum" => "the market's price moved since the terms were read: accept again, or lower --min-credits",
+        "ReserveInsufficient" => "the recovery reserve cannot earmark this facility's worst case: the operator must fund it (`compux admin fund-reserve`)",
+        "WithdrawalExceedsFree" => "ask for less: only the vault's balance (the reserve: above the live facilities' earmarks) can be withdrawn",
+        "WrongFacilityNonce" => "another offer took the market's next facility number first: send the offer again",
         "NotBorrower" => "use the borrower's wallet (--keypair)",
         "NotLender" => "use the lender's wallet (--keypair)",
         "NotAdmin" => "use the market admin's wallet (--keypair)",
         "NotAccountOwner" => "use the credit account owner's wallet (--keypair)",
+        // Anchor's own account checks.
+        "ConstraintDuplicateMutableAccount" => "the same account was given twice where two different ones are needed (paying from the account being paid, say): pass your own token account",
+        "ConstraintSeeds" => "an account is not the one this market derives for that wallet: check --keypair and the market (-m)",
+        "AccountNotInitialized" => "an account does not exist yet: open a credit account first (`compux buy` does), or check the address",
+        "AccountNotSigner" => "a required signer did not sign: pass its keypair (--keypair)",
+        // SPL Token's.
+        "InsufficientFunds" => "the token account holds too little: fund it with quote tokens first",
+        "OwnerMismatch" => "the token account belongs to another wallet: use an account of the signing wallet",
+        "MintMismatch" => "the token account holds another token: use an account of the market's quote mint",
+        "AccountFrozen" => "the token account is frozen (a defaulted facility's escrow): see `compux status`",
         _ => return None,
     })
 }
 
-fn explain(err: &TransactionError) -> String {
+/// An error's name and message, and the account it concerns when the program said so.
+struct Named {
+    source: &'static str,
+    name: String,
+    message: String,
+    account: Option<String>,
+}
+
+/// Anchor logs `AnchorError caused by account: A. Error Code: N. Error Number: C. Error
+/// Message: M.` (the account part only for account checks) before failing.
+fn from_logs(code: u32, logs: &[String]) -> Option<Named> {
+    let line =
+        logs.iter().find(|l| l.contains("AnchorError") && l.contains(&format!("Error Number: {code}.")))?;
+    let field = |key: &str| {
+        let rest = &line[line.find(key)? + key.len()..];
+        Some(rest.split(". ").next()?.trim_end_matches('.').to_string())
+    };
+    Some(Named {
+        source: if code >= 6000 { "compux" } else { "Anchor" },
+        name: field("Error Code: ")?,
+        message: field("Error Message: ").unwrap_or_default(),
+        account: field("caused by account: "),
+    })
+}
+
+fn named(code: u32, logs: &[String]) -> Option<Named> {
+    if let Some(n) = from_logs(code, logs) {
+        return Some(n);
+    }
+    if code >= 6000 {
+        let (name, message) = program_error(code)?;
+        return Some(Named { source: "compux", name, message, account: None });
+    }
+    // Below Anchor's range (100..) custom codes are SPL Token's, raised in the program's CPIs.
+    if code < 100 {
+        let e: spl_token::error::TokenError = num_traits::FromPrimitive::from_u32(code)?;
+        return Some(Named {
+            source: "SPL Token",
+            name: format!("{e:?}"),
+            message: e.to_string(),
+            account: None,
+        });
+    }
+    None
+}
+
+fn explain(err: &TransactionError, logs: &[String]) -> String {
     match err {
-        TransactionError::InstructionError(i, InstructionError::Custom(code)) => match program_error(*code) {
-            Some((name, msg)) => {
-                let what = format!("instruction {i} failed with compux error {name} ({code}): {msg}");
-                match hint(&name) {
+        TransactionError::InstructionError(i, InstructionError::Custom(code)) => match named(*code, logs) {
+            Some(n) => {
+                let about = n.account.map(|a| format!(" (account `{a}`)")).unwrap_or_default();
+                let what = format!(
+                    "instruction {i} failed with {} error {} ({code}){about}: {}",
+                    n.source, n.name, n.message
+                );
+                match hint(&n.name) {
                     Some(h) => format!("{what}\n  what to do: {h}"),
                     None => what,
                 }
-            }
-            // SPL Token's own errors (CPIs from the program, or token instructions).
-            None if *code == 1 => {
-                format!("instruction {i} failed: insufficient token balance (SPL Token error 1): fund the account with quote tokens first")
             }
             None => format!("instruction {i} failed with custom error {code}"),
         },
@@ -117,11 +184,46 @@ pub async fn submit(rpc: &RpcClient, progress: Progress, what: &str, tx: &Transa
                 ErrorKind::RpcError(RpcError::RpcResponseError {
                     data: RpcResponseErrorData::SendTransactionPreflightFailure(sim),
                     ..
-                }) => sim.err.clone().map(|e| explain(&e.into())),
-                ErrorKind::TransactionError(te) => Some(explain(te)),
+                }) => sim.err.clone().map(|e| explain(&e.into(), sim.logs.as_deref().unwrap_or_default())),
+                ErrorKind::TransactionError(te) => Some(explain(te, &[])),
                 _ => None,
             };
             Err(anyhow!("{what} failed: {}", reason.unwrap_or_else(|| e.to_string())))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn custom(code: u32) -> TransactionError {
+        TransactionError::InstructionError(1, InstructionError::Custom(code))
+    }
+
+    #[test]
+    fn anchor_errors_are_named_with_their_account_from_the_logs() {
+        let logs = vec![
+            "Program log: AnchorError caused by account: quote_vault. Error Code: ConstraintDuplicateMutableAccount. Error Number: 2040. Error Message: A mutable account was passed twice.".to_string(),
+        ];
+        let e = explain(&custom(2040), &logs);
+        assert!(
+            e.contains("Anchor error ConstraintDuplicateMutableAccount (2040) (account `quote_vault`)"),
+            "{e}"
+        );
+        assert!(e.contains("what to do: the same account was given twice"), "{e}");
+    }
+
+    #[test]
+    fn compux_errors_are_named_from_the_idl_and_spl_token_errors_by_their_enum() {
+        let e = explain(&custom(6000 + compux_sdk::CompuxError::NotMatured as u32), &[]);
+        assert!(e.contains("compux error NotMatured") && e.contains("what to do"), "{e}");
+        let e = explain(&custom(1), &[]);
+        assert!(e.contains("SPL Token error InsufficientFunds (1): Insufficient funds"), "{e}");
+        assert!(e.contains("fund it with quote tokens"), "{e}");
+        let e = explain(&custom(17), &[]);
+        assert!(e.contains("AccountFrozen"), "{e}");
+        // An Anchor code with no logs to name it still says what it is.
+        assert_eq!(explain(&custom(2999), &[]), "instruction 1 failed with custom error 2999");
     }
 }

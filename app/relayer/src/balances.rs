@@ -18,13 +18,13 @@ use solana_sdk::pubkey::Pubkey;
 use crate::meter::Meter;
 
 /// What a facility contributes to its borrower's spendable credits: (credits, frozen), or
-/// nothing when it has none to spend (offered, recovered).
+/// nothing when it has none to spend (offered, recovered, closed).
 pub fn facility_source(f: &Facility) -> Option<(u64, bool)> {
     use FacilityStatus::*;
     match f.status {
         Active | Delinquent | Defaulted | Repaid => Some((f.spendable_credits(), false)),
         Frozen => Some((f.spendable_credits(), true)),
-        Offered | Recovered => None,
+        Offered | Recovered | Closed => None,
     }
 }
 

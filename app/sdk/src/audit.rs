@@ -5,9 +5,9 @@
 use std::fmt;
 
 use anchor_lang::prelude::Pubkey;
-use compux::constants::BPS;
+use compux::constants::{BPS, MAX_CREDIT_MULTIPLIER_BPS};
 use compux::math::usage_chain::next_usage_chain;
-use compux::state::{CreditAccount, Facility, FacilityStatus, Market, Reservation};
+use compux::state::{financed_credits, CreditAccount, Facility, FacilityStatus, Market, Reservation};
 
 use crate::ix::SettleBatch;
 
@@ -34,6 +34,7 @@ pub struct Snapshot {
     pub market: Market,
     pub credit_mint_supply: u64,
     pub recovery_reserve_balance: u64,
+    pub treasury_balance: u64,
     pub deposit_vault_balance: u64,
     pub credit_accounts: Vec<CreditAccountSnapshot>,
     pub facilities: Vec<FacilitySnapshot>,
@@ -56,10 +57,22 @@ pub enum Violation {
     LoanMismatch { facility: Pubkey },
     /// The stored status is not what the clock and payments give.
     StaleStatus { facility: Pubkey, stored: FacilityStatus, actual: FacilityStatus },
-    /// The escrow's SPL freeze state disagrees with the facility status.
+    /// The escrow's SPL freeze state disagrees with the facility status (frozen while the
+    /// facility is, and after a recovery while it holds the borrower's leftover).
     FreezeMismatch { facility: Pubkey, status: FacilityStatus, escrow_frozen: bool },
     /// Defaulted for longer than the settlement window and still neither frozen nor recovered.
     DefaultedNotFrozen { facility: Pubkey, defaulted_since: i64 },
+    /// Minted more than the principal at the accept-time price times the market's cap, or a
+    /// multiplier above the cap.
+    OverMinted { facility: Pubkey, minted: u64, allowed: u64 },
+    /// The market's earmark total differs from the sum of its live facilities' earmarks.
+    EarmarksMismatch { market_earmarked: u64, facilities: u64 },
+    /// The recovery reserve holds less than the earmarks promised to live facilities.
+    ReserveBelowEarmarks { reserve: u64, earmarked: u64 },
+    /// The recovery reserve holds less than funded - paid to lenders - withdrawn.
+    ReserveFlowsMismatch { reserve: u64, expected: u64 },
+    /// The treasury holds less than purchases + claims + principals + forfeits - withdrawals.
+    TreasuryFlowsMismatch { treasury: u64, expected: u64 },
 }
 
 impl fmt::Display for Violation {
@@ -86,6 +99,25 @@ impl fmt::Display for Violation {
             DefaultedNotFrozen { facility, defaulted_since } => {
                 write!(f, "facility {facility}: defaulted since {defaulted_since}, not frozen")
             }
+            OverMinted { facility, minted, allowed } => write!(
+                f,
+                "facility {facility}: minted {minted} credits, the principal at the accept-time price times the market's cap allows {allowed}"
+            ),
+            EarmarksMismatch { market_earmarked, facilities } => write!(
+                f,
+                "market earmarks {market_earmarked} of the recovery reserve, its live facilities {facilities}"
+            ),
+            ReserveBelowEarmarks { reserve, earmarked } => {
+                write!(f, "recovery reserve holds {reserve}, below the {earmarked} earmarked for live facilities")
+            }
+            ReserveFlowsMismatch { reserve, expected } => write!(
+                f,
+                "recovery reserve holds {reserve}, its recorded flows (funded - paid - withdrawn) say {expected}"
+            ),
+            TreasuryFlowsMismatch { treasury, expected } => write!(
+                f,
+                "treasury holds {treasury}, its recorded flows (purchases + claims + principals + forfeits - withdrawals) say {expected}"
+            ),
         }
     }
 }
@@ -98,6 +130,11 @@ pub struct Report {
     pub recovery_reserve: u64,
     /// reserve / liability in basis points; `None` when there is no liability.
     pub coverage_bps: Option<u64>,
+    /// The reserve promised to live facilities (their worst-case recovery payouts).
+    pub earmarked: u64,
+    /// What the treasury's recorded flows say it holds (it may hold more: anyone can send
+    /// tokens to it).
+    pub treasury_expected: u64,
 }
 
 /// Checks every invariant of DESIGN §4 on `s`.
@@ -147,10 +184,42 @@ pub fn check(s: &Snapshot) -> Report {
                 | FacilityStatus::Frozen
         ) {
             let fac = &f.facility;
-            let value =
-                fac.loan.recovery_value(f.escrow_balance, fac.total_credits, fac.terms.recovery_rate_bps);
+            let value = fac.loan.recovery_value(f.escrow_balance, fac.total_credits, fac.recovery_rate_bps);
             liability = liability.saturating_add(value.unwrap_or(u64::MAX));
         }
+    }
+    let m = &s.market;
+    let facilities: u128 = s.facilities.iter().map(|f| f.facility.earmark as u128).sum();
+    if facilities != m.reserve_earmarked as u128 {
+        v.push(Violation::EarmarksMismatch {
+            market_earmarked: m.reserve_earmarked,
+            facilities: facilities.min(u64::MAX as u128) as u64,
+        });
+    }
+    if s.recovery_reserve_balance < m.reserve_earmarked {
+        v.push(Violation::ReserveBelowEarmarks {
+            reserve: s.recovery_reserve_balance,
+            earmarked: m.reserve_earmarked,
+        });
+    }
+    // Balances may exceed the recorded flows (tokens sent straight to a vault are a gift,
+    // not a loss); falling short of them means quote left without an instruction.
+    let reserve_expected = m.reserve_funded as i128 - m.reserve_paid as i128 - m.reserve_withdrawn as i128;
+    if (s.recovery_reserve_balance as i128) < reserve_expected {
+        v.push(Violation::ReserveFlowsMismatch {
+            reserve: s.recovery_reserve_balance,
+            expected: reserve_expected.clamp(0, u64::MAX as i128) as u64,
+        });
+    }
+    let paid_by_accounts: i128 = s.credit_accounts.iter().map(|c| c.account.total_quote_paid as i128).sum();
+    let treasury_expected = (paid_by_accounts + m.principals_received as i128 + m.forfeits_received as i128
+        - m.treasury_withdrawn as i128)
+        .clamp(0, u64::MAX as i128) as u64;
+    if s.treasury_balance < treasury_expected {
+        v.push(Violation::TreasuryFlowsMismatch {
+            treasury: s.treasury_balance,
+            expected: treasury_expected,
+        });
     }
     let coverage_bps = (liability > 0).then(|| {
         let c = s.recovery_reserve_balance as u128 * BPS as u128 / liability as u128;
@@ -161,6 +230,8 @@ pub fn check(s: &Snapshot) -> Report {
         recovery_liability: liability,
         recovery_reserve: s.recovery_reserve_balance,
         coverage_bps,
+        earmarked: m.reserve_earmarked,
+        treasury_expected,
     }
 }
 
@@ -169,7 +240,8 @@ fn check_facility(snap: &FacilitySnapshot, now: i64, v: &mut Vec<Violation>) {
     let facility = snap.address;
     let used = f.burned_credits as u128 + f.converted_credits as u128 + f.recovered_credits as u128;
     let expected = (f.total_credits as u128).saturating_sub(used) as u64;
-    if snap.escrow_balance != expected {
+    // A closed facility's escrow is gone; what it held was converted or burned at close.
+    if f.status != FacilityStatus::Closed && snap.escrow_balance != expected {
         v.push(Violation::EscrowMismatch { facility, escrow: snap.escrow_balance, expected });
     }
     if f.released_credits > f.total_credits || f.burned_credits > f.released_credits {
@@ -178,12 +250,21 @@ fn check_facility(snap: &FacilitySnapshot, now: i64, v: &mut Vec<Violation>) {
     if f.status != FacilityStatus::Offered && !loan_adds_up(f) {
         v.push(Violation::LoanMismatch { facility });
     }
+    if f.status != FacilityStatus::Offered {
+        let allowed =
+            financed_credits(f.terms.principal, f.accepted_base_price, f.accepted_cap_bps).unwrap_or(0);
+        let cap_ok = f.accepted_cap_bps <= MAX_CREDIT_MULTIPLIER_BPS
+            && f.terms.credit_multiplier_bps <= f.accepted_cap_bps;
+        if f.total_credits > allowed || !cap_ok {
+            v.push(Violation::OverMinted { facility, minted: f.total_credits, allowed });
+        }
+    }
 
     let mut fresh = f.clone();
     if fresh.refresh(now).is_ok() && fresh.status != f.status {
         v.push(Violation::StaleStatus { facility, stored: f.status, actual: fresh.status });
     }
-    if (f.status == FacilityStatus::Frozen) != snap.escrow_frozen {
+    if f.escrow_frozen() != snap.escrow_frozen {
         v.push(Violation::FreezeMismatch { facility, status: f.status, escrow_frozen: snap.escrow_frozen });
     }
     let status = fresh.status;

@@ -34,6 +34,9 @@ pub enum CompuxEvent {
     EscrowFrozen(EscrowFrozen),
     FacilityRecovered(FacilityRecovered),
     FacilityClosed(FacilityClosed),
+    RepaymentsWithdrawn(RepaymentsWithdrawn),
+    TreasuryWithdrawn(TreasuryWithdrawn),
+    ReserveWithdrawn(ReserveWithdrawn),
 }
 
 fn parse<T: anchor_lang::AnchorDeserialize + Discriminator>(bytes: &[u8]) -> Option<T> {
@@ -68,6 +71,9 @@ pub fn event(bytes: &[u8]) -> Option<CompuxEvent> {
         .or_else(|| parse(bytes).map(E::EscrowFrozen))
         .or_else(|| parse(bytes).map(E::FacilityRecovered))
         .or_else(|| parse(bytes).map(E::FacilityClosed))
+        .or_else(|| parse(bytes).map(E::RepaymentsWithdrawn))
+        .or_else(|| parse(bytes).map(E::TreasuryWithdrawn))
+        .or_else(|| parse(bytes).map(E::ReserveWithdrawn))
 }
 
 /// Every CompuX event in a transaction's log messages, in order. Events come from

@@ -62,6 +62,34 @@ pub fn fund_recovery_reserve(
     )
 }
 
+/// Admin only: quote out of the treasury to any quote account.
+pub fn withdraw_treasury(m: &MarketKeys, admin: &Pubkey, destination: &Pubkey, amount: u64) -> Instruction {
+    build(
+        acc::WithdrawTreasury {
+            admin: *admin,
+            market: m.market,
+            treasury: m.treasury,
+            destination: *destination,
+            token_program: token::ID,
+        },
+        data::WithdrawTreasury { amount },
+    )
+}
+
+/// Admin only: quote out of the recovery reserve, above its earmarks.
+pub fn withdraw_reserve(m: &MarketKeys, admin: &Pubkey, destination: &Pubkey, amount: u64) -> Instruction {
+    build(
+        acc::WithdrawReserve {
+            admin: *admin,
+            market: m.market,
+            recovery_reserve: m.recovery_reserve,
+            destination: *destination,
+            token_program: token::ID,
+        },
+        data::WithdrawReserve { amount },
+    )
+}
+
 // ---- startup: standard credits ----
 
 pub fn open_credit_account(m: &MarketKeys, owner: &Pubkey) -> Instruction {
@@ -226,7 +254,8 @@ pub fn claim_period(m: &MarketKeys, owner: &Pubkey, owner_quote: &Pubkey, nonce:
     )
 }
 
-pub fn cancel_reservation(m: &MarketKeys, owner: &Pubkey, nonce: u64) -> Instruction {
+/// `owner_quote` (the owner's) receives what the deposit holds beyond the forfeit.
+pub fn cancel_reservation(m: &MarketKeys, owner: &Pubkey, owner_quote: &Pubkey, nonce: u64) -> Instruction {
     build(
         acc::CancelReservation {
             owner: *owner,
@@ -234,14 +263,16 @@ pub fn cancel_reservation(m: &MarketKeys, owner: &Pubkey, nonce: u64) -> Instruc
             reservation: m.credit_account(owner).reservation(nonce),
             deposit_vault: m.deposit_vault,
             treasury: m.treasury,
+            owner_quote: *owner_quote,
             token_program: token::ID,
         },
         data::CancelReservation {},
     )
 }
 
-/// Permissionless; `owner` only receives the closed reservation's rent.
-pub fn lapse_reservation(m: &MarketKeys, owner: &Pubkey, nonce: u64) -> Instruction {
+/// Permissionless; `owner` receives the closed reservation's rent and `owner_quote` (an
+/// account of the owner's) what the deposit holds beyond the forfeit.
+pub fn lapse_reservation(m: &MarketKeys, owner: &Pubkey, owner_quote: &Pubkey, nonce: u64) -> Instruction {
     build(
         acc::LapseReservation {
             owner: *owner,
@@ -249,6 +280,7 @@ pub fn lapse_reservation(m: &MarketKeys, owner: &Pubkey, nonce: u64) -> Instruct
             reservation: m.credit_account(owner).reservation(nonce),
             deposit_vault: m.deposit_vault,
             treasury: m.treasury,
+            owner_quote: *owner_quote,
             token_program: token::ID,
         },
         data::LapseReservation {},
@@ -302,6 +334,7 @@ pub fn settle_facility(m: &MarketKeys, relayer: &Pubkey, f: &FacilityKeys, b: Se
 
 // ---- financed credits ----
 
+/// `f.nonce` must be the market's current `facility_count`.
 pub fn offer_facility(
     m: &MarketKeys,
     f: &FacilityKeys,
@@ -315,7 +348,7 @@ pub fn offer_facility(
             facility: f.address,
             quote_mint: m.quote_mint,
             credit_mint: m.credit_mint,
-            principal_vault: f.principal_vault,
+            quote_vault: f.quote_vault,
             escrow: f.escrow,
             lender_quote: *lender_quote,
             token_program: token::ID,
@@ -325,35 +358,44 @@ pub fn offer_facility(
     )
 }
 
-pub fn cancel_offer(m: &MarketKeys, f: &FacilityKeys, lender_quote: &Pubkey) -> Instruction {
+/// The principal goes back to `destination`, any quote account the lender names.
+pub fn cancel_offer(m: &MarketKeys, f: &FacilityKeys, destination: &Pubkey) -> Instruction {
     build(
         acc::CancelOffer {
             lender: f.lender,
             market: m.market,
             facility: f.address,
-            principal_vault: f.principal_vault,
+            quote_vault: f.quote_vault,
             escrow: f.escrow,
-            lender_quote: *lender_quote,
+            destination: *destination,
             token_program: token::ID,
         },
         data::CancelOffer {},
     )
 }
 
-pub fn accept_facility(m: &MarketKeys, f: &FacilityKeys, borrower: &Pubkey) -> Instruction {
+/// The borrower names the terms it agreed to and the fewest credits it accepts.
+pub fn accept_facility(
+    m: &MarketKeys,
+    f: &FacilityKeys,
+    borrower: &Pubkey,
+    expected: FacilityTerms,
+    min_credits: u64,
+) -> Instruction {
     build(
         acc::AcceptFacility {
             borrower: *borrower,
             market: m.market,
             facility: f.address,
             borrower_account: m.credit_account(borrower).address,
-            principal_vault: f.principal_vault,
+            quote_vault: f.quote_vault,
             treasury: m.treasury,
+            recovery_reserve: m.recovery_reserve,
             escrow: f.escrow,
             credit_mint: m.credit_mint,
             token_program: token::ID,
         },
-        data::AcceptFacility {},
+        data::AcceptFacility { expected, min_credits },
     )
 }
 
@@ -365,12 +407,12 @@ pub fn refresh_facility(m: &MarketKeys, f: &FacilityKeys) -> Instruction {
     build(acc::RefreshFacility { market: m.market, facility: f.address }, data::RefreshFacility {})
 }
 
+/// Pays into the facility's own vault.
 pub fn repay(
     m: &MarketKeys,
     f: &FacilityKeys,
     borrower: &Pubkey,
     borrower_quote: &Pubkey,
-    lender_quote: &Pubkey,
     amount: u64,
 ) -> Instruction {
     build(
@@ -379,7 +421,7 @@ pub fn repay(
             market: m.market,
             facility: f.address,
             borrower_quote: *borrower_quote,
-            lender_quote: *lender_quote,
+            quote_vault: f.quote_vault,
             escrow: f.escrow,
             credit_mint: m.credit_mint,
             token_program: token::ID,
@@ -402,7 +444,7 @@ pub fn freeze_escrow(m: &MarketKeys, f: &FacilityKeys, lender: &Pubkey) -> Instr
     )
 }
 
-pub fn recover(m: &MarketKeys, f: &FacilityKeys, lender_quote: &Pubkey) -> Instruction {
+pub fn recover(m: &MarketKeys, f: &FacilityKeys) -> Instruction {
     build(
         acc::Recover {
             lender: f.lender,
@@ -411,28 +453,22 @@ pub fn recover(m: &MarketKeys, f: &FacilityKeys, lender_quote: &Pubkey) -> Instr
             escrow: f.escrow,
             credit_mint: m.credit_mint,
             recovery_reserve: m.recovery_reserve,
-            lender_quote: *lender_quote,
+            quote_vault: f.quote_vault,
             token_program: token::ID,
         },
         data::Recover {},
     )
 }
 
-/// Permissionless once repaid or recovered.
-pub fn close_facility(
-    m: &MarketKeys,
-    f: &FacilityKeys,
-    borrower: &Pubkey,
-    lender_quote: &Pubkey,
-) -> Instruction {
+/// Permissionless at maturity once repaid or recovered.
+pub fn close_facility(m: &MarketKeys, f: &FacilityKeys, borrower: &Pubkey) -> Instruction {
     let b = m.credit_account(borrower);
     build(
         acc::CloseFacility {
             market: m.market,
             facility: f.address,
             lender: f.lender,
-            lender_quote: *lender_quote,
-            principal_vault: f.principal_vault,
+            quote_vault: f.quote_vault,
             escrow: f.escrow,
             borrower_account: b.address,
             vault: b.vault,
@@ -440,5 +476,25 @@ pub fn close_facility(
             token_program: token::ID,
         },
         data::CloseFacility {},
+    )
+}
+
+/// The lender takes `amount` of repayments and recoveries to `destination`.
+pub fn withdraw_repayments(
+    m: &MarketKeys,
+    f: &FacilityKeys,
+    destination: &Pubkey,
+    amount: u64,
+) -> Instruction {
+    build(
+        acc::WithdrawRepayments {
+            lender: f.lender,
+            market: m.market,
+            facility: f.address,
+            quote_vault: f.quote_vault,
+            destination: *destination,
+            token_program: token::ID,
+        },
+        data::WithdrawRepayments { amount },
     )
 }

@@ -107,7 +107,7 @@ pub struct FacilityKeys {
     pub address: Pubkey,
     pub lender: Pubkey,
     pub nonce: u64,
-    pub principal_vault: Pubkey,
+    pub quote_vault: Pubkey,
     pub escrow: Pubkey,
 }
 
@@ -118,7 +118,7 @@ impl FacilityKeys {
             address,
             lender: *lender,
             nonce,
-            principal_vault: facility_vault(&address).0,
+            quote_vault: facility_vault(&address).0,
             escrow: escrow(&address).0,
         }
     }

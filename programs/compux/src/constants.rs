@@ -50,3 +50,7 @@ pub const MAX_APR_BPS: u16 = 20_000;
 /// Financed credits are worth at least the principal and at most 5x.
 pub const MIN_CREDIT_MULTIPLIER_BPS: u16 = 10_000;
 pub const MAX_CREDIT_MULTIPLIER_BPS: u16 = 50_000;
+
+/// The market's financing policy: at most this many principal tiers, each capping the
+/// credit multiplier a facility of at least its principal may carry.
+pub const MAX_FINANCING_TIERS: usize = 4;

@@ -91,4 +91,26 @@ pub enum CompuxError {
     SettlementWindowOpen,
     #[msg("Token account does not belong to the expected owner")]
     WrongTokenOwner,
+    #[msg("Financing policy invalid (tiers increasing in principal, caps 1x..5x, recovery <= 100%, term and threshold bounds ordered)")]
+    InvalidFinancingPolicy,
+    #[msg("The credit multiplier is above the market's cap for this principal")]
+    MultiplierAboveCap,
+    #[msg("Facility term, grace or default threshold is outside the market's financing bounds")]
+    TermOutsideMarketBounds,
+    #[msg("The facility's terms differ from the terms the borrower agreed to")]
+    TermsMismatch,
+    #[msg("The facility would mint fewer credits than the borrower's minimum")]
+    CreditsBelowMinimum,
+    #[msg("The recovery reserve's free balance cannot cover this facility's recovery earmark")]
+    ReserveInsufficient,
+    #[msg("A reservation must commit to at least two periods")]
+    CommitmentTooShort,
+    #[msg("The financing period has not ended: unused credits convert or close only at maturity")]
+    NotMatured,
+    #[msg("Withdrawal exceeds the free balance")]
+    WithdrawalExceedsFree,
+    #[msg("Facility offers must use the market's next facility number")]
+    WrongFacilityNonce,
+    #[msg("The address already holds an account")]
+    AddressInUse,
 }

@@ -127,9 +127,9 @@ pub struct ReservationPeriodClaimed {
 pub enum ReservationOutcome {
     /// Every period claimed; the deposit went back to the owner.
     Completed,
-    /// Cancelled by the owner; the deposit went to the treasury.
+    /// Cancelled by the owner; the fee and the discount taken went to the treasury.
     Cancelled,
-    /// A period went unclaimed; the deposit went to the treasury.
+    /// A period went unclaimed; the fee and the discount taken went to the treasury.
     Lapsed,
 }
 
@@ -142,6 +142,10 @@ pub struct ReservationEnded {
     pub outcome: ReservationOutcome,
     pub claimed_periods: u16,
     pub deposit: u64,
+    /// To the treasury: the fee plus the discount taken on claimed periods (0 on completion).
+    pub forfeited: u64,
+    /// Back to the owner's quote account.
+    pub refunded: u64,
 }
 
 #[event]
@@ -198,6 +202,11 @@ pub struct FacilityAccepted {
     pub installment_amount: u64,
     pub scheduled_total: u64,
     pub maturity_ts: i64,
+    /// The market's values the credits and the earmark were computed from.
+    pub base_price: u64,
+    pub cap_bps: u16,
+    pub recovery_rate_bps: u16,
+    pub earmark: u64,
 }
 
 #[event]
@@ -248,8 +257,15 @@ pub struct FacilityRecovered {
     pub market: Pubkey,
     pub facility: Pubkey,
     pub credits_burned: u64,
+    /// Credits bought back (at most what the debt needed); the rest of `credits_burned`
+    /// were never released.
+    pub credits_bought: u64,
+    /// Released credits left to the borrower, converted at close.
+    pub credits_returned: u64,
+    /// Paid from the recovery reserve into the facility vault.
     pub paid_to_lender: u64,
     pub shortfall: u64,
+    pub earmark_released: u64,
 }
 
 #[event]
@@ -259,4 +275,40 @@ pub struct FacilityClosed {
     pub facility: Pubkey,
     pub converted_credits: u64,
     pub burned_credits: u64,
+    /// Quote still in the facility vault for the lender to withdraw (0: the facility closed).
+    pub vault_balance: u64,
+}
+
+#[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepaymentsWithdrawn {
+    pub market: Pubkey,
+    pub facility: Pubkey,
+    pub destination: Pubkey,
+    pub amount: u64,
+    pub vault_balance: u64,
+}
+
+/// Quote leaving the treasury: the marketplace paying providers for the compute the burns
+/// represent. An auditor sums these against the treasury's inflows.
+#[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreasuryWithdrawn {
+    pub market: Pubkey,
+    pub admin: Pubkey,
+    pub destination: Pubkey,
+    pub amount: u64,
+    pub treasury_balance: u64,
+    pub total_withdrawn: u64,
+}
+
+#[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReserveWithdrawn {
+    pub market: Pubkey,
+    pub admin: Pubkey,
+    pub destination: Pubkey,
+    pub amount: u64,
+    pub reserve_balance: u64,
+    pub earmarked: u64,
 }

@@ -6,6 +6,7 @@
 use anchor_lang::prelude::*;
 
 pub mod constants;
+mod create;
 pub mod errors;
 pub mod events;
 pub mod instructions;
@@ -41,6 +42,14 @@ pub mod compux {
 
     pub fn fund_recovery_reserve(ctx: Context<FundRecoveryReserve>, amount: u64) -> Result<()> {
         FundRecoveryReserve::handler(ctx, amount)
+    }
+
+    pub fn withdraw_treasury(ctx: Context<WithdrawTreasury>, amount: u64) -> Result<()> {
+        WithdrawTreasury::handler(ctx, amount)
+    }
+
+    pub fn withdraw_reserve(ctx: Context<WithdrawReserve>, amount: u64) -> Result<()> {
+        WithdrawReserve::handler(ctx, amount)
     }
 
     // ---- startup: standard credits ----
@@ -123,8 +132,12 @@ pub mod compux {
         CancelOffer::handler(ctx)
     }
 
-    pub fn accept_facility(ctx: Context<AcceptFacility>) -> Result<()> {
-        AcceptFacility::handler(ctx)
+    pub fn accept_facility(
+        ctx: Context<AcceptFacility>,
+        expected: FacilityTerms,
+        min_credits: u64,
+    ) -> Result<()> {
+        AcceptFacility::handler(ctx, expected, min_credits)
     }
 
     pub fn release_tranche(ctx: Context<ReleaseTranche>) -> Result<()> {
@@ -149,5 +162,9 @@ pub mod compux {
 
     pub fn close_facility(ctx: Context<CloseFacility>) -> Result<()> {
         CloseFacility::handler(ctx)
+    }
+
+    pub fn withdraw_repayments(ctx: Context<WithdrawRepayments>, amount: u64) -> Result<()> {
+        WithdrawRepayments::handler(ctx, amount)
     }
 }

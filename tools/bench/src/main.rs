@@ -132,7 +132,6 @@ fn terms(borrower: solana_sdk::pubkey::Pubkey) -> FacilityTerms {
         grace_secs: 5 * 86_400,
         default_after_secs: 20 * 86_400,
         late_fee_bps: 500,
-        recovery_rate_bps: 5_000,
         unused_at_close: UnusedCredits::Convert,
     }
 }
@@ -155,24 +154,25 @@ async fn bench_audit(
         &[],
     )
     .await?;
+    // Every facility earmarks principal x the market's recovery rate of the reserve.
+    let t = terms(borrower.pubkey());
+    let reserve = t.principal.saturating_mul(a.facilities as u64);
+    send_confirmed(
+        rpc,
+        &lender,
+        &[ix::fund_recovery_reserve(m, &lender.pubkey(), &lender_quote, reserve)],
+        &[],
+    )
+    .await?;
     let setup = Instant::now();
-    let offers: Vec<[Instruction; 2]> = (0..a.facilities as u64)
-        .map(|nonce| {
-            let f = FacilityKeys::derive(&m.market, &lender.pubkey(), nonce);
-            [
-                ix::offer_facility(m, &f, &lender_quote, terms(borrower.pubkey())),
-                ix::accept_facility(m, &f, &borrower.pubkey()),
-            ]
-        })
-        .collect();
-    let cosigners = [&borrower];
-    let results: Vec<Result<Signature>> = stream::iter(&offers)
-        .map(|ixs| send_confirmed(rpc, &lender, ixs, &cosigners))
-        .buffer_unordered(a.in_flight)
-        .collect()
-        .await;
-    for r in results {
-        r?;
+    // Facility numbers come from the market's counter, so offers go one after another.
+    for nonce in 0..a.facilities as u64 {
+        let f = FacilityKeys::derive(&m.market, &lender.pubkey(), nonce);
+        let ixs = [
+            ix::offer_facility(m, &f, &lender_quote, t),
+            ix::accept_facility(m, &f, &borrower.pubkey(), t, 0),
+        ];
+        send_confirmed(rpc, &lender, &ixs, &[&borrower]).await?;
     }
     let setup = setup.elapsed();
 

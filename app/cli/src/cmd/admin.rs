@@ -36,8 +36,32 @@ pub enum Admin {
         #[arg(long, default_value = "migrations/market.toml")]
         config: PathBuf,
     },
+    /// Replace the financing terms the market honours (multiplier caps by principal,
+    /// recovery rate, term, grace and default bounds) with the [financing] section of a
+    /// configuration file. Offers and acceptances outside them fail from then on.
+    SetFinancing {
+        #[arg(long, default_value = "migrations/market.toml")]
+        config: PathBuf,
+    },
     /// Name the relayer key allowed to settle usage.
     SetRelayer { relayer: Pubkey },
+    /// Pay quote tokens out of the treasury (to pay providers) to a wallet's token account.
+    WithdrawTreasury {
+        /// Amount in quote tokens.
+        amount: String,
+        /// Recipient wallet (its associated token account); the admin wallet by default.
+        #[arg(long)]
+        to: Option<Pubkey>,
+    },
+    /// Take quote tokens out of the recovery reserve, only above what live facilities
+    /// have earmarked.
+    WithdrawReserve {
+        /// Amount in quote tokens.
+        amount: String,
+        /// Recipient wallet (its associated token account); the admin wallet by default.
+        #[arg(long)]
+        to: Option<Pubkey>,
+    },
     /// Move quote tokens from the wallet into the recovery reserve.
     FundReserve {
         /// Amount in quote tokens.
@@ -114,6 +138,19 @@ pub async fn run(ctx: &Ctx, a: Admin) -> Result<()> {
             };
             update(ctx, "set prices", &m, u).await
         }
+        Admin::SetFinancing { config } => {
+            let c = bootstrap::read_config(&config)?;
+            let (m, _) = ctx.market().await?;
+            update(
+                ctx,
+                "set financing",
+                &m,
+                MarketUpdate { financing: Some(c.financing), ..Default::default() },
+            )
+            .await
+        }
+        Admin::WithdrawTreasury { amount, to } => withdraw(ctx, Fund::Treasury, &amount, to).await,
+        Admin::WithdrawReserve { amount, to } => withdraw(ctx, Fund::Reserve, &amount, to).await,
         Admin::SetRelayer { relayer } => {
             let (m, _) = ctx.market().await?;
             update(ctx, "set relayer", &m, MarketUpdate { relayer: Some(relayer), ..Default::default() })
@@ -152,4 +189,30 @@ pub async fn run(ctx: &Ctx, a: Admin) -> Result<()> {
             Ok(())
         }
     }
+}
+
+enum Fund {
+    Treasury,
+    Reserve,
+}
+
+async fn withdraw(ctx: &Ctx, fund: Fund, amount: &str, to: Option<Pubkey>) -> Result<()> {
+    let (m, _) = ctx.market().await?;
+    let amount = units::parse(amount, quote_decimals(ctx, &m).await?)?;
+    let admin = ctx.wallet()?;
+    let owner = to.unwrap_or_else(|| admin.pubkey());
+    let dest = tokens::ensure_ata(&ctx.rpc, Progress::Stderr, &admin, &owner, &m.quote_mint).await?;
+    let (what, ixn) = match fund {
+        Fund::Treasury => {
+            ("withdraw from treasury", ix::withdraw_treasury(&m, &admin.pubkey(), &dest, amount))
+        }
+        Fund::Reserve => {
+            ("withdraw from recovery reserve", ix::withdraw_reserve(&m, &admin.pubkey(), &dest, amount))
+        }
+    };
+    let sig = ctx.send(what, &admin, &[ixn], &[]).await?;
+    ctx.emit(json!({"signature": sig.to_string(), "amount": amount, "to": dest.to_string()}), || {
+        format!("{what}: {amount} base units to {dest}")
+    });
+    Ok(())
 }

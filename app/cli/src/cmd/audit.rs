@@ -27,6 +27,9 @@ pub async fn audit(ctx: &Ctx) -> Result<()> {
                 "released": f.facility.released_credits,
                 "burned": f.facility.burned_credits,
                 "principal_outstanding": f.facility.loan.principal_outstanding,
+                "minted": f.facility.total_credits,
+                "cap_bps": f.facility.accepted_cap_bps,
+                "earmark": f.facility.earmark,
             })
         })
         .collect();
@@ -41,12 +44,34 @@ pub async fn audit(ctx: &Ctx) -> Result<()> {
         "recovery_reserve": report.recovery_reserve,
         "recovery_liability": report.recovery_liability,
         "coverage_bps": report.coverage_bps,
+        "earmarked": report.earmarked,
+        "financing": {
+            "tiers": snapshot.market.financing.tiers().iter().map(|t| json!({"min_principal": t.min_principal, "max_multiplier_bps": t.max_multiplier_bps})).collect::<Vec<_>>(),
+            "recovery_rate_bps": snapshot.market.financing.recovery_rate_bps,
+            "min_term_secs": snapshot.market.financing.min_term_secs,
+            "max_term_secs": snapshot.market.financing.max_term_secs,
+            "max_grace_secs": snapshot.market.financing.max_grace_secs,
+            "max_default_after_secs": snapshot.market.financing.max_default_after_secs,
+        },
+        "treasury": snapshot.treasury_balance,
+        "treasury_expected": report.treasury_expected,
+        "treasury_flows": {
+            "purchases_and_claims": snapshot.credit_accounts.iter().map(|c| c.account.total_quote_paid).sum::<u64>(),
+            "principals": snapshot.market.principals_received,
+            "forfeits": snapshot.market.forfeits_received,
+            "withdrawn": snapshot.market.treasury_withdrawn,
+        },
+        "reserve_flows": {
+            "funded": snapshot.market.reserve_funded,
+            "paid_to_lenders": snapshot.market.reserve_paid,
+            "withdrawn": snapshot.market.reserve_withdrawn,
+        },
         "violations": violations,
         "ok": violations.is_empty(),
     });
     ctx.emit(value, || {
         let mut out = format!(
-            "market {}\n  credit supply {} in {} credit accounts and {} facilities ({} active, {} delinquent, {} defaulted, {} frozen)\n  recovery reserve {} against a liability of {}: coverage {}",
+            "market {}\n  credit supply {} in {} credit accounts and {} facilities ({} active, {} delinquent, {} defaulted, {} frozen)\n  recovery reserve {} against a liability of {}: coverage {}; earmarked for live facilities {}\n  treasury {} (its recorded flows: {} in from purchases, claims, principals and forfeits, {} withdrawn)",
             m.market,
             snapshot.credit_mint_supply,
             snapshot.credit_accounts.len(),
@@ -58,6 +83,10 @@ pub async fn audit(ctx: &Ctx) -> Result<()> {
             report.recovery_reserve,
             report.recovery_liability,
             report.coverage_bps.map_or("n/a (no unused financed credits)".into(), |b| format!("{}.{:02}%", b / 100, b % 100)),
+            report.earmarked,
+            snapshot.treasury_balance,
+            report.treasury_expected + snapshot.market.treasury_withdrawn,
+            snapshot.market.treasury_withdrawn,
         );
         if violations.is_empty() {
             out.push_str("\n  every invariant holds");

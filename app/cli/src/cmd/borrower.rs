@@ -4,8 +4,9 @@
 use anyhow::Result;
 use clap::Subcommand;
 use compux_client::{fetch, tokens, Progress};
+use compux_sdk::constants::CREDIT_DECIMALS;
 use compux_sdk::ix;
-use compux_sdk::state::Facility;
+use compux_sdk::state::{financed_credits, Facility};
 use serde_json::json;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Signer;
@@ -17,28 +18,43 @@ use compux_sdk::units;
 #[derive(Subcommand)]
 pub enum Borrower {
     /// Accept an offer made to the wallet: credits are minted into the facility's escrow
-    /// and the upfront share is released.
-    Accept { facility: Pubkey },
+    /// and the upfront share is released. The terms read now are the terms agreed: the
+    /// acceptance fails if they, or the credits they mint, differ when it lands.
+    Accept {
+        facility: Pubkey,
+        /// The fewest credits to accept (whole credits); by default what the terms mint at
+        /// today's base price.
+        #[arg(long)]
+        min_credits: Option<String>,
+    },
     /// Repay: "all" pays everything owed now; otherwise an amount in quote tokens.
     Repay { facility: Pubkey, amount: String },
-    /// Close a repaid facility: unused credits become standard credits (or are burned, per
-    /// the terms) and rent goes back.
+    /// Close a repaid (or recovered) facility at the end of its financing period: unused
+    /// credits become standard credits (or are burned, per the terms) and rent goes back.
     Close { facility: Pubkey },
 }
 
 pub async fn run(ctx: &Ctx, b: Borrower) -> Result<()> {
     let borrower = ctx.wallet()?;
     let (what, sig, address) = match b {
-        Borrower::Accept { facility: address } => {
-            let (m, f, _) = facility(ctx, &address).await?;
+        Borrower::Accept { facility: address, min_credits } => {
+            let (m, f, state) = facility(ctx, &address).await?;
+            let min_credits = match min_credits {
+                Some(c) => units::parse(&c, CREDIT_DECIMALS)?,
+                None => {
+                    let (_, market) = fetch::market(&ctx.rpc, &m.market).await?;
+                    let t = &state.terms;
+                    financed_credits(t.principal, market.base_price, t.credit_multiplier_bps)
+                        .unwrap_or(u64::MAX)
+                }
+            };
             ensure_credit_account(ctx, &m, &borrower).await?;
-            let sig = ctx
-                .send("accept facility", &borrower, &[ix::accept_facility(&m, &f, &borrower.pubkey())], &[])
-                .await?;
+            let ixn = ix::accept_facility(&m, &f, &borrower.pubkey(), state.terms, min_credits);
+            let sig = ctx.send("accept facility", &borrower, &[ixn], &[]).await?;
             ("accepted", sig, address)
         }
         Borrower::Repay { facility: address, amount } => {
-            let (m, f, state) = facility(ctx, &address).await?;
+            let (m, f, _) = facility(ctx, &address).await?;
             let amount = if amount == "all" {
                 u64::MAX
             } else {
@@ -47,13 +63,13 @@ pub async fn run(ctx: &Ctx, b: Borrower) -> Result<()> {
             let from =
                 tokens::ensure_ata(&ctx.rpc, Progress::Stderr, &borrower, &borrower.pubkey(), &m.quote_mint)
                     .await?;
-            let ixn = ix::repay(&m, &f, &borrower.pubkey(), &from, &state.lender_quote, amount);
+            let ixn = ix::repay(&m, &f, &borrower.pubkey(), &from, amount);
             let sig = ctx.send("repay", &borrower, &[ixn], &[]).await?;
             ("repaid", sig, address)
         }
         Borrower::Close { facility: address } => {
-            let (m, f, state) = facility(ctx, &address).await?;
-            let ixn = ix::close_facility(&m, &f, &borrower.pubkey(), &state.lender_quote);
+            let (m, f, _) = facility(ctx, &address).await?;
+            let ixn = ix::close_facility(&m, &f, &borrower.pubkey());
             let sig = ctx.send("close facility", &borrower, &[ixn], &[]).await?;
             ("closed", sig, address)
         }

@@ -31,7 +31,9 @@ pub struct OfferArgs {
     /// Installment period, like 30d.
     #[arg(long, default_value = "30d")]
     period: String,
-    /// Credits minted = principal at the base price x this (15000 = 1.5x).
+    /// Credits minted = principal at the base price x this (15000 = 1.5x); at most the
+    /// market's cap for the principal (`compux audit --json` prints the market's financing
+    /// policy: caps by principal, term, grace and default bounds).
     #[arg(long, default_value_t = 15_000)]
     multiplier_bps: u16,
     /// Share of the credits released at acceptance.
@@ -49,9 +51,6 @@ pub struct OfferArgs {
     /// Late fee per missed installment, in basis points of the installment.
     #[arg(long, default_value_t = 500)]
     late_fee_bps: u16,
-    /// Buy-back price of unused credits on recovery, in basis points of their cost.
-    #[arg(long, default_value_t = 5_000)]
-    recovery_rate_bps: u16,
     /// Burn unused credits at close instead of converting them to standard credits.
     #[arg(long)]
     forfeit_unused: bool,
@@ -65,15 +64,23 @@ pub enum Lender {
     CancelOffer { facility: Pubkey },
     /// Freeze the unused credits of a defaulted (or matured, unpaid) facility.
     Freeze { facility: Pubkey },
-    /// After the settlement window: sell the unused credits to the recovery reserve.
+    /// After the settlement window: sell as many unused credits as the debt needs to the
+    /// recovery reserve; the payment lands in the facility vault.
     Recover { facility: Pubkey },
+    /// Move repayments and recoveries from the facility vault to the wallet: "all" or an
+    /// amount in quote tokens.
+    Withdraw {
+        facility: Pubkey,
+        #[arg(default_value = "all")]
+        amount: String,
+    },
 }
 
 pub async fn run(ctx: &Ctx, l: Lender) -> Result<()> {
     let lender = ctx.wallet()?;
     let (what, sig, address) = match l {
         Lender::Offer(a) => {
-            let (m, _) = ctx.market().await?;
+            let (m, market) = ctx.market().await?;
             let decimals = quote_decimals(ctx, &m).await?;
             let terms = FacilityTerms {
                 borrower: a.borrower,
@@ -87,28 +94,15 @@ pub async fn run(ctx: &Ctx, l: Lender) -> Result<()> {
                 grace_secs: units::parse_duration(&a.grace)?,
                 default_after_secs: units::parse_duration(&a.default_after)?,
                 late_fee_bps: a.late_fee_bps,
-                recovery_rate_bps: a.recovery_rate_bps,
                 unused_at_close: if a.forfeit_unused {
                     UnusedCredits::Forfeit
                 } else {
                     UnusedCredits::Convert
                 },
             };
-            // The next free nonce: facilities of this lender are PDAs by nonce.
-            let mut nonce = 0u64;
-            let f = loop {
-                let f = FacilityKeys::derive(&m.market, &lender.pubkey(), nonce);
-                if ctx
-                    .rpc
-                    .get_account_with_commitment(&f.address, ctx.rpc.commitment())
-                    .await?
-                    .value
-                    .is_none()
-                {
-                    break f;
-                }
-                nonce += 1;
-            };
+            // Facility numbers come from the market's counter and are never reused; an
+            // offer racing another lender's fails with WrongFacilityNonce and can be re-sent.
+            let f = FacilityKeys::derive(&m.market, &lender.pubkey(), market.facility_count);
             let from =
                 tokens::ensure_ata(&ctx.rpc, Progress::Stderr, &lender, &lender.pubkey(), &m.quote_mint)
                     .await?;
@@ -117,10 +111,10 @@ pub async fn run(ctx: &Ctx, l: Lender) -> Result<()> {
             ("offered", sig, f.address)
         }
         Lender::CancelOffer { facility: address } => {
-            let (m, f, state) = facility(ctx, &address).await?;
-            let sig = ctx
-                .send("cancel offer", &lender, &[ix::cancel_offer(&m, &f, &state.lender_quote)], &[])
+            let (m, f, _) = facility(ctx, &address).await?;
+            let to = tokens::ensure_ata(&ctx.rpc, Progress::Stderr, &lender, &lender.pubkey(), &m.quote_mint)
                 .await?;
+            let sig = ctx.send("cancel offer", &lender, &[ix::cancel_offer(&m, &f, &to)], &[]).await?;
             ("cancelled", sig, address)
         }
         Lender::Freeze { facility: address } => {
@@ -131,9 +125,22 @@ pub async fn run(ctx: &Ctx, l: Lender) -> Result<()> {
             ("frozen", sig, address)
         }
         Lender::Recover { facility: address } => {
-            let (m, f, state) = facility(ctx, &address).await?;
-            let sig = ctx.send("recover", &lender, &[ix::recover(&m, &f, &state.lender_quote)], &[]).await?;
+            let (m, f, _) = facility(ctx, &address).await?;
+            let sig = ctx.send("recover", &lender, &[ix::recover(&m, &f)], &[]).await?;
             ("recovered", sig, address)
+        }
+        Lender::Withdraw { facility: address, amount } => {
+            let (m, f, state) = facility(ctx, &address).await?;
+            let held = fetch::token_amount(&ctx.rpc, &state.quote_vault).await?;
+            let amount =
+                if amount == "all" { held } else { units::parse(&amount, quote_decimals(ctx, &m).await?)? };
+            anyhow::ensure!(amount > 0, "the facility vault of {address} is empty: nothing to withdraw");
+            let to = tokens::ensure_ata(&ctx.rpc, Progress::Stderr, &lender, &lender.pubkey(), &m.quote_mint)
+                .await?;
+            let sig = ctx
+                .send("withdraw repayments", &lender, &[ix::withdraw_repayments(&m, &f, &to, amount)], &[])
+                .await?;
+            ("withdrawn from", sig, address)
         }
     };
     let state: Option<compux_sdk::state::Facility> = fetch::account_state(&ctx.rpc, &address).await?;

@@ -39,7 +39,9 @@ pub struct ReserveArgs {
     /// Credits delivered each period.
     #[arg(long)]
     credits_per_period: String,
-    /// Number of periods.
+    /// Number of periods, at least two. The discount tier is chosen by the term committed
+    /// beyond the first period (claimable at once); cancelling or missing a period forfeits
+    /// the early-termination fee and the discount already taken.
     #[arg(long)]
     periods: u16,
     /// Period length, like 30d.
@@ -137,7 +139,11 @@ pub async fn reserve(ctx: &Ctx, a: ReserveArgs) -> Result<()> {
     let (m, market) = ctx.market().await?;
     let decimals = quote_decimals(ctx, &m).await?;
     let owner = ctx.wallet()?;
-    let term = period_secs.saturating_mul(a.periods as i64);
+    anyhow::ensure!(
+        a.periods >= 2,
+        "a reservation commits to at least two periods (the discount is earned by the periods after the first); use `compux buy` for one"
+    );
+    let term = reservation::committed_term(a.periods, period_secs).ok_or_else(|| anyhow!("term overflow"))?;
     let discount = reservation::discount_for_term(term, market.reserve_discounts());
     let price =
         reservation::locked_price(market.base_price, discount).ok_or_else(|| anyhow!("price overflow"))?;
@@ -181,11 +187,15 @@ pub async fn claim(ctx: &Ctx, nonce: u64) -> Result<()> {
 pub async fn cancel_reservation(ctx: &Ctx, nonce: u64) -> Result<()> {
     let (m, _) = ctx.market().await?;
     let owner = ctx.wallet()?;
+    let to = tokens::ensure_ata(&ctx.rpc, Progress::Stderr, &owner, &owner.pubkey(), &m.quote_mint).await?;
     let sig = ctx
-        .send("cancel reservation", &owner, &[ix::cancel_reservation(&m, &owner.pubkey(), nonce)], &[])
+        .send("cancel reservation", &owner, &[ix::cancel_reservation(&m, &owner.pubkey(), &to, nonce)], &[])
         .await?;
     ctx.emit(json!({"signature": sig.to_string()}), || {
-        format!("reservation {nonce} cancelled; its deposit is forfeited")
+        format!(
+            "reservation {nonce} cancelled: the early-termination fee and the discount taken on claimed periods \
+             went to the treasury, the rest of the deposit back to your wallet"
+        )
     });
     Ok(())
 }

@@ -31,6 +31,9 @@ fn facility_json(address: &Pubkey, f: &Facility, role: &str, quote_decimals: u8)
         "past_due": f.loan.past_due(),
         "principal_outstanding": f.loan.principal_outstanding,
         "frozen_at": f.frozen_at,
+        "maturity_ts": f.loan.maturity_ts(),
+        "recovery_rate_bps": f.recovery_rate_bps,
+        "earmark": f.earmark,
     })
 }
 

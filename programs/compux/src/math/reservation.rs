@@ -20,7 +20,20 @@ pub fn period_cost(credits_per_period: u64, locked_price: u64) -> Option<u64> {
     quote_for_credits(credits_per_period, locked_price, BPS as u16)
 }
 
-/// Early-termination deposit: `fee_bps` of the whole commitment, rounded up.
+/// The discount of one period: its credits at the base price (rounded down, the market's
+/// claim) less the period cost at the locked price. Never negative.
+pub fn period_discount(credits_per_period: u64, base_price: u64, period_cost: u64) -> Option<u64> {
+    let full = super::mul_div_floor(credits_per_period, base_price, crate::constants::CREDIT_UNIT)?;
+    Some(full.saturating_sub(period_cost))
+}
+
+/// The discount tier is earned by the future commitment: the first period is claimable at
+/// once, so only the periods after it count.
+pub fn committed_term(periods: u16, period_secs: i64) -> Option<i64> {
+    period_secs.checked_mul((periods as i64).checked_sub(1)?)
+}
+
+/// Early-termination fee: `fee_bps` of the whole commitment, rounded up.
 pub fn termination_deposit(period_cost: u64, periods: u16, fee_bps: u16) -> Option<u64> {
     let commitment = period_cost.checked_mul(periods as u64)?;
     mul_div_ceil(commitment, fee_bps as u64, BPS)

@@ -1,13 +1,13 @@
 use anchor_lang::prelude::*;
 
-use super::Settlement;
+use super::{sub_from, FinancingPolicy, Market, Settlement};
 use crate::constants::*;
 use crate::errors::CompuxError;
 use crate::math::loan::Loan;
 use crate::math::mul_div_floor;
 
-/// What happens to escrowed credits the borrower did not use when the facility closes after
-/// full repayment.
+/// What happens to released credits the borrower did not use when a repaid facility closes
+/// at the end of its financing period.
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
 pub enum UnusedCredits {
     /// They become standard credits in the borrower's credit account.
@@ -25,7 +25,8 @@ pub struct FacilityTerms {
     pub apr_bps: u16,
     pub installments: u16,
     pub period_secs: i64,
-    /// Credits minted = principal at the market's base price x this (>= 10_000).
+    /// Credits minted = principal at the market's base price x this (>= 10_000), at most
+    /// the market's cap for the principal.
     pub credit_multiplier_bps: u16,
     /// Share of the credits released at acceptance.
     pub upfront_bps: u16,
@@ -36,8 +37,6 @@ pub struct FacilityTerms {
     /// After a missed due date: defaulted once this passes (>= grace).
     pub default_after_secs: i64,
     pub late_fee_bps: u16,
-    /// Buy-back price of unused escrowed credits on recovery, as a share of their cost.
-    pub recovery_rate_bps: u16,
     pub unused_at_close: UnusedCredits,
 }
 
@@ -60,11 +59,26 @@ impl FacilityTerms {
         require!(
             self.grace_secs >= 0
                 && self.default_after_secs >= self.grace_secs
-                && self.late_fee_bps as u64 <= BPS
-                && self.recovery_rate_bps as u64 <= BPS,
+                && self.late_fee_bps as u64 <= BPS,
             CompuxError::InvalidFacilityTerms
         );
         require_keys_neq!(self.borrower, Pubkey::default(), CompuxError::InvalidFacilityTerms);
+        Ok(())
+    }
+
+    /// The market's limits, checked at offer and again at acceptance (the admin may have
+    /// changed them in between): the multiplier cap for this principal, the term, grace and
+    /// default bounds.
+    pub fn check_policy(&self, policy: &FinancingPolicy) -> Result<()> {
+        let cap = policy.cap_for(self.principal).ok_or(CompuxError::MultiplierAboveCap)?;
+        require!(self.credit_multiplier_bps <= cap, CompuxError::MultiplierAboveCap);
+        let term = self.period_secs.checked_mul(self.installments as i64).ok_or(CompuxError::MathOverflow)?;
+        require!(
+            (policy.min_term_secs..=policy.max_term_secs).contains(&term)
+                && self.grace_secs <= policy.max_grace_secs
+                && self.default_after_secs <= policy.max_default_after_secs,
+            CompuxError::TermOutsideMarketBounds
+        );
         Ok(())
     }
 }
@@ -81,26 +95,30 @@ pub enum FacilityStatus {
     Defaulted,
     /// The lender froze the escrow.
     Frozen,
-    /// Unused credits bought back and burned; any shortfall recorded.
+    /// Unused credits bought back as the debt needed and burned; any shortfall recorded.
     Recovered,
-    /// Paid in full: closable.
+    /// Paid in full: closable at the end of the financing period.
     Repaid,
+    /// The escrow is settled and closed; the facility stays until the lender withdraws
+    /// what its vault still holds.
+    Closed,
 }
 
-/// A financed-credit facility. Seeds: [FACILITY_SEED, market, lender, nonce]. Its principal
-/// vault ([FACILITY_VAULT_SEED, facility], quote) holds the principal while offered; its
-/// escrow ([ESCROW_SEED, facility], credits) holds the financed credits; both are controlled
-/// by the market PDA. The lender pays every rent and gets it back.
+/// A financed-credit facility. Seeds: [FACILITY_SEED, market, lender, nonce], where nonce is
+/// the market's facility count at the offer, so an address is never reused. Its quote vault
+/// ([FACILITY_VAULT_SEED, facility]) holds the principal while offered, then every repayment
+/// and recovery until the lender withdraws them (a lender cannot block a repayment by
+/// closing a token account); its escrow ([ESCROW_SEED, facility], credits) holds the
+/// financed credits; both are controlled by the market PDA. The lender pays every rent and
+/// gets it back.
 #[account]
 #[derive(InitSpace, Debug)]
 pub struct Facility {
     pub market: Pubkey,
     pub lender: Pubkey,
-    /// The lender's quote account: repayments and recoveries are paid here.
-    pub lender_quote: Pubkey,
     pub nonce: u64,
     pub bump: u8,
-    pub principal_vault: Pubkey,
+    pub quote_vault: Pubkey,
     pub escrow: Pubkey,
     pub terms: FacilityTerms,
     pub status: FacilityStatus,
@@ -110,13 +128,23 @@ pub struct Facility {
     pub frozen_at: i64,
     /// Credits minted into the escrow at acceptance.
     pub total_credits: u64,
+    /// The market's values at acceptance: base price, multiplier cap for this principal,
+    /// recovery rate. The auditor checks `total_credits` against them.
+    pub accepted_base_price: u64,
+    pub accepted_cap_bps: u16,
+    pub recovery_rate_bps: u16,
+    /// Worst-case recovery payout reserved in the recovery reserve while the facility can
+    /// still default (principal x recovery rate); 0 once released.
+    pub earmark: u64,
     /// Credits the relayer may burn (upfront plus tranches released).
     pub released_credits: u64,
     pub tranches_released: u16,
     pub burned_credits: u64,
     pub converted_credits: u64,
     pub recovered_credits: u64,
-    /// Quote paid to the lender out of the recovery reserve, and what was written off.
+    /// Credits left to the borrower after a recovery, converted at close.
+    pub returned_credits: u64,
+    /// Quote paid into the facility vault out of the recovery reserve, and what was written off.
     pub recovered_quote: u64,
     pub shortfall: u64,
     pub settlement: Settlement,
@@ -150,7 +178,7 @@ impl Facility {
     /// every facility instruction call this first). Returns the status before.
     pub fn refresh(&mut self, now: i64) -> Result<FacilityStatus> {
         let before = self.status;
-        if matches!(before, FacilityStatus::Offered | FacilityStatus::Recovered) {
+        if matches!(before, FacilityStatus::Offered | FacilityStatus::Recovered | FacilityStatus::Closed) {
             return Ok(before);
         }
         self.loan.accrue(now).ok_or(CompuxError::MathOverflow)?;
@@ -169,15 +197,45 @@ impl Facility {
         Ok(before)
     }
 
-    /// The lender may freeze a defaulted facility, or one that matured with a balance due.
+    /// The lender may freeze a defaulted facility, or one that matured with a balance still
+    /// due once the grace period after maturity has passed (like any missed installment).
     pub fn freezable(&self, now: i64) -> bool {
         match self.status {
             FacilityStatus::Defaulted => true,
             FacilityStatus::Active | FacilityStatus::Delinquent => {
-                self.loan.maturity_ts().is_some_and(|m| now >= m) && !self.loan.is_repaid()
+                self.loan
+                    .maturity_ts()
+                    .and_then(|m| m.checked_add(self.terms.grace_secs))
+                    .is_some_and(|end| now >= end)
+                    && !self.loan.is_repaid()
             }
             _ => false,
         }
+    }
+
+    /// Whether the escrow's SPL account must be frozen: while the facility is frozen, and
+    /// after a recovery while it holds the borrower's leftover credits (until close).
+    pub fn escrow_frozen(&self) -> bool {
+        self.status == FacilityStatus::Frozen
+            || (self.status == FacilityStatus::Recovered && self.returned_credits > 0)
+    }
+
+    /// End of the financing period: the last installment's due date.
+    pub fn maturity(&self) -> Result<i64> {
+        self.loan.maturity_ts().ok_or_else(|| error!(CompuxError::MathOverflow))
+    }
+
+    /// Gives the earmark back to the reserve's free balance once the facility can no longer
+    /// draw on it (repaid, recovered or closed). Idempotent.
+    pub fn release_earmark(&mut self, market: &mut Market) -> Result<u64> {
+        let earmark = std::mem::take(&mut self.earmark);
+        sub_from(&mut market.reserve_earmarked, earmark)?;
+        Ok(earmark)
+    }
+
+    /// Credits still locked (minted, not yet released).
+    pub fn locked_credits(&self) -> u64 {
+        self.total_credits.saturating_sub(self.released_credits)
     }
 
     pub fn settlement_window_end(&self) -> i64 {
@@ -194,4 +252,49 @@ pub fn financed_credits(principal: u64, base_price: u64, multiplier_bps: u16) ->
 
 pub fn upfront_credits(total: u64, upfront_bps: u16) -> Option<u64> {
     mul_div_floor(total, upfront_bps as u64, BPS)
+}
+
+/// The recovery earmark of a facility: the most `recover` can ever pay it (every credit
+/// bought back at the recovery rate of its cost), rounded down like the payout.
+pub fn recovery_earmark(principal: u64, recovery_rate_bps: u16) -> Option<u64> {
+    mul_div_floor(principal, recovery_rate_bps as u64, BPS)
+}
+
+/// What `recover` does with the `unused` credits left in a frozen escrow (`locked` of them
+/// never released) when `owed` is due: it buys back only as many as the debt needs at the
+/// recovery price, pays at most the facility's earmark, burns what it bought and every
+/// locked credit (never released, so never the borrower's), and leaves the rest to the
+/// borrower.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Buyback {
+    pub bought: u64,
+    pub paid: u64,
+    pub burned: u64,
+    pub returned: u64,
+}
+
+pub fn buyback(
+    loan: &Loan,
+    total_credits: u64,
+    rate_bps: u16,
+    unused: u64,
+    locked: u64,
+    owed: u64,
+    earmark: u64,
+) -> Option<Buyback> {
+    // value(c) = floor(c * principal * rate / (BPS * total)); the fewest credits whose value
+    // covers `owed` is ceil(owed * BPS * total / (principal * rate)). At a zero price every
+    // credit is taken: none is worth anything to the lender, and none goes back.
+    let price_num = (loan.principal as u128).checked_mul(rate_bps as u128)?;
+    let needed = if price_num == 0 {
+        unused
+    } else {
+        let n = (owed as u128).checked_mul(BPS as u128)?.checked_mul(total_credits as u128)?;
+        u64::try_from(n.div_ceil(price_num)).unwrap_or(u64::MAX)
+    };
+    let bought = unused.min(needed);
+    let value = loan.recovery_value(bought, total_credits, rate_bps)?;
+    let paid = value.min(owed).min(earmark);
+    let burned = bought.max(locked.min(unused));
+    Some(Buyback { bought, paid, burned, returned: unused - burned })
 }

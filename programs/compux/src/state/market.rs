@@ -17,6 +17,63 @@ pub struct ReserveDiscount {
     pub discount_bps: u16,
 }
 
+/// Facilities of at least `min_principal` quote units may carry a credit multiplier of at
+/// most `max_multiplier_bps`.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace)]
+pub struct FinancingTier {
+    pub min_principal: u64,
+    pub max_multiplier_bps: u16,
+}
+
+/// The financing terms the market honours. The multiplier mints credits the marketplace
+/// subsidises and the recovery rate pays out of the shared reserve, so both are the market's
+/// to set: a lender and a borrower held by one person must not be able to pick them.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace)]
+pub struct FinancingPolicy {
+    /// Strictly increasing in `min_principal`; the first tier's minimum is the smallest
+    /// principal the market finances. No tiers: the market offers no financing.
+    pub tiers: [FinancingTier; MAX_FINANCING_TIERS],
+    pub tier_count: u8,
+    /// Buy-back price of unused escrowed credits on recovery, as a share of their cost.
+    pub recovery_rate_bps: u16,
+    /// Bounds on the whole term (installments x period).
+    pub min_term_secs: i64,
+    pub max_term_secs: i64,
+    pub max_grace_secs: i64,
+    pub max_default_after_secs: i64,
+}
+
+impl FinancingPolicy {
+    pub fn tiers(&self) -> &[FinancingTier] {
+        &self.tiers[..(self.tier_count as usize).min(MAX_FINANCING_TIERS)]
+    }
+
+    /// The largest multiplier the market honours for `principal`; `None` below every tier.
+    pub fn cap_for(&self, principal: u64) -> Option<u16> {
+        self.tiers().iter().filter(|t| principal >= t.min_principal).map(|t| t.max_multiplier_bps).max()
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let t = self.tiers();
+        require!(
+            self.tier_count as usize <= MAX_FINANCING_TIERS
+                && t.iter().all(|x| {
+                    x.min_principal > 0
+                        && (MIN_CREDIT_MULTIPLIER_BPS..=MAX_CREDIT_MULTIPLIER_BPS)
+                            .contains(&x.max_multiplier_bps)
+                })
+                && t.windows(2).all(|w| w[0].min_principal < w[1].min_principal)
+                && self.recovery_rate_bps as u64 <= BPS
+                && self.min_term_secs >= MIN_PERIOD_SECS
+                && self.min_term_secs <= self.max_term_secs
+                && self.max_grace_secs >= 0
+                && self.max_default_after_secs >= self.max_grace_secs,
+            CompuxError::InvalidFinancingPolicy
+        );
+        Ok(())
+    }
+}
+
 /// The admin-set price schedule, as passed to `init_market`.
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, PartialEq, Eq)]
 pub struct MarketConfig {
@@ -29,6 +86,7 @@ pub struct MarketConfig {
     /// Share of a reservation's total commitment taken as a deposit and forfeited on
     /// cancellation or lapse.
     pub early_termination_fee_bps: u16,
+    pub financing: FinancingPolicy,
 }
 
 /// A partial update: each `Some` field replaces the stored one, after validation.
@@ -39,6 +97,7 @@ pub struct MarketUpdate {
     pub bulk_tiers: Option<Vec<BulkTier>>,
     pub reserve_discounts: Option<Vec<ReserveDiscount>>,
     pub early_termination_fee_bps: Option<u16>,
+    pub financing: Option<FinancingPolicy>,
     pub relayer: Option<Pubkey>,
     pub paused: Option<bool>,
 }
@@ -69,6 +128,21 @@ pub struct Market {
     pub early_termination_fee_bps: u16,
     /// Sum of the deposits of live reservations: the deposit vault holds exactly this.
     pub deposits_outstanding: u64,
+    pub financing: FinancingPolicy,
+    /// Facilities ever offered: the next offer's nonce, so no facility address is reused.
+    pub facility_count: u64,
+    /// Sum of the recovery earmarks of live facilities: the reserve must hold at least this,
+    /// and only the rest is free to earmark or withdraw.
+    pub reserve_earmarked: u64,
+    /// Treasury flows the credit accounts do not record (their `total_quote_paid` counts
+    /// purchases and claims): accepted principals, forfeited deposits, withdrawals.
+    pub principals_received: u64,
+    pub forfeits_received: u64,
+    pub treasury_withdrawn: u64,
+    /// Recovery reserve flows: funded, paid to lenders, withdrawn by the admin.
+    pub reserve_funded: u64,
+    pub reserve_paid: u64,
+    pub reserve_withdrawn: u64,
 }
 
 impl Market {
@@ -91,6 +165,7 @@ impl Market {
             bulk_tiers: Some(config.bulk_tiers.clone()),
             reserve_discounts: Some(config.reserve_discounts.clone()),
             early_termination_fee_bps: Some(config.early_termination_fee_bps),
+            financing: Some(config.financing),
             relayer: None,
             paused: None,
         })
@@ -116,6 +191,9 @@ impl Market {
         if let Some(f) = u.early_termination_fee_bps {
             require!(f <= MAX_EARLY_TERMINATION_FEE_BPS, CompuxError::InvalidFee);
         }
+        if let Some(f) = &u.financing {
+            f.validate()?;
+        }
 
         if let Some(p) = u.base_price {
             self.base_price = p;
@@ -136,6 +214,9 @@ impl Market {
         if let Some(f) = u.early_termination_fee_bps {
             self.early_termination_fee_bps = f;
         }
+        if let Some(f) = u.financing {
+            self.financing = f;
+        }
         if let Some(r) = u.relayer {
             self.relayer = r;
         }
@@ -152,7 +233,13 @@ impl Market {
             bulk_tiers: self.bulk_tiers().to_vec(),
             reserve_discounts: self.reserve_discounts().to_vec(),
             early_termination_fee_bps: self.early_termination_fee_bps,
+            financing: self.financing,
         }
+    }
+
+    /// Reserve balance not earmarked for live facilities.
+    pub fn free_reserve(&self, reserve_balance: u64) -> u64 {
+        reserve_balance.saturating_sub(self.reserve_earmarked)
     }
 }
 

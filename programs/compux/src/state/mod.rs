@@ -9,3 +9,17 @@ pub use facility::*;
 pub use market::*;
 pub use reservation::*;
 pub use settlement::*;
+
+use anchor_lang::prelude::*;
+
+/// Adds `amount` to a running total, failing with `MathOverflow` rather than wrapping.
+pub fn add_to(total: &mut u64, amount: u64) -> Result<()> {
+    *total = total.checked_add(amount).ok_or(crate::errors::CompuxError::MathOverflow)?;
+    Ok(())
+}
+
+/// Takes `amount` off a running total, failing with `MathOverflow` on underflow.
+pub fn sub_from(total: &mut u64, amount: u64) -> Result<()> {
+    *total = total.checked_sub(amount).ok_or(crate::errors::CompuxError::MathOverflow)?;
+    Ok(())
+}

@@ -22,10 +22,23 @@ pub struct Reservation {
     pub period_secs: i64,
     pub start_ts: i64,
     pub claimed_periods: u16,
+    /// Taken at reservation: `fee` plus room to claw back the discount of every period but
+    /// the last (`period_discount` each).
     pub deposit: u64,
+    /// The early-termination fee: a share of the whole commitment at the locked price.
+    pub fee: u64,
+    /// Quote the discount saves on one period's credits against the base price.
+    pub period_discount: u64,
 }
 
 impl Reservation {
+    /// What an early end (cancel or lapse) forfeits to the treasury: the fee, and the
+    /// discount already taken on claimed periods (the commitment that earned it was broken).
+    /// The rest of the deposit goes back to the owner.
+    pub fn forfeit(&self) -> Option<u64> {
+        self.period_discount.checked_mul(self.claimed_periods as u64)?.checked_add(self.fee)
+    }
+
     /// End of the claim window of the next unclaimed period. `None` on overflow.
     pub fn current_period_end(&self) -> Option<i64> {
         let next = (self.claimed_periods as i64).checked_add(1)?;

@@ -4,13 +4,14 @@ use anchor_spl::token::{Token, TokenAccount};
 use crate::constants::MARKET_SEED;
 use crate::errors::CompuxError;
 use crate::events::{self, RecoveryReserveFunded};
-use crate::state::Market;
+use crate::state::{add_to, Market};
 use crate::token_ops;
 
 #[derive(Accounts)]
 pub struct FundRecoveryReserve<'info> {
     pub funder: Signer<'info>,
     #[account(
+        mut,
         seeds = [MARKET_SEED, market.creator.as_ref(), market.quote_mint.as_ref()],
         bump = market.bump,
     )]
@@ -35,6 +36,7 @@ impl FundRecoveryReserve<'_> {
             None,
             amount,
         )?;
+        add_to(&mut a.market.reserve_funded, amount)?;
         a.recovery_reserve.reload()?;
         events::emit(RecoveryReserveFunded {
             market: a.market.key(),

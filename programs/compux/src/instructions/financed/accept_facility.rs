@@ -6,13 +6,17 @@ use crate::constants::*;
 use crate::errors::CompuxError;
 use crate::events::{self, FacilityAccepted};
 use crate::math::loan::Loan;
-use crate::state::{financed_credits, upfront_credits, CreditAccount, Facility, FacilityStatus, Market};
+use crate::state::{
+    add_to, financed_credits, recovery_earmark, upfront_credits, CreditAccount, Facility, FacilityStatus,
+    FacilityTerms, Market,
+};
 use crate::token_ops;
 
 #[derive(Accounts)]
 pub struct AcceptFacility<'info> {
     pub borrower: Signer<'info>,
     #[account(
+        mut,
         seeds = [MARKET_SEED, market.creator.as_ref(), market.quote_mint.as_ref()],
         bump = market.bump,
     )]
@@ -31,10 +35,13 @@ pub struct AcceptFacility<'info> {
         bump = borrower_account.bump,
     )]
     pub borrower_account: Box<Account<'info, CreditAccount>>,
-    #[account(mut, address = facility.principal_vault @ CompuxError::WrongVault)]
-    pub principal_vault: Box<Account<'info, TokenAccount>>,
+    #[account(mut, address = facility.quote_vault @ CompuxError::WrongVault)]
+    pub quote_vault: Box<Account<'info, TokenAccount>>,
     #[account(mut, address = market.treasury @ CompuxError::WrongVault)]
     pub treasury: Box<Account<'info, TokenAccount>>,
+    /// Read for its free balance: the facility's recovery earmark must fit in it.
+    #[account(address = market.recovery_reserve @ CompuxError::WrongVault)]
+    pub recovery_reserve: Box<Account<'info, TokenAccount>>,
     #[account(mut, address = facility.escrow @ CompuxError::WrongVault)]
     pub escrow: Box<Account<'info, TokenAccount>>,
     #[account(mut, address = market.credit_mint @ CompuxError::WrongMint)]
@@ -43,16 +50,21 @@ pub struct AcceptFacility<'info> {
 }
 
 impl AcceptFacility<'_> {
-    fn validate(&self) -> Result<()> {
+    fn validate(&self, expected: &FacilityTerms) -> Result<()> {
         require!(!self.market.paused, CompuxError::MarketPaused);
-        require_status(&self.facility, &[FacilityStatus::Offered])
+        require_status(&self.facility, &[FacilityStatus::Offered])?;
+        require!(self.facility.terms == *expected, CompuxError::TermsMismatch);
+        // The market's limits may have tightened since the offer: they hold at acceptance.
+        self.facility.terms.check_policy(&self.market.financing)
     }
 
-    /// The principal goes to the treasury (the marketplace buys capacity wholesale);
-    /// principal x multiplier worth of credits at the base price are minted into the escrow;
-    /// the upfront share is released and the repayment schedule starts now.
-    #[access_control(ctx.accounts.validate())]
-    pub fn handler(ctx: Context<Self>) -> Result<()> {
+    /// Takes the terms the borrower agreed to and the fewest credits it accepts; fails on any
+    /// difference. The principal goes to the treasury (the marketplace buys capacity
+    /// wholesale); principal x multiplier worth of credits at the base price are minted into
+    /// the escrow; the upfront share is released; the facility's worst-case recovery payout
+    /// is earmarked from the reserve's free balance; the repayment schedule starts now.
+    #[access_control(ctx.accounts.validate(&expected))]
+    pub fn handler(ctx: Context<Self>, expected: FacilityTerms, min_credits: u64) -> Result<()> {
         let a = ctx.accounts;
         let now = Clock::get()?.unix_timestamp;
         let t = a.facility.terms;
@@ -60,6 +72,14 @@ impl AcceptFacility<'_> {
         let total = financed_credits(t.principal, a.market.base_price, t.credit_multiplier_bps)
             .ok_or_else(overflow)?;
         require!(total > 0, CompuxError::ZeroAmount);
+        require!(total >= min_credits, CompuxError::CreditsBelowMinimum);
+        let rate = a.market.financing.recovery_rate_bps;
+        let earmark = recovery_earmark(t.principal, rate).ok_or_else(overflow)?;
+        require!(
+            earmark <= a.market.free_reserve(a.recovery_reserve.amount),
+            CompuxError::ReserveInsufficient
+        );
+        let cap = a.market.financing.cap_for(t.principal).ok_or(CompuxError::MultiplierAboveCap)?;
         let loan = Loan::new(
             t.principal,
             t.apr_bps,
@@ -71,9 +91,11 @@ impl AcceptFacility<'_> {
         )
         .ok_or_else(overflow)?;
 
+        add_to(&mut a.market.reserve_earmarked, earmark)?;
+        add_to(&mut a.market.principals_received, t.principal)?;
         let market = &a.market;
         token_ops::transfer(
-            a.principal_vault.to_account_info(),
+            a.quote_vault.to_account_info(),
             a.treasury.to_account_info(),
             market.to_account_info(),
             Some(market),
@@ -85,6 +107,10 @@ impl AcceptFacility<'_> {
         f.status = FacilityStatus::Active;
         f.accepted_at = now;
         f.total_credits = total;
+        f.accepted_base_price = market.base_price;
+        f.accepted_cap_bps = cap;
+        f.recovery_rate_bps = rate;
+        f.earmark = earmark;
         f.released_credits = upfront_credits(total, t.upfront_bps).ok_or_else(overflow)?;
         f.loan = loan;
         events::emit(FacilityAccepted {
@@ -97,6 +123,10 @@ impl AcceptFacility<'_> {
             installment_amount: loan.installment_amount,
             scheduled_total: loan.scheduled_total,
             maturity_ts: loan.maturity_ts().ok_or_else(overflow)?,
+            base_price: market.base_price,
+            cap_bps: cap,
+            recovery_rate_bps: rate,
+            earmark,
         });
         Ok(())
     }

@@ -26,12 +26,13 @@ pub struct CancelOffer<'info> {
         has_one = lender @ CompuxError::NotLender,
     )]
     pub facility: Box<Account<'info, Facility>>,
-    #[account(mut, address = facility.principal_vault @ CompuxError::WrongVault)]
-    pub principal_vault: Box<Account<'info, TokenAccount>>,
+    #[account(mut, address = facility.quote_vault @ CompuxError::WrongVault)]
+    pub quote_vault: Box<Account<'info, TokenAccount>>,
     #[account(mut, address = facility.escrow @ CompuxError::WrongVault)]
     pub escrow: Box<Account<'info, TokenAccount>>,
-    #[account(mut, address = facility.lender_quote @ CompuxError::WrongTokenOwner)]
-    pub lender_quote: Box<Account<'info, TokenAccount>>,
+    /// Any quote account the lender names for the refund.
+    #[account(mut, constraint = destination.mint == market.quote_mint @ CompuxError::WrongMint)]
+    pub destination: Box<Account<'info, TokenAccount>>,
     pub token_program: Program<'info, Token>,
 }
 
@@ -40,16 +41,16 @@ impl CancelOffer<'_> {
     pub fn handler(ctx: Context<Self>) -> Result<()> {
         let a = ctx.accounts;
         require_status(&a.facility, &[FacilityStatus::Offered])?;
-        let refunded = a.principal_vault.amount;
+        let refunded = a.quote_vault.amount;
         let market = &a.market;
         token_ops::transfer(
-            a.principal_vault.to_account_info(),
-            a.lender_quote.to_account_info(),
+            a.quote_vault.to_account_info(),
+            a.destination.to_account_info(),
             market.to_account_info(),
             Some(market),
             refunded,
         )?;
-        token_ops::close_vault(market, a.principal_vault.to_account_info(), a.lender.to_account_info())?;
+        token_ops::close_vault(market, a.quote_vault.to_account_info(), a.lender.to_account_info())?;
         token_ops::close_vault(market, a.escrow.to_account_info(), a.lender.to_account_info())?;
         events::emit(FacilityCancelled { market: market.key(), facility: a.facility.key(), refunded });
         Ok(())

@@ -10,14 +10,15 @@ use crate::token_ops;
 
 #[derive(Accounts)]
 pub struct CloseFacility<'info> {
+    /// Its earmark, if any is still held, is released.
     #[account(
+        mut,
         seeds = [MARKET_SEED, market.creator.as_ref(), market.quote_mint.as_ref()],
         bump = market.bump,
     )]
     pub market: Box<Account<'info, Market>>,
     #[account(
         mut,
-        close = lender,
         seeds = [FACILITY_SEED, market.key().as_ref(), facility.lender.as_ref(), &facility.nonce.to_le_bytes()],
         bump = facility.bump,
         has_one = market @ CompuxError::MarketMismatch,
@@ -27,10 +28,8 @@ pub struct CloseFacility<'info> {
     /// Paid every rent, so receives it back; need not sign.
     #[account(mut)]
     pub lender: SystemAccount<'info>,
-    #[account(mut, address = facility.lender_quote @ CompuxError::WrongTokenOwner)]
-    pub lender_quote: Box<Account<'info, TokenAccount>>,
-    #[account(mut, address = facility.principal_vault @ CompuxError::WrongVault)]
-    pub principal_vault: Box<Account<'info, TokenAccount>>,
+    #[account(mut, address = facility.quote_vault @ CompuxError::WrongVault)]
+    pub quote_vault: Box<Account<'info, TokenAccount>>,
     #[account(mut, address = facility.escrow @ CompuxError::WrongVault)]
     pub escrow: Box<Account<'info, TokenAccount>>,
     #[account(
@@ -49,18 +48,43 @@ pub struct CloseFacility<'info> {
 }
 
 impl CloseFacility<'_> {
-    /// Permissionless once the facility is repaid (or recovered): unused credits become the
-    /// borrower's standard credits (or are burned, as the terms say), and the escrow, the
-    /// principal vault and the facility close with their rent back to the lender.
+    fn validate(&self) -> Result<()> {
+        require_status(&self.facility, &[FacilityStatus::Repaid, FacilityStatus::Recovered])?;
+        let now = Clock::get()?.unix_timestamp;
+        require!(now >= self.facility.maturity()?, CompuxError::NotMatured);
+        Ok(())
+    }
+
+    /// Permissionless at the end of the financing period, once the facility is repaid or
+    /// recovered (never earlier: a prepayment must not turn financed credits into standard
+    /// ones). A repaid facility's tranches are all due by then; its unused credits become
+    /// the borrower's standard credits or are burned, as the terms say. A recovered
+    /// facility's leftover released credits go back to the borrower. Nothing else leaves the
+    /// escrow, which closes with its rent to the lender; the facility closes too unless its
+    /// vault still holds quote for the lender to withdraw.
+    #[access_control(ctx.accounts.validate())]
     pub fn handler(ctx: Context<Self>) -> Result<()> {
         let a = ctx.accounts;
-        require_status(&a.facility, &[FacilityStatus::Repaid, FacilityStatus::Recovered])?;
-        let market = &a.market;
+        let f = &mut a.facility;
         let unused = a.escrow.amount;
-        let (converted, burned) = match a.facility.terms.unused_at_close {
-            UnusedCredits::Convert => (unused, 0),
-            UnusedCredits::Forfeit => (0, unused),
+        let convert = match f.status {
+            FacilityStatus::Repaid => {
+                f.released_credits = f.total_credits;
+                f.tranches_released = f.terms.tranches;
+                f.terms.unused_at_close == UnusedCredits::Convert
+            }
+            _ => true,
         };
+        let (converted, burned) = if convert { (unused, 0) } else { (0, unused) };
+        let market = &a.market;
+        if a.escrow.is_frozen() {
+            token_ops::set_frozen(
+                market,
+                a.credit_mint.to_account_info(),
+                a.escrow.to_account_info(),
+                false,
+            )?;
+        }
         if converted > 0 {
             let (escrow, vault) = (a.escrow.to_account_info(), a.vault.to_account_info());
             token_ops::transfer(escrow, vault, market.to_account_info(), Some(market), converted)?;
@@ -76,21 +100,26 @@ impl CloseFacility<'_> {
                 burned,
             )?;
         }
-        // Anything sent to the principal vault after acceptance goes back to the lender.
-        let stray = a.principal_vault.amount;
-        if stray > 0 {
-            let (from, to) = (a.principal_vault.to_account_info(), a.lender_quote.to_account_info());
-            token_ops::transfer(from, to, market.to_account_info(), Some(market), stray)?;
-        }
         token_ops::close_vault(market, a.escrow.to_account_info(), a.lender.to_account_info())?;
-        token_ops::close_vault(market, a.principal_vault.to_account_info(), a.lender.to_account_info())?;
-        a.facility.converted_credits = converted;
+        f.converted_credits = converted;
+        f.status = FacilityStatus::Closed;
+        f.release_earmark(&mut a.market)?;
+        let vault_balance = a.quote_vault.amount;
         events::emit(FacilityClosed {
-            market: market.key(),
+            market: a.market.key(),
             facility: a.facility.key(),
             converted_credits: converted,
             burned_credits: burned,
+            vault_balance,
         });
+        if vault_balance == 0 {
+            super::close_facility_accounts(
+                &a.market,
+                &a.facility,
+                a.quote_vault.to_account_info(),
+                a.lender.to_account_info(),
+            )?;
+        }
         Ok(())
     }
 }

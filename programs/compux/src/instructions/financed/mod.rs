@@ -7,6 +7,7 @@ pub mod recover;
 pub mod refresh_facility;
 pub mod release_tranche;
 pub mod repay;
+pub mod withdraw_repayments;
 
 pub use accept_facility::*;
 pub use cancel_offer::*;
@@ -17,12 +18,14 @@ pub use recover::*;
 pub use refresh_facility::*;
 pub use release_tranche::*;
 pub use repay::*;
+pub use withdraw_repayments::*;
 
 use anchor_lang::prelude::*;
 
 use crate::errors::CompuxError;
 use crate::events::{self, FacilityStatusChanged};
-use crate::state::{Facility, FacilityStatus};
+use crate::state::{Facility, FacilityStatus, Market};
+use crate::token_ops;
 
 /// Refreshes `facility` to the chain clock and emits the status change, if any.
 pub(crate) fn refresh(facility: &mut Account<Facility>) -> Result<i64> {
@@ -46,4 +49,15 @@ pub(crate) fn emit_transition(facility: &Account<Facility>, before: FacilityStat
 pub(crate) fn require_status(facility: &Facility, allowed: &[FacilityStatus]) -> Result<()> {
     require!(allowed.contains(&facility.status), CompuxError::InvalidFacilityStatus);
     Ok(())
+}
+
+/// Closes an emptied facility vault and the facility itself, every rent back to the lender.
+pub(crate) fn close_facility_accounts<'info>(
+    market: &Account<'info, Market>,
+    facility: &Account<'info, Facility>,
+    quote_vault: AccountInfo<'info>,
+    lender: AccountInfo<'info>,
+) -> Result<()> {
+    token_ops::close_vault(market, quote_vault, lender.clone())?;
+    facility.close(lender)
 }

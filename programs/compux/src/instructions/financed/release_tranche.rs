@@ -22,13 +22,17 @@ pub struct ReleaseTranche<'info> {
 }
 
 impl ReleaseTranche<'_> {
-    /// Permissionless: makes the next scheduled top-up spendable once it is due, and only
-    /// while the facility is current. The credits are already in the escrow; release moves
-    /// them from locked to spendable.
+    /// Permissionless: makes the next scheduled top-up spendable once it is due, while the
+    /// facility is current or repaid (an early repayment keeps the schedule: it neither
+    /// brings tranches forward nor forfeits them). The credits are already in the escrow;
+    /// release moves them from locked to spendable.
     pub fn handler(ctx: Context<Self>) -> Result<()> {
         let f = &mut ctx.accounts.facility;
         let now = super::refresh(f)?;
-        require!(f.status == FacilityStatus::Active, CompuxError::FacilityNotCurrent);
+        require!(
+            matches!(f.status, FacilityStatus::Active | FacilityStatus::Repaid),
+            CompuxError::FacilityNotCurrent
+        );
         let (credits, due) = f.next_tranche().ok_or(CompuxError::NoTrancheLeft)?;
         require!(now >= due, CompuxError::TrancheNotDue);
         f.tranches_released += 1;

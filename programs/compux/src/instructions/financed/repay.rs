@@ -11,7 +11,9 @@ use crate::token_ops;
 #[derive(Accounts)]
 pub struct Repay<'info> {
     pub borrower: Signer<'info>,
+    /// Its earmark is released when the facility is repaid in full.
     #[account(
+        mut,
         seeds = [MARKET_SEED, market.creator.as_ref(), market.quote_mint.as_ref()],
         bump = market.bump,
     )]
@@ -26,8 +28,10 @@ pub struct Repay<'info> {
     pub facility: Box<Account<'info, Facility>>,
     #[account(mut, constraint = borrower_quote.mint == market.quote_mint @ CompuxError::WrongMint)]
     pub borrower_quote: Box<Account<'info, TokenAccount>>,
-    #[account(mut, address = facility.lender_quote @ CompuxError::WrongTokenOwner)]
-    pub lender_quote: Box<Account<'info, TokenAccount>>,
+    /// The facility's own vault: the lender withdraws from it, so it cannot refuse a
+    /// repayment by closing a token account.
+    #[account(mut, address = facility.quote_vault @ CompuxError::WrongVault)]
+    pub quote_vault: Box<Account<'info, TokenAccount>>,
     /// Thawed when a frozen facility is cured by full repayment.
     #[account(mut, address = facility.escrow @ CompuxError::WrongVault)]
     pub escrow: Box<Account<'info, TokenAccount>>,
@@ -37,7 +41,7 @@ pub struct Repay<'info> {
 }
 
 impl Repay<'_> {
-    /// Pays the lender up to `amount`: late fees, then interest, then principal due, then
+    /// Pays into the facility vault up to `amount`: late fees, then interest, then principal due, then
     /// the current period's interest and principal not yet due (prepayment). Only what is
     /// owed is taken. Accepted after default; a frozen facility repaid in full is cured
     /// (thawed) and becomes closable.
@@ -51,7 +55,7 @@ impl Repay<'_> {
         let applied = a.facility.loan.repay(amount, now).ok_or(CompuxError::MathOverflow)?;
         token_ops::transfer(
             a.borrower_quote.to_account_info(),
-            a.lender_quote.to_account_info(),
+            a.quote_vault.to_account_info(),
             a.borrower.to_account_info(),
             None,
             applied.total(),
@@ -70,6 +74,9 @@ impl Repay<'_> {
             a.facility.refresh(now)?;
         }
         super::emit_transition(&a.facility, before);
+        if a.facility.status == Repaid {
+            a.facility.release_earmark(&mut a.market)?;
+        }
 
         let f = &a.facility;
         events::emit(FacilityRepaid {

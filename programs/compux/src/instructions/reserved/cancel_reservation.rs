@@ -29,12 +29,20 @@ pub struct CancelReservation<'info> {
     pub deposit_vault: Box<Account<'info, TokenAccount>>,
     #[account(mut, address = market.treasury @ CompuxError::WrongVault)]
     pub treasury: Box<Account<'info, TokenAccount>>,
+    /// Receives what the deposit holds beyond the forfeit.
+    #[account(
+        mut,
+        constraint = owner_quote.mint == market.quote_mint @ CompuxError::WrongMint,
+        constraint = owner_quote.owner == reservation.owner @ CompuxError::WrongTokenOwner,
+    )]
+    pub owner_quote: Box<Account<'info, TokenAccount>>,
     pub token_program: Program<'info, Token>,
 }
 
 impl CancelReservation<'_> {
-    /// Ends the reservation early: the deposit is forfeited to the treasury as the
-    /// early-termination fee; credits already claimed stay with the owner.
+    /// Ends the reservation early: the early-termination fee and the discount already taken
+    /// on claimed periods go to the treasury, the rest of the deposit back to the owner;
+    /// credits already claimed stay with the owner.
     pub fn handler(ctx: Context<Self>) -> Result<()> {
         let a = ctx.accounts;
         ending::end(
@@ -42,7 +50,8 @@ impl CancelReservation<'_> {
                 market: &mut a.market,
                 reservation: &a.reservation,
                 deposit_vault: a.deposit_vault.to_account_info(),
-                deposit_to: a.treasury.to_account_info(),
+                owner_quote: a.owner_quote.to_account_info(),
+                treasury: a.treasury.to_account_info(),
                 owner: a.owner.to_account_info(),
             },
             ReservationOutcome::Cancelled,

@@ -29,6 +29,13 @@ pub struct LapseReservation<'info> {
     pub deposit_vault: Box<Account<'info, TokenAccount>>,
     #[account(mut, address = market.treasury @ CompuxError::WrongVault)]
     pub treasury: Box<Account<'info, TokenAccount>>,
+    /// Receives what the deposit holds beyond the forfeit.
+    #[account(
+        mut,
+        constraint = owner_quote.mint == market.quote_mint @ CompuxError::WrongMint,
+        constraint = owner_quote.owner == reservation.owner @ CompuxError::WrongTokenOwner,
+    )]
+    pub owner_quote: Box<Account<'info, TokenAccount>>,
     pub token_program: Program<'info, Token>,
 }
 
@@ -40,8 +47,8 @@ impl LapseReservation<'_> {
         Ok(())
     }
 
-    /// Permissionless crank: ends a reservation whose current period closed unclaimed; the
-    /// deposit goes to the treasury.
+    /// Permissionless crank: ends a reservation whose current period closed unclaimed, as a
+    /// cancellation would (fee and clawback to the treasury, the rest to the owner).
     #[access_control(ctx.accounts.validate())]
     pub fn handler(ctx: Context<Self>) -> Result<()> {
         let a = ctx.accounts;
@@ -50,7 +57,8 @@ impl LapseReservation<'_> {
                 market: &mut a.market,
                 reservation: &a.reservation,
                 deposit_vault: a.deposit_vault.to_account_info(),
-                deposit_to: a.treasury.to_account_info(),
+                owner_quote: a.owner_quote.to_account_info(),
+                treasury: a.treasury.to_account_info(),
                 owner: a.owner.to_account_info(),
             },
             ReservationOutcome::Lapsed,

@@ -2,9 +2,12 @@ use anchor_lang::prelude::*;
 use anchor_spl::token::{Token, TokenAccount};
 
 use crate::constants::*;
+use crate::create;
 use crate::errors::CompuxError;
 use crate::events::{self, ReservationCreated};
-use crate::math::reservation::{discount_for_term, locked_price, period_cost, termination_deposit};
+use crate::math::reservation::{
+    committed_term, discount_for_term, locked_price, period_cost, period_discount, termination_deposit,
+};
 use crate::state::{CreditAccount, Market, Reservation};
 use crate::token_ops;
 
@@ -26,10 +29,9 @@ pub struct Reserve<'info> {
         has_one = owner @ CompuxError::NotAccountOwner,
     )]
     pub credit_account: Box<Account<'info, CreditAccount>>,
+    /// CHECK: created here (crate::create), at the PDA of the account's next reservation.
     #[account(
-        init,
-        payer = owner,
-        space = 8 + Reservation::INIT_SPACE,
+        mut,
         seeds = [
             RESERVATION_SEED,
             credit_account.key().as_ref(),
@@ -37,7 +39,7 @@ pub struct Reserve<'info> {
         ],
         bump,
     )]
-    pub reservation: Box<Account<'info, Reservation>>,
+    pub reservation: UncheckedAccount<'info>,
     #[account(mut, constraint = owner_quote.mint == market.quote_mint @ CompuxError::WrongMint)]
     pub owner_quote: Box<Account<'info, TokenAccount>>,
     #[account(mut, address = market.deposit_vault @ CompuxError::WrongVault)]
@@ -57,12 +59,15 @@ impl Reserve<'_> {
                 && (MIN_PERIOD_SECS..=MAX_PERIOD_SECS).contains(&period_secs),
             CompuxError::InvalidTerm
         );
+        require!(periods >= 2, CompuxError::CommitmentTooShort);
         Ok(())
     }
 
-    /// Locks today's list price less the term discount for `periods` periods of
-    /// `period_secs`, and takes the early-termination deposit. The first period is
-    /// claimable at once. Fails with `PriceAboveMax` if the locked price exceeds `max_price`.
+    /// Locks the base price (whatever the hour) less the discount its future commitment
+    /// earns, for `periods` (at least two) periods of `period_secs`, and takes the deposit:
+    /// the early-termination fee plus room to claw back the discount of every period but
+    /// the last. The first period is claimable at once. Fails with `PriceAboveMax` if the
+    /// locked price exceeds `max_price`.
     #[access_control(ctx.accounts.validate(credits_per_period, periods, period_secs))]
     pub fn handler(
         ctx: Context<Self>,
@@ -73,14 +78,16 @@ impl Reserve<'_> {
     ) -> Result<()> {
         let a = ctx.accounts;
         let overflow = || error!(CompuxError::MathOverflow);
-        // Both bounded by validate(): at most 520 * 366 days.
-        let term_secs = period_secs * periods as i64;
+        let term_secs = committed_term(periods, period_secs).ok_or_else(overflow)?;
         let discount_bps = discount_for_term(term_secs, a.market.reserve_discounts());
         let price = locked_price(a.market.base_price, discount_bps).ok_or_else(overflow)?;
         require!(price <= max_price, CompuxError::PriceAboveMax);
         let cost = period_cost(credits_per_period, price).ok_or_else(overflow)?;
-        let deposit =
+        let fee =
             termination_deposit(cost, periods, a.market.early_termination_fee_bps).ok_or_else(overflow)?;
+        let discount = period_discount(credits_per_period, a.market.base_price, cost).ok_or_else(overflow)?;
+        let deposit =
+            discount.checked_mul(periods as u64 - 1).and_then(|d| d.checked_add(fee)).ok_or_else(overflow)?;
 
         if deposit > 0 {
             token_ops::transfer(
@@ -97,12 +104,14 @@ impl Reserve<'_> {
         let nonce = a.credit_account.reservation_count;
         a.credit_account.reservation_count = nonce.checked_add(1).ok_or_else(overflow)?;
         let start_ts = Clock::get()?.unix_timestamp;
-        a.reservation.set_inner(Reservation {
+        let (credit_account, bump) = (a.credit_account.key(), ctx.bumps.reservation);
+        let seeds: &[&[u8]] = &[RESERVATION_SEED, credit_account.as_ref(), &nonce.to_le_bytes(), &[bump]];
+        let reservation = Reservation {
             market: a.market.key(),
             credit_account: a.credit_account.key(),
             owner: a.owner.key(),
             nonce,
-            bump: ctx.bumps.reservation,
+            bump,
             locked_price: price,
             discount_bps,
             credits_per_period,
@@ -112,7 +121,10 @@ impl Reserve<'_> {
             start_ts,
             claimed_periods: 0,
             deposit,
-        });
+            fee,
+            period_discount: discount,
+        };
+        create::init_account(&a.owner.to_account_info(), &a.reservation, seeds, &reservation)?;
         events::emit(ReservationCreated {
             market: a.market.key(),
             reservation: a.reservation.key(),
