@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::Value;
+use solana_sdk::pubkey::Pubkey;
 
 const BIN: &str = env!("CARGO_BIN_EXE_compux");
 
@@ -291,6 +292,35 @@ fn every_role_through_the_binary_then_the_auditor_catches_a_corrupted_vault() {
         "the program error is named, with what to do: {slippage}"
     );
 
+    // The attack, as a new user would try it: one person lending to itself at 5x,
+    // no interest, one 60-second installment, everything upfront. The market's cap refuses it.
+    let (_, lender) = up.wallet("lender");
+    let greedy = [
+        "lender",
+        "offer",
+        "--borrower",
+        &lender,
+        "--principal",
+        "100",
+        "--multiplier-bps",
+        "50000",
+        "--apr-bps",
+        "0",
+        "--installments",
+        "1",
+        "--period",
+        "60s",
+        "--upfront-bps",
+        "10000",
+        "--tranches",
+        "0",
+    ];
+    let refused = stderr(&up.run("lender", &greedy));
+    assert!(refused.contains("MultiplierAboveCap") && refused.contains("what to do"), "{refused}");
+    let capped = [&greedy[..6], &["--multiplier-bps", "15000"], &greedy[8..]].concat();
+    let refused = stderr(&up.run("lender", &capped));
+    assert!(refused.contains("TermOutsideMarketBounds"), "{refused}");
+
     // A facility repaid early and closed at maturity: its unused credits become standard
     // credits, never before the end of the financing period.
     let offer = &["lender", "offer", "--borrower", startup, "--principal", "1000"];
@@ -334,16 +364,84 @@ fn every_role_through_the_binary_then_the_auditor_catches_a_corrupted_vault() {
         (Some(true), Some(0))
     );
 
-    // Corrupt one vault's balance behind the program's back: the auditor must object.
+    // Corrupt the chain behind the program's back (the localnet's compux_setAccount): the
+    // auditor must object to each economic invariant by name; restored after each.
     let client = solana_rpc_client::rpc_client::RpcClient::new(up.url().to_string());
-    let vault: solana_sdk::pubkey::Pubkey = {
+    let market: Pubkey = up.summary["market"].as_str().unwrap().parse().unwrap();
+    let treasury = compux_sdk::pda::treasury(&market).0;
+    let f2: Pubkey = f2.parse().unwrap();
+    #[allow(clippy::type_complexity)]
+    let corruptions: [(&str, Pubkey, Box<dyn Fn(&mut Vec<u8>)>); 4] = [
+        (
+            "minted",
+            f2,
+            Box::new(|d| {
+                edit::<compux_sdk::state::Facility>(d, |f| {
+                    f.accepted_cap_bps = f.terms.credit_multiplier_bps - 1
+                })
+            }),
+        ),
+        (
+            "earmarks",
+            market,
+            Box::new(|d| edit::<compux_sdk::state::Market>(d, |m| m.reserve_earmarked += 1)),
+        ),
+        (
+            "recovery reserve holds",
+            market,
+            Box::new(|d| edit::<compux_sdk::state::Market>(d, |m| m.reserve_funded += 1)),
+        ),
+        ("treasury holds", treasury, Box::new(|d| d[64..72].copy_from_slice(&1u64.to_le_bytes()))),
+    ];
+    for (named, address, corrupt) in corruptions {
+        let original = client.get_account(&address).unwrap();
+        let mut bad = original.clone();
+        corrupt(&mut bad.data);
+        set_account(&client, &address, &bad);
+        let audit = up.run("admin", &["audit"]);
+        let report = String::from_utf8_lossy(&audit.stdout);
+        assert!(
+            !audit.status.success() && report.contains("VIOLATION") && report.contains(named),
+            "{named}: {report}"
+        );
+        set_account(&client, &address, &original);
+        assert_eq!(up.json("admin", &["audit"])["ok"], true, "restored");
+    }
+
+    // One vault's balance: the supply check objects.
+    let vault: Pubkey = {
         let ca = &up.json("startup", &["status"])["credit_accounts"][0];
-        let address: solana_sdk::pubkey::Pubkey = ca["address"].as_str().unwrap().parse().unwrap();
+        let address: Pubkey = ca["address"].as_str().unwrap().parse().unwrap();
         let data = client.get_account_data(&address).unwrap();
-        solana_sdk::pubkey::Pubkey::try_from(&data[8 + 64..8 + 96]).unwrap()
+        Pubkey::try_from(&data[8 + 64..8 + 96]).unwrap()
     };
     let mut account = client.get_account(&vault).unwrap();
     account.data[64..72].copy_from_slice(&1u64.to_le_bytes());
+    set_account(&client, &vault, &account);
+    let corrupted = up.run("admin", &["audit"]);
+    let report = String::from_utf8_lossy(&corrupted.stdout);
+    assert!(!corrupted.status.success() && report.contains("VIOLATION: credit supply"), "{report}");
+}
+
+/// Decodes a program account, edits it, encodes it back in place.
+fn edit<T: anchor_lang::AccountDeserialize + anchor_lang::AccountSerialize>(
+    data: &mut Vec<u8>,
+    f: impl Fn(&mut T),
+) {
+    let mut state: T = compux_sdk::decode::account(data).unwrap();
+    f(&mut state);
+    let len = data.len();
+    data.clear();
+    state.try_serialize(data).unwrap();
+    data.resize(len, 0);
+}
+
+/// Overwrites an account on the localnet (its dev method `compux_setAccount`).
+fn set_account(
+    client: &solana_rpc_client::rpc_client::RpcClient,
+    address: &Pubkey,
+    account: &solana_sdk::account::Account,
+) {
     let ui = serde_json::json!({
         "lamports": account.lamports,
         "data": [base64::Engine::encode(&base64::prelude::BASE64_STANDARD, &account.data), "base64"],
@@ -355,13 +453,10 @@ fn every_role_through_the_binary_then_the_auditor_catches_a_corrupted_vault() {
     let ok: bool = client
         .send(
             solana_rpc_client_api::request::RpcRequest::Custom { method: "compux_setAccount" },
-            serde_json::json!([vault.to_string(), ui]),
+            serde_json::json!([address.to_string(), ui]),
         )
         .unwrap();
     assert!(ok);
-    let corrupted = up.run("admin", &["audit"]);
-    let report = String::from_utf8_lossy(&corrupted.stdout);
-    assert!(!corrupted.status.success() && report.contains("VIOLATION: credit supply"), "{report}");
 }
 
 #[test]

@@ -87,7 +87,7 @@ enum OnChain {
         keys: FacilityKeys,
         facility: Box<Facility>,
     },
-    /// A facility closed (its account is gone): nothing more can burn from it.
+    /// A facility closed (its account gone, or its status Closed): nothing more can burn from it.
     Closed,
 }
 
@@ -225,12 +225,13 @@ impl Settler {
                     usage_chain: ca.settlement.usage_chain,
                 }
             }
+            // A closed facility may stay on chain until its lender withdraws the vault.
             SourceKind::Facility => match fetch::account_state::<Facility>(&self.rpc, &address).await? {
-                Some(f) => OnChain::Facility {
+                Some(f) if f.status != FacilityStatus::Closed => OnChain::Facility {
                     keys: FacilityKeys::derive(&f.market, &f.lender, f.nonce),
                     facility: Box::new(f),
                 },
-                None => OnChain::Closed,
+                _ => OnChain::Closed,
             },
         })
     }
