@@ -299,7 +299,7 @@ fn every_role_through_the_binary_then_the_auditor_catches_a_corrupted_vault() {
         "lender",
         "offer",
         "--borrower",
-        &lender,
+        lender,
         "--principal",
         "100",
         "--multiplier-bps",
