@@ -7,7 +7,10 @@ integration tests: every removal must make some test fail. Prints one line per c
 
 Takes ~15 s per check on a warm build.
 """
-import os, shutil, subprocess, sys, time
+import functools, os, shutil, subprocess, sys, time
+
+# Progress lines as they happen, also when stdout is a file (CI logs).
+print = functools.partial(print, flush=True)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IX = "programs/compux/src/instructions/"
