@@ -361,9 +361,10 @@ async fn recovery_buys_back_only_what_the_debt_needs_and_returns_the_rest_at_mat
 
     let vault_before = env.balance(&f.quote_vault).await;
     assert_ok(env.send(&[ix::recover(&m, &f)], &[&lender.kp]).await);
-    // The fewest credits whose recovery value (half their cost) covers the debt.
-    let needed = (owed as u128 * BPS as u128 * FINANCED_CREDITS as u128)
-        .div_ceil(PRINCIPAL as u128 * RECOVERY_RATE_BPS as u128) as u64;
+    // The fewest credits whose recovery value (half their cost) covers the debt: a cost of
+    // twice the debt, at 150 credits per quote unit.
+    let cost = (owed * BPS).div_ceil(RECOVERY_RATE_BPS as u64);
+    let needed = (cost as u128 * FINANCED_CREDITS as u128).div_ceil(PRINCIPAL as u128) as u64;
     assert!(needed < unused, "the debt needs only part of the collateral");
     let state: Facility = env.state(&f.address).await;
     assert_eq!(

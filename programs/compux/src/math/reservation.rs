@@ -76,6 +76,24 @@ mod tests {
         }
 
         #[test]
+        fn a_broken_commitment_never_costs_less_than_the_base_price(
+            price in 1u64..=1_000_000_000, d in 0u16..=9_000, credits in 1u64..=1u64 << 40, claimed in 1u64..=519,
+        ) {
+            // Claimed periods paid at the locked price plus the clawback of their discount.
+            let locked = locked_price(price, d).unwrap();
+            let cost = period_cost(credits, locked).unwrap();
+            let discount = period_discount(credits, price, cost).unwrap();
+            let full = crate::math::mul_div_floor(credits, price, crate::constants::CREDIT_UNIT).unwrap();
+            prop_assert!((cost + discount) as u128 * claimed as u128 >= full as u128 * claimed as u128);
+            prop_assert!(discount <= full);
+        }
+
+        #[test]
+        fn the_discount_tier_ignores_the_first_period(periods in 2u16..=520, secs in 60i64..=366 * 86_400) {
+            prop_assert_eq!(committed_term(periods, secs), Some(secs * (periods as i64 - 1)));
+        }
+
+        #[test]
         fn deposit_is_ceil_of_share(cost in 0u64..=1u64 << 40, periods in 1u16..=520, fee in 0u16..=10_000) {
             let dep = termination_deposit(cost, periods, fee).unwrap();
             let exact = cost as u128 * periods as u128 * fee as u128;

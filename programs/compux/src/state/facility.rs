@@ -282,19 +282,86 @@ pub fn buyback(
     owed: u64,
     earmark: u64,
 ) -> Option<Buyback> {
-    // value(c) = floor(c * principal * rate / (BPS * total)); the fewest credits whose value
-    // covers `owed` is ceil(owed * BPS * total / (principal * rate)). At a zero price every
-    // credit is taken: none is worth anything to the lender, and none goes back.
-    let price_num = (loan.principal as u128).checked_mul(rate_bps as u128)?;
-    let needed = if price_num == 0 {
+    // value(c) = floor(floor(c * principal / total) * rate / BPS) (Loan::recovery_value). It
+    // reaches `owed` once the cost floor(c * principal / total) reaches
+    // ceil(owed * BPS / rate), that is once c >= ceil(that cost * total / principal): the
+    // fewest credits that cover the debt. At a zero price every credit is taken: none is
+    // worth anything to the lender, and none goes back.
+    let needed = if rate_bps == 0 || loan.principal == 0 {
         unused
     } else {
-        let n = (owed as u128).checked_mul(BPS as u128)?.checked_mul(total_credits as u128)?;
-        u64::try_from(n.div_ceil(price_num)).unwrap_or(u64::MAX)
+        let cost = (owed as u128 * BPS as u128).div_ceil(rate_bps as u128);
+        cost.checked_mul(total_credits as u128)
+            .map(|n| n.div_ceil(loan.principal as u128))
+            .map_or(u64::MAX, |c| u64::try_from(c).unwrap_or(u64::MAX))
     };
     let bought = unused.min(needed);
     let value = loan.recovery_value(bought, total_credits, rate_bps)?;
     let paid = value.min(owed).min(earmark);
     let burned = bought.max(locked.min(unused));
     Some(Buyback { bought, paid, burned, returned: unused - burned })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn loan(principal: u64) -> Loan {
+        Loan::new(principal, 0, 30 * SECONDS_PER_DAY, 1, 0, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn buyback_examples() {
+        // 15 credits bought with 100_000 at 50 %: each base unit is worth 1/300 quote unit.
+        let l = loan(100_000);
+        let b = buyback(&l, 15_000_000, 5_000, 14_000_000, 0, 27_000, 50_000).unwrap();
+        assert_eq!(b, Buyback { bought: 8_100_000, paid: 27_000, burned: 8_100_000, returned: 5_900_000 });
+        // The debt needs more than the collateral is worth: everything is bought.
+        let b = buyback(&l, 15_000_000, 5_000, 14_300_000, 0, 200_000, 50_000).unwrap();
+        assert_eq!((b.bought, b.paid, b.returned), (14_300_000, 47_666, 0));
+        // A zero recovery rate: every credit is taken, nothing paid, nothing returned.
+        let b = buyback(&l, 15_000_000, 0, 1_000, 0, 5, 0).unwrap();
+        assert_eq!(b, Buyback { bought: 1_000, paid: 0, burned: 1_000, returned: 0 });
+        // Never-released credits are burned even when the debt needs none.
+        let b = buyback(&l, 15_000_000, 5_000, 9_000, 4_000, 0, 50_000).unwrap();
+        assert_eq!(b, Buyback { bought: 0, paid: 0, burned: 4_000, returned: 5_000 });
+    }
+
+    proptest! {
+        #[test]
+        fn buyback_takes_only_what_the_debt_needs_and_pays_within_every_bound(
+            principal in 1u64..=1u64 << 40,
+            minted in 1u64..=1u64 << 50,
+            rate in 0u16..=10_000,
+            unused_share in 0u64..=10_000,
+            locked_share in 0u64..=10_000,
+            owed in 0u64..=1u64 << 41,
+        ) {
+            let l = loan(principal);
+            let unused = (minted as u128 * unused_share as u128 / 10_000) as u64;
+            let locked = (unused as u128 * locked_share as u128 / 10_000) as u64;
+            let earmark = recovery_earmark(principal, rate).unwrap();
+            let b = buyback(&l, minted, rate, unused, locked, owed, earmark).unwrap();
+            let value = |c| l.recovery_value(c, minted, rate).unwrap();
+            prop_assert!(b.bought <= unused);
+            prop_assert!(b.paid <= owed && b.paid <= earmark && b.paid <= value(b.bought));
+            prop_assert_eq!(b.burned + b.returned, unused);
+            prop_assert!(b.burned >= locked && b.burned >= b.bought);
+            if rate > 0 && b.bought > 0 {
+                // The fewest credits that cover the debt: one fewer would not.
+                prop_assert!(value(b.bought - 1) < owed);
+            }
+            if b.bought < unused {
+                prop_assert!(value(b.bought) >= owed, "a partial buy-back covers the debt");
+            }
+        }
+
+        #[test]
+        fn the_earmark_covers_any_recovery(principal in 1u64..=1u64 << 50, rate in 0u16..=10_000, minted in 1u64..=1u64 << 50) {
+            // Every minted credit bought back is worth at most the earmark.
+            let l = loan(principal);
+            prop_assert!(l.recovery_value(minted, minted, rate).unwrap() <= recovery_earmark(principal, rate).unwrap());
+        }
+    }
 }
