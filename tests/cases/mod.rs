@@ -2,6 +2,7 @@ mod test_admin;
 mod test_artifacts;
 mod test_audit;
 mod test_auto_refill;
+mod test_compute_units;
 mod test_economics;
 mod test_facility_attacks;
 mod test_facility_lives;

@@ -55,6 +55,8 @@ pub struct TestEnv {
     tracked_accounts: Vec<(Pubkey, CreditAccountKeys)>,
     tracked_facilities: Vec<FacilityKeys>,
     nonce: u32,
+    /// Compute units the last transaction consumed (its compute-budget instruction included).
+    pub last_compute_units: u64,
 }
 
 impl TestEnv {
@@ -103,6 +105,7 @@ impl TestEnv {
             tracked_accounts: Vec::new(),
             tracked_facilities: Vec::new(),
             nonce: 0,
+            last_compute_units: 0,
         };
         env.fund(&env.admin.pubkey(), 10_000_000_000).await;
         env.fund(&env.relayer.pubkey(), 1_000_000_000).await;
@@ -132,6 +135,7 @@ impl TestEnv {
         let tx =
             Transaction::new_signed_with_payer(&all, Some(&payer.pubkey()), &keys, self.ctx.last_blockhash);
         let out = self.ctx.banks_client.process_transaction_with_metadata(tx).await.expect("banks transport");
+        self.last_compute_units = out.metadata.as_ref().map_or(0, |m| m.compute_units_consumed);
         let logs = out.metadata.map(|m| m.log_messages).unwrap_or_default();
         match out.result {
             Ok(()) => {

@@ -86,7 +86,11 @@ fn host_now() -> i64 {
 
 impl Chain {
     /// Starts a bank; with a ledger directory, restores it and records every change there.
-    pub async fn start(ledger_dir: Option<&Path>, reset: bool) -> Result<Arc<Chain>> {
+    pub async fn start(
+        ledger_dir: Option<&Path>,
+        reset: bool,
+        program: &compux_native::Runtime,
+    ) -> Result<Arc<Chain>> {
         let (ledger, restored) = match ledger_dir {
             Some(dir) => {
                 let (l, r) = Ledger::open(dir, reset)?;
@@ -94,7 +98,7 @@ impl Chain {
             }
             None => (None, Default::default()),
         };
-        let mut pt = compux_native::program_test();
+        let mut pt = compux_native::program_test_with(program);
         for (key, account) in &restored.accounts {
             pt.add_account(*key, account.clone());
         }

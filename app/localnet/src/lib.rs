@@ -24,6 +24,9 @@ use rpc::{Rpc, SolanaRpcServer};
 pub const DEFAULT_RPC_PORT: u16 = 8899;
 
 /// How to run the localnet; the flags follow solana-test-validator where they overlap.
+/// How the localnet's bank runs the program: its SBF ELF in the metered VM, or native.
+pub use compux_native::Runtime as ProgramRuntime;
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub bind: IpAddr,
@@ -33,11 +36,19 @@ pub struct Config {
     pub ledger: Option<PathBuf>,
     /// Start from an empty chain even if the ledger holds one.
     pub reset: bool,
+    /// The program as an SBF ELF in the metered VM, or native.
+    pub program: ProgramRuntime,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { bind: IpAddr::V4(Ipv4Addr::LOCALHOST), rpc_port: DEFAULT_RPC_PORT, ledger: None, reset: false }
+        Self {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            rpc_port: DEFAULT_RPC_PORT,
+            ledger: None,
+            reset: false,
+            program: ProgramRuntime::from_env(),
+        }
     }
 }
 
@@ -73,7 +84,7 @@ async fn bind_pair(bind: IpAddr, port: u16) -> Result<(Server, Server)> {
 
 impl Localnet {
     pub async fn start(config: Config) -> Result<Localnet> {
-        let chain = Chain::start(config.ledger.as_deref(), config.reset).await?;
+        let chain = Chain::start(config.ledger.as_deref(), config.reset, &config.program).await?;
         let methods = Rpc { chain: chain.clone() }.into_rpc();
         let (http, ws) = bind_pair(config.bind, config.rpc_port).await?;
         let (rpc_addr, pubsub_addr) = (http.local_addr()?, ws.local_addr()?);

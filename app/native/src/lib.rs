@@ -1,12 +1,14 @@
-//! The `compux` program running natively (no SBF toolchain here) inside a solana-program-test
-//! bank with the real SPL programs. Shared by the integration tests and the localnet so both
-//! see the same runtime, including the program's events in the transaction logs.
+//! The `compux` program inside a solana-program-test bank with the real SPL programs: as the
+//! SBF ELF that `scripts/sbf.sh` builds, run in the metered virtual machine, or natively (for
+//! debugging). Shared by the integration tests and the localnet so both see the same runtime,
+//! including the program's events in the transaction logs.
 
 // solana-program-test 3.1 marks its API as the "Agave Unstable API"; this crate is the one
 // place that touches it.
 #![allow(deprecated)]
 
 use std::cell::Cell;
+use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use anchor_lang::solana_program::entrypoint::ProgramResult;
@@ -45,11 +47,77 @@ fn builtin(vm: *mut EbpfVm<InvokeContext>, _: u64, _: u64, _: u64, _: u64, _: u6
     CURRENT.with(|c| c.set(previous));
 }
 
-/// A `ProgramTest` with `compux` registered as a native builtin. Start it with [`start`].
+/// How the bank runs the program.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    /// Compiled into this binary: fast, debuggable, unmetered.
+    Native,
+    /// An SBF ELF, loaded by the BPF loader and run in the metered VM.
+    Elf(PathBuf),
+}
+
+/// Set to an ELF's path, it makes every test bank run that ELF.
+pub const PROGRAM_SO_ENV: &str = "COMPUX_PROGRAM_SO";
+
+impl Runtime {
+    /// The ELF `COMPUX_PROGRAM_SO` names, or native when it is unset or empty.
+    pub fn from_env() -> Runtime {
+        match std::env::var_os(PROGRAM_SO_ENV) {
+            Some(p) if !p.is_empty() => Runtime::Elf(PathBuf::from(p)),
+            _ => Runtime::Native,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Runtime::Native => "native (unmetered)".into(),
+            Runtime::Elf(p) => format!("SBF ELF {} (metered VM)", p.display()),
+        }
+    }
+}
+
+/// A `ProgramTest` running `compux` as `COMPUX_PROGRAM_SO` says. Start it with [`start`].
 pub fn program_test() -> ProgramTest {
-    let mut pt = ProgramTest::new("compux", compux::ID, Some(builtin));
-    pt.prefer_bpf(false);
-    pt
+    program_test_with(&Runtime::from_env())
+}
+
+/// A `ProgramTest` running `compux` natively or from an ELF. Panics, naming the file, if the
+/// ELF cannot be read.
+pub fn program_test_with(runtime: &Runtime) -> ProgramTest {
+    match runtime {
+        Runtime::Native => {
+            let mut pt = ProgramTest::new("compux", compux::ID, Some(builtin));
+            pt.prefer_bpf(false);
+            pt
+        }
+        Runtime::Elf(path) => {
+            let elf = read_elf(path).unwrap_or_else(|e| panic!("{e}"));
+            let mut pt = ProgramTest::default();
+            pt.prefer_bpf(true);
+            // As a deployed (loader v2) program: executable, owned by the BPF loader.
+            pt.add_account(
+                compux::ID,
+                solana_sdk::account::Account {
+                    lamports: solana_sdk::rent::Rent::default().minimum_balance(elf.len()).max(1),
+                    data: elf,
+                    owner: solana_sdk::bpf_loader::id(),
+                    executable: true,
+                    rent_epoch: 0,
+                },
+            );
+            pt
+        }
+    }
+}
+
+fn read_elf(path: &Path) -> Result<Vec<u8>, String> {
+    let elf = std::fs::read(path).map_err(|e| {
+        format!("cannot read the program ELF {}: {e} (build it with `bash scripts/sbf.sh`)", path.display())
+    })?;
+    if !elf.starts_with(b"\x7fELF") {
+        return Err(format!("{} is not an ELF file (build it with `bash scripts/sbf.sh`)", path.display()));
+    }
+    Ok(elf)
 }
 
 /// Starts the bank and installs the log bridge (after program-test installs its own stubs).

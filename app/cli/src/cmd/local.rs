@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 use compux_client::{bootstrap, fetch, tokens, Progress};
-use compux_localnet::{Config, Localnet, DEFAULT_RPC_PORT};
+use compux_localnet::{Config, Localnet, ProgramRuntime, DEFAULT_RPC_PORT};
 use compux_sdk::MarketKeys;
 use serde_json::json;
 use solana_rpc_client::nonblocking::rpc_client::RpcClient;
@@ -33,6 +33,10 @@ pub struct LocalnetArgs {
     /// Start a new chain even if the ledger holds one.
     #[arg(long, requires = "ledger")]
     reset: bool,
+    /// The program's SBF ELF, run in the metered VM as a cluster would; by default
+    /// target/deploy/compux.so when it exists (`bash scripts/sbf.sh` builds it), else native.
+    #[arg(long)]
+    program: Option<PathBuf>,
     /// Print only the endpoints.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -68,19 +72,49 @@ pub struct UpArgs {
     /// Seconds between the relayer's balance refreshes (chain events trigger one at once).
     #[arg(long, default_value_t = 2)]
     balance_refresh_secs: u64,
+    /// The program's SBF ELF, run in the metered VM as a cluster would; by default
+    /// target/deploy/compux.so when it exists (`bash scripts/sbf.sh` builds it), else native.
+    #[arg(long)]
+    program: Option<PathBuf>,
+}
+
+/// The ELF named, else target/deploy/compux.so if built, else native; says which on stderr.
+fn program_runtime(named: Option<PathBuf>) -> Result<ProgramRuntime> {
+    use ProgramRuntime as Runtime;
+    let default = PathBuf::from("target/deploy/compux.so");
+    let runtime = match named {
+        Some(p) if p.is_file() => Runtime::Elf(p),
+        Some(p) => {
+            anyhow::bail!("--program {}: no such file (build it with `bash scripts/sbf.sh`)", p.display())
+        }
+        None if default.is_file() => Runtime::Elf(default),
+        None => Runtime::Native,
+    };
+    match &runtime {
+        Runtime::Native => eprintln!(
+            "program: native, unmetered (target/deploy/compux.so not found; `bash scripts/sbf.sh` builds the SBF ELF)"
+        ),
+        elf => eprintln!("program: {}", elf.describe()),
+    }
+    Ok(runtime)
 }
 
 pub async fn localnet(ctx: &Ctx, a: LocalnetArgs) -> Result<()> {
     crate::output::divert_program_logs();
+    let program = program_runtime(a.program.clone())?;
     let net = Localnet::start(Config {
         bind: a.bind,
         rpc_port: a.rpc_port,
         ledger: a.ledger.clone(),
         reset: a.reset,
+        program: program.clone(),
     })
     .await?;
     if ctx.json {
-        out!("{}", json!({"rpc_url": net.rpc_url(), "websocket_url": net.pubsub_url()}));
+        out!(
+            "{}",
+            json!({"rpc_url": net.rpc_url(), "websocket_url": net.pubsub_url(), "program": program.describe()})
+        );
     } else if a.quiet {
         out!("{}\n{}", net.rpc_url(), net.pubsub_url());
     } else {
@@ -212,9 +246,11 @@ pub async fn up(ctx: &Ctx, a: UpArgs) -> Result<()> {
     bootstrap::read_config(&a.config)?;
     eprintln!("starting the localnet...");
     crate::output::divert_program_logs();
+    let program = program_runtime(a.program.clone())?;
     let net = Localnet::start(Config {
         rpc_port: a.rpc_port,
         ledger: Some(a.data_dir.join("ledger")),
+        program: program.clone(),
         ..Config::default()
     })
     .await?;
@@ -260,6 +296,7 @@ pub async fn up(ctx: &Ctx, a: UpArgs) -> Result<()> {
     let (relayer_url, api_key) = demo_relayer(&a, &net.rpc_url(), &m, &startup).await?;
 
     let summary = json!({
+        "program": program.describe(),
         "rpc_url": net.rpc_url(),
         "websocket_url": net.pubsub_url(),
         "market": m.market.to_string(),

@@ -5,8 +5,14 @@ use crate::constants::{BPS, CREDIT_UNIT, HOURS_PER_DAY, SECONDS_PER_DAY, SECONDS
 use crate::state::BulkTier;
 
 /// UTC hour of the chain clock (0..=23); negative timestamps wrap like the calendar does.
+/// Unsigned arithmetic only: SBF (before BPF v4) has no signed division or remainder.
 pub fn hour_of_day(unix_timestamp: i64) -> usize {
-    (unix_timestamp.rem_euclid(SECONDS_PER_DAY) / SECONDS_PER_HOUR) as usize % HOURS_PER_DAY
+    let day = SECONDS_PER_DAY as u64;
+    let into_day = match u64::try_from(unix_timestamp) {
+        Ok(t) => t % day,
+        Err(_) => (day - unix_timestamp.unsigned_abs() % day) % day,
+    };
+    (into_day / SECONDS_PER_HOUR as u64) as usize % HOURS_PER_DAY
 }
 
 /// Quote units for `credits` base units at `base_price` (quote units per whole credit)
@@ -78,6 +84,13 @@ mod tests {
             BulkTier { min_credits: 1_000 * CREDIT_UNIT, bonus_bps: 500 },
             BulkTier { min_credits: 10_000 * CREDIT_UNIT, bonus_bps: 1_000 },
         ]
+    }
+
+    proptest! {
+        #[test]
+        fn hour_of_day_is_the_calendar_hour(t: i64) {
+            prop_assert_eq!(hour_of_day(t), (t.rem_euclid(86_400) / 3_600) as usize);
+        }
     }
 
     #[test]

@@ -1,0 +1,169 @@
+//! Compute units of every instruction on its worst case, measured in the metered VM when the
+//! suite runs on the SBF ELF (`COMPUX_PROGRAM_SO`), and held under a budget. Compute units
+//! are deterministic for a given build, so the budgets are exact bounds, not timings.
+//! Natively the program itself is unmetered (only its SPL Token CPIs count): the table is
+//! printed but not held. `cargo test -p compux-tests compute_units -- --nocapture` prints it;
+//! docs/benchmarks.md records it.
+
+use compux_native::Runtime;
+use compux_sdk::constants::{CREDIT_UNIT, MAX_INSTALLMENTS, MAX_PERIODS};
+use compux_sdk::ix::{self, AutoRefillParams, ReserveParams, SettleBatch};
+use compux_sdk::state::{FacilityTerms, MarketUpdate};
+use solana_sdk::instruction::Instruction;
+use solana_sdk::signature::{Keypair, Signer};
+
+use crate::program_test::*;
+
+/// The most any instruction may use, and the relayer's hot path (`settle`), which pays for
+/// every batch, much less.
+const INSTRUCTION_BUDGET: u64 = 200_000;
+const BUDGETS: &[(&str, u64)] = &[("settle", 40_000), ("settle_facility", 60_000)];
+/// What the transaction's compute-budget instruction itself costs.
+const BUDGET_IX_UNITS: u64 = 150;
+
+struct Meter {
+    rows: Vec<(String, u64)>,
+}
+
+impl Meter {
+    async fn run(&mut self, env: &mut TestEnv, name: &str, ixs: &[Instruction], signers: &[&Keypair]) {
+        assert_ok(env.send(ixs, signers).await);
+        self.rows.push((name.to_string(), env.last_compute_units.saturating_sub(BUDGET_IX_UNITS)));
+    }
+}
+
+/// A facility with the most installments the program allows, in as many 9-day periods (within
+/// the market's three-year term bound), every installment a tranche.
+fn long_terms(borrower: solana_sdk::pubkey::Pubkey) -> FacilityTerms {
+    FacilityTerms {
+        installments: MAX_INSTALLMENTS,
+        tranches: MAX_INSTALLMENTS,
+        period_secs: 9 * DAY,
+        ..default_terms(borrower)
+    }
+}
+
+#[tokio::test]
+async fn compute_units_of_every_instruction_stay_within_budget() {
+    let runtime = Runtime::from_env();
+    let mut env = TestEnv::new().await;
+    let (m, admin, relayer) = (env.market, env.admin.insecure_clone(), env.relayer.insecure_clone());
+    let mut meter = Meter { rows: Vec::new() };
+    let alice = env.user(1_000_000_000_000).await;
+    let bob = env.user(1_000_000_000).await;
+    let lender = env.user(1_000_000_000).await;
+    let t0 = at_hour(PEAK_HOUR);
+    env.set_time(t0).await;
+
+    // Standard credits: the largest bulk tier.
+    let buy = ix::buy_credits(&m, &alice.key(), &alice.quote, TIER2_MIN, u64::MAX);
+    meter.run(&mut env, "buy_credits (largest bulk tier)", &[buy], &[&alice.kp]).await;
+    let transfer = ix::transfer_credits(&m, &alice.key(), &bob.key(), CREDIT_UNIT);
+    meter.run(&mut env, "transfer_credits", &[transfer], &[&alice.kp]).await;
+    let refill = AutoRefillParams {
+        threshold: u64::MAX,
+        refill_credits: TIER2_MIN,
+        max_quote_per_refill: u64::MAX / 4,
+        cap_quote: u64::MAX / 2,
+    };
+    let configure = ix::configure_auto_refill(&m, &alice.key(), &alice.quote, refill);
+    meter.run(&mut env, "configure_auto_refill", &[configure], &[&alice.kp]).await;
+    meter
+        .run(
+            &mut env,
+            "auto_refill (largest bulk tier)",
+            &[ix::auto_refill(&m, &alice.key(), &alice.quote)],
+            &[],
+        )
+        .await;
+
+    // Settlement, the relayer's hot path.
+    let batch = SettleBatch { seq: 1, amount: CREDIT_UNIT, batch_root: [7; 32], window_end: t0 };
+    let settle = ix::settle(&m, &relayer.pubkey(), &alice.credit, batch);
+    meter.run(&mut env, "settle", &[settle], &[&relayer]).await;
+
+    // Reservations: the longest commitment, claimed to the last period.
+    let p = ReserveParams {
+        credits_per_period: CREDIT_UNIT,
+        periods: MAX_PERIODS,
+        period_secs: 60,
+        max_price: u64::MAX,
+    };
+    meter
+        .run(&mut env, "reserve (520 periods)", &[ix::reserve(&m, &bob.key(), &bob.quote, 0, p)], &[&bob.kp])
+        .await;
+    meter.run(&mut env, "claim_period", &[ix::claim_period(&m, &bob.key(), &bob.quote, 0)], &[&bob.kp]).await;
+    let cancel = ix::cancel_reservation(&m, &bob.key(), &bob.quote, 0);
+    meter.run(&mut env, "cancel_reservation (clawback)", &[cancel], &[&bob.kp]).await;
+    let two = ReserveParams { periods: 2, ..p };
+    assert_ok(env.send(&[ix::reserve(&m, &bob.key(), &bob.quote, 1, two)], &[&bob.kp]).await);
+    assert_ok(env.send(&[ix::claim_period(&m, &bob.key(), &bob.quote, 1)], &[&bob.kp]).await);
+    env.set_time(t0 + 120).await;
+    let lapse = ix::lapse_reservation(&m, &bob.key(), &bob.quote, 1);
+    meter.run(&mut env, "lapse_reservation", &[lapse], &[]).await;
+
+    // Facilities with the most installments.
+    env.set_time(t0).await;
+    let f = env.next_facility(&lender).await;
+    env.track(f);
+    let terms = long_terms(bob.key());
+    let offer = ix::offer_facility(&m, &f, &lender.quote, terms);
+    meter.run(&mut env, "offer_facility", &[offer], &[&lender.kp]).await;
+    let accept = ix::accept_facility(&m, &f, &bob.key(), terms, 0);
+    meter.run(&mut env, "accept_facility (120 installments)", &[accept], &[&bob.kp]).await;
+    env.set_time(t0 + 9 * DAY).await;
+    meter.run(&mut env, "release_tranche", &[ix::release_tranche(&m, &f)], &[]).await;
+    meter.run(&mut env, "refresh_facility", &[ix::refresh_facility(&m, &f)], &[]).await;
+    // Three years on, nothing paid: the freeze refreshes first, walking all 120 installments
+    // and charging every late fee; the repayment then works on the longest schedule.
+    env.set_time(t0 + 3 * 365 * DAY).await;
+    let freeze = ix::freeze_escrow(&m, &f, &lender.key());
+    meter.run(&mut env, "freeze_escrow (refreshes 120 due installments)", &[freeze], &[&lender.kp]).await;
+    let repay = ix::repay(&m, &f, &bob.key(), &bob.quote, 1);
+    meter.run(&mut env, "repay (120 installments due)", &[repay], &[&bob.kp]).await;
+    let frozen_at = t0 + 3 * 365 * DAY;
+    let late = SettleBatch { seq: 1, amount: 1, batch_root: [8; 32], window_end: frozen_at - 1 };
+    let settle_frozen = ix::settle_facility(&m, &relayer.pubkey(), &f, late);
+    meter.run(&mut env, "settle_facility (freeze window)", &[settle_frozen], &[&relayer]).await;
+    env.set_time(frozen_at + DAY + 1).await;
+    meter.run(&mut env, "recover", &[ix::recover(&m, &f)], &[&lender.kp]).await;
+    let close = ix::close_facility(&m, &f, &bob.key());
+    meter.run(&mut env, "close_facility", &[close], &[]).await;
+    let held = env.balance(&f.quote_vault).await;
+    let withdraw = ix::withdraw_repayments(&m, &f, &lender.quote, held);
+    meter.run(&mut env, "withdraw_repayments (closes)", &[withdraw], &[&lender.kp]).await;
+
+    // Admin.
+    let dest = env.create_token_account(&m.quote_mint, &admin.pubkey()).await;
+    let update = MarketUpdate { financing: Some(default_financing()), ..Default::default() };
+    meter
+        .run(
+            &mut env,
+            "update_market (financing)",
+            &[ix::update_market(&m, &admin.pubkey(), update)],
+            &[&admin],
+        )
+        .await;
+    let w = ix::withdraw_treasury(&m, &admin.pubkey(), &dest, 1);
+    meter.run(&mut env, "withdraw_treasury", &[w], &[&admin]).await;
+    let w = ix::withdraw_reserve(&m, &admin.pubkey(), &dest, 1);
+    meter.run(&mut env, "withdraw_reserve", &[w], &[&admin]).await;
+    meter
+        .run(&mut env, "open_credit_account", &[ix::open_credit_account(&m, &admin.pubkey())], &[&admin])
+        .await;
+    env.track_account(m.credit_account(&admin.pubkey()));
+
+    println!("\ncompute units, {} ({} per instruction at most):", runtime.describe(), INSTRUCTION_BUDGET);
+    for (name, units) in &meter.rows {
+        println!("  {name:48} {units:>8}");
+    }
+    if let Runtime::Native = runtime {
+        return; // the program itself is not metered natively
+    }
+    for (name, units) in &meter.rows {
+        let budget =
+            BUDGETS.iter().find(|(n, _)| name.starts_with(n)).map_or(INSTRUCTION_BUDGET, |(_, b)| *b);
+        assert!(*units <= budget, "{name}: {units} compute units, over its budget of {budget}");
+        assert!(*units > 1_000, "{name}: {units} compute units is not a metered run");
+    }
+}
