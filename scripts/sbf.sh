@@ -158,8 +158,8 @@ TOML
         || fail "the SBF build of programs/compux failed (above)" \
             "code that builds natively but not for SBF usually needs a host-only path removed or a large value boxed"
     local so
-    so=$(find "$SBF_HOME/target/bpfel-solana/release" -maxdepth 1 -name 'compux.so' -print -quit)
-    [ -n "$so" ] || fail "the build produced no compux.so under $SBF_HOME/target/bpfel-solana/release"
+    so=$(find "$SBF_HOME/target/bpfel-solana/release" -maxdepth 1 -name 'libcompux.so' -print -quit)
+    [ -n "$so" ] || fail "the build produced no libcompux.so under $SBF_HOME/target/bpfel-solana/release"
     mkdir -p target/deploy
     cp "$so" target/deploy/compux.so
     say "target/deploy/compux.so: $(stat -c %s target/deploy/compux.so) bytes in $((SECONDS - started)) s"

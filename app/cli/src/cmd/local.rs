@@ -33,8 +33,8 @@ pub struct LocalnetArgs {
     /// Start a new chain even if the ledger holds one.
     #[arg(long, requires = "ledger")]
     reset: bool,
-    /// The program's SBF ELF, run in the metered VM as a cluster would; by default
-    /// target/deploy/compux.so when it exists (`bash scripts/sbf.sh` builds it), else native.
+    /// Run this SBF ELF of the program in the metered VM instead of the native program
+    /// (see docs/sbf.md: the ELF `scripts/sbf.sh` builds does not run in this VM yet).
     #[arg(long)]
     program: Option<PathBuf>,
     /// Print only the endpoints.
@@ -72,30 +72,23 @@ pub struct UpArgs {
     /// Seconds between the relayer's balance refreshes (chain events trigger one at once).
     #[arg(long, default_value_t = 2)]
     balance_refresh_secs: u64,
-    /// The program's SBF ELF, run in the metered VM as a cluster would; by default
-    /// target/deploy/compux.so when it exists (`bash scripts/sbf.sh` builds it), else native.
+    /// Run this SBF ELF of the program in the metered VM instead of the native program
+    /// (see docs/sbf.md: the ELF `scripts/sbf.sh` builds does not run in this VM yet).
     #[arg(long)]
     program: Option<PathBuf>,
 }
 
-/// The ELF named, else target/deploy/compux.so if built, else native; says which on stderr.
+/// The ELF named, else native; says which on stderr.
 fn program_runtime(named: Option<PathBuf>) -> Result<ProgramRuntime> {
     use ProgramRuntime as Runtime;
-    let default = PathBuf::from("target/deploy/compux.so");
     let runtime = match named {
         Some(p) if p.is_file() => Runtime::Elf(p),
         Some(p) => {
             anyhow::bail!("--program {}: no such file (build it with `bash scripts/sbf.sh`)", p.display())
         }
-        None if default.is_file() => Runtime::Elf(default),
         None => Runtime::Native,
     };
-    match &runtime {
-        Runtime::Native => eprintln!(
-            "program: native, unmetered (target/deploy/compux.so not found; `bash scripts/sbf.sh` builds the SBF ELF)"
-        ),
-        elf => eprintln!("program: {}", elf.describe()),
-    }
+    eprintln!("program: {}", runtime.describe());
     Ok(runtime)
 }
 
