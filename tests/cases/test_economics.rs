@@ -438,3 +438,36 @@ async fn lamports_sent_to_a_future_address_cannot_block_its_creation() {
     assert_eq!(g.address, f.address);
     assert_eq!(env.balance(&f.quote_vault).await, PRINCIPAL);
 }
+
+#[tokio::test]
+async fn a_recovery_burns_never_released_credits_even_when_the_debt_needs_few() {
+    let mut env = TestEnv::new().await;
+    let m = env.market;
+    let lender = env.user(1_000_000).await;
+    let borrower = env.user(1_000_000).await;
+    let t0 = at_hour(9);
+    let f = env.accepted_facility(&lender, &borrower, t0).await;
+    // The first installment on time, and all but 1_000 of the principal prepaid; tranche 1 out.
+    env.set_time(t0 + PERIOD).await;
+    assert_ok(env.send(&[ix::release_tranche(&m, &f)], &[]).await);
+    let mut loan = env.state::<Facility>(&f.address).await.loan;
+    loan.accrue(t0 + PERIOD).unwrap();
+    let keep = loan.payoff(t0 + PERIOD).unwrap() - 1_000;
+    assert_ok(env.send(&[ix::repay(&m, &f, &borrower.key(), &borrower.quote, keep)], &[&borrower.kp]).await);
+    // The small remainder goes unpaid: default, freeze, recovery.
+    let defaulted = t0 + 2 * PERIOD + DEFAULT_AFTER;
+    env.set_time(defaulted).await;
+    assert_ok(env.send(&[ix::freeze_escrow(&m, &f, &lender.key())], &[&lender.kp]).await);
+    env.set_time(defaulted + DAY + 1).await;
+    assert_ok(env.send(&[ix::recover(&m, &f)], &[&lender.kp]).await);
+    let state: Facility = env.state(&f.address).await;
+    // Tranches 2 and 3 were never released: burned, though the debt needed far fewer credits.
+    assert!(state.shortfall == 0 && state.recovered_quote > 0);
+    assert_eq!(
+        (state.recovered_credits, state.returned_credits),
+        (2 * TRANCHE_CREDITS, UPFRONT_CREDITS + TRANCHE_CREDITS)
+    );
+    env.set_time(t0 + 4 * PERIOD).await;
+    assert_ok(env.send(&[ix::close_facility(&m, &f, &borrower.key())], &[]).await);
+    assert_eq!(env.balance(&borrower.credit.vault).await, UPFRONT_CREDITS + TRANCHE_CREDITS);
+}
