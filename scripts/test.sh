@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The project's test command (README): formatting, lints, IDL freshness, every test, and the
-# mutation check (set COMPUX_SKIP_MUTANTS=1 to skip it locally).
+# The project's test command (README): formatting, lints, IDL freshness, every test natively,
+# the program built to SBF and every integration case replayed on that ELF in a metered VM
+# with its compute units held, and the mutation check (COMPUX_SKIP_MUTANTS=1 skips it).
 # Builds go to a persistent target dir outside the clone (a cold build takes ~7 minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +23,24 @@ step "idl/compux.json is fresh"
 cargo run -q -p compux-idl -- --check
 
 step "cargo test (program math + property tests, then the solana-program-test suite)"
-cargo test --workspace
+# The integration cases record their transactions for the replay on the SBF ELF below.
+transcripts=$(mktemp -d)
+mkdir -p "$transcripts/cases"
+COMPUX_TRANSCRIPT_DIR="$transcripts/cases" COMPUX_CU_TRANSCRIPT="$transcripts/compute-units.jsonl" \
+    cargo test --workspace
+
+step "the program built to SBF: target/deploy/compux.so (scripts/sbf.sh; toolchain cached in \${COMPUX_SBF_HOME:-~/.cache/compux-sbf})"
+bash scripts/sbf.sh
+
+step "every integration case replayed on the SBF ELF in a metered VM (LiteSVM); compute units within budget"
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+    (cd tools/cu-replay && npm ci --no-audit --no-fund --loglevel=error)
+    node tools/cu-replay/replay.mjs target/deploy/compux.so "$transcripts/cases"
+    node tools/cu-replay/replay.mjs target/deploy/compux.so "$transcripts/compute-units.jsonl" --budgets
+else
+    echo "node and npm are missing: .ci/run installs them; skipped here" >&2
+fi
+rm -rf "$transcripts"
 
 step "the relayer's tests again on PostgreSQL (the same tests, a fresh database each)"
 pg_url="${COMPUX_TEST_POSTGRES_URL:-$(bash scripts/postgres.sh | tail -1)}"

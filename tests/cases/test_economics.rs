@@ -305,6 +305,13 @@ async fn a_reservation_discount_is_earned_by_the_commitment_and_clawed_back_on_b
     let (a, b): (compux_sdk::state::Reservation, compux_sdk::state::Reservation) =
         (env.state(&alice.credit.reservation(0)).await, env.state(&bob.credit.reservation(0)).await);
     assert_eq!((a.locked_price, b.locked_price, a.discount_bps), (8_000, 8_000, 2_000));
+    // Three 30-day periods span 90 days, but the first is claimable at once: 60 days are
+    // committed, which earns the 30-day tier (10 %), not the 90-day one.
+    let carol = env.user(20_000_000).await;
+    let p3 = ReserveParams { periods: 3, period_secs: 30 * DAY, max_price: 9_000, ..p };
+    assert_ok(env.send(&[ix::reserve(&m, &carol.key(), &carol.quote, 0, p3)], &[&carol.kp]).await);
+    let c: compux_sdk::state::Reservation = env.state(&carol.credit.reservation(0)).await;
+    assert_eq!((c.discount_bps, c.locked_price), (1_000, 9_000));
     // Deposit: the 5 % fee on 8_000_000 and one period's 1_000_000 discount.
     assert_eq!((a.fee, a.period_discount, a.deposit), (400_000, 1_000_000, 1_400_000));
 

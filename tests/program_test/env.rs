@@ -57,6 +57,62 @@ pub struct TestEnv {
     nonce: u32,
     /// Compute units the last transaction consumed (its compute-budget instruction included).
     pub last_compute_units: u64,
+    /// Every transaction sent and clock move, in order: a run replayable in another VM.
+    pub transcript: Vec<Step>,
+}
+
+/// One entry of [`TestEnv::transcript`].
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// A signed transaction, as sent (bincode wire format), and whether it succeeded here
+    /// (with its custom error code if it failed with one).
+    Transaction { wire: Vec<u8>, ok: bool, custom_error: Option<u32> },
+    /// The chain clock set to this unix timestamp.
+    Clock(i64),
+    /// An account overwritten by the test (a forged account).
+    Account { address: Pubkey, account: SolanaAccount },
+}
+
+/// Set to a directory, every test writes its transcript there when it ends
+/// (`tools/cu-replay` replays them all on the SBF ELF).
+pub const TRANSCRIPT_DIR_ENV: &str = "COMPUX_TRANSCRIPT_DIR";
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let Some(dir) = std::env::var_os(TRANSCRIPT_DIR_ENV) else { return };
+        if std::thread::panicking() {
+            return;
+        }
+        let name = std::thread::current().name().unwrap_or("unnamed").replace("::", ".");
+        let path = std::path::Path::new(&dir).join(format!("{name}.{}.jsonl", self.market.market));
+        std::fs::write(&path, transcript_json(&self.transcript, &[])).expect("write the transcript");
+    }
+}
+
+/// The transcript as JSON lines; `labels` names transactions by transcript index.
+pub fn transcript_json(steps: &[Step], labels: &[(usize, String)]) -> String {
+    use base64::Engine;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let mut out = String::new();
+    for (i, step) in steps.iter().enumerate() {
+        let line = match step {
+            Step::Clock(t) => serde_json::json!({ "clock": t }),
+            Step::Transaction { wire, ok, custom_error } => {
+                let label = labels.iter().find(|(k, _)| *k == i).map(|(_, l)| l.clone());
+                serde_json::json!({ "tx": b64(wire), "ok": ok, "custom_error": custom_error, "label": label })
+            }
+            Step::Account { address, account } => serde_json::json!({
+                "account": address.to_string(),
+                "lamports": account.lamports,
+                "owner": account.owner.to_string(),
+                "executable": account.executable,
+                "data": b64(&account.data),
+            }),
+        };
+        out.push_str(&line.to_string());
+        out.push('\n');
+    }
+    out
 }
 
 impl TestEnv {
@@ -94,6 +150,7 @@ impl TestEnv {
             unsafe { std::env::set_var("RUST_LOG", "error") };
         }
         let ctx = compux_native::start(compux_native::program_test()).await;
+        let genesis_clock = ctx.banks_client.get_sysvar::<Clock>().await.unwrap().unix_timestamp;
         let mut env = Self {
             ctx,
             admin: Keypair::new(),
@@ -106,6 +163,8 @@ impl TestEnv {
             tracked_facilities: Vec::new(),
             nonce: 0,
             last_compute_units: 0,
+            // Replays start from this bank's clock, not another VM's.
+            transcript: vec![Step::Clock(genesis_clock)],
         };
         env.fund(&env.admin.pubkey(), 10_000_000_000).await;
         env.fund(&env.relayer.pubkey(), 1_000_000_000).await;
@@ -134,7 +193,16 @@ impl TestEnv {
         keys.extend(signers.iter().copied().filter(|k| k.pubkey() != payer.pubkey()));
         let tx =
             Transaction::new_signed_with_payer(&all, Some(&payer.pubkey()), &keys, self.ctx.last_blockhash);
+        let wire = bincode::serialize(&tx).expect("transaction encodes");
         let out = self.ctx.banks_client.process_transaction_with_metadata(tx).await.expect("banks transport");
+        let custom_error = match &out.result {
+            Err(TransactionError::InstructionError(
+                _,
+                solana_sdk::instruction::InstructionError::Custom(c),
+            )) => Some(*c),
+            _ => None,
+        };
+        self.transcript.push(Step::Transaction { wire, ok: out.result.is_ok(), custom_error });
         self.last_compute_units = out.metadata.as_ref().map_or(0, |m| m.compute_units_consumed);
         let logs = out.metadata.map(|m| m.log_messages).unwrap_or_default();
         match out.result {
@@ -392,6 +460,7 @@ impl TestEnv {
 
     /// Moves the chain clock (the program reads `Clock::get()`).
     pub async fn set_time(&mut self, unix_timestamp: i64) {
+        self.transcript.push(Step::Clock(unix_timestamp));
         let mut clock: Clock = self.ctx.banks_client.get_sysvar().await.unwrap();
         clock.unix_timestamp = unix_timestamp;
         self.ctx.set_sysvar(&clock);
@@ -423,6 +492,7 @@ impl TestEnv {
 
     /// Overwrites an account: how the tests forge accounts of the right shape.
     pub fn set_account(&mut self, address: &Pubkey, account: SolanaAccount) {
+        self.transcript.push(Step::Account { address: *address, account: account.clone() });
         self.ctx.set_account(address, &account.into());
     }
 }
