@@ -513,7 +513,7 @@ fn operator_and_startup_commands_through_the_binary() {
     let (_, admin) = up.wallet("admin");
     let empty = stderr(&up.run("admin", &["admin", "fund-reserve", "10"]));
     assert!(
-        empty.contains("insufficient token balance"),
+        empty.contains("SPL Token error InsufficientFunds") && empty.contains("fund it with quote tokens"),
         "up put all the admin's quote in the reserve: {empty}"
     );
     up.json("admin", &["admin", "mint-quote", admin, "10"]);
