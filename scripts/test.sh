@@ -34,7 +34,8 @@ bash scripts/sbf.sh
 
 step "every integration case replayed on the SBF ELF in a metered VM (LiteSVM); compute units within budget"
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
-    (cd tools/cu-replay && npm ci --no-audit --no-fund --loglevel=error)
+    # npm install, not ci: the lock records only this platform's LiteSVM binary.
+    (cd tools/cu-replay && npm install --no-audit --no-fund --loglevel=error)
     node tools/cu-replay/replay.mjs target/deploy/compux.so "$transcripts/cases"
     node tools/cu-replay/replay.mjs target/deploy/compux.so "$transcripts/compute-units.jsonl" --budgets
 else
