@@ -11,7 +11,6 @@ use compux_sdk::audit::{self, CreditAccountSnapshot, FacilitySnapshot, Report, S
 use compux_sdk::state::FacilityTerms;
 use compux_sdk::state::{CreditAccount, Market};
 use compux_sdk::{ix, pda::CreditAccountKeys, FacilityKeys, MarketKeys};
-use solana_compute_budget_interface::ComputeBudgetInstruction;
 use solana_program_test::ProgramTestContext;
 use solana_sdk::account::Account as SolanaAccount;
 use solana_sdk::instruction::Instruction;
@@ -182,12 +181,12 @@ impl TestEnv {
 
     // ---- transactions ----
 
-    /// Sends `ixs` signed by the payer and `signers`. A compute-limit instruction that
-    /// changes each time keeps identical transactions from being deduplicated.
+    /// Sends `ixs` signed by the payer and `signers`, with the compute-unit limit the SDK
+    /// sets (the replay on the ELF then fails any transaction that needs more). A priority
+    /// fee that changes each time keeps identical transactions from being deduplicated.
     pub async fn send(&mut self, ixs: &[Instruction], signers: &[&Keypair]) -> TxResult {
         self.nonce += 1;
-        let mut all = vec![ComputeBudgetInstruction::set_compute_unit_limit(1_400_000 - self.nonce)];
-        all.extend_from_slice(ixs);
+        let all = compux_sdk::compute::with_budget(ixs, self.nonce as u64);
         let payer = self.ctx.payer.insecure_clone();
         let mut keys: Vec<&Keypair> = vec![&payer];
         keys.extend(signers.iter().copied().filter(|k| k.pubkey() != payer.pubkey()));

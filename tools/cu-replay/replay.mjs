@@ -7,8 +7,9 @@
 // its custom error code), every clock move and every forged account, in order. Each is
 // replayed in a fresh VM; every transaction must end as it did natively (success, or the
 // same custom error). Labelled transactions (the compute-unit test's worst cases) print
-// their compute units; with --budgets each must stay within its budget. Exits 1 on any
-// difference or budget overrun.
+// their compute units beside the limit the transaction asked for (the SDK's, which the VM
+// enforces on every transaction); with --budgets each must also stay within its budget.
+// Exits 1 on any difference or budget overrun.
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { LiteSVM } from "litesvm";
@@ -16,12 +17,12 @@ import { address, getCompiledTransactionMessageDecoder, getTransactionDecoder, l
 
 const PROGRAM_ID = address("CmpXqV5BdQ7sXyBoV2Wx1M1aN8tS8n8kQXqK6qTz4tE1");
 const SYSTEM = address("11111111111111111111111111111111");
-/// The most any instruction may use (the default per-instruction limit is 200,000), and the
-/// relayer's hot path, which pays for every batch, much less.
-const INSTRUCTION_BUDGET = 200_000;
-const BUDGETS = [["settle", 40_000], ["settle_facility", 60_000]];
-/// What a transaction's compute-budget instruction itself costs.
+const COMPUTE_BUDGET = address("ComputeBudget111111111111111111111111111111");
+/// What each compute-budget instruction (limit, price) itself costs.
 const BUDGET_IX_UNITS = 150;
+/// The most one instruction may use; the relayer's hot path, which pays for every batch, much less.
+const INSTRUCTION_BUDGET = 200_000;
+const BUDGETS = [["settle", 40_000], ["settle_facility", 100_000]];
 
 const [elf, target, ...flags] = process.argv.slice(2);
 if (!elf || !target) {
@@ -61,7 +62,13 @@ function replay(file) {
     } else {
       const tx = decodeTx.decode(Buffer.from(step.tx, "base64"));
       // The recording bank's fee payer: give it the same deep pockets here.
-      const payer = decodeMessage.decode(tx.messageBytes).staticAccounts[0];
+      const message = decodeMessage.decode(tx.messageBytes);
+      const payer = message.staticAccounts[0];
+      // The transaction's own compute-budget instructions; the limit it asked for (the SDK's,
+      // which the VM enforces: a transaction that needs more fails here).
+      const budgetIxs = message.instructions.filter((ix) => message.staticAccounts[ix.programAddressIndex] === COMPUTE_BUDGET);
+      const limitIx = budgetIxs.find((ix) => ix.data?.[0] === 2);
+      const limit = limitIx ? Buffer.from(limitIx.data).readUInt32LE(1) : null;
       if (!funded.has(payer)) {
         svm.setAccount({ address: payer, lamports: lamports(10n ** 15n), programAddress: SYSTEM, executable: false, data: new Uint8Array(0), space: 0n });
         funded.add(payer);
@@ -76,7 +83,8 @@ function replay(file) {
       } else if (failed && step.custom_error !== null && code !== step.custom_error) {
         problems.push(`${what}: custom error ${code} in the VM, ${step.custom_error} natively`);
       } else if (!failed && step.label) {
-        rows.push([step.label, Number(result.computeUnitsConsumed()) - BUDGET_IX_UNITS]);
+        const own = budgetIxs.length * BUDGET_IX_UNITS;
+        rows.push([step.label, Number(result.computeUnitsConsumed()) - own, limit === null ? null : limit - own]);
       }
     }
   }
@@ -96,12 +104,13 @@ for (const file of files) {
 console.log(`${files.length - failures}/${files.length} transcripts replayed on ${elf} with every transaction ending as it did natively`);
 let over = 0;
 if (measured.length) {
-  console.log(`compute units (LiteSVM, SBPF v3; budget ${INSTRUCTION_BUDGET} per instruction):`);
-  for (const [name, units] of measured) {
+  console.log(`compute units (LiteSVM, SBPF v3), the limit the SDK sets, and the budget (${INSTRUCTION_BUDGET} per instruction):`);
+  for (const [name, units, limit] of measured) {
     const budget = BUDGETS.find(([prefix]) => name.split(" ")[0] === prefix)?.[1] ?? INSTRUCTION_BUDGET;
     const flag = units > budget ? `  OVER its budget of ${budget}` : "";
     if (flag) over += 1;
-    console.log(`  ${name.padEnd(48)} ${String(units).padStart(8)}${flag}`);
+    const headroom = limit ? ` (${((100 * units) / limit).toFixed(0)}% of it)` : "";
+    console.log(`  ${name.padEnd(48)} ${String(units).padStart(8)}  limit ${String(limit ?? "-").padStart(7)}${headroom}  budget ${budget}${flag}`);
   }
 }
 process.exit(failures > 0 || (flags.includes("--budgets") && over > 0) ? 1 : 0);

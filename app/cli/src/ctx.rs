@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use compux_client::{fetch, Progress};
+use compux_client::{fetch, Sender};
 use compux_sdk::state::Market;
 use compux_sdk::MarketKeys;
 use serde_json::Value;
@@ -21,12 +21,25 @@ pub struct Ctx {
     keypair: Option<PathBuf>,
     market: Option<Pubkey>,
     pub json: bool,
+    /// Micro-lamports per compute unit offered as a priority fee.
+    priority_fee: u64,
 }
 
 impl Ctx {
-    pub fn new(url: String, keypair: Option<PathBuf>, market: Option<Pubkey>, json: bool) -> Ctx {
+    pub fn new(
+        url: String,
+        keypair: Option<PathBuf>,
+        market: Option<Pubkey>,
+        json: bool,
+        priority_fee: u64,
+    ) -> Ctx {
         let rpc = RpcClient::new_with_commitment(url.clone(), CommitmentConfig::confirmed());
-        Ctx { url, rpc, keypair, market, json }
+        Ctx { url, rpc, keypair, market, json, priority_fee }
+    }
+
+    /// How this command sends transactions: progress on stderr, the chosen priority fee.
+    pub fn sender(&self) -> Sender {
+        Sender::STDERR.with_priority_fee(self.priority_fee)
     }
 
     pub fn keypair_path(&self) -> Option<&std::path::Path> {
@@ -63,7 +76,7 @@ impl Ctx {
         ixs: &[Instruction],
         signers: &[&Keypair],
     ) -> Result<Signature> {
-        compux_client::send(&self.rpc, Progress::Stderr, what, payer, ixs, signers).await
+        compux_client::send(&self.rpc, self.sender(), what, payer, ixs, signers).await
     }
 
     /// Prints `value` as JSON with --json, otherwise the human text.

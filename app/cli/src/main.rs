@@ -41,6 +41,17 @@ pub struct Cli {
     /// Machine-readable output on stdout (progress still goes to stderr).
     #[arg(long, global = true)]
     json: bool,
+    /// Priority fee offered per compute unit, in micro-lamports (each transaction asks for
+    /// the compute units its instructions can use at most, so it pays at most limit x fee).
+    /// Raise it when a busy cluster drops transactions.
+    #[arg(
+        long,
+        global = true,
+        env = "COMPUX_PRIORITY_FEE",
+        default_value_t = 0,
+        value_name = "MICRO_LAMPORTS"
+    )]
+    priority_fee: u64,
     #[command(subcommand)]
     command: cmd::Command,
 }
@@ -53,7 +64,7 @@ fn main() {
         unsafe { std::env::set_var("RUST_LOG", "error") };
     }
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    let ctx = ctx::Ctx::new(cli.url, cli.keypair, cli.market, cli.json);
+    let ctx = ctx::Ctx::new(cli.url, cli.keypair, cli.market, cli.json, cli.priority_fee);
     if let Err(e) = runtime.block_on(cmd::run(&ctx, cli.command)) {
         eprintln!("error: {e:#}");
         std::process::exit(1);

@@ -424,6 +424,39 @@ fn every_role_through_the_binary_then_the_auditor_catches_a_corrupted_vault() {
 }
 
 /// Decodes a program account, edits it, encodes it back in place.
+/// The transaction asked for the compute units its instructions can use at most (the SDK's
+/// table), offered `micro_lamports` per unit, and paid exactly the signature fee plus that.
+fn priced_as_asked(up: &Up, signature: &str, micro_lamports: u64) {
+    use solana_compute_budget_interface::ComputeBudgetInstruction as Budget;
+    let client = solana_rpc_client::rpc_client::RpcClient::new(up.url().to_string());
+    let encoding = solana_transaction_status_client_types::UiTransactionEncoding::Base64;
+    let sent = client.get_transaction(&signature.parse().unwrap(), encoding).unwrap();
+    let tx = sent.transaction.transaction.decode().expect("a base64 transaction");
+    let keys = tx.message.static_account_keys();
+    let ixs: Vec<solana_sdk::instruction::Instruction> = tx
+        .message
+        .instructions()
+        .iter()
+        .map(|ix| {
+            solana_sdk::instruction::Instruction::new_with_bytes(
+                keys[ix.program_id_index as usize],
+                &ix.data,
+                vec![],
+            )
+        })
+        .collect();
+    let limit = compux_sdk::compute::transaction_limit(&ixs[2..], 2);
+    assert_eq!(ixs[0].data, Budget::set_compute_unit_limit(limit).data);
+    assert_eq!(ixs[1].data, Budget::set_compute_unit_price(micro_lamports).data);
+    assert!(limit < 100_000, "a purchase asks for {limit} units");
+    let fee = sent.transaction.meta.unwrap().fee;
+    assert_eq!(
+        fee,
+        5_000 + (limit as u64 * micro_lamports).div_ceil(1_000_000),
+        "one signature and the priority fee"
+    );
+}
+
 fn edit<T: anchor_lang::AccountDeserialize + anchor_lang::AccountSerialize>(
     data: &mut Vec<u8>,
     f: impl Fn(&mut T),
@@ -501,8 +534,9 @@ fn operator_and_startup_commands_through_the_binary() {
     assert!(paused.contains("MarketPaused") && paused.contains("admin resume"), "{paused}");
     up.json("admin", &["admin", "resume"]);
     let before = credits("startup");
-    up.json("startup", &["buy", "1"]);
+    let bought = up.json("startup", &["buy", "1", "--priority-fee", "1000"]);
     assert_eq!(credits("startup"), before + 1_000_000);
+    priced_as_asked(&up, bought["signature"].as_str().unwrap(), 1000);
 
     // Only the admin may operate the market.
     assert!(stderr(&up.run("startup", &["admin", "pause"])).contains("NotAdmin"));

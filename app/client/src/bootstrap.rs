@@ -15,7 +15,7 @@ use solana_sdk::program_pack::Pack;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
 
-use crate::send::{send, Progress};
+use crate::send::{send, Sender};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -127,11 +127,7 @@ pub fn read_config(path: &Path) -> Result<MarketConfig> {
 }
 
 /// Creates a 6-decimal test quote mint whose mint authority is `authority` (localnet).
-pub async fn create_test_quote_mint(
-    rpc: &RpcClient,
-    progress: Progress,
-    authority: &Keypair,
-) -> Result<Pubkey> {
+pub async fn create_test_quote_mint(rpc: &RpcClient, how: Sender, authority: &Keypair) -> Result<Pubkey> {
     let mint = Keypair::new();
     let len = spl_token::state::Mint::LEN;
     let rent = rpc.get_minimum_balance_for_rent_exemption(len).await?;
@@ -151,19 +147,19 @@ pub async fn create_test_quote_mint(
             6,
         )?,
     ];
-    send(rpc, progress, "create test quote mint", authority, &ixs, &[&mint]).await?;
+    send(rpc, how, "create test quote mint", authority, &ixs, &[&mint]).await?;
     Ok(mint.pubkey())
 }
 
 pub async fn init_market(
     rpc: &RpcClient,
-    progress: Progress,
+    how: Sender,
     admin: &Keypair,
     quote_mint: Pubkey,
     config: MarketConfig,
     relayer: Pubkey,
 ) -> Result<MarketKeys> {
     let keys = MarketKeys::derive(&admin.pubkey(), &quote_mint);
-    send(rpc, progress, "init market", admin, &[ix::init_market(&keys, config, relayer)], &[]).await?;
+    send(rpc, how, "init market", admin, &[ix::init_market(&keys, config, relayer)], &[]).await?;
     Ok(keys)
 }

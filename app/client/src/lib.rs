@@ -7,4 +7,4 @@ pub mod fetch;
 pub mod send;
 pub mod tokens;
 
-pub use send::{send, Progress};
+pub use send::{send, Sender};

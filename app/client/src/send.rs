@@ -127,16 +127,27 @@ fn explain(err: &TransactionError, logs: &[String]) -> String {
     }
 }
 
-/// Whether to report each step on stderr (the CLI) or stay silent (services, tests).
+/// How transactions are sent: whether each step is reported on stderr (the CLI) or not
+/// (services, tests), and the priority fee offered per compute unit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Progress {
-    Stderr,
-    Silent,
+pub struct Sender {
+    progress: bool,
+    /// Micro-lamports per requested compute unit; zero offers none.
+    pub priority_fee: u64,
 }
 
-impl Progress {
+impl Sender {
+    /// Reports each step on stderr.
+    pub const STDERR: Sender = Sender { progress: true, priority_fee: 0 };
+    /// Says nothing.
+    pub const SILENT: Sender = Sender { progress: false, priority_fee: 0 };
+
+    pub fn with_priority_fee(self, micro_lamports_per_unit: u64) -> Sender {
+        Sender { priority_fee: micro_lamports_per_unit, ..self }
+    }
+
     fn say(self, line: impl FnOnce() -> String) {
-        if self == Progress::Stderr {
+        if self.progress {
             eprintln!("{}", line());
         }
     }
@@ -145,21 +156,23 @@ impl Progress {
 /// Signs with `payer` and `signers`, sends, waits for confirmation; `what` names the step.
 pub async fn send(
     rpc: &RpcClient,
-    progress: Progress,
+    how: Sender,
     what: &str,
     payer: &Keypair,
     ixs: &[Instruction],
     signers: &[&Keypair],
 ) -> Result<Signature> {
-    progress.say(|| format!("{what}: sending..."));
-    let tx = sign(rpc, payer, ixs, signers).await?;
-    submit(rpc, progress, what, &tx).await
+    how.say(|| format!("{what}: sending..."));
+    let tx = sign(rpc, how, payer, ixs, signers).await?;
+    submit(rpc, how, what, &tx).await
 }
 
 /// A transaction of `ixs` paid by `payer`, signed with a fresh blockhash (its signature is
-/// known before it is sent, e.g. to be stored first).
+/// known before it is sent, e.g. to be stored first). It asks for the compute units its
+/// instructions can use at most (`compux_sdk::compute`) and offers `how`'s priority fee.
 pub async fn sign(
     rpc: &RpcClient,
+    how: Sender,
     payer: &Keypair,
     ixs: &[Instruction],
     signers: &[&Keypair],
@@ -168,15 +181,16 @@ pub async fn sign(
         rpc.get_latest_blockhash().await.map_err(|e| anyhow!("cannot reach {}: {e}", rpc.url()))?;
     let mut all = vec![payer];
     all.extend(signers.iter().copied().filter(|k| k.pubkey() != payer.pubkey()));
-    Ok(Transaction::new_signed_with_payer(ixs, Some(&payer.pubkey()), &all, blockhash))
+    let ixs = compux_sdk::compute::with_budget(ixs, how.priority_fee);
+    Ok(Transaction::new_signed_with_payer(&ixs, Some(&payer.pubkey()), &all, blockhash))
 }
 
 /// Sends a signed transaction and waits for confirmation; a failure names the program
 /// error and what to do.
-pub async fn submit(rpc: &RpcClient, progress: Progress, what: &str, tx: &Transaction) -> Result<Signature> {
+pub async fn submit(rpc: &RpcClient, how: Sender, what: &str, tx: &Transaction) -> Result<Signature> {
     match rpc.send_and_confirm_transaction(tx).await {
         Ok(sig) => {
-            progress.say(|| format!("{what}: confirmed {sig}"));
+            how.say(|| format!("{what}: confirmed {sig}"));
             Ok(sig)
         }
         Err(e) => {

@@ -7,12 +7,12 @@ use solana_rpc_client::nonblocking::rpc_client::RpcClient;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
 
-use crate::send::{send, Progress};
+use crate::send::{send, Sender};
 
 /// The owner's associated token account for `mint`, created (paid by `payer`) if missing.
 pub async fn ensure_ata(
     rpc: &RpcClient,
-    progress: Progress,
+    how: Sender,
     payer: &Keypair,
     owner: &Pubkey,
     mint: &Pubkey,
@@ -25,7 +25,7 @@ pub async fn ensure_ata(
             mint,
             &spl_token::ID,
         );
-        send(rpc, progress, "create token account", payer, &[ix], &[]).await?;
+        send(rpc, how, "create token account", payer, &[ix], &[]).await?;
     }
     Ok(ata)
 }
@@ -33,14 +33,14 @@ pub async fn ensure_ata(
 /// Mints `amount` of a test mint whose authority is `authority` to `owner`'s associated account.
 pub async fn mint_to_owner(
     rpc: &RpcClient,
-    progress: Progress,
+    how: Sender,
     authority: &Keypair,
     mint: &Pubkey,
     owner: &Pubkey,
     amount: u64,
 ) -> Result<Pubkey> {
-    let ata = ensure_ata(rpc, progress, authority, owner, mint).await?;
+    let ata = ensure_ata(rpc, how, authority, owner, mint).await?;
     let ix = spl_token::instruction::mint_to(&spl_token::ID, mint, &ata, &authority.pubkey(), &[], amount)?;
-    send(rpc, progress, "mint test quote", authority, &[ix], &[]).await?;
+    send(rpc, how, "mint test quote", authority, &[ix], &[]).await?;
     Ok(ata)
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::db::Pool;
 use anyhow::{Context, Result};
-use compux_client::{fetch, Progress};
+use compux_client::{fetch, Sender};
 use compux_sdk::ix::SettleBatch;
 use compux_sdk::state::{CreditAccount, Facility, FacilityStatus};
 use compux_sdk::{CreditAccountKeys, FacilityKeys, MarketKeys};
@@ -322,7 +322,7 @@ impl Settler {
             }
             let ix = compux_sdk::ix::auto_refill(&self.market, &ca.owner, &r.source);
             let what = format!("auto-refill {address}");
-            match compux_client::send(&self.rpc, Progress::Silent, &what, &self.payer, &[ix], &[]).await {
+            match compux_client::send(&self.rpc, Sender::SILENT, &what, &self.payer, &[ix], &[]).await {
                 Ok(sig) => {
                     tracing::info!(account = %address, %sig, credits = r.refill_credits, "auto-refill sent");
                     sent += 1;
@@ -459,9 +459,9 @@ impl Settler {
         let what = format!("settle {} #{}", b.source, b.seq);
         // The signature is stored before sending, so the batch can be found on chain
         // whatever happens next.
-        let tx = compux_client::send::sign(&self.rpc, &self.payer, &[ix], &[]).await?;
+        let tx = compux_client::send::sign(&self.rpc, Sender::SILENT, &self.payer, &[ix], &[]).await?;
         batches::mark_sent(&self.pool, &b.source, b.seq, &tx.signatures[0].to_string()).await?;
-        match compux_client::send::submit(&self.rpc, Progress::Silent, &what, &tx).await {
+        match compux_client::send::submit(&self.rpc, Sender::SILENT, &what, &tx).await {
             Ok(sig) => {
                 batches::mark_settled(&self.pool, &b.source, b.seq, Some(&sig.to_string())).await?;
                 Ok(true)

@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use compux_client::{bootstrap, fetch, tokens, Progress};
+use compux_client::{bootstrap, fetch, tokens, Sender};
 use compux_localnet::{Config, Localnet};
 use compux_sdk::state::{FacilityTerms, UnusedCredits};
 use compux_sdk::{audit, ix, FacilityKeys, MarketKeys};
@@ -30,7 +30,7 @@ macro_rules! say {
 }
 
 const SOL: u64 = 1_000_000_000;
-const QUIET: Progress = Progress::Silent;
+const QUIET: Sender = Sender::SILENT;
 
 struct Args {
     buys: usize,

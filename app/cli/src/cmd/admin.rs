@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Subcommand;
-use compux_client::{bootstrap, tokens, Progress};
+use compux_client::{bootstrap, tokens};
 use compux_sdk::state::MarketUpdate;
 use compux_sdk::{ix, MarketKeys};
 use serde_json::json;
@@ -97,18 +97,12 @@ pub async fn run(ctx: &Ctx, a: Admin) -> Result<()> {
             ctx.connect().await?;
             let quote_mint = match quote_mint {
                 Some(m) => m,
-                None => bootstrap::create_test_quote_mint(&ctx.rpc, Progress::Stderr, &admin).await?,
+                None => bootstrap::create_test_quote_mint(&ctx.rpc, ctx.sender(), &admin).await?,
             };
             let relayer = relayer.unwrap_or_else(|| admin.pubkey());
-            let keys = bootstrap::init_market(
-                &ctx.rpc,
-                Progress::Stderr,
-                &admin,
-                quote_mint,
-                market_config,
-                relayer,
-            )
-            .await?;
+            let keys =
+                bootstrap::init_market(&ctx.rpc, ctx.sender(), &admin, quote_mint, market_config, relayer)
+                    .await?;
             let value = json!({
                 "market": keys.market.to_string(),
                 "quote_mint": keys.quote_mint.to_string(),
@@ -168,8 +162,8 @@ pub async fn run(ctx: &Ctx, a: Admin) -> Result<()> {
             let (m, _) = ctx.market().await?;
             let amount = units::parse(&amount, quote_decimals(ctx, &m).await?)?;
             let admin = ctx.wallet()?;
-            let from = tokens::ensure_ata(&ctx.rpc, Progress::Stderr, &admin, &admin.pubkey(), &m.quote_mint)
-                .await?;
+            let from =
+                tokens::ensure_ata(&ctx.rpc, ctx.sender(), &admin, &admin.pubkey(), &m.quote_mint).await?;
             let ixn = ix::fund_recovery_reserve(&m, &admin.pubkey(), &from, amount);
             let sig = ctx.send("fund recovery reserve", &admin, &[ixn], &[]).await?;
             ctx.emit(json!({"signature": sig.to_string(), "amount": amount}), || {
@@ -182,7 +176,7 @@ pub async fn run(ctx: &Ctx, a: Admin) -> Result<()> {
             let amount = units::parse(&amount, quote_decimals(ctx, &m).await?)?;
             let admin = ctx.wallet()?;
             let ata =
-                tokens::mint_to_owner(&ctx.rpc, Progress::Stderr, &admin, &m.quote_mint, &to, amount).await?;
+                tokens::mint_to_owner(&ctx.rpc, ctx.sender(), &admin, &m.quote_mint, &to, amount).await?;
             ctx.emit(json!({"token_account": ata.to_string(), "amount": amount}), || {
                 format!("minted to {ata}")
             });
@@ -201,7 +195,7 @@ async fn withdraw(ctx: &Ctx, fund: Fund, amount: &str, to: Option<Pubkey>) -> Re
     let amount = units::parse(amount, quote_decimals(ctx, &m).await?)?;
     let admin = ctx.wallet()?;
     let owner = to.unwrap_or_else(|| admin.pubkey());
-    let dest = tokens::ensure_ata(&ctx.rpc, Progress::Stderr, &admin, &owner, &m.quote_mint).await?;
+    let dest = tokens::ensure_ata(&ctx.rpc, ctx.sender(), &admin, &owner, &m.quote_mint).await?;
     let (what, ixn) = match fund {
         Fund::Treasury => {
             ("withdraw from treasury", ix::withdraw_treasury(&m, &admin.pubkey(), &dest, amount))

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use clap::Subcommand;
-use compux_client::{fetch, tokens, Progress};
+use compux_client::{fetch, tokens};
 use compux_sdk::constants::CREDIT_DECIMALS;
 use compux_sdk::ix;
 use compux_sdk::state::{financed_credits, Facility};
@@ -61,7 +61,7 @@ pub async fn run(ctx: &Ctx, b: Borrower) -> Result<()> {
                 units::parse(&amount, quote_decimals(ctx, &m).await?)?
             };
             let from =
-                tokens::ensure_ata(&ctx.rpc, Progress::Stderr, &borrower, &borrower.pubkey(), &m.quote_mint)
+                tokens::ensure_ata(&ctx.rpc, ctx.sender(), &borrower, &borrower.pubkey(), &m.quote_mint)
                     .await?;
             let ixn = ix::repay(&m, &f, &borrower.pubkey(), &from, amount);
             let sig = ctx.send("repay", &borrower, &[ixn], &[]).await?;

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use compux_client::{fetch, tokens, Progress};
+use compux_client::{fetch, tokens};
 use compux_sdk::state::{FacilityTerms, UnusedCredits};
 use compux_sdk::{ix, FacilityKeys};
 use serde_json::json;
@@ -104,16 +104,15 @@ pub async fn run(ctx: &Ctx, l: Lender) -> Result<()> {
             // offer racing another lender's fails with WrongFacilityNonce and can be re-sent.
             let f = FacilityKeys::derive(&m.market, &lender.pubkey(), market.facility_count);
             let from =
-                tokens::ensure_ata(&ctx.rpc, Progress::Stderr, &lender, &lender.pubkey(), &m.quote_mint)
-                    .await?;
+                tokens::ensure_ata(&ctx.rpc, ctx.sender(), &lender, &lender.pubkey(), &m.quote_mint).await?;
             let sig =
                 ctx.send("offer facility", &lender, &[ix::offer_facility(&m, &f, &from, terms)], &[]).await?;
             ("offered", sig, f.address)
         }
         Lender::CancelOffer { facility: address } => {
             let (m, f, _) = facility(ctx, &address).await?;
-            let to = tokens::ensure_ata(&ctx.rpc, Progress::Stderr, &lender, &lender.pubkey(), &m.quote_mint)
-                .await?;
+            let to =
+                tokens::ensure_ata(&ctx.rpc, ctx.sender(), &lender, &lender.pubkey(), &m.quote_mint).await?;
             let sig = ctx.send("cancel offer", &lender, &[ix::cancel_offer(&m, &f, &to)], &[]).await?;
             ("cancelled", sig, address)
         }
@@ -135,8 +134,8 @@ pub async fn run(ctx: &Ctx, l: Lender) -> Result<()> {
             let amount =
                 if amount == "all" { held } else { units::parse(&amount, quote_decimals(ctx, &m).await?)? };
             anyhow::ensure!(amount > 0, "the facility vault of {address} is empty: nothing to withdraw");
-            let to = tokens::ensure_ata(&ctx.rpc, Progress::Stderr, &lender, &lender.pubkey(), &m.quote_mint)
-                .await?;
+            let to =
+                tokens::ensure_ata(&ctx.rpc, ctx.sender(), &lender, &lender.pubkey(), &m.quote_mint).await?;
             let sig = ctx
                 .send("withdraw repayments", &lender, &[ix::withdraw_repayments(&m, &f, &to, amount)], &[])
                 .await?;

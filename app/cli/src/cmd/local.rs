@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use compux_client::{bootstrap, fetch, tokens, Progress};
+use compux_client::{bootstrap, fetch, tokens, Sender};
 use compux_localnet::{Config, Localnet, ProgramRuntime, DEFAULT_RPC_PORT};
 use compux_sdk::MarketKeys;
 use serde_json::json;
@@ -220,11 +220,8 @@ async fn demo_market(
         return Ok((fetch::market(rpc, address).await?.0, false));
     }
     let market_config = bootstrap::read_config(config)?;
-    let quote_mint = bootstrap::create_test_quote_mint(rpc, Progress::Stderr, admin).await?;
-    Ok((
-        bootstrap::init_market(rpc, Progress::Stderr, admin, quote_mint, market_config, *relayer).await?,
-        true,
-    ))
+    let quote_mint = bootstrap::create_test_quote_mint(rpc, Sender::STDERR, admin).await?;
+    Ok((bootstrap::init_market(rpc, Sender::STDERR, admin, quote_mint, market_config, *relayer).await?, true))
 }
 
 pub async fn up(ctx: &Ctx, a: UpArgs) -> Result<()> {
@@ -265,7 +262,7 @@ pub async fn up(ctx: &Ctx, a: UpArgs) -> Result<()> {
     eprintln!("bootstrapping the demo market...");
     let (m, created) = demo_market(&rpc, &admin, &relayer.pubkey(), &a.config).await?;
     if created {
-        let p = Progress::Stderr;
+        let p = ctx.sender();
         let decimals = rpc.get_token_supply(&m.quote_mint).await?.decimals;
         let unit = 10u64.pow(decimals as u32);
         for who in [&lender, &startup] {

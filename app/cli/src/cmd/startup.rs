@@ -2,7 +2,7 @@
 
 use anyhow::{anyhow, Result};
 use clap::Args;
-use compux_client::{fetch, tokens, Progress};
+use compux_client::{fetch, tokens};
 use compux_sdk::ix::{self, AutoRefillParams, ReserveParams};
 use compux_sdk::math::{pricing, reservation};
 use compux_sdk::state::CreditAccount;
@@ -99,7 +99,7 @@ pub async fn buy(ctx: &Ctx, a: BuyArgs) -> Result<()> {
         units::format(quote.bonus_credits, CREDIT_DECIMALS)
     );
     ensure_credit_account(ctx, &m, &owner).await?;
-    let from = tokens::ensure_ata(&ctx.rpc, Progress::Stderr, &owner, &owner.pubkey(), &m.quote_mint).await?;
+    let from = tokens::ensure_ata(&ctx.rpc, ctx.sender(), &owner, &owner.pubkey(), &m.quote_mint).await?;
     let sig = ctx
         .send("buy credits", &owner, &[ix::buy_credits(&m, &owner.pubkey(), &from, credits, max_quote)], &[])
         .await?;
@@ -153,7 +153,7 @@ pub async fn reserve(ctx: &Ctx, a: ReserveArgs) -> Result<()> {
     };
     ensure_credit_account(ctx, &m, &owner).await?;
     let nonce = credit_account(ctx, &m, &owner.pubkey()).await?.map_or(0, |c| c.reservation_count);
-    let from = tokens::ensure_ata(&ctx.rpc, Progress::Stderr, &owner, &owner.pubkey(), &m.quote_mint).await?;
+    let from = tokens::ensure_ata(&ctx.rpc, ctx.sender(), &owner, &owner.pubkey(), &m.quote_mint).await?;
     let p = ReserveParams { credits_per_period, periods: a.periods, period_secs, max_price };
     let sig = ctx.send("reserve", &owner, &[ix::reserve(&m, &owner.pubkey(), &from, nonce, p)], &[]).await?;
     ctx.emit(
@@ -174,7 +174,7 @@ pub async fn reserve(ctx: &Ctx, a: ReserveArgs) -> Result<()> {
 pub async fn claim(ctx: &Ctx, nonce: u64) -> Result<()> {
     let (m, _) = ctx.market().await?;
     let owner = ctx.wallet()?;
-    let from = tokens::ensure_ata(&ctx.rpc, Progress::Stderr, &owner, &owner.pubkey(), &m.quote_mint).await?;
+    let from = tokens::ensure_ata(&ctx.rpc, ctx.sender(), &owner, &owner.pubkey(), &m.quote_mint).await?;
     let sig =
         ctx.send("claim period", &owner, &[ix::claim_period(&m, &owner.pubkey(), &from, nonce)], &[]).await?;
     let balance = fetch::token_amount(&ctx.rpc, &m.credit_account(&owner.pubkey()).vault).await?;
@@ -187,7 +187,7 @@ pub async fn claim(ctx: &Ctx, nonce: u64) -> Result<()> {
 pub async fn cancel_reservation(ctx: &Ctx, nonce: u64) -> Result<()> {
     let (m, _) = ctx.market().await?;
     let owner = ctx.wallet()?;
-    let to = tokens::ensure_ata(&ctx.rpc, Progress::Stderr, &owner, &owner.pubkey(), &m.quote_mint).await?;
+    let to = tokens::ensure_ata(&ctx.rpc, ctx.sender(), &owner, &owner.pubkey(), &m.quote_mint).await?;
     let sig = ctx
         .send("cancel reservation", &owner, &[ix::cancel_reservation(&m, &owner.pubkey(), &to, nonce)], &[])
         .await?;
@@ -217,8 +217,7 @@ pub async fn auto_refill(ctx: &Ctx, a: AutoRefillArgs) -> Result<()> {
         }
     };
     ensure_credit_account(ctx, &m, &owner).await?;
-    let source =
-        tokens::ensure_ata(&ctx.rpc, Progress::Stderr, &owner, &owner.pubkey(), &m.quote_mint).await?;
+    let source = tokens::ensure_ata(&ctx.rpc, ctx.sender(), &owner, &owner.pubkey(), &m.quote_mint).await?;
     let sig = ctx
         .send(
             "configure auto-refill",

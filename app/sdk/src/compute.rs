@@ -1,0 +1,148 @@
+//! The compute-unit limit and priority fee of the transactions CompuX's tools send.
+//!
+//! A transaction that names no limit is given 200,000 units per instruction, and a priority
+//! fee is paid per unit *requested*, so every transaction asks for what its instructions can
+//! use at most. Each `compux` instruction's limit is its worst case measured on the SBF ELF
+//! (`docs/benchmarks.md`) with room for PDA bump searches and a build that differs somewhat.
+//! Instructions that bring a facility up to date (`refresh`) include the longest walk: 120
+//! overdue installments with their late fees, about 60,000 units (`freeze_escrow`'s worst
+//! case). The tests send every transaction with these limits and `tools/cu-replay` replays
+//! them on the ELF in a metered VM, so a limit that is too low fails CI.
+
+use anchor_lang::solana_program::instruction::Instruction;
+use anchor_lang::Discriminator;
+use compux::instruction as ci;
+use solana_compute_budget_interface::ComputeBudgetInstruction;
+
+/// The most compute units a transaction may ask for.
+pub const MAX_TRANSACTION_UNITS: u32 = 1_400_000;
+/// What the runtime gives an instruction of a transaction that names no limit.
+pub const DEFAULT_INSTRUCTION_UNITS: u32 = 200_000;
+/// One compute-budget instruction (limit or price) costs this much.
+const BUDGET_INSTRUCTION_UNITS: u32 = 150;
+
+/// The longest facility refresh: 120 overdue installments, each with its late fee.
+const REFRESH_WALK: u32 = 60_000;
+
+/// Each `compux` instruction's limit, by its discriminator (measured worst case in comments).
+fn compux_limit(discriminator: &[u8]) -> Option<u32> {
+    let table: [(&[u8], u32); 28] = [
+        (ci::AcceptFacility::DISCRIMINATOR, 110_000), // 78,033 (120 installments)
+        (ci::FreezeEscrow::DISCRIMINATOR, 40_000 + REFRESH_WALK), // 76,689 with the walk
+        (ci::InitMarket::DISCRIMINATOR, 90_000),      // 63,136-64,636
+        (ci::OfferFacility::DISCRIMINATOR, 70_000),   // 47,776
+        (ci::ClaimPeriod::DISCRIMINATOR, 60_000),     // 43,716
+        (ci::Recover::DISCRIMINATOR, 45_000 + REFRESH_WALK), // 40,185
+        (ci::CloseFacility::DISCRIMINATOR, 55_000),   // 38,993
+        (ci::Reserve::DISCRIMINATOR, 55_000),         // 35,770-41,770 (520 periods)
+        (ci::Repay::DISCRIMINATOR, 40_000 + REFRESH_WALK), // 32,232 (120 due)
+        (ci::BuyCredits::DISCRIMINATOR, 45_000),      // 29,986 (largest bulk tier)
+        (ci::AutoRefill::DISCRIMINATOR, 45_000),      // 29,846
+        (ci::CancelOffer::DISCRIMINATOR, 45_000),     // 29,745
+        (ci::SettleFacility::DISCRIMINATOR, 35_000 + REFRESH_WALK), // 29,714 (freeze window)
+        (ci::TransferCredits::DISCRIMINATOR, 45_000), // 28,442
+        (ci::LapseReservation::DISCRIMINATOR, 40_000), // 27,179
+        (ci::CancelReservation::DISCRIMINATOR, 40_000), // 26,865
+        (ci::OpenCreditAccount::DISCRIMINATOR, 45_000), // 24,142-30,142
+        (ci::WithdrawRepayments::DISCRIMINATOR, 35_000), // 23,819
+        (ci::Settle::DISCRIMINATOR, 30_000),          // 21,802: the relayer's hot path
+        (ci::ConfigureAutoRefill::DISCRIMINATOR, 30_000), // 18,878
+        (ci::FundRecoveryReserve::DISCRIMINATOR, 30_000), // 18,488
+        (ci::WithdrawReserve::DISCRIMINATOR, 30_000), // 18,160
+        (ci::WithdrawTreasury::DISCRIMINATOR, 30_000), // 18,155
+        (ci::ReleaseTranche::DISCRIMINATOR, 25_000 + REFRESH_WALK), // 17,797
+        (ci::RefreshFacility::DISCRIMINATOR, 25_000 + REFRESH_WALK), // 16,701
+        (ci::UpdateMarket::DISCRIMINATOR, 25_000),    // 13,683
+        (ci::ProposeAdmin::DISCRIMINATOR, 20_000),    // 11,592
+        (ci::AcceptAdmin::DISCRIMINATOR, 20_000),     // 11,544
+    ];
+    table.iter().find(|(d, _)| discriminator.starts_with(d)).map(|(_, units)| *units)
+}
+
+/// The most one instruction may use, by its program (and, for `compux`, which instruction).
+pub fn instruction_limit(ix: &Instruction) -> u32 {
+    let program = ix.program_id;
+    if program == crate::PROGRAM_ID {
+        return compux_limit(&ix.data).unwrap_or(DEFAULT_INSTRUCTION_UNITS);
+    }
+    if program == anchor_spl::token::ID {
+        // SPL Token's costliest instruction (initialize, transfer, mint, burn) is ~5,000.
+        return 10_000;
+    }
+    if program == anchor_spl::associated_token::ID {
+        // Creating an associated account: its own work plus System and SPL Token CPIs.
+        return 50_000;
+    }
+    if program == anchor_lang::system_program::ID || program == solana_compute_budget_interface::ID {
+        return 1_000;
+    }
+    DEFAULT_INSTRUCTION_UNITS
+}
+
+/// The limit for a transaction of `ixs`, with `extra` compute-budget instructions of its own.
+pub fn transaction_limit(ixs: &[Instruction], extra: u32) -> u32 {
+    let units = ixs.iter().map(instruction_limit).fold(extra * BUDGET_INSTRUCTION_UNITS, u32::saturating_add);
+    units.min(MAX_TRANSACTION_UNITS)
+}
+
+/// `ixs` preceded by a compute-unit limit that fits them and, when `micro_lamports_per_unit`
+/// is not zero, a priority fee of that price per requested unit.
+pub fn with_budget(ixs: &[Instruction], micro_lamports_per_unit: u64) -> Vec<Instruction> {
+    let extra = if micro_lamports_per_unit > 0 { 2 } else { 1 };
+    let mut all = Vec::with_capacity(ixs.len() + 2);
+    all.push(ComputeBudgetInstruction::set_compute_unit_limit(transaction_limit(ixs, extra)));
+    if micro_lamports_per_unit > 0 {
+        all.push(ComputeBudgetInstruction::set_compute_unit_price(micro_lamports_per_unit));
+    }
+    all.extend_from_slice(ixs);
+    all
+}
+
+/// The most a transaction of `ixs` pays in priority fees, in lamports, at that price.
+pub fn max_priority_fee_lamports(ixs: &[Instruction], micro_lamports_per_unit: u64) -> u64 {
+    let extra = if micro_lamports_per_unit > 0 { 2 } else { 1 };
+    (transaction_limit(ixs, extra) as u64 * micro_lamports_per_unit).div_ceil(1_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ix;
+    use crate::pda::MarketKeys;
+    use anchor_lang::solana_program::pubkey::Pubkey;
+
+    #[test]
+    fn a_transaction_asks_for_its_instructions_worst_case_and_pays_per_requested_unit() {
+        let m = MarketKeys::derive(&Pubkey::new_unique(), &Pubkey::new_unique());
+        let settle = ix::settle(
+            &m,
+            &Pubkey::new_unique(),
+            &m.credit_account(&Pubkey::new_unique()),
+            ix::SettleBatch { seq: 1, amount: 1, batch_root: [0; 32], window_end: 0 },
+        );
+        let out = with_budget(std::slice::from_ref(&settle), 0);
+        assert_eq!(out.len(), 2, "a limit and no price when the price is zero");
+        assert_eq!(out[0], ComputeBudgetInstruction::set_compute_unit_limit(30_150));
+        let out = with_budget(&[settle.clone(), settle.clone()], 5);
+        assert_eq!(out[0], ComputeBudgetInstruction::set_compute_unit_limit(60_300));
+        assert_eq!(out[1], ComputeBudgetInstruction::set_compute_unit_price(5));
+        // 60,300 units at 5 micro-lamports: 0.3015 lamports, rounded up.
+        assert_eq!(max_priority_fee_lamports(&[settle.clone(), settle], 5), 1);
+        // An unknown program gets the runtime's default; many never exceed the maximum.
+        let other = Instruction::new_with_bytes(Pubkey::new_unique(), &[], vec![]);
+        assert_eq!(transaction_limit(std::slice::from_ref(&other), 0), DEFAULT_INSTRUCTION_UNITS);
+        assert_eq!(transaction_limit(&vec![other; 10], 1), MAX_TRANSACTION_UNITS);
+    }
+
+    #[test]
+    fn every_instruction_in_the_idl_has_a_limit_under_the_default() {
+        let idl: serde_json::Value = serde_json::from_str(include_str!("../../../idl/compux.json")).unwrap();
+        let instructions = idl["instructions"].as_array().unwrap();
+        assert_eq!(instructions.len(), 28);
+        for i in instructions {
+            let d: Vec<u8> = serde_json::from_value(i["discriminator"].clone()).unwrap();
+            let units = compux_limit(&d);
+            assert!(units.is_some_and(|u| u < DEFAULT_INSTRUCTION_UNITS), "{}: {units:?}", i["name"]);
+        }
+    }
+}
