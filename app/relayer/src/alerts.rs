@@ -1,15 +1,20 @@
 //! Low-balance alerts: webhooks a credit account registers (`POST /v1/alerts` with one of
 //! its keys). Every few seconds the relayer compares each account's available credits (its
-//! unfrozen sources, as the hard cap sees them) with the alert's threshold; on crossing
-//! below it POSTs a `balance.low` event once, and re-arms when the balance is back above.
+//! unfrozen sources) with the alert's threshold; on crossing below it POSTs a `balance.low`
+//! event once, and re-arms when the balance is back above.
+//!
+//! With replicas this is a leader's job (`leader::Job::Alerts`): one replica checks, and it
+//! counts every replica's charges from the shared ledger, not only its own. The crossing is
+//! claimed in the database (`fired_at_ms`), so a new leader after a failover, or a restart,
+//! neither fires a crossing again nor forgets to re-arm.
 //!
 //! Each delivery is signed: `x-compux-timestamp: <unix seconds>` and
 //! `x-compux-signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`. A delivery that
 //! does not get a 2xx is retried with exponential backoff (`retry_base_ms`, doubling, up to
 //! `max_attempts`). The verification recipe is in docs/alerts.md.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -18,7 +23,9 @@ use serde_json::json;
 use sha2::Sha256;
 use sqlx::Row;
 
-use crate::db::Pool;
+use crate::db::{Backend, Pool};
+use crate::leader::{try_lead, Job, Leader};
+use crate::Ledger;
 
 use crate::error::ApiError;
 use crate::meter::Meter;
@@ -148,45 +155,112 @@ pub fn sign(secret: &str, timestamp: i64, body: &str) -> String {
     format!("v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Checks balances every `check_secs` and delivers alerts that crossed their threshold.
-pub fn spawn(pool: Pool, meter: Arc<Meter>, config: AlertsConfig) {
-    let fired: Arc<Mutex<HashSet<String>>> = Arc::default();
+/// An account's available credits over its unfrozen sources: with a shared ledger, the
+/// on-chain balance less every replica's unsettled charges; alone, as the hard cap sees it.
+async fn available(ledger: &Ledger, meter: &Meter, account: &str) -> anyhow::Result<u64> {
+    let mut total = 0u64;
+    for source in meter.sources(account) {
+        let b = meter.balance(&source);
+        if b.frozen {
+            continue;
+        }
+        let here = match ledger.backend() {
+            Backend::Sqlite => b.available(),
+            Backend::Postgres => {
+                let (onchain, seq) = meter.snapshot(&source);
+                onchain.saturating_sub(crate::leases::unsettled(ledger.pool(), &source, seq).await?)
+            }
+        };
+        total = total.saturating_add(here);
+    }
+    Ok(total)
+}
+
+/// Claims a crossing below the threshold (true once per crossing, whichever replica asks),
+/// or re-arms the alert when the balance is back above.
+async fn cross(pool: &Pool, alert: &Alert, below: bool) -> anyhow::Result<bool> {
+    if !below {
+        sqlx::query("UPDATE alerts SET fired_at_ms = NULL WHERE id = $1 AND fired_at_ms IS NOT NULL")
+            .bind(&alert.id)
+            .execute(pool)
+            .await?;
+        return Ok(false);
+    }
+    let claimed = sqlx::query("UPDATE alerts SET fired_at_ms = $2 WHERE id = $1 AND fired_at_ms IS NULL")
+        .bind(&alert.id)
+        .bind(crate::gateway::now_ms())
+        .execute(pool)
+        .await?;
+    Ok(claimed.rows_affected() == 1)
+}
+
+/// One check of every alert (the leader's).
+async fn check(
+    ledger: &Ledger,
+    meter: &Meter,
+    http: &reqwest::Client,
+    config: &AlertsConfig,
+) -> anyhow::Result<()> {
+    // Until the chain has been read, a balance of zero means nothing.
+    for alert in list(ledger.pool(), None).await?.into_iter().filter(|a| meter.known(&a.account)) {
+        let available = available(ledger, meter, &alert.account).await?;
+        if cross(ledger.pool(), &alert, available < alert.below).await? {
+            tokio::spawn(deliver(http.clone(), alert, available, config.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// The running alert checker of one replica.
+pub struct AlertsTask {
+    handle: tokio::task::JoinHandle<()>,
+    leading: Arc<AtomicBool>,
+}
+
+impl AlertsTask {
+    /// Whether this replica leads the alerts now.
+    pub fn leading(&self) -> bool {
+        self.leading.load(Ordering::Relaxed)
+    }
+
+    /// Stops checking and gives leadership up (as the replica's death would).
+    pub fn abort(&self) {
+        self.handle.abort();
+    }
+}
+
+/// Checks balances every `check_secs` while this replica leads the alerts, and delivers
+/// alerts that crossed their threshold.
+pub fn spawn(ledger: Ledger, meter: Arc<Meter>, config: AlertsConfig) -> AlertsTask {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("an HTTP client");
-    tokio::spawn(async move {
+    let leading = Arc::new(AtomicBool::new(false));
+    let flag = leading.clone();
+    let handle = tokio::spawn(async move {
+        let mut leader: Option<Leader> = None;
         loop {
-            tokio::time::sleep(Duration::from_secs(config.check_secs.max(1))).await;
-            let alerts = match list(&pool, None).await {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read alerts");
-                    continue;
-                }
-            };
-            // Until the chain has been read, a balance of zero means nothing.
-            for alert in alerts.into_iter().filter(|a| meter.known(&a.account)) {
-                let available: u64 = meter
-                    .sources(&alert.account)
-                    .iter()
-                    .map(|s| meter.balance(s))
-                    .filter(|b| !b.frozen)
-                    .map(|b| b.available())
-                    .fold(0, u64::saturating_add);
-                let below = available < alert.below;
-                let newly = {
-                    let mut f = fired.lock().unwrap_or_else(|e| e.into_inner());
-                    if below {
-                        f.insert(alert.id.clone())
-                    } else {
-                        f.remove(&alert.id);
-                        false
+            flag.store(leader.is_some(), Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(config.check_secs.max(1) * 1_000)).await;
+            if leader.is_none() {
+                leader = match try_lead(ledger.pool(), ledger.backend(), Job::Alerts).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot reach the ledger to lead the alerts");
+                        None
                     }
                 };
-                if newly {
-                    tokio::spawn(deliver(http.clone(), alert, available, config.clone()));
-                }
+            }
+            let Some(l) = leader.as_mut() else { continue };
+            if !l.alive().await {
+                leader = None;
+                continue;
+            }
+            flag.store(true, Ordering::Relaxed);
+            if let Err(e) = check(&ledger, &meter, &http, &config).await {
+                tracing::warn!(error = %format!("{e:#}"), "low-balance check failed");
             }
         }
     });
+    AlertsTask { handle, leading }
 }
 
 async fn deliver(http: reqwest::Client, alert: Alert, available: u64, config: AlertsConfig) {

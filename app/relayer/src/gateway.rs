@@ -62,7 +62,7 @@ pub struct Gateway {
     metrics: Metrics,
     http: reqwest::Client,
     /// API keys (hashed) and the credit accounts they spend from.
-    pub keys: Keys,
+    pub keys: Arc<Keys>,
     rate: RateLimiter,
 }
 
@@ -84,9 +84,14 @@ impl Gateway {
             None => None,
         };
         let configured = config.keys.iter().map(|k| (k.sha256.clone(), k.caller()));
-        let keys = Keys::load(configured, ledger.pool(), market).await?;
+        let keys = Arc::new(Keys::load(configured, ledger.pool(), market).await?);
+        keys.spawn_sync(ledger.pool().clone());
         let health = Health::new(config.breaker_threshold, Duration::from_millis(config.breaker_cooldown_ms));
-        let rate = RateLimiter::default();
+        // Replicas share a Postgres ledger; a SQLite ledger belongs to one process.
+        let rate = match ledger.backend() {
+            crate::db::Backend::Postgres => RateLimiter::Shared(ledger.pool().clone()),
+            crate::db::Backend::Sqlite => RateLimiter::default(),
+        };
         Ok(Arc::new(Gateway { config, meter, ledger, health, metrics: Metrics::new(), http, keys, rate }))
     }
 
@@ -128,11 +133,13 @@ impl Gateway {
 
     /// Holds `worst` for the caller: its requests-per-minute limit, its daily budget, and
     /// the first of its account's credit sources that can cover it.
-    fn admit(self: &Arc<Self>, key_hash: &str, caller: &Caller, worst: u64) -> Result<Hold, ApiError> {
+    async fn admit(self: &Arc<Self>, key_hash: &str, caller: &Caller, worst: u64) -> Result<Hold, ApiError> {
         if let Some(n) = caller.limits.requests_per_minute {
             self.rate
-                .admit(key_hash, n, std::time::Instant::now())
-                .map_err(|wait| ApiError::rate_limited(n, wait.as_millis() as u64))?;
+                .admit(key_hash, n)
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(|wait| ApiError::rate_limited(n, wait.0.as_millis() as u64))?;
         }
         let budget =
             caller.limits.credits_per_day.map(|per_day| Budget { key: key_hash, per_day, day: today() });
@@ -644,7 +651,7 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError
 async fn key_challenge(State(g): State<Arc<Gateway>>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let req: Value = json_body(&body)?;
     let owner = req["owner"].as_str().unwrap_or_default();
-    Ok(Json(json!({"challenge": g.keys.challenge(owner)?})))
+    Ok(Json(json!({"challenge": g.keys.challenge(g.ledger.pool(), owner).await?})))
 }
 
 async fn key_create(State(g): State<Arc<Gateway>>, body: Bytes) -> Result<Json<Value>, ApiError> {
@@ -764,7 +771,7 @@ async fn proxy(
         .collect();
     let route = routing::plan(candidates, &req.prefs, &g.health)?;
     let worst = route.iter().map(|(_, _, w)| *w).max().unwrap_or(0);
-    let hold = g.admit(&key_hash, &caller, worst)?;
+    let hold = g.admit(&key_hash, &caller, worst).await?;
 
     let mut failures = Vec::new();
     for (provider, price, _) in &route {

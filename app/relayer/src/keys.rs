@@ -2,11 +2,17 @@
 //! once; the key spends from that wallet's credit account in the relayer's market. Keys
 //! are stored hashed (SHA-256) in the ledger database, listed and revoked the same way (a
 //! freshly signed challenge each time), and looked up in memory on the hot path.
+//!
+//! Shared by replicas: challenges live in the database (issued by one replica, answered to
+//! any, used once); every change to `api_keys` bumps a version in the same transaction, and
+//! each replica polls that version every `SYNC_EVERY` and reloads the keys when it moved, so
+//! a key created or revoked on one replica is known to all within that time.
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::RwLock;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use solana_sdk::pubkey::Pubkey;
@@ -17,8 +23,10 @@ use crate::db::Pool;
 
 use crate::error::ApiError;
 
-/// How long a challenge may be answered.
-const CHALLENGE_TTL: Duration = Duration::from_secs(300);
+/// How long a challenge may be answered, in ms.
+const CHALLENGE_TTL_MS: i64 = 300_000;
+/// How often a replica checks whether the keys changed.
+pub const SYNC_EVERY: Duration = Duration::from_millis(200);
 
 /// Optional per-key limits, set when the key is created (or in the configuration).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,8 +89,20 @@ pub struct Signed {
 
 pub struct Keys {
     by_hash: RwLock<HashMap<String, KeyInfo>>,
-    challenges: RwLock<HashMap<String, (String, Instant)>>,
+    /// Keys from the configuration (never in the database).
+    configured: Vec<(String, KeyInfo)>,
+    /// The `api_keys` version the map was loaded at.
+    version: AtomicI64,
     market: Option<Pubkey>,
+}
+
+/// Tells every replica the keys changed (in the transaction that changes them).
+async fn bump_keys_version(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), ApiError> {
+    sqlx::query("UPDATE shared_versions SET version = version + 1 WHERE name = 'api_keys'")
+        .execute(&mut **tx)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(())
 }
 
 fn unauthorized(why: &str) -> ApiError {
@@ -98,15 +118,29 @@ impl Keys {
         pool: &Pool,
         market: Option<Pubkey>,
     ) -> anyhow::Result<Keys> {
-        let mut by_hash: HashMap<String, KeyInfo> = configured
+        let configured = configured
             .into_iter()
             .map(|(hash, caller)| {
-                (
-                    hash.to_lowercase(),
-                    KeyInfo { id: "config".into(), owner: String::new(), revoked: false, caller },
-                )
+                let info = KeyInfo { id: "config".into(), owner: String::new(), revoked: false, caller };
+                (hash.to_lowercase(), info)
             })
             .collect();
+        let keys = Keys { by_hash: RwLock::default(), configured, version: AtomicI64::new(-1), market };
+        keys.sync(pool).await?;
+        Ok(keys)
+    }
+
+    /// Reloads the keys if another replica (or this one) changed them since the last load.
+    pub async fn sync(&self, pool: &Pool) -> anyhow::Result<()> {
+        let version: i64 = sqlx::query_scalar("SELECT version FROM shared_versions WHERE name = 'api_keys'")
+            .fetch_one(pool)
+            .await?;
+        if version == self.version.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // Read the version before the rows: a change committed in between is loaded now and
+        // loaded again at the next poll, never missed.
+        let mut by_hash: HashMap<String, KeyInfo> = self.configured.iter().cloned().collect();
         for r in sqlx::query("SELECT id, key_hash, owner, account, revoked_at_ms, credits_per_day, requests_per_minute FROM api_keys")
             .fetch_all(pool)
             .await?
@@ -121,7 +155,23 @@ impl Keys {
                 },
             );
         }
-        Ok(Keys { by_hash: RwLock::new(by_hash), challenges: RwLock::new(HashMap::new()), market })
+        *self.by_hash.write().unwrap_or_else(|e| e.into_inner()) = by_hash;
+        self.version.store(version, Ordering::Release);
+        Ok(())
+    }
+
+    /// Polls for key changes every `SYNC_EVERY`, in the background.
+    pub fn spawn_sync(self: &Arc<Self>, pool: Pool) {
+        let keys = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(SYNC_EVERY).await;
+                let Some(keys) = keys.upgrade() else { return };
+                if let Err(e) = keys.sync(&pool).await {
+                    tracing::warn!(error = %format!("{e:#}"), "cannot read the API keys; serving the last loaded set");
+                }
+            }
+        });
     }
 
     /// The credit account a key hash spends from and its limits, unless unknown or revoked.
@@ -140,23 +190,40 @@ impl Keys {
         v
     }
 
-    /// A single-use challenge for `owner` to sign.
-    pub fn challenge(&self, owner: &str) -> Result<String, ApiError> {
+    /// A single-use challenge for `owner` to sign, answerable to any replica.
+    pub async fn challenge(&self, pool: &Pool, owner: &str) -> Result<String, ApiError> {
         Pubkey::from_str(owner).map_err(|_| {
             ApiError::bad_request("invalid_value", Some("owner"), "`owner` must be a base58 wallet address.")
         })?;
         let challenge = format!("compux relayer: prove you control {owner} (nonce {})", uuid::Uuid::new_v4());
-        let mut map = self.challenges.write().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, (_, issued)| issued.elapsed() < CHALLENGE_TTL);
-        map.insert(challenge.clone(), (owner.to_string(), Instant::now()));
+        let now = crate::gateway::now_ms();
+        sqlx::query("DELETE FROM key_challenges WHERE issued_at_ms <= $1")
+            .bind(now - CHALLENGE_TTL_MS)
+            .execute(pool)
+            .await
+            .map_err(ApiError::internal)?;
+        sqlx::query("INSERT INTO key_challenges (challenge, owner, issued_at_ms) VALUES ($1, $2, $3)")
+            .bind(&challenge)
+            .bind(owner)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map_err(ApiError::internal)?;
         Ok(challenge)
     }
 
-    /// Checks a signed challenge (consuming it) and returns the owner's wallet.
-    fn verify(&self, s: &Signed) -> Result<Pubkey, ApiError> {
-        let issued = self.challenges.write().unwrap_or_else(|e| e.into_inner()).remove(&s.challenge);
-        let Some((owner, at)) = issued else { return Err(unauthorized("Unknown or already used challenge")) };
-        if owner != s.owner || at.elapsed() >= CHALLENGE_TTL {
+    /// Checks a signed challenge (consuming it, on every replica at once) and returns the
+    /// owner's wallet.
+    async fn verify(&self, pool: &Pool, s: &Signed) -> Result<Pubkey, ApiError> {
+        let issued =
+            sqlx::query("DELETE FROM key_challenges WHERE challenge = $1 RETURNING owner, issued_at_ms")
+                .bind(&s.challenge)
+                .fetch_optional(pool)
+                .await
+                .map_err(ApiError::internal)?;
+        let Some(row) = issued else { return Err(unauthorized("Unknown or already used challenge")) };
+        let (owner, at): (String, i64) = (row.get("owner"), row.get("issued_at_ms"));
+        if owner != s.owner || crate::gateway::now_ms() - at >= CHALLENGE_TTL_MS {
             return Err(unauthorized("The challenge was issued to another wallet or has expired"));
         }
         let pubkey = Pubkey::from_str(&s.owner).map_err(|_| unauthorized("Invalid owner"))?;
@@ -171,7 +238,7 @@ impl Keys {
     /// Issues a key for the signer's credit account; returns (id, key, account). The key is
     /// shown this once; only its hash is kept.
     pub async fn create(&self, pool: &Pool, s: &Signed) -> Result<(String, String, String), ApiError> {
-        let owner = self.verify(s)?;
+        let owner = self.verify(pool, s).await?;
         let market = self.market.ok_or_else(|| {
             ApiError::bad_request(
                 "unsupported",
@@ -191,6 +258,7 @@ impl Keys {
                 "A limit of 0 would make the key useless; leave it out for no limit.",
             ));
         }
+        let mut tx = pool.begin().await.map_err(ApiError::internal)?;
         sqlx::query(
             "INSERT INTO api_keys (id, key_hash, owner, account, created_at_ms, credits_per_day, requests_per_minute) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -202,9 +270,11 @@ impl Keys {
         .bind(crate::gateway::now_ms())
         .bind(limits.credits_per_day.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
         .bind(limits.requests_per_minute.map(i64::from))
-        .execute(pool)
+        .execute(&mut *tx)
         .await
         .map_err(ApiError::internal)?;
+        bump_keys_version(&mut tx).await?;
+        tx.commit().await.map_err(ApiError::internal)?;
         let info = KeyInfo {
             id: id.clone(),
             owner: owner.to_string(),
@@ -216,7 +286,7 @@ impl Keys {
     }
 
     pub async fn list(&self, pool: &Pool, s: &Signed) -> Result<Vec<Listed>, ApiError> {
-        let owner = self.verify(s)?.to_string();
+        let owner = self.verify(pool, s).await?.to_string();
         let rows = sqlx::query("SELECT id, account, created_at_ms, revoked_at_ms, credits_per_day, requests_per_minute FROM api_keys WHERE owner = $1 ORDER BY created_at_ms")
             .bind(&owner)
             .fetch_all(pool)
@@ -236,19 +306,22 @@ impl Keys {
 
     /// Revokes one of the signer's keys; it stops working at once.
     pub async fn revoke(&self, pool: &Pool, s: &Signed) -> Result<(), ApiError> {
-        let owner = self.verify(s)?.to_string();
+        let owner = self.verify(pool, s).await?.to_string();
         let id = s.id.clone().ok_or_else(|| {
             ApiError::bad_request("missing_required_parameter", Some("id"), "`id` is required.")
         })?;
+        let mut tx = pool.begin().await.map_err(ApiError::internal)?;
         let done = sqlx::query(
             "UPDATE api_keys SET revoked_at_ms = $1 WHERE id = $2 AND owner = $3 AND revoked_at_ms IS NULL",
         )
         .bind(crate::gateway::now_ms())
         .bind(&id)
         .bind(&owner)
-        .execute(pool)
+        .execute(&mut *tx)
         .await
         .map_err(ApiError::internal)?;
+        bump_keys_version(&mut tx).await?;
+        tx.commit().await.map_err(ApiError::internal)?;
         if done.rows_affected() == 0 {
             return Err(ApiError::bad_request(
                 "invalid_value",

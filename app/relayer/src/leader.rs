@@ -1,7 +1,7 @@
-//! One settler at a time across relayer replicas: the leader holds a Postgres session-level
-//! advisory lock on a connection it keeps. If its process dies, the connection drops, the
-//! server releases the lock, and another replica's next attempt takes over. (A SQLite
-//! ledger belongs to one process: its settler always leads.)
+//! One replica at a time does each leader's job (settlement, low-balance alerts): the leader
+//! holds a Postgres session-level advisory lock on a connection it keeps. If its process
+//! dies, the connection drops, the server releases the lock, and another replica's next
+//! attempt takes over. (A SQLite ledger belongs to one process: it always leads.)
 
 use anyhow::Result;
 use sqlx::pool::PoolConnection;
@@ -9,8 +9,14 @@ use sqlx::Any;
 
 use crate::db::{Backend, Pool};
 
-/// The advisory lock key of the settler ("cpxs").
-const SETTLER_LOCK: i64 = 0x6370_7873;
+/// A leader's job, and its advisory lock key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Job {
+    /// "cpxs"
+    Settler = 0x6370_7873,
+    /// "cpxa"
+    Alerts = 0x6370_7861,
+}
 
 /// Proof of leadership: dropping it gives leadership up.
 pub enum Leader {
@@ -38,16 +44,14 @@ impl Leader {
     }
 }
 
-/// Becomes the leader if no one else is.
-pub async fn try_lead(pool: &Pool, backend: Backend) -> Result<Option<Leader>> {
+/// Becomes `job`'s leader if no one else is.
+pub async fn try_lead(pool: &Pool, backend: Backend, job: Job) -> Result<Option<Leader>> {
     if backend == Backend::Sqlite {
         return Ok(Some(Leader::Sqlite));
     }
     let mut conn = pool.acquire().await?;
-    let won: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(SETTLER_LOCK)
-        .fetch_one(&mut *conn)
-        .await?;
+    let won: bool =
+        sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(job as i64).fetch_one(&mut *conn).await?;
     // A connection that lost goes back to the pool; one that won stays with the leader.
     Ok(won.then_some(Leader::Postgres(Some(conn))))
 }
@@ -62,18 +66,20 @@ mod tests {
         let target = crate::db::test_target(dir.path()).await.unwrap();
         let (a, backend) = crate::db::connect(&target).await.unwrap();
         let (b, _) = crate::db::connect(&target).await.unwrap();
-        let mut first = try_lead(&a, backend).await.unwrap().expect("the first replica leads");
+        let mut first = try_lead(&a, backend, Job::Settler).await.unwrap().expect("the first replica leads");
         assert!(first.alive().await);
         if backend == Backend::Sqlite {
             return; // one process per SQLite ledger: nothing to elect
         }
-        assert!(try_lead(&b, backend).await.unwrap().is_none(), "a second replica does not");
+        assert!(try_lead(&b, backend, Job::Settler).await.unwrap().is_none(), "a second replica does not");
+        let alerts = try_lead(&b, backend, Job::Alerts).await.unwrap();
+        assert!(alerts.is_some(), "each job has its own leader");
         drop(first);
         // The session closed with the leader (as a dead process's would); give the server a
         // moment to release the lock.
         let mut second = None;
         for _ in 0..50 {
-            second = try_lead(&b, backend).await.unwrap();
+            second = try_lead(&b, backend, Job::Settler).await.unwrap();
             if second.is_some() {
                 break;
             }

@@ -49,6 +49,24 @@ fn default_every_ms() -> u64 {
     500
 }
 
+/// What every replica charged from `source` and the chain has not burned yet (batches after
+/// `settled_seq`, the last one a balance snapshot showed burned), from the shared ledger.
+pub async fn unsettled<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    source: &str,
+    settled_seq: u64,
+) -> Result<u64> {
+    let sum: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(credits_charged), 0) AS BIGINT) FROM usage_records \
+         WHERE source = $1 AND (settled_seq IS NULL OR settled_seq > $2)",
+    )
+    .bind(source)
+    .bind(i64::try_from(settled_seq).unwrap_or(i64::MAX))
+    .fetch_one(db)
+    .await?;
+    Ok(sum.max(0) as u64)
+}
+
 /// Renews this replica's lease on `source`; returns the grant.
 pub async fn renew(
     pool: &Pool,
@@ -72,14 +90,7 @@ pub async fn renew(
         .bind(source)
         .execute(&mut *tx)
         .await?;
-    let unsettled: i64 = sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(credits_charged), 0) AS BIGINT) FROM usage_records \
-         WHERE source = $1 AND (settled_seq IS NULL OR settled_seq > $2)",
-    )
-    .bind(source)
-    .bind(i64::try_from(settled_seq).unwrap_or(i64::MAX))
-    .fetch_one(&mut *tx)
-    .await?;
+    let unsettled = unsettled(&mut *tx, source, settled_seq).await?;
     let others = sqlx::query(
         "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS leased, CAST(COUNT(*) AS BIGINT) AS n FROM balance_leases \
          WHERE source = $1 AND replica <> $2 AND expires_at_ms > $3",
@@ -90,7 +101,7 @@ pub async fn renew(
     .fetch_one(&mut *tx)
     .await?;
     let (leased, n): (i64, i64) = (others.get("leased"), others.get("n"));
-    let spendable = onchain.saturating_sub(unsettled.max(0) as u64);
+    let spendable = onchain.saturating_sub(unsettled);
     let free = spendable.saturating_sub(leased.max(0) as u64);
     let grant = free.min(spendable / (n.max(0) as u64 + 1));
     sqlx::query(

@@ -74,7 +74,7 @@ pub async fn start(path: &Path) -> anyhow::Result<Running> {
     watch::spawn(ws_url, meter.clone(), wake.clone());
     balances::spawn_refresher(rpc_url, meter, Arc::new(move || g.keys.accounts()), every, wake).await?;
     let addr = serve(gateway.clone()).await?;
-    alerts::spawn(ledger_copy.pool().clone(), meter_copy.clone(), config_copy.alerts.clone());
+    alerts::spawn(ledger_copy.clone(), meter_copy.clone(), config_copy.alerts.clone());
     follow_batches(ledger_copy.clone(), meter_copy.clone());
     if let Some(settler) = settler(path, &config_copy, ledger_copy, meter_copy).await? {
         settler.spawn();

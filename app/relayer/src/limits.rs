@@ -1,41 +1,110 @@
 //! Requests-per-minute limits per key: the generic cell rate algorithm (a token bucket kept
 //! as one timestamp per key). A key with `n` requests per minute may burst `n` at once and
-//! then one every 60/n seconds. In memory, one short lock, integer nanoseconds.
+//! then one every 60/n seconds.
+//!
+//! One relayer on its own (SQLite) keeps the timestamps in memory under one short lock, in
+//! integer nanoseconds. Replicas on one Postgres keep them in the database (`rate_limits`)
+//! and admit each request with one conditional UPDATE, in milliseconds, so the limit holds
+//! for the key across every replica: N replicas never allow N times the limit.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::db::Pool;
+
 const MINUTE_NS: u128 = 60_000_000_000;
 
-pub struct RateLimiter {
-    start: Instant,
-    /// Per key: the theoretical arrival time of its next request, ns since `start`.
-    tat: Mutex<HashMap<String, u128>>,
+pub enum RateLimiter {
+    /// One process: ns since `start` of each key's next theoretical arrival.
+    Local { start: Instant, tat: Mutex<HashMap<String, u128>> },
+    /// Replicas: the same state in the shared database.
+    Shared(Pool),
 }
 
 impl Default for RateLimiter {
     fn default() -> Self {
-        RateLimiter { start: Instant::now(), tat: Mutex::new(HashMap::new()) }
+        RateLimiter::Local { start: Instant::now(), tat: Mutex::new(HashMap::new()) }
     }
 }
 
+/// Admission refused: retry after this long.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RetryAfter(pub Duration);
+
 impl RateLimiter {
-    /// Admits one request of `key` at `now`, or says how long until one would be admitted.
-    pub fn admit(&self, key: &str, per_minute: u32, now: Instant) -> Result<(), Duration> {
+    /// Admits one request of `key` now, or says how long until one would be admitted. An
+    /// error means the shared state could not be read (the request is not admitted).
+    pub async fn admit(&self, key: &str, per_minute: u32) -> anyhow::Result<Result<(), RetryAfter>> {
+        match self {
+            RateLimiter::Local { .. } => Ok(self.admit_at(key, per_minute, Instant::now())),
+            RateLimiter::Shared(pool) => admit_shared(pool, key, per_minute, crate::gateway::now_ms()).await,
+        }
+    }
+
+    fn admit_at(&self, key: &str, per_minute: u32, now: Instant) -> Result<(), RetryAfter> {
+        let RateLimiter::Local { start, tat } = self else { unreachable!("local only") };
         let per_minute = u128::from(per_minute.max(1));
         let interval = MINUTE_NS / per_minute;
         let burst = interval * (per_minute - 1);
-        let now = now.saturating_duration_since(self.start).as_nanos();
-        let mut map = self.tat.lock().unwrap_or_else(|e| e.into_inner());
+        let now = now.saturating_duration_since(*start).as_nanos();
+        let mut map = tat.lock().unwrap_or_else(|e| e.into_inner());
         let tat = map.get(key).copied().unwrap_or(0).max(now);
         if tat - now > burst {
             let wait = tat - now - burst;
-            return Err(Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX)));
+            return Err(RetryAfter(Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX))));
         }
         map.insert(key.to_string(), tat + interval);
         Ok(())
     }
+}
+
+/// The cell rate algorithm as one conditional UPDATE: concurrent admissions of one key on
+/// any replica serialise on its row, so at most `n` pass at once and one per 60/n s after.
+async fn admit_shared(
+    pool: &Pool,
+    key: &str,
+    per_minute: u32,
+    now_ms: i64,
+) -> anyhow::Result<Result<(), RetryAfter>> {
+    let n = i64::from(per_minute.max(1));
+    let interval = (60_000 / n).max(1);
+    let burst = interval * (n - 1);
+    for _ in 0..2 {
+        let admitted = sqlx::query(
+            "UPDATE rate_limits SET tat_ms = (CASE WHEN tat_ms > $2 THEN tat_ms ELSE $2 END) + $3 \
+             WHERE key_hash = $1 AND (CASE WHEN tat_ms > $2 THEN tat_ms ELSE $2 END) - $2 <= $4",
+        )
+        .bind(key)
+        .bind(now_ms)
+        .bind(interval)
+        .bind(burst)
+        .execute(pool)
+        .await?;
+        if admitted.rows_affected() == 1 {
+            return Ok(Ok(()));
+        }
+        let tat: Option<i64> = sqlx::query_scalar("SELECT tat_ms FROM rate_limits WHERE key_hash = $1")
+            .bind(key)
+            .fetch_optional(pool)
+            .await?;
+        match tat {
+            Some(tat) => {
+                let wait = (tat - now_ms - burst).max(1) as u64;
+                return Ok(Err(RetryAfter(Duration::from_millis(wait))));
+            }
+            // The key's first request: create its row, then admit as above.
+            None => {
+                sqlx::query(
+                    "INSERT INTO rate_limits (key_hash, tat_ms) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+                )
+                .bind(key)
+                .execute(pool)
+                .await?;
+            }
+        }
+    }
+    anyhow::bail!("the rate limit row of a key could not be created")
 }
 
 #[cfg(test)]
@@ -43,18 +112,42 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn start(l: &RateLimiter) -> Instant {
+        let RateLimiter::Local { start, .. } = l else { unreachable!() };
+        *start
+    }
+
+    /// The database's algorithm, on whichever ledger the tests use (SQLite, or Postgres
+    /// with COMPUX_TEST_LEDGER=postgres), at chosen times.
+    #[tokio::test]
+    async fn the_shared_limit_bursts_then_paces_in_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = crate::db::test_target(dir.path()).await.unwrap();
+        let (pool, _) = crate::db::connect(&target).await.unwrap();
+        let key = format!("k-{}", uuid::Uuid::new_v4());
+        let t0 = 1_000_000;
+        for _ in 0..3 {
+            admit_shared(&pool, &key, 3, t0).await.unwrap().unwrap();
+        }
+        let wait = admit_shared(&pool, &key, 3, t0).await.unwrap().unwrap_err();
+        assert_eq!(wait, RetryAfter(Duration::from_secs(20)), "one more every 60/3 s");
+        assert!(admit_shared(&pool, &key, 3, t0 + 19_999).await.unwrap().is_err());
+        assert!(admit_shared(&pool, &key, 3, t0 + 20_000).await.unwrap().is_ok());
+        assert!(admit_shared(&pool, &key, 3, t0 + 20_000).await.unwrap().is_err());
+    }
+
     #[test]
     fn bursts_then_paces() {
         let l = RateLimiter::default();
-        let t0 = l.start + Duration::from_secs(1);
+        let t0 = start(&l) + Duration::from_secs(1);
         for _ in 0..3 {
-            l.admit("k", 3, t0).unwrap();
+            l.admit_at("k", 3, t0).unwrap();
         }
-        let wait = l.admit("k", 3, t0).unwrap_err();
-        assert_eq!(wait, Duration::from_secs(20), "one more every 60/3 s");
-        assert!(l.admit("other", 3, t0).is_ok(), "keys are limited separately");
-        assert!(l.admit("k", 3, t0 + Duration::from_secs(20)).is_ok());
-        assert!(l.admit("k", 3, t0 + Duration::from_secs(20)).is_err());
+        let wait = l.admit_at("k", 3, t0).unwrap_err();
+        assert_eq!(wait, RetryAfter(Duration::from_secs(20)), "one more every 60/3 s");
+        assert!(l.admit_at("other", 3, t0).is_ok(), "keys are limited separately");
+        assert!(l.admit_at("k", 3, t0 + Duration::from_secs(20)).is_ok());
+        assert!(l.admit_at("k", 3, t0 + Duration::from_secs(20)).is_err());
     }
 
     proptest! {
@@ -63,11 +156,11 @@ mod tests {
         #[test]
         fn never_more_than_the_limit(n in 1u32..50, gaps in proptest::collection::vec(0u64..5_000, 1..300)) {
             let l = RateLimiter::default();
-            let mut t = l.start;
+            let mut t = start(&l);
             let mut admitted = Vec::new();
             for g in gaps {
                 t += Duration::from_millis(g);
-                if l.admit("k", n, t).is_ok() { admitted.push(t); }
+                if l.admit_at("k", n, t).is_ok() { admitted.push(t); }
             }
             for (i, &a) in admitted.iter().enumerate() {
                 let in_minute = admitted[i..].iter().take_while(|&&b| b - a < Duration::from_secs(60)).count();

@@ -182,7 +182,13 @@ impl Settler {
                     }
                 }
                 if leader.is_none() {
-                    match crate::leader::try_lead(&self.pool, self.ledger.backend()).await {
+                    match crate::leader::try_lead(
+                        &self.pool,
+                        self.ledger.backend(),
+                        crate::leader::Job::Settler,
+                    )
+                    .await
+                    {
                         Ok(Some(l)) => {
                             tracing::info!("this replica now leads settlement");
                             leader = Some(l);

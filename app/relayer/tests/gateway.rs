@@ -888,7 +888,7 @@ async fn a_low_balance_fires_one_signed_webhook_retried_until_delivered_and_rear
 
     let (client, g, _dir, _up) = one_provider("", 1_000).await;
     let config = compux_relayer::alerts::AlertsConfig { check_secs: 1, retry_base_ms: 50, max_attempts: 4 };
-    compux_relayer::alerts::spawn(g.ledger.pool().clone(), g.meter.clone(), config);
+    compux_relayer::alerts::spawn(g.ledger.clone(), g.meter.clone(), config);
     let base = client.config().api_base().to_string();
     let http = reqwest::Client::new();
     let add =

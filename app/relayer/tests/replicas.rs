@@ -1,0 +1,232 @@
+//! Three relayer replicas on one Postgres ledger share every piece of state that decides
+//! who may spend (docs/relayer.md, "What replicas share"). These run with
+//! COMPUX_TEST_LEDGER=postgres (scripts/test.sh does); on SQLite, a ledger belongs to one
+//! process and there is nothing to share.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use compux_relayer::alerts::{AlertsConfig, AlertsTask};
+use compux_relayer::gateway::key_hash;
+use compux_relayer::sim::{self, SimHandle, SimOptions};
+use compux_relayer::{serve, Config, Gateway, Ledger, Meter};
+use serde_json::{json, Value};
+use solana_sdk::signature::{Keypair, Signer};
+
+const MODEL: &str = "sim-chat";
+const KEY: &str = "sk-compux-configured";
+const ACCOUNT: &str = "configured-credit-account";
+
+struct Replica {
+    base: String,
+    gateway: Arc<Gateway>,
+}
+
+fn on_postgres() -> bool {
+    let on = std::env::var("COMPUX_TEST_LEDGER").as_deref() == Ok("postgres");
+    if !on {
+        eprintln!(
+            "replicas share a Postgres ledger: COMPUX_TEST_LEDGER=postgres runs this (scripts/test.sh does)"
+        );
+    }
+    on
+}
+
+/// `n` replicas serving one simulated provider from one Postgres ledger; every replica's
+/// meter sees `balance` on chain for `accounts`.
+async fn replicas(
+    n: usize,
+    market: &str,
+    accounts: &[&str],
+    balance: u64,
+) -> (Vec<Replica>, SimHandle, tempfile::TempDir) {
+    let options = SimOptions { name: "up".into(), fail_status: None, completion_tokens: 20, latency_ms: 0 };
+    let up = sim::spawn(options, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let target = compux_relayer::db::test_target(dir.path()).await.unwrap();
+    let toml = format!(
+        "listen = \"127.0.0.1:0\"\nmarket = \"{market}\"\ndefault_max_tokens = 100\n\
+         [[keys]]\nsha256 = \"{}\"\naccount = \"{ACCOUNT}\"\n\
+         [[providers]]\nname = \"up\"\nbase_url = \"{}\"\n[[providers.models]]\nname = \"{MODEL}\"\ninput_per_1m = 1000000\noutput_per_1m = 1000000\n",
+        key_hash(KEY),
+        up.base_url()
+    );
+    let mut out = Vec::new();
+    for i in 0..n {
+        let meter = Meter::new();
+        for a in accounts {
+            meter.set_onchain(a, balance);
+        }
+        let ledger =
+            Ledger::open_with(&target, &dir.path().join(format!("journal-{i}")), 1 << 20).await.unwrap();
+        let gateway = Gateway::new(Config::from_toml(&toml).unwrap(), meter, ledger).await.unwrap();
+        let addr = serve(gateway.clone()).await.unwrap();
+        out.push(Replica { base: format!("http://{addr}/v1"), gateway });
+    }
+    (out, up, dir)
+}
+
+async fn post(base: &str, path: &str, key: Option<&str>, body: Value) -> (u16, Value) {
+    let mut req = reqwest::Client::new().post(format!("{base}/{path}")).json(&body);
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    let res = req.send().await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+}
+
+fn hi() -> Value {
+    json!({"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 10})
+}
+
+/// A challenge issued by one replica, signed by `wallet`, with `extra` fields.
+async fn signed(issuer: &Replica, wallet: &Keypair, extra: Value) -> Value {
+    let owner = wallet.pubkey().to_string();
+    let (_, c) = post(&issuer.base, "keys/challenge", None, json!({"owner": owner})).await;
+    let challenge = c["challenge"].as_str().unwrap();
+    let mut body = json!({"owner": owner, "challenge": challenge,
+        "signature": wallet.sign_message(challenge.as_bytes()).to_string()});
+    body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    body
+}
+
+/// Waits up to `within` until `ok` holds; returns how long it took.
+async fn within<F: std::future::Future<Output = bool>>(
+    within: Duration,
+    mut ok: impl FnMut() -> F,
+) -> Duration {
+    let start = Instant::now();
+    while !ok().await {
+        assert!(start.elapsed() < within, "not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    start.elapsed()
+}
+
+#[tokio::test]
+async fn keys_challenges_and_rate_limits_hold_across_three_replicas() {
+    if !on_postgres() {
+        return;
+    }
+    let market = Keypair::new().pubkey();
+    let wallet = Keypair::new();
+    let account = compux_sdk::pda::credit_account(&market, &wallet.pubkey()).0.to_string();
+    let (r, _up, _dir) = replicas(3, &market.to_string(), &[&account], 1_000_000_000).await;
+
+    // A challenge issued by replica 0 is answered to replica 1, once.
+    let body = signed(&r[0], &wallet, json!({"limits": {"requests_per_minute": 5}})).await;
+    let (status, issued) = post(&r[1].base, "keys", None, body.clone()).await;
+    assert_eq!(status, 200, "{issued}");
+    assert_eq!(post(&r[2].base, "keys", None, body).await.0, 401, "used once, on every replica");
+    let key = issued["key"].as_str().unwrap().to_string();
+
+    // The key created on replica 1 works on replica 2 within a second.
+    let took = within(Duration::from_secs(1), || async {
+        post(&r[2].base, "chat/completions", Some(&key), hi()).await.0 == 200
+    })
+    .await;
+    eprintln!("a key created on one replica served by another after {took:?}");
+
+    // Five requests a minute in total, whichever replicas serve them: one was served above;
+    // 30 concurrent requests over the three let exactly four more through.
+    let calls = (0..30).map(|i| {
+        let (base, key) = (r[i % 3].base.clone(), key.clone());
+        tokio::spawn(async move { post(&base, "chat/completions", Some(&key), hi()).await })
+    });
+    let mut statuses = Vec::new();
+    for c in calls {
+        let (status, body) = c.await.unwrap();
+        assert!(
+            status == 200 || (status == 429 && body["error"]["code"] == "rate_limit_exceeded"),
+            "{status} {body}"
+        );
+        statuses.push(status);
+    }
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        4,
+        "the limit is the key's, not each replica's"
+    );
+
+    // Revoked on replica 0 (signed on a challenge from replica 2): 401 on every replica within 1 s.
+    let (_, list) = post(&r[0].base, "keys/list", None, signed(&r[2], &wallet, json!({})).await).await;
+    let id = list["data"][0]["id"].as_str().unwrap().to_string();
+    let revoke = signed(&r[2], &wallet, json!({"id": id})).await;
+    assert_eq!(post(&r[0].base, "keys/revoke", None, revoke).await.0, 200);
+    let took = within(Duration::from_secs(1), || async {
+        let mut all = true;
+        for replica in &r {
+            all &= post(&replica.base, "chat/completions", Some(&key), hi()).await.0 == 401;
+        }
+        all
+    })
+    .await;
+    eprintln!("a key revoked on one replica refused by all after {took:?}");
+}
+
+#[tokio::test]
+async fn a_low_balance_alert_fires_once_whichever_replica_serves_and_after_the_leader_dies() {
+    if !on_postgres() {
+        return;
+    }
+    let got: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post({
+            let got = got.clone();
+            move |body: axum::Json<Value>| {
+                got.lock().unwrap().push(body.0);
+                async { axum::http::StatusCode::OK }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let (r, _up, _dir) = replicas(3, &Keypair::new().pubkey().to_string(), &[ACCOUNT], 1_000).await;
+    let config = AlertsConfig { check_secs: 1, retry_base_ms: 50, max_attempts: 3 };
+    let tasks: Vec<AlertsTask> = r
+        .iter()
+        .map(|x| {
+            compux_relayer::alerts::spawn(x.gateway.ledger.clone(), x.gateway.meter.clone(), config.clone())
+        })
+        .collect();
+    let (status, _) = post(&r[0].base, "alerts", Some(KEY), json!({"url": hook, "below": 500})).await;
+    assert_eq!(status, 200);
+
+    // Replica 2 serves until the balance, counted over every replica's charges, is below 500.
+    let mut spent = 0;
+    while spent <= 500 {
+        let (status, body) = post(&r[2].base, "chat/completions", Some(KEY), hi()).await;
+        assert_eq!(status, 200, "{body}");
+        spent += body["usage"]["total_tokens"].as_u64().unwrap();
+    }
+    r[2].gateway.ledger.flush().await.unwrap();
+    within(Duration::from_secs(5), || async { got.lock().unwrap().len() == 1 }).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(got.lock().unwrap().len(), 1, "once per crossing, whichever replica leads");
+    assert_eq!(tasks.iter().filter(|t| t.leading()).count(), 1, "one leader");
+
+    // The leader dies; the balance is topped up (re-arm) and spent again: another replica
+    // leads and fires the new crossing, once.
+    let leader = tasks.iter().position(|t| t.leading()).unwrap();
+    tasks[leader].abort();
+    for x in &r {
+        x.gateway.meter.set_onchain(ACCOUNT, 1_000_000);
+    }
+    within(Duration::from_secs(5), || async {
+        tasks.iter().enumerate().any(|(i, t)| i != leader && t.leading())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    for x in &r {
+        x.gateway.meter.set_onchain(ACCOUNT, spent + 100);
+    }
+    within(Duration::from_secs(5), || async { got.lock().unwrap().len() == 2 }).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let events = got.lock().unwrap().clone();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events.iter().all(|e| e["type"] == "balance.low" && e["account"] == ACCOUNT));
+    assert_eq!(events[1]["available"], 100, "the new leader counts every replica's charges");
+}
