@@ -190,6 +190,15 @@ impl Keys {
         v
     }
 
+    /// Every live key with a daily credit budget: (key hash, credits per day).
+    pub fn budgets(&self) -> Vec<(String, u64)> {
+        let map = self.by_hash.read().unwrap_or_else(|e| e.into_inner());
+        map.iter()
+            .filter(|(_, k)| !k.revoked)
+            .filter_map(|(hash, k)| Some((hash.clone(), k.caller.limits.credits_per_day?)))
+            .collect()
+    }
+
     /// A single-use challenge for `owner` to sign, answerable to any replica.
     pub async fn challenge(&self, pool: &Pool, owner: &str) -> Result<String, ApiError> {
         Pubkey::from_str(owner).map_err(|_| {

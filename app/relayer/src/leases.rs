@@ -1,7 +1,8 @@
 //! The hard cap across relayer replicas that share a Postgres ledger. Each replica leases a
-//! slice of every credit source's available balance in the background and spends on its
-//! hot path only from its own lease (in memory, as before), so replicas together never
-//! spend more than the balance.
+//! slice of every credit source's available balance, and of every key's daily credit
+//! budget, in the background and spends on its hot path only from its own leases (in
+//! memory, as before), so replicas together never spend more than the balance or the
+//! budget.
 //!
 //! A grant, for one source, in one transaction under a row lock on the source:
 //! `free = on-chain balance - unsettled charges in the ledger - live leases of the other
@@ -115,19 +116,89 @@ pub async fn renew(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    // Stop a margin before the others may take it back.
-    let until = Instant::now()
-        + Duration::from_millis(config.ttl_ms.saturating_sub(config.ttl_ms / 5 + config.every_ms));
-    meter.set_lease(source, grant, charged_before, until);
+    meter.set_lease(source, grant, charged_before, stop_spending_at(config));
     Ok(grant)
 }
 
-/// Renews every source of `accounts()` every `every_ms`, in the background.
+/// Renews this replica's lease on `key`'s daily credit budget of `per_day` for `day`
+/// (days since the epoch, UTC); returns the grant. The same rule as balances: `free =
+/// budget - what every replica charged the key today (the ledger) - the other replicas'
+/// live leases`, and the replica takes `min(free, (budget - spent) / live replicas)`.
+pub async fn renew_budget(
+    ledger: &Ledger,
+    meter: &Meter,
+    replica: &str,
+    key: &str,
+    per_day: u64,
+    day: i64,
+    config: &LeaseConfig,
+) -> Result<u64> {
+    let spent_before = meter.spent_on(key, day);
+    ledger.flush().await?;
+    let now_ms = crate::gateway::now_ms();
+    let civil_day = crate::db::day_of(day * 86_400_000);
+    let lock = format!("budget:{key}");
+    let mut tx = ledger.pool().begin().await?;
+    sqlx::query("INSERT INTO lease_sources (source) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(&lock)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SELECT source FROM lease_sources WHERE source = $1 FOR UPDATE")
+        .bind(&lock)
+        .execute(&mut *tx)
+        .await?;
+    let spent: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(credits_charged), 0) AS BIGINT) FROM usage_records WHERE key_hash = $1 AND day = $2",
+    )
+    .bind(key)
+    .bind(&civil_day)
+    .fetch_one(&mut *tx)
+    .await?;
+    let others = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS leased, CAST(COUNT(*) AS BIGINT) AS n FROM budget_leases \
+         WHERE key_hash = $1 AND day = $2 AND replica <> $3 AND expires_at_ms > $4",
+    )
+    .bind(key)
+    .bind(&civil_day)
+    .bind(replica)
+    .bind(now_ms)
+    .fetch_one(&mut *tx)
+    .await?;
+    let (leased, n): (i64, i64) = (others.get("leased"), others.get("n"));
+    let left = per_day.saturating_sub(spent.max(0) as u64);
+    let grant = left.saturating_sub(leased.max(0) as u64).min(left / (n.max(0) as u64 + 1));
+    sqlx::query(
+        "INSERT INTO budget_leases (key_hash, replica, day, amount, expires_at_ms) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (key_hash, replica) DO UPDATE SET day = EXCLUDED.day, amount = EXCLUDED.amount, expires_at_ms = EXCLUDED.expires_at_ms",
+    )
+    .bind(key)
+    .bind(replica)
+    .bind(&civil_day)
+    .bind(i64::try_from(grant).unwrap_or(i64::MAX))
+    .bind(now_ms + config.ttl_ms as i64)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    meter.set_budget_lease(key, day, grant, spent_before, stop_spending_at(config));
+    Ok(grant)
+}
+
+/// A replica stops spending from a lease a margin before the others may take it back.
+fn stop_spending_at(config: &LeaseConfig) -> Instant {
+    Instant::now() + Duration::from_millis(config.ttl_ms.saturating_sub(config.ttl_ms / 5 + config.every_ms))
+}
+
+/// Keys with a daily credit budget: (key hash, credits per day).
+pub type Budgets = Arc<dyn Fn() -> Vec<(String, u64)> + Send + Sync>;
+
+/// Renews every source of `accounts()` and every key budget of `budgets()` every
+/// `every_ms`, in the background.
 pub fn spawn(
     ledger: Ledger,
     meter: Arc<Meter>,
     replica: String,
     accounts: crate::balances::Accounts,
+    budgets: Budgets,
     config: LeaseConfig,
 ) {
     meter.require_leases();
@@ -138,6 +209,12 @@ pub fn spawn(
                     if let Err(e) = renew(ledger.pool(), &ledger, &meter, &replica, &source, &config).await {
                         tracing::warn!(source, error = %format!("{e:#}"), "balance lease not renewed");
                     }
+                }
+            }
+            let day = crate::gateway::today();
+            for (key, per_day) in budgets() {
+                if let Err(e) = renew_budget(&ledger, &meter, &replica, &key, per_day, day, &config).await {
+                    tracing::warn!(error = %format!("{e:#}"), "daily budget lease not renewed");
                 }
             }
             tokio::time::sleep(Duration::from_millis(config.every_ms)).await;

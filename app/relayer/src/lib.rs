@@ -59,12 +59,13 @@ pub async fn start(path: &Path) -> anyhow::Result<Running> {
     if ledger_copy.backend() == db::Backend::Postgres {
         // Replicas may share this ledger: spend only under balance leases.
         let replica = format!("{}-{}", config_copy.listen, uuid::Uuid::new_v4().simple());
-        let g = gateway.clone();
+        let (g, k) = (gateway.clone(), gateway.clone());
         leases::spawn(
             ledger_copy.clone(),
             meter_copy.clone(),
             replica,
             Arc::new(move || g.keys.accounts()),
+            Arc::new(move || k.keys.budgets()),
             config_copy.leases.clone(),
         );
     }

@@ -56,6 +56,8 @@ struct Daily {
     day: i64,
     spent: u64,
     held: u64,
+    /// With replicas: this replica's slice of the key's budget for `day` (`leases.rs`).
+    lease: Option<Lease>,
 }
 
 #[derive(Default)]
@@ -149,6 +151,32 @@ impl Meter {
         s.leases.insert(source.to_string(), Lease { remaining, until });
     }
 
+    /// What `key` spent on `day` in this process so far: a budget lease renewal reads it
+    /// before and after to count what was spent meanwhile.
+    pub fn spent_on(&self, key: &str, day: i64) -> u64 {
+        self.lock().daily.get(key).filter(|d| d.day == day).map_or(0, |d| d.spent)
+    }
+
+    /// A lease of `total` credits of `key`'s budget for `day`, granted from a ledger that
+    /// held every charge up to `spent_before` (see `spent_on`), valid until `until`.
+    pub fn set_budget_lease(
+        &self,
+        key: &str,
+        day: i64,
+        total: u64,
+        spent_before: u64,
+        until: std::time::Instant,
+    ) {
+        let mut s = self.lock();
+        let d = s.daily.entry(key.to_string()).or_default();
+        if d.day != day {
+            *d = Daily { day, spent: 0, held: d.held, lease: None };
+        }
+        let since = d.spent.saturating_sub(spent_before);
+        let remaining = total.saturating_sub(since).saturating_sub(d.held);
+        d.lease = Some(Lease { remaining, until });
+    }
+
     /// Records a balance snapshot: the source's on-chain credits and its on-chain
     /// `settled_seq`, read together. Batches up to that seq are in that balance, so they
     /// stop counting as unsettled in the same step (never before the balance shows them).
@@ -223,7 +251,7 @@ impl Meter {
         let mut s = self.lock();
         let d = s.daily.entry(key.to_string()).or_default();
         if d.day != day {
-            *d = Daily { day, spent: 0, held: d.held };
+            *d = Daily { day, spent: 0, held: d.held, lease: None };
         }
         d.spent = d.spent.saturating_add(amount);
     }
@@ -255,13 +283,18 @@ impl Meter {
     ) -> Result<Hold, Refused> {
         let mut guard = self.lock();
         let s = &mut *guard;
+        let now = std::time::Instant::now();
         if let Some(b) = budget {
+            let leased = s.leased;
             let d = s.daily.entry(b.key.to_string()).or_default();
             if d.day != b.day {
-                *d = Daily { day: b.day, spent: 0, held: d.held };
+                *d = Daily { day: b.day, spent: 0, held: d.held, lease: None };
             }
             let used = d.spent.saturating_add(d.held);
-            if used.saturating_add(amount) > b.per_day {
+            // With replicas, this replica may use only its lease of what is left today.
+            let lease = d.lease.filter(|l| l.until > now).map_or(0, |l| l.remaining);
+            if used.saturating_add(amount) > b.per_day || (leased && amount > lease) {
+                let used = if leased { b.per_day.saturating_sub(lease) } else { used };
                 return Err(Refused::DailyLimit { limit: b.per_day, used, needed: amount });
             }
         }
@@ -270,7 +303,6 @@ impl Meter {
         let mut best = 0;
         let mut frozen = None;
         let mut chosen = None;
-        let now = std::time::Instant::now();
         for source in sources {
             let Some(bal) = s.balances.get(source) else { continue };
             let mut available = bal.available();
@@ -301,7 +333,11 @@ impl Meter {
             l.remaining = l.remaining.saturating_sub(amount);
         }
         let key = budget.map(|b| {
-            s.daily.get_mut(b.key).expect("entered above").held += amount;
+            let d = s.daily.get_mut(b.key).expect("entered above");
+            d.held += amount;
+            if let Some(l) = d.lease.as_mut() {
+                l.remaining = l.remaining.saturating_sub(amount);
+            }
             b.key.to_string()
         });
         drop(guard);
@@ -344,6 +380,9 @@ impl Hold {
         if let Some(d) = self.key.as_ref().and_then(|k| s.daily.get_mut(k)) {
             d.held -= self.amount;
             d.spent = d.spent.saturating_add(charged);
+            if let Some(l) = d.lease.as_mut() {
+                l.remaining = l.remaining.saturating_add(self.amount - charged);
+            }
         }
     }
 
@@ -410,6 +449,29 @@ mod tests {
             "only the frozen facility could have covered it"
         );
         assert_eq!(m.balance("fac").held, 0, "nothing held from a frozen facility");
+    }
+
+    #[test]
+    fn with_replicas_a_daily_budget_is_spent_only_from_this_replicas_lease() {
+        let m = Meter::new();
+        m.require_leases();
+        m.set_onchain("acct", 1_000);
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        m.set_lease("acct", 1_000, 0, until);
+        let budget = Budget { key: "k", per_day: 100, day: 7 };
+        let b = Some(budget);
+        assert!(matches!(m.hold("acct", 1, b), Err(Refused::DailyLimit { .. })), "no budget lease yet");
+        m.set_budget_lease("k", 7, 40, 0, until);
+        let h = m.hold("acct", 30, b).unwrap();
+        assert_eq!(
+            m.hold("acct", 11, b).unwrap_err(),
+            Refused::DailyLimit { limit: 100, used: 90, needed: 11 },
+            "the rest of the budget is other replicas' to spend"
+        );
+        h.charge(10);
+        assert!(m.hold("acct", 30, b).is_ok(), "what a charge leaves unused comes back to the lease");
+        m.set_budget_lease("k", 8, 40, 0, until);
+        assert!(m.hold("acct", 40, Some(Budget { day: 7, ..budget })).is_err(), "a lease is for its day");
     }
 
     #[test]

@@ -981,7 +981,15 @@ async fn replicas_sharing_a_postgres_ledger_never_spend_more_than_the_balance_to
         let g = Gateway::new(Config::from_toml(&toml).unwrap(), meter.clone(), ledger.clone()).await.unwrap();
         let addr = serve(g.clone()).await.unwrap();
         let accounts: compux_relayer::balances::Accounts = Arc::new(|| vec![ACCOUNT.to_string()]);
-        compux_relayer::leases::spawn(ledger, meter, format!("replica-{i}"), accounts, lease.clone());
+        let budgets: compux_relayer::leases::Budgets = Arc::new(Vec::new);
+        compux_relayer::leases::spawn(
+            ledger,
+            meter,
+            format!("replica-{i}"),
+            accounts,
+            budgets,
+            lease.clone(),
+        );
         let client = Client::with_config(
             OpenAIConfig::new().with_api_base(format!("http://{addr}/v1")).with_api_key(KEY),
         );

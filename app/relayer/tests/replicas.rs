@@ -16,6 +16,10 @@ use solana_sdk::signature::{Keypair, Signer};
 const MODEL: &str = "sim-chat";
 const KEY: &str = "sk-compux-configured";
 const ACCOUNT: &str = "configured-credit-account";
+/// A configured key with a daily budget, spending from BUDGETED_ACCOUNT.
+const BUDGETED: &str = "sk-compux-budgeted";
+const BUDGETED_ACCOUNT: &str = "budgeted-credit-account";
+const PER_DAY: u64 = 300;
 
 struct Replica {
     base: String,
@@ -47,8 +51,10 @@ async fn replicas(
     let toml = format!(
         "listen = \"127.0.0.1:0\"\nmarket = \"{market}\"\ndefault_max_tokens = 100\n\
          [[keys]]\nsha256 = \"{}\"\naccount = \"{ACCOUNT}\"\n\
+         [[keys]]\nsha256 = \"{}\"\naccount = \"{BUDGETED_ACCOUNT}\"\ncredits_per_day = {PER_DAY}\n\
          [[providers]]\nname = \"up\"\nbase_url = \"{}\"\n[[providers.models]]\nname = \"{MODEL}\"\ninput_per_1m = 1000000\noutput_per_1m = 1000000\n",
         key_hash(KEY),
+        key_hash(BUDGETED),
         up.base_url()
     );
     let mut out = Vec::new();
@@ -229,4 +235,57 @@ async fn a_low_balance_alert_fires_once_whichever_replica_serves_and_after_the_l
     assert_eq!(events.len(), 2, "{events:?}");
     assert!(events.iter().all(|e| e["type"] == "balance.low" && e["account"] == ACCOUNT));
     assert_eq!(events[1]["available"], 100, "the new leader counts every replica's charges");
+}
+
+#[tokio::test]
+async fn a_daily_budget_holds_across_three_replicas_under_concurrent_load() {
+    if !on_postgres() {
+        return;
+    }
+    let (r, _up, _dir) =
+        replicas(3, &Keypair::new().pubkey().to_string(), &[BUDGETED_ACCOUNT], 1_000_000).await;
+    let lease = compux_relayer::leases::LeaseConfig { ttl_ms: 5_000, every_ms: 50 };
+    for (i, x) in r.iter().enumerate() {
+        let g = x.gateway.clone();
+        let (accounts, budgets) = (g.clone(), g.clone());
+        compux_relayer::leases::spawn(
+            g.ledger.clone(),
+            g.meter.clone(),
+            format!("replica-{i}"),
+            Arc::new(move || accounts.keys.accounts()),
+            Arc::new(move || budgets.keys.budgets()),
+            lease.clone(),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Each request may cost ~20 credits (prompt bound + 10 tokens) and costs fewer: 90
+    // concurrent requests over the three could spend several budgets if each replica
+    // counted alone.
+    let calls = (0..90).map(|i| {
+        let base = r[i % 3].base.clone();
+        tokio::spawn(async move { post(&base, "chat/completions", Some(BUDGETED), hi()).await })
+    });
+    let mut served = [0u64; 3];
+    for (i, c) in calls.enumerate() {
+        let (status, body) = c.await.unwrap();
+        match status {
+            200 => served[i % 3] += 1,
+            429 => assert_eq!(body["error"]["code"], "daily_credit_limit_exceeded", "{body}"),
+            _ => panic!("{status} {body}"),
+        }
+    }
+    for x in &r {
+        x.gateway.ledger.flush().await.unwrap();
+    }
+    let spent: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(credits_charged), 0) AS BIGINT) FROM usage_records WHERE key_hash = $1",
+    )
+    .bind(key_hash(BUDGETED))
+    .fetch_one(r[0].gateway.ledger.pool())
+    .await
+    .unwrap();
+    eprintln!("served per replica {served:?}, {spent} of {PER_DAY} credits spent");
+    assert!(served.iter().filter(|&&n| n > 0).count() >= 2, "the replicas share the budget: {served:?}");
+    assert!(spent as u64 <= PER_DAY, "{spent} spent together, the key's budget is {PER_DAY} a day");
+    assert!(spent as u64 >= PER_DAY / 2, "most of the budget is usable: {spent}");
 }
