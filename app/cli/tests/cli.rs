@@ -160,6 +160,32 @@ fn spawn_up(dir: &Path, extra: &[&str], env: &[(&str, &str)], stderr: Stdio) -> 
     (child, summary)
 }
 
+/// `compux up`'s terminal shows progress, not the embedded chain's noise: the program's own
+/// log lines go to `program.log` in the data directory, and the RPC client's tracing
+/// warnings are off by default.
+#[test]
+fn up_keeps_its_terminal_to_what_matters() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = dir.path().join("stderr.txt");
+    let stderr = Stdio::from(std::fs::File::create(&err).unwrap());
+    let (mut child, summary) = spawn_up(&dir.path().join("data"), &[], &[], stderr);
+    let relayer = summary["relayer_url"].as_str().unwrap();
+    let key = summary["api_key"].as_str().unwrap();
+    let chat =
+        r#"{"model": "compux-sim-chat", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}"#;
+    assert_eq!(http(relayer, "POST", "/v1/chat/completions", key, chat).0, 200);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&err).unwrap();
+    assert!(text.contains("buy the startup's demo credits: confirmed"), "progress is shown: {text}");
+    for noise in ["tarpc", "OpenTelemetry", "Instruction:", "\x1b["] {
+        assert!(!text.contains(noise), "{noise:?} on the terminal:\n{text}");
+    }
+    let program_log = std::fs::read_to_string(dir.path().join("data/program.log")).unwrap();
+    assert!(program_log.contains("Instruction: InitMarket"), "{program_log}");
+}
+
 impl Up {
     fn start() -> Up {
         // Settlement only at 1,000 records and refills only by hand: these tests assert

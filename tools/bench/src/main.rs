@@ -192,7 +192,7 @@ async fn main() -> Result<()> {
         // concurrently yet; the bank's logger reads it when the localnet starts below.
         unsafe { std::env::set_var("RUST_LOG", "error") };
     }
-    compux_localnet::stdout::divert_program_logs();
+    compux_localnet::stdout::divert_program_logs(None).expect("stdout diverted to stderr");
     let net = Localnet::start(Config { rpc_port: 0, ..Config::default() }).await?;
     let rpc = RpcClient::new_with_commitment(net.rpc_url(), CommitmentConfig::confirmed());
     let admin = Keypair::new();

@@ -93,7 +93,11 @@ fn program_runtime(named: Option<PathBuf>) -> Result<ProgramRuntime> {
 }
 
 pub async fn localnet(ctx: &Ctx, a: LocalnetArgs) -> Result<()> {
-    crate::output::divert_program_logs();
+    // The chain's own process: with a ledger directory the program's lines go to a log
+    // file there, otherwise to stderr.
+    let log = a.ledger.as_ref().map(|dir| std::fs::create_dir_all(dir).map(|_| dir.join("program.log")));
+    let log = log.transpose().context("cannot create the ledger directory")?;
+    crate::output::divert_program_logs(log.as_deref()).context("cannot open the program log")?;
     let program = program_runtime(a.program.clone())?;
     let net = Localnet::start(Config {
         bind: a.bind,
@@ -235,7 +239,10 @@ pub async fn up(ctx: &Ctx, a: UpArgs) -> Result<()> {
     // Read the configuration before starting anything, so a bad file costs nothing.
     bootstrap::read_config(&a.config)?;
     eprintln!("starting the localnet...");
-    crate::output::divert_program_logs();
+    // The program's `msg!` lines (twice per transaction: preflight and execution) would
+    // drown the progress; they are kept in the data directory.
+    let program_log = a.data_dir.join("program.log");
+    crate::output::divert_program_logs(Some(&program_log)).context("cannot open the program log")?;
     let program = program_runtime(a.program.clone())?;
     let net = Localnet::start(Config {
         rpc_port: a.rpc_port,
