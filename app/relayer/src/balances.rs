@@ -74,6 +74,7 @@ pub async fn refresh(rpc: &RpcClient, meter: &Meter, accounts: &[String]) -> Res
         sources.push(account.clone());
         meter.set_sources(&account, sources);
     }
+    meter.mark_read();
     Ok(())
 }
 
@@ -81,15 +82,18 @@ pub async fn refresh(rpc: &RpcClient, meter: &Meter, accounts: &[String]) -> Res
 pub type Accounts = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 
 /// Refreshes now, then every `every` in the background, and soon after `wake` is notified
-/// (a chain event; see `watch.rs`).
+/// (a chain event; see `watch.rs`). From now on the hard cap admits requests only while the
+/// last full read is at most `max_age` old.
 pub async fn spawn_refresher(
     rpc_url: String,
     meter: Arc<Meter>,
     accounts: Accounts,
     every: Duration,
+    max_age: Duration,
     wake: Arc<tokio::sync::Notify>,
 ) -> Result<()> {
     let rpc = RpcClient::new(rpc_url);
+    meter.require_fresh(max_age);
     if let Err(e) = refresh(&rpc, &meter, &accounts()).await {
         // Until the chain answers, every account has nothing available: requests get 402,
         // never an overdraft.

@@ -33,6 +33,10 @@ pub struct Config {
     /// Seconds between on-chain balance refreshes (chain events also trigger one).
     #[serde(default = "default_refresh_secs")]
     pub balance_refresh_secs: u64,
+    /// The oldest the on-chain balances may be for the hard cap to admit a request (and for
+    /// `/health/ready` to pass); older, requests get 503 `balances_stale`.
+    #[serde(default = "default_max_balance_age_secs")]
+    pub max_balance_age_secs: u64,
     /// Completion tokens assumed for the hold when a request sets no `max_tokens`.
     #[serde(default = "default_max_tokens")]
     pub default_max_tokens: u64,
@@ -78,6 +82,9 @@ fn default_journal() -> std::path::PathBuf {
     "relayer-journal".into()
 }
 
+fn default_max_balance_age_secs() -> u64 {
+    30
+}
 fn default_refresh_secs() -> u64 {
     2
 }

@@ -118,6 +118,25 @@ impl ApiError {
         )
     }
 
+    /// The balances the hard cap would check are older than the configured bound: the
+    /// request is refused rather than admitted on stale data.
+    pub fn balances_stale(age: Option<std::time::Duration>) -> Self {
+        let since =
+            age.map_or("never been read".to_string(), |a| format!("not been read for {} s", a.as_secs()));
+        ApiError {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "balances_stale",
+                format!(
+                    "The relayer's on-chain balances have {since} (the chain is unreachable), so it cannot \
+                     enforce the credit cap. Nothing was charged; retry shortly."
+                ),
+            )
+        }
+    }
+
     pub fn upstream(status: StatusCode, message: impl Into<String>) -> Self {
         Self::new(status, "upstream_error", "upstream_unavailable", message)
     }

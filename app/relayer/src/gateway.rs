@@ -46,6 +46,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/alerts/{id}"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
+    ("GET", "/health/live"),
+    ("GET", "/health/ready"),
 ];
 
 /// The OpenAPI 3.1 document of the routes above.
@@ -112,6 +114,8 @@ impl Gateway {
             .route("/v1/alerts", post(alert_add).get(alert_list))
             .route("/v1/alerts/{id}", axum::routing::delete(alert_remove))
             .route("/metrics", get(metrics))
+            .route("/health/live", get(|| async { Json(json!({"status": "live"})) }))
+            .route("/health/ready", get(ready))
             .route("/openapi.json", get(|| async { ([("content-type", "application/json")], OPENAPI) }))
             .layer(axum::middleware::from_fn_with_state(self.clone(), observe))
             .with_state(self.clone())
@@ -134,6 +138,9 @@ impl Gateway {
     /// Holds `worst` for the caller: its requests-per-minute limit, its daily budget, and
     /// the first of its account's credit sources that can cover it.
     async fn admit(self: &Arc<Self>, key_hash: &str, caller: &Caller, worst: u64) -> Result<Hold, ApiError> {
+        if let Some(age) = self.meter.stale() {
+            return Err(ApiError::balances_stale(age));
+        }
         if let Some(n) = caller.limits.requests_per_minute {
             self.rate
                 .admit(key_hash, n)
@@ -174,6 +181,28 @@ pub async fn serve(gateway: Arc<Gateway>) -> std::io::Result<SocketAddr> {
         let _ = axum::serve(listener, app).await;
     });
     Ok(addr)
+}
+
+/// Ready to serve: balances fresh enough for the hard cap (so the chain answers), and the
+/// ledger takes writes. 503 with the failing check otherwise, for load balancers.
+async fn ready(State(g): State<Arc<Gateway>>) -> (StatusCode, Json<Value>) {
+    let balances = match g.meter.stale() {
+        None => json!({"ok": true}),
+        Some(age) => json!({"ok": false, "age_secs": age.map(|a| a.as_secs()),
+            "message": "on-chain balances are older than max_balance_age_secs: is the chain reachable?"}),
+    };
+    let ledger = match g.ledger.probe_write().await {
+        Ok(()) => json!({"ok": true}),
+        Err(e) => json!({"ok": false, "message": format!("the ledger does not take writes: {e:#}")}),
+    };
+    let ok = balances["ok"] == true && ledger["ok"] == true;
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (
+        status,
+        Json(
+            json!({"status": if ok { "ready" } else { "not_ready" }, "balances": balances, "ledger": ledger}),
+        ),
+    )
 }
 
 async fn models(State(g): State<Arc<Gateway>>) -> Json<Value> {

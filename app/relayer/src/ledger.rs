@@ -175,6 +175,14 @@ impl Ledger {
         self.backend
     }
 
+    /// Whether the database takes a write now (a no-op update in a transaction of its own).
+    pub async fn probe_write(&self) -> Result<()> {
+        sqlx::query("UPDATE shared_versions SET version = version WHERE name = 'api_keys'")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The database, shared with the API keys.
     pub fn pool(&self) -> &Pool {
         &self.pool

@@ -73,7 +73,9 @@ pub async fn start(path: &Path) -> anyhow::Result<Running> {
     let wake = Arc::new(tokio::sync::Notify::new());
     let ws_url = config_copy.ws_url.clone().unwrap_or_else(|| watch::pubsub_url(&rpc_url));
     watch::spawn(ws_url, meter.clone(), wake.clone());
-    balances::spawn_refresher(rpc_url, meter, Arc::new(move || g.keys.accounts()), every, wake).await?;
+    let max_age = Duration::from_secs(config_copy.max_balance_age_secs.max(1));
+    balances::spawn_refresher(rpc_url, meter, Arc::new(move || g.keys.accounts()), every, max_age, wake)
+        .await?;
     let addr = serve(gateway.clone()).await?;
     alerts::spawn(ledger_copy.clone(), meter_copy.clone(), config_copy.alerts.clone());
     follow_batches(ledger_copy.clone(), meter_copy.clone());

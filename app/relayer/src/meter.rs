@@ -82,6 +82,10 @@ struct State {
     leases: HashMap<String, Lease>,
     /// Credits charged per source by this process.
     charged: HashMap<String, u64>,
+    /// When balances are read from the chain (the refresher runs): the oldest they may be
+    /// for the cap to admit a request, and when they were last read in full.
+    max_age: Option<std::time::Duration>,
+    last_read: Option<std::time::Instant>,
 }
 
 /// This replica's slice of a source's available balance.
@@ -123,6 +127,28 @@ impl Meter {
     }
 
     /// Spends only under balance leases from now on (replicas sharing a ledger).
+    /// From now on, requests are admitted only while the last full balance read is at most
+    /// `max_age` old (`mark_read`).
+    pub fn require_fresh(&self, max_age: std::time::Duration) {
+        self.lock().max_age = Some(max_age);
+    }
+
+    /// Every balance was just read from the chain.
+    pub fn mark_read(&self) {
+        self.lock().last_read = Some(std::time::Instant::now());
+    }
+
+    /// When balances must be fresh and are not: how old they are (`None`: never read).
+    pub fn stale(&self) -> Option<Option<std::time::Duration>> {
+        let s = self.lock();
+        let max_age = s.max_age?;
+        let age = s.last_read.map(|t| t.elapsed());
+        match age {
+            Some(a) if a <= max_age => None,
+            _ => Some(age),
+        }
+    }
+
     pub fn require_leases(&self) {
         self.lock().leased = true;
     }

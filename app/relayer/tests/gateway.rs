@@ -1014,3 +1014,44 @@ async fn replicas_sharing_a_postgres_ledger_never_spend_more_than_the_balance_to
     assert_eq!(replicas[0].1.ledger.count().await.unwrap(), served[0] + served[1], "one shared ledger");
     assert!(charged <= balance, "the replicas charged {charged} together, the balance is {balance}");
 }
+
+#[tokio::test]
+async fn stale_balances_fail_readiness_and_refuse_requests_with_503_instead_of_admitting_them() {
+    let up = provider("up", None).await;
+    let (client, g, _dir) = gateway(&[(&up, 1_000_000, 1_000_000)], 1_000_000).await;
+    let base = client.config().api_base().trim_end_matches("/v1").to_string();
+    let http = reqwest::Client::new();
+    let get = |path: &'static str| {
+        let req = http.get(format!("{base}{path}"));
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    g.meter.require_fresh(std::time::Duration::from_millis(300));
+    g.meter.mark_read();
+    assert_eq!(get("/health/ready").await.0, 200);
+    client.chat().create(ask(10)).await.unwrap();
+
+    // The chain stops answering: no balance read for longer than the bound.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let (status, ready) = get("/health/ready").await;
+    assert_eq!(
+        (status, &ready["balances"]["ok"], &ready["ledger"]["ok"]),
+        (503, &false.into(), &true.into()),
+        "{ready}"
+    );
+    assert_eq!(get("/health/live").await.0, 200, "alive all the same");
+    let before = g.meter.balance(ACCOUNT);
+    let res = post_hi(&client).await;
+    assert_eq!(res.status().as_u16(), 503);
+    assert_eq!(res.headers()["retry-after"], "1");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "balances_stale", "{body}");
+    assert_eq!(g.meter.balance(ACCOUNT), before, "nothing held or charged");
+    assert_eq!(up.requests(), 1, "the refused request never reached a provider");
+
+    g.meter.mark_read();
+    assert_eq!(get("/health/ready").await.0, 200);
+    client.chat().create(ask(10)).await.unwrap();
+}
