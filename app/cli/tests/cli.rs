@@ -603,6 +603,66 @@ fn operator_and_startup_commands_through_the_binary() {
 }
 
 #[test]
+fn sigterm_under_load_finishes_every_started_request_records_it_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = dir.path().join("stderr.txt");
+    let stderr = Stdio::from(std::fs::File::create(&err).unwrap());
+    let (mut child, summary) = spawn_up(dir.path(), &[], &[], stderr);
+    let relayer = summary["relayer_url"].as_str().unwrap().to_string();
+    let key = summary["api_key"].as_str().unwrap().to_string();
+    let chat =
+        r#"{"model": "compux-sim-chat", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}"#;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let (relayer, key, stop) = (relayer.clone(), key.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut answered = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match http_raw(&relayer, "POST", "/v1/chat/completions", &key, chat) {
+                        Ok((200, head, _)) => {
+                            let id = head.lines().find_map(|l| l.strip_prefix("x-compux-request-id: "));
+                            answered.push(id.expect("every reply has a request id").trim().to_string());
+                        }
+                        Ok((status, _, body)) => panic!("a started request got {status}: {body}"),
+                        // Refused, or reset before the server accepted the connection: the
+                        // listener is closed. Nothing was served (checked below).
+                        Err(_) => break,
+                    }
+                }
+                answered
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answered: Vec<String> = clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    assert!(answered.len() > 50, "the load ran: {} answered", answered.len());
+    let text = std::fs::read_to_string(&err).unwrap();
+    assert!(status.success(), "exit {status:?}: {text}");
+    assert!(text.contains("SIGTERM") && text.contains("every request finished and recorded"), "{text}");
+
+    // Read the ledger as it is, without replaying any journal: every answered request is
+    // in it, once, and nothing else.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("relayer-ledger.sqlite").display());
+    let ids: Vec<String> = runtime.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query_scalar("SELECT request_id FROM usage_records").fetch_all(&pool).await.unwrap()
+    });
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), ids.len(), "no request recorded twice");
+    let mut expected = answered.clone();
+    expected.sort();
+    assert_eq!(sorted, expected, "exactly the answered requests are recorded");
+}
+
+#[test]
 fn after_kill_9_under_load_every_answered_request_has_exactly_one_usage_record() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("up.log");

@@ -174,13 +174,25 @@ impl Gateway {
 
 /// Starts the gateway on the configured address; returns where it listens.
 pub async fn serve(gateway: Arc<Gateway>) -> std::io::Result<SocketAddr> {
+    let (addr, _server) = serve_until(gateway, std::future::pending()).await?;
+    Ok(addr)
+}
+
+/// Serves until `stop` completes, then stops accepting and lets every request in flight,
+/// streams included, finish; the task ends when the last one has.
+pub async fn serve_until(
+    gateway: Arc<Gateway>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(gateway.config.listen).await?;
     let addr = listener.local_addr()?;
     let app = gateway.router();
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
+    let server = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+            tracing::error!(error = %e, "the HTTP server stopped");
+        }
     });
-    Ok(addr)
+    Ok((addr, server))
 }
 
 /// Ready to serve: balances fresh enough for the hard cap (so the chain answers), and the

@@ -188,6 +188,15 @@ fn stop_spending_at(config: &LeaseConfig) -> Instant {
     Instant::now() + Duration::from_millis(config.ttl_ms.saturating_sub(config.ttl_ms / 5 + config.every_ms))
 }
 
+/// Gives every lease of `replica` back (at shutdown), so the others may grant it at once
+/// rather than after the leases expire.
+pub async fn release(pool: &Pool, replica: &str) -> Result<()> {
+    for table in ["balance_leases", "budget_leases"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE replica = $1")).bind(replica).execute(pool).await?;
+    }
+    Ok(())
+}
+
 /// Keys with a daily credit budget: (key hash, credits per day).
 pub type Budgets = Arc<dyn Fn() -> Vec<(String, u64)> + Send + Sync>;
 

@@ -43,6 +43,32 @@ use std::time::Duration;
 pub struct Running {
     pub addr: SocketAddr,
     pub gateway: Arc<Gateway>,
+    stop: Arc<tokio::sync::Notify>,
+    server: tokio::task::JoinHandle<()>,
+    /// This replica's name in the lease tables (a Postgres ledger).
+    replica: Option<String>,
+}
+
+/// How a shutdown went.
+#[derive(Debug)]
+pub struct Stopped {
+    /// Every request in flight finished before the deadline.
+    pub drained: bool,
+}
+
+impl Running {
+    /// Stops accepting requests, lets those in flight (streams included) finish within
+    /// `deadline`, writes every served request's record into the ledger, and gives this
+    /// replica's leases back so the others may use them at once.
+    pub async fn shutdown(self, deadline: Duration) -> anyhow::Result<Stopped> {
+        self.stop.notify_one();
+        let drained = tokio::time::timeout(deadline, self.server).await.is_ok();
+        self.gateway.ledger.flush().await?;
+        if let Some(replica) = &self.replica {
+            leases::release(self.gateway.ledger.pool(), replica).await?;
+        }
+        Ok(Stopped { drained })
+    }
 }
 
 /// Starts the relayer described by the configuration file at `path`: opens its ledger,
@@ -56,9 +82,11 @@ pub async fn start(path: &Path) -> anyhow::Result<Running> {
     let (rpc_url, every) = (config.rpc_url.clone(), Duration::from_secs(config.balance_refresh_secs.max(1)));
     let (config_copy, ledger_copy, meter_copy) = (config.clone(), ledger.clone(), meter.clone());
     let gateway = Gateway::new(config, meter.clone(), ledger).await?;
+    let mut replica_name = None;
     if ledger_copy.backend() == db::Backend::Postgres {
         // Replicas may share this ledger: spend only under balance leases.
         let replica = format!("{}-{}", config_copy.listen, uuid::Uuid::new_v4().simple());
+        replica_name = Some(replica.clone());
         let (g, k) = (gateway.clone(), gateway.clone());
         leases::spawn(
             ledger_copy.clone(),
@@ -76,13 +104,16 @@ pub async fn start(path: &Path) -> anyhow::Result<Running> {
     let max_age = Duration::from_secs(config_copy.max_balance_age_secs.max(1));
     balances::spawn_refresher(rpc_url, meter, Arc::new(move || g.keys.accounts()), every, max_age, wake)
         .await?;
-    let addr = serve(gateway.clone()).await?;
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let signal = stop.clone();
+    let (addr, server) =
+        gateway::serve_until(gateway.clone(), async move { signal.notified().await }).await?;
     alerts::spawn(ledger_copy.clone(), meter_copy.clone(), config_copy.alerts.clone());
     follow_batches(ledger_copy.clone(), meter_copy.clone());
     if let Some(settler) = settler(path, &config_copy, ledger_copy, meter_copy).await? {
         settler.spawn();
     }
-    Ok(Running { addr, gateway })
+    Ok(Running { addr, gateway, stop, server, replica: replica_name })
 }
 
 /// The configured ledger: SQLite next to the configuration, or Postgres.

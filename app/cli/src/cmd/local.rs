@@ -125,7 +125,9 @@ pub async fn localnet(ctx: &Ctx, a: LocalnetArgs) -> Result<()> {
         }
         out!("Ctrl-C stops it.");
     }
-    wait_for_ctrl_c(net).await
+    stop_signal().await?;
+    net.stop().await;
+    Ok(())
 }
 
 /// Two SIMULATED providers (no internet here) and the relayer in front of them, with the
@@ -135,7 +137,7 @@ async fn demo_relayer(
     rpc_url: &str,
     m: &MarketKeys,
     startup: &Keypair,
-) -> Result<(String, String)> {
+) -> Result<(String, String, compux_relayer::Running)> {
     use compux_relayer::sim::{self, SimOptions};
     let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("an address");
     let economy = sim::spawn(
@@ -181,21 +183,44 @@ async fn demo_relayer(
     let path = a.data_dir.join("relayer.toml");
     std::fs::write(&path, config).with_context(|| format!("cannot write {}", path.display()))?;
     let running = compux_relayer::start(&path).await?;
-    Ok((format!("http://{}/v1", running.addr), api_key))
+    Ok((format!("http://{}/v1", running.addr), api_key, running))
 }
 
 pub async fn relayer(ctx: &Ctx, config: &Path) -> Result<()> {
     let running = compux_relayer::start(config).await?;
     ctx.emit(json!({"url": format!("http://{}/v1", running.addr)}), || {
-        format!("relayer: OpenAI-compatible API on http://{}/v1 (Ctrl-C stops it)", running.addr)
+        format!("relayer: OpenAI-compatible API on http://{}/v1 (Ctrl-C or SIGTERM stops it)", running.addr)
     });
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
-    Ok(())
+    let signal = stop_signal().await?;
+    stop_relayer(running, signal).await
 }
 
-async fn wait_for_ctrl_c(net: Localnet) -> Result<()> {
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
-    net.stop().await;
+/// How long requests in flight (long streams included) may take to finish at shutdown.
+const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits for Ctrl-C or SIGTERM (what `kill`, systemd and Kubernetes send); names which.
+async fn stop_signal() -> Result<&'static str> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.map(|_| "Ctrl-C").context("waiting for Ctrl-C"),
+        _ = term.recv() => Ok("SIGTERM"),
+    }
+}
+
+/// Stops the relayer cleanly: no new requests, those in flight finish, every record is in
+/// the ledger, leases given back.
+async fn stop_relayer(running: compux_relayer::Running, signal: &str) -> Result<()> {
+    eprintln!("{signal}: the relayer stops accepting requests and finishes those in flight...");
+    let stopped = running.shutdown(DRAIN_DEADLINE).await.context("stopping the relayer")?;
+    if stopped.drained {
+        eprintln!("relayer stopped: every request finished and recorded");
+    } else {
+        eprintln!(
+            "relayer stopped: requests still running after {} s were cut; every finished one is recorded",
+            DRAIN_DEADLINE.as_secs()
+        );
+    }
     Ok(())
 }
 
@@ -290,7 +315,7 @@ pub async fn up(ctx: &Ctx, a: UpArgs) -> Result<()> {
     }
 
     eprintln!("starting the simulated providers and the relayer...");
-    let (relayer_url, api_key) = demo_relayer(&a, &net.rpc_url(), &m, &startup).await?;
+    let (relayer_url, api_key, relayer) = demo_relayer(&a, &net.rpc_url(), &m, &startup).await?;
 
     let summary = json!({
         "program": program.describe(),
@@ -341,7 +366,10 @@ pub async fn up(ctx: &Ctx, a: UpArgs) -> Result<()> {
         );
         out!("Ctrl-C stops it; the chain and wallets stay in {}.", a.data_dir.display());
     }
-    wait_for_ctrl_c(net).await
+    let signal = stop_signal().await?;
+    stop_relayer(relayer, signal).await?;
+    net.stop().await;
+    Ok(())
 }
 
 pub fn keygen(ctx: &Ctx, outfile: Option<PathBuf>, force: bool) -> Result<()> {
