@@ -150,11 +150,7 @@ impl Gateway {
         }
         let budget =
             caller.limits.credits_per_day.map(|per_day| Budget { key: key_hash, per_day, day: today() });
-        self.meter.hold(&caller.account, worst, budget).map_err(|r| match r {
-            Refused::Insufficient { available, needed } => ApiError::insufficient_credits(available, needed),
-            Refused::Frozen { facility, needed, .. } => ApiError::credits_frozen(&facility, needed),
-            Refused::DailyLimit { limit, used, needed } => ApiError::daily_limit(limit, used, needed),
-        })
+        self.meter.hold(&caller.account, worst, budget).map_err(refused)
     }
 
     /// Providers serving `model`, with the caller's and the provider's own price at each for
@@ -385,7 +381,41 @@ enum Attempt {
         body: Bytes,
     },
     /// Connect error, timeout or 5xx before any of the reply: try the next provider.
-    Failed(String),
+    Failed(Failure),
+}
+
+/// A hold refused, as the caller sees it.
+fn refused(r: Refused) -> ApiError {
+    match r {
+        Refused::Insufficient { available, needed } => ApiError::insufficient_credits(available, needed),
+        Refused::Frozen { facility, needed, .. } => ApiError::credits_frozen(&facility, needed),
+        Refused::DailyLimit { limit, used, needed } => ApiError::daily_limit(limit, used, needed),
+    }
+}
+
+/// Why a provider could not serve an attempt.
+#[derive(Debug)]
+enum Failure {
+    Timeout,
+    Connect(String),
+    Status(reqwest::StatusCode),
+    BadBody(String),
+    /// Not tried: the attempt could cost more than the caller's credits allow.
+    Unaffordable(Refused),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Timeout => f.write_str("timed out"),
+            Failure::Connect(e) => write!(f, "{e}"),
+            Failure::Status(s) => write!(f, "HTTP {s}"),
+            Failure::BadBody(e) => write!(f, "unreadable reply: {e}"),
+            Failure::Unaffordable(r) => {
+                write!(f, "not tried, it could cost more than the credits allow ({r})")
+            }
+        }
+    }
 }
 
 async fn call(g: &Gateway, p: &Provider, endpoint: Endpoint, body: &Value, stream: bool) -> Attempt {
@@ -396,19 +426,20 @@ async fn call(g: &Gateway, p: &Provider, endpoint: Endpoint, body: &Value, strea
     }
     let res = match req.send().await {
         Ok(r) => r,
-        Err(e) if e.is_timeout() => return Attempt::Failed(format!("{}: timed out", p.name)),
-        Err(e) => return Attempt::Failed(format!("{}: {e}", p.name)),
+        Err(e) if e.is_timeout() => return Attempt::Failed(Failure::Timeout),
+        Err(e) => return Attempt::Failed(Failure::Connect(e.to_string())),
     };
     let status = res.status();
     if status.is_server_error() {
-        return Attempt::Failed(format!("{}: HTTP {status}", p.name));
+        return Attempt::Failed(Failure::Status(status));
     }
     if stream && status.is_success() {
         return Attempt::Streaming(res);
     }
     let bytes = match res.bytes().await {
         Ok(b) => b,
-        Err(e) => return Attempt::Failed(format!("{}: {e}", p.name)),
+        Err(e) if e.is_timeout() => return Attempt::Failed(Failure::Timeout),
+        Err(e) => return Attempt::Failed(Failure::Connect(e.to_string())),
     };
     if !status.is_success() {
         return Attempt::Refused {
@@ -418,7 +449,7 @@ async fn call(g: &Gateway, p: &Provider, endpoint: Endpoint, body: &Value, strea
     }
     match serde_json::from_slice(&bytes) {
         Ok(body) => Attempt::Served(body),
-        Err(e) => Attempt::Failed(format!("{}: unreadable reply: {e}", p.name)),
+        Err(e) => Attempt::Failed(Failure::BadBody(e.to_string())),
     }
 }
 
@@ -800,8 +831,10 @@ async fn proxy(
         forward["stream_options"]["include_usage"] = Value::Bool(true);
     }
 
-    // Cheapest first for this request's worst case (or as the caller prefers); the hold
-    // covers the dearest stop, so a failover can never charge more than was held.
+    // Cheapest first for this request's worst case (or as the caller prefers). The hold
+    // covers the worst case at the provider tried; before failing over to a dearer one it
+    // grows to that one's worst case, or that provider is not tried. A charge never
+    // exceeds the hold.
     let all = g.candidates(&req.model);
     if all.is_empty() {
         return Err(ApiError::model_not_found(&req.model));
@@ -811,11 +844,15 @@ async fn proxy(
         .filter_map(|&(p, price, _)| Some((p, price, pricing::cost(price, req.prompt_bound, max_tokens)?)))
         .collect();
     let route = routing::plan(candidates, &req.prefs, &g.health)?;
-    let worst = route.iter().map(|(_, _, w)| *w).max().unwrap_or(0);
-    let hold = g.admit(&key_hash, &caller, worst).await?;
+    let first = route.first().map_or(0, |(_, _, w)| *w);
+    let mut hold = g.admit(&key_hash, &caller, first).await?;
 
-    let mut failures = Vec::new();
-    for (provider, price, _) in &route {
+    let mut failures: Vec<(&str, Failure)> = Vec::new();
+    for (provider, price, worst) in &route {
+        if let Err(refused) = hold.extend(*worst) {
+            failures.push((&provider.name, Failure::Unaffordable(refused)));
+            continue;
+        }
         let provider_price = all.iter().find(|c| c.0.name == provider.name).map_or(*price, |c| c.2);
         let served = || Served {
             request_id: request_id.clone(),
@@ -852,7 +889,7 @@ async fn proxy(
                 res
             }
             Attempt::Failed(why) => {
-                failures.push(why);
+                failures.push((&provider.name, why));
                 continue;
             }
         };
@@ -868,13 +905,30 @@ async fn proxy(
         return Ok(res);
     }
     drop(hold);
-    let status = if failures.iter().all(|f| f.ends_with("timed out")) {
+    let tried = failures.iter().filter(|(_, f)| !matches!(f, Failure::Unaffordable(_)));
+    let status = if tried.clone().all(|(_, f)| matches!(f, Failure::Timeout)) {
         StatusCode::GATEWAY_TIMEOUT
     } else {
         StatusCode::BAD_GATEWAY
     };
-    Err(ApiError::upstream(
-        status,
-        format!("No provider could serve `{}`: {}. Nothing was charged.", req.model, failures.join("; ")),
-    ))
+    let why: Vec<String> = failures.iter().map(|(p, f)| format!("{p}: {f}")).collect();
+    let why = why.join("; ");
+    // A dearer provider left untried for want of credits is what the caller can act on.
+    let unaffordable = failures.into_iter().rev().find_map(|(_, f)| match f {
+        Failure::Unaffordable(r) => Some(r),
+        _ => None,
+    });
+    Err(match unaffordable {
+        Some(r) => {
+            let e = refused(r);
+            ApiError {
+                message: format!("No provider could serve `{}`: {why}. {}", req.model, e.message),
+                ..e
+            }
+        }
+        None => ApiError::upstream(
+            status,
+            format!("No provider could serve `{}`: {why}. Nothing was charged.", req.model),
+        ),
+    })
 }

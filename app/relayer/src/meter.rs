@@ -367,7 +367,8 @@ impl Meter {
             b.key.to_string()
         });
         drop(guard);
-        Ok(Hold { meter: self.clone(), source, key, amount, done: false })
+        let per_day = budget.map(|b| b.per_day);
+        Ok(Hold { meter: self.clone(), source, key, per_day, amount, done: false })
     }
 }
 
@@ -378,6 +379,8 @@ pub struct Hold {
     meter: Arc<Meter>,
     source: String,
     key: Option<String>,
+    /// The key's daily budget, for extensions.
+    per_day: Option<u64>,
     amount: u64,
     done: bool,
 }
@@ -390,6 +393,51 @@ impl Hold {
     /// The source the request spends from (a credit account, or a facility).
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// Grows the hold to `to` in the same source (a failover to a dearer provider), within
+    /// the source's balance, this replica's leases and the key's daily budget; unchanged
+    /// when refused.
+    pub fn extend(&mut self, to: u64) -> Result<(), Refused> {
+        let Some(delta) = to.checked_sub(self.amount).filter(|d| *d > 0) else { return Ok(()) };
+        let now = std::time::Instant::now();
+        let mut guard = self.meter.lock();
+        let s = &mut *guard;
+        let leased = s.leased;
+        let bal = s.balances.get(&self.source).copied().unwrap_or_default();
+        let mut available = bal.available();
+        if leased {
+            available = available
+                .min(s.leases.get(&self.source).filter(|l| l.until > now).map_or(0, |l| l.remaining));
+        }
+        if bal.frozen {
+            return Err(Refused::Frozen { facility: self.source.clone(), available, needed: delta });
+        }
+        if available < delta {
+            return Err(Refused::Insufficient { available, needed: delta });
+        }
+        if let (Some(key), Some(per_day)) = (&self.key, self.per_day) {
+            let d = s.daily.get(key).copied().unwrap_or_default();
+            let used = d.spent.saturating_add(d.held);
+            let lease = d.lease.filter(|l| l.until > now).map_or(0, |l| l.remaining);
+            if used.saturating_add(delta) > per_day || (leased && delta > lease) {
+                return Err(Refused::DailyLimit { limit: per_day, used, needed: delta });
+            }
+        }
+        if let Some(b) = s.balances.get_mut(&self.source) {
+            b.held += delta;
+        }
+        if let Some(l) = s.leases.get_mut(&self.source) {
+            l.remaining = l.remaining.saturating_sub(delta);
+        }
+        if let Some(d) = self.key.as_ref().and_then(|k| s.daily.get_mut(k)) {
+            d.held += delta;
+            if let Some(l) = d.lease.as_mut() {
+                l.remaining = l.remaining.saturating_sub(delta);
+            }
+        }
+        self.amount = to;
+        Ok(())
     }
 
     fn release(&self, charged: u64) {
@@ -475,6 +523,34 @@ mod tests {
             "only the frozen facility could have covered it"
         );
         assert_eq!(m.balance("fac").held, 0, "nothing held from a frozen facility");
+    }
+
+    #[test]
+    fn a_hold_grows_for_a_dearer_attempt_only_within_the_balance_and_the_budget() {
+        let m = Meter::new();
+        m.set_onchain("a", 100);
+        let b = Some(Budget { key: "k", per_day: 80, day: 1 });
+        let mut h = m.hold("a", 30, b).unwrap();
+        let other = m.hold("a", 20, None).unwrap();
+        assert_eq!(h.extend(60), Ok(()));
+        assert_eq!((h.amount(), m.balance("a").held), (60, 80));
+        drop(other);
+        assert_eq!(
+            h.extend(90),
+            Err(Refused::DailyLimit { limit: 80, used: 60, needed: 30 }),
+            "the budget binds"
+        );
+        let mut plain = m.hold("a", 10, None).unwrap();
+        assert_eq!(
+            plain.extend(51),
+            Err(Refused::Insufficient { available: 30, needed: 41 }),
+            "the balance binds"
+        );
+        assert_eq!((plain.amount(), m.balance("a").held), (10, 70), "a refused extension changes nothing");
+        assert_eq!(h.extend(40), Ok(()), "never shrinks");
+        assert_eq!(h.charge(55), 55);
+        assert_eq!(plain.charge(100), 10, "never more than held");
+        assert_eq!(m.balance("a"), Balance { onchain: 100, unsettled: 65, held: 0, frozen: false });
     }
 
     #[test]

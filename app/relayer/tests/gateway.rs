@@ -1055,3 +1055,60 @@ async fn stale_balances_fail_readiness_and_refuse_requests_with_503_instead_of_a
     assert_eq!(get("/health/ready").await.0, 200);
     client.chat().create(ask(10)).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_request_holds_what_its_provider_can_cost_so_a_small_balance_is_spent_not_refused() {
+    // 45 units at worst at the cheap provider, 135 at the dear one (3x); the balance covers
+    // 50 requests at the cheap provider's worst case. Holding the route's dearest stop would
+    // serve only 16 of them.
+    let cheap = provider("cheap", None).await;
+    let dear = provider("dear", None).await;
+    let balance = 45 * 50;
+    let (client, g, _dir) =
+        gateway(&[(&cheap, 1_000_000, 1_000_000), (&dear, 3_000_000, 3_000_000)], balance).await;
+    let calls = (0..200).map(|_| {
+        let client = client.clone();
+        tokio::spawn(async move { client.chat().create(ask(20)).await })
+    });
+    let mut served = 0;
+    for call in calls {
+        match call.await.unwrap() {
+            Ok(_) => served += 1,
+            Err(e) => assert_eq!(api_error(e), (402, Some("insufficient_credits".into()))),
+        }
+    }
+    let b = g.meter.balance(ACCOUNT);
+    assert!(served >= 50, "the balance covers 50 at the serving provider's worst case: {served} served");
+    assert!(b.unsettled <= balance, "charged {} > balance {balance}", b.unsettled);
+    assert_eq!((b.held, cheap.requests(), dear.requests()), (0, served, 0));
+}
+
+#[tokio::test]
+async fn a_failover_to_a_dearer_provider_grows_the_hold_first_or_is_not_tried() {
+    let broken = provider("broken", Some(500)).await;
+    let dear = provider("dear", None).await;
+    // Enough for the dear provider's worst case (135): served there, charged once at its price.
+    let (client, g, _dir) =
+        gateway(&[(&broken, 1_000_000, 1_000_000), (&dear, 3_000_000, 3_000_000)], 135).await;
+    let reply = client.chat().create(ask(20)).await.unwrap();
+    let at_dear = (reply.usage.unwrap().total_tokens as u64 * 3_000_000).div_ceil(1_000_000);
+    assert_eq!(
+        g.meter.balance(ACCOUNT),
+        compux_relayer::meter::Balance { onchain: 135, unsettled: at_dear, held: 0, frozen: false }
+    );
+
+    // Enough for the cheap provider only (118 at worst with the default max_tokens, 354 at
+    // the dear one): it fails, and the dear one is not tried: 402 naming both, nothing charged.
+    let broken = provider("broken", Some(500)).await;
+    let dear = provider("dear", None).await;
+    let (client, g, _dir) =
+        gateway(&[(&broken, 1_000_000, 1_000_000), (&dear, 3_000_000, 3_000_000)], 130).await;
+    let res = post_hi(&client).await;
+    assert_eq!(res.status().as_u16(), 402);
+    let body: serde_json::Value = res.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("HTTP 500") && message.contains("not tried"), "{message}");
+    assert_eq!(body["error"]["code"], "insufficient_credits");
+    assert_eq!((broken.requests(), dear.requests()), (1, 0));
+    assert_eq!(g.meter.balance(ACCOUNT).unsettled, 0, "nothing charged");
+}
