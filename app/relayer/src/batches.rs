@@ -315,7 +315,7 @@ pub async fn move_records(
 
 /// One line of a receipt export.
 #[derive(Clone, Debug, Serialize)]
-pub struct Listed {
+pub struct BatchSummary {
     pub receipt: String,
     pub created_at_ms: i64,
     pub source: String,
@@ -338,7 +338,7 @@ pub async fn list(
     to: Option<&str>,
     after: Option<(i64, &str)>,
     limit: u32,
-) -> Result<Vec<Listed>> {
+) -> Result<Vec<BatchSummary>> {
     let mut q = Sql::new(
         "SELECT u.request_id, u.created_at_ms, u.source, u.model, u.provider, u.input_tokens, u.output_tokens, \
          u.credits_charged, u.settled_seq, b.settled_at_ms FROM usage_records u \
@@ -358,7 +358,7 @@ pub async fn list(
     let rows = q.query().fetch_all(pool).await?;
     Ok(rows
         .iter()
-        .map(|r| Listed {
+        .map(|r| BatchSummary {
             receipt: r.get(0),
             created_at_ms: r.get(1),
             source: r.get(2),

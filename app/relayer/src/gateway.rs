@@ -376,7 +376,7 @@ enum Attempt {
     /// A streamed reply whose status was 2xx: the body is relayed as it arrives.
     Streaming(reqwest::Response),
     /// The provider answered a client error: passed through, nothing charged.
-    Refused {
+    ClientError {
         status: StatusCode,
         body: Bytes,
     },
@@ -442,7 +442,7 @@ async fn call(g: &Gateway, p: &Provider, endpoint: Endpoint, body: &Value, strea
         Err(e) => return Attempt::Failed(Failure::Connect(e.to_string())),
     };
     if !status.is_success() {
-        return Attempt::Refused {
+        return Attempt::ClientError {
             status: StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
             body: bytes,
         };
@@ -767,7 +767,12 @@ impl Served {
     /// Records the usage durably, then charges it (at most the hold). A reply without usage
     /// is charged its worst case, the hold. If the record cannot be written, nothing is
     /// charged and the error is returned.
-    pub async fn settle(self, g: &Gateway, hold: Hold, usage: Option<(u64, u64)>) -> anyhow::Result<u64> {
+    pub async fn record_and_charge(
+        self,
+        g: &Gateway,
+        hold: Hold,
+        usage: Option<(u64, u64)>,
+    ) -> anyhow::Result<u64> {
         let cost = match usage {
             Some((i, o)) => pricing::cost(self.price, i, o).unwrap_or(u64::MAX),
             None => hold.amount(),
@@ -875,7 +880,8 @@ async fn proxy(
                 // Durable before the caller sees the reply; if it cannot be written, the
                 // reply is withheld and nothing is charged.
                 let usage = usage_of(&body);
-                let charged = served().settle(&g, hold, usage).await.map_err(ApiError::internal)?;
+                let charged =
+                    served().record_and_charge(&g, hold, usage).await.map_err(ApiError::internal)?;
                 let mut res = Json(body).into_response();
                 res.headers_mut().insert("x-compux-credits-charged", header(charged));
                 res
@@ -883,7 +889,7 @@ async fn proxy(
             Attempt::Streaming(upstream) => {
                 crate::sse::relay(g.clone(), served(), hold, upstream, req.include_usage)
             }
-            Attempt::Refused { status, body } => {
+            Attempt::ClientError { status, body } => {
                 let mut res = (status, body).into_response();
                 res.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
                 res

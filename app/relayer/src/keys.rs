@@ -64,7 +64,7 @@ fn limits_of(r: &crate::db::Row) -> Limits {
 
 /// A key as listed to its owner (never the key itself).
 #[derive(Clone, Debug, Serialize)]
-pub struct Listed {
+pub struct KeySummary {
     pub id: String,
     pub account: String,
     pub created_at_ms: i64,
@@ -294,7 +294,7 @@ impl Keys {
         Ok((id, key, account))
     }
 
-    pub async fn list(&self, pool: &Pool, s: &Signed) -> Result<Vec<Listed>, ApiError> {
+    pub async fn list(&self, pool: &Pool, s: &Signed) -> Result<Vec<KeySummary>, ApiError> {
         let owner = self.verify(pool, s).await?.to_string();
         let rows = sqlx::query("SELECT id, account, created_at_ms, revoked_at_ms, credits_per_day, requests_per_minute FROM api_keys WHERE owner = $1 ORDER BY created_at_ms")
             .bind(&owner)
@@ -303,7 +303,7 @@ impl Keys {
             .map_err(ApiError::internal)?;
         Ok(rows
             .iter()
-            .map(|r| Listed {
+            .map(|r| KeySummary {
                 id: r.get("id"),
                 account: r.get("account"),
                 created_at_ms: r.get("created_at_ms"),

@@ -282,11 +282,6 @@ impl Meter {
         d.spent = d.spent.saturating_add(amount);
     }
 
-    /// Forgets charges that are now burned on chain (the settler's job).
-    pub fn settled(&self, source: &str, amount: u64) {
-        self.with(source, |b| b.unsettled = b.unsettled.saturating_sub(amount));
-    }
-
     /// Sums over every source: (held, unsettled), for `/metrics`.
     pub fn totals(&self) -> (u64, u64) {
         self.lock()
@@ -495,8 +490,7 @@ mod tests {
         drop(h);
         assert_eq!(m.balance("a").available(), 75, "a dropped hold is released, not charged");
         assert_eq!(m.hold("a", 10, None).unwrap().charge(1_000), 10, "never more than held");
-        m.settled("a", 35);
-        assert_eq!(m.balance("a"), Balance { onchain: 100, unsettled: 0, held: 0, frozen: false });
+        assert_eq!(m.balance("a"), Balance { onchain: 100, unsettled: 35, held: 0, frozen: false });
     }
 
     #[test]

@@ -263,7 +263,7 @@ impl Settler {
             if blocked.as_deref() == Some(batch.source.as_str()) {
                 continue;
             }
-            match self.settle(&batch).await {
+            match self.burn(&batch).await {
                 Ok(true) => round.settled += 1,
                 Ok(false) => blocked = Some(batch.source.clone()),
                 Err(e) => {
@@ -435,7 +435,7 @@ impl Settler {
     }
 
     /// Brings one batch on chain; true once it is there.
-    async fn settle(&self, b: &Batch) -> Result<bool> {
+    async fn burn(&self, b: &Batch) -> Result<bool> {
         let chain = self.on_chain(&b.source, b.kind).await?;
         if let OnChain::Closed = chain {
             self.move_all(&b.source, &b.account).await?;

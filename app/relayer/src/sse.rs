@@ -89,7 +89,7 @@ pub(crate) fn relay(
             }
         }
         // The record is durable before the final chunk goes out.
-        match served.settle(&g, hold, usage).await {
+        match served.record_and_charge(&g, hold, usage).await {
             Ok(_) if done => send(Bytes::from_static(b"data: [DONE]\n\n")).await,
             Ok(_) => {}
             Err(e) => {
