@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::pricing::Price;
+pub use crate::domain::catalog::{Model, Provider};
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,13 +53,13 @@ pub struct Config {
     #[serde(default)]
     pub keys: Vec<Key>,
     /// Burn metered usage on chain (needs `market` and the market's relayer keypair).
-    pub settler: Option<crate::settler::SettlerConfig>,
+    pub settler: Option<crate::jobs::settler::SettlerConfig>,
     /// Balance leases between replicas (a Postgres ledger only).
     #[serde(default)]
-    pub leases: crate::leases::LeaseConfig,
+    pub leases: crate::jobs::leases::LeaseConfig,
     /// How low-balance webhooks are checked and retried.
     #[serde(default)]
-    pub alerts: crate::alerts::AlertsConfig,
+    pub alerts: crate::jobs::alerts::AlertsConfig,
 }
 
 fn default_breaker_threshold() -> u32 {
@@ -97,52 +97,6 @@ fn default_timeout_ms() -> u64 {
     30_000
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Provider {
-    pub name: String,
-    /// OpenAI-compatible base URL, e.g. `https://api.example.com/v1`.
-    pub base_url: String,
-    /// Environment variable holding the provider's API key, if it needs one.
-    pub api_key_env: Option<String>,
-    pub models: Vec<Model>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Model {
-    pub name: String,
-    /// What the caller pays, in credit base units per 1M tokens.
-    #[serde(flatten)]
-    pub price: Price,
-    /// Optional multiplier per UTC hour 0..23, in basis points (10000 = the price above):
-    /// off-peak discounts and peak surcharges, as providers price them.
-    pub hour_multipliers_bps: Option<Vec<u32>>,
-    /// What the provider charges the marketplace for the same tokens (defaults to the
-    /// caller's price: no margin), recorded with every request for provider spend.
-    pub provider_price: Option<Price>,
-}
-
-impl Model {
-    /// The caller's price at UTC hour `hour` (0..24).
-    pub fn price_at(&self, hour: usize) -> Price {
-        self.scaled_at(self.price, hour)
-    }
-
-    /// The provider's own price at UTC hour `hour`: the hour's multiplier applies to it too,
-    /// since it models the provider's own off-peak pricing.
-    pub fn provider_price_at(&self, hour: usize) -> Price {
-        self.scaled_at(self.provider_price.unwrap_or(self.price), hour)
-    }
-
-    fn scaled_at(&self, price: Price, hour: usize) -> Price {
-        match &self.hour_multipliers_bps {
-            Some(m) => crate::pricing::scaled(price, m[hour % 24]),
-            None => price,
-        }
-    }
-}
-
 /// An API key, stored as the SHA-256 of the key, scoped to one credit account.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -155,10 +109,10 @@ pub struct Key {
 }
 
 impl Key {
-    pub fn caller(&self) -> crate::keys::Caller {
-        crate::keys::Caller {
+    pub fn caller(&self) -> crate::access::keys::Caller {
+        crate::access::keys::Caller {
             account: self.account.clone(),
-            limits: crate::keys::Limits {
+            limits: crate::access::keys::Limits {
                 credits_per_day: self.credits_per_day,
                 requests_per_minute: self.requests_per_minute,
             },

@@ -7,32 +7,24 @@
 //! the SQLite usage ledger, on-chain balance refresh and OpenAI-shaped errors.
 //! Wallet-issued API keys (challenge, signature, hashed storage, revocation) and metrics.
 
-pub mod alerts;
-pub mod balances;
-pub mod batches;
+pub mod access;
+pub mod clock;
 pub mod config;
-pub mod db;
+pub mod domain;
 pub mod error;
-pub mod gateway;
-pub mod journal;
-pub mod keys;
-pub mod leader;
-pub mod leases;
-pub mod ledger;
-pub mod limits;
-pub mod meter;
-pub mod metrics;
-pub mod pricing;
-pub mod routing;
-pub mod settler;
+pub mod http;
+pub mod jobs;
 pub mod sim;
-mod sse;
-pub mod watch;
+pub mod store;
 
 pub use config::Config;
-pub use gateway::{serve, Gateway};
-pub use ledger::Ledger;
-pub use meter::Meter;
+pub use domain::meter::Meter;
+pub use http::gateway::{serve, Gateway};
+pub use store::ledger::Ledger;
+
+use http::gateway;
+use jobs::{alerts, balances, leases, settler, watch};
+use store::{batches, db, journal};
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -187,7 +179,7 @@ pub async fn restore(ledger: &Ledger, meter: &Meter) -> anyhow::Result<()> {
         meter.add_unsettled(&source, amount);
         meter.add_batch(&source, seq, amount);
     }
-    let today = gateway::today();
+    let today = clock::today();
     for (key, amount) in ledger.spent_by_key_since(today * 86_400_000).await? {
         meter.add_spent(&key, today, amount);
     }

@@ -10,7 +10,7 @@ use async_openai::types::chat::{
     ChatCompletionRequestUserMessage, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
 };
 use async_openai::Client;
-use compux_relayer::gateway::key_hash;
+use compux_relayer::access::keys::key_hash;
 use compux_relayer::sim::{self, SimHandle, SimOptions};
 use compux_relayer::{serve, Config, Gateway, Ledger, Meter};
 
@@ -55,7 +55,7 @@ async fn start(toml: &str, balance: u64) -> (Client<OpenAIConfig>, Arc<Gateway>,
     let meter = Meter::new();
     meter.set_onchain(ACCOUNT, balance);
     let dir = tempfile::tempdir().unwrap();
-    let target = compux_relayer::db::test_target(dir.path()).await.unwrap();
+    let target = compux_relayer::store::db::test_target(dir.path()).await.unwrap();
     let ledger = Ledger::open_with(&target, &dir.path().join("journal"), 1 << 20).await.unwrap();
     let g = Gateway::new(Config::from_toml(toml).unwrap(), meter, ledger).await.unwrap();
     let addr = serve(g.clone()).await.unwrap();
@@ -117,8 +117,8 @@ async fn chat_is_served_by_the_cheapest_provider_and_charged_exactly() {
     );
     assert_eq!((cheap.requests(), dear.requests()), (1, 0));
     assert_eq!(g.ledger.unsettled(ACCOUNT).await.unwrap(), expected, "the ledger holds the same charge");
-    let all = compux_relayer::ledger::UsageQuery {
-        group_by: compux_relayer::ledger::Dim::ALL.to_vec(),
+    let all = compux_relayer::store::ledger::UsageQuery {
+        group_by: compux_relayer::store::ledger::Dim::ALL.to_vec(),
         ..Default::default()
     };
     let rows = g.ledger.usage(ACCOUNT, &all).await.unwrap();
@@ -181,7 +181,7 @@ async fn a_provider_that_times_out_is_failed_over_and_only_timeouts_make_504() {
     assert!(body["error"]["message"].as_str().unwrap().contains("Nothing was charged"));
     assert_eq!(
         g.meter.balance(ACCOUNT),
-        compux_relayer::meter::Balance { onchain: 10_000_000, ..Default::default() }
+        compux_relayer::domain::meter::Balance { onchain: 10_000_000, ..Default::default() }
     );
 }
 
@@ -303,7 +303,12 @@ async fn streams_are_relayed_metered_and_the_usage_chunk_is_the_callers_choice()
     assert!(chunks >= 3, "role, words and the finish chunk arrive as chunks");
     assert_eq!(
         g.meter.balance(ACCOUNT),
-        compux_relayer::meter::Balance { onchain: 10_000_000, unsettled: 2 * first, held: 0, frozen: false }
+        compux_relayer::domain::meter::Balance {
+            onchain: 10_000_000,
+            unsettled: 2 * first,
+            held: 0,
+            frozen: false
+        }
     );
     assert_eq!(g.ledger.count().await.unwrap(), 2);
     assert_eq!(g.ledger.unsettled(ACCOUNT).await.unwrap(), 2 * first, "the ledger has both streams");
@@ -757,15 +762,15 @@ async fn a_key_over_its_daily_credits_gets_429_and_the_budget_survives_a_restart
     let meter = Meter::new();
     compux_relayer::restore(&g.ledger, &meter).await.unwrap();
     assert_eq!(meter.balance(ACCOUNT).unsettled, spent);
-    let budget = compux_relayer::meter::Budget {
+    let budget = compux_relayer::domain::meter::Budget {
         key: &key_hash(KEY),
         per_day: 300,
-        day: compux_relayer::gateway::today(),
+        day: compux_relayer::clock::today(),
     };
     meter.set_onchain(ACCOUNT, 1_000_000);
     assert!(matches!(
         meter.hold(ACCOUNT, 300 - spent + 1, Some(budget)),
-        Err(compux_relayer::meter::Refused::DailyLimit { used, .. }) if used == spent
+        Err(compux_relayer::domain::meter::Refused::DailyLimit { used, .. }) if used == spent
     ));
     assert!(meter.hold(ACCOUNT, 300 - spent, Some(budget)).is_ok());
     drop(dir);
@@ -788,7 +793,7 @@ async fn the_openapi_document_lists_exactly_the_routes_served() {
         })
         .collect();
     let mut served: Vec<(String, String)> =
-        compux_relayer::gateway::ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+        compux_relayer::http::gateway::ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     documented.sort();
     served.sort();
     assert_eq!(documented, served);
@@ -887,8 +892,9 @@ async fn a_low_balance_fires_one_signed_webhook_retried_until_delivered_and_rear
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let (client, g, _dir, _up) = one_provider("", 1_000).await;
-    let config = compux_relayer::alerts::AlertsConfig { check_secs: 1, retry_base_ms: 50, max_attempts: 4 };
-    compux_relayer::alerts::spawn(g.ledger.clone(), g.meter.clone(), config);
+    let config =
+        compux_relayer::jobs::alerts::AlertsConfig { check_secs: 1, retry_base_ms: 50, max_attempts: 4 };
+    compux_relayer::jobs::alerts::spawn(g.ledger.clone(), g.meter.clone(), config);
     let base = client.config().api_base().to_string();
     let http = reqwest::Client::new();
     let add =
@@ -931,7 +937,7 @@ async fn a_low_balance_fires_one_signed_webhook_retried_until_delivered_and_rear
         let ts: i64 = headers["x-compux-timestamp"].to_str().unwrap().parse().unwrap();
         assert_eq!(
             headers["x-compux-signature"].to_str().unwrap(),
-            compux_relayer::alerts::sign(&secret, ts, body)
+            compux_relayer::jobs::alerts::sign(&secret, ts, body)
         );
         let event: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(
@@ -962,7 +968,7 @@ async fn replicas_sharing_a_postgres_ledger_never_spend_more_than_the_balance_to
     }
     let up = provider("up", None).await;
     let dir = tempfile::tempdir().unwrap();
-    let target = compux_relayer::db::test_target(dir.path()).await.unwrap();
+    let target = compux_relayer::store::db::test_target(dir.path()).await.unwrap();
     let toml = format!(
         "listen = \"127.0.0.1:0\"\ndefault_max_tokens = 100\n[[keys]]\nsha256 = \"{}\"\naccount = \"{ACCOUNT}\"\n\
          [[providers]]\nname = \"up\"\nbase_url = \"{}\"\n[[providers.models]]\nname = \"{MODEL}\"\ninput_per_1m = 1000000\noutput_per_1m = 1000000\n",
@@ -971,7 +977,7 @@ async fn replicas_sharing_a_postgres_ledger_never_spend_more_than_the_balance_to
     );
     // As in the single-relayer test: 45 units at worst case per request, the balance covers 50.
     let balance = 45 * 50;
-    let lease = compux_relayer::leases::LeaseConfig { ttl_ms: 5_000, every_ms: 50 };
+    let lease = compux_relayer::jobs::leases::LeaseConfig { ttl_ms: 5_000, every_ms: 50 };
     let mut replicas = Vec::new();
     for i in 0..2 {
         let meter = Meter::new();
@@ -980,9 +986,9 @@ async fn replicas_sharing_a_postgres_ledger_never_spend_more_than_the_balance_to
         let ledger = Ledger::open_with(&target, &journal, 1 << 20).await.unwrap();
         let g = Gateway::new(Config::from_toml(&toml).unwrap(), meter.clone(), ledger.clone()).await.unwrap();
         let addr = serve(g.clone()).await.unwrap();
-        let accounts: compux_relayer::balances::Accounts = Arc::new(|| vec![ACCOUNT.to_string()]);
-        let budgets: compux_relayer::leases::Budgets = Arc::new(Vec::new);
-        compux_relayer::leases::spawn(
+        let accounts: compux_relayer::jobs::balances::Accounts = Arc::new(|| vec![ACCOUNT.to_string()]);
+        let budgets: compux_relayer::jobs::leases::Budgets = Arc::new(Vec::new);
+        compux_relayer::jobs::leases::spawn(
             ledger,
             meter,
             format!("replica-{i}"),
@@ -1094,7 +1100,7 @@ async fn a_failover_to_a_dearer_provider_grows_the_hold_first_or_is_not_tried() 
     let at_dear = (reply.usage.unwrap().total_tokens as u64 * 3_000_000).div_ceil(1_000_000);
     assert_eq!(
         g.meter.balance(ACCOUNT),
-        compux_relayer::meter::Balance { onchain: 135, unsettled: at_dear, held: 0, frozen: false }
+        compux_relayer::domain::meter::Balance { onchain: 135, unsettled: at_dear, held: 0, frozen: false }
     );
 
     // Enough for the cheap provider only (118 at worst with the default max_tokens, 354 at

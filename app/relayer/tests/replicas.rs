@@ -6,8 +6,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use compux_relayer::alerts::{AlertsConfig, AlertsTask};
-use compux_relayer::gateway::key_hash;
+use compux_relayer::access::keys::key_hash;
+use compux_relayer::jobs::alerts::{AlertsConfig, AlertsTask};
 use compux_relayer::sim::{self, SimHandle, SimOptions};
 use compux_relayer::{serve, Config, Gateway, Ledger, Meter};
 use serde_json::{json, Value};
@@ -47,7 +47,7 @@ async fn replicas(
     let options = SimOptions { name: "up".into(), fail_status: None, completion_tokens: 20, latency_ms: 0 };
     let up = sim::spawn(options, "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let target = compux_relayer::db::test_target(dir.path()).await.unwrap();
+    let target = compux_relayer::store::db::test_target(dir.path()).await.unwrap();
     let toml = format!(
         "listen = \"127.0.0.1:0\"\nmarket = \"{market}\"\ndefault_max_tokens = 100\n\
          [[keys]]\nsha256 = \"{}\"\naccount = \"{ACCOUNT}\"\n\
@@ -195,7 +195,11 @@ async fn a_low_balance_alert_fires_once_whichever_replica_serves_and_after_the_l
     let tasks: Vec<AlertsTask> = r
         .iter()
         .map(|x| {
-            compux_relayer::alerts::spawn(x.gateway.ledger.clone(), x.gateway.meter.clone(), config.clone())
+            compux_relayer::jobs::alerts::spawn(
+                x.gateway.ledger.clone(),
+                x.gateway.meter.clone(),
+                config.clone(),
+            )
         })
         .collect();
     let (status, _) = post(&r[0].base, "alerts", Some(KEY), json!({"url": hook, "below": 500})).await;
@@ -244,11 +248,11 @@ async fn a_daily_budget_holds_across_three_replicas_under_concurrent_load() {
     }
     let (r, _up, _dir) =
         replicas(3, &Keypair::new().pubkey().to_string(), &[BUDGETED_ACCOUNT], 1_000_000).await;
-    let lease = compux_relayer::leases::LeaseConfig { ttl_ms: 5_000, every_ms: 50 };
+    let lease = compux_relayer::jobs::leases::LeaseConfig { ttl_ms: 5_000, every_ms: 50 };
     for (i, x) in r.iter().enumerate() {
         let g = x.gateway.clone();
         let (accounts, budgets) = (g.clone(), g.clone());
-        compux_relayer::leases::spawn(
+        compux_relayer::jobs::leases::spawn(
             g.ledger.clone(),
             g.meter.clone(),
             format!("replica-{i}"),

@@ -17,8 +17,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use compux_relayer::gateway::key_hash;
-use compux_relayer::ledger::UsageRecord;
+use compux_relayer::access::keys::key_hash;
+use compux_relayer::domain::usage::UsageRecord;
 use compux_relayer::sim::{self, SimOptions};
 use compux_relayer::{serve, Config, Gateway, Ledger, Meter};
 
@@ -208,7 +208,7 @@ async fn ledger_writes(records: usize, postgres: Option<&str>) -> Result<(f64, f
         Some(url) => {
             std::env::set_var("COMPUX_TEST_LEDGER", "postgres");
             std::env::set_var("COMPUX_TEST_POSTGRES_URL", url);
-            compux_relayer::db::test_target(&dir).await?
+            compux_relayer::store::db::test_target(&dir).await?
         }
         None => dir.join("ledger.sqlite").display().to_string(),
     };

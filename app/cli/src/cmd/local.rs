@@ -176,7 +176,7 @@ async fn demo_relayer(
         refill = !a.no_auto_refill,
         port = a.relayer_port,
         market = m.market,
-        hash = compux_relayer::gateway::key_hash(&api_key),
+        hash = compux_relayer::access::keys::key_hash(&api_key),
         economy = economy.base_url(),
         premium = premium.base_url(),
     );

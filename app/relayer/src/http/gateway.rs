@@ -7,6 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::access::keys::key_hash;
+use crate::clock::{now_ms, today};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -14,17 +16,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
+use crate::access::keys::{Caller, Keys, Signed};
+use crate::access::limits::RateLimiter;
 use crate::config::{Config, Provider};
+use crate::domain::meter::{Budget, Hold, Meter, Refused};
+use crate::domain::pricing::{self, Price};
+use crate::domain::routing::{self, Health, Preferences};
 use crate::error::ApiError;
-use crate::keys::{Caller, Keys, Signed};
-use crate::ledger::{Dim, Ledger, UsageQuery, UsageRecord};
-use crate::limits::RateLimiter;
-use crate::meter::{Budget, Hold, Meter, Refused};
-use crate::metrics::{Metrics, UpstreamTime};
-use crate::pricing::{self, Price};
-use crate::routing::{self, Health, Preferences};
+use crate::http::charge::{usage_of, Served};
+use crate::http::metrics::{Metrics, UpstreamTime};
+use crate::store::ledger::{Dim, Ledger, UsageQuery};
 
 /// Every route the gateway serves, as (method, path); `api/openapi.json` documents exactly
 /// these (a test holds the two together).
@@ -51,7 +53,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 ];
 
 /// The OpenAPI 3.1 document of the routes above.
-pub const OPENAPI: &str = include_str!("../api/openapi.json");
+pub const OPENAPI: &str = include_str!("../../api/openapi.json");
 
 /// The largest `max_tokens` accepted; anything above is a client error, not a huge hold.
 pub const MAX_TOKENS_LIMIT: u64 = 1_000_000;
@@ -66,11 +68,6 @@ pub struct Gateway {
     /// API keys (hashed) and the credit accounts they spend from.
     pub keys: Arc<Keys>,
     rate: RateLimiter,
-}
-
-/// The hex SHA-256 under which an API key is stored.
-pub fn key_hash(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 impl Gateway {
@@ -91,8 +88,8 @@ impl Gateway {
         let health = Health::new(config.breaker_threshold, Duration::from_millis(config.breaker_cooldown_ms));
         // Replicas share a Postgres ledger; a SQLite ledger belongs to one process.
         let rate = match ledger.backend() {
-            crate::db::Backend::Postgres => RateLimiter::Shared(ledger.pool().clone()),
-            crate::db::Backend::Sqlite => RateLimiter::default(),
+            crate::store::db::Backend::Postgres => RateLimiter::Shared(ledger.pool().clone()),
+            crate::store::db::Backend::Sqlite => RateLimiter::default(),
         };
         Ok(Arc::new(Gateway { config, meter, ledger, health, metrics: Metrics::new(), http, keys, rate }))
     }
@@ -567,7 +564,7 @@ async fn receipt(
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     g.ledger.flush().await.map_err(ApiError::internal)?;
-    match crate::batches::receipt(g.ledger.pool(), &id).await.map_err(ApiError::internal)? {
+    match crate::store::batches::receipt(g.ledger.pool(), &id).await.map_err(ApiError::internal)? {
         Some(r) => Ok(Json(json!(r))),
         None => Err(ApiError::not_found("receipt_not_found", format!("No usage record has the id {id:?}."))),
     }
@@ -620,7 +617,7 @@ async fn receipts(
         }
     };
     g.ledger.flush().await.map_err(ApiError::internal)?;
-    let page = crate::batches::list(
+    let page = crate::store::batches::list(
         g.ledger.pool(),
         &caller.account,
         period.from.as_deref(),
@@ -651,8 +648,9 @@ async fn batches_of(
     let params = params.map_err(|e| {
         ApiError::bad_request("invalid_value", Some("source"), format!("{e}: `source` is required."))
     })?;
-    let list =
-        crate::batches::of_source(g.ledger.pool(), &params.source).await.map_err(ApiError::internal)?;
+    let list = crate::store::batches::of_source(g.ledger.pool(), &params.source)
+        .await
+        .map_err(ApiError::internal)?;
     Ok(Json(json!({"object": "list", "source": params.source, "data": list})))
 }
 
@@ -664,8 +662,8 @@ async fn alert_add(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let (_, caller) = g.caller(&headers)?;
-    let new: crate::alerts::NewAlert = json_body(&body)?;
-    let (alert, secret) = crate::alerts::add(g.ledger.pool(), &caller.account, new).await?;
+    let new: crate::jobs::alerts::NewAlert = json_body(&body)?;
+    let (alert, secret) = crate::jobs::alerts::add(g.ledger.pool(), &caller.account, new).await?;
     Ok(Json(
         json!({"id": alert.id, "account": alert.account, "url": alert.url, "below": alert.below, "secret": secret}),
     ))
@@ -673,8 +671,9 @@ async fn alert_add(
 
 async fn alert_list(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let (_, caller) = g.caller(&headers)?;
-    let list =
-        crate::alerts::list(g.ledger.pool(), Some(&caller.account)).await.map_err(ApiError::internal)?;
+    let list = crate::jobs::alerts::list(g.ledger.pool(), Some(&caller.account))
+        .await
+        .map_err(ApiError::internal)?;
     Ok(Json(json!({"object": "list", "data": list})))
 }
 
@@ -684,7 +683,10 @@ async fn alert_remove(
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let (_, caller) = g.caller(&headers)?;
-    if !crate::alerts::remove(g.ledger.pool(), &caller.account, &id).await.map_err(ApiError::internal)? {
+    if !crate::jobs::alerts::remove(g.ledger.pool(), &caller.account, &id)
+        .await
+        .map_err(ApiError::internal)?
+    {
         return Err(ApiError::not_found("alert_not_found", format!("This account has no alert {id:?}.")));
     }
     Ok(Json(json!({"deleted": id})))
@@ -741,83 +743,6 @@ async fn key_revoke(State(g): State<Arc<Gateway>>, body: Bytes) -> Result<Json<V
     let signed: Signed = json_body(&body)?;
     g.keys.revoke(g.ledger.pool(), &signed).await?;
     Ok(Json(json!({"revoked": signed.id})))
-}
-
-/// Days since the Unix epoch, UTC: the period of daily credit limits.
-pub fn today() -> i64 {
-    now_ms().div_euclid(86_400_000)
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
-/// One served request, waiting to be recorded and charged.
-pub(crate) struct Served {
-    pub request_id: String,
-    pub key_hash: String,
-    pub account: String,
-    pub model: String,
-    pub provider: String,
-    pub price: Price,
-    pub provider_price: Price,
-}
-
-impl Served {
-    /// Records the usage durably, then charges it (at most the hold). A reply without usage
-    /// is charged its worst case, the hold. If the record cannot be written, nothing is
-    /// charged and the error is returned.
-    pub async fn record_and_charge(
-        self,
-        g: &Gateway,
-        hold: Hold,
-        usage: Option<(u64, u64)>,
-    ) -> anyhow::Result<u64> {
-        let cost = match usage {
-            Some((i, o)) => pricing::cost(self.price, i, o).unwrap_or(u64::MAX),
-            None => hold.amount(),
-        };
-        let (input, output) = usage.unwrap_or((0, 0));
-        let charged = cost.min(hold.amount());
-        // What the provider bills for the same tokens; with no usage reported, the hold's
-        // share of it (the caller is charged its hold).
-        let provider_cost = match usage {
-            Some((i, o)) => pricing::cost(self.provider_price, i, o).unwrap_or(u64::MAX),
-            None => pricing::proportion(charged, self.provider_price, self.price),
-        };
-        g.ledger
-            .record(UsageRecord {
-                request_id: self.request_id,
-                created_at_ms: now_ms(),
-                key_hash: self.key_hash,
-                account: self.account,
-                source: hold.source().to_string(),
-                provider: self.provider,
-                model: self.model,
-                input_tokens: input,
-                output_tokens: output,
-                credits_charged: charged,
-                input_per_1m: self.price.input_per_1m,
-                output_per_1m: self.price.output_per_1m,
-                provider_input_per_1m: self.provider_price.input_per_1m,
-                provider_output_per_1m: self.provider_price.output_per_1m,
-                provider_cost,
-            })
-            .await?;
-        Ok(hold.charge(cost))
-    }
-}
-
-/// `usage.prompt_tokens` and `usage.completion_tokens` of a reply or chunk (embeddings
-/// report no completion tokens).
-pub(crate) fn usage_of(v: &Value) -> Option<(u64, u64)> {
-    let u = &v["usage"];
-    let input = u["prompt_tokens"].as_u64()?;
-    let output = match &u["completion_tokens"] {
-        Value::Null if u["total_tokens"].as_u64() == Some(input) => 0,
-        n => n.as_u64()?,
-    };
-    Some((input, output))
 }
 
 async fn proxy(
@@ -881,13 +806,13 @@ async fn proxy(
                 // reply is withheld and nothing is charged.
                 let usage = usage_of(&body);
                 let charged =
-                    served().record_and_charge(&g, hold, usage).await.map_err(ApiError::internal)?;
+                    served().record_and_charge(&g.ledger, hold, usage).await.map_err(ApiError::internal)?;
                 let mut res = Json(body).into_response();
                 res.headers_mut().insert("x-compux-credits-charged", header(charged));
                 res
             }
             Attempt::Streaming(upstream) => {
-                crate::sse::relay(g.clone(), served(), hold, upstream, req.include_usage)
+                crate::http::sse::relay(g.ledger.clone(), served(), hold, upstream, req.include_usage)
             }
             Attempt::ClientError { status, body } => {
                 let mut res = (status, body).into_response();

@@ -12,34 +12,14 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::db::{Pool, Sql};
+use crate::store::db::{Pool, Sql};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::journal::Journal;
+use crate::domain::usage::UsageRecord;
+use crate::store::journal::Journal;
 
 /// Records committed together at most.
 const BATCH: usize = 4_096;
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsageRecord {
-    pub request_id: String,
-    pub created_at_ms: i64,
-    pub key_hash: String,
-    pub account: String,
-    /// What the request spends from: the credit account (its vault) or a facility.
-    pub source: String,
-    pub provider: String,
-    pub model: String,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub credits_charged: u64,
-    pub input_per_1m: u64,
-    pub output_per_1m: u64,
-    /// The provider's own price for the same tokens, and the cost at it (rounded up).
-    pub provider_input_per_1m: u64,
-    pub provider_output_per_1m: u64,
-    pub provider_cost: u64,
-}
 
 /// A dimension usage can be grouped by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -124,7 +104,7 @@ enum Ingest {
 #[derive(Clone)]
 pub struct Ledger {
     pool: Pool,
-    backend: crate::db::Backend,
+    backend: crate::store::db::Backend,
     /// Appends and sends happen under this one lock, so the ingester sees journal order.
     journal: Arc<Mutex<Journal>>,
     ingest: mpsc::UnboundedSender<Ingest>,
@@ -134,13 +114,13 @@ impl Ledger {
     /// Opens (creating) the SQLite ledger at `path`, applies the checked-in migrations and
     /// replays what the journal (next to it) holds.
     pub async fn open(path: &Path) -> Result<Ledger> {
-        Self::open_with(&path.display().to_string(), path, crate::journal::SEGMENT_BYTES).await
+        Self::open_with(&path.display().to_string(), path, crate::store::journal::SEGMENT_BYTES).await
     }
 
     /// Opens the ledger at `target` (a SQLite path or a Postgres URL) with its journal
     /// segments at `journal` (a local path prefix) of `segment_bytes`.
     pub async fn open_with(target: &str, journal: &Path, segment_bytes: u64) -> Result<Ledger> {
-        let (pool, backend) = crate::db::connect(target).await?;
+        let (pool, backend) = crate::store::db::connect(target).await?;
         let path = journal;
         // Records a previous run answered but had not committed yet.
         let mut last_seq = 0;
@@ -171,7 +151,7 @@ impl Ledger {
     }
 
     /// SQLite or Postgres.
-    pub fn backend(&self) -> crate::db::Backend {
+    pub fn backend(&self) -> crate::store::db::Backend {
         self.backend
     }
 
@@ -280,8 +260,10 @@ impl Ledger {
             sql.push(&format!(" ORDER BY {}", order.join(", ")));
         }
         let rows = sql.query().fetch_all(&self.pool).await?;
-        let text = |r: &crate::db::Row, d: Dim| q.group_by.contains(&d).then(|| r.get::<String, _>(d.name()));
-        let count = |r: &crate::db::Row, c: &str| r.get::<Option<i64>, _>(c).unwrap_or(0).max(0) as u64;
+        let text =
+            |r: &crate::store::db::Row, d: Dim| q.group_by.contains(&d).then(|| r.get::<String, _>(d.name()));
+        let count =
+            |r: &crate::store::db::Row, c: &str| r.get::<Option<i64>, _>(c).unwrap_or(0).max(0) as u64;
         Ok(rows
             .iter()
             .filter(|r| count(r, "requests") > 0)
@@ -341,7 +323,11 @@ async fn sync_journal(journal: std::sync::Weak<Mutex<Journal>>) {
 /// Commits records in journal order, in batches of whatever has arrived (group commit). A
 /// failed commit is retried (the records stay in the journal meanwhile); a closed segment is
 /// deleted only after everything in it is committed.
-async fn ingest_batches(pool: Pool, backend: crate::db::Backend, mut jobs: mpsc::UnboundedReceiver<Ingest>) {
+async fn ingest_batches(
+    pool: Pool,
+    backend: crate::store::db::Backend,
+    mut jobs: mpsc::UnboundedReceiver<Ingest>,
+) {
     let mut next = jobs.recv().await;
     while let Some(first) = next.take() {
         let mut batch = Vec::new();
@@ -381,7 +367,7 @@ async fn ingest_batches(pool: Pool, backend: crate::db::Backend, mut jobs: mpsc:
 /// 65,535).
 const ROWS_PER_STATEMENT: usize = 500;
 
-async fn insert(pool: &Pool, backend: crate::db::Backend, batch: &[UsageRecord]) -> Result<()> {
+async fn insert(pool: &Pool, backend: crate::store::db::Backend, batch: &[UsageRecord]) -> Result<()> {
     let mut tx = pool.begin().await?;
     for rows in batch.chunks(ROWS_PER_STATEMENT) {
         let mut q = Sql::for_backend(backend,
@@ -395,7 +381,7 @@ async fn insert(pool: &Pool, backend: crate::db::Backend, batch: &[UsageRecord])
                 .push(", ")
                 .int(r.created_at_ms)
                 .push(", ")
-                .text(&crate::db::day_of(r.created_at_ms));
+                .text(&crate::store::db::day_of(r.created_at_ms));
             for t in [&r.key_hash, &r.account, &r.source, &r.provider, &r.model] {
                 q.push(", ").text(t);
             }
@@ -449,7 +435,8 @@ mod tests {
     #[tokio::test]
     async fn closed_segments_go_once_committed_and_a_reopened_ledger_replays_the_rest_once() {
         let dir = tempfile::tempdir().unwrap();
-        let (target, path) = (crate::db::test_target(dir.path()).await.unwrap(), dir.path().join("journal"));
+        let (target, path) =
+            (crate::store::db::test_target(dir.path()).await.unwrap(), dir.path().join("journal"));
         let ledger = Ledger::open_with(&target, &path, 1_000).await.unwrap();
         for i in 0..100 {
             ledger.record(record(i)).await.unwrap();
@@ -466,7 +453,8 @@ mod tests {
     #[tokio::test]
     async fn records_only_in_the_journal_are_replayed_and_a_torn_last_line_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        let (target, path) = (crate::db::test_target(dir.path()).await.unwrap(), dir.path().join("journal"));
+        let (target, path) =
+            (crate::store::db::test_target(dir.path()).await.unwrap(), dir.path().join("journal"));
         // What a relayer killed after answering, before committing, leaves behind.
         let mut journal = Journal::create(&path, 6, 1 << 20).unwrap();
         for i in 0..3 {

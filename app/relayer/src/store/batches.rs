@@ -7,7 +7,7 @@ use compux_sdk::receipt::{self, hex32, Leaf, Step};
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::db::{Pool, Row as DbRow, Sql};
+use crate::store::db::{Pool, Row as DbRow, Sql};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -243,7 +243,7 @@ pub async fn cut(pool: &Pool, c: Cut<'_>) -> Result<Option<Batch>> {
     .bind(hex32::encode(&batch.batch_root))
     .bind(batch.window_end)
     .bind(batch.records as i64)
-    .bind(crate::gateway::now_ms())
+    .bind(crate::clock::now_ms())
     .bind(usage_chain.map(|c| hex32::encode(&c)))
     .execute(&mut *tx)
     .await?;
@@ -256,7 +256,7 @@ pub async fn mark_settled(pool: &Pool, source: &str, seq: u64, signature: Option
     sqlx::query(
         "UPDATE settle_batches SET settled_at_ms = $1, signature = COALESCE($2, signature) WHERE source = $3 AND seq = $4",
     )
-    .bind(crate::gateway::now_ms())
+    .bind(crate::clock::now_ms())
     .bind(signature)
     .bind(source)
     .bind(seq as i64)
@@ -426,7 +426,8 @@ pub async fn receipt(pool: &Pool, request_id: &str) -> Result<Option<Receipt>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{Ledger, UsageRecord};
+    use crate::domain::usage::UsageRecord;
+    use crate::store::ledger::Ledger;
 
     fn record(i: i64, source: &str, credits: u64) -> UsageRecord {
         UsageRecord {
@@ -463,7 +464,7 @@ mod tests {
     #[tokio::test]
     async fn batches_take_the_oldest_records_and_receipts_prove_each_one() {
         let dir = tempfile::tempdir().unwrap();
-        let target = crate::db::test_target(dir.path()).await.unwrap();
+        let target = crate::store::db::test_target(dir.path()).await.unwrap();
         let ledger = Ledger::open_with(&target, &dir.path().join("journal"), 1 << 20).await.unwrap();
         for i in [4, 0, 3, 1, 2] {
             ledger.record(record(i, "acct", 10 + i as u64)).await.unwrap();
@@ -501,7 +502,7 @@ mod tests {
     #[tokio::test]
     async fn a_frozen_facilitys_late_and_void_records_move_to_the_vault() {
         let dir = tempfile::tempdir().unwrap();
-        let target = crate::db::test_target(dir.path()).await.unwrap();
+        let target = crate::store::db::test_target(dir.path()).await.unwrap();
         let ledger = Ledger::open_with(&target, &dir.path().join("journal"), 1 << 20).await.unwrap();
         for i in 0..6 {
             ledger.record(record(i, "fac", 5)).await.unwrap();

@@ -23,12 +23,12 @@ use serde_json::json;
 use sha2::Sha256;
 use sqlx::Row;
 
-use crate::db::{Backend, Pool};
-use crate::leader::{try_lead, Job, Leader};
-use crate::Ledger;
+use crate::jobs::leader::{try_lead, Job, Leader};
+use crate::store::db::{Backend, Pool};
+use crate::store::ledger::Ledger;
 
+use crate::domain::meter::Meter;
 use crate::error::ApiError;
-use crate::meter::Meter;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -83,7 +83,7 @@ pub struct NewAlert {
     pub below: u64,
 }
 
-fn alert_of(r: &crate::db::Row) -> Alert {
+fn alert_of(r: &crate::store::db::Row) -> Alert {
     Alert {
         id: r.get("id"),
         account: r.get("account"),
@@ -116,7 +116,7 @@ pub async fn add(pool: &Pool, account: &str, new: NewAlert) -> Result<(Alert, St
     .bind(url.as_str())
     .bind(i64::try_from(new.below).unwrap_or(i64::MAX))
     .bind(&secret)
-    .bind(crate::gateway::now_ms())
+    .bind(crate::clock::now_ms())
     .execute(pool)
     .await
     .map_err(ApiError::internal)?;
@@ -168,7 +168,7 @@ async fn available(ledger: &Ledger, meter: &Meter, account: &str) -> anyhow::Res
             Backend::Sqlite => b.available(),
             Backend::Postgres => {
                 let (onchain, seq) = meter.snapshot(&source);
-                onchain.saturating_sub(crate::leases::unsettled(ledger.pool(), &source, seq).await?)
+                onchain.saturating_sub(crate::jobs::leases::unsettled(ledger.pool(), &source, seq).await?)
             }
         };
         total = total.saturating_add(here);
@@ -188,7 +188,7 @@ async fn cross(pool: &Pool, alert: &Alert, below: bool) -> anyhow::Result<bool> 
     }
     let claimed = sqlx::query("UPDATE alerts SET fired_at_ms = $2 WHERE id = $1 AND fired_at_ms IS NULL")
         .bind(&alert.id)
-        .bind(crate::gateway::now_ms())
+        .bind(crate::clock::now_ms())
         .execute(pool)
         .await?;
     Ok(claimed.rows_affected() == 1)
@@ -271,13 +271,13 @@ async fn deliver(http: reqwest::Client, alert: Alert, available: u64, config: Al
         "account": alert.account,
         "available": available,
         "below": alert.below,
-        "created_at_ms": crate::gateway::now_ms(),
+        "created_at_ms": crate::clock::now_ms(),
     })
     .to_string();
     let mut wait = Duration::from_millis(config.retry_base_ms);
     for attempt in 1..=config.max_attempts.max(1) {
         // Signed at each attempt: the timestamp lets the receiver refuse stale replays.
-        let timestamp = crate::gateway::now_ms() / 1_000;
+        let timestamp = crate::clock::now_ms() / 1_000;
         let sent = http
             .post(&alert.url)
             .header("content-type", "application/json")

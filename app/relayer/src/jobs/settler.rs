@@ -15,7 +15,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::db::Pool;
+use crate::store::db::Pool;
 use anyhow::{Context, Result};
 use compux_client::{fetch, Sender};
 use compux_sdk::ix::SettleBatch;
@@ -27,8 +27,8 @@ use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Keypair;
 use solana_sdk::signer::Signer;
 
-use crate::batches::{self, Batch, Cut, SourceKind};
-use crate::meter::Meter;
+use crate::domain::meter::Meter;
+use crate::store::batches::{self, Batch, Cut, SourceKind};
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,7 +119,7 @@ impl OnChain {
 
 pub struct Settler {
     pool: Pool,
-    ledger: crate::Ledger,
+    ledger: crate::store::ledger::Ledger,
     meter: Arc<Meter>,
     rpc: RpcClient,
     payer: Keypair,
@@ -143,7 +143,7 @@ pub struct Round {
 
 impl Settler {
     pub async fn new(
-        ledger: crate::Ledger,
+        ledger: crate::store::ledger::Ledger,
         meter: Arc<Meter>,
         rpc_url: &str,
         market: &Pubkey,
@@ -173,7 +173,7 @@ impl Settler {
     /// Postgres ledger; see `leader.rs`); a failed round is logged and retried.
     pub fn spawn(self) {
         tokio::spawn(async move {
-            let mut leader: Option<crate::leader::Leader> = None;
+            let mut leader: Option<crate::jobs::leader::Leader> = None;
             loop {
                 if let Some(l) = leader.as_mut() {
                     if !l.alive().await {
@@ -182,10 +182,10 @@ impl Settler {
                     }
                 }
                 if leader.is_none() {
-                    match crate::leader::try_lead(
+                    match crate::jobs::leader::try_lead(
                         &self.pool,
                         self.ledger.backend(),
-                        crate::leader::Job::Settler,
+                        crate::jobs::leader::Job::Settler,
                     )
                     .await
                     {
@@ -246,7 +246,7 @@ impl Settler {
     pub async fn round(&self) -> Result<Round> {
         self.ledger.flush().await?;
         let mut round = Round::default();
-        let now_ms = crate::gateway::now_ms();
+        let now_ms = crate::clock::now_ms();
         for u in batches::unbatched(&self.pool).await? {
             let due = u.records as usize >= self.config.min_records
                 || now_ms - u.oldest_ms >= (self.config.flush_secs * 1_000) as i64;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::ledger::UsageRecord;
+use crate::domain::usage::UsageRecord;
 
 /// A segment is closed (and later deleted) once it holds this many bytes, by default.
 pub const SEGMENT_BYTES: u64 = 16 << 20;

@@ -15,7 +15,7 @@ use solana_pubsub_client::nonblocking::pubsub_client::PubsubClient;
 use solana_rpc_client_api::config::{CommitmentConfig, RpcTransactionLogsConfig, RpcTransactionLogsFilter};
 use tokio::sync::Notify;
 
-use crate::meter::Meter;
+use crate::domain::meter::Meter;
 
 /// The PubSub URL of a Solana RPC URL by the validator's convention: WebSocket on the next
 /// port (`http://h:8899` -> `ws://h:8900`), or the same host without a port.

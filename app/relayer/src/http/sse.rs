@@ -4,7 +4,6 @@
 //! `[DONE]` is sent.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::http::HeaderValue;
@@ -13,8 +12,9 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use crate::gateway::{usage_of, Gateway, Served};
-use crate::meter::Hold;
+use crate::domain::meter::Hold;
+use crate::http::charge::{usage_of, Served};
+use crate::store::ledger::Ledger;
 
 enum Event {
     Done,
@@ -43,7 +43,7 @@ fn find_event_end(buf: &[u8]) -> Option<usize> {
 
 /// Streams `upstream` to the caller and settles the request when it ends.
 pub(crate) fn relay(
-    g: Arc<Gateway>,
+    ledger: Ledger,
     served: Served,
     hold: Hold,
     upstream: reqwest::Response,
@@ -89,7 +89,7 @@ pub(crate) fn relay(
             }
         }
         // The record is durable before the final chunk goes out.
-        match served.record_and_charge(&g, hold, usage).await {
+        match served.record_and_charge(&ledger, hold, usage).await {
             Ok(_) if done => send(Bytes::from_static(b"data: [DONE]\n\n")).await,
             Ok(_) => {}
             Err(e) => {

@@ -19,7 +19,7 @@ use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Signature;
 use sqlx::Row;
 
-use crate::db::Pool;
+use crate::store::db::Pool;
 
 use crate::error::ApiError;
 
@@ -53,7 +53,7 @@ struct KeyInfo {
     caller: Caller,
 }
 
-fn limits_of(r: &crate::db::Row) -> Limits {
+fn limits_of(r: &crate::store::db::Row) -> Limits {
     Limits {
         credits_per_day: r.get::<Option<i64>, _>("credits_per_day").map(|n| n.max(0) as u64),
         requests_per_minute: r
@@ -94,6 +94,12 @@ pub struct Keys {
     /// The `api_keys` version the map was loaded at.
     version: AtomicI64,
     market: Option<Pubkey>,
+}
+
+/// The hex SHA-256 under which an API key is stored.
+pub fn key_hash(key: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))
 }
 
 /// Tells every replica the keys changed (in the transaction that changes them).
@@ -205,7 +211,7 @@ impl Keys {
             ApiError::bad_request("invalid_value", Some("owner"), "`owner` must be a base58 wallet address.")
         })?;
         let challenge = format!("compux relayer: prove you control {owner} (nonce {})", uuid::Uuid::new_v4());
-        let now = crate::gateway::now_ms();
+        let now = crate::clock::now_ms();
         sqlx::query("DELETE FROM key_challenges WHERE issued_at_ms <= $1")
             .bind(now - CHALLENGE_TTL_MS)
             .execute(pool)
@@ -232,7 +238,7 @@ impl Keys {
                 .map_err(ApiError::internal)?;
         let Some(row) = issued else { return Err(unauthorized("Unknown or already used challenge")) };
         let (owner, at): (String, i64) = (row.get("owner"), row.get("issued_at_ms"));
-        if owner != s.owner || crate::gateway::now_ms() - at >= CHALLENGE_TTL_MS {
+        if owner != s.owner || crate::clock::now_ms() - at >= CHALLENGE_TTL_MS {
             return Err(unauthorized("The challenge was issued to another wallet or has expired"));
         }
         let pubkey = Pubkey::from_str(&s.owner).map_err(|_| unauthorized("Invalid owner"))?;
@@ -257,7 +263,7 @@ impl Keys {
         })?;
         let account = compux_sdk::pda::credit_account(&market, &owner).0.to_string();
         let key = format!("sk-compux-{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-        let hash = crate::gateway::key_hash(&key);
+        let hash = key_hash(&key);
         let id = format!("key_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let limits = s.limits;
         if limits.credits_per_day == Some(0) || limits.requests_per_minute == Some(0) {
@@ -276,7 +282,7 @@ impl Keys {
         .bind(&hash)
         .bind(owner.to_string())
         .bind(&account)
-        .bind(crate::gateway::now_ms())
+        .bind(crate::clock::now_ms())
         .bind(limits.credits_per_day.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
         .bind(limits.requests_per_minute.map(i64::from))
         .execute(&mut *tx)
@@ -323,7 +329,7 @@ impl Keys {
         let done = sqlx::query(
             "UPDATE api_keys SET revoked_at_ms = $1 WHERE id = $2 AND owner = $3 AND revoked_at_ms IS NULL",
         )
-        .bind(crate::gateway::now_ms())
+        .bind(crate::clock::now_ms())
         .bind(&id)
         .bind(&owner)
         .execute(&mut *tx)

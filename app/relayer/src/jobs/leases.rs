@@ -22,9 +22,9 @@ use anyhow::Result;
 use serde::Deserialize;
 use sqlx::Row;
 
-use crate::db::Pool;
-use crate::meter::Meter;
-use crate::Ledger;
+use crate::domain::meter::Meter;
+use crate::store::db::Pool;
+use crate::store::ledger::Ledger;
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,7 +80,7 @@ pub async fn renew(
     let charged_before = meter.charged_total(source);
     ledger.flush().await?;
     let (onchain, settled_seq) = meter.snapshot(source);
-    let now_ms = crate::gateway::now_ms();
+    let now_ms = crate::clock::now_ms();
     let expires_at_ms = now_ms + config.ttl_ms as i64;
     let mut tx = pool.begin().await?;
     sqlx::query("INSERT INTO lease_sources (source) VALUES ($1) ON CONFLICT DO NOTHING")
@@ -135,8 +135,8 @@ pub async fn renew_budget(
 ) -> Result<u64> {
     let spent_before = meter.spent_on(key, day);
     ledger.flush().await?;
-    let now_ms = crate::gateway::now_ms();
-    let civil_day = crate::db::day_of(day * 86_400_000);
+    let now_ms = crate::clock::now_ms();
+    let civil_day = crate::store::db::day_of(day * 86_400_000);
     let lock = format!("budget:{key}");
     let mut tx = ledger.pool().begin().await?;
     sqlx::query("INSERT INTO lease_sources (source) VALUES ($1) ON CONFLICT DO NOTHING")
@@ -206,7 +206,7 @@ pub fn spawn(
     ledger: Ledger,
     meter: Arc<Meter>,
     replica: String,
-    accounts: crate::balances::Accounts,
+    accounts: crate::jobs::balances::Accounts,
     budgets: Budgets,
     config: LeaseConfig,
 ) {
@@ -220,7 +220,7 @@ pub fn spawn(
                     }
                 }
             }
-            let day = crate::gateway::today();
+            let day = crate::clock::today();
             for (key, per_day) in budgets() {
                 if let Err(e) = renew_budget(&ledger, &meter, &replica, &key, per_day, day, &config).await {
                     tracing::warn!(error = %format!("{e:#}"), "daily budget lease not renewed");

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::config::Provider;
+use crate::domain::catalog::Provider;
+use crate::domain::pricing::Price;
 use crate::error::ApiError;
-use crate::pricing::Price;
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::db::Pool;
+use crate::store::db::Pool;
 
 const MINUTE_NS: u128 = 60_000_000_000;
 
@@ -38,7 +38,7 @@ impl RateLimiter {
     pub async fn admit(&self, key: &str, per_minute: u32) -> anyhow::Result<Result<(), RetryAfter>> {
         match self {
             RateLimiter::Local { .. } => Ok(self.admit_at(key, per_minute, Instant::now())),
-            RateLimiter::Shared(pool) => admit_shared(pool, key, per_minute, crate::gateway::now_ms()).await,
+            RateLimiter::Shared(pool) => admit_shared(pool, key, per_minute, crate::clock::now_ms()).await,
         }
     }
 
@@ -122,8 +122,8 @@ mod tests {
     #[tokio::test]
     async fn the_shared_limit_bursts_then_paces_in_the_database() {
         let dir = tempfile::tempdir().unwrap();
-        let target = crate::db::test_target(dir.path()).await.unwrap();
-        let (pool, _) = crate::db::connect(&target).await.unwrap();
+        let target = crate::store::db::test_target(dir.path()).await.unwrap();
+        let (pool, _) = crate::store::db::connect(&target).await.unwrap();
         let key = format!("k-{}", uuid::Uuid::new_v4());
         let t0 = 1_000_000;
         for _ in 0..3 {

@@ -7,7 +7,7 @@ use anyhow::Result;
 use sqlx::pool::PoolConnection;
 use sqlx::Any;
 
-use crate::db::{Backend, Pool};
+use crate::store::db::{Backend, Pool};
 
 /// A leader's job, and its advisory lock key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,9 +63,9 @@ mod tests {
     #[tokio::test]
     async fn one_leader_at_a_time_and_another_takes_over_when_it_goes() {
         let dir = tempfile::tempdir().unwrap();
-        let target = crate::db::test_target(dir.path()).await.unwrap();
-        let (a, backend) = crate::db::connect(&target).await.unwrap();
-        let (b, _) = crate::db::connect(&target).await.unwrap();
+        let target = crate::store::db::test_target(dir.path()).await.unwrap();
+        let (a, backend) = crate::store::db::connect(&target).await.unwrap();
+        let (b, _) = crate::store::db::connect(&target).await.unwrap();
         let mut first = try_lead(&a, backend, Job::Settler).await.unwrap().expect("the first replica leads");
         assert!(first.alive().await);
         if backend == Backend::Sqlite {

@@ -15,7 +15,7 @@ use compux_sdk::state::{CreditAccount, Facility, FacilityStatus};
 use solana_rpc_client::nonblocking::rpc_client::RpcClient;
 use solana_sdk::pubkey::Pubkey;
 
-use crate::meter::Meter;
+use crate::domain::meter::Meter;
 
 /// What a facility contributes to its borrower's spendable credits: (credits, frozen), or
 /// nothing when it has none to spend (offered, recovered, closed).

@@ -1,0 +1,52 @@
+//! The providers the relayer routes to and the models each serves, at what price per UTC
+//! hour (what the caller pays, and what the provider charges the marketplace).
+
+use serde::Deserialize;
+
+use crate::domain::pricing::Price;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provider {
+    pub name: String,
+    /// OpenAI-compatible base URL, e.g. `https://api.example.com/v1`.
+    pub base_url: String,
+    /// Environment variable holding the provider's API key, if it needs one.
+    pub api_key_env: Option<String>,
+    pub models: Vec<Model>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    pub name: String,
+    /// What the caller pays, in credit base units per 1M tokens.
+    #[serde(flatten)]
+    pub price: Price,
+    /// Optional multiplier per UTC hour 0..23, in basis points (10000 = the price above):
+    /// off-peak discounts and peak surcharges, as providers price them.
+    pub hour_multipliers_bps: Option<Vec<u32>>,
+    /// What the provider charges the marketplace for the same tokens (defaults to the
+    /// caller's price: no margin), recorded with every request for provider spend.
+    pub provider_price: Option<Price>,
+}
+
+impl Model {
+    /// The caller's price at UTC hour `hour` (0..24).
+    pub fn price_at(&self, hour: usize) -> Price {
+        self.scaled_at(self.price, hour)
+    }
+
+    /// The provider's own price at UTC hour `hour`: the hour's multiplier applies to it too,
+    /// since it models the provider's own off-peak pricing.
+    pub fn provider_price_at(&self, hour: usize) -> Price {
+        self.scaled_at(self.provider_price.unwrap_or(self.price), hour)
+    }
+
+    fn scaled_at(&self, price: Price, hour: usize) -> Price {
+        match &self.hour_multipliers_bps {
+            Some(m) => crate::domain::pricing::scaled(price, m[hour % 24]),
+            None => price,
+        }
+    }
+}

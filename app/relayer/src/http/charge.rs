@@ -1,0 +1,78 @@
+//! Charging a served request: its usage record made durable first, then the hold charged
+//! with the real cost (never more than the hold).
+
+use serde_json::Value;
+
+use crate::clock::now_ms;
+use crate::domain::meter::Hold;
+use crate::domain::pricing::{self, Price};
+use crate::domain::usage::UsageRecord;
+use crate::store::ledger::Ledger;
+
+/// One served request, waiting to be recorded and charged.
+pub(crate) struct Served {
+    pub request_id: String,
+    pub key_hash: String,
+    pub account: String,
+    pub model: String,
+    pub provider: String,
+    pub price: Price,
+    pub provider_price: Price,
+}
+
+impl Served {
+    /// Records the usage durably, then charges it (at most the hold). A reply without usage
+    /// is charged its worst case, the hold. If the record cannot be written, nothing is
+    /// charged and the error is returned.
+    pub async fn record_and_charge(
+        self,
+        ledger: &Ledger,
+        hold: Hold,
+        usage: Option<(u64, u64)>,
+    ) -> anyhow::Result<u64> {
+        let cost = match usage {
+            Some((i, o)) => pricing::cost(self.price, i, o).unwrap_or(u64::MAX),
+            None => hold.amount(),
+        };
+        let (input, output) = usage.unwrap_or((0, 0));
+        let charged = cost.min(hold.amount());
+        // What the provider bills for the same tokens; with no usage reported, the hold's
+        // share of it (the caller is charged its hold).
+        let provider_cost = match usage {
+            Some((i, o)) => pricing::cost(self.provider_price, i, o).unwrap_or(u64::MAX),
+            None => pricing::proportion(charged, self.provider_price, self.price),
+        };
+        ledger
+            .record(UsageRecord {
+                request_id: self.request_id,
+                created_at_ms: now_ms(),
+                key_hash: self.key_hash,
+                account: self.account,
+                source: hold.source().to_string(),
+                provider: self.provider,
+                model: self.model,
+                input_tokens: input,
+                output_tokens: output,
+                credits_charged: charged,
+                input_per_1m: self.price.input_per_1m,
+                output_per_1m: self.price.output_per_1m,
+                provider_input_per_1m: self.provider_price.input_per_1m,
+                provider_output_per_1m: self.provider_price.output_per_1m,
+                provider_cost,
+            })
+            .await?;
+        Ok(hold.charge(cost))
+    }
+}
+
+/// `usage.prompt_tokens` and `usage.completion_tokens` of a reply or chunk (embeddings
+/// report no completion tokens).
+pub(crate) fn usage_of(v: &Value) -> Option<(u64, u64)> {
+    let u = &v["usage"];
+    let input = u["prompt_tokens"].as_u64()?;
+    let output = match &u["completion_tokens"] {
+        Value::Null if u["total_tokens"].as_u64() == Some(input) => 0,
+        n => n.as_u64()?,
+    };
+    Some((input, output))
+}

@@ -1,0 +1,7 @@
+//! The API: routes from one table, handlers, streaming, metrics; errors become HTTP in
+//! `crate::error`. The top layer, with the composition in `lib.rs`.
+
+pub(crate) mod charge;
+pub mod gateway;
+pub mod metrics;
+pub(crate) mod sse;

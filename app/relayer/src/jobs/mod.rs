@@ -1,0 +1,9 @@
+//! Background work: balance refresh and chain events, leases between replicas, leader
+//! election, low-balance alerts, settlement. Imports access, the store and the domain.
+
+pub mod alerts;
+pub mod balances;
+pub mod leader;
+pub mod leases;
+pub mod settler;
+pub mod watch;
