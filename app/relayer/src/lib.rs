@@ -57,7 +57,7 @@ impl Running {
         let drained = tokio::time::timeout(deadline, self.server).await.is_ok();
         self.gateway.ledger.flush().await?;
         if let Some(replica) = &self.replica {
-            leases::release(self.gateway.ledger.pool(), replica).await?;
+            store::leases::release(self.gateway.ledger.pool(), replica).await?;
         }
         Ok(Stopped { drained })
     }

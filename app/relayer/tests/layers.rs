@@ -1,6 +1,6 @@
 //! The crate's layers import only downward (docs/relayer.md, "Layers"): each module's
-//! `crate::` paths (outside its tests) name its own layer or a lower one, and no two
-//! modules import each other, directly or through others.
+//! `crate::` paths (outside its tests) name its own layer or a lower one, no two modules
+//! import each other, directly or through others, and every SQL statement is in `store/`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -108,4 +108,18 @@ fn modules_import_only_downward_and_never_in_a_cycle() {
     for m in graph.keys() {
         visit(m, &graph, &mut Vec::new(), &mut done);
     }
+}
+
+#[test]
+fn every_sql_statement_lives_in_the_store() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&root, &mut files);
+    let outside: Vec<String> = files
+        .iter()
+        .filter(|f| !f.starts_with(root.join("store")))
+        .filter(|f| std::fs::read_to_string(f).unwrap().contains("sqlx::"))
+        .map(|f| f.strip_prefix(&root).unwrap().display().to_string())
+        .collect();
+    assert!(outside.is_empty(), "SQL outside store/: {outside:?}");
 }

@@ -17,9 +17,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Signature;
-use sqlx::Row;
 
 use crate::store::db::Pool;
+use crate::store::keys::{self as store, KeyRow};
 
 use crate::error::ApiError;
 
@@ -53,13 +53,8 @@ struct KeyInfo {
     caller: Caller,
 }
 
-fn limits_of(r: &crate::store::db::Row) -> Limits {
-    Limits {
-        credits_per_day: r.get::<Option<i64>, _>("credits_per_day").map(|n| n.max(0) as u64),
-        requests_per_minute: r
-            .get::<Option<i64>, _>("requests_per_minute")
-            .map(|n| n.clamp(0, u32::MAX as i64) as u32),
-    }
+fn limits_of(k: &KeyRow) -> Limits {
+    Limits { credits_per_day: k.credits_per_day, requests_per_minute: k.requests_per_minute }
 }
 
 /// A key as listed to its owner (never the key itself).
@@ -102,15 +97,6 @@ pub fn key_hash(key: &str) -> String {
     hex::encode(sha2::Sha256::digest(key.as_bytes()))
 }
 
-/// Tells every replica the keys changed (in the transaction that changes them).
-async fn bump_keys_version(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), ApiError> {
-    sqlx::query("UPDATE shared_versions SET version = version + 1 WHERE name = 'api_keys'")
-        .execute(&mut **tx)
-        .await
-        .map_err(ApiError::internal)?;
-    Ok(())
-}
-
 fn unauthorized(why: &str) -> ApiError {
     ApiError::unauthorized(format!(
         "{why}. Ask for a new challenge, sign it with the wallet's keypair, and send it back."
@@ -138,28 +124,16 @@ impl Keys {
 
     /// Reloads the keys if another replica (or this one) changed them since the last load.
     pub async fn sync(&self, pool: &Pool) -> anyhow::Result<()> {
-        let version: i64 = sqlx::query_scalar("SELECT version FROM shared_versions WHERE name = 'api_keys'")
-            .fetch_one(pool)
-            .await?;
+        let version = store::version(pool).await?;
         if version == self.version.load(Ordering::Acquire) {
             return Ok(());
         }
         // Read the version before the rows: a change committed in between is loaded now and
         // loaded again at the next poll, never missed.
         let mut by_hash: HashMap<String, KeyInfo> = self.configured.iter().cloned().collect();
-        for r in sqlx::query("SELECT id, key_hash, owner, account, revoked_at_ms, credits_per_day, requests_per_minute FROM api_keys")
-            .fetch_all(pool)
-            .await?
-        {
-            by_hash.insert(
-                r.get("key_hash"),
-                KeyInfo {
-                    id: r.get("id"),
-                    owner: r.get("owner"),
-                    revoked: r.get::<Option<i64>, _>("revoked_at_ms").is_some(),
-                    caller: Caller { account: r.get("account"), limits: limits_of(&r) },
-                },
-            );
+        for k in store::all(pool).await? {
+            let caller = Caller { account: k.account.clone(), limits: limits_of(&k) };
+            by_hash.insert(k.key_hash, KeyInfo { id: k.id, owner: k.owner, revoked: k.revoked, caller });
         }
         *self.by_hash.write().unwrap_or_else(|e| e.into_inner()) = by_hash;
         self.version.store(version, Ordering::Release);
@@ -212,16 +186,7 @@ impl Keys {
         })?;
         let challenge = format!("compux relayer: prove you control {owner} (nonce {})", uuid::Uuid::new_v4());
         let now = crate::clock::now_ms();
-        sqlx::query("DELETE FROM key_challenges WHERE issued_at_ms <= $1")
-            .bind(now - CHALLENGE_TTL_MS)
-            .execute(pool)
-            .await
-            .map_err(ApiError::internal)?;
-        sqlx::query("INSERT INTO key_challenges (challenge, owner, issued_at_ms) VALUES ($1, $2, $3)")
-            .bind(&challenge)
-            .bind(owner)
-            .bind(now)
-            .execute(pool)
+        store::add_challenge(pool, &challenge, owner, now, now - CHALLENGE_TTL_MS)
             .await
             .map_err(ApiError::internal)?;
         Ok(challenge)
@@ -230,14 +195,8 @@ impl Keys {
     /// Checks a signed challenge (consuming it, on every replica at once) and returns the
     /// owner's wallet.
     async fn verify(&self, pool: &Pool, s: &Signed) -> Result<Pubkey, ApiError> {
-        let issued =
-            sqlx::query("DELETE FROM key_challenges WHERE challenge = $1 RETURNING owner, issued_at_ms")
-                .bind(&s.challenge)
-                .fetch_optional(pool)
-                .await
-                .map_err(ApiError::internal)?;
-        let Some(row) = issued else { return Err(unauthorized("Unknown or already used challenge")) };
-        let (owner, at): (String, i64) = (row.get("owner"), row.get("issued_at_ms"));
+        let issued = store::take_challenge(pool, &s.challenge).await.map_err(ApiError::internal)?;
+        let Some((owner, at)) = issued else { return Err(unauthorized("Unknown or already used challenge")) };
         if owner != s.owner || crate::clock::now_ms() - at >= CHALLENGE_TTL_MS {
             return Err(unauthorized("The challenge was issued to another wallet or has expired"));
         }
@@ -273,23 +232,17 @@ impl Keys {
                 "A limit of 0 would make the key useless; leave it out for no limit.",
             ));
         }
-        let mut tx = pool.begin().await.map_err(ApiError::internal)?;
-        sqlx::query(
-            "INSERT INTO api_keys (id, key_hash, owner, account, created_at_ms, credits_per_day, requests_per_minute) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&id)
-        .bind(&hash)
-        .bind(owner.to_string())
-        .bind(&account)
-        .bind(crate::clock::now_ms())
-        .bind(limits.credits_per_day.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
-        .bind(limits.requests_per_minute.map(i64::from))
-        .execute(&mut *tx)
-        .await
-        .map_err(ApiError::internal)?;
-        bump_keys_version(&mut tx).await?;
-        tx.commit().await.map_err(ApiError::internal)?;
+        let row = KeyRow {
+            id: id.clone(),
+            key_hash: hash.clone(),
+            owner: owner.to_string(),
+            account: account.clone(),
+            created_at_ms: crate::clock::now_ms(),
+            revoked: false,
+            credits_per_day: limits.credits_per_day,
+            requests_per_minute: limits.requests_per_minute,
+        };
+        store::insert(pool, &row).await.map_err(ApiError::internal)?;
         let info = KeyInfo {
             id: id.clone(),
             owner: owner.to_string(),
@@ -302,19 +255,15 @@ impl Keys {
 
     pub async fn list(&self, pool: &Pool, s: &Signed) -> Result<Vec<KeySummary>, ApiError> {
         let owner = self.verify(pool, s).await?.to_string();
-        let rows = sqlx::query("SELECT id, account, created_at_ms, revoked_at_ms, credits_per_day, requests_per_minute FROM api_keys WHERE owner = $1 ORDER BY created_at_ms")
-            .bind(&owner)
-            .fetch_all(pool)
-            .await
-            .map_err(ApiError::internal)?;
+        let rows = store::of_owner(pool, &owner).await.map_err(ApiError::internal)?;
         Ok(rows
             .iter()
-            .map(|r| KeySummary {
-                id: r.get("id"),
-                account: r.get("account"),
-                created_at_ms: r.get("created_at_ms"),
-                revoked: r.get::<Option<i64>, _>("revoked_at_ms").is_some(),
-                limits: limits_of(r),
+            .map(|k| KeySummary {
+                id: k.id.clone(),
+                account: k.account.clone(),
+                created_at_ms: k.created_at_ms,
+                revoked: k.revoked,
+                limits: limits_of(k),
             })
             .collect())
     }
@@ -325,19 +274,9 @@ impl Keys {
         let id = s.id.clone().ok_or_else(|| {
             ApiError::bad_request("missing_required_parameter", Some("id"), "`id` is required.")
         })?;
-        let mut tx = pool.begin().await.map_err(ApiError::internal)?;
-        let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at_ms = $1 WHERE id = $2 AND owner = $3 AND revoked_at_ms IS NULL",
-        )
-        .bind(crate::clock::now_ms())
-        .bind(&id)
-        .bind(&owner)
-        .execute(&mut *tx)
-        .await
-        .map_err(ApiError::internal)?;
-        bump_keys_version(&mut tx).await?;
-        tx.commit().await.map_err(ApiError::internal)?;
-        if done.rows_affected() == 0 {
+        let revoked =
+            store::revoke(pool, &id, &owner, crate::clock::now_ms()).await.map_err(ApiError::internal)?;
+        if !revoked {
             return Err(ApiError::bad_request(
                 "invalid_value",
                 Some("id"),

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::store::db::Pool;
+use crate::store::rate_limits;
 
 const MINUTE_NS: u128 = 60_000_000_000;
 
@@ -59,8 +60,7 @@ impl RateLimiter {
     }
 }
 
-/// The cell rate algorithm as one conditional UPDATE: concurrent admissions of one key on
-/// any replica serialise on its row, so at most `n` pass at once and one per 60/n s after.
+/// The cell rate algorithm in the shared database (`store::rate_limits`), in milliseconds.
 async fn admit_shared(
     pool: &Pool,
     key: &str,
@@ -70,41 +70,9 @@ async fn admit_shared(
     let n = i64::from(per_minute.max(1));
     let interval = (60_000 / n).max(1);
     let burst = interval * (n - 1);
-    for _ in 0..2 {
-        let admitted = sqlx::query(
-            "UPDATE rate_limits SET tat_ms = (CASE WHEN tat_ms > $2 THEN tat_ms ELSE $2 END) + $3 \
-             WHERE key_hash = $1 AND (CASE WHEN tat_ms > $2 THEN tat_ms ELSE $2 END) - $2 <= $4",
-        )
-        .bind(key)
-        .bind(now_ms)
-        .bind(interval)
-        .bind(burst)
-        .execute(pool)
-        .await?;
-        if admitted.rows_affected() == 1 {
-            return Ok(Ok(()));
-        }
-        let tat: Option<i64> = sqlx::query_scalar("SELECT tat_ms FROM rate_limits WHERE key_hash = $1")
-            .bind(key)
-            .fetch_optional(pool)
-            .await?;
-        match tat {
-            Some(tat) => {
-                let wait = (tat - now_ms - burst).max(1) as u64;
-                return Ok(Err(RetryAfter(Duration::from_millis(wait))));
-            }
-            // The key's first request: create its row, then admit as above.
-            None => {
-                sqlx::query(
-                    "INSERT INTO rate_limits (key_hash, tat_ms) VALUES ($1, 0) ON CONFLICT DO NOTHING",
-                )
-                .bind(key)
-                .execute(pool)
-                .await?;
-            }
-        }
-    }
-    anyhow::bail!("the rate limit row of a key could not be created")
+    Ok(rate_limits::admit(pool, key, now_ms, interval, burst)
+        .await?
+        .map_err(|wait_ms| RetryAfter(Duration::from_millis(wait_ms.max(1) as u64))))
 }
 
 #[cfg(test)]

@@ -88,6 +88,13 @@ struct State {
     last_read: Option<std::time::Instant>,
 }
 
+/// A replica's lease on a shared pool (a balance, a daily budget): what is `left`, less
+/// the `leased` slices of the `others` replicas still live, and at most an equal share, so
+/// replicas that renew in turn converge on a fair split and together never exceed `left`.
+pub fn lease_share(left: u64, leased: u64, others: u64) -> u64 {
+    left.saturating_sub(leased).min(left / others.saturating_add(1))
+}
+
 /// This replica's slice of a source's available balance.
 #[derive(Clone, Copy, Debug)]
 struct Lease {

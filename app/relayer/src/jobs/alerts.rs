@@ -18,13 +18,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use sha2::Sha256;
-use sqlx::Row;
 
-use crate::jobs::leader::{try_lead, Job, Leader};
+use crate::store::alerts as store;
+pub use crate::store::alerts::{list, remove, Alert};
 use crate::store::db::{Backend, Pool};
+use crate::store::leader::{try_lead, Job, Leader};
 use crate::store::ledger::Ledger;
 
 use crate::domain::meter::Meter;
@@ -63,34 +64,12 @@ fn default_max_attempts() -> u32 {
     6
 }
 
-/// An alert as listed to its account (never the secret).
-#[derive(Clone, Debug, Serialize)]
-pub struct Alert {
-    pub id: String,
-    pub account: String,
-    pub url: String,
-    /// Credit base units: the alert fires when the available balance falls below this.
-    pub below: u64,
-    #[serde(skip)]
-    secret: String,
-}
-
 /// What a caller sends to register an alert.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewAlert {
     pub url: String,
     pub below: u64,
-}
-
-fn alert_of(r: &crate::store::db::Row) -> Alert {
-    Alert {
-        id: r.get("id"),
-        account: r.get("account"),
-        url: r.get("url"),
-        below: r.get::<i64, _>("below").max(0) as u64,
-        secret: r.get("secret"),
-    }
 }
 
 /// Registers an alert for `account`; returns it and its signing secret (shown once).
@@ -108,44 +87,10 @@ pub async fn add(pool: &Pool, account: &str, new: NewAlert) -> Result<(Alert, St
     }
     let id = format!("alert_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let secret = format!("whsec_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(
-        "INSERT INTO alerts (id, account, url, below, secret, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&id)
-    .bind(account)
-    .bind(url.as_str())
-    .bind(i64::try_from(new.below).unwrap_or(i64::MAX))
-    .bind(&secret)
-    .bind(crate::clock::now_ms())
-    .execute(pool)
-    .await
-    .map_err(ApiError::internal)?;
-    let alert =
-        Alert { id, account: account.into(), url: url.to_string(), below: new.below, secret: secret.clone() };
+    let alert = Alert { id, account: account.into(), url: url.to_string(), below: new.below, secret };
+    store::insert(pool, &alert, crate::clock::now_ms()).await.map_err(ApiError::internal)?;
+    let secret = alert.secret.clone();
     Ok((alert, secret))
-}
-
-pub async fn list(pool: &Pool, account: Option<&str>) -> anyhow::Result<Vec<Alert>> {
-    let rows = match account {
-        Some(a) => {
-            sqlx::query("SELECT * FROM alerts WHERE account = $1 ORDER BY created_at_ms")
-                .bind(a)
-                .fetch_all(pool)
-                .await?
-        }
-        None => sqlx::query("SELECT * FROM alerts").fetch_all(pool).await?,
-    };
-    Ok(rows.iter().map(alert_of).collect())
-}
-
-/// Removes one of `account`'s alerts; false if it has none by that id.
-pub async fn remove(pool: &Pool, account: &str, id: &str) -> anyhow::Result<bool> {
-    let done = sqlx::query("DELETE FROM alerts WHERE id = $1 AND account = $2")
-        .bind(id)
-        .bind(account)
-        .execute(pool)
-        .await?;
-    Ok(done.rows_affected() > 0)
 }
 
 /// The signature header value for `body` sent at `timestamp` with `secret`.
@@ -168,30 +113,12 @@ async fn available(ledger: &Ledger, meter: &Meter, account: &str) -> anyhow::Res
             Backend::Sqlite => b.available(),
             Backend::Postgres => {
                 let (onchain, seq) = meter.snapshot(&source);
-                onchain.saturating_sub(crate::jobs::leases::unsettled(ledger.pool(), &source, seq).await?)
+                onchain.saturating_sub(crate::store::leases::unsettled(ledger.pool(), &source, seq).await?)
             }
         };
         total = total.saturating_add(here);
     }
     Ok(total)
-}
-
-/// Claims a crossing below the threshold (true once per crossing, whichever replica asks),
-/// or re-arms the alert when the balance is back above.
-async fn cross(pool: &Pool, alert: &Alert, below: bool) -> anyhow::Result<bool> {
-    if !below {
-        sqlx::query("UPDATE alerts SET fired_at_ms = NULL WHERE id = $1 AND fired_at_ms IS NOT NULL")
-            .bind(&alert.id)
-            .execute(pool)
-            .await?;
-        return Ok(false);
-    }
-    let claimed = sqlx::query("UPDATE alerts SET fired_at_ms = $2 WHERE id = $1 AND fired_at_ms IS NULL")
-        .bind(&alert.id)
-        .bind(crate::clock::now_ms())
-        .execute(pool)
-        .await?;
-    Ok(claimed.rows_affected() == 1)
 }
 
 /// One check of every alert (the leader's).
@@ -204,7 +131,7 @@ async fn check(
     // Until the chain has been read, a balance of zero means nothing.
     for alert in list(ledger.pool(), None).await?.into_iter().filter(|a| meter.known(&a.account)) {
         let available = available(ledger, meter, &alert.account).await?;
-        if cross(ledger.pool(), &alert, available < alert.below).await? {
+        if store::cross(ledger.pool(), &alert.id, available < alert.below, crate::clock::now_ms()).await? {
             tokio::spawn(deliver(http.clone(), alert, available, config.clone()));
         }
     }

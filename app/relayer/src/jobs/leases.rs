@@ -20,10 +20,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use serde::Deserialize;
-use sqlx::Row;
 
 use crate::domain::meter::Meter;
-use crate::store::db::Pool;
+use crate::store::leases::{self, Leased};
 use crate::store::ledger::Ledger;
 
 #[derive(Clone, Debug, Deserialize)]
@@ -50,27 +49,8 @@ fn default_every_ms() -> u64 {
     500
 }
 
-/// What every replica charged from `source` and the chain has not burned yet (batches after
-/// `settled_seq`, the last one a balance snapshot showed burned), from the shared ledger.
-pub async fn unsettled<'e>(
-    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
-    source: &str,
-    settled_seq: u64,
-) -> Result<u64> {
-    let sum: i64 = sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(credits_charged), 0) AS BIGINT) FROM usage_records \
-         WHERE source = $1 AND (settled_seq IS NULL OR settled_seq > $2)",
-    )
-    .bind(source)
-    .bind(i64::try_from(settled_seq).unwrap_or(i64::MAX))
-    .fetch_one(db)
-    .await?;
-    Ok(sum.max(0) as u64)
-}
-
 /// Renews this replica's lease on `source`; returns the grant.
 pub async fn renew(
-    pool: &Pool,
     ledger: &Ledger,
     meter: &Meter,
     replica: &str,
@@ -80,42 +60,8 @@ pub async fn renew(
     let charged_before = meter.charged_total(source);
     ledger.flush().await?;
     let (onchain, settled_seq) = meter.snapshot(source);
-    let now_ms = crate::clock::now_ms();
-    let expires_at_ms = now_ms + config.ttl_ms as i64;
-    let mut tx = pool.begin().await?;
-    sqlx::query("INSERT INTO lease_sources (source) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(source)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("SELECT source FROM lease_sources WHERE source = $1 FOR UPDATE")
-        .bind(source)
-        .execute(&mut *tx)
-        .await?;
-    let unsettled = unsettled(&mut *tx, source, settled_seq).await?;
-    let others = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS leased, CAST(COUNT(*) AS BIGINT) AS n FROM balance_leases \
-         WHERE source = $1 AND replica <> $2 AND expires_at_ms > $3",
-    )
-    .bind(source)
-    .bind(replica)
-    .bind(now_ms)
-    .fetch_one(&mut *tx)
-    .await?;
-    let (leased, n): (i64, i64) = (others.get("leased"), others.get("n"));
-    let spendable = onchain.saturating_sub(unsettled);
-    let free = spendable.saturating_sub(leased.max(0) as u64);
-    let grant = free.min(spendable / (n.max(0) as u64 + 1));
-    sqlx::query(
-        "INSERT INTO balance_leases (source, replica, amount, expires_at_ms) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (source, replica) DO UPDATE SET amount = EXCLUDED.amount, expires_at_ms = EXCLUDED.expires_at_ms",
-    )
-    .bind(source)
-    .bind(replica)
-    .bind(i64::try_from(grant).unwrap_or(i64::MAX))
-    .bind(expires_at_ms)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    let what = Leased::Balance { source, onchain, settled_seq };
+    let grant = grant_until(ledger, &what, replica, config).await?;
     meter.set_lease(source, grant, charged_before, stop_spending_at(config));
     Ok(grant)
 }
@@ -135,66 +81,21 @@ pub async fn renew_budget(
 ) -> Result<u64> {
     let spent_before = meter.spent_on(key, day);
     ledger.flush().await?;
-    let now_ms = crate::clock::now_ms();
     let civil_day = crate::store::db::day_of(day * 86_400_000);
-    let lock = format!("budget:{key}");
-    let mut tx = ledger.pool().begin().await?;
-    sqlx::query("INSERT INTO lease_sources (source) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(&lock)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("SELECT source FROM lease_sources WHERE source = $1 FOR UPDATE")
-        .bind(&lock)
-        .execute(&mut *tx)
-        .await?;
-    let spent: i64 = sqlx::query_scalar(
-        "SELECT CAST(COALESCE(SUM(credits_charged), 0) AS BIGINT) FROM usage_records WHERE key_hash = $1 AND day = $2",
-    )
-    .bind(key)
-    .bind(&civil_day)
-    .fetch_one(&mut *tx)
-    .await?;
-    let others = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS leased, CAST(COUNT(*) AS BIGINT) AS n FROM budget_leases \
-         WHERE key_hash = $1 AND day = $2 AND replica <> $3 AND expires_at_ms > $4",
-    )
-    .bind(key)
-    .bind(&civil_day)
-    .bind(replica)
-    .bind(now_ms)
-    .fetch_one(&mut *tx)
-    .await?;
-    let (leased, n): (i64, i64) = (others.get("leased"), others.get("n"));
-    let left = per_day.saturating_sub(spent.max(0) as u64);
-    let grant = left.saturating_sub(leased.max(0) as u64).min(left / (n.max(0) as u64 + 1));
-    sqlx::query(
-        "INSERT INTO budget_leases (key_hash, replica, day, amount, expires_at_ms) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (key_hash, replica) DO UPDATE SET day = EXCLUDED.day, amount = EXCLUDED.amount, expires_at_ms = EXCLUDED.expires_at_ms",
-    )
-    .bind(key)
-    .bind(replica)
-    .bind(&civil_day)
-    .bind(i64::try_from(grant).unwrap_or(i64::MAX))
-    .bind(now_ms + config.ttl_ms as i64)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
+    let what = Leased::Budget { key, per_day, day: &civil_day };
+    let grant = grant_until(ledger, &what, replica, config).await?;
     meter.set_budget_lease(key, day, grant, spent_before, stop_spending_at(config));
     Ok(grant)
+}
+
+async fn grant_until(ledger: &Ledger, what: &Leased<'_>, replica: &str, config: &LeaseConfig) -> Result<u64> {
+    let now_ms = crate::clock::now_ms();
+    leases::grant(ledger.pool(), what, replica, now_ms, now_ms + config.ttl_ms as i64).await
 }
 
 /// A replica stops spending from a lease a margin before the others may take it back.
 fn stop_spending_at(config: &LeaseConfig) -> Instant {
     Instant::now() + Duration::from_millis(config.ttl_ms.saturating_sub(config.ttl_ms / 5 + config.every_ms))
-}
-
-/// Gives every lease of `replica` back (at shutdown), so the others may grant it at once
-/// rather than after the leases expire.
-pub async fn release(pool: &Pool, replica: &str) -> Result<()> {
-    for table in ["balance_leases", "budget_leases"] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE replica = $1")).bind(replica).execute(pool).await?;
-    }
-    Ok(())
 }
 
 /// Keys with a daily credit budget: (key hash, credits per day).
@@ -215,7 +116,7 @@ pub fn spawn(
         loop {
             for account in accounts() {
                 for source in meter.sources(&account) {
-                    if let Err(e) = renew(ledger.pool(), &ledger, &meter, &replica, &source, &config).await {
+                    if let Err(e) = renew(&ledger, &meter, &replica, &source, &config).await {
                         tracing::warn!(source, error = %format!("{e:#}"), "balance lease not renewed");
                     }
                 }

@@ -3,7 +3,6 @@
 
 pub mod alerts;
 pub mod balances;
-pub mod leader;
 pub mod leases;
 pub mod settler;
 pub mod watch;

@@ -173,7 +173,7 @@ impl Settler {
     /// Postgres ledger; see `leader.rs`); a failed round is logged and retried.
     pub fn spawn(self) {
         tokio::spawn(async move {
-            let mut leader: Option<crate::jobs::leader::Leader> = None;
+            let mut leader: Option<crate::store::leader::Leader> = None;
             loop {
                 if let Some(l) = leader.as_mut() {
                     if !l.alive().await {
@@ -182,10 +182,10 @@ impl Settler {
                     }
                 }
                 if leader.is_none() {
-                    match crate::jobs::leader::try_lead(
+                    match crate::store::leader::try_lead(
                         &self.pool,
                         self.ledger.backend(),
-                        crate::jobs::leader::Job::Settler,
+                        crate::store::leader::Job::Settler,
                     )
                     .await
                     {
@@ -290,11 +290,7 @@ impl Settler {
             }
             r.0 = Some(std::time::Instant::now());
         }
-        let mut accounts: Vec<String> = sqlx::query_scalar(
-            "SELECT account FROM api_keys WHERE revoked_at_ms IS NULL UNION SELECT DISTINCT account FROM usage_records",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let mut accounts = crate::store::keys::spending_accounts(&self.pool).await?;
         accounts.extend(self.accounts.iter().cloned());
         accounts.sort();
         accounts.dedup();
