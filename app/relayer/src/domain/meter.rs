@@ -626,6 +626,21 @@ mod tests {
     }
 
     proptest! {
+        /// Replicas renewing leases in any order (each renewal replaces its own lease with
+        /// `lease_share` of what is left beside the others' live leases) never hold more than
+        /// the pool between them, and a lone replica gets all of it.
+        #[test]
+        fn leases_never_add_up_to_more_than_the_pool(left in 0u64..1_000_000, replicas in 1usize..6, order in proptest::collection::vec(0usize..6, 1..60)) {
+            let mut leases = vec![0u64; replicas];
+            for r in order.into_iter().map(|r| r % replicas) {
+                let others: u64 = leases.iter().enumerate().filter(|(i, _)| *i != r).map(|(_, l)| l).sum();
+                let live = leases.iter().enumerate().filter(|(i, l)| *i != r && **l > 0).count() as u64;
+                leases[r] = lease_share(left, others, live);
+                prop_assert!(leases.iter().sum::<u64>() <= left, "{leases:?} > {left}");
+            }
+            prop_assert_eq!(lease_share(left, 0, 0), left);
+        }
+
         /// Whatever the interleaving of holds, charges and releases across threads, the
         /// charged total never exceeds the balance.
         #[test]
