@@ -5,16 +5,17 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::domain::catalog::{Model, Provider};
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub listen: SocketAddr,
     /// The market whose credit accounts wallet-issued keys spend from (keys are issued only
     /// when it is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub market: Option<String>,
     /// Solana RPC endpoint for on-chain balances.
     #[serde(default = "default_rpc_url")]
@@ -29,6 +30,7 @@ pub struct Config {
     pub journal: std::path::PathBuf,
     /// Solana PubSub endpoint for chain events (freezes, purchases, burns); by default the
     /// RPC URL's next port (`ws://host:8900` for `http://host:8899`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ws_url: Option<String>,
     /// Seconds between on-chain balance refreshes (chain events also trigger one).
     #[serde(default = "default_refresh_secs")]
@@ -53,6 +55,7 @@ pub struct Config {
     #[serde(default)]
     pub keys: Vec<Key>,
     /// Burn metered usage on chain (needs `market` and the market's relayer keypair).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settler: Option<crate::jobs::settler::SettlerConfig>,
     /// Balance leases between replicas (a Postgres ledger only).
     #[serde(default)]
@@ -98,17 +101,29 @@ fn default_timeout_ms() -> u64 {
 }
 
 /// An API key, stored as the SHA-256 of the key, scoped to one credit account.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Key {
     pub sha256: String,
     pub account: String,
     /// Optional limits, as for wallet-issued keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credits_per_day: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_minute: Option<u32>,
 }
 
 impl Key {
+    /// The key whose SHA-256 is `sha256` (hex), spending from `account`, without limits.
+    pub fn new(sha256: impl Into<String>, account: impl Into<String>) -> Key {
+        Key {
+            sha256: sha256.into(),
+            account: account.into(),
+            credits_per_day: None,
+            requests_per_minute: None,
+        }
+    }
+
     pub fn caller(&self) -> crate::access::keys::Caller {
         crate::access::keys::Caller {
             account: self.account.clone(),
@@ -121,8 +136,44 @@ impl Key {
 }
 
 impl Config {
+    /// A relayer listening on `listen` in front of `providers`, every other setting at its
+    /// default (as a file with only those would be); set fields, then `check`.
+    pub fn new(listen: SocketAddr, providers: Vec<Provider>) -> Config {
+        Config {
+            listen,
+            market: None,
+            rpc_url: default_rpc_url(),
+            ledger: default_ledger(),
+            journal: default_journal(),
+            ws_url: None,
+            balance_refresh_secs: default_refresh_secs(),
+            max_balance_age_secs: default_max_balance_age_secs(),
+            default_max_tokens: default_max_tokens(),
+            upstream_timeout_ms: default_timeout_ms(),
+            breaker_threshold: default_breaker_threshold(),
+            breaker_cooldown_ms: default_breaker_cooldown_ms(),
+            providers,
+            keys: Vec::new(),
+            settler: None,
+            leases: Default::default(),
+            alerts: Default::default(),
+        }
+    }
+
+    /// Parsed, then checked.
     pub fn from_toml(text: &str) -> Result<Config> {
-        let c: Config = toml::from_str(text).context("invalid relayer configuration")?;
+        toml::from_str::<Config>(text).context("invalid relayer configuration")?.check()
+    }
+
+    /// The configuration as a `relayer.toml` (what `from_toml` reads back, equal).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self).context("the configuration cannot be written as TOML")
+    }
+
+    /// What the types cannot say: the settler needs a market, at least one provider, URLs,
+    /// 24 hourly multipliers.
+    pub fn check(self) -> Result<Config> {
+        let c = self;
         if c.settler.is_some() && c.market.is_none() {
             bail!("[settler] needs `market`: the market whose relayer key signs the burns");
         }
@@ -152,5 +203,70 @@ impl Config {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         Self::from_toml(&text).with_context(|| format!("in {}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::pricing::Price;
+
+    fn model(name: &str) -> Model {
+        Model {
+            name: name.into(),
+            price: Price { input_per_1m: 1_000_000, output_per_1m: 2_000_000 },
+            hour_multipliers_bps: Some(vec![10_000; 24]),
+            provider_price: Some(Price { input_per_1m: 600_000, output_per_1m: 800_000 }),
+        }
+    }
+
+    #[test]
+    fn a_configuration_built_in_code_is_written_and_read_back_equal() {
+        let provider = Provider {
+            name: "sim (SIMULATED)".into(),
+            base_url: "http://127.0.0.1:9/v1".into(),
+            api_key_env: Some("SIM_KEY".into()),
+            models: vec![
+                model("a"),
+                Model { hour_multipliers_bps: None, provider_price: None, ..model("b") },
+            ],
+        };
+        let mut c = Config::new("127.0.0.1:8080".parse().unwrap(), vec![provider]);
+        c.market = Some("CmpXqV5BdQ7sXyBoV2Wx1M1aN8tS8n8kQXqK6qTz4tE1".into());
+        c.keys.push(Key {
+            sha256: "ab".repeat(32),
+            account: "acct".into(),
+            credits_per_day: Some(5),
+            requests_per_minute: None,
+        });
+        c.settler = Some(crate::jobs::settler::SettlerConfig::new("relayer.json".into()));
+        let text = c.to_toml().unwrap();
+        assert_eq!(Config::from_toml(&text).unwrap(), c, "{text}");
+        // A file with only the required fields means the defaults `new` sets.
+        let minimal = "listen = \"127.0.0.1:8080\"\n[[providers]]\nname = \"p\"\nbase_url = \"http://x\"\nmodels = []\n";
+        let p = Provider { name: "p".into(), base_url: "http://x".into(), api_key_env: None, models: vec![] };
+        assert_eq!(
+            Config::from_toml(minimal).unwrap(),
+            Config::new("127.0.0.1:8080".parse().unwrap(), vec![p])
+        );
+    }
+
+    #[test]
+    fn what_the_types_cannot_say_is_checked() {
+        let mut c = Config::new("127.0.0.1:0".parse().unwrap(), vec![]);
+        assert!(c.clone().check().unwrap_err().to_string().contains("no provider"));
+        c.providers.push(Provider {
+            name: "p".into(),
+            base_url: "ftp://x".into(),
+            api_key_env: None,
+            models: vec![],
+        });
+        assert!(c.clone().check().unwrap_err().to_string().contains("http(s)"));
+        c.providers[0].base_url = "http://x".into();
+        c.settler = Some(crate::jobs::settler::SettlerConfig::new("k.json".into()));
+        assert!(c.clone().check().unwrap_err().to_string().contains("needs `market`"));
+        c.settler = None;
+        c.providers[0].models.push(Model { hour_multipliers_bps: Some(vec![1; 23]), ..model("m") });
+        assert!(c.check().unwrap_err().to_string().contains("24 values"));
     }
 }

@@ -11,6 +11,9 @@ use async_openai::types::chat::{
 };
 use async_openai::Client;
 use compux_relayer::access::keys::key_hash;
+use compux_relayer::access::keys::Limits;
+use compux_relayer::config::{Key, Model, Provider};
+use compux_relayer::domain::pricing::Price;
 use compux_relayer::sim::{self, SimHandle, SimOptions};
 use compux_relayer::{serve, Config, Gateway, Ledger, Meter};
 
@@ -36,28 +39,40 @@ async fn gateway(
     providers: &[(&SimHandle, u64, u64)],
     balance: u64,
 ) -> (Client<OpenAIConfig>, Arc<Gateway>, tempfile::TempDir) {
-    let mut toml = format!(
-        "listen = \"127.0.0.1:0\"\ndefault_max_tokens = 100\nupstream_timeout_ms = 2000\nbreaker_threshold = 3\nbreaker_cooldown_ms = 300\n[[keys]]\nsha256 = \"{}\"\naccount = \"{ACCOUNT}\"\n",
-        key_hash(KEY)
-    );
-    for (i, (p, input, output)) in providers.iter().enumerate() {
-        toml.push_str(&format!(
-            "[[providers]]\nname = \"sim-{i} (simulated)\"\nbase_url = \"{}\"\n[[providers.models]]\nname = \"{MODEL}\"\ninput_per_1m = {input}\noutput_per_1m = {output}\n",
-            p.base_url()
-        ));
-    }
-    start(&toml, balance).await
+    let providers = providers
+        .iter()
+        .enumerate()
+        .map(|(i, (p, input, output))| {
+            Provider::new(
+                format!("sim-{i} (simulated)"),
+                p.base_url(),
+                vec![Model::priced(MODEL, *input, *output)],
+            )
+        })
+        .collect();
+    let mut config = config(providers);
+    (config.upstream_timeout_ms, config.breaker_threshold, config.breaker_cooldown_ms) = (2_000, 3, 300);
+    start(config, balance).await
 }
 
-/// A gateway from `toml` with its own ledger, serving; ACCOUNT holds `balance` on chain.
+/// A configuration serving `providers` on any port, KEY spending from ACCOUNT, and holds
+/// of 100 completion tokens when a request names none.
+fn config(providers: Vec<Provider>) -> Config {
+    let mut c = Config::new(any_port(), providers);
+    c.default_max_tokens = 100;
+    c.keys.push(Key::new(key_hash(KEY), ACCOUNT));
+    c
+}
+
+/// A gateway from `config` with its own ledger, serving; ACCOUNT holds `balance` on chain.
 /// The client uses KEY.
-async fn start(toml: &str, balance: u64) -> (Client<OpenAIConfig>, Arc<Gateway>, tempfile::TempDir) {
+async fn start(config: Config, balance: u64) -> (Client<OpenAIConfig>, Arc<Gateway>, tempfile::TempDir) {
     let meter = Meter::new();
     meter.set_onchain(ACCOUNT, balance);
     let dir = tempfile::tempdir().unwrap();
     let target = compux_relayer::store::db::test_target(dir.path()).await.unwrap();
     let ledger = Ledger::open_with(&target, &dir.path().join("journal"), 1 << 20).await.unwrap();
-    let g = Gateway::new(Config::from_toml(toml).unwrap(), meter, ledger).await.unwrap();
+    let g = Gateway::new(config.check().unwrap(), meter, ledger).await.unwrap();
     let addr = serve(g.clone()).await.unwrap();
     let client =
         Client::with_config(OpenAIConfig::new().with_api_base(format!("http://{addr}/v1")).with_api_key(KEY));
@@ -150,16 +165,11 @@ async fn a_provider_that_times_out_is_failed_over_and_only_timeouts_make_504() {
     .unwrap();
     let backup = provider("backup", None).await;
     let entry = |name: &str, url: String, price: u64| {
-        format!("[[providers]]\nname = \"{name}\"\nbase_url = \"{url}\"\n[[providers.models]]\nname = \"{MODEL}\"\ninput_per_1m = {price}\noutput_per_1m = {price}\n")
+        Provider::new(name, url, vec![Model::priced(MODEL, price, price)])
     };
-    let head = format!(
-        "listen = \"127.0.0.1:0\"\nupstream_timeout_ms = 300\ndefault_max_tokens = 100\n[[keys]]\nsha256 = \"{}\"\naccount = \"{ACCOUNT}\"\n",
-        key_hash(KEY)
-    );
-    let toml = head.clone()
-        + &entry("slow", slow.base_url(), 1_000_000)
-        + &entry("backup", backup.base_url(), 2_000_000);
-    let (client, g, _dir) = start(&toml, 10_000_000).await;
+    let timing_out = |providers| Config { upstream_timeout_ms: 300, ..config(providers) };
+    let both = vec![entry("slow", slow.base_url(), 1_000_000), entry("backup", backup.base_url(), 2_000_000)];
+    let (client, g, _dir) = start(timing_out(both), 10_000_000).await;
     let reply = client.chat().create(ask(50)).await.unwrap();
     assert!(
         reply.choices[0].message.content.as_deref().unwrap().contains("[backup]"),
@@ -173,7 +183,8 @@ async fn a_provider_that_times_out_is_failed_over_and_only_timeouts_make_504() {
     );
 
     // Only the slow provider: every attempt timed out, so 504, and nothing is charged.
-    let (client, g, _dir) = start(&(head + &entry("slow", slow.base_url(), 1_000_000)), 10_000_000).await;
+    let (client, g, _dir) =
+        start(timing_out(vec![entry("slow", slow.base_url(), 1_000_000)]), 10_000_000).await;
     let res = post_hi(&client).await;
     assert_eq!(res.status().as_u16(), 504);
     let body: serde_json::Value = res.json().await.unwrap();
@@ -529,22 +540,21 @@ async fn hour_of_day_multipliers_reprice_and_reroute() {
     let cheap = provider("cheap", None).await;
     let other = provider("other", None).await;
     // `cheap` lists at a third of `other`, but charges 5x at every hour: `other` wins.
-    let toml = format!(
-        "listen = \"127.0.0.1:0\"\n[[keys]]\nsha256 = \"{}\"\naccount = \"{ACCOUNT}\"\n\
-         [[providers]]\nname = \"cheap\"\nbase_url = \"{}\"\n[[providers.models]]\nname = \"{MODEL}\"\ninput_per_1m = 1000000\noutput_per_1m = 1000000\nhour_multipliers_bps = [{}]\n\
-         [[providers]]\nname = \"other\"\nbase_url = \"{}\"\n[[providers.models]]\nname = \"{MODEL}\"\ninput_per_1m = 3000000\noutput_per_1m = 3000000\n",
-        key_hash(KEY),
-        cheap.base_url(),
-        vec!["50000"; 24].join(", "),
-        other.base_url()
-    );
-    let (client, _g, _dir) = start(&toml, 10_000_000).await;
+    let peak =
+        Model { hour_multipliers_bps: Some(vec![50_000; 24]), ..Model::priced(MODEL, 1_000_000, 1_000_000) };
+    let providers = vec![
+        Provider::new("cheap", cheap.base_url(), vec![peak]),
+        Provider::new("other", other.base_url(), vec![Model::priced(MODEL, 3_000_000, 3_000_000)]),
+    ];
+    let c = config(providers);
+    let (client, _g, _dir) = start(c.clone(), 10_000_000).await;
     let reply = client.chat().create(ask(10)).await.unwrap();
     assert!(reply.choices[0].message.content.as_deref().unwrap().contains("[other]"));
     assert_eq!((cheap.requests(), other.requests()), (0, 1));
 
-    let bad = toml.replace(&vec!["50000"; 24].join(", "), "10000, 10000");
-    assert!(Config::from_toml(&bad).unwrap_err().to_string().contains("24 values"));
+    let mut bad = c;
+    bad.providers[0].models[0].hour_multipliers_bps = Some(vec![10_000, 10_000]);
+    assert!(bad.check().unwrap_err().to_string().contains("24 values"));
 }
 
 #[tokio::test]
@@ -553,11 +563,12 @@ async fn wallets_get_keys_by_signing_a_challenge_and_can_revoke_them() {
     use solana_sdk::signature::{Keypair, Signer};
     let up = provider("up", None).await;
     let market = Keypair::new().pubkey();
-    let toml = format!(
-        "listen = \"127.0.0.1:0\"\nmarket = \"{market}\"\n[[providers]]\nname = \"up\"\nbase_url = \"{}\"\n[[providers.models]]\nname = \"{MODEL}\"\ninput_per_1m = 1000000\noutput_per_1m = 1000000\n",
-        up.base_url()
+    let mut c = Config::new(
+        any_port(),
+        vec![Provider::new("up", up.base_url(), vec![Model::priced(MODEL, 1_000_000, 1_000_000)])],
     );
-    let (client, g, _dir) = start(&toml, 0).await;
+    c.market = Some(market.to_string());
+    let (client, g, _dir) = start(c, 0).await;
     let base = client.config().api_base().to_string();
     let http = reqwest::Client::new();
     let post = |path: &str, body: Value| {
@@ -613,20 +624,18 @@ async fn wallets_get_keys_by_signing_a_challenge_and_can_revoke_them() {
 }
 
 /// One provider serving MODEL at 1 credit base unit per token either way, with the provider's
-/// own price 0.6 / 0.8 per token; KEY's extra TOML (limits) appended to its `[[keys]]` entry.
+/// own price 0.6 / 0.8 per token; KEY with `limits`.
 async fn one_provider(
-    key_extra: &str,
+    limits: Limits,
     balance: u64,
 ) -> (Client<OpenAIConfig>, Arc<Gateway>, tempfile::TempDir, SimHandle) {
     let up = provider("up", None).await;
-    let toml = format!(
-        "listen = \"127.0.0.1:0\"\ndefault_max_tokens = 100\n[[keys]]\nsha256 = \"{}\"\naccount = \"{ACCOUNT}\"\n{key_extra}\n\
-         [[providers]]\nname = \"up\"\nbase_url = \"{}\"\n[[providers.models]]\nname = \"{MODEL}\"\ninput_per_1m = 1000000\n\
-         output_per_1m = 1000000\nprovider_price = {{ input_per_1m = 600000, output_per_1m = 800000 }}\n",
-        key_hash(KEY),
-        up.base_url()
-    );
-    let (client, g, dir) = start(&toml, balance).await;
+    let provider_price = Some(Price { input_per_1m: 600_000, output_per_1m: 800_000 });
+    let model = Model { provider_price, ..Model::priced(MODEL, 1_000_000, 1_000_000) };
+    let mut c = config(vec![Provider::new("up", up.base_url(), vec![model])]);
+    (c.keys[0].credits_per_day, c.keys[0].requests_per_minute) =
+        (limits.credits_per_day, limits.requests_per_minute);
+    let (client, g, dir) = start(c, balance).await;
     (client, g, dir, up)
 }
 
@@ -644,7 +653,7 @@ async fn records(g: &Gateway) -> Vec<(String, i64, i64, i64, i64)> {
 
 #[tokio::test]
 async fn facility_credits_are_spent_first_and_frozen_ones_are_refused_with_403() {
-    let (client, g, _dir, _up) = one_provider("", 0).await;
+    let (client, g, _dir, _up) = one_provider(Limits::default(), 0).await;
     let facility = "facility-of-the-startup";
     g.meter.set_sources(ACCOUNT, vec![facility.into(), ACCOUNT.into()]);
     g.meter.set_onchain(facility, 1_000);
@@ -681,7 +690,7 @@ async fn facility_credits_are_spent_first_and_frozen_ones_are_refused_with_403()
 
 #[tokio::test]
 async fn the_providers_own_price_is_recorded_with_every_request() {
-    let (client, g, _dir, _up) = one_provider("", 1_000_000).await;
+    let (client, g, _dir, _up) = one_provider(Limits::default(), 1_000_000).await;
     client.chat().create(ask(10)).await.unwrap();
     let (_, charged, provider_cost, input, output) = records(&g).await.remove(0);
     assert_eq!(charged, input + output, "1 credit base unit per token");
@@ -729,7 +738,8 @@ async fn the_providers_own_price_is_recorded_with_every_request() {
 
 #[tokio::test]
 async fn a_key_over_its_requests_per_minute_gets_429_with_retry_after() {
-    let (client, _g, _dir, up) = one_provider("requests_per_minute = 2", 1_000_000).await;
+    let (client, _g, _dir, up) =
+        one_provider(Limits { requests_per_minute: Some(2), ..Default::default() }, 1_000_000).await;
     client.chat().create(ask(10)).await.unwrap();
     client.chat().create(ask(10)).await.unwrap();
     let res = post_hi(&client).await;
@@ -744,7 +754,8 @@ async fn a_key_over_its_requests_per_minute_gets_429_with_retry_after() {
 #[tokio::test]
 async fn a_key_over_its_daily_credits_gets_429_and_the_budget_survives_a_restart() {
     // Each request holds at most prompt bound + 100 tokens = well under 300 units.
-    let (client, g, dir, _up) = one_provider("credits_per_day = 300", 1_000_000).await;
+    let (client, g, dir, _up) =
+        one_provider(Limits { credits_per_day: Some(300), ..Default::default() }, 1_000_000).await;
     let mut served = 0;
     let err = loop {
         match client.chat().create(ask(100)).await {
@@ -778,7 +789,7 @@ async fn a_key_over_its_daily_credits_gets_429_and_the_budget_survives_a_restart
 
 #[tokio::test]
 async fn the_openapi_document_lists_exactly_the_routes_served() {
-    let (client, _g, _dir, _up) = one_provider("", 1_000).await;
+    let (client, _g, _dir, _up) = one_provider(Limits::default(), 1_000).await;
     let base = client.config().api_base().trim_end_matches("/v1").to_string();
     let http = reqwest::Client::new();
     let doc: serde_json::Value =
@@ -822,7 +833,7 @@ async fn the_openapi_document_lists_exactly_the_routes_served() {
 
 #[tokio::test]
 async fn receipts_are_exported_a_page_at_a_time_and_each_reply_names_its_own() {
-    let (client, _g, _dir, _up) = one_provider("", 1_000_000).await;
+    let (client, _g, _dir, _up) = one_provider(Limits::default(), 1_000_000).await;
     let base = client.config().api_base().to_string();
     let http = reqwest::Client::new();
     let mut issued = Vec::new();
@@ -891,7 +902,7 @@ async fn a_low_balance_fires_one_signed_webhook_retried_until_delivered_and_rear
     let hook = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let (client, g, _dir, _up) = one_provider("", 1_000).await;
+    let (client, g, _dir, _up) = one_provider(Limits::default(), 1_000).await;
     let config =
         compux_relayer::jobs::alerts::AlertsConfig { check_secs: 1, retry_base_ms: 50, max_attempts: 4 };
     compux_relayer::jobs::alerts::spawn(g.ledger.clone(), g.meter.clone(), config);
@@ -969,12 +980,8 @@ async fn replicas_sharing_a_postgres_ledger_never_spend_more_than_the_balance_to
     let up = provider("up", None).await;
     let dir = tempfile::tempdir().unwrap();
     let target = compux_relayer::store::db::test_target(dir.path()).await.unwrap();
-    let toml = format!(
-        "listen = \"127.0.0.1:0\"\ndefault_max_tokens = 100\n[[keys]]\nsha256 = \"{}\"\naccount = \"{ACCOUNT}\"\n\
-         [[providers]]\nname = \"up\"\nbase_url = \"{}\"\n[[providers.models]]\nname = \"{MODEL}\"\ninput_per_1m = 1000000\noutput_per_1m = 1000000\n",
-        key_hash(KEY),
-        up.base_url()
-    );
+    let c =
+        config(vec![Provider::new("up", up.base_url(), vec![Model::priced(MODEL, 1_000_000, 1_000_000)])]);
     // As in the single-relayer test: 45 units at worst case per request, the balance covers 50.
     let balance = 45 * 50;
     let lease = compux_relayer::jobs::leases::LeaseConfig { ttl_ms: 5_000, every_ms: 50 };
@@ -984,7 +991,7 @@ async fn replicas_sharing_a_postgres_ledger_never_spend_more_than_the_balance_to
         meter.set_onchain(ACCOUNT, balance);
         let journal = dir.path().join(format!("journal-{i}"));
         let ledger = Ledger::open_with(&target, &journal, 1 << 20).await.unwrap();
-        let g = Gateway::new(Config::from_toml(&toml).unwrap(), meter.clone(), ledger.clone()).await.unwrap();
+        let g = Gateway::new(c.clone(), meter.clone(), ledger.clone()).await.unwrap();
         let addr = serve(g.clone()).await.unwrap();
         let accounts: compux_relayer::jobs::balances::Accounts = Arc::new(|| vec![ACCOUNT.to_string()]);
         let budgets: compux_relayer::jobs::leases::Budgets = Arc::new(Vec::new);

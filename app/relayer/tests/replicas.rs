@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use compux_relayer::access::keys::key_hash;
+use compux_relayer::config::{Key, Model, Provider};
 use compux_relayer::jobs::alerts::{AlertsConfig, AlertsTask};
 use compux_relayer::sim::{self, SimHandle, SimOptions};
 use compux_relayer::{serve, Config, Gateway, Ledger, Meter};
@@ -48,15 +49,16 @@ async fn replicas(
     let up = sim::spawn(options, "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let target = compux_relayer::store::db::test_target(dir.path()).await.unwrap();
-    let toml = format!(
-        "listen = \"127.0.0.1:0\"\nmarket = \"{market}\"\ndefault_max_tokens = 100\n\
-         [[keys]]\nsha256 = \"{}\"\naccount = \"{ACCOUNT}\"\n\
-         [[keys]]\nsha256 = \"{}\"\naccount = \"{BUDGETED_ACCOUNT}\"\ncredits_per_day = {PER_DAY}\n\
-         [[providers]]\nname = \"up\"\nbase_url = \"{}\"\n[[providers.models]]\nname = \"{MODEL}\"\ninput_per_1m = 1000000\noutput_per_1m = 1000000\n",
-        key_hash(KEY),
-        key_hash(BUDGETED),
-        up.base_url()
+    let mut config = Config::new(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![Provider::new("up", up.base_url(), vec![Model::priced(MODEL, 1_000_000, 1_000_000)])],
     );
+    config.market = Some(market.to_string());
+    config.default_max_tokens = 100;
+    config.keys.push(Key::new(key_hash(KEY), ACCOUNT));
+    config
+        .keys
+        .push(Key { credits_per_day: Some(PER_DAY), ..Key::new(key_hash(BUDGETED), BUDGETED_ACCOUNT) });
     let mut out = Vec::new();
     for i in 0..n {
         let meter = Meter::new();
@@ -65,7 +67,7 @@ async fn replicas(
         }
         let ledger =
             Ledger::open_with(&target, &dir.path().join(format!("journal-{i}")), 1 << 20).await.unwrap();
-        let gateway = Gateway::new(Config::from_toml(&toml).unwrap(), meter, ledger).await.unwrap();
+        let gateway = Gateway::new(config.clone(), meter, ledger).await.unwrap();
         let addr = serve(gateway.clone()).await.unwrap();
         out.push(Replica { base: format!("http://{addr}/v1"), gateway });
     }

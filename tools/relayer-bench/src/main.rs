@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use compux_relayer::access::keys::key_hash;
+use compux_relayer::config::{Key, Model, Provider};
 use compux_relayer::domain::usage::UsageRecord;
 use compux_relayer::sim::{self, SimOptions};
 use compux_relayer::{serve, Config, Gateway, Ledger, Meter};
@@ -275,17 +276,14 @@ async fn main() -> Result<()> {
     .await?;
     let dir = std::env::temp_dir().join(format!("compux-bench-relayer-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let toml = format!(
-        "listen = \"127.0.0.1:0\"\n[[keys]]\nsha256 = \"{}\"\naccount = \"{ACCOUNT}\"\n\
-         [[providers]]\nname = \"bench-upstream (simulated)\"\nbase_url = \"{}\"\n\
-         [[providers.models]]\nname = \"bench-chat\"\ninput_per_1m = 1000000\noutput_per_1m = 2000000\n",
-        key_hash(KEY),
-        upstream.base_url()
-    );
+    let model = Model::priced("bench-chat", 1_000_000, 2_000_000);
+    let mut config =
+        Config::new(any, vec![Provider::new("bench-upstream (simulated)", upstream.base_url(), vec![model])]);
+    config.keys.push(Key::new(key_hash(KEY), ACCOUNT));
     let meter = Meter::new();
     meter.set_onchain(ACCOUNT, u64::MAX / 4);
     let ledger = Ledger::open(&dir.join("ledger.sqlite")).await?;
-    let gateway = Gateway::new(Config::from_toml(&toml)?, meter, ledger.clone()).await?;
+    let gateway = Gateway::new(config.check()?, meter, ledger.clone()).await?;
     let relayer = format!("http://{}", serve(gateway).await?);
     let direct_url = format!("{}/chat/completions", upstream.base_url());
     let relayed_url = format!("{relayer}/v1/chat/completions");

@@ -7,6 +7,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use compux_client::{bootstrap, fetch, tokens, Sender};
 use compux_localnet::{Config, Localnet, ProgramRuntime, DEFAULT_RPC_PORT};
+use compux_relayer::config::{Key, Model, Provider};
+use compux_relayer::domain::pricing::Price;
 use compux_sdk::MarketKeys;
 use serde_json::json;
 use solana_rpc_client::nonblocking::rpc_client::RpcClient;
@@ -160,25 +162,43 @@ async fn demo_relayer(
         }
     };
     let account = m.credit_account(&startup.pubkey()).address;
+    let simulated = |name: &str, url: String, input_per_1m: u64, output_per_1m: u64| Provider {
+        name: format!("{name} (simulated)"),
+        base_url: url,
+        api_key_env: None,
+        models: vec![Model {
+            name: SIM_MODEL.into(),
+            price: Price { input_per_1m, output_per_1m },
+            hour_multipliers_bps: None,
+            provider_price: None,
+        }],
+    };
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], a.relayer_port));
+    let providers = vec![
+        simulated("sim-economy", economy.base_url(), 1_000_000, 2_000_000),
+        simulated("sim-premium", premium.base_url(), 3_000_000, 6_000_000),
+    ];
+    let mut config = compux_relayer::Config::new(listen, providers);
+    config.rpc_url = rpc_url.to_string();
+    config.market = Some(m.market.to_string());
+    config.balance_refresh_secs = a.balance_refresh_secs;
+    config.keys.push(Key {
+        sha256: compux_relayer::access::keys::key_hash(&api_key),
+        account: account.to_string(),
+        credits_per_day: None,
+        requests_per_minute: None,
+    });
+    // Burns metered usage on chain with the market's relayer key: batches of 1,000 records,
+    // or after flush_secs when traffic is light.
+    let mut settler = compux_relayer::jobs::settler::SettlerConfig::new("relayer.json".into());
+    settler.flush_secs = a.settle_flush_secs;
+    settler.auto_refill = !a.no_auto_refill;
+    settler.refill_every_secs = 1;
+    config.settler = Some(settler);
     let config = format!(
         "# Written by `compux up`: the demo relayer in front of two SIMULATED providers.\n\
-         listen = \"127.0.0.1:{port}\"\nrpc_url = \"{rpc_url}\"\nledger = \"relayer-ledger.sqlite\"\nmarket = \"{market}\"\nbalance_refresh_secs = {refresh}\n\n\
-         [[keys]]\nsha256 = \"{hash}\"\naccount = \"{account}\"\n\n\
-         [[providers]]\nname = \"sim-economy (simulated)\"\nbase_url = \"{economy}\"\n\
-         [[providers.models]]\nname = \"{SIM_MODEL}\"\ninput_per_1m = 1000000\noutput_per_1m = 2000000\n\n\
-         [[providers]]\nname = \"sim-premium (simulated)\"\nbase_url = \"{premium}\"\n\
-         [[providers.models]]\nname = \"{SIM_MODEL}\"\ninput_per_1m = 3000000\noutput_per_1m = 6000000\n\n\
-         # Burns metered usage on chain with the market's relayer key: batches of 1,000 records,\n\
-         # or after flush_secs when traffic is light.\n\
-         [settler]\nkeypair = \"relayer.json\"\nmin_records = 1000\nflush_secs = {flush}\nauto_refill = {refill}\nrefill_every_secs = 1\n",
-        flush = a.settle_flush_secs,
-        refresh = a.balance_refresh_secs,
-        refill = !a.no_auto_refill,
-        port = a.relayer_port,
-        market = m.market,
-        hash = compux_relayer::access::keys::key_hash(&api_key),
-        economy = economy.base_url(),
-        premium = premium.base_url(),
+         # Every setting is documented in docs/relayer.md.\n{}",
+        config.check()?.to_toml()?
     );
     let path = a.data_dir.join("relayer.toml");
     std::fs::write(&path, config).with_context(|| format!("cannot write {}", path.display()))?;

@@ -1,22 +1,23 @@
 //! The providers the relayer routes to and the models each serves, at what price per UTC
 //! hour (what the caller pays, and what the provider charges the marketplace).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::domain::pricing::Price;
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Provider {
     pub name: String,
     /// OpenAI-compatible base URL, e.g. `https://api.example.com/v1`.
     pub base_url: String,
     /// Environment variable holding the provider's API key, if it needs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
     pub models: Vec<Model>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Model {
     pub name: String,
@@ -25,13 +26,32 @@ pub struct Model {
     pub price: Price,
     /// Optional multiplier per UTC hour 0..23, in basis points (10000 = the price above):
     /// off-peak discounts and peak surcharges, as providers price them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hour_multipliers_bps: Option<Vec<u32>>,
     /// What the provider charges the marketplace for the same tokens (defaults to the
     /// caller's price: no margin), recorded with every request for provider spend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_price: Option<Price>,
 }
 
+impl Provider {
+    /// An OpenAI-compatible provider at `base_url` (no API key) serving `models`.
+    pub fn new(name: impl Into<String>, base_url: impl Into<String>, models: Vec<Model>) -> Provider {
+        Provider { name: name.into(), base_url: base_url.into(), api_key_env: None, models }
+    }
+}
+
 impl Model {
+    /// `name` at one price all day, what the provider charges equal to it.
+    pub fn priced(name: impl Into<String>, input_per_1m: u64, output_per_1m: u64) -> Model {
+        Model {
+            name: name.into(),
+            price: Price { input_per_1m, output_per_1m },
+            hour_multipliers_bps: None,
+            provider_price: None,
+        }
+    }
+
     /// The caller's price at UTC hour `hour` (0..24).
     pub fn price_at(&self, hour: usize) -> Price {
         self.scaled_at(self.price, hour)

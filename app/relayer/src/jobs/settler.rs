@@ -21,7 +21,7 @@ use compux_client::{fetch, Sender};
 use compux_sdk::ix::SettleBatch;
 use compux_sdk::state::{CreditAccount, Facility, FacilityStatus};
 use compux_sdk::{CreditAccountKeys, FacilityKeys, MarketKeys};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use solana_rpc_client::nonblocking::rpc_client::RpcClient;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Keypair;
@@ -30,7 +30,7 @@ use solana_sdk::signer::Signer;
 use crate::domain::meter::Meter;
 use crate::store::batches::{self, Batch, Cut, SourceKind};
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettlerConfig {
     /// The market's relayer keypair (Solana CLI JSON), relative to the configuration file.
@@ -53,6 +53,21 @@ pub struct SettlerConfig {
     pub auto_refill: bool,
     #[serde(default = "default_refill_every_secs")]
     pub refill_every_secs: u64,
+}
+
+impl SettlerConfig {
+    /// Burns signed by the keypair at `keypair`, every other setting at its default.
+    pub fn new(keypair: PathBuf) -> SettlerConfig {
+        SettlerConfig {
+            keypair,
+            min_records: default_min_records(),
+            flush_secs: default_flush_secs(),
+            max_records: default_max_records(),
+            interval_ms: default_interval_ms(),
+            auto_refill: true,
+            refill_every_secs: default_refill_every_secs(),
+        }
+    }
 }
 
 fn default_true() -> bool {
