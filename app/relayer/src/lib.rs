@@ -55,6 +55,8 @@ impl Running {
     pub async fn shutdown(self, deadline: Duration) -> anyhow::Result<Stopped> {
         self.stop.notify_one();
         let drained = tokio::time::timeout(deadline, self.server).await.is_ok();
+        // No more renewals or burns from a replica that is leaving.
+        self.gateway.tasks.stop();
         self.gateway.ledger.flush().await?;
         if let Some(replica) = &self.replica {
             store::leases::release(self.gateway.ledger.pool(), replica).await?;
@@ -74,36 +76,56 @@ pub async fn start(path: &Path) -> anyhow::Result<Running> {
     let (rpc_url, every) = (config.rpc_url.clone(), Duration::from_secs(config.balance_refresh_secs.max(1)));
     let (config_copy, ledger_copy, meter_copy) = (config.clone(), ledger.clone(), meter.clone());
     let gateway = Gateway::new(config, meter.clone(), ledger).await?;
+    let tasks = &gateway.tasks;
+    let accounts: balances::Accounts = {
+        let g = Arc::downgrade(&gateway);
+        Arc::new(move || g.upgrade().map(|g| g.keys.accounts()).unwrap_or_default())
+    };
     let mut replica_name = None;
     if ledger_copy.backend() == db::Backend::Postgres {
-        // Replicas may share this ledger: spend only under balance leases.
+        // Replicas may share this ledger: spend only under balance and budget leases.
         let replica = format!("{}-{}", config_copy.listen, uuid::Uuid::new_v4().simple());
         replica_name = Some(replica.clone());
-        let (g, k) = (gateway.clone(), gateway.clone());
-        leases::spawn(
-            ledger_copy.clone(),
-            meter_copy.clone(),
-            replica,
-            Arc::new(move || g.keys.accounts()),
-            Arc::new(move || k.keys.budgets()),
-            config_copy.leases.clone(),
-        );
+        meter.require_leases();
+        let budgets: leases::Budgets = {
+            let g = Arc::downgrade(&gateway);
+            Arc::new(move || g.upgrade().map(|g| g.keys.budgets()).unwrap_or_default())
+        };
+        let (l, m, a, c) = (ledger_copy.clone(), meter.clone(), accounts.clone(), config_copy.leases.clone());
+        tasks.supervise("leases", move || {
+            Box::pin(leases::run(
+                l.clone(),
+                m.clone(),
+                replica.clone(),
+                a.clone(),
+                budgets.clone(),
+                c.clone(),
+            ))
+        });
     }
-    let g = gateway.clone();
     let wake = Arc::new(tokio::sync::Notify::new());
     let ws_url = config_copy.ws_url.clone().unwrap_or_else(|| watch::pubsub_url(&rpc_url));
-    watch::spawn(ws_url, meter.clone(), wake.clone());
+    let (m, w) = (meter.clone(), wake.clone());
+    tasks.supervise("watch", move || Box::pin(watch::run(ws_url.clone(), m.clone(), w.clone())));
     let max_age = Duration::from_secs(config_copy.max_balance_age_secs.max(1));
-    balances::spawn_refresher(rpc_url, meter, Arc::new(move || g.keys.accounts()), every, max_age, wake)
-        .await?;
+    balances::first_refresh(&rpc_url, &meter, &accounts, max_age).await;
+    let m = meter.clone();
+    tasks.supervise("balances", move || {
+        Box::pin(balances::run(rpc_url.clone(), m.clone(), accounts.clone(), every, wake.clone()))
+    });
     let stop = Arc::new(tokio::sync::Notify::new());
     let signal = stop.clone();
     let (addr, server) =
         gateway::serve_until(gateway.clone(), async move { signal.notified().await }).await?;
-    alerts::spawn(ledger_copy.clone(), meter_copy.clone(), config_copy.alerts.clone());
-    follow_batches(ledger_copy.clone(), meter_copy.clone());
+    let (l, m, c) = (ledger_copy.clone(), meter_copy.clone(), config_copy.alerts.clone());
+    let leading = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    tasks
+        .supervise("alerts", move || Box::pin(alerts::run(l.clone(), m.clone(), c.clone(), leading.clone())));
+    let (l, m) = (ledger_copy.clone(), meter_copy.clone());
+    tasks.supervise("batches", move || Box::pin(follow_batches(l.clone(), m.clone())));
     if let Some(settler) = settler(path, &config_copy, ledger_copy, meter_copy).await? {
-        settler.spawn();
+        let settler = Arc::new(settler);
+        tasks.supervise("settler", move || Box::pin(settler.clone().run()));
     }
     Ok(Running { addr, gateway, stop, server, replica: replica_name })
 }
@@ -122,18 +144,16 @@ pub async fn open_ledger(dir: &Path, config: &Config) -> anyhow::Result<Ledger> 
 /// Learns the settlement batches cut by a settler in another process (`compux settler`), so
 /// that the balance snapshot that shows a burn also drops its batch from the unsettled
 /// charges. Idempotent with the batches the in-process settler registers.
-fn follow_batches(ledger: Ledger, meter: Arc<Meter>) {
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            match batches::unconfirmed_for_meter(ledger.pool()).await {
-                Ok(list) => {
-                    list.into_iter().for_each(|(source, seq, amount)| meter.add_batch(&source, seq, amount))
-                }
-                Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot read settlement batches"),
+async fn follow_batches(ledger: Ledger, meter: Arc<Meter>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        match batches::unconfirmed_for_meter(ledger.pool()).await {
+            Ok(list) => {
+                list.into_iter().for_each(|(source, seq, amount)| meter.add_batch(&source, seq, amount))
             }
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot read settlement batches"),
         }
-    });
+    }
 }
 
 /// The settler a configuration asks for, if any.
@@ -156,16 +176,17 @@ pub async fn settler(
 }
 
 /// Runs only the settler of the configuration at `path` (`compux settler`), against the
-/// ledger a relayer writes.
-pub async fn start_settler(path: &Path) -> anyhow::Result<()> {
+/// ledger a relayer writes, until the returned tasks are stopped or dropped.
+pub async fn start_settler(path: &Path) -> anyhow::Result<jobs::tasks::Tasks> {
     let config = Config::load(path)?;
     anyhow::ensure!(config.settler.is_some(), "{} has no [settler] section", path.display());
     let dir = path.parent().unwrap_or(Path::new("."));
     let ledger = open_ledger(dir, &config).await?;
     let meter = Meter::new();
-    let settler = settler(path, &config, ledger, meter).await?.expect("checked above");
-    settler.spawn();
-    Ok(())
+    let settler = Arc::new(settler(path, &config, ledger, meter).await?.expect("checked above"));
+    let tasks = jobs::tasks::Tasks::default();
+    tasks.supervise("settler", move || Box::pin(settler.clone().run()));
+    Ok(tasks)
 }
 
 /// Puts back what the ledger knows and memory forgot: charges not yet settled on chain

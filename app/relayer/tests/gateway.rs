@@ -451,6 +451,9 @@ async fn metrics_count_requests_and_every_response_has_a_request_id() {
         "{text}"
     );
     assert!(text.contains(r#"compux_provider_up{provider="sim-0 (simulated)"} 1"#), "{text}");
+    // The key-sync task runs under its supervisor.
+    assert!(text.contains(r#"compux_task_up{task="keys"} 1"#), "{text}");
+    assert!(text.contains(r#"compux_task_restarts{task="keys"} 0"#), "{text}");
     assert!(text.contains("compux_unsettled_credits "), "{text}");
 }
 

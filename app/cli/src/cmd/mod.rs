@@ -158,7 +158,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<()> {
         }
         Command::Settler { config, log_format } => {
             let _logs = crate::logs::init(log_format, "warn,compux_relayer=info");
-            compux_relayer::start_settler(&config).await?;
+            let _settler = compux_relayer::start_settler(&config).await?;
             eprintln!("settler running (Ctrl-C stops it)");
             tokio::signal::ctrl_c().await?;
             Ok(())

@@ -140,18 +140,14 @@ impl Keys {
         Ok(())
     }
 
-    /// Polls for key changes every `SYNC_EVERY`, in the background.
-    pub fn spawn_sync(self: &Arc<Self>, pool: Pool) {
-        let keys = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(SYNC_EVERY).await;
-                let Some(keys) = keys.upgrade() else { return };
-                if let Err(e) = keys.sync(&pool).await {
-                    tracing::warn!(error = %format!("{e:#}"), "cannot read the API keys; serving the last loaded set");
-                }
+    /// Polls for key changes every `SYNC_EVERY`, forever.
+    pub async fn sync_forever(self: Arc<Self>, pool: Pool) {
+        loop {
+            tokio::time::sleep(SYNC_EVERY).await;
+            if let Err(e) = self.sync(&pool).await {
+                tracing::warn!(error = %format!("{e:#}"), "cannot read the API keys; serving the last loaded set");
             }
-        });
+        }
     }
 
     /// The credit account a key hash spends from and its limits, unless unknown or revoked.

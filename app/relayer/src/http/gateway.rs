@@ -26,6 +26,7 @@ use crate::domain::routing::{self, Health, Preferences};
 use crate::error::ApiError;
 use crate::http::charge::{usage_of, Served};
 use crate::http::metrics::{Metrics, UpstreamTime};
+use crate::jobs::tasks::Tasks;
 use crate::store::ledger::{Dim, Ledger, UsageQuery};
 
 /// Every route the gateway serves, as (method, path); `api/openapi.json` documents exactly
@@ -68,6 +69,8 @@ pub struct Gateway {
     /// API keys (hashed) and the credit accounts they spend from.
     pub keys: Arc<Keys>,
     rate: RateLimiter,
+    /// The background tasks, supervised (`/metrics` shows them).
+    pub tasks: Tasks,
 }
 
 impl Gateway {
@@ -84,14 +87,26 @@ impl Gateway {
         };
         let configured = config.keys.iter().map(|k| (k.sha256.clone(), k.caller()));
         let keys = Arc::new(Keys::load(configured, ledger.pool(), market).await?);
-        keys.spawn_sync(ledger.pool().clone());
+        let tasks = Tasks::default();
+        let (k, pool) = (keys.clone(), ledger.pool().clone());
+        tasks.supervise("keys", move || Box::pin(k.clone().sync_forever(pool.clone())));
         let health = Health::new(config.breaker_threshold, Duration::from_millis(config.breaker_cooldown_ms));
         // Replicas share a Postgres ledger; a SQLite ledger belongs to one process.
         let rate = match ledger.backend() {
             crate::store::db::Backend::Postgres => RateLimiter::Shared(ledger.pool().clone()),
             crate::store::db::Backend::Sqlite => RateLimiter::default(),
         };
-        Ok(Arc::new(Gateway { config, meter, ledger, health, metrics: Metrics::new(), http, keys, rate }))
+        Ok(Arc::new(Gateway {
+            config,
+            meter,
+            ledger,
+            health,
+            metrics: Metrics::new(),
+            http,
+            keys,
+            rate,
+            tasks,
+        }))
     }
 
     pub fn router(self: &Arc<Self>) -> Router {
@@ -503,7 +518,7 @@ async fn metrics(State(g): State<Arc<Gateway>>) -> Response {
     let (held, unsettled) = g.meter.totals();
     let providers: Vec<(String, bool)> =
         g.config.providers.iter().map(|p| (p.name.clone(), g.health.available(&p.name))).collect();
-    let text = g.metrics.render(held, unsettled, &providers);
+    let text = g.metrics.render(held, unsettled, &providers, &g.tasks.states());
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -15,6 +15,8 @@ pub struct Metrics {
     held: IntGauge,
     unsettled: IntGauge,
     provider_up: IntGaugeVec,
+    task_up: IntGaugeVec,
+    task_restarts: IntGaugeVec,
 }
 
 /// How long a request waited on its provider, put in the response's extensions by the
@@ -53,16 +55,31 @@ impl Metrics {
             &["provider"],
         )
         .expect("valid metric");
+        let task_up = IntGaugeVec::new(
+            Opts::new(
+                "compux_task_up",
+                "1 while the background task is running (0: waiting to be restarted)",
+            ),
+            &["task"],
+        )
+        .expect("valid metric");
+        let task_restarts = IntGaugeVec::new(
+            Opts::new("compux_task_restarts", "Times the background task died and was restarted"),
+            &["task"],
+        )
+        .expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(added_latency.clone()),
             Box::new(held.clone()),
             Box::new(unsettled.clone()),
             Box::new(provider_up.clone()),
+            Box::new(task_up.clone()),
+            Box::new(task_restarts.clone()),
         ] {
             registry.register(m).expect("unique metric names");
         }
-        Metrics { registry, requests, added_latency, held, unsettled, provider_up }
+        Metrics { registry, requests, added_latency, held, unsettled, provider_up, task_up, task_restarts }
     }
 
     pub fn observe(
@@ -79,7 +96,17 @@ impl Metrics {
     }
 
     /// The text exposition, with the gauges brought up to date.
-    pub fn render(&self, held: u64, unsettled: u64, providers: &[(String, bool)]) -> String {
+    pub fn render(
+        &self,
+        held: u64,
+        unsettled: u64,
+        providers: &[(String, bool)],
+        tasks: &[(&str, crate::jobs::tasks::TaskState)],
+    ) -> String {
+        for (name, t) in tasks {
+            self.task_up.with_label_values(&[name]).set(i64::from(t.running));
+            self.task_restarts.with_label_values(&[name]).set(t.restarts.min(i64::MAX as u64) as i64);
+        }
         self.held.set(held.min(i64::MAX as u64) as i64);
         self.unsettled.set(unsettled.min(i64::MAX as u64) as i64);
         for (name, up) in providers {

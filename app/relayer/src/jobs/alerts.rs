@@ -157,37 +157,41 @@ impl AlertsTask {
 }
 
 /// Checks balances every `check_secs` while this replica leads the alerts, and delivers
-/// alerts that crossed their threshold.
+/// alerts that crossed their threshold, on a task of its own (tests; the relayer
+/// supervises `run`).
 pub fn spawn(ledger: Ledger, meter: Arc<Meter>, config: AlertsConfig) -> AlertsTask {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("an HTTP client");
     let leading = Arc::new(AtomicBool::new(false));
-    let flag = leading.clone();
-    let handle = tokio::spawn(async move {
-        let mut leader: Option<Leader> = None;
-        loop {
-            flag.store(leader.is_some(), Ordering::Relaxed);
-            tokio::time::sleep(Duration::from_millis(config.check_secs.max(1) * 1_000)).await;
-            if leader.is_none() {
-                leader = match try_lead(ledger.pool(), ledger.backend(), Job::Alerts).await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot reach the ledger to lead the alerts");
-                        None
-                    }
-                };
-            }
-            let Some(l) = leader.as_mut() else { continue };
-            if !l.alive().await {
-                leader = None;
-                continue;
-            }
-            flag.store(true, Ordering::Relaxed);
-            if let Err(e) = check(&ledger, &meter, &http, &config).await {
-                tracing::warn!(error = %format!("{e:#}"), "low-balance check failed");
-            }
-        }
-    });
+    let handle = tokio::spawn(run(ledger, meter, config, leading.clone()));
     AlertsTask { handle, leading }
+}
+
+/// The checker's loop: tries to lead, and while leading checks every alert; `leading` says
+/// whether this replica leads.
+pub async fn run(ledger: Ledger, meter: Arc<Meter>, config: AlertsConfig, leading: Arc<AtomicBool>) {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("an HTTP client");
+    let mut leader: Option<Leader> = None;
+    loop {
+        leading.store(leader.is_some(), Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(config.check_secs.max(1) * 1_000)).await;
+        if leader.is_none() {
+            leader = match try_lead(ledger.pool(), ledger.backend(), Job::Alerts).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reach the ledger to lead the alerts");
+                    None
+                }
+            };
+        }
+        let Some(l) = leader.as_mut() else { continue };
+        if !l.alive().await {
+            leader = None;
+            continue;
+        }
+        leading.store(true, Ordering::Relaxed);
+        if let Err(e) = check(&ledger, &meter, &http, &config).await {
+            tracing::warn!(error = %format!("{e:#}"), "low-balance check failed");
+        }
+    }
 }
 
 async fn deliver(http: reqwest::Client, alert: Alert, available: u64, config: AlertsConfig) {

@@ -81,37 +81,37 @@ pub async fn refresh(rpc: &RpcClient, meter: &Meter, accounts: &[String]) -> Res
 /// The accounts to keep fresh, asked anew each round (keys come and go).
 pub type Accounts = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
 
-/// Refreshes now, then every `every` in the background, and soon after `wake` is notified
-/// (a chain event; see `watch.rs`). From now on the hard cap admits requests only while the
-/// last full read is at most `max_age` old.
-pub async fn spawn_refresher(
-    rpc_url: String,
-    meter: Arc<Meter>,
-    accounts: Accounts,
-    every: Duration,
-    max_age: Duration,
-    wake: Arc<tokio::sync::Notify>,
-) -> Result<()> {
-    let rpc = RpcClient::new(rpc_url);
+/// From now on the hard cap admits requests only while the last full read is at most
+/// `max_age` old; reads the balances once now (the relayer then starts with them).
+pub async fn first_refresh(rpc_url: &str, meter: &Meter, accounts: &Accounts, max_age: Duration) {
     meter.require_fresh(max_age);
-    if let Err(e) = refresh(&rpc, &meter, &accounts()).await {
+    if let Err(e) = refresh(&RpcClient::new(rpc_url.to_string()), meter, &accounts()).await {
         // Until the chain answers, every account has nothing available: requests get 402,
         // never an overdraft.
         tracing::warn!(error = %format!("{e:#}"), "initial balance refresh failed; retrying in the background");
     }
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = wake.notified() => {
-                    // Let a burst of events (one transaction logs several) settle first.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-            if let Err(e) = refresh(&rpc, &meter, &accounts()).await {
-                tracing::warn!(error = %format!("{e:#}"), "balance refresh failed");
+}
+
+/// Refreshes every `every`, and soon after `wake` is notified (a chain event; see
+/// `watch.rs`).
+pub async fn run(
+    rpc_url: String,
+    meter: Arc<Meter>,
+    accounts: Accounts,
+    every: Duration,
+    wake: Arc<tokio::sync::Notify>,
+) {
+    let rpc = RpcClient::new(rpc_url);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = wake.notified() => {
+                // Let a burst of events (one transaction logs several) settle first.
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-    });
-    Ok(())
+        if let Err(e) = refresh(&rpc, &meter, &accounts()).await {
+            tracing::warn!(error = %format!("{e:#}"), "balance refresh failed");
+        }
+    }
 }

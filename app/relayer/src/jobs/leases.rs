@@ -102,7 +102,35 @@ fn stop_spending_at(config: &LeaseConfig) -> Instant {
 pub type Budgets = Arc<dyn Fn() -> Vec<(String, u64)> + Send + Sync>;
 
 /// Renews every source of `accounts()` and every key budget of `budgets()` every
-/// `every_ms`, in the background.
+/// `every_ms`, forever. The meter must already require leases (`Meter::require_leases`).
+pub async fn run(
+    ledger: Ledger,
+    meter: Arc<Meter>,
+    replica: String,
+    accounts: crate::jobs::balances::Accounts,
+    budgets: Budgets,
+    config: LeaseConfig,
+) {
+    loop {
+        for account in accounts() {
+            for source in meter.sources(&account) {
+                if let Err(e) = renew(&ledger, &meter, &replica, &source, &config).await {
+                    tracing::warn!(source, error = %format!("{e:#}"), "balance lease not renewed");
+                }
+            }
+        }
+        let day = crate::clock::today();
+        for (key, per_day) in budgets() {
+            if let Err(e) = renew_budget(&ledger, &meter, &replica, &key, per_day, day, &config).await {
+                tracing::warn!(error = %format!("{e:#}"), "daily budget lease not renewed");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(config.every_ms)).await;
+    }
+}
+
+/// Spends only under leases from now on, and renews them on a task of their own (tests and
+/// embedders; `compux relayer` supervises `run`).
 pub fn spawn(
     ledger: Ledger,
     meter: Arc<Meter>,
@@ -112,22 +140,5 @@ pub fn spawn(
     config: LeaseConfig,
 ) {
     meter.require_leases();
-    tokio::spawn(async move {
-        loop {
-            for account in accounts() {
-                for source in meter.sources(&account) {
-                    if let Err(e) = renew(&ledger, &meter, &replica, &source, &config).await {
-                        tracing::warn!(source, error = %format!("{e:#}"), "balance lease not renewed");
-                    }
-                }
-            }
-            let day = crate::clock::today();
-            for (key, per_day) in budgets() {
-                if let Err(e) = renew_budget(&ledger, &meter, &replica, &key, per_day, day, &config).await {
-                    tracing::warn!(error = %format!("{e:#}"), "daily budget lease not renewed");
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(config.every_ms)).await;
-        }
-    });
+    tokio::spawn(run(ledger, meter, replica, accounts, budgets, config));
 }

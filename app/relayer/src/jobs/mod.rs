@@ -5,4 +5,5 @@ pub mod alerts;
 pub mod balances;
 pub mod leases;
 pub mod settler;
+pub mod tasks;
 pub mod watch;

@@ -186,50 +186,48 @@ impl Settler {
 
     /// Runs rounds forever while this replica leads (one settler at a time on a shared
     /// Postgres ledger; see `leader.rs`); a failed round is logged and retried.
-    pub fn spawn(self) {
-        tokio::spawn(async move {
-            let mut leader: Option<crate::store::leader::Leader> = None;
-            loop {
-                if let Some(l) = leader.as_mut() {
-                    if !l.alive().await {
-                        tracing::warn!("settler leadership lost");
-                        leader = None;
-                    }
+    pub async fn run(self: Arc<Self>) {
+        let mut leader: Option<crate::store::leader::Leader> = None;
+        loop {
+            if let Some(l) = leader.as_mut() {
+                if !l.alive().await {
+                    tracing::warn!("settler leadership lost");
+                    leader = None;
                 }
-                if leader.is_none() {
-                    match crate::store::leader::try_lead(
-                        &self.pool,
-                        self.ledger.backend(),
-                        crate::store::leader::Job::Settler,
-                    )
-                    .await
-                    {
-                        Ok(Some(l)) => {
-                            tracing::info!("this replica now leads settlement");
-                            leader = Some(l);
-                        }
-                        Ok(None) => {}
-                        Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot contend for settlement"),
-                    }
-                }
-                if leader.is_none() {
-                    tokio::time::sleep(Duration::from_millis(self.config.interval_ms.max(100) * 4)).await;
-                    continue;
-                }
-                match self.round().await {
-                    Ok(r) if r != Round::default() => tracing::info!(
-                        cut = r.cut,
-                        settled = r.settled,
-                        moved_credits = r.moved_credits,
-                        refilled = r.refilled,
-                        "settlement round"
-                    ),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "settlement round failed; retrying"),
-                }
-                tokio::time::sleep(Duration::from_millis(self.config.interval_ms)).await;
             }
-        });
+            if leader.is_none() {
+                match crate::store::leader::try_lead(
+                    &self.pool,
+                    self.ledger.backend(),
+                    crate::store::leader::Job::Settler,
+                )
+                .await
+                {
+                    Ok(Some(l)) => {
+                        tracing::info!("this replica now leads settlement");
+                        leader = Some(l);
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot contend for settlement"),
+                }
+            }
+            if leader.is_none() {
+                tokio::time::sleep(Duration::from_millis(self.config.interval_ms.max(100) * 4)).await;
+                continue;
+            }
+            match self.round().await {
+                Ok(r) if r != Round::default() => tracing::info!(
+                    cut = r.cut,
+                    settled = r.settled,
+                    moved_credits = r.moved_credits,
+                    refilled = r.refilled,
+                    "settlement round"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %format!("{e:#}"), "settlement round failed; retrying"),
+            }
+            tokio::time::sleep(Duration::from_millis(self.config.interval_ms)).await;
+        }
     }
 
     async fn on_chain(&self, source: &str, kind: SourceKind) -> Result<OnChain> {

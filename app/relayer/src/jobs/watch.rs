@@ -33,20 +33,18 @@ pub fn pubsub_url(rpc_url: &str) -> String {
 }
 
 /// Watches in the background until the process ends.
-pub fn spawn(ws_url: String, meter: Arc<Meter>, wake: Arc<Notify>) {
-    tokio::spawn(async move {
-        let mut backoff = Duration::from_secs(1);
-        loop {
-            match watch(&ws_url, &meter, &wake).await {
-                Ok(()) => tracing::warn!(url = %ws_url, "chain event stream ended; reconnecting"),
-                Err(e) => {
-                    tracing::warn!(url = %ws_url, error = %format!("{e:#}"), "chain event stream failed; reconnecting")
-                }
+pub async fn run(ws_url: String, meter: Arc<Meter>, wake: Arc<Notify>) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match watch(&ws_url, &meter, &wake).await {
+            Ok(()) => tracing::warn!(url = %ws_url, "chain event stream ended; reconnecting"),
+            Err(e) => {
+                tracing::warn!(url = %ws_url, error = %format!("{e:#}"), "chain event stream failed; reconnecting")
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(30));
         }
-    });
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
 }
 
 async fn watch(ws_url: &str, meter: &Meter, wake: &Notify) -> Result<()> {
