@@ -23,3 +23,41 @@ pub struct UsageRecord {
     pub provider_output_per_1m: u64,
     pub provider_cost: u64,
 }
+
+/// What a credit source is: where a settlement batch burns from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// Burns from the credit account's vault (`settle`).
+    CreditAccount,
+    /// Burns from the facility's escrow (`settle_facility`).
+    Facility,
+}
+
+impl SourceKind {
+    /// What `source` is to `account`, the credit account whose request spent from it: the
+    /// account itself stands for its own vault; any other source is a facility it borrows
+    /// under (the meter's sources are exactly these). The one place this rule lives.
+    pub fn of(source: &str, account: &str) -> SourceKind {
+        if source == account {
+            SourceKind::CreditAccount
+        } else {
+            SourceKind::Facility
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::CreditAccount => "credit_account",
+            SourceKind::Facility => "facility",
+        }
+    }
+
+    pub fn parse(s: &str) -> SourceKind {
+        if s == "facility" {
+            SourceKind::Facility
+        } else {
+            SourceKind::CreditAccount
+        }
+    }
+}

@@ -23,6 +23,7 @@ use crate::config::{Config, Provider};
 use crate::domain::meter::{Budget, Hold, Meter, Refused};
 use crate::domain::pricing::{self, Price};
 use crate::domain::routing::{self, Health, Preferences};
+use crate::domain::usage::SourceKind;
 use crate::error::ApiError;
 use crate::http::charge::{usage_of, Served};
 use crate::http::metrics::{Metrics, UpstreamTime};
@@ -723,7 +724,10 @@ async fn usage(
         .into_iter()
         .map(|source| {
             let b = g.meter.balance(&source);
-            let kind = if source == account { "credit_vault" } else { "facility" };
+            let kind = match SourceKind::of(&source, &account) {
+                SourceKind::CreditAccount => "credit_vault",
+                SourceKind::Facility => "facility",
+            };
             json!({"source": source, "kind": kind, "onchain": b.onchain, "unsettled": b.unsettled,
                    "held": b.held, "available": b.available(), "frozen": b.frozen})
         })

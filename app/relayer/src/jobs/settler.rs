@@ -28,7 +28,8 @@ use solana_sdk::signature::Keypair;
 use solana_sdk::signer::Signer;
 
 use crate::domain::meter::Meter;
-use crate::store::batches::{self, Batch, Cut, SourceKind};
+use crate::domain::usage::SourceKind;
+use crate::store::batches::{self, Batch, Cut};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -352,7 +353,7 @@ impl Settler {
 
     /// Cuts the next batch of a source whose records are due.
     async fn cut_due(&self, u: &batches::Unbatched, round: &mut Round) -> Result<()> {
-        let kind = if u.source == u.account { SourceKind::CreditAccount } else { SourceKind::Facility };
+        let kind = SourceKind::of(&u.source, &u.account);
         let chain = self.on_chain(&u.source, kind).await?;
         match &chain {
             OnChain::Facility { facility, .. } => {

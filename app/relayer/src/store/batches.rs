@@ -7,33 +7,8 @@ use compux_sdk::receipt::{self, hex32, Leaf, Step};
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::domain::usage::SourceKind;
 use crate::store::db::{Pool, Row as DbRow, Sql};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SourceKind {
-    /// Burns from the credit account's vault (`settle`).
-    CreditAccount,
-    /// Burns from the facility's escrow (`settle_facility`).
-    Facility,
-}
-
-impl SourceKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::CreditAccount => "credit_account",
-            SourceKind::Facility => "facility",
-        }
-    }
-
-    fn parse(s: &str) -> SourceKind {
-        if s == "facility" {
-            SourceKind::Facility
-        } else {
-            SourceKind::CreditAccount
-        }
-    }
-}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Batch {
