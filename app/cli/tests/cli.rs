@@ -602,6 +602,50 @@ fn operator_and_startup_commands_through_the_binary() {
         .contains("auto-refill is not configured"));
 }
 
+/// Eight clients sending chat requests back to back, each keeping the request id of every
+/// 200 it gets; any other status fails the test. A connection error ends a client: the
+/// relayer is gone, or its listener closed (refused, or reset before it accepted).
+struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    clients: Vec<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Load {
+    fn start(relayer: &str, key: &str) -> Load {
+        let chat = r#"{"model": "compux-sim-chat", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}"#;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let clients = (0..8)
+            .map(|_| {
+                let (relayer, key, stop) = (relayer.to_string(), key.to_string(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut answered = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        match http_raw(&relayer, "POST", "/v1/chat/completions", &key, chat) {
+                            Ok((200, head, _)) => {
+                                let id = head.lines().find_map(|l| l.strip_prefix("x-compux-request-id: "));
+                                answered.push(id.expect("every reply has a request id").trim().to_string());
+                            }
+                            Ok((status, _, body)) => panic!("a request got {status}: {body}"),
+                            Err(_) => break,
+                        }
+                    }
+                    answered
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(1_500));
+        Load { stop, clients }
+    }
+
+    /// Every answered request id (after at least 50 answers: the load ran).
+    fn stop(self) -> Vec<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let answered: Vec<String> = self.clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
+        assert!(answered.len() > 50, "the load ran: {} answered", answered.len());
+        answered
+    }
+}
+
 #[test]
 fn sigterm_under_load_finishes_every_started_request_records_it_and_exits_0() {
     let dir = tempfile::tempdir().unwrap();
@@ -610,37 +654,11 @@ fn sigterm_under_load_finishes_every_started_request_records_it_and_exits_0() {
     let (mut child, summary) = spawn_up(dir.path(), &[], &[], stderr);
     let relayer = summary["relayer_url"].as_str().unwrap().to_string();
     let key = summary["api_key"].as_str().unwrap().to_string();
-    let chat =
-        r#"{"model": "compux-sim-chat", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}"#;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let clients: Vec<_> = (0..8)
-        .map(|_| {
-            let (relayer, key, stop) = (relayer.clone(), key.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut answered = Vec::new();
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    match http_raw(&relayer, "POST", "/v1/chat/completions", &key, chat) {
-                        Ok((200, head, _)) => {
-                            let id = head.lines().find_map(|l| l.strip_prefix("x-compux-request-id: "));
-                            answered.push(id.expect("every reply has a request id").trim().to_string());
-                        }
-                        Ok((status, _, body)) => panic!("a started request got {status}: {body}"),
-                        // Refused, or reset before the server accepted the connection: the
-                        // listener is closed. Nothing was served (checked below).
-                        Err(_) => break,
-                    }
-                }
-                answered
-            })
-        })
-        .collect();
-    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    let load = Load::start(&relayer, &key);
     let pid = child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let status = child.wait().unwrap();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let answered: Vec<String> = clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
-    assert!(answered.len() > 50, "the load ran: {} answered", answered.len());
+    let answered = load.stop();
     let text = std::fs::read_to_string(&err).unwrap();
     assert!(status.success(), "exit {status:?}: {text}");
     assert!(text.contains("SIGTERM") && text.contains("every request finished and recorded"), "{text}");
@@ -671,34 +689,10 @@ fn after_kill_9_under_load_every_answered_request_has_exactly_one_usage_record()
     let key = summary["api_key"].as_str().unwrap().to_string();
     let chat =
         r#"{"model": "compux-sim-chat", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}"#;
-
-    // Eight clients send back to back and keep the request id of every reply they get.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let clients: Vec<_> = (0..8)
-        .map(|_| {
-            let (relayer, key, stop) = (relayer.clone(), key.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut answered = Vec::new();
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    match http_raw(&relayer, "POST", "/v1/chat/completions", &key, chat) {
-                        Ok((200, head, _)) => {
-                            let id = head.lines().find_map(|l| l.strip_prefix("x-compux-request-id: "));
-                            answered.push(id.expect("every reply has a request id").trim().to_string());
-                        }
-                        Ok((status, _, body)) => panic!("unexpected {status}: {body}"),
-                        Err(_) => break, // the relayer is gone
-                    }
-                }
-                answered
-            })
-        })
-        .collect();
-    std::thread::sleep(std::time::Duration::from_millis(1_500));
+    let load = Load::start(&relayer, &key);
     child.kill().unwrap(); // SIGKILL: no shutdown, no flush
     child.wait().unwrap();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let answered: Vec<String> = clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
-    assert!(answered.len() > 50, "the load ran: {} answered", answered.len());
+    let answered = load.stop();
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let ledger_path = dir.path().join("relayer-ledger.sqlite");

@@ -250,6 +250,19 @@ async fn concurrent_requests_never_spend_more_than_the_balance() {
     // Each request holds its worst case: prompt bound (13 bytes + 4 framing + 8 special
     // = 25 tokens) + 20 max tokens = 45 units at 1 unit per token; the balance covers 50.
     let (client, g, _dir) = gateway(&[(&up, 1_000_000, 1_000_000)], 45 * 50).await;
+    let served = two_hundred_at_once(&client).await;
+    let b = g.meter.balance(ACCOUNT);
+    assert!(served >= 50, "at least the 50 the balance covers at worst case were served, got {served}");
+    assert!(b.unsettled <= 45 * 50, "charged {} > balance {}", b.unsettled, 45 * 50);
+    assert_eq!(b.held, 0);
+    assert_eq!(up.requests(), served, "every served request went upstream once");
+    assert_eq!(g.ledger.count().await.unwrap(), served, "one record per served request");
+    assert_eq!(g.ledger.unsettled(ACCOUNT).await.unwrap(), b.unsettled, "ledger and meter agree to the unit");
+}
+
+/// Sends 200 requests of 20 max tokens at once; returns how many were served (the others
+/// must be refused for want of credits).
+async fn two_hundred_at_once(client: &Client<OpenAIConfig>) -> u64 {
     let calls = (0..200).map(|_| {
         let client = client.clone();
         tokio::spawn(async move { client.chat().create(ask(20)).await })
@@ -261,13 +274,7 @@ async fn concurrent_requests_never_spend_more_than_the_balance() {
             Err(e) => assert_eq!(api_error(e), (402, Some("insufficient_credits".into()))),
         }
     }
-    let b = g.meter.balance(ACCOUNT);
-    assert!(served >= 50, "at least the 50 the balance covers at worst case were served, got {served}");
-    assert!(b.unsettled <= 45 * 50, "charged {} > balance {}", b.unsettled, 45 * 50);
-    assert_eq!(b.held, 0);
-    assert_eq!(up.requests(), served, "every served request went upstream once");
-    assert_eq!(g.ledger.count().await.unwrap(), served, "one record per served request");
-    assert_eq!(g.ledger.unsettled(ACCOUNT).await.unwrap(), b.unsettled, "ledger and meter agree to the unit");
+    served
 }
 
 /// Streams `request`, returning the content, the usage chunk if any, and the chunk count.
@@ -998,14 +1005,15 @@ async fn replicas_sharing_a_postgres_ledger_never_spend_more_than_the_balance_to
         let addr = serve(g.clone()).await.unwrap();
         let accounts: compux_relayer::jobs::balances::Accounts = Arc::new(|| vec![ACCOUNT.to_string()]);
         let budgets: compux_relayer::jobs::leases::Budgets = Arc::new(Vec::new);
-        compux_relayer::jobs::leases::spawn(
+        meter.require_leases();
+        tokio::spawn(compux_relayer::jobs::leases::run(
             ledger,
             meter,
             format!("replica-{i}"),
             accounts,
             budgets,
             lease.clone(),
-        );
+        ));
         let client = Client::with_config(
             OpenAIConfig::new().with_api_base(format!("http://{addr}/v1")).with_api_key(KEY),
         );
@@ -1082,17 +1090,7 @@ async fn a_request_holds_what_its_provider_can_cost_so_a_small_balance_is_spent_
     let balance = 45 * 50;
     let (client, g, _dir) =
         gateway(&[(&cheap, 1_000_000, 1_000_000), (&dear, 3_000_000, 3_000_000)], balance).await;
-    let calls = (0..200).map(|_| {
-        let client = client.clone();
-        tokio::spawn(async move { client.chat().create(ask(20)).await })
-    });
-    let mut served = 0;
-    for call in calls {
-        match call.await.unwrap() {
-            Ok(_) => served += 1,
-            Err(e) => assert_eq!(api_error(e), (402, Some("insufficient_credits".into()))),
-        }
-    }
+    let served = two_hundred_at_once(&client).await;
     let b = g.meter.balance(ACCOUNT);
     assert!(served >= 50, "the balance covers 50 at the serving provider's worst case: {served} served");
     assert!(b.unsettled <= balance, "charged {} > balance {balance}", b.unsettled);

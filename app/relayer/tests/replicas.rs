@@ -254,14 +254,15 @@ async fn a_daily_budget_holds_across_three_replicas_under_concurrent_load() {
     for (i, x) in r.iter().enumerate() {
         let g = x.gateway.clone();
         let (accounts, budgets) = (g.clone(), g.clone());
-        compux_relayer::jobs::leases::spawn(
+        g.meter.require_leases();
+        tokio::spawn(compux_relayer::jobs::leases::run(
             g.ledger.clone(),
             g.meter.clone(),
             format!("replica-{i}"),
             Arc::new(move || accounts.keys.accounts()),
             Arc::new(move || budgets.keys.budgets()),
             lease.clone(),
-        );
+        ));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Each request may cost ~20 credits (prompt bound + 10 tokens) and costs fewer: 90

@@ -128,17 +128,3 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(config.every_ms)).await;
     }
 }
-
-/// Spends only under leases from now on, and renews them on a task of their own (tests and
-/// embedders; `compux relayer` supervises `run`).
-pub fn spawn(
-    ledger: Ledger,
-    meter: Arc<Meter>,
-    replica: String,
-    accounts: crate::jobs::balances::Accounts,
-    budgets: Budgets,
-    config: LeaseConfig,
-) {
-    meter.require_leases();
-    tokio::spawn(run(ledger, meter, replica, accounts, budgets, config));
-}
