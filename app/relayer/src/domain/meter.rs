@@ -104,6 +104,48 @@ struct Lease {
     until: std::time::Instant,
 }
 
+impl State {
+    /// What `source` can still give a hold here: its available balance, and with replicas
+    /// no more than this replica's live lease on it.
+    fn spendable(&self, source: &str, bal: &Balance, now: std::time::Instant) -> u64 {
+        let available = bal.available();
+        if !self.leased {
+            return available;
+        }
+        available.min(self.leases.get(source).filter(|l| l.until > now).map_or(0, |l| l.remaining))
+    }
+
+    /// Why `amount` more would break the key's daily budget `per_day` (its `Daily` for the
+    /// right day), if it would: spent + held + amount over the budget, or, with replicas,
+    /// more than this replica's lease of what is left today.
+    fn over_budget(&self, d: &Daily, per_day: u64, amount: u64, now: std::time::Instant) -> Option<Refused> {
+        let used = d.spent.saturating_add(d.held);
+        let lease = d.lease.filter(|l| l.until > now).map_or(0, |l| l.remaining);
+        if used.saturating_add(amount) <= per_day && !(self.leased && amount > lease) {
+            return None;
+        }
+        let used = if self.leased { per_day.saturating_sub(lease) } else { used };
+        Some(Refused::DailyLimit { limit: per_day, used, needed: amount })
+    }
+
+    /// Holds `amount` more on `source` and, with a budget, on `key`, taking it from their
+    /// leases too.
+    fn reserve(&mut self, source: &str, key: Option<&str>, amount: u64) {
+        if let Some(b) = self.balances.get_mut(source) {
+            b.held += amount;
+        }
+        if let Some(l) = self.leases.get_mut(source) {
+            l.remaining = l.remaining.saturating_sub(amount);
+        }
+        if let Some(d) = key.and_then(|k| self.daily.get_mut(k)) {
+            d.held += amount;
+            if let Some(l) = d.lease.as_mut() {
+                l.remaining = l.remaining.saturating_sub(amount);
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Meter {
     state: Mutex<State>,
@@ -313,17 +355,13 @@ impl Meter {
         let s = &mut *guard;
         let now = std::time::Instant::now();
         if let Some(b) = budget {
-            let leased = s.leased;
             let d = s.daily.entry(b.key.to_string()).or_default();
             if d.day != b.day {
                 *d = Daily { day: b.day, spent: 0, held: d.held, lease: None };
             }
-            let used = d.spent.saturating_add(d.held);
-            // With replicas, this replica may use only its lease of what is left today.
-            let lease = d.lease.filter(|l| l.until > now).map_or(0, |l| l.remaining);
-            if used.saturating_add(amount) > b.per_day || (leased && amount > lease) {
-                let used = if leased { b.per_day.saturating_sub(lease) } else { used };
-                return Err(Refused::DailyLimit { limit: b.per_day, used, needed: amount });
+            let d = *d;
+            if let Some(refused) = s.over_budget(&d, b.per_day, amount, now) {
+                return Err(refused);
             }
         }
         let own = [account.to_string()];
@@ -333,11 +371,7 @@ impl Meter {
         let mut chosen = None;
         for source in sources {
             let Some(bal) = s.balances.get(source) else { continue };
-            let mut available = bal.available();
-            if s.leased {
-                let lease = s.leases.get(source).filter(|l| l.until > now).map_or(0, |l| l.remaining);
-                available = available.min(lease);
-            }
+            let available = s.spendable(source, bal, now);
             if bal.frozen {
                 if available >= amount && frozen.is_none() {
                     frozen = Some((source.clone(), available));
@@ -356,19 +390,9 @@ impl Meter {
                 None => Refused::Insufficient { available: best, needed: amount },
             });
         };
-        s.balances.get_mut(&source).expect("chosen from the map").held += amount;
-        if let Some(l) = s.leases.get_mut(&source) {
-            l.remaining = l.remaining.saturating_sub(amount);
-        }
-        let key = budget.map(|b| {
-            let d = s.daily.get_mut(b.key).expect("entered above");
-            d.held += amount;
-            if let Some(l) = d.lease.as_mut() {
-                l.remaining = l.remaining.saturating_sub(amount);
-            }
-            b.key.to_string()
-        });
+        s.reserve(&source, budget.map(|b| b.key), amount);
         drop(guard);
+        let key = budget.map(|b| b.key.to_string());
         let per_day = budget.map(|b| b.per_day);
         Ok(Hold { meter: self.clone(), source, key, per_day, amount, done: false })
     }
@@ -405,13 +429,8 @@ impl Hold {
         let now = std::time::Instant::now();
         let mut guard = self.meter.lock();
         let s = &mut *guard;
-        let leased = s.leased;
         let bal = s.balances.get(&self.source).copied().unwrap_or_default();
-        let mut available = bal.available();
-        if leased {
-            available = available
-                .min(s.leases.get(&self.source).filter(|l| l.until > now).map_or(0, |l| l.remaining));
-        }
+        let available = s.spendable(&self.source, &bal, now);
         if bal.frozen {
             return Err(Refused::Frozen { facility: self.source.clone(), available, needed: delta });
         }
@@ -420,24 +439,11 @@ impl Hold {
         }
         if let (Some(key), Some(per_day)) = (&self.key, self.per_day) {
             let d = s.daily.get(key).copied().unwrap_or_default();
-            let used = d.spent.saturating_add(d.held);
-            let lease = d.lease.filter(|l| l.until > now).map_or(0, |l| l.remaining);
-            if used.saturating_add(delta) > per_day || (leased && delta > lease) {
-                return Err(Refused::DailyLimit { limit: per_day, used, needed: delta });
+            if let Some(refused) = s.over_budget(&d, per_day, delta, now) {
+                return Err(refused);
             }
         }
-        if let Some(b) = s.balances.get_mut(&self.source) {
-            b.held += delta;
-        }
-        if let Some(l) = s.leases.get_mut(&self.source) {
-            l.remaining = l.remaining.saturating_sub(delta);
-        }
-        if let Some(d) = self.key.as_ref().and_then(|k| s.daily.get_mut(k)) {
-            d.held += delta;
-            if let Some(l) = d.lease.as_mut() {
-                l.remaining = l.remaining.saturating_sub(delta);
-            }
-        }
+        s.reserve(&self.source, self.key.as_deref(), delta);
         self.amount = to;
         Ok(())
     }
