@@ -49,6 +49,7 @@ CHECKS = [
     ("reserve: max price", IX + "reserved/reserve.rs", "require!(price <= max_price, CompuxError::PriceAboveMax);", ""),
     ("reserve: commitment overflow", IX + "reserved/reserve.rs", "require!(credits_per_period.checked_mul(periods as u64).is_some(), CompuxError::MathOverflow);", ""),
     ("reserve: paused", IX + "reserved/reserve.rs", "require!(!self.market.paused, CompuxError::MarketPaused);", ""),
+    ("reserve: nonce", IX + "reserved/reserve.rs", "require!(nonce == self.credit_account.reservation_count, CompuxError::WrongReservationNonce);", ""),
     ("claim: not started", IX + "reserved/claim_period.rs", "require!(now >= start, CompuxError::PeriodNotStarted);", ""),
     ("claim: lapsed", IX + "reserved/claim_period.rs", "require!(now < end, CompuxError::ReservationLapsed);", ""),
     ("lapse: not lapsed", IX + "reserved/lapse_reservation.rs", "require!(now >= end, CompuxError::ReservationNotLapsed);", ""),

@@ -7,8 +7,10 @@
 
 use compux_sdk::constants::{CREDIT_UNIT, MAX_INSTALLMENTS, MAX_PERIODS};
 use compux_sdk::ix::{self, AutoRefillParams, ReserveParams, SettleBatch};
+use compux_sdk::pda;
 use compux_sdk::state::{FacilityTerms, MarketUpdate};
 use solana_sdk::instruction::Instruction;
+use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::{Keypair, Signer};
 
 use crate::program_test::*;
@@ -35,6 +37,20 @@ fn long_terms(borrower: solana_sdk::pubkey::Pubkey) -> FacilityTerms {
         tranches: MAX_INSTALLMENTS,
         period_secs: 9 * DAY,
         ..default_terms(borrower)
+    }
+}
+
+/// A wallet whose facility `nonce` in `market`, with its vault and escrow, takes at least
+/// `tries` bump tries beyond the first of each search (about one wallet in 400 for 16).
+fn long_searches(market: &Pubkey, nonce: u64, tries: u32) -> Keypair {
+    let extra = |bump: u8| (u8::MAX - bump) as u32;
+    loop {
+        let kp = Keypair::new();
+        let (facility, bump) = pda::facility(market, &kp.pubkey(), nonce);
+        let total = extra(bump) + extra(pda::facility_vault(&facility).1) + extra(pda::escrow(&facility).1);
+        if total >= tries {
+            return kp;
+        }
     }
 }
 
@@ -132,6 +148,17 @@ async fn compute_units_of_every_instruction_stay_within_budget() {
     env.track(g);
     assert_ok(env.send(&[ix::offer_facility(&m, &g, &lender.quote, terms)], &[&lender.kp]).await);
     meter.run(&mut env, "cancel_offer", &[ix::cancel_offer(&m, &g, &lender.quote)], &[&lender.kp]).await;
+
+    // A lender whose addresses need long bump searches: the facility, its vault and its escrow
+    // take at least 16 tries beyond the first (24,000 units) between them, past what a fixed
+    // allowance gave; the SDK's limit counts them (compux_sdk::compute).
+    let nonce = env.state::<compux_sdk::state::Market>(&m.market).await.facility_count;
+    let unlucky = long_searches(&m.market, nonce, 16);
+    let unlucky = env.user_with(unlucky, m, 1_000_000_000).await;
+    let h = env.next_facility(&unlucky).await;
+    env.track(h);
+    let offer = ix::offer_facility(&m, &h, &unlucky.quote, terms);
+    meter.run(&mut env, "offer_facility (16+ extra bump tries)", &[offer], &[&unlucky.kp]).await;
 
     // Admin.
     let creator = Keypair::new();

@@ -179,8 +179,15 @@ async fn reserve_validates_terms_price_pause_nonce_and_clock() {
     assert_compux_err(env.send(&[send(zero, 0)], &[&alice.kp]).await, CompuxError::ZeroAmount);
     let huge = ReserveParams { credits_per_period: u64::MAX, max_price: u64::MAX, ..quarterly() };
     assert_compux_err(env.send(&[send(huge, 0)], &[&alice.kp]).await, CompuxError::MathOverflow);
-    // A nonce other than the account's reservation count: the address is not the expected PDA.
-    assert_anchor_err(env.send(&[send(quarterly(), 1)], &[&alice.kp]).await, ErrorCode::ConstraintSeeds);
+    // A nonce other than the account's reservation count, at that nonce's own address.
+    assert_compux_err(
+        env.send(&[send(quarterly(), 1)], &[&alice.kp]).await,
+        CompuxError::WrongReservationNonce,
+    );
+    // The right nonce at another address.
+    let mut elsewhere = send(quarterly(), 0);
+    elsewhere.accounts[3].pubkey = alice.credit.reservation(1);
+    assert_anchor_err(env.send(&[elsewhere], &[&alice.kp]).await, ErrorCode::ConstraintSeeds);
 
     let pause = MarketUpdate { paused: Some(true), ..Default::default() };
     assert_ok(env.send(&[ix::update_market(&m, &admin.pubkey(), pause)], &[&admin]).await);

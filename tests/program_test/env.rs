@@ -282,7 +282,11 @@ impl TestEnv {
     /// A funded wallet with `quote` test quote units, and its credit account in `market`
     /// opened.
     pub async fn user_in(&mut self, market: MarketKeys, quote: u64) -> User {
-        let kp = Keypair::new();
+        self.user_with(Keypair::new(), market, quote).await
+    }
+
+    /// A user of `market` whose wallet is `kp` (a key chosen for its addresses).
+    pub async fn user_with(&mut self, kp: Keypair, market: MarketKeys, quote: u64) -> User {
         self.fund(&kp.pubkey(), 1_000_000_000).await;
         let quote_account = self.create_token_account(&market.quote_mint, &kp.pubkey()).await;
         if quote > 0 {

@@ -39,6 +39,7 @@ fn hint(name: &str) -> Option<&'static str> {
         "ReserveInsufficient" => "the recovery reserve cannot earmark this facility's worst case: the operator must fund it (`compux admin fund-reserve`)",
         "WithdrawalExceedsFree" => "ask for less: only the vault's balance (the reserve: above the live facilities' earmarks) can be withdrawn",
         "WrongFacilityNonce" => "another offer took the market's next facility number first: send the offer again",
+        "WrongReservationNonce" => "another reservation of this account landed first: send the reservation again",
         "NotBorrower" => "use the borrower's wallet (--keypair)",
         "NotLender" => "use the lender's wallet (--keypair)",
         "NotAdmin" => "use the market admin's wallet (--keypair)",

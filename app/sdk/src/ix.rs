@@ -227,6 +227,7 @@ pub fn reserve(
             system_program: system_program::ID,
         },
         data::Reserve {
+            nonce,
             credits_per_period: p.credits_per_period,
             periods: p.periods,
             period_secs: p.period_secs,

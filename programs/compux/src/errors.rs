@@ -113,4 +113,6 @@ pub enum CompuxError {
     WrongFacilityNonce,
     #[msg("The address already holds an account")]
     AddressInUse,
+    #[msg("Reservations must use the credit account's next reservation number")]
+    WrongReservationNonce,
 }

@@ -82,12 +82,13 @@ pub mod compux {
     // ---- startup: reserved credits ----
     pub fn reserve(
         ctx: Context<Reserve>,
+        nonce: u64,
         credits_per_period: u64,
         periods: u16,
         period_secs: i64,
         max_price: u64,
     ) -> Result<()> {
-        Reserve::handler(ctx, credits_per_period, periods, period_secs, max_price)
+        Reserve::handler(ctx, nonce, credits_per_period, periods, period_secs, max_price)
     }
 
     pub fn claim_period(ctx: Context<ClaimPeriod>) -> Result<()> {

@@ -12,6 +12,7 @@ use crate::state::{CreditAccount, Market, Reservation};
 use crate::token_ops;
 
 #[derive(Accounts)]
+#[instruction(nonce: u64)]
 pub struct Reserve<'info> {
     #[account(mut)]
     pub owner: Signer<'info>,
@@ -30,15 +31,7 @@ pub struct Reserve<'info> {
     )]
     pub credit_account: Box<Account<'info, CreditAccount>>,
     /// CHECK: created here (crate::create), at the PDA of the account's next reservation.
-    #[account(
-        mut,
-        seeds = [
-            RESERVATION_SEED,
-            credit_account.key().as_ref(),
-            &credit_account.reservation_count.to_le_bytes(),
-        ],
-        bump,
-    )]
+    #[account(mut, seeds = [RESERVATION_SEED, credit_account.key().as_ref(), &nonce.to_le_bytes()], bump)]
     pub reservation: UncheckedAccount<'info>,
     #[account(mut, constraint = owner_quote.mint == market.quote_mint @ CompuxError::WrongMint)]
     pub owner_quote: Box<Account<'info, TokenAccount>>,
@@ -49,8 +42,11 @@ pub struct Reserve<'info> {
 }
 
 impl Reserve<'_> {
-    fn validate(&self, credits_per_period: u64, periods: u16, period_secs: i64) -> Result<()> {
+    fn validate(&self, nonce: u64, credits_per_period: u64, periods: u16, period_secs: i64) -> Result<()> {
         require!(!self.market.paused, CompuxError::MarketPaused);
+        // The number is in the instruction so a client can price the bump search (the SDK's
+        // compute-unit limit) from the instruction alone.
+        require!(nonce == self.credit_account.reservation_count, CompuxError::WrongReservationNonce);
         require!(credits_per_period > 0, CompuxError::ZeroAmount);
         // Every period's credits are eventually minted: the whole commitment must fit a u64.
         require!(credits_per_period.checked_mul(periods as u64).is_some(), CompuxError::MathOverflow);
@@ -68,9 +64,10 @@ impl Reserve<'_> {
     /// the early-termination fee plus room to claw back the discount of every period but
     /// the last. The first period is claimable at once. Fails with `PriceAboveMax` if the
     /// locked price exceeds `max_price`.
-    #[access_control(ctx.accounts.validate(credits_per_period, periods, period_secs))]
+    #[access_control(ctx.accounts.validate(nonce, credits_per_period, periods, period_secs))]
     pub fn handler(
         ctx: Context<Self>,
+        nonce: u64,
         credits_per_period: u64,
         periods: u16,
         period_secs: i64,
@@ -101,7 +98,6 @@ impl Reserve<'_> {
         a.market.deposits_outstanding =
             a.market.deposits_outstanding.checked_add(deposit).ok_or_else(overflow)?;
 
-        let nonce = a.credit_account.reservation_count;
         a.credit_account.reservation_count = nonce.checked_add(1).ok_or_else(overflow)?;
         let start_ts = Clock::get()?.unix_timestamp;
         let (credit_account, bump) = (a.credit_account.key(), ctx.bumps.reservation);
