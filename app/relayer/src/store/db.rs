@@ -49,6 +49,9 @@ pub async fn connect(target: &str) -> Result<(Pool, Backend)> {
                             "PRAGMA journal_mode = WAL",
                             "PRAGMA synchronous = FULL",
                             "PRAGMA busy_timeout = 5000",
+                            // 32 MiB of pages (the default is 2 MiB): the ingester's index
+                            // inserts stop re-reading pages from the file under load.
+                            "PRAGMA cache_size = -32768",
                         ] {
                             sqlx::query(pragma).execute(&mut *conn).await?;
                         }
