@@ -214,6 +214,7 @@ mod tests {
     fn model(name: &str) -> Model {
         Model {
             name: name.into(),
+            upstream_model: Some(format!("{name}-2025")),
             price: Price { input_per_1m: 1_000_000, output_per_1m: 2_000_000 },
             hour_multipliers_bps: Some(vec![10_000; 24]),
             provider_price: Some(Price { input_per_1m: 600_000, output_per_1m: 800_000 }),
@@ -225,6 +226,7 @@ mod tests {
         let provider = Provider {
             name: "sim (SIMULATED)".into(),
             base_url: "http://127.0.0.1:9/v1".into(),
+            kind: crate::domain::catalog::Protocol::Anthropic,
             api_key_env: Some("SIM_KEY".into()),
             models: vec![
                 model("a"),
@@ -244,7 +246,7 @@ mod tests {
         assert_eq!(Config::from_toml(&text).unwrap(), c, "{text}");
         // A file with only the required fields means the defaults `new` sets.
         let minimal = "listen = \"127.0.0.1:8080\"\n[[providers]]\nname = \"p\"\nbase_url = \"http://x\"\nmodels = []\n";
-        let p = Provider { name: "p".into(), base_url: "http://x".into(), api_key_env: None, models: vec![] };
+        let p = Provider::new("p", "http://x", vec![]);
         assert_eq!(
             Config::from_toml(minimal).unwrap(),
             Config::new("127.0.0.1:8080".parse().unwrap(), vec![p])
@@ -255,12 +257,7 @@ mod tests {
     fn what_the_types_cannot_say_is_checked() {
         let mut c = Config::new("127.0.0.1:0".parse().unwrap(), vec![]);
         assert!(c.clone().check().unwrap_err().to_string().contains("no provider"));
-        c.providers.push(Provider {
-            name: "p".into(),
-            base_url: "ftp://x".into(),
-            api_key_env: None,
-            models: vec![],
-        });
+        c.providers.push(Provider::new("p", "ftp://x", vec![]));
         assert!(c.clone().check().unwrap_err().to_string().contains("http(s)"));
         c.providers[0].base_url = "http://x".into();
         c.settler = Some(crate::jobs::settler::SettlerConfig::new("k.json".into()));

@@ -14,6 +14,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("access", 3),
     ("jobs", 4),
     ("config", 5),
+    ("providers", 5),
     ("sim", 6),
     ("http", 6),
 ];

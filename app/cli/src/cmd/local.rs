@@ -8,7 +8,6 @@ use clap::Args;
 use compux_client::{bootstrap, fetch, tokens, Sender};
 use compux_localnet::{Config, Localnet, ProgramRuntime, DEFAULT_RPC_PORT};
 use compux_relayer::config::{Key, Model, Provider};
-use compux_relayer::domain::pricing::Price;
 use compux_sdk::MarketKeys;
 use serde_json::json;
 use solana_rpc_client::nonblocking::rpc_client::RpcClient;
@@ -162,16 +161,12 @@ async fn demo_relayer(
         }
     };
     let account = m.credit_account(&startup.pubkey()).address;
-    let simulated = |name: &str, url: String, input_per_1m: u64, output_per_1m: u64| Provider {
-        name: format!("{name} (simulated)"),
-        base_url: url,
-        api_key_env: None,
-        models: vec![Model {
-            name: SIM_MODEL.into(),
-            price: Price { input_per_1m, output_per_1m },
-            hour_multipliers_bps: None,
-            provider_price: None,
-        }],
+    let simulated = |name: &str, url: String, input_per_1m: u64, output_per_1m: u64| {
+        Provider::new(
+            format!("{name} (simulated)"),
+            url,
+            vec![Model::priced(SIM_MODEL, input_per_1m, output_per_1m)],
+        )
     };
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], a.relayer_port));
     let providers = vec![

@@ -5,12 +5,34 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::pricing::Price;
 
+/// The protocol a provider speaks (`kind` in the configuration); the relayer translates
+/// the OpenAI shape its callers use to and from it (docs/providers.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// OpenAI's Chat Completions, Completions and Embeddings (vLLM, Together, Fireworks..).
+    #[default]
+    OpenAi,
+    /// Anthropic's Messages API (`POST /v1/messages`): chat only.
+    Anthropic,
+}
+
+impl Protocol {
+    fn is_default(&self) -> bool {
+        *self == Protocol::OpenAi
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Provider {
     pub name: String,
-    /// OpenAI-compatible base URL, e.g. `https://api.example.com/v1`.
+    /// The protocol's base URL, e.g. `https://api.example.com/v1` or
+    /// `https://api.anthropic.com/v1`.
     pub base_url: String,
+    /// `openai` (the default) or `anthropic`.
+    #[serde(default, skip_serializing_if = "Protocol::is_default")]
+    pub kind: Protocol,
     /// Environment variable holding the provider's API key, if it needs one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
@@ -20,7 +42,11 @@ pub struct Provider {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Model {
+    /// The public name callers ask for; several providers may serve it.
     pub name: String,
+    /// The provider's own id for it (e.g. `claude-sonnet-4-5-20250929`), when it differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_model: Option<String>,
     /// What the caller pays, in credit base units per 1M tokens.
     #[serde(flatten)]
     pub price: Price,
@@ -37,7 +63,13 @@ pub struct Model {
 impl Provider {
     /// An OpenAI-compatible provider at `base_url` (no API key) serving `models`.
     pub fn new(name: impl Into<String>, base_url: impl Into<String>, models: Vec<Model>) -> Provider {
-        Provider { name: name.into(), base_url: base_url.into(), api_key_env: None, models }
+        Provider {
+            name: name.into(),
+            base_url: base_url.into(),
+            kind: Protocol::OpenAi,
+            api_key_env: None,
+            models,
+        }
     }
 }
 
@@ -46,6 +78,7 @@ impl Model {
     pub fn priced(name: impl Into<String>, input_per_1m: u64, output_per_1m: u64) -> Model {
         Model {
             name: name.into(),
+            upstream_model: None,
             price: Price { input_per_1m, output_per_1m },
             hour_multipliers_bps: None,
             provider_price: None,

@@ -157,7 +157,7 @@ mod tests {
     use super::*;
 
     fn provider(name: &str) -> Provider {
-        Provider { name: name.into(), base_url: "http://x".into(), api_key_env: None, models: vec![] }
+        Provider::new(name, "http://x", vec![])
     }
 
     fn names(route: &[Stop]) -> Vec<String> {

@@ -28,6 +28,7 @@ use crate::error::ApiError;
 use crate::http::charge::{usage_of, Served};
 use crate::http::metrics::{Metrics, UpstreamTime};
 use crate::jobs::tasks::Tasks;
+use crate::providers::{self, Attempt, Call, Endpoint, Failure};
 use crate::store::ledger::{Dim, Ledger, UsageQuery};
 
 /// Every route the gateway serves, as (method, path); `api/openapi.json` documents exactly
@@ -252,43 +253,6 @@ async fn models(State(g): State<Arc<Gateway>>) -> Json<Value> {
     Json(json!({"object": "list", "data": data}))
 }
 
-/// The metered OpenAI endpoints. They differ in where the input is and whether they
-/// generate tokens; everything else (holds, routing, the ledger) is shared.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Endpoint {
-    Chat,
-    Completions,
-    Embeddings,
-}
-
-impl Endpoint {
-    fn path(self) -> &'static str {
-        match self {
-            Endpoint::Chat => "chat/completions",
-            Endpoint::Completions => "completions",
-            Endpoint::Embeddings => "embeddings",
-        }
-    }
-
-    /// The field holding the input the prompt bound is taken from.
-    fn input(self) -> &'static str {
-        match self {
-            Endpoint::Chat => "messages",
-            Endpoint::Completions => "prompt",
-            Endpoint::Embeddings => "input",
-        }
-    }
-
-    /// The fields that bound the generated tokens.
-    fn max_token_fields(self) -> &'static [&'static str] {
-        match self {
-            Endpoint::Chat => &["max_tokens", "max_completion_tokens"],
-            Endpoint::Completions => &["max_tokens"],
-            Endpoint::Embeddings => &[],
-        }
-    }
-}
-
 /// The checked parts of a request; the body itself is forwarded as sent.
 struct Request {
     model: String,
@@ -384,85 +348,12 @@ fn parse(body: &Bytes, endpoint: Endpoint) -> Result<(Value, Request), ApiError>
     Ok((v, Request { model, prompt_bound, max_tokens, stream, include_usage, prefs }))
 }
 
-enum Attempt {
-    Served(Value),
-    /// A streamed reply whose status was 2xx: the body is relayed as it arrives.
-    Streaming(reqwest::Response),
-    /// The provider answered a client error: passed through, nothing charged.
-    ClientError {
-        status: StatusCode,
-        body: Bytes,
-    },
-    /// Connect error, timeout or 5xx before any of the reply: try the next provider.
-    Failed(Failure),
-}
-
 /// A hold refused, as the caller sees it.
 fn refused(r: Refused) -> ApiError {
     match r {
         Refused::Insufficient { available, needed } => ApiError::insufficient_credits(available, needed),
         Refused::Frozen { facility, needed, .. } => ApiError::credits_frozen(&facility, needed),
         Refused::DailyLimit { limit, used, needed } => ApiError::daily_limit(limit, used, needed),
-    }
-}
-
-/// Why a provider could not serve an attempt.
-#[derive(Debug)]
-enum Failure {
-    Timeout,
-    Connect(String),
-    Status(reqwest::StatusCode),
-    BadBody(String),
-    /// Not tried: the attempt could cost more than the caller's credits allow.
-    Unaffordable(Refused),
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Timeout => f.write_str("timed out"),
-            Failure::Connect(e) => write!(f, "{e}"),
-            Failure::Status(s) => write!(f, "HTTP {s}"),
-            Failure::BadBody(e) => write!(f, "unreadable reply: {e}"),
-            Failure::Unaffordable(r) => {
-                write!(f, "not tried, it could cost more than the credits allow ({r})")
-            }
-        }
-    }
-}
-
-async fn call(g: &Gateway, p: &Provider, endpoint: Endpoint, body: &Value, stream: bool) -> Attempt {
-    let url = format!("{}/{}", p.base_url.trim_end_matches('/'), endpoint.path());
-    let mut req = g.http.post(url).json(body);
-    if let Some(key) = p.api_key_env.as_deref().and_then(|var| std::env::var(var).ok()) {
-        req = req.bearer_auth(key);
-    }
-    let res = match req.send().await {
-        Ok(r) => r,
-        Err(e) if e.is_timeout() => return Attempt::Failed(Failure::Timeout),
-        Err(e) => return Attempt::Failed(Failure::Connect(e.to_string())),
-    };
-    let status = res.status();
-    if status.is_server_error() {
-        return Attempt::Failed(Failure::Status(status));
-    }
-    if stream && status.is_success() {
-        return Attempt::Streaming(res);
-    }
-    let bytes = match res.bytes().await {
-        Ok(b) => b,
-        Err(e) if e.is_timeout() => return Attempt::Failed(Failure::Timeout),
-        Err(e) => return Attempt::Failed(Failure::Connect(e.to_string())),
-    };
-    if !status.is_success() {
-        return Attempt::ClientError {
-            status: StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
-            body: bytes,
-        };
-    }
-    match serde_json::from_slice(&bytes) {
-        Ok(body) => Attempt::Served(body),
-        Err(e) => Attempt::Failed(Failure::BadBody(e.to_string())),
     }
 }
 
@@ -784,7 +675,8 @@ async fn proxy(
     // covers the worst case at the provider tried; before failing over to a dearer one it
     // grows to that one's worst case, or that provider is not tried. A charge never
     // exceeds the hold.
-    let all = g.candidates(&req.model);
+    let mut all = g.candidates(&req.model);
+    all.retain(|(p, _, _)| providers::adapter(p.kind).serves(endpoint));
     if all.is_empty() {
         return Err(ApiError::model_not_found(&req.model));
     }
@@ -813,7 +705,16 @@ async fn proxy(
             provider_price,
         };
         let started = std::time::Instant::now();
-        let attempt = call(&g, provider, endpoint, &forward, req.stream).await;
+        let model =
+            provider.models.iter().find(|m| m.name == req.model).and_then(|m| m.upstream_model.as_deref());
+        let call = Call {
+            endpoint,
+            body: &forward,
+            model: model.unwrap_or(&req.model),
+            stream: req.stream,
+            max_tokens,
+        };
+        let attempt = providers::call(&g.http, provider, &call).await;
         let upstream_time = started.elapsed();
         match &attempt {
             Attempt::Failed(_) => g.health.failed(&provider.name),
@@ -830,9 +731,14 @@ async fn proxy(
                 res.headers_mut().insert("x-compux-credits-charged", header(charged));
                 res
             }
-            Attempt::Streaming(upstream) => {
-                crate::http::sse::relay(g.ledger.clone(), served(), hold, upstream, req.include_usage)
-            }
+            Attempt::Streaming(upstream, translator) => crate::http::sse::relay(
+                g.ledger.clone(),
+                served(),
+                hold,
+                upstream,
+                translator,
+                req.include_usage,
+            ),
             Attempt::ClientError { status, body } => {
                 let mut res = (status, body).into_response();
                 res.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::domain::meter::Hold;
 use crate::http::charge::{usage_of, Served};
+use crate::providers::StreamTranslator;
 use crate::store::ledger::Ledger;
 
 enum Event {
@@ -47,6 +48,7 @@ pub(crate) fn relay(
     served: Served,
     hold: Hold,
     upstream: reqwest::Response,
+    mut translator: Box<dyn StreamTranslator>,
     include_usage: bool,
 ) -> Response {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
@@ -66,18 +68,23 @@ pub(crate) fn relay(
             let Ok(piece) = piece else { break };
             buf.extend_from_slice(&piece);
             while let Some(end) = find_event_end(&buf) {
-                let event: Vec<u8> = buf.drain(..end).collect();
-                match classify(&event) {
-                    Event::Done => done = true,
-                    Event::Usage(u) => {
-                        usage = Some(u);
-                        if include_usage {
+                let upstream_event: Vec<u8> = buf.drain(..end).collect();
+                for event in translator.event(&upstream_event) {
+                    match classify(&event) {
+                        Event::Done => done = true,
+                        Event::Usage(u) => {
+                            usage = Some(u);
+                            if include_usage {
+                                send(Bytes::from(event)).await;
+                            }
+                        }
+                        Event::Chunk(u) => {
+                            usage = u.or(usage);
                             send(Bytes::from(event)).await;
                         }
                     }
-                    Event::Chunk(u) => {
-                        usage = u.or(usage);
-                        send(Bytes::from(event)).await;
+                    if done {
+                        break;
                     }
                 }
                 if done {

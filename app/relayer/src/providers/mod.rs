@@ -1,0 +1,200 @@
+//! The protocols the relayer speaks upstream, one adapter each behind one trait: a request
+//! arrives in OpenAI's shape, the adapter writes the provider's request, and turns its reply,
+//! its stream and its errors back into OpenAI's shape, so routing, holds, failover and the
+//! ledger treat every provider alike (docs/providers.md).
+
+pub mod anthropic;
+pub mod openai;
+
+use axum::body::Bytes;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::domain::catalog::{Protocol, Provider};
+use crate::domain::meter::Refused;
+
+/// The metered OpenAI endpoints. They differ in where the input is and whether they
+/// generate tokens; everything else (holds, routing, the ledger) is shared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    Completions,
+    Embeddings,
+}
+
+impl Endpoint {
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat/completions",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+        }
+    }
+
+    /// The field holding the input the prompt bound is taken from.
+    pub fn input(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "messages",
+            Endpoint::Completions => "prompt",
+            Endpoint::Embeddings => "input",
+        }
+    }
+
+    /// The fields that bound the generated tokens.
+    pub fn max_token_fields(self) -> &'static [&'static str] {
+        match self {
+            Endpoint::Chat => &["max_tokens", "max_completion_tokens"],
+            Endpoint::Completions => &["max_tokens"],
+            Endpoint::Embeddings => &[],
+        }
+    }
+}
+
+/// One attempt at one provider, as the adapter is asked to make it.
+pub struct Call<'a> {
+    pub endpoint: Endpoint,
+    /// The caller's body, in OpenAI's shape (routing preferences removed).
+    pub body: &'a Value,
+    /// The provider's own id for the model.
+    pub model: &'a str,
+    pub stream: bool,
+    /// The most tokens the reply may generate (the hold's bound).
+    pub max_tokens: u64,
+}
+
+/// Turns one protocol's streamed events into OpenAI chunk events.
+pub trait StreamTranslator: Send {
+    /// The OpenAI server-sent events (`data: ...\n\n`, `data: [DONE]\n\n` at the end) for
+    /// one upstream event.
+    fn event(&mut self, event: &[u8]) -> Vec<Vec<u8>>;
+}
+
+/// One upstream protocol.
+pub trait Adapter: Sync {
+    /// Whether the protocol has an equivalent of `endpoint`.
+    fn serves(&self, endpoint: Endpoint) -> bool;
+    /// The upstream request, or why the body cannot be expressed in this protocol (a client
+    /// error: nothing is sent, nothing charged).
+    fn request(
+        &self,
+        http: &reqwest::Client,
+        p: &Provider,
+        call: &Call,
+    ) -> Result<reqwest::RequestBuilder, String>;
+    /// A successful non-streamed reply, in OpenAI's shape.
+    fn reply(&self, body: Value) -> Result<Value, String>;
+    /// An error reply's body, in OpenAI's shape (`{"error": {...}}`).
+    fn error(&self, body: Bytes) -> Bytes;
+    /// A translator for one streamed reply.
+    fn stream(&self) -> Box<dyn StreamTranslator>;
+}
+
+/// The adapter for a provider's protocol.
+pub fn adapter(kind: Protocol) -> &'static dyn Adapter {
+    match kind {
+        Protocol::OpenAi => &openai::OpenAi,
+        Protocol::Anthropic => &anthropic::Anthropic,
+    }
+}
+
+/// What came of one attempt at one provider.
+pub enum Attempt {
+    Served(Value),
+    /// A streamed reply whose status was 2xx: relayed (translated) as it arrives.
+    Streaming(reqwest::Response, Box<dyn StreamTranslator>),
+    /// The provider answered a client error (or the request could not be translated):
+    /// passed to the caller in OpenAI's shape, nothing charged.
+    ClientError {
+        status: StatusCode,
+        body: Bytes,
+    },
+    /// Connect error, timeout or 5xx before any of the reply: try the next provider.
+    Failed(Failure),
+}
+
+/// Why a provider could not serve an attempt.
+#[derive(Debug)]
+pub enum Failure {
+    Timeout,
+    Connect(String),
+    Status(StatusCode),
+    BadBody(String),
+    /// Not tried: the attempt could cost more than the caller's credits allow.
+    Unaffordable(Refused),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Timeout => f.write_str("timed out"),
+            Failure::Connect(e) => write!(f, "{e}"),
+            Failure::Status(s) => write!(f, "HTTP {s}"),
+            Failure::BadBody(e) => write!(f, "unreadable reply: {e}"),
+            Failure::Unaffordable(r) => {
+                write!(f, "not tried, it could cost more than the credits allow ({r})")
+            }
+        }
+    }
+}
+
+/// The OpenAI error body for a request the adapter could not translate.
+fn untranslatable(message: &str) -> Bytes {
+    let e = serde_json::json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": "unsupported_by_provider"}});
+    Bytes::from(e.to_string())
+}
+
+/// Sends `call` to `p` in its protocol and reads the start of the answer.
+pub async fn call(http: &reqwest::Client, p: &Provider, call: &Call<'_>) -> Attempt {
+    let adapter = adapter(p.kind);
+    let req = match adapter.request(http, p, call) {
+        Ok(r) => r,
+        Err(why) => {
+            return Attempt::ClientError { status: StatusCode::BAD_REQUEST, body: untranslatable(&why) }
+        }
+    };
+    let res = match req.send().await {
+        Ok(r) => r,
+        Err(e) if e.is_timeout() => return Attempt::Failed(Failure::Timeout),
+        Err(e) => return Attempt::Failed(Failure::Connect(e.to_string())),
+    };
+    let status = res.status();
+    if status.is_server_error() {
+        return Attempt::Failed(Failure::Status(status));
+    }
+    if call.stream && status.is_success() {
+        return Attempt::Streaming(res, adapter.stream());
+    }
+    let bytes = match res.bytes().await {
+        Ok(b) => b,
+        Err(e) if e.is_timeout() => return Attempt::Failed(Failure::Timeout),
+        Err(e) => return Attempt::Failed(Failure::Connect(e.to_string())),
+    };
+    if !status.is_success() {
+        return Attempt::ClientError { status, body: adapter.error(bytes) };
+    }
+    match serde_json::from_slice(&bytes).map_err(|e| e.to_string()).and_then(|v| adapter.reply(v)) {
+        Ok(body) => Attempt::Served(body),
+        Err(e) => Attempt::Failed(Failure::BadBody(e)),
+    }
+}
+
+/// The value of environment variable `var`, the provider's API key, if set.
+fn api_key(p: &Provider) -> Option<String> {
+    p.api_key_env.as_deref().and_then(|var| std::env::var(var).ok())
+}
+
+/// `base_url` joined with `path`.
+fn url(p: &Provider, path: &str) -> String {
+    format!("{}/{}", p.base_url.trim_end_matches('/'), path)
+}
+
+/// The server-sent event `data: <v>`.
+fn sse(v: &Value) -> Vec<u8> {
+    format!("data: {v}\n\n").into_bytes()
+}
+
+/// The data of one server-sent event (its `data:` lines joined).
+fn sse_data(event: &[u8]) -> String {
+    let text = String::from_utf8_lossy(event);
+    text.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim).collect()
+}
