@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-pub use crate::domain::catalog::{Model, Provider};
+pub use crate::domain::catalog::{Model, Protocol, Provider};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -226,7 +226,7 @@ mod tests {
         let provider = Provider {
             name: "sim (SIMULATED)".into(),
             base_url: "http://127.0.0.1:9/v1".into(),
-            kind: crate::domain::catalog::Protocol::Anthropic,
+            kind: Protocol::Anthropic,
             api_key_env: Some("SIM_KEY".into()),
             models: vec![
                 model("a"),

@@ -1,83 +1,21 @@
 //! The gateway through the real `async-openai` client, against simulated providers.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_openai::config::Config as _;
 use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
-use async_openai::types::chat::{
-    ChatCompletionRequestUserMessage, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
-};
+use async_openai::types::chat::CreateChatCompletionRequest;
 use async_openai::Client;
 use compux_relayer::access::keys::key_hash;
 use compux_relayer::access::keys::Limits;
-use compux_relayer::config::{Key, Model, Provider};
+use compux_relayer::config::{Model, Provider};
 use compux_relayer::domain::pricing::Price;
 use compux_relayer::sim::{self, SimHandle, SimOptions};
 use compux_relayer::{serve, Config, Gateway, Ledger, Meter};
 
-const KEY: &str = "sk-compux-test";
-const ACCOUNT: &str = "startup-credit-account";
-const MODEL: &str = "sim-chat";
-
-fn any_port() -> SocketAddr {
-    "127.0.0.1:0".parse().unwrap()
-}
-
-async fn provider(name: &str, fail_status: Option<u16>) -> SimHandle {
-    sim::spawn(
-        SimOptions { name: name.into(), fail_status, completion_tokens: 20, latency_ms: 0 },
-        any_port(),
-    )
-    .await
-    .unwrap()
-}
-
-/// Providers as (handle, input price, output price) per 1M tokens.
-async fn gateway(
-    providers: &[(&SimHandle, u64, u64)],
-    balance: u64,
-) -> (Client<OpenAIConfig>, Arc<Gateway>, tempfile::TempDir) {
-    let providers = providers
-        .iter()
-        .enumerate()
-        .map(|(i, (p, input, output))| {
-            Provider::new(
-                format!("sim-{i} (simulated)"),
-                p.base_url(),
-                vec![Model::priced(MODEL, *input, *output)],
-            )
-        })
-        .collect();
-    let mut config = config(providers);
-    (config.upstream_timeout_ms, config.breaker_threshold, config.breaker_cooldown_ms) = (2_000, 3, 300);
-    start(config, balance).await
-}
-
-/// A configuration serving `providers` on any port, KEY spending from ACCOUNT, and holds
-/// of 100 completion tokens when a request names none.
-fn config(providers: Vec<Provider>) -> Config {
-    let mut c = Config::new(any_port(), providers);
-    c.default_max_tokens = 100;
-    c.keys.push(Key::new(key_hash(KEY), ACCOUNT));
-    c
-}
-
-/// A gateway from `config` with its own ledger, serving; ACCOUNT holds `balance` on chain.
-/// The client uses KEY.
-async fn start(config: Config, balance: u64) -> (Client<OpenAIConfig>, Arc<Gateway>, tempfile::TempDir) {
-    let meter = Meter::new();
-    meter.set_onchain(ACCOUNT, balance);
-    let dir = tempfile::tempdir().unwrap();
-    let target = compux_relayer::store::db::test_target(dir.path()).await.unwrap();
-    let ledger = Ledger::open_with(&target, &dir.path().join("journal"), 1 << 20).await.unwrap();
-    let g = Gateway::new(config.check().unwrap(), meter, ledger).await.unwrap();
-    let addr = serve(g.clone()).await.unwrap();
-    let client =
-        Client::with_config(OpenAIConfig::new().with_api_base(format!("http://{addr}/v1")).with_api_key(KEY));
-    (client, g, dir)
-}
+mod common;
+use common::*;
 
 /// A chat request through plain reqwest (for statuses async-openai would retry).
 async fn post_hi(client: &Client<OpenAIConfig>) -> reqwest::Response {
@@ -87,15 +25,6 @@ async fn post_hi(client: &Client<OpenAIConfig>) -> reqwest::Response {
         .json(&serde_json::json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}))
         .send()
         .await
-        .unwrap()
-}
-
-fn ask(max_tokens: u32) -> CreateChatCompletionRequest {
-    CreateChatCompletionRequestArgs::default()
-        .model(MODEL)
-        .messages(vec![ChatCompletionRequestUserMessage::from("Say hello").into()])
-        .max_completion_tokens(max_tokens)
-        .build()
         .unwrap()
 }
 

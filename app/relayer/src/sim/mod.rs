@@ -1,7 +1,10 @@
-//! A SIMULATED OpenAI-compatible provider, for the local demo and the tests (this machine
-//! has no internet). It answers `/v1/chat/completions` (plain and streamed),
-//! `/v1/completions` and `/v1/embeddings` with canned replies whose token counts follow the
-//! request, and can be told to fail. Every reply says it is simulated.
+//! A SIMULATED provider, for the local demo and the tests (this machine has no internet).
+//! It answers OpenAI's `/v1/chat/completions` (plain and streamed), `/v1/completions` and
+//! `/v1/embeddings`, and Anthropic's `/v1/messages` (`anthropic.rs`), with canned replies
+//! whose token counts follow the request, and can be told to fail. Every reply says it is
+//! simulated.
+
+mod anthropic;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -83,12 +86,17 @@ async fn chat(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response 
 
 /// The configured latency, then the configured failure if any.
 async fn failure(sim: &Sim) -> Option<Response> {
+    let status = delay_then_fail(sim).await?;
+    let err = json!({"error": {"message": format!("{} was told to fail", sim.opts.name), "type": "server_error", "param": null, "code": null}});
+    Some((status, Json(err)).into_response())
+}
+
+/// The configured latency, then the status to fail with, if any.
+async fn delay_then_fail(sim: &Sim) -> Option<StatusCode> {
     if sim.opts.latency_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(sim.opts.latency_ms)).await;
     }
-    let status = StatusCode::from_u16(sim.opts.fail_status?).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let err = json!({"error": {"message": format!("{} was told to fail", sim.opts.name), "type": "server_error", "param": null, "code": null}});
-    Some((status, Json(err)).into_response())
+    Some(StatusCode::from_u16(sim.opts.fail_status?).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
 }
 
 fn bytes_of(v: &Value) -> u64 {
@@ -175,6 +183,7 @@ pub async fn spawn(opts: SimOptions, addr: SocketAddr) -> std::io::Result<SimHan
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completion))
         .route("/v1/embeddings", post(embedding))
+        .route("/v1/messages", post(anthropic::messages))
         .with_state(sim.clone());
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;

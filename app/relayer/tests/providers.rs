@@ -1,0 +1,205 @@
+//! Providers of other protocols behind the one OpenAI-compatible API: the real
+//! `async-openai` client (and raw requests for what its types leave out) through the gateway
+//! to SIMULATED upstreams that follow each protocol's public reference.
+
+use async_openai::config::Config as _;
+use async_openai::types::chat::ChatCompletionStreamOptions;
+use compux_relayer::config::{Model, Protocol, Provider};
+use compux_relayer::sim::SimHandle;
+use serde_json::{json, Value};
+
+mod common;
+use common::*;
+
+/// A provider of `kind` at `sim`, serving MODEL as `upstream` at (input, output) per 1M.
+fn of(kind: Protocol, sim: &SimHandle, upstream: &str, input: u64, output: u64) -> Provider {
+    let mut model = Model::priced(MODEL, input, output);
+    model.upstream_model = Some(upstream.into());
+    let mut p = Provider::new(format!("{upstream} ({kind:?}, simulated)"), sim.base_url(), vec![model]);
+    p.kind = kind;
+    p
+}
+
+fn cost(usage: &Value, input: u64, output: u64) -> u64 {
+    let (i, o) = (usage["prompt_tokens"].as_u64().unwrap(), usage["completion_tokens"].as_u64().unwrap());
+    (i * input + o * output).div_ceil(1_000_000)
+}
+
+/// POSTs `body` to the gateway's chat completions: (status, charged header, body text).
+async fn chat(base: &str, body: Value) -> (u16, Option<u64>, String) {
+    let res = reqwest::Client::new()
+        .post(format!("{base}/chat/completions"))
+        .bearer_auth(KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let charged = res.headers().get("x-compux-credits-charged").map(|v| v.to_str().unwrap().parse().unwrap());
+    (res.status().as_u16(), charged, res.text().await.unwrap())
+}
+
+/// The JSON of each `data:` event of a stream, `[DONE]` as a string.
+fn events(text: &str) -> Vec<Value> {
+    text.split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap_or(Value::String(d.to_string())))
+        .collect()
+}
+
+fn weather_tool() -> Value {
+    json!([{"type": "function", "function": {"name": "weather", "description": "The weather in a city",
+            "parameters": {"type": "object", "properties": {"query": {"type": "string"}}}}}])
+}
+
+#[tokio::test]
+async fn an_anthropic_provider_serves_plain_and_streamed_chat_charged_exactly() {
+    let sim = provider("anthropic", None).await;
+    let p = of(Protocol::Anthropic, &sim, "claude-sim-1", 3_000_000, 15_000_000);
+    let (client, g, _dir) = start(config(vec![p]), 10_000_000).await;
+
+    let reply = client.chat().create(ask(50)).await.unwrap();
+    assert_eq!(reply.choices[0].message.content.as_deref(), Some("[anthropic] simulated reply"));
+    assert_eq!(reply.model, "claude-sim-1", "the provider's model id, as OpenAI reports the served model");
+    let u = reply.usage.clone().unwrap();
+    let first =
+        (u.prompt_tokens as u64 * 3_000_000 + u.completion_tokens as u64 * 15_000_000).div_ceil(1_000_000);
+    assert_eq!(u.completion_tokens, 20);
+    assert_eq!(g.meter.balance(ACCOUNT).unsettled, first);
+
+    let mut streamed = ask(50);
+    streamed.stream_options =
+        Some(ChatCompletionStreamOptions { include_usage: Some(true), include_obfuscation: None });
+    use futures_util::StreamExt;
+    let mut s = client.chat().create_stream(streamed).await.unwrap();
+    let (mut text, mut usage, mut finish) = (String::new(), None, None);
+    while let Some(chunk) = s.next().await {
+        let chunk = chunk.unwrap();
+        for c in &chunk.choices {
+            text.push_str(c.delta.content.as_deref().unwrap_or(""));
+            finish = c.finish_reason.or(finish);
+        }
+        usage = chunk.usage.or(usage);
+    }
+    assert_eq!(text, "[anthropic] simulated reply");
+    assert_eq!(finish, Some(async_openai::types::chat::FinishReason::Stop));
+    let u = usage.expect("the usage chunk, from message_start and message_delta");
+    assert_eq!((u.completion_tokens, u.prompt_tokens), (20, reply.usage.as_ref().unwrap().prompt_tokens));
+    assert_eq!(g.meter.balance(ACCOUNT).unsettled, 2 * first);
+    assert_eq!(g.ledger.count().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn tool_calls_and_images_cross_the_translation_both_ways() {
+    let sim = provider("anthropic", None).await;
+    let p = of(Protocol::Anthropic, &sim, "claude-sim-1", 1_000_000, 2_000_000);
+    let (client, g, _dir) = start(config(vec![p]), 10_000_000).await;
+    let base = client.config().api_base().to_string();
+    let image = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+    let ask = json!({
+        "model": MODEL, "max_tokens": 40, "tools": weather_tool(), "tool_choice": "required",
+        "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "What is the weather where this photo was taken?"},
+            {"type": "image_url", "image_url": {"url": image}},
+        ]}],
+    });
+
+    let (status, charged, body) = chat(&base, ask.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let choice = &v["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    let call = &choice["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "weather");
+    assert_eq!(
+        serde_json::from_str::<Value>(call["function"]["arguments"].as_str().unwrap()).unwrap(),
+        json!({"query": "simulated"})
+    );
+    assert_eq!(charged, Some(cost(&v["usage"], 1_000_000, 2_000_000)));
+
+    // The tool's answer goes back as a `tool` message; the model answers in text.
+    let mut next = ask.clone();
+    next["tool_choice"] = json!("auto");
+    let messages = next["messages"].as_array_mut().unwrap();
+    messages.push(json!({"role": "assistant", "content": null, "tool_calls": [call]}));
+    messages.push(json!({"role": "tool", "tool_call_id": call["id"], "content": "Sunny, 21 C"}));
+    let (status, _, body) = chat(&base, next).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["choices"][0]["message"]["content"],
+        "[anthropic] simulated reply"
+    );
+
+    // Streamed: the call's id and name first, then its arguments in pieces, then the usage.
+    let mut streamed = ask.clone();
+    streamed["stream"] = json!(true);
+    streamed["stream_options"] = json!({"include_usage": true});
+    let (status, _, body) = chat(&base, streamed).await;
+    assert_eq!(status, 200);
+    let e = events(&body);
+    let calls: Vec<&Value> = e.iter().filter_map(|c| c["choices"][0]["delta"]["tool_calls"].get(0)).collect();
+    assert_eq!(calls[0]["function"]["name"], "weather");
+    let args: String = calls.iter().map(|c| c["function"]["arguments"].as_str().unwrap()).collect();
+    assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({"query": "simulated"}));
+    assert!(e.iter().any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
+    assert_eq!(e.last().unwrap(), "[DONE]");
+    let usage = &e[e.len() - 2]["usage"];
+    let before = g.meter.balance(ACCOUNT).unsettled;
+    assert!(before > 0 && usage["completion_tokens"].as_u64() == Some(20));
+    assert_eq!(g.ledger.count().await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn what_a_provider_cannot_express_is_a_400_naming_it_and_costs_nothing() {
+    let sim = provider("anthropic", None).await;
+    let p = of(Protocol::Anthropic, &sim, "claude-sim-1", 1_000_000, 2_000_000);
+    let (client, g, _dir) = start(config(vec![p]), 10_000_000).await;
+    let base = client.config().api_base().to_string();
+    let audio = json!({"model": MODEL, "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "", "format": "wav"}}]}]});
+    let (status, _, body) = chat(&base, audio).await;
+    assert_eq!(status, 400, "{body}");
+    let e: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(e["error"]["code"], "unsupported_by_provider");
+    assert!(e["error"]["message"].as_str().unwrap().contains("input_audio"));
+    // The provider's own validation errors come back in OpenAI's shape too.
+    let hot = json!({"model": MODEL, "messages": [{"role": "user", "content": ""}]});
+    let (status, _, body) = chat(&base, hot).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"]["type"], "invalid_request_error");
+    assert_eq!(sim.requests(), 1, "the untranslatable request never reached the provider");
+    assert_eq!((g.meter.balance(ACCOUNT).unsettled, g.meter.balance(ACCOUNT).held), (0, 0));
+    // Anthropic has no embeddings: a model served only there is not found for them.
+    let res = reqwest::Client::new()
+        .post(format!("{base}/embeddings"))
+        .bearer_auth(KEY)
+        .json(&json!({"model": MODEL, "input": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+}
+
+#[tokio::test]
+async fn an_overloaded_anthropic_provider_fails_over_to_an_openai_one_charged_once_at_its_price() {
+    let overloaded = provider("anthropic", Some(529)).await;
+    let openai = provider("openai", None).await;
+    let providers = vec![
+        of(Protocol::Anthropic, &overloaded, "claude-sim-1", 1_000_000, 2_000_000),
+        of(Protocol::OpenAi, &openai, "gpt-sim-1", 2_000_000, 4_000_000),
+    ];
+    let (client, g, _dir) = start(config(providers), 10_000_000).await;
+    let base = client.config().api_base().to_string();
+    let (status, charged, body) = chat(
+        &base,
+        json!({"model": MODEL, "max_tokens": 30, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(v["choices"][0]["message"]["content"].as_str().unwrap().contains("[openai]"));
+    assert_eq!(v["model"], "gpt-sim-1", "the OpenAI provider got its own model id");
+    assert_eq!((overloaded.requests(), openai.requests()), (1, 1));
+    let expected = cost(&v["usage"], 2_000_000, 4_000_000);
+    assert_eq!(charged, Some(expected));
+    assert_eq!(g.meter.balance(ACCOUNT).unsettled, expected, "charged once, at the serving provider's price");
+    assert_eq!(g.ledger.count().await.unwrap(), 1);
+}
