@@ -203,3 +203,48 @@ async fn an_overloaded_anthropic_provider_fails_over_to_an_openai_one_charged_on
     assert_eq!(g.meter.balance(ACCOUNT).unsettled, expected, "charged once, at the serving provider's price");
     assert_eq!(g.ledger.count().await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn a_stream_cut_mid_way_ends_in_an_error_event_and_is_charged_for_what_was_delivered() {
+    use compux_relayer::sim::{self, SimOptions};
+    let cut = |name: &str| SimOptions {
+        name: name.into(),
+        completion_tokens: 20,
+        cut_streams: true,
+        ..Default::default()
+    };
+    let anthropic = sim::spawn(cut("anthropic"), any_port()).await.unwrap();
+    let openai = sim::spawn(cut("openai"), any_port()).await.unwrap();
+    for (kind, sim, upstream) in
+        [(Protocol::Anthropic, &anthropic, "claude-sim-1"), (Protocol::OpenAi, &openai, "gpt-sim-1")]
+    {
+        let p = of(kind, sim, upstream, 1_000_000, 2_000_000);
+        let (client, g, _dir) = start(config(vec![p]), 10_000_000).await;
+        let base = client.config().api_base().to_string();
+        let ask = json!({"model": MODEL, "max_tokens": 50, "stream": true, "stream_options": {"include_usage": true},
+                         "messages": [{"role": "user", "content": "Say hello"}]});
+        let (status, _, body) = chat(&base, ask).await;
+        assert_eq!(status, 200);
+        let e = events(&body);
+        assert!(!e.iter().any(|v| v == "[DONE]"), "{kind:?}: a cut stream does not end cleanly: {body}");
+        assert_eq!(e.last().unwrap()["error"]["code"], "stream_interrupted", "{kind:?}");
+        let text: String = e.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+        assert!(
+            !text.is_empty() && !text.ends_with("reply"),
+            "{kind:?}: part of the reply arrived: {text:?}"
+        );
+        let charged = g.meter.balance(ACCOUNT).unsettled;
+        let delivered_tokens = (text.len() as u64).div_ceil(4);
+        assert!(delivered_tokens < 20, "less than the whole reply was delivered");
+        assert_eq!(g.ledger.count().await.unwrap(), 1, "{kind:?}: the cut request has its record");
+        if kind == Protocol::Anthropic {
+            // Anthropic reported the input at the start: the charge is exact.
+            let input = (("Say hello".len() as u64).div_ceil(4)) + 3;
+            assert_eq!(charged, (input * 1_000_000 + delivered_tokens * 2_000_000).div_ceil(1_000_000));
+        } else {
+            // OpenAI reports usage only at the end: the input is charged at its bound.
+            let whole = (100 * 1_000_000 + 20 * 2_000_000u64).div_ceil(1_000_000);
+            assert!(charged > 0 && charged < whole, "{charged}");
+        }
+    }
+}

@@ -45,7 +45,13 @@ async fn replicas(
     accounts: &[&str],
     balance: u64,
 ) -> (Vec<Replica>, SimHandle, tempfile::TempDir) {
-    let options = SimOptions { name: "up".into(), fail_status: None, completion_tokens: 20, latency_ms: 0 };
+    let options = SimOptions {
+        name: "up".into(),
+        fail_status: None,
+        completion_tokens: 20,
+        latency_ms: 0,
+        ..Default::default()
+    };
     let up = sim::spawn(options, "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let target = compux_relayer::store::db::test_target(dir.path()).await.unwrap();

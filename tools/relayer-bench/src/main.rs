@@ -270,7 +270,13 @@ async fn main() -> Result<()> {
     let a = args()?;
     let any = "127.0.0.1:0".parse()?;
     let upstream = sim::spawn(
-        SimOptions { name: "bench-upstream".into(), fail_status: None, completion_tokens: 16, latency_ms: 0 },
+        SimOptions {
+            name: "bench-upstream".into(),
+            fail_status: None,
+            completion_tokens: 16,
+            latency_ms: 0,
+            ..Default::default()
+        },
         any,
     )
     .await?;

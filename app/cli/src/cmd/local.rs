@@ -142,12 +142,24 @@ async fn demo_relayer(
     use compux_relayer::sim::{self, SimOptions};
     let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("an address");
     let economy = sim::spawn(
-        SimOptions { name: "sim-economy".into(), fail_status: None, completion_tokens: 24, latency_ms: 0 },
+        SimOptions {
+            name: "sim-economy".into(),
+            fail_status: None,
+            completion_tokens: 24,
+            latency_ms: 0,
+            ..Default::default()
+        },
         any,
     )
     .await?;
     let premium = sim::spawn(
-        SimOptions { name: "sim-premium".into(), fail_status: None, completion_tokens: 24, latency_ms: 0 },
+        SimOptions {
+            name: "sim-premium".into(),
+            fail_status: None,
+            completion_tokens: 24,
+            latency_ms: 0,
+            ..Default::default()
+        },
         any,
     )
     .await?;

@@ -18,6 +18,9 @@ pub(crate) struct Served {
     pub provider: String,
     pub price: Price,
     pub provider_price: Price,
+    /// The most input tokens the request can count (what a cut stream's input is charged
+    /// at when the provider reported none).
+    pub prompt_bound: u64,
 }
 
 impl Served {

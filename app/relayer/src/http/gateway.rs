@@ -703,6 +703,7 @@ async fn proxy(
             provider: provider.name.clone(),
             price: *price,
             provider_price,
+            prompt_bound: req.prompt_bound,
         };
         let started = std::time::Instant::now();
         let model =
@@ -731,14 +732,9 @@ async fn proxy(
                 res.headers_mut().insert("x-compux-credits-charged", header(charged));
                 res
             }
-            Attempt::Streaming(upstream, translator) => crate::http::sse::relay(
-                g.ledger.clone(),
-                served(),
-                hold,
-                upstream,
-                translator,
-                req.include_usage,
-            ),
+            Attempt::Streaming(stream) => {
+                crate::http::sse::relay(g.ledger.clone(), served(), hold, stream, req.include_usage)
+            }
             Attempt::ClientError { status, body } => {
                 let mut res = (status, body).into_response();
                 res.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));

@@ -1,7 +1,11 @@
-//! Relaying a streamed (server-sent events) chat completion: chunks pass through as they
-//! arrive; the usage chunk (always requested upstream) is read for metering and dropped
-//! unless the caller asked for it; the usage record is committed before the final
-//! `[DONE]` is sent.
+//! Relaying a streamed (server-sent events) chat completion: each upstream event is
+//! translated to OpenAI chunks by the provider's adapter and passed on as it arrives; the
+//! usage chunk (always requested upstream) is read for metering and dropped unless the
+//! caller asked for it; the usage record is committed before the final `[DONE]` is sent.
+//! A stream that ends without its terminal event (the provider cut it, or broke mid-way)
+//! ends in an error event instead of `[DONE]`, and is charged for what was delivered: the
+//! usage the provider reported so far, or the prompt bound and the delivered text at four
+//! bytes a token, never more than the hold.
 
 use std::convert::Infallible;
 
@@ -14,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::domain::meter::Hold;
 use crate::http::charge::{usage_of, Served};
-use crate::providers::StreamTranslator;
+use crate::providers::Stream;
 use crate::store::ledger::Ledger;
 
 enum Event {
@@ -22,7 +26,10 @@ enum Event {
     /// The usage chunk: `usage` set and no choices.
     Usage((u64, u64)),
     /// Any other chunk; it may still carry usage (some providers put it on the last one).
-    Chunk(Option<(u64, u64)>),
+    Chunk {
+        usage: Option<(u64, u64)>,
+        delivered: usize,
+    },
 }
 
 fn classify(event: &[u8]) -> Event {
@@ -31,12 +38,35 @@ fn classify(event: &[u8]) -> Event {
     if data == "[DONE]" {
         return Event::Done;
     }
-    let Ok(v) = serde_json::from_str::<Value>(&data) else { return Event::Chunk(None) };
+    let Ok(v) = serde_json::from_str::<Value>(&data) else {
+        return Event::Chunk { usage: None, delivered: 0 };
+    };
     match usage_of(&v) {
         Some(u) if v["choices"].as_array().is_some_and(Vec::is_empty) => Event::Usage(u),
-        u => Event::Chunk(u),
+        usage => Event::Chunk { usage, delivered: generated_bytes(&v) },
     }
 }
+
+/// The generated text a chunk carries: its content and its tool calls' arguments.
+fn generated_bytes(chunk: &Value) -> usize {
+    let delta = &chunk["choices"][0]["delta"];
+    let content = delta["content"].as_str().map_or(0, str::len);
+    let calls = delta["tool_calls"].as_array().into_iter().flatten();
+    content + calls.map(|c| c["function"]["arguments"].as_str().map_or(0, str::len)).sum::<usize>()
+}
+
+/// What a stream cut short is charged for: the usage the provider reported so far (its
+/// output at least what was delivered), or the prompt bound and the delivered bytes at four
+/// bytes a token.
+fn delivered_usage(reported: Option<(u64, u64)>, prompt_bound: u64, delivered: usize) -> (u64, u64) {
+    let output = (delivered as u64).div_ceil(4);
+    match reported {
+        Some((input, reported_output)) => (input, reported_output.max(output)),
+        None => (prompt_bound, output),
+    }
+}
+
+const INTERRUPTED: &str = r#"{"error": {"message": "The provider's stream ended before it finished; you were charged only for what was delivered.", "type": "upstream_error", "param": null, "code": "stream_interrupted"}}"#;
 
 fn find_event_end(buf: &[u8]) -> Option<usize> {
     buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2)
@@ -47,15 +77,16 @@ pub(crate) fn relay(
     ledger: Ledger,
     served: Served,
     hold: Hold,
-    upstream: reqwest::Response,
-    mut translator: Box<dyn StreamTranslator>,
+    stream: Stream,
     include_usage: bool,
 ) -> Response {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
-        let mut body = upstream.bytes_stream();
+        let Stream { first, rest, mut translator } = stream;
+        let mut body = futures_util::stream::iter([Ok(first)]).chain(rest.bytes_stream());
         let mut buf: Vec<u8> = Vec::new();
         let mut usage = None;
+        let mut delivered = 0;
         // Keep reading after the caller leaves: the provider bills what it generated.
         let send = |bytes: Bytes| {
             let tx = tx.clone();
@@ -78,8 +109,9 @@ pub(crate) fn relay(
                                 send(Bytes::from(event)).await;
                             }
                         }
-                        Event::Chunk(u) => {
+                        Event::Chunk { usage: u, delivered: n } => {
                             usage = u.or(usage);
+                            delivered += n;
                             send(Bytes::from(event)).await;
                         }
                     }
@@ -95,10 +127,14 @@ pub(crate) fn relay(
                 break;
             }
         }
+        if !done {
+            let reported = usage.or(translator.usage_so_far());
+            usage = Some(delivered_usage(reported, served.prompt_bound, delivered));
+        }
         // The record is durable before the final chunk goes out.
         match served.record_and_charge(&ledger, hold, usage).await {
             Ok(_) if done => send(Bytes::from_static(b"data: [DONE]\n\n")).await,
-            Ok(_) => {}
+            Ok(_) => send(Bytes::from(format!("data: {INTERRUPTED}\n\n"))).await,
             Err(e) => {
                 let err = serde_json::json!({"error": {"message": format!("The relayer could not record this request's usage: {e:#}"), "type": "server_error", "param": null, "code": "relayer_unavailable"}});
                 send(Bytes::from(format!("data: {err}\n\n"))).await;

@@ -372,6 +372,11 @@ impl StreamTranslator for Stream {
             _ => Vec::new(), // ping, content_block_stop, and events added later
         }
     }
+
+    fn usage_so_far(&self) -> Option<(u64, u64)> {
+        let u = usage(&self.usage);
+        Some((u["prompt_tokens"].as_u64()?, u["completion_tokens"].as_u64()?)).filter(|_| !self.id.is_empty())
+    }
 }
 
 #[cfg(test)]

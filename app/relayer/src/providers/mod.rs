@@ -67,6 +67,11 @@ pub trait StreamTranslator: Send {
     /// The OpenAI server-sent events (`data: ...\n\n`, `data: [DONE]\n\n` at the end) for
     /// one upstream event.
     fn event(&mut self, event: &[u8]) -> Vec<Vec<u8>>;
+    /// The usage the provider reported before its final event, if its protocol reports it
+    /// early (Anthropic's `message_start`): what a stream cut short is charged from.
+    fn usage_so_far(&self) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 /// One upstream protocol.
@@ -100,8 +105,9 @@ pub fn adapter(kind: Protocol) -> &'static dyn Adapter {
 /// What came of one attempt at one provider.
 pub enum Attempt {
     Served(Value),
-    /// A streamed reply whose status was 2xx: relayed (translated) as it arrives.
-    Streaming(reqwest::Response, Box<dyn StreamTranslator>),
+    /// A streamed reply whose status was 2xx and whose first bytes arrived: relayed
+    /// (translated) as the rest arrives.
+    Streaming(Stream),
     /// The provider answered a client error (or the request could not be translated):
     /// passed to the caller in OpenAI's shape, nothing charged.
     ClientError {
@@ -110,6 +116,13 @@ pub enum Attempt {
     },
     /// Connect error, timeout or 5xx before any of the reply: try the next provider.
     Failed(Failure),
+}
+
+/// A stream under way: its first bytes, the rest, and the translator for its protocol.
+pub struct Stream {
+    pub first: Bytes,
+    pub rest: reqwest::Response,
+    pub translator: Box<dyn StreamTranslator>,
 }
 
 /// Why a provider could not serve an attempt.
@@ -162,7 +175,15 @@ pub async fn call(http: &reqwest::Client, p: &Provider, call: &Call<'_>) -> Atte
         return Attempt::Failed(Failure::Status(status));
     }
     if call.stream && status.is_success() {
-        return Attempt::Streaming(res, adapter.stream());
+        // Nothing has reached the caller until the first bytes arrive: a stream that fails
+        // before them fails over like any other failure.
+        let mut rest = res;
+        return match rest.chunk().await {
+            Ok(Some(first)) => Attempt::Streaming(Stream { first, rest, translator: adapter.stream() }),
+            Ok(None) => Attempt::Failed(Failure::BadBody("the stream ended before its first event".into())),
+            Err(e) if e.is_timeout() => Attempt::Failed(Failure::Timeout),
+            Err(e) => Attempt::Failed(Failure::Connect(e.to_string())),
+        };
     }
     let bytes = match res.bytes().await {
         Ok(b) => b,

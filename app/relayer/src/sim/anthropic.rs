@@ -80,6 +80,16 @@ fn check_block(b: &Value) -> Result<(), String> {
     }
 }
 
+/// The bytes of text in a prompt: strings, and the `text` and `content` of blocks.
+fn prompt_bytes(v: &Value) -> u64 {
+    match v {
+        Value::Object(o) => ["text", "content"].iter().filter_map(|k| o.get(*k)).map(prompt_bytes).sum(),
+        Value::Array(a) => a.iter().map(prompt_bytes).sum(),
+        Value::Null => 0,
+        other => bytes_of(other),
+    }
+}
+
 /// What the simulated model answers: (text or none, tool call or none, output tokens, stop reason).
 fn answer(sim: &Sim, body: &Value) -> (String, Option<Value>, u64, &'static str) {
     let max = body["max_tokens"].as_u64().unwrap_or(1);
@@ -120,11 +130,14 @@ pub(super) async fn messages(
     if let Err(e) = check(&body) {
         return invalid(e);
     }
-    let input = (bytes_of(&body["messages"]) + bytes_of(&body["system"])).div_ceil(4) + 3;
+    let input = (prompt_bytes(&body["messages"]) + prompt_bytes(&body["system"])).div_ceil(4) + 3;
     let (text, tool, output, stop) = answer(&sim, &body);
     let id = format!("msg_sim_{}", sim.served.load(Ordering::Relaxed));
     if body["stream"].as_bool() == Some(true) {
-        return stream(&id, &body["model"], &text, tool, input, output, stop);
+        let events = stream(&id, &body["model"], &text, tool, input, output, stop);
+        // A cut stream: message_start and the first half of the rest, no message_stop.
+        let events = if sim.opts.cut_streams { events[..events.len().div_ceil(2)].to_vec() } else { events };
+        return ([("content-type", "text/event-stream")], events.concat()).into_response();
     }
     let mut content = Vec::new();
     if !text.is_empty() {
@@ -139,6 +152,7 @@ pub(super) async fn messages(
     .into_response()
 }
 
+/// The stream's events, in order.
 fn stream(
     id: &str,
     model: &Value,
@@ -147,51 +161,45 @@ fn stream(
     input: u64,
     output: u64,
     stop: &str,
-) -> Response {
-    let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
-    let mut out = event(
-        "message_start",
-        json!({"type": "message_start", "message": {"id": id, "type": "message", "role": "assistant", "content": [], "model": model,
-               "stop_reason": null, "stop_sequence": null,
-               "usage": {"input_tokens": input, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}}),
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut event =
+        |data: Value| out.push(format!("event: {}\ndata: {data}\n\n", data["type"].as_str().unwrap_or("")));
+    let usage = json!({"input_tokens": input, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0});
+    event(
+        json!({"type": "message_start", "message": {"id": id, "type": "message", "role": "assistant", "content": [],
+                 "model": model, "stop_reason": null, "stop_sequence": null, "usage": usage}}),
     );
     let mut index = 0;
     if !text.is_empty() {
-        out += &event(
-            "content_block_start",
+        event(
             json!({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}),
         );
-        out += &event("ping", json!({"type": "ping"}));
+        event(json!({"type": "ping"}));
         for (i, word) in text.split(' ').enumerate() {
             let piece = if i == 0 { word.to_string() } else { format!(" {word}") };
-            out += &event(
-                "content_block_delta",
+            event(
                 json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}}),
             );
         }
-        out += &event("content_block_stop", json!({"type": "content_block_stop", "index": index}));
+        event(json!({"type": "content_block_stop", "index": index}));
         index += 1;
     }
     if let Some(t) = tool {
         let start = json!({"type": "tool_use", "id": t["id"], "name": t["name"], "input": {}});
-        out += &event(
-            "content_block_start",
-            json!({"type": "content_block_start", "index": index, "content_block": start}),
-        );
+        event(json!({"type": "content_block_start", "index": index, "content_block": start}));
         let args = t["input"].to_string();
         let (a, b) = args.split_at(args.len() / 2);
         for piece in [a, b] {
-            out += &event(
-                "content_block_delta",
+            event(
                 json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": piece}}),
             );
         }
-        out += &event("content_block_stop", json!({"type": "content_block_stop", "index": index}));
+        event(json!({"type": "content_block_stop", "index": index}));
     }
-    out += &event(
-        "message_delta",
+    event(
         json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": output}}),
     );
-    out += &event("message_stop", json!({"type": "message_stop"}));
-    ([("content-type", "text/event-stream")], out).into_response()
+    event(json!({"type": "message_stop"}));
+    out
 }

@@ -27,6 +27,8 @@ pub struct SimOptions {
     pub completion_tokens: u64,
     /// Wait this long before answering (to test timeouts and latency routing).
     pub latency_ms: u64,
+    /// Streams stop half-way, without their terminal event or usage (a broken connection).
+    pub cut_streams: bool,
 }
 
 struct Sim {
@@ -66,7 +68,7 @@ async fn chat(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response 
     let id = format!("chatcmpl-sim-{}", sim.served.load(Ordering::Relaxed));
     let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens});
     if body["stream"].as_bool() == Some(true) {
-        return stream(&id, &body, &text, usage);
+        return stream(&id, &body, &text, usage, sim.opts.cut_streams);
     }
     let reply = json!({
         "id": id,
@@ -154,7 +156,7 @@ async fn embedding(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Resp
 
 /// The reply as server-sent events, word by word, then (when asked) the usage chunk with
 /// empty `choices`, then `[DONE]`, as OpenAI streams.
-fn stream(id: &str, request: &Value, text: &str, usage: Value) -> Response {
+fn stream(id: &str, request: &Value, text: &str, usage: Value, cut: bool) -> Response {
     let chunk = |choices: Value, usage: Value| {
         let c = json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": request["model"],
                        "system_fingerprint": "compux-simulated", "choices": choices, "usage": usage});
@@ -164,7 +166,12 @@ fn stream(id: &str, request: &Value, text: &str, usage: Value) -> Response {
         json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]),
         Value::Null,
     );
-    for (i, word) in text.split(' ').enumerate() {
+    let words: Vec<&str> = text.split(' ').collect();
+    for (i, word) in words.iter().enumerate() {
+        if cut && i >= words.len().div_ceil(2) {
+            // The connection breaks: no more words, no finish, no usage, no [DONE].
+            return ([("content-type", "text/event-stream")], out).into_response();
+        }
         let piece = if i == 0 { word.to_string() } else { format!(" {word}") };
         out += &chunk(json!([{"index": 0, "delta": {"content": piece}, "finish_reason": null}]), Value::Null);
     }

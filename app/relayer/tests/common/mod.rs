@@ -25,7 +25,13 @@ pub fn any_port() -> SocketAddr {
 
 pub async fn provider(name: &str, fail_status: Option<u16>) -> SimHandle {
     sim::spawn(
-        SimOptions { name: name.into(), fail_status, completion_tokens: 20, latency_ms: 0 },
+        SimOptions {
+            name: name.into(),
+            fail_status,
+            completion_tokens: 20,
+            latency_ms: 0,
+            ..Default::default()
+        },
         any_port(),
     )
     .await
