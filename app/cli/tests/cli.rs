@@ -305,6 +305,13 @@ fn every_role_through_the_binary_then_the_auditor_catches_a_corrupted_vault() {
     assert!(bad.contains("400") && bad.contains("group_by"), "{bad}");
     let (status, err) = http(relayer, "POST", "/v1/chat/completions", "sk-nope", chat);
     assert_eq!((status, err["error"]["code"].as_str()), (401, Some("invalid_api_key")));
+    // The same model through the provider that speaks Anthropic's protocol, translated.
+    let premium = r#"{"model": "compux-sim-chat", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}], "max_tokens": 50, "provider": {"only": ["sim-premium (anthropic protocol) (simulated)"]}}"#;
+    let (status, reply) = http(relayer, "POST", "/v1/chat/completions", key, premium);
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["object"], "chat.completion");
+    assert!(reply["choices"][0]["message"]["content"].as_str().unwrap().contains("[sim-premium]"), "{reply}");
+    assert!(reply["id"].as_str().unwrap().starts_with("msg_sim_"), "served by the Messages API: {reply}");
 
     // Startup: standard and reserved credits, on top of the 1,000 (+5 % bulk bonus) `up` bought.
     let start = up.json("startup", &["status"])["credit_accounts"][0]["credits"].as_u64().unwrap();

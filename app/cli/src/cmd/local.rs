@@ -183,7 +183,12 @@ async fn demo_relayer(
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], a.relayer_port));
     let providers = vec![
         simulated("sim-economy", economy.base_url(), 1_000_000, 2_000_000),
-        simulated("sim-premium", premium.base_url(), 3_000_000, 6_000_000),
+        // The premium one speaks Anthropic's Messages API: the same public model through a
+        // second protocol, translated by the relayer (docs/providers.md).
+        Provider {
+            kind: compux_relayer::config::Protocol::Anthropic,
+            ..simulated("sim-premium (anthropic protocol)", premium.base_url(), 3_000_000, 6_000_000)
+        },
     ];
     let mut config = compux_relayer::Config::new(listen, providers);
     config.rpc_url = rpc_url.to_string();
@@ -203,7 +208,8 @@ async fn demo_relayer(
     settler.refill_every_secs = 1;
     config.settler = Some(settler);
     let config = format!(
-        "# Written by `compux up`: the demo relayer in front of two SIMULATED providers.\n\
+        "# Written by `compux up`: the demo relayer in front of two SIMULATED providers, one\n\
+         # speaking OpenAI's protocol and one Anthropic's.\n\
          # Every setting is documented in docs/relayer.md.\n{}",
         config.check()?.to_toml()?
     );
