@@ -215,9 +215,9 @@ mod tests {
         Model {
             name: name.into(),
             upstream_model: Some(format!("{name}-2025")),
-            price: Price { input_per_1m: 1_000_000, output_per_1m: 2_000_000 },
+            price: Price::flat(1_000_000, 2_000_000),
             hour_multipliers_bps: Some(vec![10_000; 24]),
-            provider_price: Some(Price { input_per_1m: 600_000, output_per_1m: 800_000 }),
+            provider_price: Some(Price::flat(600_000, 800_000)),
         }
     }
 

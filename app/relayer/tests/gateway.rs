@@ -569,7 +569,7 @@ async fn one_provider(
     balance: u64,
 ) -> (Client<OpenAIConfig>, Arc<Gateway>, tempfile::TempDir, SimHandle) {
     let up = provider("up", None).await;
-    let provider_price = Some(Price { input_per_1m: 600_000, output_per_1m: 800_000 });
+    let provider_price = Some(Price::flat(600_000, 800_000));
     let model = Model { provider_price, ..Model::priced(MODEL, 1_000_000, 1_000_000) };
     let mut c = config(vec![Provider::new("up", up.base_url(), vec![model])]);
     (c.keys[0].credits_per_day, c.keys[0].requests_per_minute) =

@@ -248,3 +248,46 @@ async fn a_stream_cut_mid_way_ends_in_an_error_event_and_is_charged_for_what_was
         }
     }
 }
+
+#[tokio::test]
+async fn cache_reads_are_charged_at_their_own_price_from_either_protocol_and_each_reply_states_its_cost() {
+    use compux_relayer::sim::{self, SimOptions};
+    let warm = |name: &str| SimOptions {
+        name: name.into(),
+        completion_tokens: 20,
+        cached_tokens: 8,
+        ..Default::default()
+    };
+    let anthropic = sim::spawn(warm("anthropic"), any_port()).await.unwrap();
+    let openai = sim::spawn(warm("openai"), any_port()).await.unwrap();
+    for (kind, sim) in [(Protocol::Anthropic, &anthropic), (Protocol::OpenAi, &openai)] {
+        let mut p = of(kind, sim, "m-1", 3_000_000, 15_000_000);
+        p.models[0].price.cached_input_per_1m = Some(300_000);
+        let (client, g, _dir) = start(config(vec![p]), 10_000_000).await;
+        let base = client.config().api_base().to_string();
+        let long = "a long shared prefix that the provider has cached ".repeat(2);
+        let ask = json!({"model": MODEL, "max_tokens": 50, "messages": [{"role": "user", "content": long}]});
+        let (status, charged, body) = chat(&base, ask.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        let u = serde_json::from_str::<Value>(&body).unwrap()["usage"].clone();
+        assert_eq!(u["prompt_tokens_details"]["cached_tokens"], 8, "{kind:?}: {u}");
+        let (prompt, output) =
+            (u["prompt_tokens"].as_u64().unwrap(), u["completion_tokens"].as_u64().unwrap());
+        let exact = ((prompt - 8) * 3_000_000 + 8 * 300_000 + output * 15_000_000).div_ceil(1_000_000);
+        assert_eq!(charged, Some(exact), "{kind:?}: the cached part at a tenth");
+        assert!(
+            exact < (prompt * 3_000_000 + output * 15_000_000).div_ceil(1_000_000),
+            "cheaper than uncached"
+        );
+        assert_eq!(u["cost"], exact, "{kind:?}: the reply states its cost");
+
+        let mut streamed = ask;
+        streamed["stream"] = json!(true);
+        streamed["stream_options"] = json!({"include_usage": true});
+        let (_, _, body) = chat(&base, streamed).await;
+        let e = events(&body);
+        let usage = &e[e.len() - 2]["usage"];
+        assert_eq!(usage["cost"], exact, "{kind:?}: the usage chunk states the cost: {body}");
+        assert_eq!(g.meter.balance(ACCOUNT).unsettled, 2 * exact);
+    }
+}

@@ -256,6 +256,8 @@ fn record(i: usize) -> UsageRecord {
         model: "bench-chat".into(),
         input_tokens: 12,
         output_tokens: 16,
+        cached_input_tokens: 0,
+        cache_write_tokens: 0,
         credits_charged: 44,
         input_per_1m: 1_000_000,
         output_per_1m: 2_000_000,

@@ -79,7 +79,7 @@ impl Model {
         Model {
             name: name.into(),
             upstream_model: None,
-            price: Price { input_per_1m, output_per_1m },
+            price: Price::flat(input_per_1m, output_per_1m),
             hour_multipliers_bps: None,
             provider_price: None,
         }

@@ -167,7 +167,7 @@ mod tests {
     #[test]
     fn preferences_filter_and_order_the_route() {
         let (a, b, c) = (provider("a"), provider("b"), provider("c"));
-        let price = |x| Price { input_per_1m: x, output_per_1m: x };
+        let price = |x| Price::flat(x, x);
         let all = || vec![(&c, price(3), 30), (&a, price(1), 10), (&b, price(2), 20)];
         let h = Health::new(3, Duration::from_secs(60));
         let route = |p: Preferences| names(&plan(all(), &p, &h).unwrap());

@@ -13,8 +13,15 @@ pub struct UsageRecord {
     pub source: String,
     pub provider: String,
     pub model: String,
+    /// Every prompt token, the cached ones included.
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Prompt tokens read from the provider's cache, and written to it (charged at their
+    /// own prices; absent in journals written before they were kept).
+    #[serde(default)]
+    pub cached_input_tokens: u64,
+    #[serde(default)]
+    pub cache_write_tokens: u64,
     pub credits_charged: u64,
     pub input_per_1m: u64,
     pub output_per_1m: u64,

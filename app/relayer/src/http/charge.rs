@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::clock::now_ms;
 use crate::domain::meter::Hold;
-use crate::domain::pricing::{self, Price};
+use crate::domain::pricing::{self, Price, Tokens};
 use crate::domain::usage::UsageRecord;
 use crate::store::ledger::Ledger;
 
@@ -31,18 +31,18 @@ impl Served {
         self,
         ledger: &Ledger,
         hold: Hold,
-        usage: Option<(u64, u64)>,
+        usage: Option<Tokens>,
     ) -> anyhow::Result<u64> {
         let cost = match usage {
-            Some((i, o)) => pricing::cost(self.price, i, o).unwrap_or(u64::MAX),
+            Some(t) => pricing::charge(self.price, t).unwrap_or(u64::MAX),
             None => hold.amount(),
         };
-        let (input, output) = usage.unwrap_or((0, 0));
+        let tokens = usage.unwrap_or_default();
         let charged = cost.min(hold.amount());
         // What the provider bills for the same tokens; with no usage reported, the hold's
         // share of it (the caller is charged its hold).
         let provider_cost = match usage {
-            Some((i, o)) => pricing::cost(self.provider_price, i, o).unwrap_or(u64::MAX),
+            Some(t) => pricing::charge(self.provider_price, t).unwrap_or(u64::MAX),
             None => pricing::proportion(charged, self.provider_price, self.price),
         };
         ledger
@@ -54,8 +54,10 @@ impl Served {
                 source: hold.source().to_string(),
                 provider: self.provider,
                 model: self.model,
-                input_tokens: input,
-                output_tokens: output,
+                input_tokens: tokens.input,
+                output_tokens: tokens.output,
+                cached_input_tokens: tokens.cached,
+                cache_write_tokens: tokens.cache_write,
                 credits_charged: charged,
                 input_per_1m: self.price.input_per_1m,
                 output_per_1m: self.price.output_per_1m,
@@ -68,14 +70,17 @@ impl Served {
     }
 }
 
-/// `usage.prompt_tokens` and `usage.completion_tokens` of a reply or chunk (embeddings
-/// report no completion tokens).
-pub(crate) fn usage_of(v: &Value) -> Option<(u64, u64)> {
+/// The tokens in a reply's or chunk's `usage`: `prompt_tokens` (cache reads in
+/// `prompt_tokens_details.cached_tokens`, writes in `cache_write_tokens`, as OpenRouter
+/// reports them) and `completion_tokens` (embeddings report none).
+pub(crate) fn usage_of(v: &Value) -> Option<Tokens> {
     let u = &v["usage"];
     let input = u["prompt_tokens"].as_u64()?;
     let output = match &u["completion_tokens"] {
         Value::Null if u["total_tokens"].as_u64() == Some(input) => 0,
         n => n.as_u64()?,
     };
-    Some((input, output))
+    let details = &u["prompt_tokens_details"];
+    let n = |k: &str| details[k].as_u64().unwrap_or(0);
+    Some(Tokens { input, output, cached: n("cached_tokens"), cache_write: n("cache_write_tokens") })
 }

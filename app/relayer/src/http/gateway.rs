@@ -682,7 +682,7 @@ async fn proxy(
     }
     let candidates: Vec<routing::Stop> = all
         .iter()
-        .filter_map(|&(p, price, _)| Some((p, price, pricing::cost(price, req.prompt_bound, max_tokens)?)))
+        .filter_map(|&(p, price, _)| Some((p, price, pricing::worst(price, req.prompt_bound, max_tokens)?)))
         .collect();
     let route = routing::plan(candidates, &req.prefs, &g.health)?;
     let first = route.first().map_or(0, |(_, _, w)| *w);
@@ -728,6 +728,11 @@ async fn proxy(
                 let usage = usage_of(&body);
                 let charged =
                     served().record_and_charge(&g.ledger, hold, usage).await.map_err(ApiError::internal)?;
+                let mut body = body;
+                if let Some(u) = body.get_mut("usage").and_then(Value::as_object_mut) {
+                    // What the request cost, in credit base units, as OpenRouter reports it.
+                    u.insert("cost".into(), Value::from(charged));
+                }
                 let mut res = Json(body).into_response();
                 res.headers_mut().insert("x-compux-credits-charged", header(charged));
                 res

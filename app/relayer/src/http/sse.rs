@@ -17,6 +17,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::domain::meter::Hold;
+use crate::domain::pricing::Tokens;
 use crate::http::charge::{usage_of, Served};
 use crate::providers::Stream;
 use crate::store::ledger::Ledger;
@@ -24,10 +25,10 @@ use crate::store::ledger::Ledger;
 enum Event {
     Done,
     /// The usage chunk: `usage` set and no choices.
-    Usage((u64, u64)),
+    Usage(Tokens),
     /// Any other chunk; it may still carry usage (some providers put it on the last one).
     Chunk {
-        usage: Option<(u64, u64)>,
+        usage: Option<Tokens>,
         delivered: usize,
     },
 }
@@ -58,12 +59,21 @@ fn generated_bytes(chunk: &Value) -> usize {
 /// What a stream cut short is charged for: the usage the provider reported so far (its
 /// output at least what was delivered), or the prompt bound and the delivered bytes at four
 /// bytes a token.
-fn delivered_usage(reported: Option<(u64, u64)>, prompt_bound: u64, delivered: usize) -> (u64, u64) {
+fn delivered_usage(reported: Option<Tokens>, prompt_bound: u64, delivered: usize) -> Tokens {
     let output = (delivered as u64).div_ceil(4);
     match reported {
-        Some((input, reported_output)) => (input, reported_output.max(output)),
-        None => (prompt_bound, output),
+        Some(t) => Tokens { output: t.output.max(output), ..t },
+        None => Tokens::plain(prompt_bound, output),
     }
+}
+
+/// The usage chunk with `usage.cost`: the credits (base units) the request was charged.
+fn with_cost(event: &[u8], charged: u64) -> Option<Bytes> {
+    let text = String::from_utf8_lossy(event);
+    let data: String = text.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim).collect();
+    let mut v: Value = serde_json::from_str(&data).ok()?;
+    v["usage"]["cost"] = Value::from(charged);
+    Some(Bytes::from(format!("data: {v}\n\n")))
 }
 
 const INTERRUPTED: &str = r#"{"error": {"message": "The provider's stream ended before it finished; you were charged only for what was delivered.", "type": "upstream_error", "param": null, "code": "stream_interrupted"}}"#;
@@ -87,6 +97,7 @@ pub(crate) fn relay(
         let mut buf: Vec<u8> = Vec::new();
         let mut usage = None;
         let mut delivered = 0;
+        let mut usage_chunk: Option<Vec<u8>> = None;
         // Keep reading after the caller leaves: the provider bills what it generated.
         let send = |bytes: Bytes| {
             let tx = tx.clone();
@@ -105,9 +116,8 @@ pub(crate) fn relay(
                         Event::Done => done = true,
                         Event::Usage(u) => {
                             usage = Some(u);
-                            if include_usage {
-                                send(Bytes::from(event)).await;
-                            }
+                            // Sent at the end, with what the request cost.
+                            usage_chunk = include_usage.then_some(event);
                         }
                         Event::Chunk { usage: u, delivered: n } => {
                             usage = u.or(usage);
@@ -133,8 +143,14 @@ pub(crate) fn relay(
         }
         // The record is durable before the final chunk goes out.
         match served.record_and_charge(&ledger, hold, usage).await {
-            Ok(_) if done => send(Bytes::from_static(b"data: [DONE]\n\n")).await,
-            Ok(_) => send(Bytes::from(format!("data: {INTERRUPTED}\n\n"))).await,
+            Ok(charged) => {
+                if let Some(chunk) = usage_chunk.and_then(|c| with_cost(&c, charged)) {
+                    send(chunk).await;
+                }
+                let end =
+                    if done { "data: [DONE]\n\n".to_string() } else { format!("data: {INTERRUPTED}\n\n") };
+                send(Bytes::from(end)).await;
+            }
             Err(e) => {
                 let err = serde_json::json!({"error": {"message": format!("The relayer could not record this request's usage: {e:#}"), "type": "server_error", "param": null, "code": "relayer_unavailable"}});
                 send(Bytes::from(format!("data: {err}\n\n"))).await;

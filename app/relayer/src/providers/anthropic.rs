@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 use super::{api_key, sse, sse_data, url, Adapter, Call, Endpoint, StreamTranslator};
 use crate::clock::now_ms;
 use crate::domain::catalog::Provider;
+use crate::domain::pricing::Tokens;
 
 /// The API version the adapter is written against.
 pub const VERSION: &str = "2023-06-01";
@@ -272,7 +273,7 @@ fn usage(u: &Value) -> Value {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": read},
+        "prompt_tokens_details": {"cached_tokens": read, "cache_write_tokens": written},
     })
 }
 
@@ -373,9 +374,17 @@ impl StreamTranslator for Stream {
         }
     }
 
-    fn usage_so_far(&self) -> Option<(u64, u64)> {
+    fn usage_so_far(&self) -> Option<Tokens> {
         let u = usage(&self.usage);
-        Some((u["prompt_tokens"].as_u64()?, u["completion_tokens"].as_u64()?)).filter(|_| !self.id.is_empty())
+        let n = |v: &Value| v.as_u64().unwrap_or(0);
+        let details = &u["prompt_tokens_details"];
+        let t = Tokens {
+            input: n(&u["prompt_tokens"]),
+            output: n(&u["completion_tokens"]),
+            cached: n(&details["cached_tokens"]),
+            cache_write: n(&details["cache_write_tokens"]),
+        };
+        (!self.id.is_empty()).then_some(t)
     }
 }
 
@@ -477,6 +486,7 @@ mod tests {
         assert_eq!(out["usage"]["prompt_tokens"], 130);
         assert_eq!(out["usage"]["completion_tokens"], 5);
         assert_eq!(out["usage"]["prompt_tokens_details"]["cached_tokens"], 100);
+        assert_eq!(out["usage"]["prompt_tokens_details"]["cache_write_tokens"], 20);
     }
 
     #[test]
@@ -512,7 +522,7 @@ mod tests {
         assert_eq!(data[5]["choices"][0]["finish_reason"], "tool_calls");
         assert_eq!(
             data[6]["usage"],
-            json!({"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21, "prompt_tokens_details": {"cached_tokens": 0}})
+            json!({"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21, "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0}})
         );
         assert_eq!(out.last().unwrap(), "data: [DONE]\n\n");
         assert_eq!(out.len(), 8);

@@ -69,7 +69,7 @@ pub trait StreamTranslator: Send {
     fn event(&mut self, event: &[u8]) -> Vec<Vec<u8>>;
     /// The usage the provider reported before its final event, if its protocol reports it
     /// early (Anthropic's `message_start`): what a stream cut short is charged from.
-    fn usage_so_far(&self) -> Option<(u64, u64)> {
+    fn usage_so_far(&self) -> Option<crate::domain::pricing::Tokens> {
         None
     }
 }

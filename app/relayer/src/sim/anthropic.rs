@@ -130,11 +130,14 @@ pub(super) async fn messages(
     if let Err(e) = check(&body) {
         return invalid(e);
     }
-    let input = (prompt_bytes(&body["messages"]) + prompt_bytes(&body["system"])).div_ceil(4) + 3;
+    let prompt = (prompt_bytes(&body["messages"]) + prompt_bytes(&body["system"])).div_ceil(4) + 3;
+    // Anthropic's input_tokens excludes what was read from the cache.
+    let cached = sim.opts.cached_tokens.min(prompt);
+    let input = prompt - cached;
     let (text, tool, output, stop) = answer(&sim, &body);
     let id = format!("msg_sim_{}", sim.served.load(Ordering::Relaxed));
     if body["stream"].as_bool() == Some(true) {
-        let events = stream(&id, &body["model"], &text, tool, input, output, stop);
+        let events = stream(&id, &body["model"], &text, tool, (input, cached), output, stop);
         // A cut stream: message_start and the first half of the rest, no message_stop.
         let events = if sim.opts.cut_streams { events[..events.len().div_ceil(2)].to_vec() } else { events };
         return ([("content-type", "text/event-stream")], events.concat()).into_response();
@@ -147,7 +150,7 @@ pub(super) async fn messages(
     Json(json!({
         "id": id, "type": "message", "role": "assistant", "model": body["model"], "content": content,
         "stop_reason": stop, "stop_sequence": null,
-        "usage": {"input_tokens": input, "output_tokens": output, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+        "usage": {"input_tokens": input, "output_tokens": output, "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached},
     }))
     .into_response()
 }
@@ -158,14 +161,14 @@ fn stream(
     model: &Value,
     text: &str,
     tool: Option<Value>,
-    input: u64,
+    (input, cached): (u64, u64),
     output: u64,
     stop: &str,
 ) -> Vec<String> {
     let mut out = Vec::new();
     let mut event =
         |data: Value| out.push(format!("event: {}\ndata: {data}\n\n", data["type"].as_str().unwrap_or("")));
-    let usage = json!({"input_tokens": input, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0});
+    let usage = json!({"input_tokens": input, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached});
     event(
         json!({"type": "message_start", "message": {"id": id, "type": "message", "role": "assistant", "content": [],
                  "model": model, "stop_reason": null, "stop_sequence": null, "usage": usage}}),

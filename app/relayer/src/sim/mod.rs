@@ -29,6 +29,9 @@ pub struct SimOptions {
     pub latency_ms: u64,
     /// Streams stop half-way, without their terminal event or usage (a broken connection).
     pub cut_streams: bool,
+    /// This many prompt tokens (at most the prompt) are reported as read from the
+    /// provider's prompt cache, as after an earlier identical prefix.
+    pub cached_tokens: u64,
 }
 
 struct Sim {
@@ -66,7 +69,9 @@ async fn chat(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response 
     let completion_tokens = sim.opts.completion_tokens.min(max);
     let text = format!("[{}] simulated reply", sim.opts.name);
     let id = format!("chatcmpl-sim-{}", sim.served.load(Ordering::Relaxed));
-    let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens});
+    let cached = sim.opts.cached_tokens.min(prompt_tokens);
+    let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens,
+                       "prompt_tokens_details": {"cached_tokens": cached}});
     if body["stream"].as_bool() == Some(true) {
         return stream(&id, &body, &text, usage, sim.opts.cut_streams);
     }

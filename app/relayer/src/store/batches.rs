@@ -415,6 +415,8 @@ mod tests {
             model: "m".into(),
             input_tokens: 1,
             output_tokens: 2,
+            cached_input_tokens: 0,
+            cache_write_tokens: 0,
             credits_charged: credits,
             input_per_1m: 1,
             output_per_1m: 1,

@@ -93,6 +93,8 @@ pub struct UsageRow {
 }
 
 /// What the ingesting task is sent, in journal order.
+// Nearly every message is a record: boxing it would add an allocation per request.
+#[allow(clippy::large_enum_variant)]
 enum Ingest {
     Record(UsageRecord),
     /// A closed journal segment: delete it once everything before it is committed.
@@ -363,7 +365,7 @@ async fn ingest_batches(
     }
 }
 
-/// Rows per INSERT statement (16 parameters each: well under SQLite's 32,766 and Postgres's
+/// Rows per INSERT statement (18 parameters each: well under SQLite's 32,766 and Postgres's
 /// 65,535).
 const ROWS_PER_STATEMENT: usize = 500;
 
@@ -372,8 +374,8 @@ async fn insert(pool: &Pool, backend: crate::store::db::Backend, batch: &[UsageR
     for rows in batch.chunks(ROWS_PER_STATEMENT) {
         let mut q = Sql::for_backend(backend,
             "INSERT INTO usage_records (request_id, created_at_ms, day, key_hash, account, source, provider, model, \
-             input_tokens, output_tokens, credits_charged, input_per_1m, output_per_1m, provider_input_per_1m, \
-             provider_output_per_1m, provider_cost) VALUES ",
+             input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, credits_charged, input_per_1m, \
+             output_per_1m, provider_input_per_1m, provider_output_per_1m, provider_cost) VALUES ",
         );
         for (i, r) in rows.iter().enumerate() {
             q.push(if i == 0 { "(" } else { ", (" });
@@ -388,6 +390,8 @@ async fn insert(pool: &Pool, backend: crate::store::db::Backend, batch: &[UsageR
             for n in [
                 r.input_tokens,
                 r.output_tokens,
+                r.cached_input_tokens,
+                r.cache_write_tokens,
                 r.credits_charged,
                 r.input_per_1m,
                 r.output_per_1m,
@@ -423,6 +427,8 @@ mod tests {
             model: "m".into(),
             input_tokens: 3,
             output_tokens: 4,
+            cached_input_tokens: 0,
+            cache_write_tokens: 0,
             credits_charged: 7,
             input_per_1m: 1_000_000,
             output_per_1m: 1_000_000,
