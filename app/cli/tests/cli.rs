@@ -312,6 +312,14 @@ fn every_role_through_the_binary_then_the_auditor_catches_a_corrupted_vault() {
     assert_eq!(reply["object"], "chat.completion");
     assert!(reply["choices"][0]["message"]["content"].as_str().unwrap().contains("[sim-premium]"), "{reply}");
     assert!(reply["id"].as_str().unwrap().starts_with("msg_sim_"), "served by the Messages API: {reply}");
+    let standard = premium.replace("sim-premium (anthropic protocol)", "sim-standard (gemini protocol)");
+    let (status, reply) = http(relayer, "POST", "/v1/chat/completions", key, &standard);
+    assert_eq!(status, 200, "{reply}");
+    assert!(
+        reply["choices"][0]["message"]["content"].as_str().unwrap().contains("[sim-standard]"),
+        "{reply}"
+    );
+    assert!(reply["id"].as_str().unwrap().starts_with("gemini-sim-"), "served by the Gemini API: {reply}");
 
     // Startup: standard and reserved credits, on top of the 1,000 (+5 % bulk bonus) `up` bought.
     let start = up.json("startup", &["status"])["credit_accounts"][0]["credits"].as_u64().unwrap();

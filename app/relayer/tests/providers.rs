@@ -15,7 +15,8 @@ use common::*;
 fn of(kind: Protocol, sim: &SimHandle, upstream: &str, input: u64, output: u64) -> Provider {
     let mut model = Model::priced(MODEL, input, output);
     model.upstream_model = Some(upstream.into());
-    let mut p = Provider::new(format!("{upstream} ({kind:?}, simulated)"), sim.base_url(), vec![model]);
+    let base = if kind == Protocol::Gemini { sim.gemini_base_url() } else { sim.base_url() };
+    let mut p = Provider::new(format!("{upstream} ({kind:?}, simulated)"), base, vec![model]);
     p.kind = kind;
     p
 }
@@ -52,100 +53,105 @@ fn weather_tool() -> Value {
 }
 
 #[tokio::test]
-async fn an_anthropic_provider_serves_plain_and_streamed_chat_charged_exactly() {
-    let sim = provider("anthropic", None).await;
-    let p = of(Protocol::Anthropic, &sim, "claude-sim-1", 3_000_000, 15_000_000);
-    let (client, g, _dir) = start(config(vec![p]), 10_000_000).await;
+async fn anthropic_and_gemini_providers_serve_plain_and_streamed_chat_charged_exactly() {
+    let sim = provider("native", None).await;
+    for (kind, upstream) in [(Protocol::Anthropic, "claude-sim-1"), (Protocol::Gemini, "gemini-sim-1")] {
+        let p = of(kind, &sim, upstream, 3_000_000, 15_000_000);
+        let (client, g, _dir) = start(config(vec![p]), 10_000_000).await;
 
-    let reply = client.chat().create(ask(50)).await.unwrap();
-    assert_eq!(reply.choices[0].message.content.as_deref(), Some("[anthropic] simulated reply"));
-    assert_eq!(reply.model, "claude-sim-1", "the provider's model id, as OpenAI reports the served model");
-    let u = reply.usage.clone().unwrap();
-    let first =
-        (u.prompt_tokens as u64 * 3_000_000 + u.completion_tokens as u64 * 15_000_000).div_ceil(1_000_000);
-    assert_eq!(u.completion_tokens, 20);
-    assert_eq!(g.meter.balance(ACCOUNT).unsettled, first);
+        let reply = client.chat().create(ask(50)).await.unwrap();
+        assert_eq!(reply.choices[0].message.content.as_deref(), Some("[native] simulated reply"));
+        assert_eq!(reply.model, upstream, "the provider's model id, as OpenAI reports the served model");
+        let u = reply.usage.clone().unwrap();
+        let first = (u.prompt_tokens as u64 * 3_000_000 + u.completion_tokens as u64 * 15_000_000)
+            .div_ceil(1_000_000);
+        assert_eq!(u.completion_tokens, 20);
+        assert_eq!(g.meter.balance(ACCOUNT).unsettled, first);
 
-    let mut streamed = ask(50);
-    streamed.stream_options =
-        Some(ChatCompletionStreamOptions { include_usage: Some(true), include_obfuscation: None });
-    use futures_util::StreamExt;
-    let mut s = client.chat().create_stream(streamed).await.unwrap();
-    let (mut text, mut usage, mut finish) = (String::new(), None, None);
-    while let Some(chunk) = s.next().await {
-        let chunk = chunk.unwrap();
-        for c in &chunk.choices {
-            text.push_str(c.delta.content.as_deref().unwrap_or(""));
-            finish = c.finish_reason.or(finish);
+        let mut streamed = ask(50);
+        streamed.stream_options =
+            Some(ChatCompletionStreamOptions { include_usage: Some(true), include_obfuscation: None });
+        use futures_util::StreamExt;
+        let mut s = client.chat().create_stream(streamed).await.unwrap();
+        let (mut text, mut usage, mut finish) = (String::new(), None, None);
+        while let Some(chunk) = s.next().await {
+            let chunk = chunk.unwrap();
+            for c in &chunk.choices {
+                text.push_str(c.delta.content.as_deref().unwrap_or(""));
+                finish = c.finish_reason.or(finish);
+            }
+            usage = chunk.usage.or(usage);
         }
-        usage = chunk.usage.or(usage);
+        assert_eq!(text, "[native] simulated reply");
+        assert_eq!(finish, Some(async_openai::types::chat::FinishReason::Stop));
+        let u = usage.expect("the usage chunk");
+        assert_eq!((u.completion_tokens, u.prompt_tokens), (20, reply.usage.as_ref().unwrap().prompt_tokens));
+        assert_eq!(g.meter.balance(ACCOUNT).unsettled, 2 * first);
+        assert_eq!(g.ledger.count().await.unwrap(), 2);
     }
-    assert_eq!(text, "[anthropic] simulated reply");
-    assert_eq!(finish, Some(async_openai::types::chat::FinishReason::Stop));
-    let u = usage.expect("the usage chunk, from message_start and message_delta");
-    assert_eq!((u.completion_tokens, u.prompt_tokens), (20, reply.usage.as_ref().unwrap().prompt_tokens));
-    assert_eq!(g.meter.balance(ACCOUNT).unsettled, 2 * first);
-    assert_eq!(g.ledger.count().await.unwrap(), 2);
 }
 
 #[tokio::test]
 async fn tool_calls_and_images_cross_the_translation_both_ways() {
-    let sim = provider("anthropic", None).await;
-    let p = of(Protocol::Anthropic, &sim, "claude-sim-1", 1_000_000, 2_000_000);
-    let (client, g, _dir) = start(config(vec![p]), 10_000_000).await;
-    let base = client.config().api_base().to_string();
-    let image = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
-    let ask = json!({
-        "model": MODEL, "max_tokens": 40, "tools": weather_tool(), "tool_choice": "required",
-        "messages": [{"role": "user", "content": [
-            {"type": "text", "text": "What is the weather where this photo was taken?"},
-            {"type": "image_url", "image_url": {"url": image}},
-        ]}],
-    });
+    let sim = provider("native", None).await;
+    for (kind, upstream) in [(Protocol::Anthropic, "claude-sim-1"), (Protocol::Gemini, "gemini-sim-1")] {
+        let p = of(kind, &sim, upstream, 1_000_000, 2_000_000);
+        let (client, g, _dir) = start(config(vec![p]), 10_000_000).await;
+        let base = client.config().api_base().to_string();
+        let image = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+        let ask = json!({
+            "model": MODEL, "max_tokens": 40, "tools": weather_tool(), "tool_choice": "required",
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "What is the weather where this photo was taken?"},
+                {"type": "image_url", "image_url": {"url": image}},
+            ]}],
+        });
 
-    let (status, charged, body) = chat(&base, ask.clone()).await;
-    assert_eq!(status, 200, "{body}");
-    let v: Value = serde_json::from_str(&body).unwrap();
-    let choice = &v["choices"][0];
-    assert_eq!(choice["finish_reason"], "tool_calls");
-    let call = &choice["message"]["tool_calls"][0];
-    assert_eq!(call["function"]["name"], "weather");
-    assert_eq!(
-        serde_json::from_str::<Value>(call["function"]["arguments"].as_str().unwrap()).unwrap(),
-        json!({"query": "simulated"})
-    );
-    assert_eq!(charged, Some(cost(&v["usage"], 1_000_000, 2_000_000)));
+        let (status, charged, body) = chat(&base, ask.clone()).await;
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let choice = &v["choices"][0];
+        assert_eq!(choice["finish_reason"], "tool_calls");
+        let call = &choice["message"]["tool_calls"][0];
+        assert_eq!(call["function"]["name"], "weather");
+        assert_eq!(
+            serde_json::from_str::<Value>(call["function"]["arguments"].as_str().unwrap()).unwrap(),
+            json!({"query": "simulated"})
+        );
+        assert_eq!(charged, Some(cost(&v["usage"], 1_000_000, 2_000_000)));
 
-    // The tool's answer goes back as a `tool` message; the model answers in text.
-    let mut next = ask.clone();
-    next["tool_choice"] = json!("auto");
-    let messages = next["messages"].as_array_mut().unwrap();
-    messages.push(json!({"role": "assistant", "content": null, "tool_calls": [call]}));
-    messages.push(json!({"role": "tool", "tool_call_id": call["id"], "content": "Sunny, 21 C"}));
-    let (status, _, body) = chat(&base, next).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        serde_json::from_str::<Value>(&body).unwrap()["choices"][0]["message"]["content"],
-        "[anthropic] simulated reply"
-    );
+        // The tool's answer goes back as a `tool` message; the model answers in text.
+        let mut next = ask.clone();
+        next["tool_choice"] = json!("auto");
+        let messages = next["messages"].as_array_mut().unwrap();
+        messages.push(json!({"role": "assistant", "content": null, "tool_calls": [call]}));
+        messages.push(json!({"role": "tool", "tool_call_id": call["id"], "content": "Sunny, 21 C"}));
+        let (status, _, body) = chat(&base, next).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap()["choices"][0]["message"]["content"],
+            "[native] simulated reply"
+        );
 
-    // Streamed: the call's id and name first, then its arguments in pieces, then the usage.
-    let mut streamed = ask.clone();
-    streamed["stream"] = json!(true);
-    streamed["stream_options"] = json!({"include_usage": true});
-    let (status, _, body) = chat(&base, streamed).await;
-    assert_eq!(status, 200);
-    let e = events(&body);
-    let calls: Vec<&Value> = e.iter().filter_map(|c| c["choices"][0]["delta"]["tool_calls"].get(0)).collect();
-    assert_eq!(calls[0]["function"]["name"], "weather");
-    let args: String = calls.iter().map(|c| c["function"]["arguments"].as_str().unwrap()).collect();
-    assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({"query": "simulated"}));
-    assert!(e.iter().any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
-    assert_eq!(e.last().unwrap(), "[DONE]");
-    let usage = &e[e.len() - 2]["usage"];
-    let before = g.meter.balance(ACCOUNT).unsettled;
-    assert!(before > 0 && usage["completion_tokens"].as_u64() == Some(20));
-    assert_eq!(g.ledger.count().await.unwrap(), 3);
+        // Streamed: the call's id and name first, then its arguments in pieces, then the usage.
+        let mut streamed = ask.clone();
+        streamed["stream"] = json!(true);
+        streamed["stream_options"] = json!({"include_usage": true});
+        let (status, _, body) = chat(&base, streamed).await;
+        assert_eq!(status, 200);
+        let e = events(&body);
+        let calls: Vec<&Value> =
+            e.iter().filter_map(|c| c["choices"][0]["delta"]["tool_calls"].get(0)).collect();
+        assert_eq!(calls[0]["function"]["name"], "weather");
+        let args: String = calls.iter().map(|c| c["function"]["arguments"].as_str().unwrap()).collect();
+        assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({"query": "simulated"}));
+        assert!(e.iter().any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
+        assert_eq!(e.last().unwrap(), "[DONE]");
+        let usage = &e[e.len() - 2]["usage"];
+        let before = g.meter.balance(ACCOUNT).unsettled;
+        assert!(before > 0 && usage["completion_tokens"].as_u64() == Some(20));
+        assert_eq!(g.ledger.count().await.unwrap(), 3);
+    }
 }
 
 #[tokio::test]
@@ -215,9 +221,12 @@ async fn a_stream_cut_mid_way_ends_in_an_error_event_and_is_charged_for_what_was
     };
     let anthropic = sim::spawn(cut("anthropic"), any_port()).await.unwrap();
     let openai = sim::spawn(cut("openai"), any_port()).await.unwrap();
-    for (kind, sim, upstream) in
-        [(Protocol::Anthropic, &anthropic, "claude-sim-1"), (Protocol::OpenAi, &openai, "gpt-sim-1")]
-    {
+    let gemini = sim::spawn(cut("gemini"), any_port()).await.unwrap();
+    for (kind, sim, upstream) in [
+        (Protocol::Anthropic, &anthropic, "claude-sim-1"),
+        (Protocol::Gemini, &gemini, "gemini-sim-1"),
+        (Protocol::OpenAi, &openai, "gpt-sim-1"),
+    ] {
         let p = of(kind, sim, upstream, 1_000_000, 2_000_000);
         let (client, g, _dir) = start(config(vec![p]), 10_000_000).await;
         let base = client.config().api_base().to_string();
@@ -237,8 +246,8 @@ async fn a_stream_cut_mid_way_ends_in_an_error_event_and_is_charged_for_what_was
         let delivered_tokens = (text.len() as u64).div_ceil(4);
         assert!(delivered_tokens < 20, "less than the whole reply was delivered");
         assert_eq!(g.ledger.count().await.unwrap(), 1, "{kind:?}: the cut request has its record");
-        if kind == Protocol::Anthropic {
-            // Anthropic reported the input at the start: the charge is exact.
+        if kind != Protocol::OpenAi {
+            // Anthropic and Gemini report the input as they go: the charge is exact.
             let input = (("Say hello".len() as u64).div_ceil(4)) + 3;
             assert_eq!(charged, (input * 1_000_000 + delivered_tokens * 2_000_000).div_ceil(1_000_000));
         } else {
@@ -250,7 +259,7 @@ async fn a_stream_cut_mid_way_ends_in_an_error_event_and_is_charged_for_what_was
 }
 
 #[tokio::test]
-async fn cache_reads_are_charged_at_their_own_price_from_either_protocol_and_each_reply_states_its_cost() {
+async fn cache_reads_are_charged_at_their_own_price_from_every_protocol_and_each_reply_states_its_cost() {
     use compux_relayer::sim::{self, SimOptions};
     let warm = |name: &str| SimOptions {
         name: name.into(),
@@ -260,7 +269,10 @@ async fn cache_reads_are_charged_at_their_own_price_from_either_protocol_and_eac
     };
     let anthropic = sim::spawn(warm("anthropic"), any_port()).await.unwrap();
     let openai = sim::spawn(warm("openai"), any_port()).await.unwrap();
-    for (kind, sim) in [(Protocol::Anthropic, &anthropic), (Protocol::OpenAi, &openai)] {
+    let gemini = sim::spawn(warm("gemini"), any_port()).await.unwrap();
+    for (kind, sim) in
+        [(Protocol::Anthropic, &anthropic), (Protocol::Gemini, &gemini), (Protocol::OpenAi, &openai)]
+    {
         let mut p = of(kind, sim, "m-1", 3_000_000, 15_000_000);
         p.models[0].price.cached_input_per_1m = Some(300_000);
         let (client, g, _dir) = start(config(vec![p]), 10_000_000).await;

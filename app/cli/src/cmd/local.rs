@@ -131,7 +131,8 @@ pub async fn localnet(ctx: &Ctx, a: LocalnetArgs) -> Result<()> {
     Ok(())
 }
 
-/// Two SIMULATED providers (no internet here) and the relayer in front of them, with the
+/// Three SIMULATED providers (no internet here), one per protocol the relayer speaks, and the
+/// relayer in front of them, with the
 /// startup's API key; returns the relayer's base URL and the key.
 async fn demo_relayer(
     a: &UpArgs,
@@ -141,28 +142,12 @@ async fn demo_relayer(
 ) -> Result<(String, String, compux_relayer::Running)> {
     use compux_relayer::sim::{self, SimOptions};
     let any: std::net::SocketAddr = "127.0.0.1:0".parse().expect("an address");
-    let economy = sim::spawn(
-        SimOptions {
-            name: "sim-economy".into(),
-            fail_status: None,
-            completion_tokens: 24,
-            latency_ms: 0,
-            ..Default::default()
-        },
-        any,
-    )
-    .await?;
-    let premium = sim::spawn(
-        SimOptions {
-            name: "sim-premium".into(),
-            fail_status: None,
-            completion_tokens: 24,
-            latency_ms: 0,
-            ..Default::default()
-        },
-        any,
-    )
-    .await?;
+    let spawn = |name: &str| {
+        let options = SimOptions { name: name.into(), completion_tokens: 24, ..Default::default() };
+        sim::spawn(options, any)
+    };
+    let (economy, premium, standard) =
+        (spawn("sim-economy").await?, spawn("sim-premium").await?, spawn("sim-standard").await?);
     let key_file = a.data_dir.join("startup.apikey");
     let api_key = match std::fs::read_to_string(&key_file) {
         Ok(k) => k.trim().to_string(),
@@ -183,11 +168,16 @@ async fn demo_relayer(
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], a.relayer_port));
     let providers = vec![
         simulated("sim-economy", economy.base_url(), 1_000_000, 2_000_000),
-        // The premium one speaks Anthropic's Messages API: the same public model through a
-        // second protocol, translated by the relayer (docs/providers.md).
+        // The premium one speaks Anthropic's Messages API and the standard one Gemini's: the
+        // same public model through three protocols, translated by the relayer
+        // (docs/providers.md).
         Provider {
             kind: compux_relayer::config::Protocol::Anthropic,
             ..simulated("sim-premium (anthropic protocol)", premium.base_url(), 3_000_000, 6_000_000)
+        },
+        Provider {
+            kind: compux_relayer::config::Protocol::Gemini,
+            ..simulated("sim-standard (gemini protocol)", standard.gemini_base_url(), 2_000_000, 4_000_000)
         },
     ];
     let mut config = compux_relayer::Config::new(listen, providers);
@@ -208,8 +198,8 @@ async fn demo_relayer(
     settler.refill_every_secs = 1;
     config.settler = Some(settler);
     let config = format!(
-        "# Written by `compux up`: the demo relayer in front of two SIMULATED providers, one\n\
-         # speaking OpenAI's protocol and one Anthropic's.\n\
+        "# Written by `compux up`: the demo relayer in front of three SIMULATED providers,\n\
+         # speaking OpenAI's, Anthropic's and Gemini's protocols.\n\
          # Every setting is documented in docs/relayer.md.\n{}",
         config.check()?.to_toml()?
     );
@@ -373,7 +363,7 @@ pub async fn up(ctx: &Ctx, a: UpArgs) -> Result<()> {
         out!("  chain      {} (JSON-RPC)  {} (PubSub)", net.rpc_url(), net.pubsub_url());
         out!("  market     {}  (quote mint {}, test tokens)", m.market, m.quote_mint);
         out!("  wallets    {} (admin, lender, startup, relayer)", a.data_dir.display());
-        out!("  relayer    {relayer_url} (OpenAI-compatible; two SIMULATED providers behind it)");
+        out!("  relayer    {relayer_url} (OpenAI-compatible; three SIMULATED providers behind it: OpenAI, Anthropic and Gemini protocols)");
         out!(
             "  API key    {api_key} (the startup's; also in {})",
             a.data_dir.join("startup.apikey").display()

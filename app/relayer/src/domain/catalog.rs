@@ -15,6 +15,8 @@ pub enum Protocol {
     OpenAi,
     /// Anthropic's Messages API (`POST /v1/messages`): chat only.
     Anthropic,
+    /// Google's Gemini API (`models/{model}:generateContent`, `:streamGenerateContent`).
+    Gemini,
 }
 
 impl Protocol {
@@ -30,7 +32,7 @@ pub struct Provider {
     /// The protocol's base URL, e.g. `https://api.example.com/v1` or
     /// `https://api.anthropic.com/v1`.
     pub base_url: String,
-    /// `openai` (the default) or `anthropic`.
+    /// `openai` (the default), `anthropic` or `gemini`.
     #[serde(default, skip_serializing_if = "Protocol::is_default")]
     pub kind: Protocol,
     /// Environment variable holding the provider's API key, if it needs one.

@@ -78,8 +78,14 @@ fn with_cost(event: &[u8], charged: u64) -> Option<Bytes> {
 
 const INTERRUPTED: &str = r#"{"error": {"message": "The provider's stream ended before it finished; you were charged only for what was delivered.", "type": "upstream_error", "param": null, "code": "stream_interrupted"}}"#;
 
+/// Where the first complete event ends: events end with a blank line, `\n\n` or
+/// `\r\n\r\n` (Google's streams use the latter).
 fn find_event_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2)
+    (0..buf.len()).find_map(|i| match &buf[i..] {
+        [b'\n', b'\n', ..] => Some(i + 2),
+        [b'\r', b'\n', b'\r', b'\n', ..] => Some(i + 4),
+        _ => None,
+    })
 }
 
 /// Streams `upstream` to the caller and settles the request when it ends.

@@ -13,7 +13,10 @@
 use axum::body::Bytes;
 use serde_json::{json, Map, Value};
 
-use super::{api_key, sse, sse_data, url, Adapter, Call, Endpoint, StreamTranslator};
+use super::{
+    api_key, chunk, data_url, sse, sse_data, stream_end, text_of, url, Adapter, Call, Endpoint,
+    StreamTranslator,
+};
 use crate::clock::now_ms;
 use crate::domain::catalog::Provider;
 use crate::domain::pricing::Tokens;
@@ -181,17 +184,6 @@ fn messages_request(call: &Call) -> Result<Value, String> {
     Ok(Value::Object(out))
 }
 
-/// The text of a content that is a string or an array of text parts.
-fn text_of(content: &Value) -> Option<String> {
-    match content {
-        Value::String(s) => Some(s.clone()),
-        Value::Array(parts) => {
-            parts.iter().map(|p| (p["type"] == "text").then(|| p["text"].as_str()).flatten()).collect()
-        }
-        _ => None,
-    }
-}
-
 fn user_blocks(content: &Value) -> Result<Vec<Value>, String> {
     match content {
         Value::String(s) => Ok(vec![json!({"type": "text", "text": s})]),
@@ -213,9 +205,10 @@ fn user_part(part: &Value) -> Result<Value, String> {
 
 /// A data URL (`data:image/png;base64,...`) as a base64 source, any other URL as a URL source.
 fn image_source(url: &str) -> Result<Value, String> {
-    let Some(data) = url.strip_prefix("data:") else { return Ok(json!({"type": "url", "url": url})) };
-    let (media_type, base64) = data.split_once(";base64,").ok_or("an image data URL must be base64")?;
-    Ok(json!({"type": "base64", "media_type": media_type, "data": base64}))
+    match data_url(url)? {
+        Some((media_type, base64)) => Ok(json!({"type": "base64", "media_type": media_type, "data": base64})),
+        None => Ok(json!({"type": "url", "url": url})),
+    }
 }
 
 fn assistant_blocks(m: &Value) -> Result<Vec<Value>, String> {
@@ -291,13 +284,7 @@ struct Stream {
 
 impl Stream {
     fn chunk(&self, delta: Value, finish: Value) -> Vec<u8> {
-        sse(&json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}],
-        }))
+        chunk(&self.id, &self.model, self.created, delta, finish)
     }
 
     fn tool_index(&self, block: &Value) -> Option<usize> {
@@ -358,13 +345,7 @@ impl StreamTranslator for Stream {
                     ref stop => vec![self.chunk(json!({}), finish_reason(stop))],
                 }
             }
-            Some("message_stop") => {
-                let usage = json!({
-                    "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                    "model": self.model, "choices": [], "usage": usage(&self.usage),
-                });
-                vec![sse(&usage), b"data: [DONE]\n\n".to_vec()]
-            }
+            Some("message_stop") => stream_end(&self.id, &self.model, self.created, usage(&self.usage)),
             Some("error") => {
                 let kind = v["error"]["type"].as_str().unwrap_or("api_error");
                 let message = v["error"]["message"].as_str().unwrap_or("the provider's stream failed");

@@ -4,6 +4,7 @@
 //! ledger treat every provider alike (docs/providers.md).
 
 pub mod anthropic;
+pub mod gemini;
 pub mod openai;
 
 use axum::body::Bytes;
@@ -99,6 +100,7 @@ pub fn adapter(kind: Protocol) -> &'static dyn Adapter {
     match kind {
         Protocol::OpenAi => &openai::OpenAi,
         Protocol::Anthropic => &anthropic::Anthropic,
+        Protocol::Gemini => &gemini::Gemini,
     }
 }
 
@@ -218,4 +220,39 @@ fn sse(v: &Value) -> Vec<u8> {
 fn sse_data(event: &[u8]) -> String {
     let text = String::from_utf8_lossy(event);
     text.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim).collect()
+}
+
+/// The text of a message content that is a string or an array of text parts.
+fn text_of(content: &Value) -> Option<String> {
+    match content {
+        Value::String(s) => Some(s.clone()),
+        Value::Array(parts) => {
+            parts.iter().map(|p| (p["type"] == "text").then(|| p["text"].as_str()).flatten()).collect()
+        }
+        _ => None,
+    }
+}
+
+/// A `data:<media type>;base64,<data>` URL's parts; `None` for any other URL.
+fn data_url(url: &str) -> Result<Option<(&str, &str)>, String> {
+    let Some(data) = url.strip_prefix("data:") else { return Ok(None) };
+    data.split_once(";base64,").map(Some).ok_or_else(|| "an image data URL must be base64".to_string())
+}
+
+/// The OpenAI chunk event of `delta` (and `finish`) in a stream `id` of `model`.
+fn chunk(id: &str, model: &str, created: i64, delta: Value, finish: Value) -> Vec<u8> {
+    sse(&serde_json::json!({
+        "id": id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}],
+    }))
+}
+
+/// The OpenAI usage chunk (no choices) and `[DONE]` that end a stream.
+fn stream_end(id: &str, model: &str, created: i64, usage: Value) -> Vec<Vec<u8>> {
+    let last = serde_json::json!({"id": id, "object": "chat.completion.chunk", "created": created,
+                                   "model": model, "choices": [], "usage": usage});
+    vec![sse(&last), b"data: [DONE]\n\n".to_vec()]
 }

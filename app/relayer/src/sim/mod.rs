@@ -1,10 +1,12 @@
 //! A SIMULATED provider, for the local demo and the tests (this machine has no internet).
 //! It answers OpenAI's `/v1/chat/completions` (plain and streamed), `/v1/completions` and
-//! `/v1/embeddings`, and Anthropic's `/v1/messages` (`anthropic.rs`), with canned replies
+//! `/v1/embeddings`, Anthropic's `/v1/messages` (`anthropic.rs`) and Gemini's
+//! `/v1beta/models/{model}:generateContent` (`gemini.rs`), with canned replies
 //! whose token counts follow the request, and can be told to fail. Every reply says it is
 //! simulated.
 
 mod anthropic;
+mod gemini;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +55,11 @@ impl SimHandle {
 
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// The base URL of its Gemini API (`/v1beta`, as Google's).
+    pub fn gemini_base_url(&self) -> String {
+        format!("http://{}/v1beta", self.addr)
     }
 }
 
@@ -196,6 +203,7 @@ pub async fn spawn(opts: SimOptions, addr: SocketAddr) -> std::io::Result<SimHan
         .route("/v1/completions", post(completion))
         .route("/v1/embeddings", post(embedding))
         .route("/v1/messages", post(anthropic::messages))
+        .route("/v1beta/models/{action}", post(gemini::generate))
         .with_state(sim.clone());
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
