@@ -10,7 +10,9 @@
 //!   time minus the wait for the provider);
 //! - the maximum sustained throughput through the relayer (closed loop, 64 in flight), with
 //!   the upstream's alone for the ratio;
-//! - ledger records committed per second (256 writers into the batching writer).
+//! - ledger records committed per second (256 writers into the batching writer);
+//! - per upstream protocol (OpenAI pass-through, Anthropic and Gemini translated), the
+//!   latency through a relayer speaking it at one rate, and its own added latency.
 //!
 //! docs/benchmarks.md records the figures.
 
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use compux_relayer::access::keys::key_hash;
-use compux_relayer::config::{Key, Model, Provider};
+use compux_relayer::config::{Key, Model, Protocol, Provider};
 use compux_relayer::domain::usage::UsageRecord;
 use compux_relayer::sim::{self, SimOptions};
 use compux_relayer::{serve, Config, Gateway, Ledger, Meter};
@@ -34,6 +36,8 @@ struct Args {
     records: usize,
     /// Also measure the ledger on this Postgres server (a fresh database is created).
     postgres: Option<String>,
+    /// The rate of the per-protocol runs (each `seconds` long).
+    protocol_rate: u64,
 }
 
 fn args() -> Result<Args> {
@@ -43,6 +47,7 @@ fn args() -> Result<Args> {
         throughput_seconds: 5,
         records: 200_000,
         postgres: None,
+        protocol_rate: 1_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -53,11 +58,13 @@ fn args() -> Result<Args> {
             "--throughput-seconds" => a.throughput_seconds = value()?.parse()?,
             "--records" => a.records = value()?.parse()?,
             "--postgres" => a.postgres = Some(value()?),
+            "--protocol-rate" => a.protocol_rate = value()?.parse()?,
             "-h" | "--help" => {
                 println!(
                     "compux-relayer-bench [--seconds N (10) per rate] [--rates 500,1000] \
                      [--throughput-seconds N (5)] [--records N (200000) for the ledger] \
-                     [--postgres URL (also the ledger on Postgres)]"
+                     [--postgres URL (also the ledger on Postgres)] \
+                     [--protocol-rate N (1000) for the per-protocol runs]"
                 );
                 std::process::exit(0);
             }
@@ -267,6 +274,19 @@ fn record(i: usize) -> UsageRecord {
     }
 }
 
+/// A relayer in front of `provider` with its own SQLite ledger in `dir`; its base URL.
+async fn start_relayer(provider: Provider, dir: &std::path::Path) -> Result<(String, Ledger)> {
+    let any = "127.0.0.1:0".parse()?;
+    let mut config = Config::new(any, vec![provider]);
+    config.keys.push(Key::new(key_hash(KEY), ACCOUNT));
+    let meter = Meter::new();
+    meter.set_onchain(ACCOUNT, u64::MAX / 4);
+    std::fs::create_dir_all(dir)?;
+    let ledger = Ledger::open(&dir.join("ledger.sqlite")).await?;
+    let gateway = Gateway::new(config.check()?, meter, ledger.clone()).await?;
+    Ok((format!("http://{}", serve(gateway).await?), ledger))
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let a = args()?;
@@ -285,14 +305,8 @@ async fn main() -> Result<()> {
     let dir = std::env::temp_dir().join(format!("compux-bench-relayer-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let model = Model::priced("bench-chat", 1_000_000, 2_000_000);
-    let mut config =
-        Config::new(any, vec![Provider::new("bench-upstream (simulated)", upstream.base_url(), vec![model])]);
-    config.keys.push(Key::new(key_hash(KEY), ACCOUNT));
-    let meter = Meter::new();
-    meter.set_onchain(ACCOUNT, u64::MAX / 4);
-    let ledger = Ledger::open(&dir.join("ledger.sqlite")).await?;
-    let gateway = Gateway::new(config.check()?, meter, ledger.clone()).await?;
-    let relayer = format!("http://{}", serve(gateway).await?);
+    let provider = Provider::new("bench-upstream (simulated)", upstream.base_url(), vec![model.clone()]);
+    let (relayer, ledger) = start_relayer(provider, &dir).await?;
     let direct_url = format!("{}/chat/completions", upstream.base_url());
     let relayed_url = format!("{relayer}/v1/chat/completions");
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
@@ -357,6 +371,30 @@ async fn main() -> Result<()> {
         let (journaled, committed) = ledger_writes(a.records, Some(url)).await?;
         println!("  {journaled:>8.0} records/s recorded (in the journal)");
         println!("  {committed:>8.0} records/s committed to Postgres (group commit)");
+    }
+
+    println!(
+        "\nper upstream protocol, open loop at {} req/s for {} s (the same SIMULATED upstream answers each)",
+        a.protocol_rate, a.seconds
+    );
+    println!("{:>10}  {:>11} {:>11}  {:>11} {:>11}", "protocol", "p50", "p99", "own p50", "own p99");
+    for kind in [Protocol::OpenAi, Protocol::Anthropic, Protocol::Gemini] {
+        let base = if kind == Protocol::Gemini { upstream.gemini_base_url() } else { upstream.base_url() };
+        let mut p = Provider::new(format!("bench-{kind:?} (simulated)"), base, vec![model.clone()]);
+        p.kind = kind;
+        let (url, _) = start_relayer(p, &dir.join(format!("{kind:?}"))).await?;
+        let chat = format!("{url}/v1/chat/completions");
+        closed_loop(&http, &chat, 8, 1).await;
+        let r = open_loop(&http, &chat, a.protocol_rate, a.seconds).await;
+        println!(
+            "{:>10}  {:>11} {:>11}  {:>11} {:>11}  ({} failed)",
+            format!("{kind:?}"),
+            ms(pct(&r.from_send, 50.0)),
+            ms(pct(&r.from_send, 99.0)),
+            own_added(&http, &url, 50.0).await?,
+            own_added(&http, &url, 99.0).await?,
+            r.failed
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
