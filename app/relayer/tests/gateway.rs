@@ -265,13 +265,7 @@ async fn streams_are_relayed_metered_and_the_usage_chunk_is_the_callers_choice()
 /// such field): (status, provider that served it).
 async fn routed(base: &str, provider: serde_json::Value) -> (u16, String) {
     let body = serde_json::json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10, "provider": provider});
-    let res = reqwest::Client::new()
-        .post(format!("{base}/chat/completions"))
-        .bearer_auth(KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let res = post_chat(base, &body).await;
     let status = res.status().as_u16();
     let served =
         res.headers().get("x-compux-provider").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();

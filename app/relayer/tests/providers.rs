@@ -28,13 +28,7 @@ fn cost(usage: &Value, input: u64, output: u64) -> u64 {
 
 /// POSTs `body` to the gateway's chat completions: (status, charged header, body text).
 async fn chat(base: &str, body: Value) -> (u16, Option<u64>, String) {
-    let res = reqwest::Client::new()
-        .post(format!("{base}/chat/completions"))
-        .bearer_auth(KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let res = post_chat(base, &body).await;
     let charged = res.headers().get("x-compux-credits-charged").map(|v| v.to_str().unwrap().parse().unwrap());
     (res.status().as_u16(), charged, res.text().await.unwrap())
 }

@@ -14,8 +14,8 @@ use axum::body::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::{
-    api_key, chunk, data_url, sse, sse_data, stream_end, text_of, url, Adapter, Call, Endpoint,
-    StreamTranslator,
+    api_key, chunk, completion, data_url, error_body, openai_error, push_turn, sse, sse_data, stop_sequences,
+    stream_end, text_of, url, Adapter, Call, Endpoint, StreamTranslator,
 };
 use crate::clock::now_ms;
 use crate::domain::catalog::Provider;
@@ -62,33 +62,12 @@ impl Adapter for Anthropic {
                 _ => {} // thinking and other blocks have no OpenAI equivalent
             }
         }
-        let mut message = json!({"role": "assistant", "content": text, "refusal": null});
-        if !tool_calls.is_empty() {
-            if text.is_empty() {
-                message["content"] = Value::Null;
-            }
-            message["tool_calls"] = Value::Array(tool_calls);
-        }
-        Ok(json!({
-            "id": v["id"],
-            "object": "chat.completion",
-            "created": now_ms() / 1000,
-            "model": v["model"],
-            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason(&v["stop_reason"]), "logprobs": null}],
-            "usage": usage(&v["usage"]),
-        }))
+        let finish = finish_reason(&v["stop_reason"]);
+        Ok(completion(v["id"].clone(), &v["model"], text, tool_calls, finish, usage(&v["usage"])))
     }
 
     fn error(&self, body: Bytes) -> Bytes {
-        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let kind = v["error"]["type"].as_str().unwrap_or("api_error");
-        let message = v["error"]["message"].as_str().map_or_else(
-            || format!("The provider answered: {}", String::from_utf8_lossy(&body)),
-            str::to_string,
-        );
-        Bytes::from(
-            json!({"error": {"message": message, "type": kind, "param": null, "code": kind}}).to_string(),
-        )
+        error_body(&body, |v| v["error"]["type"].as_str().unwrap_or("api_error").to_string())
     }
 
     fn stream(&self) -> Box<dyn StreamTranslator> {
@@ -122,10 +101,7 @@ fn messages_request(call: &Call) -> Result<Value, String> {
             }
             other => return Err(format!("messages[{i}]: role {other:?} is not supported by this provider")),
         };
-        match turns.last_mut() {
-            Some((last, content)) if last == role => content.extend(blocks),
-            _ => turns.push((role.to_string(), blocks)),
-        }
+        push_turn(&mut turns, role, blocks);
     }
     let messages: Vec<Value> =
         turns.into_iter().map(|(role, content)| json!({"role": role, "content": content})).collect();
@@ -142,14 +118,8 @@ fn messages_request(call: &Call) -> Result<Value, String> {
     if let Some(p) = b.get("top_p").filter(|v| v.is_number()) {
         out.insert("top_p".into(), p.clone());
     }
-    match &b["stop"] {
-        Value::String(s) => {
-            out.insert("stop_sequences".into(), json!([s]));
-        }
-        Value::Array(a) => {
-            out.insert("stop_sequences".into(), Value::Array(a.clone()));
-        }
-        _ => {}
+    if let Some(stop) = stop_sequences(&b["stop"]) {
+        out.insert("stop_sequences".into(), stop);
     }
     if call.stream {
         out.insert("stream".into(), json!(true));
@@ -349,7 +319,7 @@ impl StreamTranslator for Stream {
             Some("error") => {
                 let kind = v["error"]["type"].as_str().unwrap_or("api_error");
                 let message = v["error"]["message"].as_str().unwrap_or("the provider's stream failed");
-                vec![sse(&json!({"error": {"message": message, "type": kind, "param": null, "code": kind}}))]
+                vec![sse(&openai_error(kind, message))]
             }
             _ => Vec::new(), // ping, content_block_stop, and events added later
         }

@@ -15,7 +15,8 @@ use axum::body::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::{
-    api_key, chunk, data_url, sse_data, stream_end, text_of, url, Adapter, Call, Endpoint, StreamTranslator,
+    api_key, chunk, completion, data_url, error_body, openai_error, push_turn, sse_data, stop_sequences,
+    stream_end, text_of, url, Adapter, Call, Endpoint, StreamTranslator,
 };
 use crate::clock::now_ms;
 use crate::domain::catalog::Provider;
@@ -51,34 +52,13 @@ impl Adapter for Gemini {
         let (text, mut calls) = parts(&candidate["content"]["parts"], 0);
         // `index` places a call within a stream's deltas; a whole reply has none.
         calls.iter_mut().filter_map(Value::as_object_mut).for_each(|c| drop(c.remove("index")));
-        let mut message = json!({"role": "assistant", "content": text, "refusal": null});
-        if !calls.is_empty() {
-            if text.is_empty() {
-                message["content"] = Value::Null;
-            }
-            message["tool_calls"] = Value::Array(calls);
-        }
-        let finish = finish_reason(&candidate["finishReason"], message.get("tool_calls").is_some());
-        Ok(json!({
-            "id": v["responseId"].as_str().map_or_else(|| format!("gemini-{}", now_ms()), str::to_string),
-            "object": "chat.completion",
-            "created": now_ms() / 1000,
-            "model": v["modelVersion"],
-            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": null}],
-            "usage": usage(&v["usageMetadata"]),
-        }))
+        let finish = finish_reason(&candidate["finishReason"], !calls.is_empty());
+        let id = v["responseId"].as_str().map_or_else(|| format!("gemini-{}", now_ms()), str::to_string);
+        Ok(completion(id.into(), &v["modelVersion"], text, calls, finish, usage(&v["usageMetadata"])))
     }
 
     fn error(&self, body: Bytes) -> Bytes {
-        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let status = v["error"]["status"].as_str().unwrap_or("UNKNOWN").to_ascii_lowercase();
-        let message = v["error"]["message"].as_str().map_or_else(
-            || format!("The provider answered: {}", String::from_utf8_lossy(&body)),
-            str::to_string,
-        );
-        Bytes::from(
-            json!({"error": {"message": message, "type": status, "param": null, "code": status}}).to_string(),
-        )
+        error_body(&body, |v| v["error"]["status"].as_str().unwrap_or("UNKNOWN").to_ascii_lowercase())
     }
 
     fn stream(&self) -> Box<dyn StreamTranslator> {
@@ -130,10 +110,7 @@ fn generate_request(call: &Call) -> Result<Value, String> {
             }
             other => return Err(at(format!("role {other:?} is not supported by this provider"))),
         };
-        match contents.last_mut() {
-            Some((last, existing)) if last == role => existing.extend(parts),
-            _ => contents.push((role.to_string(), parts)),
-        }
+        push_turn(&mut contents, role, parts);
     }
     let contents: Vec<Value> =
         contents.into_iter().map(|(role, parts)| json!({"role": role, "parts": parts})).collect();
@@ -149,14 +126,8 @@ fn generate_request(call: &Call) -> Result<Value, String> {
             config.insert(to.into(), v.clone());
         }
     }
-    match &b["stop"] {
-        Value::String(s) => {
-            config.insert("stopSequences".into(), json!([s]));
-        }
-        Value::Array(a) => {
-            config.insert("stopSequences".into(), Value::Array(a.clone()));
-        }
-        _ => {}
+    if let Some(stop) = stop_sequences(&b["stop"]) {
+        config.insert("stopSequences".into(), stop);
     }
     out.insert("generationConfig".into(), Value::Object(config));
     if let Some(tools) = b["tools"].as_array() {
@@ -284,8 +255,7 @@ impl StreamTranslator for Stream {
         if v.get("error").is_some() {
             let status = v["error"]["status"].as_str().unwrap_or("unknown").to_ascii_lowercase();
             let message = v["error"]["message"].as_str().unwrap_or("the provider's stream failed");
-            let e = json!({"error": {"message": message, "type": status, "param": null, "code": status}});
-            return vec![super::sse(&e)];
+            return vec![super::sse(&openai_error(&status, message))];
         }
         let mut out = Vec::new();
         if !self.started {

@@ -256,3 +256,63 @@ fn stream_end(id: &str, model: &str, created: i64, usage: Value) -> Vec<Vec<u8>>
                                    "model": model, "choices": [], "usage": usage});
     vec![sse(&last), b"data: [DONE]\n\n".to_vec()]
 }
+
+/// An OpenAI error object of `kind` (its type and code).
+fn openai_error(kind: &str, message: &str) -> Value {
+    serde_json::json!({"error": {"message": message, "type": kind, "param": null, "code": kind}})
+}
+
+/// A provider's error body as an OpenAI error: its `error.message` (or the whole body) with
+/// the kind `kind_of` reads from it.
+fn error_body(body: &[u8], kind_of: impl Fn(&Value) -> String) -> Bytes {
+    let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let message = v["error"]["message"]
+        .as_str()
+        .map_or_else(|| format!("The provider answered: {}", String::from_utf8_lossy(body)), str::to_string);
+    Bytes::from(openai_error(&kind_of(&v), &message).to_string())
+}
+
+/// OpenAI's `stop` (a string or a list) as a list of stop sequences.
+fn stop_sequences(stop: &Value) -> Option<Value> {
+    match stop {
+        Value::String(s) => Some(Value::Array(vec![Value::String(s.clone())])),
+        Value::Array(a) => Some(Value::Array(a.clone())),
+        _ => None,
+    }
+}
+
+/// Appends a turn of `role`, merged into the last one when it has the same role (both
+/// Anthropic and Gemini want turns to alternate).
+fn push_turn(turns: &mut Vec<(String, Vec<Value>)>, role: &str, parts: Vec<Value>) {
+    match turns.last_mut() {
+        Some((last, existing)) if last == role => existing.extend(parts),
+        _ => turns.push((role.to_string(), parts)),
+    }
+}
+
+/// An OpenAI chat completion of one choice: `text` (null when only tools were called) and
+/// the tool `calls`.
+fn completion(
+    id: Value,
+    model: &Value,
+    text: String,
+    calls: Vec<Value>,
+    finish: Value,
+    usage: Value,
+) -> Value {
+    let mut message = serde_json::json!({"role": "assistant", "content": text, "refusal": null});
+    if !calls.is_empty() {
+        if text.is_empty() {
+            message["content"] = Value::Null;
+        }
+        message["tool_calls"] = Value::Array(calls);
+    }
+    serde_json::json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": crate::clock::now_ms() / 1000,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": null}],
+        "usage": usage,
+    })
+}

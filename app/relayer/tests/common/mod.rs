@@ -92,3 +92,14 @@ pub fn ask(max_tokens: u32) -> CreateChatCompletionRequest {
         .build()
         .unwrap()
 }
+
+/// POSTs `body` to the chat completions of the gateway at `base` (its `/v1` URL) with KEY.
+pub async fn post_chat(base: &str, body: &serde_json::Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{base}/chat/completions"))
+        .bearer_auth(KEY)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
