@@ -388,8 +388,9 @@ async fn metrics_count_requests_and_every_response_has_a_request_id() {
 }
 
 mod bodies {
-    //! Whatever a caller sends, the relayer answers with a 2xx or a 4xx in OpenAI's shape:
-    //! never a 5xx of its own (the simulated provider here is healthy).
+    //! Whatever a caller sends, the relayer answers with a 2xx or a 4xx in OpenAI's shape
+    //! (Anthropic's on `/v1/messages`): never a 5xx of its own (the simulated provider here
+    //! is healthy).
     use super::*;
     use proptest::prelude::*;
     use serde_json::{json, Value};
@@ -434,7 +435,7 @@ mod bodies {
             (client.config().api_base().to_string(), (up, g, dir))
         });
         let http = reqwest::Client::new();
-        let paths = ["chat/completions", "completions", "embeddings"];
+        let paths = ["chat/completions", "completions", "embeddings", "messages"];
         // The authorization header: absent, the real key, a wrong scheme or case, or noise.
         let auth = prop_oneof![
             Just(None),
@@ -447,7 +448,7 @@ mod bodies {
         let content_type =
             prop_oneof![Just(None), Just(Some("application/json".to_string())), "[ -~]{0,20}".prop_map(Some)];
         let extra = ("x-[a-z]{1,10}", "[ -~]{0,20}");
-        proptest!(ProptestConfig::with_cases(200), |(body in body(), path in 0usize..3, auth in auth, content_type in content_type, extra in extra)| {
+        proptest!(ProptestConfig::with_cases(200), |(body in body(), path in 0usize..4, auth in auth, content_type in content_type, extra in extra)| {
             let (status, json) = rt.block_on(async {
                 let mut req = http.post(format!("{base}/{}", paths[path])).header(extra.0.as_str(), extra.1.trim());
                 if let Some(a) = &auth {
@@ -461,7 +462,10 @@ mod bodies {
                 (status, res.json::<Value>().await.unwrap_or(Value::Null))
             });
             prop_assert!(status < 500, "{status} for {} ({auth:?}, {content_type:?}): {json}", String::from_utf8_lossy(&body));
-            if status >= 400 {
+            if status >= 400 && paths[path] == "messages" {
+                // Anthropic's error shape.
+                prop_assert!(json["type"] == "error" && json["error"]["type"].is_string() && json["error"]["message"].is_string(), "{json}");
+            } else if status >= 400 {
                 prop_assert!(json["error"]["message"].is_string() && json["error"]["code"].is_string(), "{json}");
             }
         });

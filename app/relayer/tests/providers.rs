@@ -297,3 +297,79 @@ async fn cache_reads_are_charged_at_their_own_price_from_every_protocol_and_each
         assert_eq!(g.meter.balance(ACCOUNT).unsettled, 2 * exact);
     }
 }
+
+#[tokio::test]
+async fn the_anthropic_messages_api_is_served_metered_and_receipted_through_any_provider() {
+    // Anthropic's shape in, a Gemini provider behind: translated both ways, twice.
+    let sim = provider("native", None).await;
+    let p = of(Protocol::Gemini, &sim, "gemini-sim-1", 1_000_000, 2_000_000);
+    let (client, g, _dir) = start(config(vec![p]), 10_000_000).await;
+    let base = client.config().api_base().to_string();
+    let http = reqwest::Client::new();
+    let send = |key: &str, body: Value| {
+        http.post(format!("{base}/messages"))
+            .header("x-api-key", key)
+            .header("anthropic-version", "2023-06-01")
+            .json(&body)
+            .send()
+    };
+    let hello = json!({"model": MODEL, "max_tokens": 50, "system": "Be brief.", "messages": [{"role": "user", "content": "Say hello"}]});
+    let res = send(KEY, hello).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let receipt = res.headers()["x-compux-receipt"].to_str().unwrap().to_string();
+    let charged: u64 = res.headers()["x-compux-credits-charged"].to_str().unwrap().parse().unwrap();
+    let m: Value = res.json().await.unwrap();
+    assert_eq!((m["type"].as_str(), m["role"].as_str()), (Some("message"), Some("assistant")));
+    assert_eq!(m["content"], json!([{"type": "text", "text": "[native] simulated reply"}]));
+    assert_eq!(
+        (m["stop_reason"].as_str(), m["usage"]["output_tokens"].as_u64()),
+        (Some("end_turn"), Some(20))
+    );
+    let expected =
+        (m["usage"]["input_tokens"].as_u64().unwrap() * 1_000_000 + 20 * 2_000_000).div_ceil(1_000_000);
+    assert_eq!(charged, expected, "charged like a chat completion");
+    assert_eq!(g.meter.balance(ACCOUNT).unsettled, expected);
+    assert!(g.ledger.request_ids().await.unwrap().contains(&receipt), "receipted: the record exists");
+
+    // Streamed, with a forced tool: the documented event sequence, the call's input in pieces.
+    let weather = json!({"model": MODEL, "max_tokens": 50, "stream": true, "tool_choice": {"type": "any"},
+                         "tools": [{"name": "weather", "input_schema": {"type": "object"}}],
+                         "messages": [{"role": "user", "content": "Weather?"}]});
+    let text = send(KEY, weather).await.unwrap().text().await.unwrap();
+    let kinds: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    assert_eq!(
+        kinds,
+        [
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ],
+        "{text}"
+    );
+    assert!(text.contains(r#""type":"tool_use""#) && text.contains(r#""name":"weather""#), "{text}");
+    assert!(text.contains("input_json_delta") && text.contains(r#""stop_reason":"tool_use""#), "{text}");
+    assert_eq!(g.ledger.count().await.unwrap(), 2, "the stream was metered too");
+
+    // Errors in Anthropic's shape, nothing charged.
+    let before = g.meter.balance(ACCOUNT).unsettled;
+    let res =
+        send(KEY, json!({"model": MODEL, "messages": [{"role": "user", "content": "x"}]})).await.unwrap();
+    assert_eq!(res.status(), 400);
+    let e: Value = res.json().await.unwrap();
+    assert_eq!(
+        (e["type"].as_str(), e["error"]["type"].as_str()),
+        (Some("error"), Some("invalid_request_error"))
+    );
+    let res = send(
+        "sk-wrong",
+        json!({"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.json::<Value>().await.unwrap()["error"]["type"], "authentication_error");
+    assert_eq!(g.meter.balance(ACCOUNT).unsettled, before);
+}

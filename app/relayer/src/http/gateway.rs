@@ -38,6 +38,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/chat/completions"),
     ("POST", "/v1/completions"),
     ("POST", "/v1/embeddings"),
+    ("POST", "/v1/messages"),
     ("GET", "/v1/usage"),
     ("POST", "/v1/keys/challenge"),
     ("POST", "/v1/keys"),
@@ -117,6 +118,7 @@ impl Gateway {
             .route("/v1/chat/completions", post(|g, h, b| proxy(g, h, b, Endpoint::Chat)))
             .route("/v1/completions", post(|g, h, b| proxy(g, h, b, Endpoint::Completions)))
             .route("/v1/embeddings", post(|g, h, b| proxy(g, h, b, Endpoint::Embeddings)))
+            .route("/v1/messages", post(anthropic_messages))
             .route("/v1/usage", get(usage))
             .route("/v1/keys/challenge", post(key_challenge))
             .route("/v1/keys", post(key_create))
@@ -653,6 +655,11 @@ async fn key_revoke(State(g): State<Arc<Gateway>>, body: Bytes) -> Result<Json<V
     let signed: Signed = json_body(&body)?;
     g.keys.revoke(g.ledger.pool(), &signed).await?;
     Ok(Json(json!({"revoked": signed.id})))
+}
+
+/// Anthropic's Messages API, served through the chat completion path (`http/messages.rs`).
+async fn anthropic_messages(State(g): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+    crate::http::messages::serve(headers, body, |h, b| proxy(State(g), h, b, Endpoint::Chat)).await
 }
 
 async fn proxy(

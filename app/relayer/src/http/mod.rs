@@ -3,5 +3,6 @@
 
 pub(crate) mod charge;
 pub mod gateway;
+pub mod messages;
 pub mod metrics;
 pub(crate) mod sse;
