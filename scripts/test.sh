@@ -47,7 +47,7 @@ step "the relayer's tests again on PostgreSQL (the same tests, a fresh database 
 pg_url="${COMPUX_TEST_POSTGRES_URL:-$(bash scripts/postgres.sh | tail -1)}"
 COMPUX_TEST_LEDGER=postgres COMPUX_TEST_POSTGRES_URL="$pg_url" cargo test -p compux-relayer
 
-step "@solana/web3.js and Anchor's TypeScript client against \`compux up\`"
+step "@solana/web3.js, Anchor's TypeScript client and the official OpenAI (Node, Python) and Anthropic (Python) clients against \`compux up\`"
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
     (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
     cargo build -q -p compux-cli
@@ -61,8 +61,14 @@ if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
         kill -0 "$up_pid" 2>/dev/null || { cat "$scratch/up.log" >&2; echo "compux up exited" >&2; exit 1; }
         sleep 0.5
     done
-    read -r url market < <(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["rpc_url"], s["market"])' "$scratch/up.json")
+    read -r url market relayer key < <(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["rpc_url"], s["market"], s["relayer_url"], s["api_key"])' "$scratch/up.json")
     node tests/node/localnet_check.mjs "$url" "$market"
+    node tests/node/openai_check.mjs "$relayer" "$key"
+    # The official Python clients, pinned, in a virtual environment kept outside the clone.
+    venv="${COMPUX_PY_HOME:-$HOME/.cache/compux-py}"
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
+    "$venv/bin/python" tests/clients/check.py "$relayer" "$key"
     kill "$up_pid" 2>/dev/null || true
 else
     echo "node and npm are missing: .ci/run installs them; skipped here" >&2

@@ -86,9 +86,13 @@ async fn anthropic_and_gemini_providers_serve_plain_and_streamed_chat_charged_ex
 }
 
 #[tokio::test]
-async fn tool_calls_and_images_cross_the_translation_both_ways() {
+async fn tool_calls_and_images_cross_every_protocol_both_ways() {
     let sim = provider("native", None).await;
-    for (kind, upstream) in [(Protocol::Anthropic, "claude-sim-1"), (Protocol::Gemini, "gemini-sim-1")] {
+    for (kind, upstream) in [
+        (Protocol::Anthropic, "claude-sim-1"),
+        (Protocol::Gemini, "gemini-sim-1"),
+        (Protocol::OpenAi, "gpt-sim-1"),
+    ] {
         let p = of(kind, &sim, upstream, 1_000_000, 2_000_000);
         let (client, g, _dir) = start(config(vec![p]), 10_000_000).await;
         let base = client.config().api_base().to_string();

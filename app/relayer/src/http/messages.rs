@@ -162,6 +162,10 @@ fn to_chat(v: &Value) -> Result<Value, String> {
     if let Some(user) = v["metadata"]["user_id"].as_str() {
         out.insert("user".into(), json!(user));
     }
+    // The relayer's routing preferences, as on chat completions.
+    if let Some(p) = v.get("provider") {
+        out.insert("provider".into(), p.clone());
+    }
     Ok(Value::Object(out))
 }
 

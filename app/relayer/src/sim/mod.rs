@@ -79,20 +79,24 @@ async fn chat(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response 
     let cached = sim.opts.cached_tokens.min(prompt_tokens);
     let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens,
                        "prompt_tokens_details": {"cached_tokens": cached}});
+    let call = forced_call(&body).map(|name| {
+        let id = format!("call_sim_{}", sim.served.load(Ordering::Relaxed));
+        json!({"id": id, "type": "function", "function": {"name": name, "arguments": "{\"query\":\"simulated\"}"}})
+    });
     if body["stream"].as_bool() == Some(true) {
-        return stream(&id, &body, &text, usage, sim.opts.cut_streams);
+        return stream(&id, &body, &text, call, usage, sim.opts.cut_streams);
     }
+    let (message, finish) = match call {
+        Some(c) => (json!({"role": "assistant", "content": null, "tool_calls": [c]}), "tool_calls"),
+        None => (json!({"role": "assistant", "content": text}), "stop"),
+    };
     let reply = json!({
         "id": id,
         "object": "chat.completion",
         "created": 0,
         "model": body["model"],
         "system_fingerprint": "compux-simulated",
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": text},
-            "finish_reason": "stop"
-        }],
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
         "usage": usage
     });
     Json(reply).into_response()
@@ -168,7 +172,18 @@ async fn embedding(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Resp
 
 /// The reply as server-sent events, word by word, then (when asked) the usage chunk with
 /// empty `choices`, then `[DONE]`, as OpenAI streams.
-fn stream(id: &str, request: &Value, text: &str, usage: Value, cut: bool) -> Response {
+/// The function a request forces the model to call (`tool_choice` `required`: the first
+/// tool; or one named), if any.
+fn forced_call(body: &Value) -> Option<String> {
+    let name = match &body["tool_choice"] {
+        Value::String(s) if s == "required" => &body["tools"][0]["function"]["name"],
+        Value::Object(o) => &o["function"]["name"],
+        _ => return None,
+    };
+    name.as_str().map(str::to_string)
+}
+
+fn stream(id: &str, request: &Value, text: &str, call: Option<Value>, usage: Value, cut: bool) -> Response {
     let chunk = |choices: Value, usage: Value| {
         let c = json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": request["model"],
                        "system_fingerprint": "compux-simulated", "choices": choices, "usage": usage});
@@ -178,16 +193,39 @@ fn stream(id: &str, request: &Value, text: &str, usage: Value, cut: bool) -> Res
         json!([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}]),
         Value::Null,
     );
-    let words: Vec<&str> = text.split(' ').collect();
-    for (i, word) in words.iter().enumerate() {
-        if cut && i >= words.len().div_ceil(2) {
-            // The connection breaks: no more words, no finish, no usage, no [DONE].
-            return ([("content-type", "text/event-stream")], out).into_response();
+    let finish = match call {
+        Some(c) => {
+            // The call's id and name first, then its arguments in two pieces.
+            let args = c["function"]["arguments"].as_str().unwrap_or("{}").to_string();
+            let start = json!({"index": 0, "id": c["id"], "type": "function", "function": {"name": c["function"]["name"], "arguments": ""}});
+            out += &chunk(
+                json!([{"index": 0, "delta": {"tool_calls": [start]}, "finish_reason": null}]),
+                Value::Null,
+            );
+            let (a, b) = args.split_at(args.len() / 2);
+            for piece in [a, b] {
+                let delta = json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]});
+                out += &chunk(json!([{"index": 0, "delta": delta, "finish_reason": null}]), Value::Null);
+            }
+            "tool_calls"
         }
-        let piece = if i == 0 { word.to_string() } else { format!(" {word}") };
-        out += &chunk(json!([{"index": 0, "delta": {"content": piece}, "finish_reason": null}]), Value::Null);
-    }
-    out += &chunk(json!([{"index": 0, "delta": {}, "finish_reason": "stop"}]), Value::Null);
+        None => {
+            let words: Vec<&str> = text.split(' ').collect();
+            for (i, word) in words.iter().enumerate() {
+                if cut && i >= words.len().div_ceil(2) {
+                    // The connection breaks: no more words, no finish, no usage, no [DONE].
+                    return ([("content-type", "text/event-stream")], out).into_response();
+                }
+                let piece = if i == 0 { word.to_string() } else { format!(" {word}") };
+                out += &chunk(
+                    json!([{"index": 0, "delta": {"content": piece}, "finish_reason": null}]),
+                    Value::Null,
+                );
+            }
+            "stop"
+        }
+    };
+    out += &chunk(json!([{"index": 0, "delta": {}, "finish_reason": finish}]), Value::Null);
     if request["stream_options"]["include_usage"].as_bool() == Some(true) {
         out += &chunk(json!([]), usage);
     }
