@@ -226,8 +226,9 @@ mod tests {
         let provider = Provider {
             name: "sim (SIMULATED)".into(),
             base_url: "http://127.0.0.1:9/v1".into(),
-            kind: Protocol::Anthropic,
+            kind: Protocol::Azure,
             api_key_env: Some("SIM_KEY".into()),
+            api_version: Some("2024-10-21".into()),
             models: vec![
                 model("a"),
                 Model { hour_multipliers_bps: None, provider_price: None, ..model("b") },

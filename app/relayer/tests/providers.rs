@@ -377,3 +377,36 @@ async fn the_anthropic_messages_api_is_served_metered_and_receipted_through_any_
     assert_eq!(res.json::<Value>().await.unwrap()["error"]["type"], "authentication_error");
     assert_eq!(g.meter.balance(ACCOUNT).unsettled, before);
 }
+
+#[tokio::test]
+async fn an_azure_deployment_is_reached_at_its_url_with_its_api_key_and_version() {
+    // This test's own variable: no other test reads it.
+    std::env::set_var("COMPUX_TEST_AZURE_KEY", "azure-secret");
+    let sim = provider("azure", None).await;
+    let mut model = Model::priced(MODEL, 1_000_000, 2_000_000);
+    model.upstream_model = Some("my-gpt-deployment".into());
+    let mut p = Provider::new("azure (simulated)", sim.azure_base_url(), vec![model]);
+    (p.kind, p.api_key_env) = (Protocol::Azure, Some("COMPUX_TEST_AZURE_KEY".into()));
+    let (client, g, _dir) = start(config(vec![p.clone()]), 10_000_000).await;
+    let reply = client.chat().create(ask(50)).await.unwrap();
+    assert_eq!(reply.model, "my-gpt-deployment", "the deployment in the URL served it");
+    assert_eq!(reply.choices[0].message.content.as_deref(), Some("[azure] simulated reply"));
+    let u = reply.usage.unwrap();
+    let expected =
+        (u.prompt_tokens as u64 * 1_000_000 + u.completion_tokens as u64 * 2_000_000).div_ceil(1_000_000);
+    assert_eq!(g.meter.balance(ACCOUNT).unsettled, expected);
+
+    // Without its key Azure refuses (401): the marketplace's credentials failed, not the
+    // caller's key, so the provider is failed over (none left: 502 naming it), uncharged.
+    p.api_key_env = Some("COMPUX_TEST_AZURE_KEY_NEVER_SET".into());
+    let (client, g, _dir) = start(config(vec![p]), 10_000_000).await;
+    let res = post_chat(
+        client.config().api_base(),
+        &json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 502);
+    let e: Value = res.json().await.unwrap();
+    assert!(e["error"]["message"].as_str().unwrap().contains("HTTP 401"), "{e}");
+    assert_eq!((g.meter.balance(ACCOUNT).unsettled, g.meter.balance(ACCOUNT).held), (0, 0));
+}

@@ -17,6 +17,9 @@ pub enum Protocol {
     Anthropic,
     /// Google's Gemini API (`models/{model}:generateContent`, `:streamGenerateContent`).
     Gemini,
+    /// Azure OpenAI: OpenAI's protocol at `{base_url}/deployments/{deployment}/...`, the
+    /// deployment being the model's `upstream_model`, with `api-version` and an `api-key`.
+    Azure,
 }
 
 impl Protocol {
@@ -32,12 +35,15 @@ pub struct Provider {
     /// The protocol's base URL, e.g. `https://api.example.com/v1` or
     /// `https://api.anthropic.com/v1`.
     pub base_url: String,
-    /// `openai` (the default), `anthropic` or `gemini`.
+    /// `openai` (the default), `anthropic`, `gemini` or `azure`.
     #[serde(default, skip_serializing_if = "Protocol::is_default")]
     pub kind: Protocol,
     /// Environment variable holding the provider's API key, if it needs one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
+    /// Azure's `api-version` (default `2024-10-21`, its GA version when this was written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
     pub models: Vec<Model>,
 }
 
@@ -70,6 +76,7 @@ impl Provider {
             base_url: base_url.into(),
             kind: Protocol::OpenAi,
             api_key_env: None,
+            api_version: None,
             models,
         }
     }

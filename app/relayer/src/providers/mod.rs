@@ -101,6 +101,7 @@ pub fn adapter(kind: Protocol) -> &'static dyn Adapter {
         Protocol::OpenAi => &openai::OpenAi,
         Protocol::Anthropic => &anthropic::Anthropic,
         Protocol::Gemini => &gemini::Gemini,
+        Protocol::Azure => &openai::Azure,
     }
 }
 
@@ -116,7 +117,8 @@ pub enum Attempt {
         status: StatusCode,
         body: Bytes,
     },
-    /// Connect error, timeout or 5xx before any of the reply: try the next provider.
+    /// Connect error, timeout, 5xx, or the provider refusing our credentials (401, 403),
+    /// before any of the reply: try the next provider.
     Failed(Failure),
 }
 
@@ -173,7 +175,9 @@ pub async fn call(http: &reqwest::Client, p: &Provider, call: &Call<'_>) -> Atte
         Err(e) => return Attempt::Failed(Failure::Connect(e.to_string())),
     };
     let status = res.status();
-    if status.is_server_error() {
+    // A provider refusing the marketplace's own credentials (401, 403) is the provider's
+    // failure, not the caller's: fail over, and never tell the caller its key is wrong.
+    if status.is_server_error() || status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
         return Attempt::Failed(Failure::Status(status));
     }
     if call.stream && status.is_success() {

@@ -1,7 +1,8 @@
 //! A SIMULATED provider, for the local demo and the tests (this machine has no internet).
 //! It answers OpenAI's `/v1/chat/completions` (plain and streamed), `/v1/completions` and
 //! `/v1/embeddings`, Anthropic's `/v1/messages` (`anthropic.rs`) and Gemini's
-//! `/v1beta/models/{model}:generateContent` (`gemini.rs`), with canned replies
+//! `/v1beta/models/{model}:generateContent` (`gemini.rs`) and Azure OpenAI's deployment
+//! route, with canned replies
 //! whose token counts follow the request, and can be told to fail. Every reply says it is
 //! simulated.
 
@@ -55,6 +56,11 @@ impl SimHandle {
 
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
+    }
+
+    /// The base URL of its Azure OpenAI API (`/openai`, as Azure's).
+    pub fn azure_base_url(&self) -> String {
+        format!("http://{}/openai", self.addr)
     }
 
     /// The base URL of its Gemini API (`/v1beta`, as Google's).
@@ -172,6 +178,27 @@ async fn embedding(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Resp
 
 /// The reply as server-sent events, word by word, then (when asked) the usage chunk with
 /// empty `choices`, then `[DONE]`, as OpenAI streams.
+/// Azure OpenAI's chat route (SIMULATED): an `api-version` query and an `api-key` header
+/// are required, as Azure's reference has them; the deployment names the model.
+async fn azure_chat(
+    State(sim): State<Arc<Sim>>,
+    axum::extract::Path(deployment): axum::extract::Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: axum::http::HeaderMap,
+    Json(mut body): Json<Value>,
+) -> Response {
+    if !query.unwrap_or_default().split('&').any(|q| q.starts_with("api-version=") && q.len() > 12) {
+        let err = json!({"error": {"code": "404", "message": "Resource not found"}});
+        return (StatusCode::NOT_FOUND, Json(err)).into_response();
+    }
+    if headers.get("api-key").is_none_or(|k| k.is_empty()) {
+        let err = json!({"error": {"code": "401", "message": "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource."}});
+        return (StatusCode::UNAUTHORIZED, Json(err)).into_response();
+    }
+    body["model"] = Value::String(deployment);
+    chat(State(sim), Json(body)).await
+}
+
 /// The function a request forces the model to call (`tool_choice` `required`: the first
 /// tool; or one named), if any.
 fn forced_call(body: &Value) -> Option<String> {
@@ -242,6 +269,7 @@ pub async fn spawn(opts: SimOptions, addr: SocketAddr) -> std::io::Result<SimHan
         .route("/v1/embeddings", post(embedding))
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1beta/models/{action}", post(gemini::generate))
+        .route("/openai/deployments/{deployment}/chat/completions", post(azure_chat))
         .with_state(sim.clone());
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
