@@ -50,6 +50,22 @@ impl Tokens {
     }
 }
 
+impl Tokens {
+    /// The tokens in an OpenAI `usage` object: `prompt_tokens` (cache reads in
+    /// `prompt_tokens_details.cached_tokens`, writes in `cache_write_tokens`, as OpenRouter
+    /// reports them) and `completion_tokens` (embeddings report none).
+    pub fn of_usage(u: &serde_json::Value) -> Option<Tokens> {
+        let input = u["prompt_tokens"].as_u64()?;
+        let output = match &u["completion_tokens"] {
+            serde_json::Value::Null if u["total_tokens"].as_u64() == Some(input) => 0,
+            n => n.as_u64()?,
+        };
+        let details = &u["prompt_tokens_details"];
+        let n = |k: &str| details[k].as_u64().unwrap_or(0);
+        Some(Tokens { input, output, cached: n("cached_tokens"), cache_write: n("cache_write_tokens") })
+    }
+}
+
 const PER: u128 = 1_000_000;
 
 /// The exact cost of `input` and `output` tokens at the input price, rounded up to a base

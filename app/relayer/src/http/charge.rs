@@ -70,17 +70,7 @@ impl Served {
     }
 }
 
-/// The tokens in a reply's or chunk's `usage`: `prompt_tokens` (cache reads in
-/// `prompt_tokens_details.cached_tokens`, writes in `cache_write_tokens`, as OpenRouter
-/// reports them) and `completion_tokens` (embeddings report none).
+/// The tokens in a reply's or chunk's `usage`.
 pub(crate) fn usage_of(v: &Value) -> Option<Tokens> {
-    let u = &v["usage"];
-    let input = u["prompt_tokens"].as_u64()?;
-    let output = match &u["completion_tokens"] {
-        Value::Null if u["total_tokens"].as_u64() == Some(input) => 0,
-        n => n.as_u64()?,
-    };
-    let details = &u["prompt_tokens_details"];
-    let n = |k: &str| details[k].as_u64().unwrap_or(0);
-    Some(Tokens { input, output, cached: n("cached_tokens"), cache_write: n("cache_write_tokens") })
+    Tokens::of_usage(&v["usage"])
 }

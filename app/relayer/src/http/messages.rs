@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 
 use crate::error::ApiError;
+use crate::providers::{sse_data, sse_event_end};
 
 /// The largest reply body translated back (a chat completion is far smaller).
 const MAX_REPLY_BYTES: usize = 64 << 20;
@@ -371,12 +372,9 @@ fn events(body: Body) -> impl futures_util::Stream<Item = Result<Bytes, Infallib
         let mut buf: Vec<u8> = Vec::new();
         while let Some(Ok(piece)) = upstream.next().await {
             buf.extend_from_slice(&piece);
-            while let Some(end) = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2) {
+            while let Some(end) = sse_event_end(&buf) {
                 let raw: Vec<u8> = buf.drain(..end).collect();
-                let text = String::from_utf8_lossy(&raw);
-                let data: String =
-                    text.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim).collect();
-                for e in state.on(&data) {
+                for e in state.on(&sse_data(&raw)) {
                     let _ = tx.send(Bytes::from(e)).await;
                 }
             }

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use crate::domain::meter::Hold;
 use crate::domain::pricing::Tokens;
 use crate::http::charge::{usage_of, Served};
-use crate::providers::Stream;
+use crate::providers::{sse_data, sse_event_end, Stream};
 use crate::store::ledger::Ledger;
 
 enum Event {
@@ -34,8 +34,7 @@ enum Event {
 }
 
 fn classify(event: &[u8]) -> Event {
-    let text = String::from_utf8_lossy(event);
-    let data: String = text.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim).collect();
+    let data = sse_data(event);
     if data == "[DONE]" {
         return Event::Done;
     }
@@ -69,24 +68,13 @@ fn delivered_usage(reported: Option<Tokens>, prompt_bound: u64, delivered: usize
 
 /// The usage chunk with `usage.cost`: the credits (base units) the request was charged.
 fn with_cost(event: &[u8], charged: u64) -> Option<Bytes> {
-    let text = String::from_utf8_lossy(event);
-    let data: String = text.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim).collect();
+    let data = sse_data(event);
     let mut v: Value = serde_json::from_str(&data).ok()?;
     v["usage"]["cost"] = Value::from(charged);
     Some(Bytes::from(format!("data: {v}\n\n")))
 }
 
 const INTERRUPTED: &str = r#"{"error": {"message": "The provider's stream ended before it finished; you were charged only for what was delivered.", "type": "upstream_error", "param": null, "code": "stream_interrupted"}}"#;
-
-/// Where the first complete event ends: events end with a blank line, `\n\n` or
-/// `\r\n\r\n` (Google's streams use the latter).
-fn find_event_end(buf: &[u8]) -> Option<usize> {
-    (0..buf.len()).find_map(|i| match &buf[i..] {
-        [b'\n', b'\n', ..] => Some(i + 2),
-        [b'\r', b'\n', b'\r', b'\n', ..] => Some(i + 4),
-        _ => None,
-    })
-}
 
 /// Streams `upstream` to the caller and settles the request when it ends.
 pub(crate) fn relay(
@@ -115,7 +103,7 @@ pub(crate) fn relay(
         while let Some(piece) = body.next().await {
             let Ok(piece) = piece else { break };
             buf.extend_from_slice(&piece);
-            while let Some(end) = find_event_end(&buf) {
+            while let Some(end) = sse_event_end(&buf) {
                 let upstream_event: Vec<u8> = buf.drain(..end).collect();
                 for event in translator.event(&upstream_event) {
                     match classify(&event) {

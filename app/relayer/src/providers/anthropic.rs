@@ -14,8 +14,8 @@ use axum::body::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::{
-    api_key, chunk, completion, data_url, error_body, openai_error, push_turn, sse, sse_data, stop_sequences,
-    stream_end, text_of, url, Adapter, Call, Endpoint, StreamTranslator,
+    chunk, completion, data_url, error_body, openai_error, push_turn, sse, sse_data, stop_sequences,
+    stream_end, text_of, url, with_key, Adapter, Call, Endpoint, StreamTranslator,
 };
 use crate::clock::now_ms;
 use crate::domain::catalog::Provider;
@@ -38,11 +38,8 @@ impl Adapter for Anthropic {
         call: &Call,
     ) -> Result<reqwest::RequestBuilder, String> {
         let body = messages_request(call)?;
-        let mut req = http.post(url(p, "messages")).header("anthropic-version", VERSION).json(&body);
-        if let Some(key) = api_key(p) {
-            req = req.header("x-api-key", key);
-        }
-        Ok(req)
+        let req = http.post(url(p, "messages")).header("anthropic-version", VERSION).json(&body);
+        Ok(with_key(req, p, "x-api-key"))
     }
 
     fn reply(&self, v: Value) -> Result<Value, String> {
@@ -326,16 +323,7 @@ impl StreamTranslator for Stream {
     }
 
     fn usage_so_far(&self) -> Option<Tokens> {
-        let u = usage(&self.usage);
-        let n = |v: &Value| v.as_u64().unwrap_or(0);
-        let details = &u["prompt_tokens_details"];
-        let t = Tokens {
-            input: n(&u["prompt_tokens"]),
-            output: n(&u["completion_tokens"]),
-            cached: n(&details["cached_tokens"]),
-            cache_write: n(&details["cache_write_tokens"]),
-        };
-        (!self.id.is_empty()).then_some(t)
+        Tokens::of_usage(&usage(&self.usage)).filter(|_| !self.id.is_empty())
     }
 }
 

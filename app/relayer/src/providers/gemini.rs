@@ -15,8 +15,8 @@ use axum::body::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::{
-    api_key, chunk, completion, data_url, error_body, openai_error, push_turn, sse_data, stop_sequences,
-    stream_end, text_of, url, Adapter, Call, Endpoint, StreamTranslator,
+    chunk, completion, data_url, error_body, openai_error, push_turn, sse_data, stop_sequences, stream_end,
+    text_of, url, with_key, Adapter, Call, Endpoint, StreamTranslator,
 };
 use crate::clock::now_ms;
 use crate::domain::catalog::Provider;
@@ -40,11 +40,7 @@ impl Adapter for Gemini {
             true => format!("models/{}:streamGenerateContent?alt=sse", call.model),
             false => format!("models/{}:generateContent", call.model),
         };
-        let mut req = http.post(url(p, &path)).json(&body);
-        if let Some(key) = api_key(p) {
-            req = req.header("x-goog-api-key", key);
-        }
-        Ok(req)
+        Ok(with_key(http.post(url(p, &path)).json(&body), p, "x-goog-api-key"))
     }
 
     fn reply(&self, v: Value) -> Result<Value, String> {
@@ -292,15 +288,7 @@ impl StreamTranslator for Stream {
     }
 
     fn usage_so_far(&self) -> Option<Tokens> {
-        let u = usage(&self.usage);
-        let n = |v: &Value| v.as_u64().unwrap_or(0);
-        let t = Tokens {
-            input: n(&u["prompt_tokens"]),
-            output: n(&u["completion_tokens"]),
-            cached: n(&u["prompt_tokens_details"]["cached_tokens"]),
-            cache_write: 0,
-        };
-        (!self.usage.is_null()).then_some(t)
+        Tokens::of_usage(&usage(&self.usage)).filter(|_| !self.usage.is_null())
     }
 }
 

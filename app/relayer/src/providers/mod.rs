@@ -98,10 +98,10 @@ pub trait Adapter: Sync {
 /// The adapter for a provider's protocol.
 pub fn adapter(kind: Protocol) -> &'static dyn Adapter {
     match kind {
-        Protocol::OpenAi => &openai::OpenAi,
+        Protocol::OpenAi => &openai::OpenAi::Compatible,
         Protocol::Anthropic => &anthropic::Anthropic,
         Protocol::Gemini => &gemini::Gemini,
-        Protocol::Azure => &openai::Azure,
+        Protocol::Azure => &openai::OpenAi::Azure,
     }
 }
 
@@ -210,6 +210,14 @@ fn api_key(p: &Provider) -> Option<String> {
     p.api_key_env.as_deref().and_then(|var| std::env::var(var).ok())
 }
 
+/// `req` with the provider's API key, if it has one, in header `name`.
+fn with_key(req: reqwest::RequestBuilder, p: &Provider, name: &str) -> reqwest::RequestBuilder {
+    match api_key(p) {
+        Some(key) => req.header(name, key),
+        None => req,
+    }
+}
+
 /// `base_url` joined with `path`.
 fn url(p: &Provider, path: &str) -> String {
     format!("{}/{}", p.base_url.trim_end_matches('/'), path)
@@ -220,8 +228,18 @@ fn sse(v: &Value) -> Vec<u8> {
     format!("data: {v}\n\n").into_bytes()
 }
 
+/// Where the first complete server-sent event in `buf` ends: events end with a blank line,
+/// `\n\n` or `\r\n\r\n` (Google's streams use the latter).
+pub(crate) fn sse_event_end(buf: &[u8]) -> Option<usize> {
+    (0..buf.len()).find_map(|i| match &buf[i..] {
+        [b'\n', b'\n', ..] => Some(i + 2),
+        [b'\r', b'\n', b'\r', b'\n', ..] => Some(i + 4),
+        _ => None,
+    })
+}
+
 /// The data of one server-sent event (its `data:` lines joined).
-fn sse_data(event: &[u8]) -> String {
+pub(crate) fn sse_data(event: &[u8]) -> String {
     let text = String::from_utf8_lossy(event);
     text.lines().filter_map(|l| l.strip_prefix("data:")).map(str::trim).collect()
 }
