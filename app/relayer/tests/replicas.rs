@@ -140,6 +140,14 @@ async fn keys_challenges_and_rate_limits_hold_across_three_replicas() {
     })
     .await;
     eprintln!("a key created on one replica served by another after {took:?}");
+    // ... and on replica 0 too (asked with an unmetered call, so the limit below stays whole),
+    // before the three share the limit: a replica that has not seen the key yet would refuse
+    // it with 401.
+    let knows = |base: String, key: String| async move {
+        let res = reqwest::Client::new().get(format!("{base}/usage")).bearer_auth(key).send().await.unwrap();
+        res.status().as_u16() == 200
+    };
+    within(Duration::from_secs(1), || knows(r[0].base.clone(), key.clone())).await;
 
     // Five requests a minute in total, whichever replicas serve them: one was served above;
     // 30 concurrent requests over the three let exactly four more through.
