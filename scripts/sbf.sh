@@ -2,7 +2,8 @@
 # Builds programs/compux to an SBPF v3 ELF, target/deploy/compux.so, from the package
 # registries alone (the Solana platform tools cannot be downloaded here).
 #
-#   bash scripts/sbf.sh            set the toolchain up if missing, then build
+#   bash scripts/sbf.sh            set the toolchain up if missing, then build the ELF and
+#                                  the VM that runs it (target/deploy/compux-svm)
 #   bash scripts/sbf.sh --setup    only set the toolchain up
 #
 # The toolchain lives outside the clone, in $COMPUX_SBF_HOME (default ~/.cache/compux-sbf),
@@ -165,9 +166,24 @@ TOML
     say "target/deploy/compux.so: $(stat -c %s target/deploy/compux.so) bytes in $((SECONDS - started)) s"
 }
 
+# The VM the test suite and the localnet run the ELF in: LiteSVM 0.17 (agave 4.3's SBPF v3),
+# its own workspace (tools/svm/Cargo.toml says why), built with the host's cargo into the
+# persistent target dir. Its agave crates declare Rust 1.97.1; they build with 1.95.
+build_vm() {
+    local started=$SECONDS target="${CARGO_TARGET_DIR:-$HOME/.cache/compux-target}"
+    say "building the VM that runs it, tools/svm (LiteSVM; about 4 minutes the first time)"
+    CARGO_TARGET_DIR="$target" cargo build -q --release --locked --ignore-rust-version \
+        --manifest-path tools/svm/Cargo.toml \
+        || fail "tools/svm (LiteSVM) did not build (above)" \
+            "if a pinned crate is no longer served, change the pins in tools/svm/Cargo.toml together (LiteSVM and the agave version it was released with)"
+    mkdir -p target/deploy
+    cp "$target/release/compux-svm" target/deploy/compux-svm
+    say "target/deploy/compux-svm ready in $((SECONDS - started)) s"
+}
+
 case "${1:-}" in
     --setup) setup ;;
-    "") setup && build ;;
+    "") setup && build && build_vm ;;
     -h | --help) sed -n '2,20p' "$0" ;;
     *) fail "unknown argument $1" "see bash scripts/sbf.sh --help" ;;
 esac

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command (README): formatting, lints, IDL freshness, every test natively,
-# the program built to SBF and every integration case replayed on that ELF in a metered VM
+# the program built to SBF and the whole integration suite again on that ELF in a metered VM
 # with its compute units held, and the mutation check (COMPUX_SKIP_MUTANTS=1 skips it).
 # Builds go to a persistent target dir outside the clone (a cold build takes ~7 minutes).
 set -euo pipefail
@@ -15,6 +15,7 @@ step() {
 
 step "cargo fmt --check"
 cargo fmt --all --check
+cargo fmt --check --manifest-path tools/svm/Cargo.toml
 
 step "cargo clippy --all-targets (warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
@@ -22,32 +23,21 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "idl/compux.json is fresh"
 cargo run -q -p compux-idl -- --check
 
-step "cargo test (program math + property tests, then the solana-program-test suite)"
-# The integration cases record their transactions for the replay on the SBF ELF below.
-transcripts=$(mktemp -d)
-mkdir -p "$transcripts/cases"
-COMPUX_TRANSCRIPT_DIR="$transcripts/cases" COMPUX_CU_TRANSCRIPT="$transcripts/compute-units.jsonl" \
-    cargo test --workspace
+step "cargo test (program math + property tests, then the integration suite, the program native)"
+cargo test --workspace
 
 step "the program built to SBF: target/deploy/compux.so (scripts/sbf.sh; toolchain cached in \${COMPUX_SBF_HOME:-~/.cache/compux-sbf})"
 bash scripts/sbf.sh
 
-step "every integration case replayed on the SBF ELF in a metered VM (LiteSVM); compute units within budget"
-if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
-    # npm install, not ci: the lock records only this platform's LiteSVM binary.
-    (cd tools/cu-replay && npm install --no-audit --no-fund --loglevel=error)
-    node tools/cu-replay/replay.mjs target/deploy/compux.so "$transcripts/cases"
-    node tools/cu-replay/replay.mjs target/deploy/compux.so "$transcripts/compute-units.jsonl" --budgets
-else
-    echo "node and npm are missing: .ci/run installs them; skipped here" >&2
-fi
-rm -rf "$transcripts"
+step "the integration suite again, the program as its SBF ELF in a metered VM (LiteSVM); compute units within budget"
+COMPUX_PROGRAM_SO="$PWD/target/deploy/compux.so" cargo test -p compux-tests -- --nocapture compute_units
+COMPUX_PROGRAM_SO="$PWD/target/deploy/compux.so" cargo test -p compux-tests -- --skip compute_units
 
 step "the relayer's tests again on PostgreSQL (the same tests, a fresh database each)"
 pg_url="${COMPUX_TEST_POSTGRES_URL:-$(bash scripts/postgres.sh | tail -1)}"
 COMPUX_TEST_LEDGER=postgres COMPUX_TEST_POSTGRES_URL="$pg_url" cargo test -p compux-relayer
 
-step "@solana/web3.js, Anchor's TypeScript client and the official OpenAI (Node, Python) and Anthropic (Python) clients against \`compux up\`"
+step "@solana/web3.js, Anchor's TypeScript client and the official OpenAI (Node, Python) and Anthropic (Python) clients against \`compux up\` (the program as its ELF)"
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
     (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
     cargo build -q -p compux-cli
@@ -62,6 +52,8 @@ if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
         sleep 0.5
     done
     read -r url market relayer key < <(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["rpc_url"], s["market"], s["relayer_url"], s["api_key"])' "$scratch/up.json")
+    # Built, the ELF is what `compux up` runs.
+    grep -q '"program":"SBF ELF' "$scratch/up.json" || { echo "compux up did not run the SBF ELF:" >&2; cat "$scratch/up.json" >&2; exit 1; }
     node tests/node/localnet_check.mjs "$url" "$market"
     node tests/node/openai_check.mjs "$relayer" "$key"
     # The official Python clients, pinned, in a virtual environment kept outside the clone.

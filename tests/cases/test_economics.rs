@@ -425,7 +425,7 @@ async fn lamports_sent_to_a_future_address_cannot_block_its_creation() {
     let user = User { credit: c, ..user };
     let f: FacilityKeys = env.next_facility(&user).await;
     #[allow(deprecated)] // the harness payer, as env.rs uses it
-    let griefer = env.ctx.payer.insecure_clone();
+    let griefer = env.bank.payer().insecure_clone();
     for address in [c.address, c.vault, c.reservation(0), f.address, f.quote_vault, f.escrow] {
         let ixn = system_instruction::transfer(&griefer.pubkey(), &address, 1_000_000);
         assert_ok(env.send(&[ixn], &[]).await);

@@ -166,7 +166,7 @@ async fn buy_rejects_forged_and_mismatched_accounts() {
     // An exact copy of alice's credit account, program-owned, at an address that is not its PDA.
     let real = env.account(&alice.credit.address).await.unwrap();
     let forged = Pubkey::new_unique();
-    env.set_account(&forged, real.clone());
+    env.set_account(&forged, real.clone()).await;
     let mut ixn = buy(&alice);
     ixn.accounts[2].pubkey = forged;
     assert_anchor_err(env.send(&[ixn], &[&alice.kp]).await, ErrorCode::ConstraintSeeds);
@@ -198,7 +198,7 @@ async fn buy_rejects_forged_and_mismatched_accounts() {
     // The real credit account, but owned by another program (same bytes).
     let mut hijacked = real;
     hijacked.owner = anchor_spl::token::ID;
-    env.set_account(&alice.credit.address, hijacked);
+    env.set_account(&alice.credit.address, hijacked).await;
     assert_anchor_err(env.send(&[buy(&alice)], &[&alice.kp]).await, ErrorCode::AccountOwnedByWrongProgram);
 
     assert_eq!(env.balance(&m.treasury).await, 0, "no attack moved quote");

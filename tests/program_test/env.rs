@@ -1,7 +1,3 @@
-// solana-program-test 3.1 marks ProgramTestContext as the "Agave Unstable API"; this harness
-// module is the one place in the tests that touches it.
-#![allow(deprecated)]
-
 use anchor_lang::prelude::{Clock, Pubkey};
 use anchor_lang::solana_program::program_pack::Pack;
 use anchor_lang::solana_program::system_instruction;
@@ -11,7 +7,6 @@ use compux_sdk::audit::{self, CreditAccountSnapshot, FacilitySnapshot, Report, S
 use compux_sdk::state::FacilityTerms;
 use compux_sdk::state::{CreditAccount, Market};
 use compux_sdk::{ix, pda::CreditAccountKeys, FacilityKeys, MarketKeys};
-use solana_program_test::ProgramTestContext;
 use solana_sdk::account::Account as SolanaAccount;
 use solana_sdk::instruction::Instruction;
 use solana_sdk::signature::{Keypair, Signer};
@@ -42,7 +37,8 @@ impl User {
 }
 
 pub struct TestEnv {
-    pub ctx: ProgramTestContext,
+    /// The program natively, or its SBF ELF when `COMPUX_PROGRAM_SO` names one.
+    pub bank: compux_native::Bank,
     pub admin: Keypair,
     pub relayer: Keypair,
     pub quote_authority: Keypair,
@@ -54,64 +50,8 @@ pub struct TestEnv {
     tracked_accounts: Vec<(Pubkey, CreditAccountKeys)>,
     tracked_facilities: Vec<FacilityKeys>,
     nonce: u32,
-    /// Compute units the last transaction consumed (its compute-budget instruction included).
+    /// Compute units the last transaction consumed (its compute-budget instructions included).
     pub last_compute_units: u64,
-    /// Every transaction sent and clock move, in order: a run replayable in another VM.
-    pub transcript: Vec<Step>,
-}
-
-/// One entry of [`TestEnv::transcript`].
-#[derive(Clone, Debug)]
-pub enum Step {
-    /// A signed transaction, as sent (bincode wire format), and whether it succeeded here
-    /// (with its custom error code if it failed with one).
-    Transaction { wire: Vec<u8>, ok: bool, custom_error: Option<u32> },
-    /// The chain clock set to this unix timestamp.
-    Clock(i64),
-    /// An account overwritten by the test (a forged account).
-    Account { address: Pubkey, account: SolanaAccount },
-}
-
-/// Set to a directory, every test writes its transcript there when it ends
-/// (`tools/cu-replay` replays them all on the SBF ELF).
-pub const TRANSCRIPT_DIR_ENV: &str = "COMPUX_TRANSCRIPT_DIR";
-
-impl Drop for TestEnv {
-    fn drop(&mut self) {
-        let Some(dir) = std::env::var_os(TRANSCRIPT_DIR_ENV) else { return };
-        if std::thread::panicking() {
-            return;
-        }
-        let name = std::thread::current().name().unwrap_or("unnamed").replace("::", ".");
-        let path = std::path::Path::new(&dir).join(format!("{name}.{}.jsonl", self.market.market));
-        std::fs::write(&path, transcript_json(&self.transcript, &[])).expect("write the transcript");
-    }
-}
-
-/// The transcript as JSON lines; `labels` names transactions by transcript index.
-pub fn transcript_json(steps: &[Step], labels: &[(usize, String)]) -> String {
-    use base64::Engine;
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    let mut out = String::new();
-    for (i, step) in steps.iter().enumerate() {
-        let line = match step {
-            Step::Clock(t) => serde_json::json!({ "clock": t }),
-            Step::Transaction { wire, ok, custom_error } => {
-                let label = labels.iter().find(|(k, _)| *k == i).map(|(_, l)| l.clone());
-                serde_json::json!({ "tx": b64(wire), "ok": ok, "custom_error": custom_error, "label": label })
-            }
-            Step::Account { address, account } => serde_json::json!({
-                "account": address.to_string(),
-                "lamports": account.lamports,
-                "owner": account.owner.to_string(),
-                "executable": account.executable,
-                "data": b64(&account.data),
-            }),
-        };
-        out.push_str(&line.to_string());
-        out.push('\n');
-    }
-    out
 }
 
 impl TestEnv {
@@ -148,10 +88,10 @@ impl TestEnv {
             // The runtime logs every instruction at DEBUG; keep failures readable.
             unsafe { std::env::set_var("RUST_LOG", "error") };
         }
-        let ctx = compux_native::start(compux_native::program_test()).await;
-        let genesis_clock = ctx.banks_client.get_sysvar::<Clock>().await.unwrap().unix_timestamp;
+        let runtime = compux_native::Runtime::from_env();
+        let bank = compux_native::Bank::start(&runtime, &[]).await.unwrap_or_else(|e| panic!("{e}"));
         let mut env = Self {
-            ctx,
+            bank,
             admin: Keypair::new(),
             relayer: Keypair::new(),
             quote_authority: Keypair::new(),
@@ -162,8 +102,6 @@ impl TestEnv {
             tracked_facilities: Vec::new(),
             nonce: 0,
             last_compute_units: 0,
-            // Replays start from this bank's clock, not another VM's.
-            transcript: vec![Step::Clock(genesis_clock)],
         };
         env.fund(&env.admin.pubkey(), 10_000_000_000).await;
         env.fund(&env.relayer.pubkey(), 1_000_000_000).await;
@@ -182,28 +120,19 @@ impl TestEnv {
     // ---- transactions ----
 
     /// Sends `ixs` signed by the payer and `signers`, with the compute-unit limit the SDK
-    /// sets (the replay on the ELF then fails any transaction that needs more). A priority
-    /// fee that changes each time keeps identical transactions from being deduplicated.
+    /// sets (on the ELF, the VM fails any transaction that needs more). A priority fee that
+    /// changes each time keeps identical transactions from being deduplicated.
     pub async fn send(&mut self, ixs: &[Instruction], signers: &[&Keypair]) -> TxResult {
         self.nonce += 1;
         let all = compux_sdk::compute::with_budget(ixs, self.nonce as u64);
-        let payer = self.ctx.payer.insecure_clone();
+        let payer = self.bank.payer().insecure_clone();
         let mut keys: Vec<&Keypair> = vec![&payer];
         keys.extend(signers.iter().copied().filter(|k| k.pubkey() != payer.pubkey()));
-        let tx =
-            Transaction::new_signed_with_payer(&all, Some(&payer.pubkey()), &keys, self.ctx.last_blockhash);
-        let wire = bincode::serialize(&tx).expect("transaction encodes");
-        let out = self.ctx.banks_client.process_transaction_with_metadata(tx).await.expect("banks transport");
-        let custom_error = match &out.result {
-            Err(TransactionError::InstructionError(
-                _,
-                solana_sdk::instruction::InstructionError::Custom(c),
-            )) => Some(*c),
-            _ => None,
-        };
-        self.transcript.push(Step::Transaction { wire, ok: out.result.is_ok(), custom_error });
-        self.last_compute_units = out.metadata.as_ref().map_or(0, |m| m.compute_units_consumed);
-        let logs = out.metadata.map(|m| m.log_messages).unwrap_or_default();
+        let (blockhash, _) = self.bank.latest_blockhash().await.expect("blockhash");
+        let tx = Transaction::new_signed_with_payer(&all, Some(&payer.pubkey()), &keys, blockhash);
+        let out = self.bank.process(tx.into()).await.expect("bank");
+        self.last_compute_units = out.compute_units;
+        let logs = out.logs;
         match out.result {
             Ok(()) => {
                 // Every state a test reaches must pass the auditor's invariant checker.
@@ -221,7 +150,7 @@ impl TestEnv {
     }
 
     pub async fn fund(&mut self, to: &Pubkey, lamports: u64) {
-        let payer = self.ctx.payer.pubkey();
+        let payer = self.bank.payer().pubkey();
         self.send(&[system_instruction::transfer(&payer, to, lamports)], &[]).await.expect("fund");
     }
 
@@ -230,7 +159,7 @@ impl TestEnv {
     pub async fn create_mint(&mut self, decimals: u8) -> Pubkey {
         let mint = Keypair::new();
         let rent = self.rent(spl_token::state::Mint::LEN).await;
-        let payer = self.ctx.payer.pubkey();
+        let payer = self.bank.payer().pubkey();
         let ixs = [
             system_instruction::create_account(
                 &payer,
@@ -255,7 +184,7 @@ impl TestEnv {
     pub async fn create_token_account(&mut self, mint: &Pubkey, owner: &Pubkey) -> Pubkey {
         let account = Keypair::new();
         let rent = self.rent(spl_token::state::Account::LEN).await;
-        let payer = self.ctx.payer.pubkey();
+        let payer = self.bank.payer().pubkey();
         let ixs = [
             system_instruction::create_account(
                 &payer,
@@ -308,7 +237,7 @@ impl TestEnv {
     // ---- reads ----
 
     pub async fn account(&mut self, address: &Pubkey) -> Option<SolanaAccount> {
-        self.ctx.banks_client.get_account(*address).await.expect("get_account")
+        self.bank.account(address).await.expect("get_account")
     }
 
     pub async fn state<T: AccountDeserialize>(&mut self, address: &Pubkey) -> T {
@@ -332,7 +261,7 @@ impl TestEnv {
     }
 
     pub async fn rent(&mut self, len: usize) -> u64 {
-        self.ctx.banks_client.get_rent().await.unwrap().minimum_balance(len)
+        self.bank.minimum_balance(len).await.expect("rent")
     }
 
     /// DESIGN §4's first invariant: the credit mint's supply equals the sum of every credit
@@ -389,7 +318,7 @@ impl TestEnv {
             facilities.push(FacilitySnapshot { address: f.address, facility, escrow_balance, escrow_frozen });
         }
         Some(Snapshot {
-            now: self.ctx.banks_client.get_sysvar::<Clock>().await.unwrap().unix_timestamp,
+            now: self.bank.clock().await.expect("clock").unix_timestamp,
             market_address: m.market,
             credit_mint_supply: self.mint(&m.credit_mint).await.supply,
             recovery_reserve_balance: self.balance(&m.recovery_reserve).await,
@@ -463,10 +392,9 @@ impl TestEnv {
 
     /// Moves the chain clock (the program reads `Clock::get()`).
     pub async fn set_time(&mut self, unix_timestamp: i64) {
-        self.transcript.push(Step::Clock(unix_timestamp));
-        let mut clock: Clock = self.ctx.banks_client.get_sysvar().await.unwrap();
+        let mut clock: Clock = self.bank.clock().await.expect("clock");
         clock.unix_timestamp = unix_timestamp;
-        self.ctx.set_sysvar(&clock);
+        self.bank.set_clock(&clock).await.expect("set the clock");
     }
 
     /// A program-owned copy of the account at `original`, edited by `edit`, at a fresh
@@ -484,7 +412,7 @@ impl TestEnv {
         data.resize(account.data.len(), 0);
         account.data = data;
         let address = Pubkey::new_unique();
-        self.set_account(&address, account);
+        self.set_account(&address, account).await;
         address
     }
 
@@ -494,8 +422,7 @@ impl TestEnv {
     }
 
     /// Overwrites an account: how the tests forge accounts of the right shape.
-    pub fn set_account(&mut self, address: &Pubkey, account: SolanaAccount) {
-        self.transcript.push(Step::Account { address: *address, account: account.clone() });
-        self.ctx.set_account(address, &account.into());
+    pub async fn set_account(&mut self, address: &Pubkey, account: SolanaAccount) {
+        self.bank.set_account(address, &account).await.expect("set_account");
     }
 }

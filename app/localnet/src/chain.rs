@@ -1,10 +1,7 @@
-//! The chain behind the RPC: a solana-program-test bank running `compux` natively with the
-//! real SPL programs, plus what a validator keeps that the bank does not expose: an account
-//! index (for getProgramAccounts), transaction statuses and logs, and a feed of committed
-//! transactions for PubSub.
-
-// solana-program-test 3.1 marks ProgramTestContext as the "Agave Unstable API".
-#![allow(deprecated)]
+//! The chain behind the RPC: a bank running `compux` (its SBF ELF in the metered VM, or
+//! natively) with the real SPL programs, plus what a validator keeps that the bank does not
+//! expose: an account index (for getProgramAccounts), transaction statuses and logs, and a
+//! feed of committed transactions for PubSub.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,14 +9,13 @@ use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Result};
-use solana_program_test::{BanksClient, ProgramTestContext};
-use solana_rpc_client_api::config::CommitmentLevel;
+use compux_native::Bank;
 use solana_sdk::account::Account;
 use solana_sdk::clock::Clock;
 use solana_sdk::hash::Hash;
-use solana_sdk::message::{Message, VersionedMessage};
+use solana_sdk::message::Message;
 use solana_sdk::pubkey::Pubkey;
-use solana_sdk::signature::{Keypair, Signature, Signer};
+use solana_sdk::signature::{Signature, Signer};
 use solana_sdk::transaction::{Transaction, TransactionError, VersionedTransaction};
 use solana_system_interface::instruction as system_instruction;
 use tokio::sync::{broadcast, Mutex};
@@ -64,17 +60,13 @@ pub struct Simulated {
 }
 
 struct Writer {
-    ctx: ProgramTestContext,
     ledger: Option<Ledger>,
     clock_offset: i64,
 }
 
 pub struct Chain {
     writer: Mutex<Writer>,
-    banks: BanksClient,
-    faucet: Keypair,
-    genesis_hash: Hash,
-    slots_per_epoch: u64,
+    bank: Bank,
     index: RwLock<HashMap<Pubkey, Account>>,
     txs: RwLock<HashMap<Signature, Arc<TxRecord>>>,
     events: broadcast::Sender<ChainEvent>,
@@ -98,22 +90,12 @@ impl Chain {
             }
             None => (None, Default::default()),
         };
-        let mut pt = compux_native::program_test_with(program);
-        for (key, account) in &restored.accounts {
-            pt.add_account(*key, account.clone());
-        }
-        let ctx = compux_native::start(pt).await;
-        let banks = ctx.banks_client.clone();
-        let faucet = ctx.payer.insecure_clone();
-        let genesis_hash = ctx.genesis_config().hash();
-        let slots_per_epoch = ctx.genesis_config().epoch_schedule.slots_per_epoch;
+        let accounts: Vec<_> = restored.accounts.iter().map(|(k, a)| (*k, a.clone())).collect();
+        let bank = Bank::start(program, &accounts).await?;
         let (events, _) = broadcast::channel(4_096);
         let chain = Chain {
-            writer: Mutex::new(Writer { ctx, ledger, clock_offset: restored.clock_offset }),
-            banks,
-            faucet,
-            genesis_hash,
-            slots_per_epoch,
+            writer: Mutex::new(Writer { ledger, clock_offset: restored.clock_offset }),
+            bank,
             index: RwLock::new(restored.accounts),
             txs: RwLock::new(HashMap::new()),
             events,
@@ -130,19 +112,19 @@ impl Chain {
     }
 
     pub fn genesis_hash(&self) -> Hash {
-        self.genesis_hash
+        self.bank.genesis_hash()
     }
 
     pub fn slots_per_epoch(&self) -> u64 {
-        self.slots_per_epoch
+        self.bank.slots_per_epoch()
     }
 
     pub fn faucet(&self) -> Pubkey {
-        self.faucet.pubkey()
+        self.bank.payer().pubkey()
     }
 
-    pub fn banks(&self) -> &BanksClient {
-        &self.banks
+    pub fn bank(&self) -> &Bank {
+        &self.bank
     }
 
     /// The chain clock follows the host clock plus an offset, so hour-of-day pricing and
@@ -151,11 +133,11 @@ impl Chain {
         self.advance_clock(w, host_now() + w.clock_offset).await
     }
 
-    async fn advance_clock(&self, w: &mut Writer, target: i64) -> Result<Clock> {
-        let mut clock: Clock = self.banks.get_sysvar().await?;
+    async fn advance_clock(&self, _: &mut Writer, target: i64) -> Result<Clock> {
+        let mut clock: Clock = self.bank.clock().await?;
         if target > clock.unix_timestamp {
             clock.unix_timestamp = target;
-            w.ctx.set_sysvar(&clock);
+            self.bank.set_clock(&clock).await?;
         }
         Ok(clock)
     }
@@ -188,7 +170,7 @@ impl Chain {
     /// Development only: overwrites an account, as an auditor's test injects a violation.
     pub async fn set_account(&self, key: Pubkey, account: Account) -> Result<()> {
         let mut w = self.writer.lock().await;
-        w.ctx.set_account(&key, &account.clone().into());
+        self.bank.set_account(&key, &account).await?;
         self.index.write().expect("account index poisoned").insert(key, account.clone());
         if let Some(l) = w.ledger.as_mut() {
             l.record_accounts(&[(key, Some(account))])?;
@@ -197,31 +179,28 @@ impl Chain {
     }
 
     pub async fn slot(&self) -> Result<u64> {
-        Ok(self.banks.get_root_slot().await?)
+        Ok(self.bank.slot().await?)
     }
 
     pub async fn block_height(&self) -> Result<u64> {
-        Ok(self.banks.get_root_block_height().await?)
+        Ok(self.bank.block_height().await?)
     }
 
     pub async fn latest_blockhash(&self) -> Result<(Hash, u64)> {
-        self.banks
-            .get_latest_blockhash_with_commitment(CommitmentLevel::Processed)
-            .await?
-            .ok_or_else(|| anyhow!("the bank has no blockhash"))
+        Ok(self.bank.latest_blockhash().await?)
     }
 
     pub async fn is_blockhash_valid(&self, blockhash: Hash) -> Result<bool> {
-        let probe = Message::new_with_blockhash(&[], Some(&self.faucet.pubkey()), &blockhash);
-        Ok(self.banks.get_fee_for_message(probe).await?.is_some())
+        let probe = Message::new_with_blockhash(&[], Some(&self.faucet()), &blockhash);
+        Ok(self.bank.fee_for_message(probe).await?.is_some())
     }
 
     pub async fn fee_for_message(&self, message: Message) -> Result<Option<u64>> {
-        Ok(self.banks.get_fee_for_message(message).await?)
+        Ok(self.bank.fee_for_message(message).await?)
     }
 
     pub async fn account(&self, key: &Pubkey) -> Result<Option<Account>> {
-        Ok(self.banks.get_account(*key).await?)
+        Ok(self.bank.account(key).await?)
     }
 
     /// Accounts of `owner` in the index (the bank has no scan of its own).
@@ -238,16 +217,8 @@ impl Chain {
     }
 
     pub async fn simulate(&self, tx: VersionedTransaction, with_accounts: &[Pubkey]) -> Result<Simulated> {
-        let out = self.banks.simulate_transaction_with_commitment(tx, CommitmentLevel::Processed).await?;
-        let (logs, units_consumed) = out
-            .simulation_details
-            .map(|d| (compux_native::normalize_logs(d.logs), d.units_consumed))
-            .unwrap_or_default();
-        let err = match out.result {
-            Some(Ok(())) => None,
-            Some(Err(e)) => Some(e),
-            None => Some(TransactionError::SanitizeFailure),
-        };
+        let out = self.bank.simulate(tx).await?;
+        let (logs, units_consumed, err) = (out.logs, out.compute_units, out.result.err());
         // The bank does not return post-simulation accounts; report the current state.
         let mut accounts = Vec::with_capacity(with_accounts.len());
         for key in with_accounts {
@@ -290,18 +261,10 @@ impl Chain {
         let keys: Vec<Pubkey> = tx.message.static_account_keys().to_vec();
         let mut pre_balances = Vec::with_capacity(keys.len());
         for k in &keys {
-            pre_balances.push(self.banks.get_balance(*k).await?);
+            pre_balances.push(self.bank.balance(k).await?);
         }
-        let fee = match &tx.message {
-            VersionedMessage::Legacy(m) => self.banks.get_fee_for_message(m.clone()).await?.unwrap_or(0),
-            VersionedMessage::V0(_) => 5_000 * tx.signatures.len() as u64,
-        };
-        let out = self.banks.process_transaction_with_metadata(tx.clone()).await?;
-        let (logs, units_consumed) = out
-            .metadata
-            .map(|m| (compux_native::normalize_logs(m.log_messages), m.compute_units_consumed))
-            .unwrap_or_default();
-        let err = out.result.err();
+        let out = self.bank.process(tx.clone()).await?;
+        let (logs, units_consumed, fee, err) = (out.logs, out.compute_units, out.fee, out.result.err());
         if let Some(e) = &err {
             if !fee_was_charged(e) {
                 return Ok(Err(Rejected { err: e.clone(), logs, units_consumed }));
@@ -310,7 +273,7 @@ impl Chain {
         let mut changed = Vec::with_capacity(keys.len());
         let mut post_balances = Vec::with_capacity(keys.len());
         for k in &keys {
-            let account = self.banks.get_account(*k).await?;
+            let account = self.bank.account(k).await?;
             post_balances.push(account.as_ref().map_or(0, |a| a.lamports));
             changed.push((*k, account));
         }
@@ -341,7 +304,7 @@ impl Chain {
         // Each transaction gets its own block, so slots, block heights and slotSubscribe move
         // as on a validator.
         let slot = self.slot().await?;
-        w.ctx.warp_to_slot(slot + 1).map_err(|e| anyhow!("cannot advance the slot: {e:?}"))?;
+        self.bank.warp_to_slot(slot + 1).await?;
         self.sync_clock(&mut w).await?;
         let record = Arc::new(TxRecord {
             signature,
@@ -367,9 +330,9 @@ impl Chain {
     pub async fn airdrop(&self, to: &Pubkey, lamports: u64) -> Result<Signature> {
         let (blockhash, _) = self.latest_blockhash().await?;
         let tx = Transaction::new_signed_with_payer(
-            &[system_instruction::transfer(&self.faucet.pubkey(), to, lamports)],
-            Some(&self.faucet.pubkey()),
-            &[&self.faucet],
+            &[system_instruction::transfer(&self.faucet(), to, lamports)],
+            Some(&self.faucet()),
+            &[self.bank.payer()],
             blockhash,
         );
         match self.send(tx.into(), false).await? {

@@ -23,6 +23,8 @@ use rpc::{Rpc, SolanaRpcServer};
 
 pub const DEFAULT_RPC_PORT: u16 = 8899;
 
+/// Where the VM process that runs an ELF (`compux-svm`) is expected.
+pub use compux_native::svm::runner_for as elf_runner;
 /// How to run the localnet; the flags follow solana-test-validator where they overlap.
 /// How the localnet's bank runs the program: its SBF ELF in the metered VM, or native.
 pub use compux_native::Runtime as ProgramRuntime;

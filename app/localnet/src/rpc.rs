@@ -408,8 +408,7 @@ impl SolanaRpcServer for Rpc {
                 "Invalid param: an account holds at most 10 MiB, not {len} bytes"
             )));
         }
-        let rent = self.chain.banks().get_rent().await.map_err(internal)?;
-        Ok(rent.minimum_balance(len))
+        self.chain.bank().minimum_balance(len).await.map_err(internal)
     }
 
     async fn get_balance(&self, pubkey: String, _: Option<RpcContextConfig>) -> RpcResult<Response<u64>> {

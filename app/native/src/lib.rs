@@ -1,11 +1,18 @@
-//! The `compux` program inside a solana-program-test bank with the real SPL programs: as the
-//! SBF ELF that `scripts/sbf.sh` builds, run in the metered virtual machine, or natively (for
-//! debugging). Shared by the integration tests and the localnet so both see the same runtime,
-//! including the program's events in the transaction logs.
+//! The `compux` program in a bank with the real SPL programs: as the SBF ELF that
+//! `scripts/sbf.sh` builds, run in LiteSVM's metered virtual machine (`svm`), or natively in
+//! solana-program-test (for debugging). Shared by the integration tests and the localnet
+//! through [`Bank`], so both see the same runtime, including the program's events in the
+//! transaction logs.
 
 // solana-program-test 3.1 marks its API as the "Agave Unstable API"; this crate is the one
 // place that touches it.
 #![allow(deprecated)]
+
+mod bank;
+pub mod svm;
+
+pub use bank::{Bank, BankError};
+pub use svm::Executed;
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -50,9 +57,9 @@ fn builtin(vm: *mut EbpfVm<InvokeContext>, _: u64, _: u64, _: u64, _: u64, _: u6
 /// How the bank runs the program.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Runtime {
-    /// Compiled into this binary: fast, debuggable, unmetered.
+    /// Compiled into this binary, in solana-program-test: fast, debuggable, unmetered.
     Native,
-    /// An SBF ELF, loaded by the BPF loader and run in the metered VM.
+    /// An SBF ELF in LiteSVM's metered VM (`compux-svm`, next to the ELF).
     Elf(PathBuf),
 }
 
@@ -76,38 +83,11 @@ impl Runtime {
     }
 }
 
-/// A `ProgramTest` running `compux` as `COMPUX_PROGRAM_SO` says. Start it with [`start`].
-pub fn program_test() -> ProgramTest {
-    program_test_with(&Runtime::from_env())
-}
-
-/// A `ProgramTest` running `compux` natively or from an ELF. Panics, naming the file, if the
-/// ELF cannot be read.
-pub fn program_test_with(runtime: &Runtime) -> ProgramTest {
-    match runtime {
-        Runtime::Native => {
-            let mut pt = ProgramTest::new("compux", compux::ID, Some(builtin));
-            pt.prefer_bpf(false);
-            pt
-        }
-        Runtime::Elf(path) => {
-            let elf = read_elf(path).unwrap_or_else(|e| panic!("{e}"));
-            let mut pt = ProgramTest::default();
-            pt.prefer_bpf(true);
-            // As a deployed (loader v2) program: executable, owned by the BPF loader.
-            pt.add_account(
-                compux::ID,
-                solana_sdk::account::Account {
-                    lamports: solana_sdk::rent::Rent::default().minimum_balance(elf.len()).max(1),
-                    data: elf,
-                    owner: solana_sdk::bpf_loader::id(),
-                    executable: true,
-                    rent_epoch: 0,
-                },
-            );
-            pt
-        }
-    }
+/// A `ProgramTest` running `compux` natively. Start it with [`start`].
+fn program_test_native() -> ProgramTest {
+    let mut pt = ProgramTest::new("compux", compux::ID, Some(builtin));
+    pt.prefer_bpf(false);
+    pt
 }
 
 fn read_elf(path: &Path) -> Result<Vec<u8>, String> {
@@ -121,7 +101,7 @@ fn read_elf(path: &Path) -> Result<Vec<u8>, String> {
 }
 
 /// Starts the bank and installs the log bridge (after program-test installs its own stubs).
-pub async fn start(pt: ProgramTest) -> ProgramTestContext {
+async fn start(pt: ProgramTest) -> ProgramTestContext {
     let ctx = pt.start_with_context().await;
     static BRIDGE: Once = Once::new();
     BRIDGE.call_once(|| {

@@ -25,7 +25,7 @@ pub const MAX_TRANSACTION_UNITS: u32 = 1_400_000;
 /// What the runtime gives an instruction of a transaction that names no limit.
 pub const DEFAULT_INSTRUCTION_UNITS: u32 = 200_000;
 /// One compute-budget instruction (limit or price) costs this much.
-const BUDGET_INSTRUCTION_UNITS: u32 = 150;
+pub const BUDGET_INSTRUCTION_UNITS: u32 = 150;
 
 /// What `sol_try_find_program_address` charges per bump tried.
 const BUMP_TRY_UNITS: u32 = 1_500;

@@ -34,10 +34,13 @@ pub struct LocalnetArgs {
     /// Start a new chain even if the ledger holds one.
     #[arg(long, requires = "ledger")]
     reset: bool,
-    /// Run this SBF ELF of the program in the metered VM instead of the native program
-    /// (see docs/sbf.md: the ELF `scripts/sbf.sh` builds does not run in this VM yet).
-    #[arg(long)]
+    /// Run this SBF ELF of the program in the metered VM [default: target/deploy/compux.so
+    /// when `bash scripts/sbf.sh` has built it, else the native program].
+    #[arg(long, conflicts_with = "native")]
     program: Option<PathBuf>,
+    /// Run the program natively (unmetered) even when its ELF is built.
+    #[arg(long)]
+    native: bool,
     /// Print only the endpoints.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -73,21 +76,41 @@ pub struct UpArgs {
     /// Seconds between the relayer's balance refreshes (chain events trigger one at once).
     #[arg(long, default_value_t = 2)]
     balance_refresh_secs: u64,
-    /// Run this SBF ELF of the program in the metered VM instead of the native program
-    /// (see docs/sbf.md: the ELF `scripts/sbf.sh` builds does not run in this VM yet).
-    #[arg(long)]
+    /// Run this SBF ELF of the program in the metered VM [default: target/deploy/compux.so
+    /// when `bash scripts/sbf.sh` has built it, else the native program].
+    #[arg(long, conflicts_with = "native")]
     program: Option<PathBuf>,
+    /// Run the program natively (unmetered) even when its ELF is built.
+    #[arg(long)]
+    native: bool,
 }
 
-/// The ELF named, else native; says which on stderr.
-fn program_runtime(named: Option<PathBuf>) -> Result<ProgramRuntime> {
+/// Where `bash scripts/sbf.sh` puts the program's ELF and the VM that runs it.
+const BUILT_ELF: &str = "target/deploy/compux.so";
+
+/// The ELF named, else the one `scripts/sbf.sh` built, else native; says which on stderr.
+fn program_runtime(named: Option<PathBuf>, native: bool) -> Result<ProgramRuntime> {
     use ProgramRuntime as Runtime;
+    let ready = |elf: &std::path::Path| elf.is_file() && compux_localnet::elf_runner(elf).is_file();
     let runtime = match named {
-        Some(p) if p.is_file() => Runtime::Elf(p),
+        _ if native => Runtime::Native,
+        Some(p) if ready(&p) => Runtime::Elf(p),
+        Some(p) if p.is_file() => anyhow::bail!(
+            "--program {}: the VM that runs it, {}, is missing (build both with `bash scripts/sbf.sh`)",
+            p.display(),
+            compux_localnet::elf_runner(&p).display()
+        ),
         Some(p) => {
             anyhow::bail!("--program {}: no such file (build it with `bash scripts/sbf.sh`)", p.display())
         }
-        None => Runtime::Native,
+        None if ready(std::path::Path::new(BUILT_ELF)) => Runtime::Elf(PathBuf::from(BUILT_ELF)),
+        None => {
+            eprintln!(
+                "program: no SBF build at {BUILT_ELF} (with its VM beside it); running the program natively, \
+                 unmetered. `bash scripts/sbf.sh` builds it."
+            );
+            return Ok(Runtime::Native);
+        }
     };
     eprintln!("program: {}", runtime.describe());
     Ok(runtime)
@@ -99,7 +122,7 @@ pub async fn localnet(ctx: &Ctx, a: LocalnetArgs) -> Result<()> {
     let log = a.ledger.as_ref().map(|dir| std::fs::create_dir_all(dir).map(|_| dir.join("program.log")));
     let log = log.transpose().context("cannot create the ledger directory")?;
     crate::output::divert_program_logs(log.as_deref()).context("cannot open the program log")?;
-    let program = program_runtime(a.program.clone())?;
+    let program = program_runtime(a.program.clone(), a.native)?;
     let net = Localnet::start(Config {
         bind: a.bind,
         rpc_port: a.rpc_port,
@@ -291,7 +314,7 @@ pub async fn up(ctx: &Ctx, a: UpArgs) -> Result<()> {
     // drown the progress; they are kept in the data directory.
     let program_log = a.data_dir.join("program.log");
     crate::output::divert_program_logs(Some(&program_log)).context("cannot open the program log")?;
-    let program = program_runtime(a.program.clone())?;
+    let program = program_runtime(a.program.clone(), a.native)?;
     let net = Localnet::start(Config {
         rpc_port: a.rpc_port,
         ledger: Some(a.data_dir.join("ledger")),
