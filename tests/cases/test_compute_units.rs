@@ -215,7 +215,10 @@ async fn compute_units_of_every_instruction_stay_within_budget() {
     let mut over = Vec::new();
     for (name, units, limit) in &meter.rows {
         let budget = budget(name);
-        println!("  {name:48} {units:>8}  limit {limit:>7} ({:>3}% of it)  budget {budget}", 100 * units / limit);
+        println!(
+            "  {name:48} {units:>8}  limit {limit:>7} ({:>3}% of it)  budget {budget}",
+            100 * units / limit
+        );
         if metered && *units > budget {
             over.push(format!("{name}: {units} units, over its budget of {budget}"));
         }
