@@ -229,6 +229,7 @@ mod tests {
             kind: Protocol::Azure,
             api_key_env: Some("SIM_KEY".into()),
             api_version: Some("2024-10-21".into()),
+            region: Some("eu-west-3".into()),
             models: vec![
                 model("a"),
                 Model { hour_multipliers_bps: None, provider_price: None, ..model("b") },

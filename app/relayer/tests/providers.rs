@@ -11,11 +11,26 @@ use serde_json::{json, Value};
 mod common;
 use common::*;
 
+/// AWS credentials in the environment, where the Bedrock adapter signs with them and the
+/// SIMULATED Bedrock checks its signatures (the same for every test of this binary).
+fn aws_credentials() {
+    static SET: std::sync::Once = std::sync::Once::new();
+    SET.call_once(|| {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDSIMULATED0000000");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "simulated/secret/key/for/the/tests000000");
+    });
+}
+
 /// A provider of `kind` at `sim`, serving MODEL as `upstream` at (input, output) per 1M.
 fn of(kind: Protocol, sim: &SimHandle, upstream: &str, input: u64, output: u64) -> Provider {
+    aws_credentials();
     let mut model = Model::priced(MODEL, input, output);
     model.upstream_model = Some(upstream.into());
-    let base = if kind == Protocol::Gemini { sim.gemini_base_url() } else { sim.base_url() };
+    let base = match kind {
+        Protocol::Gemini => sim.gemini_base_url(),
+        Protocol::Bedrock => sim.bedrock_base_url(),
+        _ => sim.base_url(),
+    };
     let mut p = Provider::new(format!("{upstream} ({kind:?}, simulated)"), base, vec![model]);
     p.kind = kind;
     p
@@ -49,7 +64,11 @@ fn weather_tool() -> Value {
 #[tokio::test]
 async fn anthropic_and_gemini_providers_serve_plain_and_streamed_chat_charged_exactly() {
     let sim = provider("native", None).await;
-    for (kind, upstream) in [(Protocol::Anthropic, "claude-sim-1"), (Protocol::Gemini, "gemini-sim-1")] {
+    for (kind, upstream) in [
+        (Protocol::Anthropic, "claude-sim-1"),
+        (Protocol::Gemini, "gemini-sim-1"),
+        (Protocol::Bedrock, "anthropic.claude-sim-v1:0"),
+    ] {
         let p = of(kind, &sim, upstream, 3_000_000, 15_000_000);
         let (client, g, _dir) = start(config(vec![p]), 10_000_000).await;
 
@@ -91,6 +110,7 @@ async fn tool_calls_and_images_cross_every_protocol_both_ways() {
     for (kind, upstream) in [
         (Protocol::Anthropic, "claude-sim-1"),
         (Protocol::Gemini, "gemini-sim-1"),
+        (Protocol::Bedrock, "anthropic.claude-sim-v1:0"),
         (Protocol::OpenAi, "gpt-sim-1"),
     ] {
         let p = of(kind, &sim, upstream, 1_000_000, 2_000_000);
@@ -209,6 +229,76 @@ async fn an_overloaded_anthropic_provider_fails_over_to_an_openai_one_charged_on
 }
 
 #[tokio::test]
+async fn a_failing_anthropic_provider_fails_over_to_bedrock_serving_the_same_model_charged_once_at_its_price()
+{
+    let failing = provider("anthropic", Some(529)).await;
+    let bedrock = provider("bedrock", None).await;
+    let providers = vec![
+        of(Protocol::Anthropic, &failing, "claude-sonnet-4-5", 1_000_000, 2_000_000),
+        of(Protocol::Bedrock, &bedrock, "anthropic.claude-sonnet-4-5-v1:0", 2_000_000, 4_000_000),
+    ];
+    let (client, g, _dir) = start(config(providers), 10_000_000).await;
+    let base = client.config().api_base().to_string();
+    for stream in [false, true] {
+        let before = g.meter.balance(ACCOUNT).unsettled;
+        let ask = json!({"model": MODEL, "max_tokens": 30, "stream": stream, "stream_options": {"include_usage": true},
+                         "messages": [{"role": "user", "content": "hi"}]});
+        let (status, _, body) = chat(&base, ask).await;
+        assert_eq!(status, 200, "{body}");
+        let usage = if stream {
+            let e = events(&body);
+            assert_eq!(e.last().unwrap(), "[DONE]");
+            let text: String =
+                e.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+            assert_eq!(text, "[bedrock] simulated reply");
+            e[e.len() - 2]["usage"].clone()
+        } else {
+            let v: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["choices"][0]["message"]["content"], "[bedrock] simulated reply");
+            assert_eq!(v["model"], "anthropic.claude-sonnet-4-5-v1:0");
+            v["usage"].clone()
+        };
+        let expected = cost(&usage, 2_000_000, 4_000_000);
+        assert_eq!(
+            g.meter.balance(ACCOUNT).unsettled - before,
+            expected,
+            "stream {stream}: charged once, at Bedrock's price"
+        );
+    }
+    assert_eq!((failing.requests(), bedrock.requests()), (2, 2));
+    assert_eq!(g.ledger.count().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn the_simulated_bedrock_checks_sigv4_signatures_as_aws_does() {
+    use compux_relayer::providers::bedrock::{credentials_from_env, signature};
+    aws_credentials();
+    let sim = provider("bedrock", None).await;
+    let url = format!("{}/model/anthropic.claude-sim-v1%3A0/converse", sim.bedrock_base_url());
+    let body = json!({"messages": [{"role": "user", "content": [{"text": "hi"}]}]}).to_string();
+    let headers = [("content-type", "application/json")];
+    let creds = credentials_from_env().unwrap();
+    let signed =
+        signature(&url, &headers, body.as_bytes(), &creds, "us-east-1", std::time::SystemTime::now())
+            .unwrap();
+    let send = |body: String, signed: Vec<(String, String)>| {
+        let mut req = reqwest::Client::new().post(&url).header("content-type", "application/json");
+        for (k, v) in signed {
+            req = req.header(k, v);
+        }
+        req.body(body).send()
+    };
+    let ok = send(body.clone(), signed.clone()).await.unwrap();
+    assert_eq!(ok.status().as_u16(), 200, "{}", ok.text().await.unwrap());
+    let tampered = send(body.replace("hi", "ho"), signed).await.unwrap();
+    assert_eq!(tampered.status().as_u16(), 403);
+    assert_eq!(tampered.headers()["x-amzn-errortype"], "InvalidSignatureException");
+    let unsigned = send(body, Vec::new()).await.unwrap();
+    assert_eq!(unsigned.status().as_u16(), 403);
+    assert_eq!(unsigned.headers()["x-amzn-errortype"], "UnrecognizedClientException");
+}
+
+#[tokio::test]
 async fn a_stream_cut_mid_way_ends_in_an_error_event_and_is_charged_for_what_was_delivered() {
     use compux_relayer::sim::{self, SimOptions};
     let cut = |name: &str| SimOptions {
@@ -220,9 +310,11 @@ async fn a_stream_cut_mid_way_ends_in_an_error_event_and_is_charged_for_what_was
     let anthropic = sim::spawn(cut("anthropic"), any_port()).await.unwrap();
     let openai = sim::spawn(cut("openai"), any_port()).await.unwrap();
     let gemini = sim::spawn(cut("gemini"), any_port()).await.unwrap();
+    let bedrock = sim::spawn(cut("bedrock"), any_port()).await.unwrap();
     for (kind, sim, upstream) in [
         (Protocol::Anthropic, &anthropic, "claude-sim-1"),
         (Protocol::Gemini, &gemini, "gemini-sim-1"),
+        (Protocol::Bedrock, &bedrock, "anthropic.claude-sim-v1:0"),
         (Protocol::OpenAi, &openai, "gpt-sim-1"),
     ] {
         let p = of(kind, sim, upstream, 1_000_000, 2_000_000);
@@ -244,12 +336,12 @@ async fn a_stream_cut_mid_way_ends_in_an_error_event_and_is_charged_for_what_was
         let delivered_tokens = (text.len() as u64).div_ceil(4);
         assert!(delivered_tokens < 20, "less than the whole reply was delivered");
         assert_eq!(g.ledger.count().await.unwrap(), 1, "{kind:?}: the cut request has its record");
-        if kind != Protocol::OpenAi {
+        if matches!(kind, Protocol::Anthropic | Protocol::Gemini) {
             // Anthropic and Gemini report the input as they go: the charge is exact.
             let input = (("Say hello".len() as u64).div_ceil(4)) + 3;
             assert_eq!(charged, (input * 1_000_000 + delivered_tokens * 2_000_000).div_ceil(1_000_000));
         } else {
-            // OpenAI reports usage only at the end: the input is charged at its bound.
+            // OpenAI and Bedrock report usage only at the end: the input is charged at its bound.
             let whole = (100 * 1_000_000 + 20 * 2_000_000u64).div_ceil(1_000_000);
             assert!(charged > 0 && charged < whole, "{charged}");
         }
@@ -268,9 +360,13 @@ async fn cache_reads_are_charged_at_their_own_price_from_every_protocol_and_each
     let anthropic = sim::spawn(warm("anthropic"), any_port()).await.unwrap();
     let openai = sim::spawn(warm("openai"), any_port()).await.unwrap();
     let gemini = sim::spawn(warm("gemini"), any_port()).await.unwrap();
-    for (kind, sim) in
-        [(Protocol::Anthropic, &anthropic), (Protocol::Gemini, &gemini), (Protocol::OpenAi, &openai)]
-    {
+    let bedrock = sim::spawn(warm("bedrock"), any_port()).await.unwrap();
+    for (kind, sim) in [
+        (Protocol::Anthropic, &anthropic),
+        (Protocol::Gemini, &gemini),
+        (Protocol::Bedrock, &bedrock),
+        (Protocol::OpenAi, &openai),
+    ] {
         let mut p = of(kind, sim, "m-1", 3_000_000, 15_000_000);
         p.models[0].price.cached_input_per_1m = Some(300_000);
         let (client, g, _dir) = start(config(vec![p]), 10_000_000).await;

@@ -20,6 +20,9 @@ pub enum Protocol {
     /// Azure OpenAI: OpenAI's protocol at `{base_url}/deployments/{deployment}/...`, the
     /// deployment being the model's `upstream_model`, with `api-version` and an `api-key`.
     Azure,
+    /// AWS Bedrock's Converse API (`model/{model}/converse`, `/converse-stream`), signed with
+    /// SigV4 from the AWS environment variables, in the provider's `region`.
+    Bedrock,
 }
 
 impl Protocol {
@@ -35,7 +38,7 @@ pub struct Provider {
     /// The protocol's base URL, e.g. `https://api.example.com/v1` or
     /// `https://api.anthropic.com/v1`.
     pub base_url: String,
-    /// `openai` (the default), `anthropic`, `gemini` or `azure`.
+    /// `openai` (the default), `anthropic`, `gemini`, `azure` or `bedrock`.
     #[serde(default, skip_serializing_if = "Protocol::is_default")]
     pub kind: Protocol,
     /// Environment variable holding the provider's API key, if it needs one.
@@ -44,6 +47,10 @@ pub struct Provider {
     /// Azure's `api-version` (default `2024-10-21`, its GA version when this was written).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
+    /// Bedrock's AWS region (default: `AWS_REGION`, else `us-east-1`), which its SigV4
+    /// signature names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     pub models: Vec<Model>,
 }
 
@@ -77,6 +84,7 @@ impl Provider {
             kind: Protocol::OpenAi,
             api_key_env: None,
             api_version: None,
+            region: None,
             models,
         }
     }

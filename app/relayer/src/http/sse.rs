@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use crate::domain::meter::Hold;
 use crate::domain::pricing::Tokens;
 use crate::http::charge::{usage_of, Served};
-use crate::providers::{sse_data, sse_event_end, Stream};
+use crate::providers::{sse_data, Stream};
 use crate::store::ledger::Ledger;
 
 enum Event {
@@ -103,8 +103,7 @@ pub(crate) fn relay(
         while let Some(piece) = body.next().await {
             let Ok(piece) = piece else { break };
             buf.extend_from_slice(&piece);
-            while let Some(end) = sse_event_end(&buf) {
-                let upstream_event: Vec<u8> = buf.drain(..end).collect();
+            while let Some(upstream_event) = translator.next_event(&mut buf) {
                 for event in translator.event(&upstream_event) {
                     match classify(&event) {
                         Event::Done => done = true,

@@ -42,7 +42,7 @@ impl Adapter for Anthropic {
         Ok(with_key(req, p, "x-api-key"))
     }
 
-    fn reply(&self, v: Value) -> Result<Value, String> {
+    fn reply(&self, v: Value, _: &str) -> Result<Value, String> {
         if v["type"] != "message" {
             return Err(format!("expected a message, got {}", v["type"]));
         }
@@ -67,7 +67,7 @@ impl Adapter for Anthropic {
         error_body(&body, |v| v["error"]["type"].as_str().unwrap_or("api_error").to_string())
     }
 
-    fn stream(&self) -> Box<dyn StreamTranslator> {
+    fn stream(&self, _: &str) -> Box<dyn StreamTranslator> {
         Box::new(Stream::default())
     }
 }
@@ -414,7 +414,7 @@ mod tests {
             "stop_reason": "tool_use", "stop_sequence": null,
             "usage": {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 20},
         });
-        let out = Anthropic.reply(reply).unwrap();
+        let out = Anthropic.reply(reply, "m").unwrap();
         let choice = &out["choices"][0];
         assert_eq!(choice["finish_reason"], "tool_calls");
         assert_eq!(choice["message"]["content"], "Let me look.");
@@ -443,7 +443,7 @@ mod tests {
             r#"{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":9}}"#,
             r#"{"type":"message_stop"}"#,
         ];
-        let mut s = Anthropic.stream();
+        let mut s = Anthropic.stream("m");
         let out: Vec<String> = events
             .iter()
             .flat_map(|e| s.event(format!("event: x\ndata: {e}\n\n").as_bytes()))

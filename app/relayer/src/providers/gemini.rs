@@ -43,7 +43,7 @@ impl Adapter for Gemini {
         Ok(with_key(http.post(url(p, &path)).json(&body), p, "x-goog-api-key"))
     }
 
-    fn reply(&self, v: Value) -> Result<Value, String> {
+    fn reply(&self, v: Value, _: &str) -> Result<Value, String> {
         let candidate = v["candidates"].get(0).ok_or("the reply has no candidates")?;
         let (text, mut calls) = parts(&candidate["content"]["parts"], 0);
         // `index` places a call within a stream's deltas; a whole reply has none.
@@ -57,7 +57,7 @@ impl Adapter for Gemini {
         error_body(&body, |v| v["error"]["status"].as_str().unwrap_or("UNKNOWN").to_ascii_lowercase())
     }
 
-    fn stream(&self) -> Box<dyn StreamTranslator> {
+    fn stream(&self, _: &str) -> Box<dyn StreamTranslator> {
         Box::new(Stream::default())
     }
 }
@@ -355,7 +355,7 @@ mod tests {
             "usageMetadata": {"promptTokenCount": 100, "candidatesTokenCount": 7, "totalTokenCount": 107, "cachedContentTokenCount": 60},
             "modelVersion": "gemini-2.5-flash", "responseId": "r1",
         });
-        let out = Gemini.reply(reply).unwrap();
+        let out = Gemini.reply(reply, "m").unwrap();
         assert_eq!(out["choices"][0]["finish_reason"], "tool_calls");
         assert_eq!(out["choices"][0]["message"]["tool_calls"][0]["id"], "call_0");
         assert_eq!(out["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], "{\"q\":\"x\"}");

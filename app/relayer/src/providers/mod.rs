@@ -4,6 +4,7 @@
 //! ledger treat every provider alike (docs/providers.md).
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod gemini;
 pub mod openai;
 
@@ -65,6 +66,12 @@ pub struct Call<'a> {
 
 /// Turns one protocol's streamed events into OpenAI chunk events.
 pub trait StreamTranslator: Send {
+    /// The next complete upstream event at the start of `buf`, taken out of it, or `None`
+    /// until more bytes arrive. Server-sent events unless the protocol frames otherwise.
+    fn next_event(&mut self, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+        let end = sse_event_end(buf)?;
+        Some(buf.drain(..end).collect())
+    }
     /// The OpenAI server-sent events (`data: ...\n\n`, `data: [DONE]\n\n` at the end) for
     /// one upstream event.
     fn event(&mut self, event: &[u8]) -> Vec<Vec<u8>>;
@@ -87,12 +94,13 @@ pub trait Adapter: Sync {
         p: &Provider,
         call: &Call,
     ) -> Result<reqwest::RequestBuilder, String>;
-    /// A successful non-streamed reply, in OpenAI's shape.
-    fn reply(&self, body: Value) -> Result<Value, String>;
+    /// A successful non-streamed reply, in OpenAI's shape (`model`: the provider's id for
+    /// it, for protocols whose replies do not say).
+    fn reply(&self, body: Value, model: &str) -> Result<Value, String>;
     /// An error reply's body, in OpenAI's shape (`{"error": {...}}`).
     fn error(&self, body: Bytes) -> Bytes;
-    /// A translator for one streamed reply.
-    fn stream(&self) -> Box<dyn StreamTranslator>;
+    /// A translator for one streamed reply of `model`.
+    fn stream(&self, model: &str) -> Box<dyn StreamTranslator>;
 }
 
 /// The adapter for a provider's protocol.
@@ -102,6 +110,7 @@ pub fn adapter(kind: Protocol) -> &'static dyn Adapter {
         Protocol::Anthropic => &anthropic::Anthropic,
         Protocol::Gemini => &gemini::Gemini,
         Protocol::Azure => &openai::OpenAi::Azure,
+        Protocol::Bedrock => &bedrock::Bedrock,
     }
 }
 
@@ -185,7 +194,9 @@ pub async fn call(http: &reqwest::Client, p: &Provider, call: &Call<'_>) -> Atte
         // before them fails over like any other failure.
         let mut rest = res;
         return match rest.chunk().await {
-            Ok(Some(first)) => Attempt::Streaming(Stream { first, rest, translator: adapter.stream() }),
+            Ok(Some(first)) => {
+                Attempt::Streaming(Stream { first, rest, translator: adapter.stream(call.model) })
+            }
             Ok(None) => Attempt::Failed(Failure::BadBody("the stream ended before its first event".into())),
             Err(e) if e.is_timeout() => Attempt::Failed(Failure::Timeout),
             Err(e) => Attempt::Failed(Failure::Connect(e.to_string())),
@@ -199,7 +210,8 @@ pub async fn call(http: &reqwest::Client, p: &Provider, call: &Call<'_>) -> Atte
     if !status.is_success() {
         return Attempt::ClientError { status, body: adapter.error(bytes) };
     }
-    match serde_json::from_slice(&bytes).map_err(|e| e.to_string()).and_then(|v| adapter.reply(v)) {
+    match serde_json::from_slice(&bytes).map_err(|e| e.to_string()).and_then(|v| adapter.reply(v, call.model))
+    {
         Ok(body) => Attempt::Served(body),
         Err(e) => Attempt::Failed(Failure::BadBody(e)),
     }

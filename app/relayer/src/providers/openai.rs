@@ -56,7 +56,7 @@ impl Adapter for OpenAi {
         Ok(req.json(&body))
     }
 
-    fn reply(&self, body: Value) -> Result<Value, String> {
+    fn reply(&self, body: Value, _: &str) -> Result<Value, String> {
         Ok(body)
     }
 
@@ -64,7 +64,7 @@ impl Adapter for OpenAi {
         body
     }
 
-    fn stream(&self) -> Box<dyn StreamTranslator> {
+    fn stream(&self, _: &str) -> Box<dyn StreamTranslator> {
         Box::new(PassThrough)
     }
 }

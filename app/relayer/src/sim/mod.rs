@@ -1,12 +1,14 @@
 //! A SIMULATED provider, for the local demo and the tests (this machine has no internet).
 //! It answers OpenAI's `/v1/chat/completions` (plain and streamed), `/v1/completions` and
-//! `/v1/embeddings`, Anthropic's `/v1/messages` (`anthropic.rs`) and Gemini's
-//! `/v1beta/models/{model}:generateContent` (`gemini.rs`) and Azure OpenAI's deployment
-//! route, with canned replies
+//! `/v1/embeddings`, Anthropic's `/v1/messages` (`anthropic.rs`), Gemini's
+//! `/v1beta/models/{model}:generateContent` (`gemini.rs`), AWS Bedrock's
+//! `/model/{model}/converse` and `/converse-stream` (`bedrock.rs`) and Azure OpenAI's
+//! deployment route, with canned replies
 //! whose token counts follow the request, and can be told to fail. Every reply says it is
 //! simulated.
 
 mod anthropic;
+mod bedrock;
 mod gemini;
 
 use std::net::SocketAddr;
@@ -61,6 +63,12 @@ impl SimHandle {
     /// The base URL of its Azure OpenAI API (`/openai`, as Azure's).
     pub fn azure_base_url(&self) -> String {
         format!("http://{}/openai", self.addr)
+    }
+
+    /// The base URL of its AWS Bedrock runtime API (the endpoint's root, as
+    /// `https://bedrock-runtime.<region>.amazonaws.com`).
+    pub fn bedrock_base_url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     /// The base URL of its Gemini API (`/v1beta`, as Google's).
@@ -269,6 +277,7 @@ pub async fn spawn(opts: SimOptions, addr: SocketAddr) -> std::io::Result<SimHan
         .route("/v1/embeddings", post(embedding))
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1beta/models/{action}", post(gemini::generate))
+        .route("/model/{model}/{action}", post(bedrock::converse))
         .route("/openai/deployments/{deployment}/chat/completions", post(azure_chat))
         .with_state(sim.clone());
     let listener = tokio::net::TcpListener::bind(addr).await?;
