@@ -1,6 +1,6 @@
 """The official OpenAI and Anthropic Python clients against the relayer `compux up` runs.
 
-For each of its SIMULATED providers (one per upstream protocol: OpenAI, Anthropic, Gemini),
+For each of its SIMULATED providers (one per upstream protocol: OpenAI, Anthropic, Gemini, AWS Bedrock),
 chosen with the relayer's `provider.only` preference: a plain reply, a stream with
 `include_usage`, a tool call plain and streamed, and an image input, each charged exactly
 (the `x-compux-credits-charged` header and `usage.cost` equal the usage at that provider's
@@ -23,6 +23,7 @@ PROVIDERS = {
     "sim-economy (simulated)": (1_000_000, 2_000_000),
     "sim-premium (anthropic protocol) (simulated)": (3_000_000, 6_000_000),
     "sim-standard (gemini protocol) (simulated)": (2_000_000, 4_000_000),
+    "sim-reserve (bedrock protocol) (simulated)": (4_000_000, 8_000_000),
 }
 PIXEL = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 TOOLS = [{"type": "function", "function": {
@@ -115,4 +116,4 @@ check(text.endswith("simulated reply") and final.stop_reason == "end_turn", f"me
 check(final.usage.output_tokens > 0, f"messages stream usage: {final.usage}")
 
 print(f"official Python clients: {passed} checks passed "
-      f"(openai {openai.__version__}, anthropic {anthropic.__version__}; 3 protocols)")
+      f"(openai {openai.__version__}, anthropic {anthropic.__version__}; {len(PROVIDERS)} protocols)")

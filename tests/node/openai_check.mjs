@@ -1,5 +1,5 @@
 // The official `openai` Node client against the relayer `compux up` runs (scripts/test.sh):
-// for each SIMULATED provider (one per upstream protocol: OpenAI, Anthropic, Gemini), a plain
+// for each SIMULATED provider (one per upstream protocol: OpenAI, Anthropic, Gemini, AWS Bedrock), a plain
 // reply charged exactly, a stream with include_usage, a tool call plain and streamed, and an
 // image input.
 //
@@ -14,6 +14,7 @@ const PROVIDERS = {
   "sim-economy (simulated)": [1_000_000, 2_000_000],
   "sim-premium (anthropic protocol) (simulated)": [3_000_000, 6_000_000],
   "sim-standard (gemini protocol) (simulated)": [2_000_000, 4_000_000],
+  "sim-reserve (bedrock protocol) (simulated)": [4_000_000, 8_000_000],
 };
 const PIXEL = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
 const TOOLS = [{ type: "function", function: { name: "weather", parameters: { type: "object", properties: { query: { type: "string" } } } } }];
@@ -77,4 +78,4 @@ for (const [name, price] of Object.entries(PROVIDERS)) {
   const seen = await client.chat.completions.create({ model: MODEL, messages: image, max_tokens: 50, ...only });
   check(seen.choices[0].message.content.includes("simulated reply"), `${name}: image ${JSON.stringify(seen)}`);
 }
-console.log(`official Node openai client: ${passed} checks passed (3 protocols)`);
+console.log(`official Node openai client: ${passed} checks passed (${Object.keys(PROVIDERS).length} protocols)`);

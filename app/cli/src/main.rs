@@ -68,6 +68,14 @@ fn main() {
         // terminal for what the user asked. Set before any thread exists.
         unsafe { std::env::set_var("RUST_LOG", "error") };
     }
+    if matches!(cli.command, cmd::Command::Up(_)) && std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        // The demo's SIMULATED Bedrock checks SigV4 signatures like AWS; without credentials
+        // of the user's, the relayer and it share demo ones (nothing leaves this machine).
+        unsafe {
+            std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDCOMPUXDEMO000000");
+            std::env::set_var("AWS_SECRET_ACCESS_KEY", "compux-up-demo-credentials-simulated-only");
+        }
+    }
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     let ctx = ctx::Ctx::new(cli.url, cli.keypair, cli.market, cli.json, cli.priority_fee);
     if let Err(e) = runtime.block_on(cmd::run(&ctx, cli.command)) {

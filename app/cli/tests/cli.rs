@@ -320,6 +320,11 @@ fn every_role_through_the_binary_then_the_auditor_catches_a_corrupted_vault() {
         "{reply}"
     );
     assert!(reply["id"].as_str().unwrap().starts_with("gemini-sim-"), "served by the Gemini API: {reply}");
+    let reserve = premium.replace("sim-premium (anthropic protocol)", "sim-reserve (bedrock protocol)");
+    let (status, reply) = http(relayer, "POST", "/v1/chat/completions", key, &reserve);
+    assert_eq!(status, 200, "signed with the demo's AWS credentials: {reply}");
+    assert!(reply["choices"][0]["message"]["content"].as_str().unwrap().contains("[sim-reserve]"), "{reply}");
+    assert!(reply["id"].as_str().unwrap().starts_with("bedrock-"), "served by the Converse API: {reply}");
 
     // Startup: standard and reserved credits, on top of the 1,000 (+5 % bulk bonus) `up` bought.
     let start = up.json("startup", &["status"])["credit_accounts"][0]["credits"].as_u64().unwrap();

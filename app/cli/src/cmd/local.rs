@@ -169,8 +169,12 @@ async fn demo_relayer(
         let options = SimOptions { name: name.into(), completion_tokens: 24, ..Default::default() };
         sim::spawn(options, any)
     };
-    let (economy, premium, standard) =
-        (spawn("sim-economy").await?, spawn("sim-premium").await?, spawn("sim-standard").await?);
+    let (economy, premium, standard, reserve) = (
+        spawn("sim-economy").await?,
+        spawn("sim-premium").await?,
+        spawn("sim-standard").await?,
+        spawn("sim-reserve").await?,
+    );
     let key_file = a.data_dir.join("startup.apikey");
     let api_key = match std::fs::read_to_string(&key_file) {
         Ok(k) => k.trim().to_string(),
@@ -191,9 +195,9 @@ async fn demo_relayer(
     let listen = std::net::SocketAddr::from(([127, 0, 0, 1], a.relayer_port));
     let providers = vec![
         simulated("sim-economy", economy.base_url(), 1_000_000, 2_000_000),
-        // The premium one speaks Anthropic's Messages API and the standard one Gemini's: the
-        // same public model through three protocols, translated by the relayer
-        // (docs/providers.md).
+        // The premium one speaks Anthropic's Messages API, the standard one Gemini's and the
+        // reserve one AWS Bedrock's Converse API (SigV4-signed): the same public model through
+        // four protocols, translated by the relayer (docs/providers.md).
         Provider {
             kind: compux_relayer::config::Protocol::Anthropic,
             ..simulated("sim-premium (anthropic protocol)", premium.base_url(), 3_000_000, 6_000_000)
@@ -201,6 +205,10 @@ async fn demo_relayer(
         Provider {
             kind: compux_relayer::config::Protocol::Gemini,
             ..simulated("sim-standard (gemini protocol)", standard.gemini_base_url(), 2_000_000, 4_000_000)
+        },
+        Provider {
+            kind: compux_relayer::config::Protocol::Bedrock,
+            ..simulated("sim-reserve (bedrock protocol)", reserve.bedrock_base_url(), 4_000_000, 8_000_000)
         },
     ];
     let mut config = compux_relayer::Config::new(listen, providers);
@@ -221,8 +229,8 @@ async fn demo_relayer(
     settler.refill_every_secs = 1;
     config.settler = Some(settler);
     let config = format!(
-        "# Written by `compux up`: the demo relayer in front of three SIMULATED providers,\n\
-         # speaking OpenAI's, Anthropic's and Gemini's protocols.\n\
+        "# Written by `compux up`: the demo relayer in front of four SIMULATED providers,\n\
+         # speaking OpenAI's, Anthropic's, Gemini's and AWS Bedrock's protocols.\n\
          # Every setting is documented in docs/relayer.md.\n{}",
         config.check()?.to_toml()?
     );
@@ -386,7 +394,7 @@ pub async fn up(ctx: &Ctx, a: UpArgs) -> Result<()> {
         out!("  chain      {} (JSON-RPC)  {} (PubSub)", net.rpc_url(), net.pubsub_url());
         out!("  market     {}  (quote mint {}, test tokens)", m.market, m.quote_mint);
         out!("  wallets    {} (admin, lender, startup, relayer)", a.data_dir.display());
-        out!("  relayer    {relayer_url} (OpenAI-compatible; three SIMULATED providers behind it: OpenAI, Anthropic and Gemini protocols)");
+        out!("  relayer    {relayer_url} (OpenAI-compatible; four SIMULATED providers behind it: OpenAI, Anthropic, Gemini and Bedrock protocols)");
         out!(
             "  API key    {api_key} (the startup's; also in {})",
             a.data_dir.join("startup.apikey").display()

@@ -40,8 +40,8 @@ pub enum Command {
     /// Solana JSON-RPC (HTTP, --rpc-port) and PubSub (WebSocket, the next port).
     Localnet(local::LocalnetArgs),
     /// Start everything on this machine: the localnet, a demo market, funded demo wallets
-    /// (admin, lender, startup, relayer), three SIMULATED providers (OpenAI, Anthropic and
-    /// Gemini protocols) and the relayer with a demo API key, all in a data directory;
+    /// (admin, lender, startup, relayer), four SIMULATED providers (OpenAI, Anthropic, Gemini
+    /// and AWS Bedrock protocols) and the relayer with a demo API key, all in a data directory;
     /// prints what runs where.
     Up(local::UpArgs),
     /// Run the relayer (the OpenAI-compatible gateway) from a configuration file. Logs one
