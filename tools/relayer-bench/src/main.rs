@@ -11,8 +11,9 @@
 //! - the maximum sustained throughput through the relayer (closed loop, 64 in flight), with
 //!   the upstream's alone for the ratio;
 //! - ledger records committed per second (256 writers into the batching writer);
-//! - per upstream protocol (OpenAI pass-through, Anthropic and Gemini translated), the
-//!   latency through a relayer speaking it at one rate, and its own added latency.
+//! - per upstream protocol (OpenAI pass-through; Anthropic, Gemini and AWS Bedrock
+//!   translated, Bedrock's requests SigV4-signed), the latency through a relayer speaking it
+//!   at one rate, and its own added latency (`--protocols-only` runs just this part).
 //!
 //! docs/benchmarks.md records the figures.
 
@@ -38,6 +39,8 @@ struct Args {
     postgres: Option<String>,
     /// The rate of the per-protocol runs (each `seconds` long).
     protocol_rate: u64,
+    /// Only the per-protocol runs.
+    protocols_only: bool,
 }
 
 fn args() -> Result<Args> {
@@ -48,6 +51,7 @@ fn args() -> Result<Args> {
         records: 200_000,
         postgres: None,
         protocol_rate: 1_000,
+        protocols_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -59,12 +63,13 @@ fn args() -> Result<Args> {
             "--records" => a.records = value()?.parse()?,
             "--postgres" => a.postgres = Some(value()?),
             "--protocol-rate" => a.protocol_rate = value()?.parse()?,
+            "--protocols-only" => a.protocols_only = true,
             "-h" | "--help" => {
                 println!(
                     "compux-relayer-bench [--seconds N (10) per rate] [--rates 500,1000] \
                      [--throughput-seconds N (5)] [--records N (200000) for the ledger] \
                      [--postgres URL (also the ledger on Postgres)] \
-                     [--protocol-rate N (1000) for the per-protocol runs]"
+                     [--protocol-rate N (1000) for the per-protocol runs] [--protocols-only]"
                 );
                 std::process::exit(0);
             }
@@ -287,30 +292,15 @@ async fn start_relayer(provider: Provider, dir: &std::path::Path) -> Result<(Str
     Ok((format!("http://{}", serve(gateway).await?), ledger))
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let a = args()?;
-    let any = "127.0.0.1:0".parse()?;
-    let upstream = sim::spawn(
-        SimOptions {
-            name: "bench-upstream".into(),
-            fail_status: None,
-            completion_tokens: 16,
-            latency_ms: 0,
-            ..Default::default()
-        },
-        any,
-    )
-    .await?;
-    let dir = std::env::temp_dir().join(format!("compux-bench-relayer-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let model = Model::priced("bench-chat", 1_000_000, 2_000_000);
-    let provider = Provider::new("bench-upstream (simulated)", upstream.base_url(), vec![model.clone()]);
-    let (relayer, ledger) = start_relayer(provider, &dir).await?;
-    let direct_url = format!("{}/chat/completions", upstream.base_url());
-    let relayed_url = format!("{relayer}/v1/chat/completions");
-    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
-
+/// Latency at each rate, the most served, and the ledger's rates.
+async fn general(
+    a: &Args,
+    http: &reqwest::Client,
+    relayer: &str,
+    ledger: &Ledger,
+    direct_url: &str,
+    relayed_url: &str,
+) -> Result<()> {
     println!(
         "relayer benchmark: {} cores, SIMULATED upstream on loopback answering at once",
         std::thread::available_parallelism().map_or(0, |n| n.get())
@@ -373,13 +363,53 @@ async fn main() -> Result<()> {
         println!("  {committed:>8.0} records/s committed to Postgres (group commit)");
     }
 
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    // The SIMULATED Bedrock checks the SigV4 signature the relayer makes from these (set
+    // before any request is made; real AWS credentials, if set, are used as they are).
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDCOMPUXBENCH00000");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "compux-bench-credentials-simulated-only");
+    }
+    let a = args()?;
+    let any = "127.0.0.1:0".parse()?;
+    let upstream = sim::spawn(
+        SimOptions {
+            name: "bench-upstream".into(),
+            fail_status: None,
+            completion_tokens: 16,
+            latency_ms: 0,
+            ..Default::default()
+        },
+        any,
+    )
+    .await?;
+    let dir = std::env::temp_dir().join(format!("compux-bench-relayer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let model = Model::priced("bench-chat", 1_000_000, 2_000_000);
+    let provider = Provider::new("bench-upstream (simulated)", upstream.base_url(), vec![model.clone()]);
+    let (relayer, ledger) = start_relayer(provider, &dir).await?;
+    let direct_url = format!("{}/chat/completions", upstream.base_url());
+    let relayed_url = format!("{relayer}/v1/chat/completions");
+    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    if !a.protocols_only {
+        general(&a, &http, &relayer, &ledger, &direct_url, &relayed_url).await?;
+    }
+
     println!(
         "\nper upstream protocol, open loop at {} req/s for {} s (the same SIMULATED upstream answers each)",
         a.protocol_rate, a.seconds
     );
     println!("{:>10}  {:>11} {:>11}  {:>11} {:>11}", "protocol", "p50", "p99", "own p50", "own p99");
-    for kind in [Protocol::OpenAi, Protocol::Anthropic, Protocol::Gemini] {
-        let base = if kind == Protocol::Gemini { upstream.gemini_base_url() } else { upstream.base_url() };
+    for kind in [Protocol::OpenAi, Protocol::Anthropic, Protocol::Gemini, Protocol::Bedrock] {
+        let base = match kind {
+            Protocol::Gemini => upstream.gemini_base_url(),
+            Protocol::Bedrock => upstream.bedrock_base_url(),
+            _ => upstream.base_url(),
+        };
         let mut p = Provider::new(format!("bench-{kind:?} (simulated)"), base, vec![model.clone()]);
         p.kind = kind;
         let (url, _) = start_relayer(p, &dir.join(format!("{kind:?}"))).await?;
