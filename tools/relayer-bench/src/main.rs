@@ -306,8 +306,8 @@ async fn general(
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     // Warm both paths (connections, SQLite pages).
-    closed_loop(&http, &direct_url, 8, 1).await;
-    closed_loop(&http, &relayed_url, 8, 1).await;
+    closed_loop(http, direct_url, 8, 1).await;
+    closed_loop(http, relayed_url, 8, 1).await;
 
     println!("\nopen loop, {} s per rate: latency from send (and p99 from when due)", a.seconds);
     println!(
@@ -315,8 +315,8 @@ async fn general(
         "rate", "path", "p50", "p99", "p99.9", "p99 due", "failed"
     );
     for &rate in &a.rates {
-        let direct = open_loop(&http, &direct_url, rate, a.seconds).await;
-        let relayed = open_loop(&http, &relayed_url, rate, a.seconds).await;
+        let direct = open_loop(http, direct_url, rate, a.seconds).await;
+        let relayed = open_loop(http, relayed_url, rate, a.seconds).await;
         for (name, r) in [("direct", &direct), ("relayer", &relayed)] {
             println!(
                 "{rate:>6}  {name:>9}  {:>11} {:>11} {:>11}  {:>11}  {:>6}",
@@ -339,15 +339,15 @@ async fn general(
     }
     println!(
         "relayer's own added latency over the whole run (its histogram): p50 {}, p99 {}, p99.9 {}",
-        own_added(&http, &relayer, 50.0).await?,
-        own_added(&http, &relayer, 99.0).await?,
-        own_added(&http, &relayer, 99.9).await?
+        own_added(http, relayer, 50.0).await?,
+        own_added(http, relayer, 99.0).await?,
+        own_added(http, relayer, 99.9).await?
     );
 
     println!("\nmaximum throughput, closed loop, 64 in flight, {} s", a.throughput_seconds);
-    let direct = closed_loop(&http, &direct_url, 64, a.throughput_seconds).await;
+    let direct = closed_loop(http, direct_url, 64, a.throughput_seconds).await;
     let before = ledger.count().await?;
-    let relayed = closed_loop(&http, &relayed_url, 64, a.throughput_seconds).await;
+    let relayed = closed_loop(http, relayed_url, 64, a.throughput_seconds).await;
     let recorded = ledger.count().await? - before;
     println!("  direct to the upstream: {direct:>8.0} req/s");
     println!("  through the relayer:    {relayed:>8.0} req/s ({:.0} % of direct; {recorded} usage records written)", 100.0 * relayed / direct);
