@@ -196,6 +196,11 @@ impl Config {
                 }
             }
         }
+        for (i, k) in c.keys.iter().enumerate() {
+            crate::domain::ids::KeyHash::parse(&k.sha256).map_err(|e| {
+                anyhow::anyhow!("keys[{i}].sha256: {e}; write the SHA-256 of the API key, e.g. `printf %s \"$KEY\" | sha256sum`")
+            })?;
+        }
         Ok(c)
     }
 
@@ -219,6 +224,15 @@ mod tests {
             hour_multipliers_bps: Some(vec![10_000; 24]),
             provider_price: Some(Price::flat(600_000, 800_000)),
         }
+    }
+
+    #[test]
+    fn a_key_that_is_not_a_sha256_is_refused_naming_it() {
+        let mut c =
+            Config::new("127.0.0.1:8080".parse().unwrap(), vec![Provider::new("p", "http://x/v1", vec![])]);
+        c.keys.push(Key::new("sk-compux-the-key-itself", "acct"));
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("keys[0].sha256") && e.contains("64 hex digits"), "{e}");
     }
 
     #[test]

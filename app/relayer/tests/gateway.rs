@@ -7,9 +7,9 @@ use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::types::chat::CreateChatCompletionRequest;
 use async_openai::Client;
-use compux_relayer::access::keys::key_hash;
 use compux_relayer::access::keys::Limits;
 use compux_relayer::config::{Model, Provider};
+use compux_relayer::domain::ids::KeyHash;
 use compux_relayer::domain::pricing::Price;
 use compux_relayer::sim::{self, SimHandle, SimOptions};
 use compux_relayer::{serve, Config, Gateway, Ledger, Meter};
@@ -711,7 +711,7 @@ async fn a_key_over_its_daily_credits_gets_429_and_the_budget_survives_a_restart
     compux_relayer::restore(&g.ledger, &meter).await.unwrap();
     assert_eq!(meter.balance(ACCOUNT).unsettled, spent);
     let budget = compux_relayer::domain::meter::Budget {
-        key: &key_hash(KEY),
+        key: &KeyHash::of(KEY),
         per_day: 300,
         day: compux_relayer::clock::today(),
     };

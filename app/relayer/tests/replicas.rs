@@ -6,8 +6,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use compux_relayer::access::keys::key_hash;
 use compux_relayer::config::{Key, Model, Provider};
+use compux_relayer::domain::ids::KeyHash;
 use compux_relayer::jobs::alerts::{AlertsConfig, AlertsTask};
 use compux_relayer::sim::{self, SimHandle, SimOptions};
 use compux_relayer::{serve, Config, Gateway, Ledger, Meter};
@@ -61,10 +61,10 @@ async fn replicas(
     );
     config.market = Some(market.to_string());
     config.default_max_tokens = 100;
-    config.keys.push(Key::new(key_hash(KEY), ACCOUNT));
+    config.keys.push(Key::new(KeyHash::of(KEY), ACCOUNT));
     config
         .keys
-        .push(Key { credits_per_day: Some(PER_DAY), ..Key::new(key_hash(BUDGETED), BUDGETED_ACCOUNT) });
+        .push(Key { credits_per_day: Some(PER_DAY), ..Key::new(KeyHash::of(BUDGETED), BUDGETED_ACCOUNT) });
     let mut out = Vec::new();
     for i in 0..n {
         let meter = Meter::new();
@@ -301,7 +301,7 @@ async fn a_daily_budget_holds_across_three_replicas_under_concurrent_load() {
     let spent: i64 = sqlx::query_scalar(
         "SELECT CAST(COALESCE(SUM(credits_charged), 0) AS BIGINT) FROM usage_records WHERE key_hash = $1",
     )
-    .bind(key_hash(BUDGETED))
+    .bind(KeyHash::of(BUDGETED).to_string())
     .fetch_one(r[0].gateway.ledger.pool())
     .await
     .unwrap();

@@ -20,8 +20,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use compux_relayer::access::keys::key_hash;
 use compux_relayer::config::{Key, Model, Protocol, Provider};
+use compux_relayer::domain::ids::KeyHash;
 use compux_relayer::domain::usage::UsageRecord;
 use compux_relayer::sim::{self, SimOptions};
 use compux_relayer::{serve, Config, Gateway, Ledger, Meter};
@@ -261,7 +261,7 @@ fn record(i: usize) -> UsageRecord {
     UsageRecord {
         request_id: format!("bench-{i}"),
         created_at_ms: 1_764_000_000_000 + i as i64,
-        key_hash: "bench".into(),
+        key_hash: KeyHash::of("bench"),
         account: ACCOUNT.into(),
         source: ACCOUNT.into(),
         provider: "sim (simulated)".into(),
@@ -283,7 +283,7 @@ fn record(i: usize) -> UsageRecord {
 async fn start_relayer(provider: Provider, dir: &std::path::Path) -> Result<(String, Ledger)> {
     let any = "127.0.0.1:0".parse()?;
     let mut config = Config::new(any, vec![provider]);
-    config.keys.push(Key::new(key_hash(KEY), ACCOUNT));
+    config.keys.push(Key::new(KeyHash::of(KEY), ACCOUNT));
     let meter = Meter::new();
     meter.set_onchain(ACCOUNT, u64::MAX / 4);
     std::fs::create_dir_all(dir)?;

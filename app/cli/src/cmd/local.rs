@@ -216,7 +216,7 @@ async fn demo_relayer(
     config.market = Some(m.market.to_string());
     config.balance_refresh_secs = a.balance_refresh_secs;
     config.keys.push(Key {
-        sha256: compux_relayer::access::keys::key_hash(&api_key),
+        sha256: compux_relayer::domain::ids::KeyHash::of(&api_key).into(),
         account: account.to_string(),
         credits_per_day: None,
         requests_per_minute: None,

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Signature;
 
+use crate::domain::ids::KeyHash;
 use crate::store::db::Pool;
 use crate::store::keys::{self as store, KeyRow};
 
@@ -83,18 +84,12 @@ pub struct Signed {
 }
 
 pub struct Keys {
-    by_hash: RwLock<HashMap<String, KeyInfo>>,
+    by_hash: RwLock<HashMap<KeyHash, KeyInfo>>,
     /// Keys from the configuration (never in the database).
-    configured: Vec<(String, KeyInfo)>,
+    configured: Vec<(KeyHash, KeyInfo)>,
     /// The `api_keys` version the map was loaded at.
     version: AtomicI64,
     market: Option<Pubkey>,
-}
-
-/// The hex SHA-256 under which an API key is stored.
-pub fn key_hash(key: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(key.as_bytes()))
 }
 
 fn unauthorized(why: &str) -> ApiError {
@@ -106,7 +101,7 @@ fn unauthorized(why: &str) -> ApiError {
 impl Keys {
     /// Keys from the configuration (hash -> account) and from the database.
     pub async fn load(
-        configured: impl IntoIterator<Item = (String, Caller)>,
+        configured: impl IntoIterator<Item = (KeyHash, Caller)>,
         pool: &Pool,
         market: Option<Pubkey>,
     ) -> anyhow::Result<Keys> {
@@ -114,7 +109,7 @@ impl Keys {
             .into_iter()
             .map(|(hash, caller)| {
                 let info = KeyInfo { id: "config".into(), owner: String::new(), revoked: false, caller };
-                (hash.to_lowercase(), info)
+                (hash, info)
             })
             .collect();
         let keys = Keys { by_hash: RwLock::default(), configured, version: AtomicI64::new(-1), market };
@@ -130,7 +125,7 @@ impl Keys {
         }
         // Read the version before the rows: a change committed in between is loaded now and
         // loaded again at the next poll, never missed.
-        let mut by_hash: HashMap<String, KeyInfo> = self.configured.iter().cloned().collect();
+        let mut by_hash: HashMap<KeyHash, KeyInfo> = self.configured.iter().cloned().collect();
         for k in store::all(pool).await? {
             let caller = Caller { account: k.account.clone(), limits: limits_of(&k) };
             by_hash.insert(k.key_hash, KeyInfo { id: k.id, owner: k.owner, revoked: k.revoked, caller });
@@ -151,7 +146,7 @@ impl Keys {
     }
 
     /// The credit account a key hash spends from and its limits, unless unknown or revoked.
-    pub fn caller(&self, hash: &str) -> Option<Caller> {
+    pub fn caller(&self, hash: &KeyHash) -> Option<Caller> {
         let map = self.by_hash.read().unwrap_or_else(|e| e.into_inner());
         map.get(hash).filter(|k| !k.revoked).map(|k| k.caller.clone())
     }
@@ -167,7 +162,7 @@ impl Keys {
     }
 
     /// Every live key with a daily credit budget: (key hash, credits per day).
-    pub fn budgets(&self) -> Vec<(String, u64)> {
+    pub fn budgets(&self) -> Vec<(KeyHash, u64)> {
         let map = self.by_hash.read().unwrap_or_else(|e| e.into_inner());
         map.iter()
             .filter(|(_, k)| !k.revoked)
@@ -218,7 +213,7 @@ impl Keys {
         })?;
         let account = compux_sdk::pda::credit_account(&market, &owner).0.to_string();
         let key = format!("sk-compux-{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-        let hash = key_hash(&key);
+        let hash = KeyHash::of(&key);
         let id = format!("key_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let limits = s.limits;
         if limits.credits_per_day == Some(0) || limits.requests_per_minute == Some(0) {

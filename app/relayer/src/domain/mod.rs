@@ -2,6 +2,7 @@
 //! and the usage record. Imports only `clock` and `error`.
 
 pub mod catalog;
+pub mod ids;
 pub mod meter;
 pub mod pricing;
 pub mod routing;

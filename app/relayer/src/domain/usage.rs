@@ -3,11 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::ids::KeyHash;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageRecord {
     pub request_id: String,
     pub created_at_ms: i64,
-    pub key_hash: String,
+    pub key_hash: KeyHash,
     pub account: String,
     /// What the request spends from: the credit account (its vault) or a facility.
     pub source: String,

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use crate::clock::now_ms;
+use crate::domain::ids::KeyHash;
 use crate::domain::meter::Hold;
 use crate::domain::pricing::{self, Price, Tokens};
 use crate::domain::usage::UsageRecord;
@@ -12,7 +13,7 @@ use crate::store::ledger::Ledger;
 /// One served request, waiting to be recorded and charged.
 pub(crate) struct Served {
     pub request_id: String,
-    pub key_hash: String,
+    pub key_hash: KeyHash,
     pub account: String,
     pub model: String,
     pub provider: String,

@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::access::keys::key_hash;
 use crate::clock::{now_ms, today};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -20,6 +19,7 @@ use serde_json::{json, Value};
 use crate::access::keys::{Caller, Keys, Signed};
 use crate::access::limits::RateLimiter;
 use crate::config::{Config, Provider};
+use crate::domain::ids::KeyHash;
 use crate::domain::meter::{Budget, Hold, Meter, Refused};
 use crate::domain::pricing::{self, Price};
 use crate::domain::routing::{self, Health, Preferences};
@@ -88,7 +88,11 @@ impl Gateway {
             Some(m) => Some(m.parse().map_err(|_| anyhow::anyhow!("`market` {m:?} is not an address"))?),
             None => None,
         };
-        let configured = config.keys.iter().map(|k| (k.sha256.clone(), k.caller()));
+        let configured = config
+            .keys
+            .iter()
+            .map(|k| Ok((KeyHash::parse(&k.sha256).map_err(anyhow::Error::msg)?, k.caller())))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let keys = Arc::new(Keys::load(configured, ledger.pool(), market).await?);
         let tasks = Tasks::default();
         let (k, pool) = (keys.clone(), ledger.pool().clone());
@@ -138,7 +142,7 @@ impl Gateway {
     }
 
     /// The caller's key hash, the credit account it spends from and its limits.
-    fn caller(&self, headers: &HeaderMap) -> Result<(String, Caller), ApiError> {
+    fn caller(&self, headers: &HeaderMap) -> Result<(KeyHash, Caller), ApiError> {
         let key = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -146,14 +150,19 @@ impl Gateway {
             .and_then(|v| v.split_once(' '))
             .and_then(|(scheme, key)| scheme.eq_ignore_ascii_case("bearer").then_some(key))
             .ok_or_else(ApiError::invalid_key)?;
-        let hash = key_hash(key.trim());
+        let hash = KeyHash::of(key.trim());
         let caller = self.keys.caller(&hash).ok_or_else(ApiError::invalid_key)?;
         Ok((hash, caller))
     }
 
     /// Holds `worst` for the caller: its requests-per-minute limit, its daily budget, and
     /// the first of its account's credit sources that can cover it.
-    async fn admit(self: &Arc<Self>, key_hash: &str, caller: &Caller, worst: u64) -> Result<Hold, ApiError> {
+    async fn admit(
+        self: &Arc<Self>,
+        key_hash: &KeyHash,
+        caller: &Caller,
+        worst: u64,
+    ) -> Result<Hold, ApiError> {
         if let Some(age) = self.meter.stale() {
             return Err(ApiError::balances_stale(age));
         }

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::ids::KeyHash;
 use crate::domain::meter::Meter;
 use crate::store::leases::{self, Leased};
 use crate::store::ledger::Ledger;
@@ -99,7 +100,7 @@ fn stop_spending_at(config: &LeaseConfig) -> Instant {
 }
 
 /// Keys with a daily credit budget: (key hash, credits per day).
-pub type Budgets = Arc<dyn Fn() -> Vec<(String, u64)> + Send + Sync>;
+pub type Budgets = Arc<dyn Fn() -> Vec<(KeyHash, u64)> + Send + Sync>;
 
 /// Renews every source of `accounts()` and every key budget of `budgets()` every
 /// `every_ms`, forever. The meter must already require leases (`Meter::require_leases`).

@@ -408,7 +408,7 @@ mod tests {
         UsageRecord {
             request_id: format!("req-{i:03}"),
             created_at_ms: 1_764_000_000_000 + i * 1_000,
-            key_hash: "k".into(),
+            key_hash: crate::domain::ids::KeyHash::of("k"),
             account: "acct".into(),
             source: source.into(),
             provider: "p".into(),

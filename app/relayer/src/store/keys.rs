@@ -5,13 +5,14 @@
 use anyhow::Result;
 use sqlx::Row;
 
+use crate::domain::ids::KeyHash;
 use crate::store::db::Pool;
 
 /// A stored key (its hash, never the key).
 #[derive(Clone, Debug)]
 pub struct KeyRow {
     pub id: String,
-    pub key_hash: String,
+    pub key_hash: KeyHash,
     /// The wallet that signed for it.
     pub owner: String,
     /// The credit account it spends from.
@@ -25,7 +26,7 @@ pub struct KeyRow {
 fn key_of(r: &crate::store::db::Row) -> KeyRow {
     KeyRow {
         id: r.get("id"),
-        key_hash: r.get("key_hash"),
+        key_hash: KeyHash::stored(r.get("key_hash")),
         owner: r.get("owner"),
         account: r.get("account"),
         created_at_ms: r.get("created_at_ms"),
@@ -87,7 +88,7 @@ pub async fn insert(pool: &Pool, k: &KeyRow) -> Result<()> {
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&k.id)
-    .bind(&k.key_hash)
+    .bind(k.key_hash.as_str())
     .bind(&k.owner)
     .bind(&k.account)
     .bind(k.created_at_ms)

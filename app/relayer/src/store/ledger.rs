@@ -384,7 +384,7 @@ async fn insert(pool: &Pool, backend: crate::store::db::Backend, batch: &[UsageR
                 .int(r.created_at_ms)
                 .push(", ")
                 .text(&crate::store::db::day_of(r.created_at_ms));
-            for t in [&r.key_hash, &r.account, &r.source, &r.provider, &r.model] {
+            for t in [r.key_hash.as_str(), &r.account, &r.source, &r.provider, &r.model] {
                 q.push(", ").text(t);
             }
             for n in [
@@ -420,7 +420,7 @@ mod tests {
         UsageRecord {
             request_id: format!("req-{i}"),
             created_at_ms: 1_764_000_000_000 + i as i64,
-            key_hash: "k".into(),
+            key_hash: crate::domain::ids::KeyHash::of("k"),
             account: "a".into(),
             source: "a".into(),
             provider: "p".into(),

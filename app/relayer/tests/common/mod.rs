@@ -10,8 +10,8 @@ use async_openai::types::chat::{
     ChatCompletionRequestUserMessage, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
 };
 use async_openai::Client;
-use compux_relayer::access::keys::key_hash;
 use compux_relayer::config::{Key, Model, Provider};
+use compux_relayer::domain::ids::KeyHash;
 use compux_relayer::sim::{self, SimHandle, SimOptions};
 use compux_relayer::{serve, Config, Gateway, Ledger, Meter};
 
@@ -64,7 +64,7 @@ pub async fn gateway(
 pub fn config(providers: Vec<Provider>) -> Config {
     let mut c = Config::new(any_port(), providers);
     c.default_max_tokens = 100;
-    c.keys.push(Key::new(key_hash(KEY), ACCOUNT));
+    c.keys.push(Key::new(KeyHash::of(KEY), ACCOUNT));
     c
 }
 
