@@ -382,6 +382,8 @@ pub async fn up(ctx: &Ctx, a: UpArgs) -> Result<()> {
         "data_dir": a.data_dir,
         "relayer_url": relayer_url,
         "api_key": api_key,
+        // What the key spends from (the settler's batches are listed by it).
+        "credit_account": m.credit_account(&startup.pubkey()).address.to_string(),
         "model": SIM_MODEL,
     });
     if ctx.json {
