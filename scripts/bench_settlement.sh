@@ -36,10 +36,11 @@ unsettled() { curl -s "$base/metrics" | awk '/^compux_unsettled_credits /{print 
 body='{"model":"compux-sim-chat","messages":[{"role":"user","content":"Say hello"}],"max_tokens":16}'
 echo "load: $rate req/s for $seconds s through the relayer ($program program)" >&2
 ( for _ in $(seq 1 "$seconds"); do echo "$(date +%s.%N) $(unsettled)"; sleep 1; done ) >"$work/during" &
+sampler=$!
 "$oha" -q "$rate" -z "${seconds}s" --no-tui -m POST -H "authorization: Bearer $key" \
     -H 'content-type: application/json' -d "$body" "$relayer/chat/completions" >"$work/oha.txt"
 stopped=$(date +%s.%N)
-wait
+wait "$sampler"
 drained=""
 for _ in $(seq 1 120); do
     if [ "$(unsettled)" = "0" ]; then drained=$(date +%s.%N); break; fi

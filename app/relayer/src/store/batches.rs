@@ -159,7 +159,7 @@ pub struct Cut<'a> {
 /// transaction: the records get the batch's `seq` and the batch row is stored. Records that
 /// cost nothing are marked `settled_seq = 0` instead. Returns the batch, if one was cut.
 pub async fn cut(pool: &Pool, c: Cut<'_>) -> Result<Option<Batch>> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::store::db::begin_write(pool).await?;
     let rows = sqlx::query(&format!(
         "SELECT {LEAF_COLUMNS} FROM usage_records WHERE source = $1 AND settled_seq IS NULL \
          ORDER BY created_at_ms, request_id LIMIT $2"
@@ -261,7 +261,7 @@ pub async fn move_records(
     after_ms: Option<i64>,
     from_seq: Option<u64>,
 ) -> Result<u64> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::store::db::begin_write(pool).await?;
     let voided = i64::try_from(from_seq.unwrap_or(u64::MAX)).unwrap_or(i64::MAX);
     let cond = "source = $1 AND ((settled_seq IS NULL AND created_at_ms > $2) OR settled_seq >= $3)";
     let moved: i64 = sqlx::query_scalar(&format!(

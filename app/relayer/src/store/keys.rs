@@ -82,7 +82,7 @@ async fn bump_version(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
 
 /// Stores a new key.
 pub async fn insert(pool: &Pool, k: &KeyRow) -> Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::store::db::begin_write(pool).await?;
     sqlx::query(
         "INSERT INTO api_keys (id, key_hash, owner, account, created_at_ms, credits_per_day, requests_per_minute) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -103,7 +103,7 @@ pub async fn insert(pool: &Pool, k: &KeyRow) -> Result<()> {
 
 /// Revokes `owner`'s live key `id`; false if it has none by that id.
 pub async fn revoke(pool: &Pool, id: &str, owner: &str, now_ms: i64) -> Result<bool> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::store::db::begin_write(pool).await?;
     let done = sqlx::query(
         "UPDATE api_keys SET revoked_at_ms = $1 WHERE id = $2 AND owner = $3 AND revoked_at_ms IS NULL",
     )

@@ -48,7 +48,7 @@ pub async fn grant(
         Leased::Balance { source, .. } => source.to_string(),
         Leased::Budget { key, .. } => format!("budget:{key}"),
     };
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::store::db::begin_write(pool).await?;
     sqlx::query("INSERT INTO lease_sources (source) VALUES ($1) ON CONFLICT DO NOTHING")
         .bind(&lock)
         .execute(&mut *tx)

@@ -370,7 +370,7 @@ async fn ingest_batches(
 const ROWS_PER_STATEMENT: usize = 500;
 
 async fn insert(pool: &Pool, backend: crate::store::db::Backend, batch: &[UsageRecord]) -> Result<()> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::store::db::begin_write(pool).await?;
     for rows in batch.chunks(ROWS_PER_STATEMENT) {
         let mut q = Sql::for_backend(backend,
             "INSERT INTO usage_records (request_id, created_at_ms, day, key_hash, account, source, provider, model, \
@@ -436,6 +436,49 @@ mod tests {
             provider_output_per_1m: 1_000_000,
             provider_cost: 7,
         }
+    }
+
+    /// The settler cuts batches (a transaction that reads, then writes) while requests keep
+    /// committing records: every cut must succeed. On SQLite a deferred transaction failed at
+    /// once with "database is locked" whenever a commit landed between its read and its
+    /// write, and under sustained load no batch was ever cut.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_are_cut_while_records_keep_committing() {
+        use crate::domain::usage::SourceKind;
+        use crate::store::batches::{cut, Cut};
+        let dir = tempfile::tempdir().unwrap();
+        let target = crate::store::db::test_target(dir.path()).await.unwrap();
+        let ledger = Ledger::open_with(&target, &dir.path().join("journal"), 1 << 20).await.unwrap();
+        let writer = {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                for i in 0..4_000 {
+                    ledger.record(record(i)).await.unwrap();
+                    if i % 50 == 0 {
+                        ledger.flush().await.unwrap();
+                    }
+                }
+            })
+        };
+        let mut seq = 0;
+        let mut cut_records = 0;
+        while !writer.is_finished() {
+            let c = Cut {
+                source: "a",
+                account: "a",
+                kind: SourceKind::CreditAccount,
+                seq: seq + 1,
+                min_window_end: 0,
+                max_records: 100,
+                prev_chain: None,
+            };
+            if let Some(b) = cut(ledger.pool(), c).await.expect("a cut under load succeeds") {
+                seq = b.seq;
+                cut_records += b.records;
+            }
+        }
+        writer.await.unwrap();
+        assert!(seq > 1 && cut_records > 0, "batches were cut while the writer ran ({seq})");
     }
 
     #[tokio::test]
