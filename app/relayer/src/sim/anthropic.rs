@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::{bytes_of, delay_then_fail, Sim};
+use super::{bytes_of, delay_then_fail, messages_answer, Sim};
 
 fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
     let body = json!({"type": "error", "error": {"type": kind, "message": message.into()}});
@@ -100,14 +100,7 @@ fn answer(sim: &Sim, body: &Value) -> (String, Option<Value>, u64, &'static str)
             Some(json!({"type": "tool_use", "id": format!("toolu_sim_{}", sim.served.load(Ordering::Relaxed)), "name": name, "input": {"query": "simulated"}}))
         })
         .flatten();
-    let output = sim.opts.completion_tokens.min(max);
-    let stop = match (&tool, sim.opts.completion_tokens > max) {
-        (Some(_), _) => "tool_use",
-        (None, true) => "max_tokens",
-        (None, false) => "end_turn",
-    };
-    let text = if tool.is_some() { String::new() } else { format!("[{}] simulated reply", sim.opts.name) };
-    (text, tool, output, stop)
+    messages_answer(sim, max, tool)
 }
 
 pub(super) async fn messages(

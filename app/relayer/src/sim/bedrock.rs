@@ -23,7 +23,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::{bytes_of, delay_then_fail, Sim};
+use super::{bytes_of, delay_then_fail, messages_answer, Sim};
 use crate::providers::bedrock::{credentials_from_env, signature};
 
 fn error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
@@ -171,14 +171,7 @@ fn answer(sim: &Sim, body: &Value) -> (String, Option<Value>, u64, &'static str)
             Some(json!({"toolUseId": id, "name": name, "input": {"query": "simulated"}}))
         })
         .flatten();
-    let output = sim.opts.completion_tokens.min(max);
-    let stop = match (&tool, sim.opts.completion_tokens > max) {
-        (Some(_), _) => "tool_use",
-        (None, true) => "max_tokens",
-        (None, false) => "end_turn",
-    };
-    let text = if tool.is_some() { String::new() } else { format!("[{}] simulated reply", sim.opts.name) };
-    (text, tool, output, stop)
+    messages_answer(sim, max, tool)
 }
 
 /// The bytes of text in the conversation: `text` of blocks and tool results.

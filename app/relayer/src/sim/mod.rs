@@ -131,6 +131,20 @@ async fn delay_then_fail(sim: &Sim) -> Option<StatusCode> {
     Some(StatusCode::from_u16(sim.opts.fail_status?).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
 }
 
+/// The rest of a Messages-style answer (Anthropic's and Bedrock's share their stop reasons)
+/// once the forced `tool` use, if any, is known: (text or none, tool, output tokens, stop
+/// reason) for a reply of at most `max` tokens.
+fn messages_answer(sim: &Sim, max: u64, tool: Option<Value>) -> (String, Option<Value>, u64, &'static str) {
+    let output = sim.opts.completion_tokens.min(max);
+    let stop = match (&tool, sim.opts.completion_tokens > max) {
+        (Some(_), _) => "tool_use",
+        (None, true) => "max_tokens",
+        (None, false) => "end_turn",
+    };
+    let text = if tool.is_some() { String::new() } else { format!("[{}] simulated reply", sim.opts.name) };
+    (text, tool, output, stop)
+}
+
 fn bytes_of(v: &Value) -> u64 {
     match v {
         Value::String(s) => s.len() as u64,
