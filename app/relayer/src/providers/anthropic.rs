@@ -14,8 +14,8 @@ use axum::body::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::{
-    chunk, completion, data_url, error_body, openai_error, push_turn, sse, sse_data, stop_sequences,
-    stream_end, text_of, url, with_key, Adapter, Call, Endpoint, StreamTranslator,
+    call_arguments, chunk, completion, data_url, error_body, openai_error, openai_usage, push_turn, sse,
+    sse_data, stop_sequences, stream_end, text_of, url, with_key, Adapter, Call, Endpoint, StreamTranslator,
 };
 use crate::clock::now_ms;
 use crate::domain::catalog::Provider;
@@ -190,9 +190,7 @@ fn assistant_blocks(m: &Value) -> Result<Vec<Value>, String> {
         }
     }
     for call in m["tool_calls"].as_array().into_iter().flatten() {
-        let arguments = call["function"]["arguments"].as_str().unwrap_or("{}");
-        let input: Value =
-            serde_json::from_str(arguments).map_err(|e| format!("tool call arguments are not JSON: {e}"))?;
+        let input = call_arguments(call)?;
         blocks.push(
             json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": input}),
         );
@@ -227,14 +225,7 @@ fn finish_reason(stop: &Value) -> Value {
 fn usage(u: &Value) -> Value {
     let n = |k: &str| u[k].as_u64().unwrap_or(0);
     let (read, written) = (n("cache_read_input_tokens"), n("cache_creation_input_tokens"));
-    let prompt = n("input_tokens") + read + written;
-    let completion = n("output_tokens");
-    json!({
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": read, "cache_write_tokens": written},
-    })
+    openai_usage(n("input_tokens") + read + written, read, written, n("output_tokens"))
 }
 
 /// The Messages stream (`message_start`, `content_block_start`/`delta`/`stop`,

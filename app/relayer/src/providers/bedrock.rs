@@ -24,8 +24,8 @@ use axum::body::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::{
-    chunk, completion, data_url, error_body, openai_error, push_turn, sse, stop_sequences, stream_end,
-    text_of, url, Adapter, Call, Endpoint, StreamTranslator,
+    call_arguments, chunk, completion, data_url, error_body, openai_error, openai_usage, push_turn, sse,
+    stop_sequences, stream_end, text_of, url, Adapter, Call, Endpoint, StreamTranslator,
 };
 use crate::clock::now_ms;
 use crate::domain::catalog::Provider;
@@ -275,9 +275,7 @@ fn assistant_blocks(m: &Value) -> Result<Vec<Value>, String> {
         }
     }
     for call in m["tool_calls"].as_array().into_iter().flatten() {
-        let arguments = call["function"]["arguments"].as_str().unwrap_or("{}");
-        let input: Value =
-            serde_json::from_str(arguments).map_err(|e| format!("tool call arguments are not JSON: {e}"))?;
+        let input = call_arguments(call)?;
         blocks.push(
             json!({"toolUse": {"toolUseId": call["id"], "name": call["function"]["name"], "input": input}}),
         );
@@ -313,14 +311,7 @@ fn finish_reason(stop: &Value) -> Value {
 fn usage(u: &Value) -> Value {
     let n = |k: &str| u[k].as_u64().unwrap_or(0);
     let (read, written) = (n("cacheReadInputTokens"), n("cacheWriteInputTokens"));
-    let prompt = n("inputTokens") + read + written;
-    let completion = n("outputTokens");
-    json!({
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": read, "cache_write_tokens": written},
-    })
+    openai_usage(n("inputTokens") + read + written, read, written, n("outputTokens"))
 }
 
 /// The value of a string header of an event-stream message.

@@ -15,8 +15,8 @@ use axum::body::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::{
-    chunk, completion, data_url, error_body, openai_error, push_turn, sse_data, stop_sequences, stream_end,
-    text_of, url, with_key, Adapter, Call, Endpoint, StreamTranslator,
+    call_arguments, chunk, completion, data_url, error_body, openai_error, openai_usage, push_turn, sse_data,
+    stop_sequences, stream_end, text_of, url, with_key, Adapter, Call, Endpoint, StreamTranslator,
 };
 use crate::clock::now_ms;
 use crate::domain::catalog::Provider;
@@ -84,9 +84,7 @@ fn generate_request(call: &Call) -> Result<Value, String> {
                 }
                 for c in m["tool_calls"].as_array().into_iter().flatten() {
                     let name = c["function"]["name"].clone();
-                    let args: Value =
-                        serde_json::from_str(c["function"]["arguments"].as_str().unwrap_or("{}"))
-                            .map_err(|e| at(format!("tool call arguments are not JSON: {e}")))?;
+                    let args = call_arguments(c).map_err(at)?;
                     call_names.insert(c["id"].as_str().unwrap_or_default().to_string(), name.clone());
                     parts.push(json!({"functionCall": {"name": name, "args": args}}));
                 }
@@ -223,14 +221,10 @@ fn finish_reason(reason: &Value, called: bool) -> Value {
 /// cached part (`cachedContentTokenCount`); thinking tokens are billed as output.
 fn usage(u: &Value) -> Value {
     let n = |k: &str| u[k].as_u64().unwrap_or(0);
+    // Gemini reports no cache writes (explicit caches are billed through their own API).
     let prompt = n("promptTokenCount") + n("toolUsePromptTokenCount");
     let completion = n("candidatesTokenCount") + n("thoughtsTokenCount");
-    json!({
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": n("cachedContentTokenCount"), "cache_write_tokens": 0},
-    })
+    openai_usage(prompt, n("cachedContentTokenCount"), 0, completion)
 }
 
 /// `streamGenerateContent?alt=sse`: every event is a partial response; the one with a

@@ -306,6 +306,23 @@ fn error_body(body: &[u8], kind_of: impl Fn(&Value) -> String) -> Bytes {
     Bytes::from(openai_error(&kind_of(&v), &message).to_string())
 }
 
+/// OpenAI's usage object from a protocol's counts: every prompt token (cache reads and
+/// writes included), the reads and writes apart, and the output.
+fn openai_usage(prompt: u64, cache_read: u64, cache_write: u64, completion: u64) -> Value {
+    serde_json::json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cache_read, "cache_write_tokens": cache_write},
+    })
+}
+
+/// An OpenAI tool call's arguments (a JSON string) as the object the protocols send.
+fn call_arguments(call: &Value) -> Result<Value, String> {
+    let arguments = call["function"]["arguments"].as_str().unwrap_or("{}");
+    serde_json::from_str(arguments).map_err(|e| format!("tool call arguments are not JSON: {e}"))
+}
+
 /// OpenAI's `stop` (a string or a list) as a list of stop sequences.
 fn stop_sequences(stop: &Value) -> Option<Value> {
     match stop {
