@@ -134,10 +134,11 @@ pub async fn token_amount(rpc: &RpcClient, account: &Pubkey) -> Result<u64> {
 
 pub async fn clock(rpc: &RpcClient) -> Result<Clock> {
     let account = rpc.get_account(&solana_sdk::sysvar::clock::ID).await?;
-    bincode_clock(&account.data)
+    clock_of(&account.data)
 }
 
-fn bincode_clock(data: &[u8]) -> Result<Clock> {
+/// The clock sysvar from its raw account data.
+pub fn clock_of(data: &[u8]) -> Result<Clock> {
     // Clock is five little-endian 8-byte fields.
     if data.len() < 40 {
         bail!("the clock sysvar holds {} bytes", data.len());

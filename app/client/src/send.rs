@@ -4,6 +4,7 @@ use anyhow::{anyhow, Result};
 use solana_rpc_client::nonblocking::rpc_client::RpcClient;
 use solana_rpc_client_api::client_error::ErrorKind;
 use solana_rpc_client_api::request::{RpcError, RpcResponseErrorData};
+use solana_sdk::hash::Hash;
 use solana_sdk::instruction::{Instruction, InstructionError};
 use solana_sdk::signature::{Keypair, Signature, Signer};
 use solana_sdk::transaction::{Transaction, TransactionError};
@@ -180,10 +181,21 @@ pub async fn sign(
 ) -> Result<Transaction> {
     let blockhash =
         rpc.get_latest_blockhash().await.map_err(|e| anyhow!("cannot reach {}: {e}", rpc.url()))?;
+    Ok(sign_with(blockhash, how, payer, ixs, signers))
+}
+
+/// [`sign`] with a blockhash the caller read.
+pub fn sign_with(
+    blockhash: Hash,
+    how: Sender,
+    payer: &Keypair,
+    ixs: &[Instruction],
+    signers: &[&Keypair],
+) -> Transaction {
     let mut all = vec![payer];
     all.extend(signers.iter().copied().filter(|k| k.pubkey() != payer.pubkey()));
     let ixs = compux_sdk::compute::with_budget(ixs, how.priority_fee);
-    Ok(Transaction::new_signed_with_payer(&ixs, Some(&payer.pubkey()), &all, blockhash))
+    Transaction::new_signed_with_payer(&ixs, Some(&payer.pubkey()), &all, blockhash)
 }
 
 /// Sends a signed transaction and waits for confirmation; a failure names the program

@@ -172,7 +172,15 @@ pub async fn settler(
     let market = market.parse().map_err(|_| anyhow::anyhow!("`market` {market:?} is not an address"))?;
     let accounts = config.keys.iter().map(|k| k.account.clone()).collect();
     Ok(Some(
-        settler::Settler::new(ledger, meter, &config.rpc_url, &market, payer, s.clone(), accounts).await?,
+        settler::Settler::new(
+            ledger,
+            meter,
+            settler::Burns { chain: Arc::new(jobs::chain::Rpc::new(&config.rpc_url)), market, payer },
+            clock::Clock::system(),
+            s.clone(),
+            accounts,
+        )
+        .await?,
     ))
 }
 

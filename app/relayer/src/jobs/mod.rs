@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod balances;
+pub mod chain;
 pub mod leases;
 pub mod settler;
 pub mod tasks;

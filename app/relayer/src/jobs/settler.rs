@@ -13,8 +13,10 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::clock::Clock;
+use crate::jobs::chain::{self, Chain};
 use crate::store::db::Pool;
 use anyhow::{Context, Result};
 use compux_client::{fetch, Sender};
@@ -22,7 +24,6 @@ use compux_sdk::ix::SettleBatch;
 use compux_sdk::state::{CreditAccount, Facility, FacilityStatus};
 use compux_sdk::{CreditAccountKeys, FacilityKeys, MarketKeys};
 use serde::{Deserialize, Serialize};
-use solana_rpc_client::nonblocking::rpc_client::RpcClient;
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Keypair;
 use solana_sdk::signer::Signer;
@@ -133,19 +134,27 @@ impl OnChain {
     }
 }
 
+/// Where the settler burns: a chain, the market on it, and the market's relayer key, which
+/// signs and pays for the burns.
+pub struct Burns {
+    pub chain: Arc<dyn Chain>,
+    pub market: Pubkey,
+    pub payer: Keypair,
+}
+
 pub struct Settler {
     pool: Pool,
     ledger: crate::store::ledger::Ledger,
     meter: Arc<Meter>,
-    rpc: RpcClient,
+    chain: Arc<dyn Chain>,
+    clock: Clock,
     payer: Keypair,
     market: MarketKeys,
     config: SettlerConfig,
     /// Credit accounts of the configuration's keys (others come from the ledger).
     accounts: Vec<String>,
     /// When the last auto-refill check ran, and each account's last refill attempt.
-    refills:
-        std::sync::Mutex<(Option<std::time::Instant>, std::collections::HashMap<Pubkey, std::time::Instant>)>,
+    refills: std::sync::Mutex<(Option<Instant>, std::collections::HashMap<Pubkey, Instant>)>,
 }
 
 /// What one round did.
@@ -158,25 +167,24 @@ pub struct Round {
 }
 
 impl Settler {
+    /// A settler burning as `to` says. `accounts`: the credit accounts of the
+    /// configuration's keys.
     pub async fn new(
         ledger: crate::store::ledger::Ledger,
         meter: Arc<Meter>,
-        rpc_url: &str,
-        market: &Pubkey,
-        payer: Keypair,
+        to: Burns,
+        clock: Clock,
         config: SettlerConfig,
         accounts: Vec<String>,
     ) -> Result<Settler> {
-        let rpc = RpcClient::new_with_commitment(
-            rpc_url.to_string(),
-            solana_rpc_client_api::config::CommitmentConfig::confirmed(),
-        );
-        let (market, _) = fetch::market(&rpc, market).await?;
+        let Burns { chain, market, payer } = to;
+        let market = chain::market(chain.as_ref(), &market).await?;
         Ok(Settler {
             pool: ledger.pool().clone(),
             ledger,
             meter,
-            rpc,
+            chain,
+            clock,
             payer,
             market,
             config,
@@ -235,7 +243,7 @@ impl Settler {
         let address = Pubkey::from_str(source).with_context(|| format!("{source} is not an address"))?;
         Ok(match kind {
             SourceKind::CreditAccount => {
-                let ca: CreditAccount = fetch::account_state(&self.rpc, &address)
+                let ca: CreditAccount = chain::state(self.chain.as_ref(), &address)
                     .await?
                     .with_context(|| format!("credit account {source} not found"))?;
                 OnChain::Account {
@@ -246,7 +254,7 @@ impl Settler {
                 }
             }
             // A closed facility may stay on chain until its lender withdraws the vault.
-            SourceKind::Facility => match fetch::account_state::<Facility>(&self.rpc, &address).await? {
+            SourceKind::Facility => match chain::state::<Facility>(self.chain.as_ref(), &address).await? {
                 Some(f) if f.status != FacilityStatus::Closed => OnChain::Facility {
                     keys: FacilityKeys::derive(&f.market, &f.lender, f.nonce),
                     facility: Box::new(f),
@@ -260,7 +268,7 @@ impl Settler {
     pub async fn round(&self) -> Result<Round> {
         self.ledger.flush().await?;
         let mut round = Round::default();
-        let now_ms = crate::clock::now_ms();
+        let now_ms = self.clock.now_ms();
         for u in batches::unbatched(&self.pool).await? {
             let due = u.records as usize >= self.config.min_records
                 || now_ms - u.oldest_ms >= (self.config.flush_secs * 1_000) as i64;
@@ -299,10 +307,10 @@ impl Settler {
         let every = Duration::from_secs(self.config.refill_every_secs.max(1));
         {
             let mut r = self.refills.lock().unwrap_or_else(|e| e.into_inner());
-            if r.0.is_some_and(|t| t.elapsed() < every) {
+            if r.0.is_some_and(|t| self.clock.instant() < t + every) {
                 return Ok(0);
             }
-            r.0 = Some(std::time::Instant::now());
+            r.0 = Some(self.clock.instant());
         }
         let mut accounts = crate::store::keys::spending_accounts(&self.pool).await?;
         accounts.extend(self.accounts.iter().cloned());
@@ -311,7 +319,7 @@ impl Settler {
         let keys: Vec<Pubkey> = accounts.iter().filter_map(|a| Pubkey::from_str(a).ok()).collect();
         let vaults = keys.iter().map(|k| compux_sdk::pda::credit_vault(k).0);
         let wanted: Vec<Pubkey> = keys.iter().copied().chain(vaults).collect();
-        let fetched = fetch::accounts(&self.rpc, &wanted).await?;
+        let fetched = self.chain.accounts(&wanted).await?;
         let (states, vaults) = fetched.split_at(keys.len());
         let mut sent = 0;
         for ((address, state), vault) in keys.iter().zip(states).zip(vaults) {
@@ -331,14 +339,15 @@ impl Settler {
             }
             {
                 let mut refills = self.refills.lock().unwrap_or_else(|e| e.into_inner());
-                if refills.1.get(address).is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
+                if refills.1.get(address).is_some_and(|t| self.clock.instant() < *t + Duration::from_secs(60))
+                {
                     continue;
                 }
-                refills.1.insert(*address, std::time::Instant::now());
+                refills.1.insert(*address, self.clock.instant());
             }
             let ix = compux_sdk::ix::auto_refill(&self.market, &ca.owner, &r.source);
             let what = format!("auto-refill {address}");
-            match compux_client::send(&self.rpc, Sender::SILENT, &what, &self.payer, &[ix], &[]).await {
+            match self.send(&what, &[ix]).await {
                 Ok(sig) => {
                     tracing::info!(account = %address, %sig, credits = r.refill_credits, "auto-refill sent");
                     sent += 1;
@@ -404,7 +413,7 @@ impl Settler {
     /// A frozen facility settles only what was metered before `frozen_at`, and only until
     /// its settlement window closes; the rest is the borrower's to pay from the vault.
     async fn move_late_usage(&self, facility: &str, account: &str, f: &Facility) -> Result<u64> {
-        let now = fetch::clock(&self.rpc).await?.unix_timestamp;
+        let now = chain::unix_timestamp(self.chain.as_ref()).await?;
         let (after_ms, from_seq) = match f.status {
             FacilityStatus::Frozen if now <= f.settlement_window_end() => (Some(f.frozen_at * 1_000), None),
             FacilityStatus::Frozen | FacilityStatus::Recovered => (None, Some(f.settlement.settled_seq + 1)),
@@ -444,6 +453,24 @@ impl Settler {
         }
     }
 
+    /// A transaction of `ixs` paid and signed by the relayer key.
+    async fn sign(
+        &self,
+        ixs: &[solana_sdk::instruction::Instruction],
+    ) -> Result<solana_sdk::transaction::Transaction> {
+        let blockhash = self.chain.latest_blockhash().await?;
+        Ok(compux_client::send::sign_with(blockhash, Sender::SILENT, &self.payer, ixs, &[]))
+    }
+
+    async fn send(
+        &self,
+        what: &str,
+        ixs: &[solana_sdk::instruction::Instruction],
+    ) -> Result<solana_sdk::signature::Signature> {
+        let tx = self.sign(ixs).await?;
+        self.chain.submit(what, &tx).await
+    }
+
     /// Brings one batch on chain; true once it is there.
     async fn burn(&self, b: &Batch) -> Result<bool> {
         let chain = self.on_chain(&b.source, b.kind).await?;
@@ -475,9 +502,9 @@ impl Settler {
         let what = format!("settle {} #{}", b.source, b.seq);
         // The signature is stored before sending, so the batch can be found on chain
         // whatever happens next.
-        let tx = compux_client::send::sign(&self.rpc, Sender::SILENT, &self.payer, &[ix], &[]).await?;
+        let tx = self.sign(&[ix]).await?;
         batches::mark_sent(&self.pool, &b.source, b.seq, &tx.signatures[0].to_string()).await?;
-        match compux_client::send::submit(&self.rpc, Sender::SILENT, &what, &tx).await {
+        match self.chain.submit(&what, &tx).await {
             Ok(sig) => {
                 batches::mark_settled(&self.pool, &b.source, b.seq, Some(&sig.to_string())).await?;
                 Ok(true)

@@ -1,0 +1,326 @@
+//! The settler, the money path, against an in-process chain (the localnet running the
+//! program, the real SPL Token) through a seam that injects the faults a real network
+//! has: a confirmation lost after the burn landed, a send that fails, a chain that is
+//! down. Whatever happens, every metered credit is burned exactly once, with the `seq` the
+//! program expects, and nothing metered is lost. The flush timer runs on an injected clock.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use async_trait::async_trait;
+use compux_client::{bootstrap, fetch, tokens, Sender};
+use compux_localnet::{Config as NetConfig, Localnet};
+use compux_relayer::clock::Clock;
+use compux_relayer::domain::ids::KeyHash;
+use compux_relayer::domain::usage::UsageRecord;
+use compux_relayer::jobs::chain::{self, Chain};
+use compux_relayer::jobs::settler::{Burns, Round, Settler, SettlerConfig};
+use compux_relayer::store::batches;
+use compux_relayer::{Ledger, Meter};
+use compux_sdk::state::CreditAccount;
+use compux_sdk::CreditAccountKeys;
+use solana_rpc_client::nonblocking::rpc_client::RpcClient;
+use solana_sdk::account::Account;
+use solana_sdk::hash::Hash;
+use solana_sdk::native_token::LAMPORTS_PER_SOL;
+use solana_sdk::pubkey::Pubkey;
+use solana_sdk::signature::{Keypair, Signature, Signer};
+use solana_sdk::transaction::Transaction;
+
+/// What the seam does to the settler's calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fault {
+    None,
+    /// The burn lands, but its confirmation never comes back.
+    LoseConfirmation,
+    /// The burn lands, its confirmation is lost, and then the chain goes down.
+    LoseConfirmationThenDown,
+    /// Sends fail before reaching the chain; reads work.
+    FailSend,
+    /// Every call fails.
+    Down,
+}
+
+/// The real chain behind a switch of faults, counting the transactions that landed.
+struct Faulty {
+    inner: chain::Rpc,
+    fault: Mutex<Fault>,
+    landed: AtomicUsize,
+}
+
+impl Faulty {
+    fn set(&self, fault: Fault) {
+        *self.fault.lock().unwrap() = fault;
+    }
+
+    fn fault(&self) -> Fault {
+        *self.fault.lock().unwrap()
+    }
+
+    fn reachable(&self) -> Result<()> {
+        match self.fault() {
+            Fault::Down => Err(anyhow!("the chain is down (injected)")),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl Chain for Faulty {
+    async fn accounts(&self, keys: &[Pubkey]) -> Result<Vec<Option<Account>>> {
+        self.reachable()?;
+        self.inner.accounts(keys).await
+    }
+
+    async fn latest_blockhash(&self) -> Result<Hash> {
+        self.reachable()?;
+        self.inner.latest_blockhash().await
+    }
+
+    async fn submit(&self, what: &str, tx: &Transaction) -> Result<Signature> {
+        self.reachable()?;
+        match self.fault() {
+            Fault::FailSend => return Err(anyhow!("{what}: connection reset (injected)")),
+            Fault::LoseConfirmation | Fault::LoseConfirmationThenDown => {
+                self.inner.submit(what, tx).await?;
+                self.landed.fetch_add(1, Ordering::SeqCst);
+                if self.fault() == Fault::LoseConfirmationThenDown {
+                    self.set(Fault::Down);
+                }
+                return Err(anyhow!("{what}: confirmation timed out (injected)"));
+            }
+            Fault::None | Fault::Down => {}
+        }
+        let sig = self.inner.submit(what, tx).await?;
+        self.landed.fetch_add(1, Ordering::SeqCst);
+        Ok(sig)
+    }
+}
+
+/// A market on an in-process chain, a startup's credit account holding `CREDITS`, a ledger,
+/// and a settler signing as the market's relayer through the faulty seam.
+struct World {
+    _net: Localnet,
+    rpc: RpcClient,
+    chain: Arc<Faulty>,
+    clock: Clock,
+    account: CreditAccountKeys,
+    ledger: Ledger,
+    settler: Settler,
+    records: usize,
+    _dir: tempfile::TempDir,
+}
+
+const CREDITS: u64 = 1_000 * compux_sdk::constants::CREDIT_UNIT;
+const MIN_RECORDS: usize = 5;
+const FLUSH_SECS: u64 = 60;
+
+async fn world() -> World {
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    QUIET.call_once(|| {
+        if std::env::var_os("RUST_LOG").is_none() {
+            // The runtime logs every instruction at DEBUG; keep failures readable. Set once,
+            // before any bank starts (the tests' threads read it only then).
+            unsafe { std::env::set_var("RUST_LOG", "error") };
+        }
+    });
+    let net = Localnet::start(NetConfig { rpc_port: 0, ..NetConfig::default() }).await.unwrap();
+    let rpc = RpcClient::new_with_commitment(
+        net.rpc_url(),
+        solana_rpc_client_api::config::CommitmentConfig::confirmed(),
+    );
+    let (admin, startup, relayer) = (Keypair::new(), Keypair::new(), Keypair::new());
+    for who in [&admin, &startup, &relayer] {
+        let sig = rpc.request_airdrop(&who.pubkey(), 10 * LAMPORTS_PER_SOL).await.unwrap();
+        rpc.confirm_transaction(&sig).await.unwrap();
+    }
+    let market_file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/market.toml");
+    let config = bootstrap::read_config(market_file.as_ref()).unwrap();
+    let quote_mint = bootstrap::create_test_quote_mint(&rpc, Sender::SILENT, &admin).await.unwrap();
+    let m = bootstrap::init_market(&rpc, Sender::SILENT, &admin, quote_mint, config, relayer.pubkey())
+        .await
+        .unwrap();
+    let quote = tokens::mint_to_owner(
+        &rpc,
+        Sender::SILENT,
+        &admin,
+        &quote_mint,
+        &startup.pubkey(),
+        1_000_000_000_000,
+    )
+    .await
+    .unwrap();
+    let ixs = [
+        compux_sdk::ix::open_credit_account(&m, &startup.pubkey()),
+        compux_sdk::ix::buy_credits(&m, &startup.pubkey(), &quote, CREDITS, u64::MAX),
+    ];
+    compux_client::send(&rpc, Sender::SILENT, "buy credits", &startup, &ixs, &[]).await.unwrap();
+    let account = m.credit_account(&startup.pubkey());
+
+    let dir = tempfile::tempdir().unwrap();
+    let target = compux_relayer::store::db::test_target(dir.path()).await.unwrap();
+    let ledger = Ledger::open_with(&target, &dir.path().join("journal"), 1 << 20).await.unwrap();
+    let chain = Arc::new(Faulty {
+        inner: chain::Rpc::new(&net.rpc_url()),
+        fault: Mutex::new(Fault::None),
+        landed: 0.into(),
+    });
+    let clock = Clock::adjustable();
+    let mut config = SettlerConfig::new("relayer.json".into());
+    (config.min_records, config.flush_secs, config.auto_refill) = (MIN_RECORDS, FLUSH_SECS, false);
+    let settler = Settler::new(
+        ledger.clone(),
+        Meter::new(),
+        Burns { chain: chain.clone(), market: m.market, payer: relayer },
+        clock.clone(),
+        config,
+        vec![account.address.to_string()],
+    )
+    .await
+    .unwrap();
+    World { _net: net, rpc, chain, clock, account, ledger, settler, records: 0, _dir: dir }
+}
+
+impl World {
+    /// Meters `n` requests of `credits` each against the credit account.
+    async fn meter(&mut self, n: usize, credits: u64) {
+        let account = self.account.address.to_string();
+        for _ in 0..n {
+            self.records += 1;
+            let record = UsageRecord {
+                request_id: format!("req-{}", self.records),
+                created_at_ms: compux_relayer::clock::now_ms() - 1_000,
+                key_hash: KeyHash::of("sk-settler-test"),
+                account: account.clone(),
+                source: account.clone(),
+                provider: "sim (simulated)".into(),
+                model: "sim-chat".into(),
+                input_tokens: 10,
+                output_tokens: 10,
+                cached_input_tokens: 0,
+                cache_write_tokens: 0,
+                credits_charged: credits,
+                input_per_1m: 1,
+                output_per_1m: 1,
+                provider_input_per_1m: 1,
+                provider_output_per_1m: 1,
+                provider_cost: credits,
+            };
+            self.ledger.record(record).await.unwrap();
+        }
+    }
+
+    /// The credits left in the account's vault, on chain.
+    async fn vault(&self) -> u64 {
+        fetch::token_amount(&self.rpc, &self.account.vault).await.unwrap()
+    }
+
+    /// The account's last settled `seq`, on chain.
+    async fn settled_seq(&self) -> u64 {
+        let ca: CreditAccount =
+            fetch::account_state(&self.rpc, &self.account.address).await.unwrap().unwrap();
+        ca.settlement.settled_seq
+    }
+
+    async fn batches(&self) -> Vec<batches::Batch> {
+        batches::of_source(self.ledger.pool(), &self.account.address.to_string()).await.unwrap()
+    }
+
+    /// Credits metered and not yet burned: in no batch yet, or in one not on chain yet.
+    async fn not_burned(&self) -> u64 {
+        let unbatched = self.ledger.unsettled(&self.account.address.to_string()).await.unwrap();
+        let pending: u64 =
+            self.batches().await.iter().filter(|b| b.settled_at_ms.is_none()).map(|b| b.amount).sum();
+        unbatched + pending
+    }
+
+    async fn round(&self) -> Round {
+        self.settler.round().await.unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_confirmation_is_found_on_chain_and_nothing_is_burned_twice() {
+    let mut w = world().await;
+    w.meter(MIN_RECORDS, 700).await;
+    let before = w.vault().await;
+    w.chain.set(Fault::LoseConfirmation);
+    let round = w.round().await;
+    assert_eq!((round.cut, round.settled), (1, 1), "the settler asked the chain and found its burn");
+    w.chain.set(Fault::None);
+    assert_eq!(w.round().await, Round::default(), "nothing left to do");
+    assert_eq!(w.chain.landed.load(Ordering::SeqCst), 1, "sent once");
+    assert_eq!(before - w.vault().await, 5 * 700, "burned once");
+    assert_eq!(w.settled_seq().await, 1);
+    assert_eq!(w.not_burned().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burn_that_landed_while_the_chain_went_away_is_marked_next_round_not_sent_again() {
+    let mut w = world().await;
+    w.meter(MIN_RECORDS, 300).await;
+    let before = w.vault().await;
+    w.chain.set(Fault::LoseConfirmationThenDown);
+    let round = w.round().await;
+    assert_eq!((round.cut, round.settled), (1, 0), "landed, but the settler could not know");
+    let pending = w.batches().await;
+    assert!(pending[0].signature.is_some() && pending[0].settled_at_ms.is_none(), "{pending:?}");
+    w.chain.set(Fault::None);
+    assert_eq!(w.round().await.settled, 1, "found on chain by its seq");
+    assert_eq!(w.chain.landed.load(Ordering::SeqCst), 1, "never sent again");
+    assert_eq!(before - w.vault().await, 5 * 300, "burned once");
+    assert_eq!(w.settled_seq().await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_send_is_sent_again_with_the_same_seq_and_later_batches_wait() {
+    let mut w = world().await;
+    w.meter(MIN_RECORDS, 100).await;
+    let before = w.vault().await;
+    w.chain.set(Fault::FailSend);
+    assert_eq!(w.round().await, Round { cut: 1, ..Round::default() });
+    // More usage while the first batch waits: cut behind it, never sent ahead of it.
+    w.meter(MIN_RECORDS, 200).await;
+    assert_eq!(w.round().await, Round { cut: 1, ..Round::default() });
+    assert_eq!((w.vault().await, w.settled_seq().await), (before, 0), "nothing burned yet");
+    assert_eq!(w.not_burned().await, 5 * 100 + 5 * 200, "nothing lost either");
+    w.chain.set(Fault::None);
+    assert_eq!(w.round().await.settled, 2, "both, in seq order");
+    let seqs: Vec<u64> = w.batches().await.iter().map(|b| b.seq).collect();
+    assert_eq!(seqs, vec![1, 2]);
+    assert_eq!(w.chain.landed.load(Ordering::SeqCst), 2);
+    assert_eq!(before - w.vault().await, 5 * 100 + 5 * 200);
+    assert_eq!(w.settled_seq().await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chain_that_is_down_loses_no_usage_and_settles_once_it_is_back() {
+    let mut w = world().await;
+    w.meter(MIN_RECORDS, 250).await;
+    let before = w.vault().await;
+    w.chain.set(Fault::Down);
+    for _ in 0..3 {
+        assert_eq!(w.round().await, Round::default(), "a round without a chain does nothing, and says so");
+    }
+    assert!(w.batches().await.is_empty());
+    assert_eq!(w.not_burned().await, 5 * 250);
+    w.chain.set(Fault::None);
+    assert_eq!(w.round().await, Round { cut: 1, settled: 1, ..Round::default() });
+    assert_eq!(before - w.vault().await, 5 * 250);
+    assert_eq!(w.not_burned().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_small_batch_waits_for_the_flush_timer_on_the_injected_clock() {
+    let mut w = world().await;
+    w.meter(MIN_RECORDS - 3, 400).await;
+    let before = w.vault().await;
+    assert_eq!(w.round().await, Round::default(), "too few records, too recent");
+    w.clock.advance(Duration::from_secs(FLUSH_SECS - 5));
+    assert_eq!(w.round().await, Round::default(), "still inside the flush time");
+    w.clock.advance(Duration::from_secs(10));
+    assert_eq!(w.round().await, Round { cut: 1, settled: 1, ..Round::default() }, "flushed");
+    assert_eq!(before - w.vault().await, 2 * 400);
+}
