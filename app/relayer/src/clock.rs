@@ -15,11 +15,6 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
-/// Days since the Unix epoch, UTC, by the system clock.
-pub fn today() -> i64 {
-    now_ms().div_euclid(86_400_000)
-}
-
 /// The system clock, or (in tests) the system clock moved forward by hand.
 #[derive(Clone, Debug, Default)]
 pub struct Clock {

@@ -209,7 +209,7 @@ pub async fn restore(ledger: &Ledger, meter: &Meter) -> anyhow::Result<()> {
         meter.add_unsettled(&source, amount);
         meter.add_batch(&source, seq, amount);
     }
-    let today = clock::today();
+    let today = meter.clock().today();
     for (key, amount) in ledger.spent_by_key_since(today * 86_400_000).await? {
         meter.add_spent(&key, today, amount);
     }

@@ -689,7 +689,7 @@ async fn a_key_over_its_requests_per_minute_gets_429_with_retry_after() {
 }
 
 #[tokio::test]
-async fn a_key_over_its_daily_credits_gets_429_and_the_budget_survives_a_restart() {
+async fn a_key_over_its_daily_credits_gets_429_until_the_next_utc_day_and_the_budget_survives_a_restart() {
     // Each request holds at most prompt bound + 100 tokens = well under 300 units.
     let (client, g, dir, _up) =
         one_provider(Limits { credits_per_day: Some(300), ..Default::default() }, 1_000_000).await;
@@ -713,7 +713,7 @@ async fn a_key_over_its_daily_credits_gets_429_and_the_budget_survives_a_restart
     let budget = compux_relayer::domain::meter::Budget {
         key: &KeyHash::of(KEY),
         per_day: 300,
-        day: compux_relayer::clock::today(),
+        day: g.meter.clock().today(),
     };
     meter.set_onchain(ACCOUNT, 1_000_000);
     assert!(matches!(
@@ -721,6 +721,10 @@ async fn a_key_over_its_daily_credits_gets_429_and_the_budget_survives_a_restart
         Err(compux_relayer::domain::meter::Refused::DailyLimit { used, .. }) if used == spent
     ));
     assert!(meter.hold(ACCOUNT, 300 - spent, Some(budget)).is_ok());
+
+    // The budget is per UTC day: on the next one the key spends again.
+    g.meter.clock().advance(std::time::Duration::from_secs(86_400));
+    client.chat().create(ask(100)).await.expect("a new day, a new budget");
     drop(dir);
 }
 

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Signature;
 
+use crate::clock::Clock;
 use crate::domain::ids::KeyHash;
 use crate::store::db::Pool;
 use crate::store::keys::{self as store, KeyRow};
@@ -90,6 +91,8 @@ pub struct Keys {
     /// The `api_keys` version the map was loaded at.
     version: AtomicI64,
     market: Option<Pubkey>,
+    /// Challenges expire by it.
+    clock: Clock,
 }
 
 fn unauthorized(why: &str) -> ApiError {
@@ -104,6 +107,7 @@ impl Keys {
         configured: impl IntoIterator<Item = (KeyHash, Caller)>,
         pool: &Pool,
         market: Option<Pubkey>,
+        clock: Clock,
     ) -> anyhow::Result<Keys> {
         let configured = configured
             .into_iter()
@@ -112,7 +116,8 @@ impl Keys {
                 (hash, info)
             })
             .collect();
-        let keys = Keys { by_hash: RwLock::default(), configured, version: AtomicI64::new(-1), market };
+        let keys =
+            Keys { by_hash: RwLock::default(), configured, version: AtomicI64::new(-1), market, clock };
         keys.sync(pool).await?;
         Ok(keys)
     }
@@ -176,7 +181,7 @@ impl Keys {
             ApiError::bad_request("invalid_value", Some("owner"), "`owner` must be a base58 wallet address.")
         })?;
         let challenge = format!("compux relayer: prove you control {owner} (nonce {})", uuid::Uuid::new_v4());
-        let now = crate::clock::now_ms();
+        let now = self.clock.now_ms();
         store::add_challenge(pool, &challenge, owner, now, now - CHALLENGE_TTL_MS)
             .await
             .map_err(ApiError::internal)?;
@@ -188,7 +193,7 @@ impl Keys {
     async fn verify(&self, pool: &Pool, s: &Signed) -> Result<Pubkey, ApiError> {
         let issued = store::take_challenge(pool, &s.challenge).await.map_err(ApiError::internal)?;
         let Some((owner, at)) = issued else { return Err(unauthorized("Unknown or already used challenge")) };
-        if owner != s.owner || crate::clock::now_ms() - at >= CHALLENGE_TTL_MS {
+        if owner != s.owner || self.clock.now_ms() - at >= CHALLENGE_TTL_MS {
             return Err(unauthorized("The challenge was issued to another wallet or has expired"));
         }
         let pubkey = Pubkey::from_str(&s.owner).map_err(|_| unauthorized("Invalid owner"))?;
@@ -228,7 +233,7 @@ impl Keys {
             key_hash: hash.clone(),
             owner: owner.to_string(),
             account: account.clone(),
-            created_at_ms: crate::clock::now_ms(),
+            created_at_ms: self.clock.now_ms(),
             revoked: false,
             credits_per_day: limits.credits_per_day,
             requests_per_minute: limits.requests_per_minute,
@@ -266,7 +271,7 @@ impl Keys {
             ApiError::bad_request("missing_required_parameter", Some("id"), "`id` is required.")
         })?;
         let revoked =
-            store::revoke(pool, &id, &owner, crate::clock::now_ms()).await.map_err(ApiError::internal)?;
+            store::revoke(pool, &id, &owner, self.clock.now_ms()).await.map_err(ApiError::internal)?;
         if !revoked {
             return Err(ApiError::bad_request(
                 "invalid_value",

@@ -11,21 +11,34 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::clock::Clock;
 use crate::store::db::Pool;
 use crate::store::rate_limits;
 
 const MINUTE_NS: u128 = 60_000_000_000;
 
-pub enum RateLimiter {
+pub struct RateLimiter {
+    clock: Clock,
+    state: State,
+}
+
+enum State {
     /// One process: ns since `start` of each key's next theoretical arrival.
     Local { start: Instant, tat: Mutex<HashMap<String, u128>> },
     /// Replicas: the same state in the shared database.
     Shared(Pool),
 }
 
-impl Default for RateLimiter {
-    fn default() -> Self {
-        RateLimiter::Local { start: Instant::now(), tat: Mutex::new(HashMap::new()) }
+impl RateLimiter {
+    /// Limits kept in this process's memory (one relayer on its own ledger).
+    pub fn local(clock: Clock) -> RateLimiter {
+        let start = clock.instant();
+        RateLimiter { clock, state: State::Local { start, tat: Mutex::new(HashMap::new()) } }
+    }
+
+    /// Limits kept in the database the replicas share.
+    pub fn shared(clock: Clock, pool: Pool) -> RateLimiter {
+        RateLimiter { clock, state: State::Shared(pool) }
     }
 }
 
@@ -37,14 +50,14 @@ impl RateLimiter {
     /// Admits one request of `key` now, or says how long until one would be admitted. An
     /// error means the shared state could not be read (the request is not admitted).
     pub async fn admit(&self, key: &str, per_minute: u32) -> anyhow::Result<Result<(), RetryAfter>> {
-        match self {
-            RateLimiter::Local { .. } => Ok(self.admit_at(key, per_minute, Instant::now())),
-            RateLimiter::Shared(pool) => admit_shared(pool, key, per_minute, crate::clock::now_ms()).await,
+        match &self.state {
+            State::Local { .. } => Ok(self.admit_at(key, per_minute, self.clock.instant())),
+            State::Shared(pool) => admit_shared(pool, key, per_minute, self.clock.now_ms()).await,
         }
     }
 
     fn admit_at(&self, key: &str, per_minute: u32, now: Instant) -> Result<(), RetryAfter> {
-        let RateLimiter::Local { start, tat } = self else { unreachable!("local only") };
+        let State::Local { start, tat } = &self.state else { unreachable!("local only") };
         let per_minute = u128::from(per_minute.max(1));
         let interval = MINUTE_NS / per_minute;
         let burst = interval * (per_minute - 1);
@@ -81,7 +94,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn start(l: &RateLimiter) -> Instant {
-        let RateLimiter::Local { start, .. } = l else { unreachable!() };
+        let State::Local { start, .. } = &l.state else { unreachable!() };
         *start
     }
 
@@ -106,7 +119,7 @@ mod tests {
 
     #[test]
     fn bursts_then_paces() {
-        let l = RateLimiter::default();
+        let l = RateLimiter::local(Clock::system());
         let t0 = start(&l) + Duration::from_secs(1);
         for _ in 0..3 {
             l.admit_at("k", 3, t0).unwrap();
@@ -123,7 +136,7 @@ mod tests {
         /// minute) = 2n times, and in any instant never more than n at once.
         #[test]
         fn never_more_than_the_limit(n in 1u32..50, gaps in proptest::collection::vec(0u64..5_000, 1..300)) {
-            let l = RateLimiter::default();
+            let l = RateLimiter::local(Clock::system());
             let mut t = start(&l);
             let mut admitted = Vec::new();
             for g in gaps {

@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::clock::Clock;
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Balance {
     /// Credits on chain as last refreshed (for a facility: released and not yet burned).
@@ -149,6 +151,8 @@ impl State {
 #[derive(Default)]
 pub struct Meter {
     state: Mutex<State>,
+    /// What leases, balance freshness and the gateway's daily budgets are timed by.
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Meter {
@@ -160,6 +164,16 @@ impl std::fmt::Debug for Meter {
 impl Meter {
     pub fn new() -> Arc<Meter> {
         Arc::new(Meter::default())
+    }
+
+    /// A meter on `clock` (tests move it forward).
+    pub fn with_clock(clock: Clock) -> Arc<Meter> {
+        Arc::new(Meter { clock, ..Meter::default() })
+    }
+
+    /// The clock the relayer runs on: the meter's, shared with the gateway and the jobs.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -184,14 +198,14 @@ impl Meter {
 
     /// Every balance was just read from the chain.
     pub fn mark_read(&self) {
-        self.lock().last_read = Some(std::time::Instant::now());
+        self.lock().last_read = Some(self.clock.instant());
     }
 
     /// When balances must be fresh and are not: how old they are (`None`: never read).
     pub fn stale(&self) -> Option<Option<std::time::Duration>> {
         let s = self.lock();
         let max_age = s.max_age?;
-        let age = s.last_read.map(|t| t.elapsed());
+        let age = s.last_read.map(|t| self.clock.instant().saturating_duration_since(t));
         match age {
             Some(a) if a <= max_age => None,
             _ => Some(age),
@@ -353,7 +367,7 @@ impl Meter {
     ) -> Result<Hold, Refused> {
         let mut guard = self.lock();
         let s = &mut *guard;
-        let now = std::time::Instant::now();
+        let now = self.clock.instant();
         if let Some(b) = budget {
             let d = s.daily.entry(b.key.to_string()).or_default();
             if d.day != b.day {
@@ -426,7 +440,7 @@ impl Hold {
     /// when refused.
     pub fn extend(&mut self, to: u64) -> Result<(), Refused> {
         let Some(delta) = to.checked_sub(self.amount).filter(|d| *d > 0) else { return Ok(()) };
-        let now = std::time::Instant::now();
+        let now = self.meter.clock.instant();
         let mut guard = self.meter.lock();
         let s = &mut *guard;
         let bal = s.balances.get(&self.source).copied().unwrap_or_default();
@@ -581,6 +595,33 @@ mod tests {
         assert!(m.hold("acct", 30, b).is_ok(), "what a charge leaves unused comes back to the lease");
         m.set_budget_lease("k", 8, 40, 0, until);
         assert!(m.hold("acct", 40, Some(Budget { day: 7, ..budget })).is_err(), "a lease is for its day");
+    }
+
+    #[test]
+    fn a_lease_stops_spending_when_it_expires_and_balances_go_stale_by_the_clock() {
+        let clock = Clock::adjustable();
+        let m = Meter::with_clock(clock.clone());
+        m.require_leases();
+        m.require_fresh(std::time::Duration::from_secs(30));
+        assert_eq!(m.stale(), Some(None), "never read");
+        m.set_onchain("acct", 1_000);
+        m.mark_read();
+        m.set_lease("acct", 500, 0, clock.instant() + std::time::Duration::from_secs(60));
+        m.hold("acct", 100, None).unwrap().charge(100);
+        clock.advance(std::time::Duration::from_secs(31));
+        assert!(
+            matches!(m.stale(), Some(Some(age)) if age >= std::time::Duration::from_secs(31)),
+            "older than 30 s"
+        );
+        m.mark_read();
+        assert_eq!(m.stale(), None);
+        m.hold("acct", 100, None).expect("the lease runs 60 s").charge(100);
+        clock.advance(std::time::Duration::from_secs(29));
+        assert_eq!(
+            m.hold("acct", 100, None).unwrap_err(),
+            Refused::Insufficient { available: 0, needed: 100 },
+            "an expired lease spends nothing, whatever the balance"
+        );
     }
 
     #[test]

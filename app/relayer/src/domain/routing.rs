@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use crate::clock::Clock;
 use crate::domain::catalog::Provider;
 use crate::domain::pricing::Price;
 use crate::error::ApiError;
@@ -107,14 +108,15 @@ struct State {
 /// Per-provider health: a circuit breaker (open after `threshold` consecutive failures for
 /// `cooldown`, then one probe is let through) and observed latency.
 pub struct Health {
+    clock: Clock,
     threshold: u32,
     cooldown: Duration,
     states: Mutex<HashMap<String, State>>,
 }
 
 impl Health {
-    pub fn new(threshold: u32, cooldown: Duration) -> Health {
-        Health { threshold: threshold.max(1), cooldown, states: Mutex::new(HashMap::new()) }
+    pub fn new(clock: Clock, threshold: u32, cooldown: Duration) -> Health {
+        Health { clock, threshold: threshold.max(1), cooldown, states: Mutex::new(HashMap::new()) }
     }
 
     fn with<R>(&self, name: &str, f: impl FnOnce(&mut State) -> R) -> R {
@@ -124,7 +126,8 @@ impl Health {
 
     /// False while the breaker is open; once the cooldown passes, a probe may go.
     pub fn available(&self, name: &str) -> bool {
-        self.with(name, |s| s.open_until.is_none_or(|t| Instant::now() >= t))
+        let now = self.clock.instant();
+        self.with(name, |s| s.open_until.is_none_or(|t| now >= t))
     }
 
     pub fn latency_us(&self, name: &str) -> Option<u64> {
@@ -141,12 +144,12 @@ impl Health {
     }
 
     pub fn failed(&self, name: &str) {
-        let (threshold, cooldown) = (self.threshold, self.cooldown);
+        let (threshold, cooldown, now) = (self.threshold, self.cooldown, self.clock.instant());
         self.with(name, |s| {
             s.consecutive_failures += 1;
             if s.consecutive_failures >= threshold {
                 // Open (again, after a failed probe) for another cooldown.
-                s.open_until = Some(Instant::now() + cooldown);
+                s.open_until = Some(now + cooldown);
             }
         });
     }
@@ -169,7 +172,7 @@ mod tests {
         let (a, b, c) = (provider("a"), provider("b"), provider("c"));
         let price = |x| Price::flat(x, x);
         let all = || vec![(&c, price(3), 30), (&a, price(1), 10), (&b, price(2), 20)];
-        let h = Health::new(3, Duration::from_secs(60));
+        let h = Health::new(Clock::system(), 3, Duration::from_secs(60));
         let route = |p: Preferences| names(&plan(all(), &p, &h).unwrap());
         assert_eq!(route(Preferences::default()), ["a", "b", "c"], "cheapest first");
         assert_eq!(
@@ -204,16 +207,19 @@ mod tests {
 
     #[test]
     fn the_breaker_opens_after_repeated_failures_and_lets_a_probe_through_later() {
-        let h = Health::new(2, Duration::from_millis(50));
+        let clock = Clock::adjustable();
+        let h = Health::new(clock.clone(), 2, Duration::from_secs(30));
         h.failed("a");
         assert!(h.available("a"), "one failure is not enough");
         h.failed("a");
         assert!(!h.available("a"));
-        std::thread::sleep(Duration::from_millis(60));
+        clock.advance(Duration::from_secs(29));
+        assert!(!h.available("a"), "open for the whole cooldown");
+        clock.advance(Duration::from_secs(1));
         assert!(h.available("a"), "a probe may go after the cooldown");
         h.failed("a");
         assert!(!h.available("a"), "a failed probe opens it again");
-        std::thread::sleep(Duration::from_millis(60));
+        clock.advance(Duration::from_secs(30));
         h.succeeded("a", Duration::from_millis(3));
         h.failed("a");
         assert!(h.available("a"), "a success closes it and resets the count");

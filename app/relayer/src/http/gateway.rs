@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::{now_ms, today};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -93,15 +92,17 @@ impl Gateway {
             .iter()
             .map(|k| Ok((KeyHash::parse(&k.sha256).map_err(anyhow::Error::msg)?, k.caller())))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let keys = Arc::new(Keys::load(configured, ledger.pool(), market).await?);
+        let clock = meter.clock().clone();
+        let keys = Arc::new(Keys::load(configured, ledger.pool(), market, clock.clone()).await?);
         let tasks = Tasks::default();
         let (k, pool) = (keys.clone(), ledger.pool().clone());
         tasks.supervise("keys", move || Box::pin(k.clone().sync_forever(pool.clone())));
-        let health = Health::new(config.breaker_threshold, Duration::from_millis(config.breaker_cooldown_ms));
+        let cooldown = Duration::from_millis(config.breaker_cooldown_ms);
+        let health = Health::new(clock.clone(), config.breaker_threshold, cooldown);
         // Replicas share a Postgres ledger; a SQLite ledger belongs to one process.
         let rate = match ledger.backend() {
-            crate::store::db::Backend::Postgres => RateLimiter::Shared(ledger.pool().clone()),
-            crate::store::db::Backend::Sqlite => RateLimiter::default(),
+            crate::store::db::Backend::Postgres => RateLimiter::shared(clock, ledger.pool().clone()),
+            crate::store::db::Backend::Sqlite => RateLimiter::local(clock),
         };
         Ok(Arc::new(Gateway {
             config,
@@ -173,15 +174,18 @@ impl Gateway {
                 .map_err(ApiError::internal)?
                 .map_err(|wait| ApiError::rate_limited(n, wait.0.as_millis() as u64))?;
         }
-        let budget =
-            caller.limits.credits_per_day.map(|per_day| Budget { key: key_hash, per_day, day: today() });
+        let budget = caller.limits.credits_per_day.map(|per_day| Budget {
+            key: key_hash,
+            per_day,
+            day: self.meter.clock().today(),
+        });
         self.meter.hold(&caller.account, worst, budget).map_err(refused)
     }
 
     /// Providers serving `model`, with the caller's and the provider's own price at each for
     /// the current UTC hour.
     fn candidates(&self, model: &str) -> Vec<(&Provider, Price, Price)> {
-        let hour = (now_ms().div_euclid(3_600_000) % 24) as usize;
+        let hour = (self.meter.clock().now_ms().div_euclid(3_600_000) % 24) as usize;
         self.config
             .providers
             .iter()

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Clock;
 use crate::domain::ids::KeyHash;
 use crate::domain::meter::Meter;
 use crate::store::leases::{self, Leased};
@@ -62,8 +63,8 @@ pub async fn renew(
     ledger.flush().await?;
     let (onchain, settled_seq) = meter.snapshot(source);
     let what = Leased::Balance { source, onchain, settled_seq };
-    let grant = grant_until(ledger, &what, replica, config).await?;
-    meter.set_lease(source, grant, charged_before, stop_spending_at(config));
+    let grant = grant_until(ledger, &what, replica, config, meter.clock()).await?;
+    meter.set_lease(source, grant, charged_before, stop_spending_at(config, meter.clock()));
     Ok(grant)
 }
 
@@ -84,19 +85,25 @@ pub async fn renew_budget(
     ledger.flush().await?;
     let civil_day = crate::store::db::day_of(day * 86_400_000);
     let what = Leased::Budget { key, per_day, day: &civil_day };
-    let grant = grant_until(ledger, &what, replica, config).await?;
-    meter.set_budget_lease(key, day, grant, spent_before, stop_spending_at(config));
+    let grant = grant_until(ledger, &what, replica, config, meter.clock()).await?;
+    meter.set_budget_lease(key, day, grant, spent_before, stop_spending_at(config, meter.clock()));
     Ok(grant)
 }
 
-async fn grant_until(ledger: &Ledger, what: &Leased<'_>, replica: &str, config: &LeaseConfig) -> Result<u64> {
-    let now_ms = crate::clock::now_ms();
+async fn grant_until(
+    ledger: &Ledger,
+    what: &Leased<'_>,
+    replica: &str,
+    config: &LeaseConfig,
+    clock: &Clock,
+) -> Result<u64> {
+    let now_ms = clock.now_ms();
     leases::grant(ledger.pool(), what, replica, now_ms, now_ms + config.ttl_ms as i64).await
 }
 
 /// A replica stops spending from a lease a margin before the others may take it back.
-fn stop_spending_at(config: &LeaseConfig) -> Instant {
-    Instant::now() + Duration::from_millis(config.ttl_ms.saturating_sub(config.ttl_ms / 5 + config.every_ms))
+fn stop_spending_at(config: &LeaseConfig, clock: &Clock) -> Instant {
+    clock.instant() + Duration::from_millis(config.ttl_ms.saturating_sub(config.ttl_ms / 5 + config.every_ms))
 }
 
 /// Keys with a daily credit budget: (key hash, credits per day).
@@ -120,7 +127,7 @@ pub async fn run(
                 }
             }
         }
-        let day = crate::clock::today();
+        let day = meter.clock().today();
         for (key, per_day) in budgets() {
             if let Err(e) = renew_budget(&ledger, &meter, &replica, &key, per_day, day, &config).await {
                 tracing::warn!(error = %format!("{e:#}"), "daily budget lease not renewed");

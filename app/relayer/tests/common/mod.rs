@@ -71,7 +71,8 @@ pub fn config(providers: Vec<Provider>) -> Config {
 /// A gateway from `config` with its own ledger, serving; ACCOUNT holds `balance` on chain.
 /// The client uses KEY.
 pub async fn start(config: Config, balance: u64) -> (Client<OpenAIConfig>, Arc<Gateway>, tempfile::TempDir) {
-    let meter = Meter::new();
+    // A clock the tests can move forward (a new UTC day, a breaker's cool-down).
+    let meter = Meter::with_clock(compux_relayer::clock::Clock::adjustable());
     meter.set_onchain(ACCOUNT, balance);
     let dir = tempfile::tempdir().unwrap();
     let target = compux_relayer::store::db::test_target(dir.path()).await.unwrap();
