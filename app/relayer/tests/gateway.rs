@@ -72,16 +72,19 @@ async fn chat_is_served_by_the_cheapest_provider_and_charged_exactly() {
 
 #[tokio::test]
 async fn failing_provider_is_skipped_and_the_caller_is_charged_once() {
-    let broken = provider("broken", Some(500)).await;
-    let backup = provider("backup", None).await;
-    let (client, g, _dir) =
-        gateway(&[(&broken, 1_000_000, 1_000_000), (&backup, 3_000_000, 3_000_000)], 10_000_000).await;
-    let reply = client.chat().create(ask(50)).await.unwrap();
-    assert!(reply.choices[0].message.content.as_deref().unwrap().contains("[backup]"));
-    let usage = reply.usage.unwrap();
-    let at_backup = (usage.total_tokens as u64 * 3_000_000).div_ceil(1_000_000);
-    assert_eq!(g.meter.balance(ACCOUNT).unsettled, at_backup, "once, at the serving provider's price");
-    assert_eq!((broken.requests(), backup.requests()), (1, 1));
+    // A server error, and a redirect (not followed: a paid body is never sent elsewhere).
+    for status in [500, 307] {
+        let broken = provider("broken", Some(status)).await;
+        let backup = provider("backup", None).await;
+        let (client, g, _dir) =
+            gateway(&[(&broken, 1_000_000, 1_000_000), (&backup, 3_000_000, 3_000_000)], 10_000_000).await;
+        let reply = client.chat().create(ask(50)).await.unwrap();
+        assert!(reply.choices[0].message.content.as_deref().unwrap().contains("[backup]"), "{status}");
+        let usage = reply.usage.unwrap();
+        let at_backup = (usage.total_tokens as u64 * 3_000_000).div_ceil(1_000_000);
+        assert_eq!(g.meter.balance(ACCOUNT).unsettled, at_backup, "once, at the serving provider's price");
+        assert_eq!((broken.requests(), backup.requests()), (1, 1));
+    }
 }
 
 #[tokio::test]

@@ -185,8 +185,13 @@ pub async fn call(http: &reqwest::Client, p: &Provider, call: &Call<'_>) -> Atte
     };
     let status = res.status();
     // A provider refusing the marketplace's own credentials (401, 403) is the provider's
-    // failure, not the caller's: fail over, and never tell the caller its key is wrong.
-    if status.is_server_error() || status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+    // failure, not the caller's: fail over, and never tell the caller its key is wrong. So
+    // is a redirect (redirects are not followed: a misconfigured base URL).
+    if status.is_server_error()
+        || status.is_redirection()
+        || status == StatusCode::UNAUTHORIZED
+        || status == StatusCode::FORBIDDEN
+    {
         return Attempt::Failed(Failure::Status(status));
     }
     if call.stream && status.is_success() {
