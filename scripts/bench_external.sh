@@ -7,8 +7,9 @@
 #
 #   bash scripts/bench_external.sh            # needs nginx (apt) and oha (cargo install oha)
 #
-# Prints, per rate, the upstream alone and through the relayer (p50/p99/max), then the most
-# requests per second each serves with 64 connections.
+# Prints, per rate, the upstream alone, a bare axum + reqwest pass-through (the floor of the
+# relayer's stack) and the relayer (p50/p99/max), then the most requests per second each
+# serves with 64 connections.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-$HOME/.cache/compux-target}"
@@ -17,6 +18,7 @@ oha="$(command -v oha || echo "$HOME/.cache/compux-tools/bin/oha")"
 command -v nginx >/dev/null || { echo "nginx is missing: apt-get install nginx-light" >&2; exit 1; }
 echo "building the relayer (release)..." >&2
 CARGO_TARGET_DIR="$target" cargo build --release -q -p compux-cli
+CARGO_TARGET_DIR="$target" cargo build --release -q -p compux-relayer-bench --bin bare-proxy
 compux="$target/release/compux"
 
 work="$(mktemp -d)"
@@ -85,13 +87,18 @@ print("%8.0f req/s  p50 %7.3f ms  p99 %7.3f ms  max %8.3f ms  ok %.4f" % (s["req
 }
 upstream=http://127.0.0.1:18081/v1/chat/completions
 relayer=http://127.0.0.1:18090/v1/chat/completions
+# The floor of the stack: axum in, reqwest out, nothing else (tools/relayer-bench/src/bin).
+"$target/release/bare-proxy" 127.0.0.1:18091 "$upstream" &
+floor=http://127.0.0.1:18091/v1/chat/completions
 for rate in 1000 5000; do
     echo "open loop at $rate req/s for 10 s (latency corrected):"
     printf '  upstream alone   '; run "$upstream" -q "$rate" -z 10s --latency-correction -c 64 | summary
+    printf '  bare proxy       '; run "$floor" -q "$rate" -z 10s --latency-correction -c 64 | summary
     printf '  through relayer  '; run "$relayer" -q "$rate" -z 10s --latency-correction -c 64 | summary
 done
 echo "closed loop, 64 connections, 10 s (the most each serves):"
 printf '  upstream alone   '; run "$upstream" -z 10s -c 64 | summary
+printf '  bare proxy       '; run "$floor" -z 10s -c 64 | summary
 printf '  through relayer  '; run "$relayer" -z 10s -c 64 | summary
 printf 'status codes of a last 2,000 through the relayer: '
 run "$relayer" -n 2000 -c 16 | python3 -c 'import json, sys; print(json.load(sys.stdin)["statusCodeDistribution"])'
