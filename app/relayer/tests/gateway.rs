@@ -296,7 +296,7 @@ async fn provider_preferences_change_the_route() {
         (200, name(0)),
         "max_price drops the dearer ones"
     );
-    assert_eq!(routed(&base, json!({"only": ["nobody"]})).await.0, 400);
+    assert_eq!(routed(&base, json!({"only": ["nobody"]})).await.0, 404, "well formed, but nothing matches");
     assert_eq!(routed(&base, json!({"sort": "fastest"})).await.0, 400, "an unknown sort is a client error");
     // The preferences are the relayer's: never forwarded (the sim would not mind, but a real provider might).
     assert_eq!(a.requests() + b.requests() + c.requests(), 5);
@@ -321,7 +321,7 @@ async fn a_failing_provider_is_taken_out_and_probed_back() {
 }
 
 #[tokio::test]
-async fn completions_and_embeddings_are_metered_like_chat() {
+async fn completions_and_embeddings_are_metered_like_chat_and_completions_stream() {
     use async_openai::types::completions::CreateCompletionRequestArgs;
     use async_openai::types::embeddings::CreateEmbeddingRequestArgs;
     let up = provider("up", None).await;
@@ -352,6 +352,31 @@ async fn completions_and_embeddings_are_metered_like_chat() {
     let empty = CreateEmbeddingRequestArgs::default().model(MODEL).input("").build().unwrap();
     let (status, code) = api_error(client.embeddings().create(empty).await.unwrap_err());
     assert_eq!((status, code.as_deref()), (400, Some("missing_required_parameter")));
+
+    // A streamed completion, usage asked for: the text arrives in pieces, and the usage
+    // chunk is what was charged.
+    use async_openai::types::chat::ChatCompletionStreamOptions;
+    use futures_util::StreamExt;
+    let streamed = CreateCompletionRequestArgs::default()
+        .model(MODEL)
+        .prompt("Once upon a time")
+        .max_tokens(10u32)
+        .stream_options(ChatCompletionStreamOptions { include_usage: Some(true), include_obfuscation: None })
+        .build()
+        .unwrap();
+    let mut s = client.completions().create_stream(streamed).await.unwrap();
+    let (mut text, mut usage, mut pieces) = (String::new(), None, 0);
+    while let Some(chunk) = s.next().await {
+        let chunk = chunk.unwrap();
+        pieces += 1;
+        text.extend(chunk.choices.iter().map(|c| c.text.as_str()));
+        usage = chunk.usage.or(usage);
+    }
+    assert_eq!((text.as_str(), pieces > 3), (" [up] simulated completion", true));
+    let u = usage.expect("the usage chunk");
+    let third =
+        (u.prompt_tokens as u64 * 1_000_000 + u.completion_tokens as u64 * 2_000_000).div_ceil(1_000_000);
+    assert_eq!(g.meter.balance(ACCOUNT).unsettled, first + charged + third);
 }
 
 #[tokio::test]

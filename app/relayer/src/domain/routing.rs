@@ -73,11 +73,15 @@ pub fn plan<'a>(
             })
     });
     if candidates.is_empty() && served_at_all {
-        return Err(ApiError::bad_request(
-            "no_provider",
-            Some("provider"),
-            "No provider serving this model matches the `provider` preferences (only, ignore, max_price).",
-        ));
+        // Well formed, but nothing matches: not found, as OpenRouter answers it (a 400 would
+        // tell the caller its request is malformed).
+        return Err(ApiError {
+            param: Some("provider"),
+            ..ApiError::not_found(
+                "no_provider",
+                "No provider serving this model matches the `provider` preferences (only, ignore, max_price).",
+            )
+        });
     }
     match prefs.sort {
         Sort::Price => candidates.sort_by_key(|(_, _, worst)| *worst),
@@ -202,7 +206,8 @@ mod tests {
             "unmeasured last"
         );
         let none = Preferences { only: Some(vec!["zzz".into()]), ..Default::default() };
-        assert_eq!(plan(all(), &none, &h).unwrap_err().code, "no_provider");
+        let e = plan(all(), &none, &h).unwrap_err();
+        assert_eq!((e.status, e.code), (axum::http::StatusCode::NOT_FOUND, "no_provider"));
     }
 
     #[test]

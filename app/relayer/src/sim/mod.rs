@@ -158,19 +158,31 @@ async fn completion(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Res
     if let Some(f) = failure(&sim).await {
         return f;
     }
-    if body["stream"].as_bool() == Some(true) {
-        let err = json!({"error": {"message": "the simulated provider streams chat completions only", "type": "invalid_request_error", "param": "stream", "code": null}});
-        return (StatusCode::BAD_REQUEST, Json(err)).into_response();
-    }
     let prompt_tokens = bytes_of(&body["prompt"]).div_ceil(4) + 1;
     let completion_tokens = sim.opts.completion_tokens.min(body["max_tokens"].as_u64().unwrap_or(16));
-    Json(json!({
-        "id": format!("cmpl-sim-{}", sim.served.load(Ordering::Relaxed)),
-        "object": "text_completion", "created": 0, "model": body["model"], "system_fingerprint": "compux-simulated",
-        "choices": [{"text": format!(" [{}] simulated completion", sim.opts.name), "index": 0, "logprobs": null, "finish_reason": "length"}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
-    }))
-    .into_response()
+    let id = format!("cmpl-sim-{}", sim.served.load(Ordering::Relaxed));
+    let text = format!(" [{}] simulated completion", sim.opts.name);
+    let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens});
+    let reply = |choices: Value, usage: Value| {
+        json!({"id": id, "object": "text_completion", "created": 0, "model": body["model"],
+               "system_fingerprint": "compux-simulated", "choices": choices, "usage": usage})
+    };
+    let choice = |text: &str, finish: Value| json!([{"text": text, "index": 0, "logprobs": null, "finish_reason": finish}]);
+    if body["stream"].as_bool() != Some(true) {
+        return Json(reply(choice(&text, json!("length")), usage)).into_response();
+    }
+    // Streamed as the legacy completions reference has it: text pieces, the finish reason,
+    // the usage chunk (empty choices) when asked for, then [DONE].
+    let mut out = String::new();
+    for word in text.split_inclusive(' ') {
+        out += &format!("data: {}\n\n", reply(choice(word, Value::Null), Value::Null));
+    }
+    out += &format!("data: {}\n\n", reply(choice("", json!("length")), Value::Null));
+    if body["stream_options"]["include_usage"].as_bool() == Some(true) {
+        out += &format!("data: {}\n\n", reply(json!([]), usage));
+    }
+    out += "data: [DONE]\n\n";
+    ([("content-type", "text/event-stream")], out).into_response()
 }
 
 async fn embedding(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response {

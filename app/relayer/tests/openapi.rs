@@ -1,0 +1,236 @@
+//! The OpenAPI document against the server: every request the document allows, the server
+//! accepts as well formed. For each operation, property-based cases are generated from the
+//! document's own schemas (request bodies, query and path parameters) and sent to a running
+//! gateway; none may be refused as malformed (400, 413, 415, 422) or fail (5xx). Answers
+//! about the request's meaning stay allowed: an unknown model (404), a bad signature (401),
+//! too few credits (402). With the route test in `gateway.rs` (every route served is
+//! documented and every documented route is served), the document cannot drift from the
+//! server without a test failing.
+
+use async_openai::config::Config as _;
+use proptest::prelude::*;
+use proptest::strategy::{BoxedStrategy, Union};
+use proptest::test_runner::{Config as RunnerConfig, TestCaseError, TestRunner};
+use serde_json::{Map, Value};
+
+mod common;
+use common::*;
+
+/// The base58 address pattern: a regular expression cannot say "decodes to 32 bytes"
+/// (the schema's description does), so its strings are real addresses.
+const ADDRESS: &str = "^[1-9A-HJ-NP-Za-km-z]{32,44}$";
+
+/// Values the schema at `schema` allows (`doc` resolves `$ref`s). `name` is the property's:
+/// a `model` is mostly the one served, so cases get past routing to the checks behind it.
+fn values(doc: &Value, schema: &Value, name: &str) -> BoxedStrategy<Value> {
+    if let Some(r) = schema["$ref"].as_str() {
+        let target = doc.pointer(r.trim_start_matches('#')).unwrap_or_else(|| panic!("dangling {r}")).clone();
+        return values(doc, &target, name);
+    }
+    if let Some(options) = schema["oneOf"].as_array() {
+        return Union::new(options.iter().map(|o| values(doc, o, name))).boxed();
+    }
+    if let Some(choices) = schema["enum"].as_array() {
+        return proptest::sample::select(choices.clone()).boxed();
+    }
+    if let Some(types) = schema["type"].as_array() {
+        let each = types.iter().map(|t| {
+            let mut one = schema.clone();
+            one["type"] = t.clone();
+            values(doc, &one, name)
+        });
+        return Union::new(each).boxed();
+    }
+    let int = |key: &str, default: i64| schema[key].as_i64().unwrap_or(default);
+    match schema["type"].as_str() {
+        Some("null") => Just(Value::Null).boxed(),
+        Some("boolean") => any::<bool>().prop_map(Value::from).boxed(),
+        Some("integer") => {
+            (int("minimum", -1_000_000)..=int("maximum", 1_000_000)).prop_map(Value::from).boxed()
+        }
+        Some("number") => {
+            let (lo, hi) =
+                (schema["minimum"].as_f64().unwrap_or(-10.0), schema["maximum"].as_f64().unwrap_or(10.0));
+            (lo..=hi).prop_map(Value::from).boxed()
+        }
+        Some("string") => strings(schema, name),
+        Some("array") => {
+            let items = match schema.get("items") {
+                Some(items) => values(doc, items, ""),
+                None => any_json(),
+            };
+            let min = int("minItems", 0) as usize;
+            proptest::collection::vec(items, min..=min + 3).prop_map(Value::from).boxed()
+        }
+        Some("object") | None => objects(doc, schema),
+        Some(other) => panic!("the document uses type {other}, which this test does not generate"),
+    }
+}
+
+fn strings(schema: &Value, name: &str) -> BoxedStrategy<Value> {
+    match (schema["pattern"].as_str(), schema["format"].as_str()) {
+        (Some(ADDRESS), _) => any::<[u8; 32]>()
+            .prop_map(|b| Value::from(solana_sdk::pubkey::Pubkey::new_from_array(b).to_string()))
+            .boxed(),
+        (Some(pattern), _) => {
+            let unanchored = pattern.trim_start_matches('^').trim_end_matches('$');
+            proptest::string::string_regex(unanchored)
+                .expect("a pattern proptest can generate")
+                .prop_map(Value::from)
+                .boxed()
+        }
+        (None, Some("date")) => (1970u32..2200, 1u32..=12, 1u32..=28)
+            .prop_map(|(y, m, d)| Value::from(format!("{y:04}-{m:02}-{d:02}")))
+            .boxed(),
+        (None, Some("uri")) => {
+            "[a-z]{1,12}".prop_map(|p| Value::from(format!("https://example.com/{p}"))).boxed()
+        }
+        _ if name == "model" => prop_oneof![4 => Just(Value::from(MODEL)), 1 => text(schema)].boxed(),
+        _ => text(schema),
+    }
+}
+
+/// Any text of the schema's length bounds.
+fn text(schema: &Value) -> BoxedStrategy<Value> {
+    let min = schema["minLength"].as_u64().unwrap_or(0) as usize;
+    proptest::collection::vec(any::<char>(), min..=min + 12)
+        .prop_map(|c| Value::from(c.into_iter().collect::<String>()))
+        .boxed()
+}
+
+/// Any small JSON value (where the document says nothing of an item).
+fn any_json() -> BoxedStrategy<Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i32>().prop_map(Value::from),
+        "\\PC{0,8}".prop_map(Value::from)
+    ]
+    .boxed()
+}
+
+/// Objects with every required property and a random choice of the optional ones.
+fn objects(doc: &Value, schema: &Value) -> BoxedStrategy<Value> {
+    let required: Vec<&str> =
+        schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let fields: Vec<BoxedStrategy<Option<(String, Value)>>> = schema["properties"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, s)| {
+            let is_required = required.contains(&name.as_str());
+            let key = name.clone();
+            let field = values(doc, s, name).prop_map(move |v| Some((key.clone(), v)));
+            if is_required {
+                field.boxed()
+            } else {
+                prop_oneof![Just(None), field].boxed()
+            }
+        })
+        .collect();
+    fields.prop_map(|pairs| Value::Object(pairs.into_iter().flatten().collect::<Map<_, _>>())).boxed()
+}
+
+/// One generated request: its path (parameters filled in), query and body.
+#[derive(Debug, Clone)]
+struct Case {
+    path: String,
+    query: Vec<(String, String)>,
+    body: Option<Value>,
+}
+
+/// Requests the document allows for the operation `op` at `path`.
+fn cases(doc: &Value, path: &str, op: &Value) -> BoxedStrategy<Case> {
+    let mut params: Vec<BoxedStrategy<Option<(String, String, String)>>> = Vec::new();
+    for p in op["parameters"].as_array().into_iter().flatten() {
+        let (name, place) = (p["name"].as_str().unwrap().to_string(), p["in"].as_str().unwrap().to_string());
+        let required = p["required"].as_bool().unwrap_or(false) || place == "path";
+        let param = values(doc, &p["schema"], &name).prop_map(move |v| {
+            let text = match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            Some((place.clone(), name.clone(), text))
+        });
+        params.push(if required { param.boxed() } else { prop_oneof![Just(None), param].boxed() });
+    }
+    let body = match op.pointer("/requestBody/content/application~1json/schema") {
+        Some(schema) => values(doc, schema, "").prop_map(Some).boxed(),
+        None => Just(None).boxed(),
+    };
+    let path = path.to_string();
+    (params, body)
+        .prop_map(move |(params, body)| {
+            let mut case = Case { path: path.clone(), query: Vec::new(), body };
+            for (place, name, value) in params.into_iter().flatten() {
+                if place == "path" {
+                    let encoded: String = reqwest::Url::parse("http://x/")
+                        .map(|mut u| {
+                            u.path_segments_mut().unwrap().push(&value);
+                            u.path().trim_start_matches('/').to_string()
+                        })
+                        .unwrap();
+                    case.path = case.path.replace(&format!("{{{name}}}"), &encoded);
+                } else {
+                    case.query.push((name, value));
+                }
+            }
+            case
+        })
+        .boxed()
+}
+
+/// Statuses a well-formed request may get: about its meaning, never its form.
+fn well_formed(status: u16) -> bool {
+    !matches!(status, 400 | 405 | 411 | 413 | 415 | 422) && status < 500
+}
+
+#[test]
+fn every_request_the_document_allows_the_server_accepts_as_well_formed() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let (base, doc, _keep) = runtime.block_on(async {
+        let up = provider("up", None).await;
+        let (client, g, dir) = gateway(&[(&up, 1_000_000, 1_000_000)], u64::MAX / 4).await;
+        let base = client.config().api_base().trim_end_matches("/v1").to_string();
+        let doc: Value = reqwest::get(format!("{base}/openapi.json")).await.unwrap().json().await.unwrap();
+        (base, doc, (up, g, dir))
+    });
+    let http = reqwest::Client::new();
+    let cases_per_operation = std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(48);
+    let mut checked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let mut runner =
+                TestRunner::new(RunnerConfig { cases: cases_per_operation, ..RunnerConfig::default() });
+            let method: reqwest::Method = method.to_uppercase().parse().unwrap();
+            let result = runner.run(&cases(&doc, path, op), |case| {
+                let mut req = http
+                    .request(method.clone(), format!("{base}{}", case.path))
+                    .query(&case.query)
+                    .bearer_auth(KEY)
+                    .header("x-api-key", KEY);
+                if let Some(body) = &case.body {
+                    req = req.json(body);
+                }
+                let (status, answer) = runtime.block_on(async {
+                    let res = req.send().await.unwrap();
+                    let status = res.status().as_u16();
+                    (status, res.text().await.unwrap_or_default())
+                });
+                prop_assert!(
+                    well_formed(status),
+                    "{method} {} (query {:?}) with {}: {status} {answer}",
+                    case.path,
+                    case.query,
+                    case.body.as_ref().map_or("no body".into(), |b| b.to_string())
+                );
+                Ok::<(), TestCaseError>(())
+            });
+            if let Err(e) = result {
+                panic!("the document allows a request the server refuses: {e}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} operations checked");
+}
