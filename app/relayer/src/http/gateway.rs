@@ -531,15 +531,16 @@ async fn receipts(
     let after = match p.after.as_deref() {
         None => None,
         Some(cursor) => {
-            Some(cursor.split_once(':').and_then(|(ms, id)| Some((ms.parse::<i64>().ok()?, id))).ok_or_else(
-                || {
-                    ApiError::bad_request(
-                        "invalid_value",
-                        Some("after"),
-                        "`after` takes the `next` of the previous page.",
-                    )
-                },
-            )?)
+            // `<ms>:<request id>`, as `next` writes it (request ids are UUIDs).
+            let id_ok = |id: &str| id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+            let parsed = cursor.split_once(':').filter(|(_, id)| id_ok(id));
+            Some(parsed.and_then(|(ms, id)| Some((ms.parse::<i64>().ok()?, id))).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_value",
+                    Some("after"),
+                    "`after` takes the `next` of the previous page.",
+                )
+            })?)
         }
     };
     g.ledger.flush().await.map_err(ApiError::internal)?;

@@ -59,6 +59,9 @@ pub async fn list(pool: &Pool, account: Option<&str>) -> anyhow::Result<Vec<Aler
 
 /// Removes one of `account`'s alerts; false if it has none by that id.
 pub async fn remove(pool: &Pool, account: &str, id: &str) -> anyhow::Result<bool> {
+    if !crate::store::db::storable(id) {
+        return Ok(false);
+    }
     let done = sqlx::query("DELETE FROM alerts WHERE id = $1 AND account = $2")
         .bind(id)
         .bind(account)

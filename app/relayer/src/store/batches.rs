@@ -105,6 +105,9 @@ pub async fn pending(pool: &Pool) -> Result<Vec<Batch>> {
 
 /// Every batch of `source`, in `seq` order (what an auditor replays into `usage_chain`).
 pub async fn of_source(pool: &Pool, source: &str) -> Result<Vec<Batch>> {
+    if !crate::store::db::storable(source) {
+        return Ok(Vec::new());
+    }
     let rows =
         sqlx::query(&format!("SELECT {BATCH_COLUMNS} FROM settle_batches WHERE source = $1 ORDER BY seq"))
             .bind(source)
@@ -361,6 +364,9 @@ pub struct Receipt {
 
 /// The receipt of `request_id`, if the ledger has it (its batch, once it is in one).
 pub async fn receipt(pool: &Pool, request_id: &str) -> Result<Option<Receipt>> {
+    if !crate::store::db::storable(request_id) {
+        return Ok(None);
+    }
     let row =
         sqlx::query(&format!("SELECT {LEAF_COLUMNS}, settled_seq FROM usage_records WHERE request_id = $1"))
             .bind(request_id)

@@ -103,6 +103,9 @@ pub async fn insert(pool: &Pool, k: &KeyRow) -> Result<()> {
 
 /// Revokes `owner`'s live key `id`; false if it has none by that id.
 pub async fn revoke(pool: &Pool, id: &str, owner: &str, now_ms: i64) -> Result<bool> {
+    if !crate::store::db::storable(id) {
+        return Ok(false);
+    }
     let mut tx = crate::store::db::begin_write(pool).await?;
     let done = sqlx::query(
         "UPDATE api_keys SET revoked_at_ms = $1 WHERE id = $2 AND owner = $3 AND revoked_at_ms IS NULL",
@@ -143,6 +146,9 @@ pub async fn add_challenge(
 
 /// Consumes a challenge (on every replica at once): its owner and when it was issued.
 pub async fn take_challenge(pool: &Pool, challenge: &str) -> Result<Option<(String, i64)>> {
+    if !crate::store::db::storable(challenge) {
+        return Ok(None);
+    }
     let row = sqlx::query("DELETE FROM key_challenges WHERE challenge = $1 RETURNING owner, issued_at_ms")
         .bind(challenge)
         .fetch_optional(pool)
