@@ -44,6 +44,10 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "invalid_request_error", code, message)
     }
 
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "method_not_allowed", message)
+    }
+
     pub fn model_not_found(model: &str) -> Self {
         ApiError {
             param: Some("model"),

@@ -792,6 +792,18 @@ async fn the_openapi_document_lists_exactly_the_routes_served() {
         };
         assert!(routed, "{method} {path} is documented but answers {status}: {body}");
     }
+    // What is not served answers in OpenAI's error shape, not an empty body.
+    for (method, path, status, code) in
+        [("GET", "/v1/nope", 404, "unknown_url"), ("PUT", "/v1/models", 405, "method_not_allowed")]
+    {
+        let res = http.request(method.parse().unwrap(), format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), status, "{method} {path}");
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(
+            (body["error"]["code"].as_str(), body["error"]["type"].as_str()),
+            (Some(code), Some("invalid_request_error"))
+        );
+    }
     // Every `$ref` resolves.
     let text = doc.to_string();
     for r in text.split("\"$ref\":\"#/").skip(1) {

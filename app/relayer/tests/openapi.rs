@@ -3,9 +3,10 @@
 //! document's own schemas (request bodies, query and path parameters) and sent to a running
 //! gateway; none may be refused as malformed (400, 413, 415, 422) or fail (5xx). Answers
 //! about the request's meaning stay allowed: an unknown model (404), a bad signature (401),
-//! too few credits (402). With the route test in `gateway.rs` (every route served is
-//! documented and every documented route is served), the document cannot drift from the
-//! server without a test failing.
+//! too few credits (402); each answer's status must be one the document lists for the
+//! operation, its JSON in the shape it gives. With the route test in `gateway.rs` (every
+//! route served is documented and every documented route is served), the document cannot
+//! drift from the server without a test failing.
 
 use async_openai::config::Config as _;
 use proptest::prelude::*;
@@ -180,13 +181,56 @@ fn cases(doc: &Value, path: &str, op: &Value) -> BoxedStrategy<Case> {
         .boxed()
 }
 
+fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+    match v["$ref"].as_str() {
+        Some(r) => resolve(doc, doc.pointer(r.trim_start_matches('#')).unwrap_or(&Value::Null)),
+        None => v,
+    }
+}
+
+/// Whether `v` has the shape `schema` gives: its types, required properties and the
+/// properties' own shapes (what the document says of its answers; enough to catch an
+/// answer the document does not describe).
+fn conforms(doc: &Value, schema: &Value, v: &Value) -> Result<(), String> {
+    let schema = resolve(doc, schema);
+    let type_ok = |t: &str| match t {
+        "object" => v.is_object(),
+        "array" => v.is_array(),
+        "string" => v.is_string(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "number" => v.is_number(),
+        "boolean" => v.is_boolean(),
+        "null" => v.is_null(),
+        _ => true,
+    };
+    let ok = match &schema["type"] {
+        Value::String(t) => type_ok(t),
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).any(type_ok),
+        _ => true,
+    };
+    if !ok {
+        return Err(format!("{v} is not {}", schema["type"]));
+    }
+    for name in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+        if v.get(name).is_none() {
+            return Err(format!("`{name}` is missing from {v}"));
+        }
+    }
+    for (name, property) in schema["properties"].as_object().into_iter().flatten() {
+        if let Some(field) = v.get(name) {
+            conforms(doc, property, field).map_err(|e| format!("{name}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// Statuses a well-formed request may get: about its meaning, never its form.
 fn well_formed(status: u16) -> bool {
     !matches!(status, 400 | 405 | 411 | 413 | 415 | 422) && status < 500
 }
 
 #[test]
-fn every_request_the_document_allows_the_server_accepts_as_well_formed() {
+fn every_request_the_document_allows_the_server_accepts_and_answers_as_documented() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let (base, doc, _keep) = runtime.block_on(async {
         let up = provider("up", None).await;
@@ -212,18 +256,44 @@ fn every_request_the_document_allows_the_server_accepts_as_well_formed() {
                 if let Some(body) = &case.body {
                     req = req.json(body);
                 }
-                let (status, answer) = runtime.block_on(async {
+                let (status, content_type, answer) = runtime.block_on(async {
                     let res = req.send().await.unwrap();
                     let status = res.status().as_u16();
-                    (status, res.text().await.unwrap_or_default())
+                    let content_type = res.headers().get("content-type").and_then(|v| v.to_str().ok());
+                    let content_type =
+                        content_type.unwrap_or_default().split(';').next().unwrap().to_string();
+                    (status, content_type, res.text().await.unwrap_or_default())
                 });
-                prop_assert!(
-                    well_formed(status),
-                    "{method} {} (query {:?}) with {}: {status} {answer}",
+                let request = format!(
+                    "{method} {} (query {:?}) with {}",
                     case.path,
                     case.query,
                     case.body.as_ref().map_or("no body".into(), |b| b.to_string())
                 );
+                prop_assert!(well_formed(status), "{request}: {status} {answer}");
+                // And the answer is one the document lists, in the shape it gives.
+                let documented = op["responses"].get(status.to_string()).or(op["responses"].get("default"));
+                prop_assert!(documented.is_some(), "{request}: {status} is not documented: {answer}");
+                let documented = resolve(&doc, documented.unwrap());
+                let content = documented["content"].as_object().filter(|c| !c.is_empty());
+                if let Some(content) = content {
+                    prop_assert!(
+                        content.contains_key(&content_type),
+                        "{request}: {status} answers {content_type:?}, the document lists {:?}",
+                        content.keys().collect::<Vec<_>>()
+                    );
+                }
+                if let (Some(schema), "application/json") =
+                    (documented.pointer("/content/application~1json/schema"), content_type.as_str())
+                {
+                    let body: Value = serde_json::from_str(&answer).unwrap_or(Value::Null);
+                    if let Err(why) = conforms(&doc, schema, &body) {
+                        prop_assert!(
+                            false,
+                            "{request}: {status} {answer} is not the documented shape: {why}"
+                        );
+                    }
+                }
                 Ok::<(), TestCaseError>(())
             });
             if let Err(e) = result {

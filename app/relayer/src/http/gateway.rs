@@ -142,6 +142,19 @@ impl Gateway {
             .route("/health/live", get(|| async { Json(json!({"status": "live"})) }))
             .route("/health/ready", get(ready))
             .route("/openapi.json", get(|| async { ([("content-type", "application/json")], OPENAPI) }))
+            // Unknown paths and methods answer in OpenAI's error shape too, as OpenAI does.
+            .fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
+                ApiError::not_found(
+                    "unknown_url",
+                    format!("Invalid URL ({method} {}): see GET /openapi.json.", uri.path()),
+                )
+            })
+            .method_not_allowed_fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
+                ApiError::method_not_allowed(format!(
+                    "{method} is not served at {}: see GET /openapi.json.",
+                    uri.path()
+                ))
+            })
             .layer(axum::middleware::from_fn_with_state(self.clone(), observe))
             .with_state(self.clone())
     }
