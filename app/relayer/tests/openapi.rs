@@ -140,13 +140,21 @@ struct Case {
     body: Option<Value>,
 }
 
-/// Requests the document allows for the operation `op` at `path`.
-fn cases(doc: &Value, path: &str, op: &Value) -> BoxedStrategy<Case> {
+/// Requests the document allows for the operation `op` at `path`; a path's `id` is often
+/// one of `known` (receipts and alerts that exist), so answers other than 404 are checked too.
+fn cases(doc: &Value, path: &str, op: &Value, known: &[String]) -> BoxedStrategy<Case> {
     let mut params: Vec<BoxedStrategy<Option<(String, String, String)>>> = Vec::new();
     for p in op["parameters"].as_array().into_iter().flatten() {
         let (name, place) = (p["name"].as_str().unwrap().to_string(), p["in"].as_str().unwrap().to_string());
         let required = p["required"].as_bool().unwrap_or(false) || place == "path";
-        let param = values(doc, &p["schema"], &name).prop_map(move |v| {
+        let any = values(doc, &p["schema"], &name);
+        let value = match (place.as_str(), known.is_empty()) {
+            ("path", false) => {
+                prop_oneof![proptest::sample::select(known.to_vec()).prop_map(Value::from), any].boxed()
+            }
+            _ => any,
+        };
+        let param = value.prop_map(move |v| {
             let text = match v {
                 Value::String(s) => s,
                 other => other.to_string(),
@@ -188,11 +196,22 @@ fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
     }
 }
 
-/// Whether `v` has the shape `schema` gives: its types, required properties and the
-/// properties' own shapes (what the document says of its answers; enough to catch an
-/// answer the document does not describe).
+/// Whether `v` has the shape `schema` gives: its types and enumerations, required
+/// properties, the properties' and items' own shapes, one of `oneOf` (what the document
+/// uses to describe its answers; enough to catch an answer it does not describe).
 fn conforms(doc: &Value, schema: &Value, v: &Value) -> Result<(), String> {
     let schema = resolve(doc, schema);
+    if let Some(options) = schema["oneOf"].as_array() {
+        return match options.iter().any(|o| conforms(doc, o, v).is_ok()) {
+            true => Ok(()),
+            false => Err(format!("{v} is none of {}", schema["oneOf"])),
+        };
+    }
+    if let Some(choices) = schema["enum"].as_array() {
+        if !choices.contains(v) {
+            return Err(format!("{v} is not one of {}", schema["enum"]));
+        }
+    }
     let type_ok = |t: &str| match t {
         "object" => v.is_object(),
         "array" => v.is_array(),
@@ -221,7 +240,47 @@ fn conforms(doc: &Value, schema: &Value, v: &Value) -> Result<(), String> {
             conforms(doc, property, field).map_err(|e| format!("{name}: {e}"))?;
         }
     }
+    if let (Some(items), Some(elements)) = (schema.get("items"), v.as_array()) {
+        for (i, element) in elements.iter().enumerate() {
+            conforms(doc, items, element).map_err(|e| format!("[{i}]: {e}"))?;
+        }
+    }
     Ok(())
+}
+
+/// Things for the generated requests to find: a receipt in a settlement batch, one not yet
+/// in one, and an alert. Returns their ids.
+async fn seed(base: &str, g: &compux_relayer::Gateway) -> Vec<String> {
+    let mut known = Vec::new();
+    for _ in 0..2 {
+        let body = serde_json::json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5});
+        let res = post_chat(&format!("{base}/v1"), &body).await;
+        known.push(res.headers()["x-compux-receipt"].to_str().unwrap().to_string());
+        if known.len() == 1 {
+            use compux_relayer::store::batches::{cut, Cut};
+            g.ledger.flush().await.unwrap();
+            let kind = compux_relayer::domain::usage::SourceKind::CreditAccount;
+            let c = Cut {
+                source: ACCOUNT,
+                account: ACCOUNT,
+                kind,
+                seq: 1,
+                min_window_end: 0,
+                max_records: 10,
+                prev_chain: None,
+            };
+            cut(g.ledger.pool(), c).await.unwrap().expect("a batch of the first record");
+        }
+    }
+    let alert = reqwest::Client::new()
+        .post(format!("{base}/v1/alerts"))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"url": "https://example.com/hook", "below": 1000}))
+        .send()
+        .await
+        .unwrap();
+    known.push(alert.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string());
+    known
 }
 
 /// Statuses a well-formed request may get: about its meaning, never its form.
@@ -232,12 +291,12 @@ fn well_formed(status: u16) -> bool {
 #[test]
 fn every_request_the_document_allows_the_server_accepts_and_answers_as_documented() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let (base, doc, _keep) = runtime.block_on(async {
+    let (base, doc, known, _keep) = runtime.block_on(async {
         let up = provider("up", None).await;
         let (client, g, dir) = gateway(&[(&up, 1_000_000, 1_000_000)], u64::MAX / 4).await;
         let base = client.config().api_base().trim_end_matches("/v1").to_string();
         let doc: Value = reqwest::get(format!("{base}/openapi.json")).await.unwrap().json().await.unwrap();
-        (base, doc, (up, g, dir))
+        (base.clone(), doc, seed(&base, &g).await, (up, g, dir))
     });
     let http = reqwest::Client::new();
     let cases_per_operation = std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(48);
@@ -247,7 +306,7 @@ fn every_request_the_document_allows_the_server_accepts_and_answers_as_documente
             let mut runner =
                 TestRunner::new(RunnerConfig { cases: cases_per_operation, ..RunnerConfig::default() });
             let method: reqwest::Method = method.to_uppercase().parse().unwrap();
-            let result = runner.run(&cases(&doc, path, op), |case| {
+            let result = runner.run(&cases(&doc, path, op, &known), |case| {
                 let mut req = http
                     .request(method.clone(), format!("{base}{}", case.path))
                     .query(&case.query)
