@@ -16,6 +16,11 @@ use serde_json::{Map, Value};
 
 mod common;
 use common::*;
+use compux_relayer::config::{Model, Provider};
+
+/// Ids that exist (receipts, alerts, keys: `seed`): an `id` is often one of them, so the
+/// answers behind a 404 are generated and checked too.
+static KNOWN: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
 
 /// The base58 address pattern: a regular expression cannot say "decodes to 32 bytes"
 /// (the schema's description does), so its strings are real addresses.
@@ -41,6 +46,10 @@ fn values(doc: &Value, schema: &Value, name: &str) -> BoxedStrategy<Value> {
             values(doc, &one, name)
         });
         return Union::new(each).boxed();
+    }
+    if let Some(known) = KNOWN.get().filter(|_| name == "id") {
+        let known = proptest::sample::select(known.clone()).prop_map(Value::from);
+        return prop_oneof![known, values(doc, schema, "")].boxed();
     }
     let int = |key: &str, default: i64| schema[key].as_i64().unwrap_or(default);
     match schema["type"].as_str() {
@@ -140,21 +149,13 @@ struct Case {
     body: Option<Value>,
 }
 
-/// Requests the document allows for the operation `op` at `path`; a path's `id` is often
-/// one of `known` (receipts and alerts that exist), so answers other than 404 are checked too.
-fn cases(doc: &Value, path: &str, op: &Value, known: &[String]) -> BoxedStrategy<Case> {
+/// Requests the document allows for the operation `op` at `path`.
+fn cases(doc: &Value, path: &str, op: &Value) -> BoxedStrategy<Case> {
     let mut params: Vec<BoxedStrategy<Option<(String, String, String)>>> = Vec::new();
     for p in op["parameters"].as_array().into_iter().flatten() {
         let (name, place) = (p["name"].as_str().unwrap().to_string(), p["in"].as_str().unwrap().to_string());
         let required = p["required"].as_bool().unwrap_or(false) || place == "path";
-        let any = values(doc, &p["schema"], &name);
-        let value = match (place.as_str(), known.is_empty()) {
-            ("path", false) => {
-                prop_oneof![proptest::sample::select(known.to_vec()).prop_map(Value::from), any].boxed()
-            }
-            _ => any,
-        };
-        let param = value.prop_map(move |v| {
+        let param = values(doc, &p["schema"], &name).prop_map(move |v| {
             let text = match v {
                 Value::String(s) => s,
                 other => other.to_string(),
@@ -249,9 +250,21 @@ fn conforms(doc: &Value, schema: &Value, v: &Value) -> Result<(), String> {
 }
 
 /// Things for the generated requests to find: a receipt in a settlement batch, one not yet
-/// in one, and an alert. Returns their ids.
-async fn seed(base: &str, g: &compux_relayer::Gateway) -> Vec<String> {
+/// in one, an alert, and keys of `wallet` to revoke. Returns their ids.
+async fn seed(
+    base: &str,
+    g: &compux_relayer::Gateway,
+    wallet: &solana_sdk::signature::Keypair,
+) -> Vec<String> {
     let mut known = Vec::new();
+    let http = reqwest::Client::new();
+    for _ in 0..8 {
+        let mut body = serde_json::json!({"signature": ""});
+        sign(&http, base, wallet, &mut body).await;
+        let created: Value =
+            http.post(format!("{base}/v1/keys")).json(&body).send().await.unwrap().json().await.unwrap();
+        known.push(created["id"].as_str().unwrap().to_string());
+    }
     for _ in 0..2 {
         let body = serde_json::json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5});
         let res = post_chat(&format!("{base}/v1"), &body).await;
@@ -283,6 +296,19 @@ async fn seed(base: &str, g: &compux_relayer::Gateway) -> Vec<String> {
     known
 }
 
+/// Fills `body`'s owner, challenge and signature with a fresh challenge signed by `wallet`.
+async fn sign(http: &reqwest::Client, base: &str, wallet: &solana_sdk::signature::Keypair, body: &mut Value) {
+    use solana_sdk::signer::Signer;
+    let owner = wallet.pubkey().to_string();
+    let res =
+        http.post(format!("{base}/v1/keys/challenge")).json(&serde_json::json!({"owner": owner})).send();
+    let issued: Value = res.await.unwrap().json().await.unwrap();
+    let challenge = issued["challenge"].as_str().unwrap().to_string();
+    body["signature"] = Value::from(wallet.sign_message(challenge.as_bytes()).to_string());
+    body["owner"] = Value::from(owner);
+    body["challenge"] = Value::from(challenge);
+}
+
 /// Statuses a well-formed request may get: about its meaning, never its form.
 fn well_formed(status: u16) -> bool {
     !matches!(status, 400 | 405 | 411 | 413 | 415 | 422) && status < 500
@@ -291,12 +317,21 @@ fn well_formed(status: u16) -> bool {
 #[test]
 fn every_request_the_document_allows_the_server_accepts_and_answers_as_documented() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let (base, doc, known, _keep) = runtime.block_on(async {
+    let wallet = solana_sdk::signature::Keypair::new();
+    let (base, doc, _keep) = runtime.block_on(async {
         let up = provider("up", None).await;
-        let (client, g, dir) = gateway(&[(&up, 1_000_000, 1_000_000)], u64::MAX / 4).await;
+        let mut config = config(vec![Provider::new(
+            "up",
+            up.base_url(),
+            vec![Model::priced(MODEL, 1_000_000, 1_000_000)],
+        )]);
+        // Wallet-issued keys need a market to derive their credit accounts in.
+        config.market = Some(solana_sdk::pubkey::Pubkey::new_unique().to_string());
+        let (client, g, dir) = start(config, u64::MAX / 4).await;
         let base = client.config().api_base().trim_end_matches("/v1").to_string();
         let doc: Value = reqwest::get(format!("{base}/openapi.json")).await.unwrap().json().await.unwrap();
-        (base.clone(), doc, seed(&base, &g).await, (up, g, dir))
+        KNOWN.set(seed(&base, &g, &wallet).await).unwrap();
+        (base.clone(), doc, (up, g, dir))
     });
     let http = reqwest::Client::new();
     let cases_per_operation = std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(48);
@@ -306,13 +341,21 @@ fn every_request_the_document_allows_the_server_accepts_and_answers_as_documente
             let mut runner =
                 TestRunner::new(RunnerConfig { cases: cases_per_operation, ..RunnerConfig::default() });
             let method: reqwest::Method = method.to_uppercase().parse().unwrap();
-            let result = runner.run(&cases(&doc, path, op, &known), |case| {
+            let result = runner.run(&cases(&doc, path, op), |case| {
                 let mut req = http
                     .request(method.clone(), format!("{base}{}", case.path))
                     .query(&case.query)
                     .bearer_auth(KEY)
                     .header("x-api-key", KEY);
-                if let Some(body) = &case.body {
+                let mut body = case.body.clone();
+                if let Some(b) = body.as_mut().filter(|_| case.path != "/v1/keys/challenge") {
+                    if b.get("signature").is_some() {
+                        // A wallet-signed request: signed for real, so the checks behind the
+                        // signature (a key's limits, the id revoked) are reached too.
+                        runtime.block_on(sign(&http, &base, &wallet, b));
+                    }
+                }
+                if let Some(body) = &body {
                     req = req.json(body);
                 }
                 let (status, content_type, answer) = runtime.block_on(async {
@@ -327,7 +370,7 @@ fn every_request_the_document_allows_the_server_accepts_and_answers_as_documente
                     "{method} {} (query {:?}) with {}",
                     case.path,
                     case.query,
-                    case.body.as_ref().map_or("no body".into(), |b| b.to_string())
+                    body.as_ref().map_or("no body".into(), |b| b.to_string())
                 );
                 prop_assert!(well_formed(status), "{request}: {status} {answer}");
                 // And the answer is one the document lists, in the shape it gives.

@@ -273,11 +273,11 @@ impl Keys {
         let revoked =
             store::revoke(pool, &id, &owner, self.clock.now_ms()).await.map_err(ApiError::internal)?;
         if !revoked {
-            return Err(ApiError::bad_request(
-                "invalid_value",
-                Some("id"),
-                format!("No active key {id} belongs to {owner}."),
-            ));
+            // Well formed; there is just no such key of this wallet's (or it is revoked).
+            return Err(ApiError {
+                param: Some("id"),
+                ..ApiError::not_found("key_not_found", format!("No active key {id} belongs to {owner}."))
+            });
         }
         let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
         for k in map.values_mut().filter(|k| k.id == id && k.owner == owner) {
