@@ -19,8 +19,8 @@ use compux_relayer::jobs::chain::{self, Chain};
 use compux_relayer::jobs::settler::{Burns, Round, Settler, SettlerConfig};
 use compux_relayer::store::batches;
 use compux_relayer::{Ledger, Meter};
-use compux_sdk::state::CreditAccount;
-use compux_sdk::CreditAccountKeys;
+use compux_sdk::state::{CreditAccount, Facility, FacilityTerms, UnusedCredits};
+use compux_sdk::{CreditAccountKeys, FacilityKeys, MarketKeys};
 use solana_rpc_client::nonblocking::rpc_client::RpcClient;
 use solana_sdk::account::Account;
 use solana_sdk::hash::Hash;
@@ -104,6 +104,9 @@ impl Chain for Faulty {
 struct World {
     _net: Localnet,
     rpc: RpcClient,
+    market: MarketKeys,
+    admin: Keypair,
+    startup: Keypair,
     chain: Arc<Faulty>,
     clock: Clock,
     account: CreditAccountKeys,
@@ -132,6 +135,7 @@ async fn world() -> World {
         solana_rpc_client_api::config::CommitmentConfig::confirmed(),
     );
     let (admin, startup, relayer) = (Keypair::new(), Keypair::new(), Keypair::new());
+    let relayer_key = relayer.pubkey();
     for who in [&admin, &startup, &relayer] {
         let sig = rpc.request_airdrop(&who.pubkey(), 10 * LAMPORTS_PER_SOL).await.unwrap();
         rpc.confirm_transaction(&sig).await.unwrap();
@@ -139,9 +143,8 @@ async fn world() -> World {
     let market_file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/market.toml");
     let config = bootstrap::read_config(market_file.as_ref()).unwrap();
     let quote_mint = bootstrap::create_test_quote_mint(&rpc, Sender::SILENT, &admin).await.unwrap();
-    let m = bootstrap::init_market(&rpc, Sender::SILENT, &admin, quote_mint, config, relayer.pubkey())
-        .await
-        .unwrap();
+    let m =
+        bootstrap::init_market(&rpc, Sender::SILENT, &admin, quote_mint, config, relayer_key).await.unwrap();
     let quote = tokens::mint_to_owner(
         &rpc,
         Sender::SILENT,
@@ -180,12 +183,32 @@ async fn world() -> World {
     )
     .await
     .unwrap();
-    World { _net: net, rpc, chain, clock, account, ledger, settler, records: 0, _dir: dir }
+    World {
+        _net: net,
+        rpc,
+        market: m,
+        admin,
+        startup,
+        chain,
+        clock,
+        account,
+        ledger,
+        settler,
+        records: 0,
+        _dir: dir,
+    }
 }
 
 impl World {
-    /// Meters `n` requests of `credits` each against the credit account.
+    /// Meters `n` requests of `credits` each against the credit account's vault.
     async fn meter(&mut self, n: usize, credits: u64) {
+        let vault = self.account.address;
+        self.meter_from(&vault, n, credits).await;
+    }
+
+    /// Meters `n` requests of `credits` each from `source` (the account itself: its vault;
+    /// or a facility it borrows under).
+    async fn meter_from(&mut self, source: &Pubkey, n: usize, credits: u64) {
         let account = self.account.address.to_string();
         for _ in 0..n {
             self.records += 1;
@@ -194,7 +217,7 @@ impl World {
                 created_at_ms: compux_relayer::clock::now_ms() - 1_000,
                 key_hash: KeyHash::of("sk-settler-test"),
                 account: account.clone(),
-                source: account.clone(),
+                source: source.to_string(),
                 provider: "sim (simulated)".into(),
                 model: "sim-chat".into(),
                 input_tokens: 10,
@@ -212,9 +235,57 @@ impl World {
         }
     }
 
+    /// A facility a fresh lender offers the startup and the startup accepts: its upfront
+    /// credits are released into its escrow, for the relayer to burn with `settle_facility`.
+    async fn facility(&self) -> FacilityKeys {
+        let (m, admin, s) = (&self.market, &self.admin, Sender::SILENT);
+        let lender = Keypair::new();
+        let sig = self.rpc.request_airdrop(&lender.pubkey(), 10 * LAMPORTS_PER_SOL).await.unwrap();
+        self.rpc.confirm_transaction(&sig).await.unwrap();
+        // The recovery reserve earmarks the facility's worst case, so the operator funds it.
+        let reserve =
+            tokens::mint_to_owner(&self.rpc, s, admin, &m.quote_mint, &admin.pubkey(), 10u64.pow(12))
+                .await
+                .unwrap();
+        let fund = compux_sdk::ix::fund_recovery_reserve(m, &admin.pubkey(), &reserve, 10u64.pow(12));
+        compux_client::send(&self.rpc, s, "fund the reserve", admin, &[fund], &[]).await.unwrap();
+        let lender_quote =
+            tokens::mint_to_owner(&self.rpc, s, admin, &m.quote_mint, &lender.pubkey(), 10u64.pow(12))
+                .await
+                .unwrap();
+        let market: compux_sdk::state::Market =
+            fetch::account_state(&self.rpc, &m.market).await.unwrap().unwrap();
+        let f = FacilityKeys::derive(&m.market, &lender.pubkey(), market.facility_count);
+        let day = 86_400;
+        let terms = FacilityTerms {
+            borrower: self.startup.pubkey(),
+            principal: 100_000_000,
+            apr_bps: 1_200,
+            installments: 4,
+            period_secs: 30 * day,
+            credit_multiplier_bps: 15_000,
+            upfront_bps: 2_500,
+            tranches: 3,
+            grace_secs: 7 * day,
+            default_after_secs: 30 * day,
+            late_fee_bps: 500,
+            unused_at_close: UnusedCredits::Convert,
+        };
+        let offer = compux_sdk::ix::offer_facility(m, &f, &lender_quote, terms);
+        compux_client::send(&self.rpc, s, "offer", &lender, &[offer], &[]).await.unwrap();
+        let accept = compux_sdk::ix::accept_facility(m, &f, &self.startup.pubkey(), terms, 0);
+        compux_client::send(&self.rpc, s, "accept", &self.startup, &[accept], &[]).await.unwrap();
+        f
+    }
+
     /// The credits left in the account's vault, on chain.
     async fn vault(&self) -> u64 {
-        fetch::token_amount(&self.rpc, &self.account.vault).await.unwrap()
+        self.tokens(&self.account.vault).await
+    }
+
+    /// What the token account at `address` holds, on chain.
+    async fn tokens(&self, address: &Pubkey) -> u64 {
+        fetch::token_amount(&self.rpc, address).await.unwrap()
     }
 
     /// The account's last settled `seq`, on chain.
@@ -255,6 +326,24 @@ async fn a_lost_confirmation_is_found_on_chain_and_nothing_is_burned_twice() {
     assert_eq!(before - w.vault().await, 5 * 700, "burned once");
     assert_eq!(w.settled_seq().await, 1);
     assert_eq!(w.not_burned().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_facility_burn_whose_confirmation_is_lost_is_found_on_chain_and_made_once() {
+    let mut w = world().await;
+    let f = w.facility().await;
+    let before = w.tokens(&f.escrow).await;
+    assert!(before > 5 * 900, "the upfront credits are in the escrow: {before}");
+    w.meter_from(&f.address, MIN_RECORDS, 900).await;
+    w.chain.set(Fault::LoseConfirmation);
+    let round = w.round().await;
+    assert_eq!((round.cut, round.settled), (1, 1), "settle_facility landed; found by its seq");
+    w.chain.set(Fault::None);
+    assert_eq!(w.round().await, Round::default());
+    assert_eq!(w.chain.landed.load(Ordering::SeqCst), 1, "sent once");
+    assert_eq!(before - w.tokens(&f.escrow).await, 5 * 900, "burned once, from the facility's escrow");
+    let facility: Facility = fetch::account_state(&w.rpc, &f.address).await.unwrap().unwrap();
+    assert_eq!(facility.settlement.settled_seq, 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
