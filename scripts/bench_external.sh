@@ -12,10 +12,7 @@
 # serves with 64 connections.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target="${CARGO_TARGET_DIR:-$HOME/.cache/compux-target}"
-oha="$(command -v oha || echo "$HOME/.cache/compux-tools/bin/oha")"
-[ -x "$oha" ] || { echo "oha is missing: cargo install oha --root ~/.cache/compux-tools" >&2; exit 1; }
-command -v nginx >/dev/null || { echo "nginx is missing: apt-get install nginx-light" >&2; exit 1; }
+. scripts/bench_tools.sh nginx
 echo "building the relayer (release)..." >&2
 CARGO_TARGET_DIR="$target" cargo build --release -q -p compux-cli
 CARGO_TARGET_DIR="$target" cargo build --release -q -p compux-relayer-bench --bin bare-proxy

@@ -12,10 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rate="${1:-1000}"
 seconds="${2:-30}"
-target="${CARGO_TARGET_DIR:-$HOME/.cache/compux-target}"
-oha="$(command -v oha || echo "$HOME/.cache/compux-tools/bin/oha")"
-[ -x "$oha" ] || { echo "oha is missing: cargo install oha --root ~/.cache/compux-tools" >&2; exit 1; }
-command -v nginx >/dev/null || { echo "nginx is missing: apt-get install nginx-light" >&2; exit 1; }
+. scripts/bench_tools.sh nginx
 pg_admin="$(bash scripts/postgres.sh | tail -1)"
 echo "building compux (perf profile)..." >&2
 CARGO_TARGET_DIR="$target" cargo build --profile perf -q -p compux-cli

@@ -11,9 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rate="${1:-1000}"
 seconds="${2:-30}"
-target="${CARGO_TARGET_DIR:-$HOME/.cache/compux-target}"
-oha="$(command -v oha || echo "$HOME/.cache/compux-tools/bin/oha")"
-[ -x "$oha" ] || { echo "oha is missing: cargo install oha --root ~/.cache/compux-tools" >&2; exit 1; }
+. scripts/bench_tools.sh
 echo "building compux (perf profile)..." >&2
 CARGO_TARGET_DIR="$target" cargo build --profile perf -q -p compux-cli
 compux="$target/perf/compux"
