@@ -155,7 +155,6 @@ impl<'q> Sql<'q> {
     }
 }
 
-/// The UTC day of a time in milliseconds, YYYY-MM-DD.
 /// Whether `text` can be bound as it is on both backends: Postgres' text holds no NUL
 /// character (SQLite's does, and Postgres fails the whole statement on one). Every value the
 /// relayer stores is free of them, so a key that has one matches no row: lookups answer
@@ -164,6 +163,7 @@ pub fn storable(text: &str) -> bool {
     !text.contains('\0')
 }
 
+/// The UTC day of a time in milliseconds, YYYY-MM-DD.
 pub fn day_of(ms: i64) -> String {
     compux_sdk::units::utc_day(ms.div_euclid(1_000))
 }
