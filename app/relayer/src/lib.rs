@@ -176,7 +176,6 @@ pub async fn settler(
             ledger,
             meter,
             settler::Burns { chain: Arc::new(jobs::chain::Rpc::new(&config.rpc_url)), market, payer },
-            clock::Clock::system(),
             s.clone(),
             accounts,
         )

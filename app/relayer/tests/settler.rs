@@ -175,9 +175,8 @@ async fn world() -> World {
     (config.min_records, config.flush_secs, config.auto_refill) = (MIN_RECORDS, FLUSH_SECS, false);
     let settler = Settler::new(
         ledger.clone(),
-        Meter::new(),
+        Meter::with_clock(clock.clone()),
         Burns { chain: chain.clone(), market: m.market, payer: relayer },
-        clock.clone(),
         config,
         vec![account.address.to_string()],
     )

@@ -15,7 +15,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::clock::Clock;
 use crate::jobs::chain::{self, Chain};
 use crate::store::db::Pool;
 use anyhow::{Context, Result};
@@ -147,7 +146,6 @@ pub struct Settler {
     ledger: crate::store::ledger::Ledger,
     meter: Arc<Meter>,
     chain: Arc<dyn Chain>,
-    clock: Clock,
     payer: Keypair,
     market: MarketKeys,
     config: SettlerConfig,
@@ -167,13 +165,12 @@ pub struct Round {
 }
 
 impl Settler {
-    /// A settler burning as `to` says. `accounts`: the credit accounts of the
-    /// configuration's keys.
+    /// A settler burning as `to` says, on the meter's clock. `accounts`: the credit
+    /// accounts of the configuration's keys.
     pub async fn new(
         ledger: crate::store::ledger::Ledger,
         meter: Arc<Meter>,
         to: Burns,
-        clock: Clock,
         config: SettlerConfig,
         accounts: Vec<String>,
     ) -> Result<Settler> {
@@ -184,7 +181,6 @@ impl Settler {
             ledger,
             meter,
             chain,
-            clock,
             payer,
             market,
             config,
@@ -268,7 +264,7 @@ impl Settler {
     pub async fn round(&self) -> Result<Round> {
         self.ledger.flush().await?;
         let mut round = Round::default();
-        let now_ms = self.clock.now_ms();
+        let now_ms = self.clock().now_ms();
         for u in batches::unbatched(&self.pool).await? {
             let due = u.records as usize >= self.config.min_records
                 || now_ms - u.oldest_ms >= (self.config.flush_secs * 1_000) as i64;
@@ -307,10 +303,10 @@ impl Settler {
         let every = Duration::from_secs(self.config.refill_every_secs.max(1));
         {
             let mut r = self.refills.lock().unwrap_or_else(|e| e.into_inner());
-            if r.0.is_some_and(|t| self.clock.instant() < t + every) {
+            if r.0.is_some_and(|t| self.clock().instant() < t + every) {
                 return Ok(0);
             }
-            r.0 = Some(self.clock.instant());
+            r.0 = Some(self.clock().instant());
         }
         let mut accounts = crate::store::keys::spending_accounts(&self.pool).await?;
         accounts.extend(self.accounts.iter().cloned());
@@ -339,11 +335,14 @@ impl Settler {
             }
             {
                 let mut refills = self.refills.lock().unwrap_or_else(|e| e.into_inner());
-                if refills.1.get(address).is_some_and(|t| self.clock.instant() < *t + Duration::from_secs(60))
+                if refills
+                    .1
+                    .get(address)
+                    .is_some_and(|t| self.clock().instant() < *t + Duration::from_secs(60))
                 {
                     continue;
                 }
-                refills.1.insert(*address, self.clock.instant());
+                refills.1.insert(*address, self.clock().instant());
             }
             let ix = compux_sdk::ix::auto_refill(&self.market, &ca.owner, &r.source);
             let what = format!("auto-refill {address}");
@@ -451,6 +450,10 @@ impl Settler {
                 "the batch on chain with this seq is not the ledger's: its usage_chain differs; investigate the relayer key"
             );
         }
+    }
+
+    fn clock(&self) -> &crate::clock::Clock {
+        self.meter.clock()
     }
 
     /// A transaction of `ixs` paid and signed by the relayer key.
