@@ -346,6 +346,8 @@ async fn ingest_batches(
             after = if batch.len() >= BATCH {
                 None
             } else {
+                // A record already queued is taken without arming a timer (the common case
+                // under load); only an empty queue waits, until the deadline.
                 match jobs.try_recv() {
                     Ok(m) => Some(m),
                     Err(mpsc::error::TryRecvError::Empty) => {
