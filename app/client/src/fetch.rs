@@ -60,7 +60,12 @@ const SECOND_KEY_OFFSET: usize = 8 + 32;
 
 pub async fn account_state<T: AccountDeserialize>(rpc: &RpcClient, key: &Pubkey) -> Result<Option<T>> {
     let account = rpc.get_account_with_commitment(key, rpc.commitment()).await?.value;
-    account.map(|a| compux_sdk::decode::account::<T>(&a.data).map_err(|e| anyhow!("{key}: {e}"))).transpose()
+    account.map(|a| state_of(key, &a.data)).transpose()
+}
+
+/// The program account `key` holding `data`, decoded as `T`.
+pub fn state_of<T: AccountDeserialize>(key: &Pubkey, data: &[u8]) -> Result<T> {
+    compux_sdk::decode::account::<T>(data).map_err(|e| anyhow!("{key}: {e}"))
 }
 
 /// The market at `address` and its derived keys.
@@ -68,11 +73,16 @@ pub async fn market(rpc: &RpcClient, address: &Pubkey) -> Result<(MarketKeys, Ma
     let market: Market = account_state(rpc, address).await?.ok_or_else(|| {
         anyhow!("no market at {address}: check --market, or create one with `compux admin init-market`")
     })?;
+    Ok((market_keys(address, &market)?, market))
+}
+
+/// The keys of `market`, read at `address`: an error unless `address` is its PDA.
+pub fn market_keys(address: &Pubkey, market: &Market) -> Result<MarketKeys> {
     let keys = MarketKeys::derive(&market.creator, &market.quote_mint);
     if keys.market != *address {
         bail!("{address} is not a market PDA of the compux program");
     }
-    Ok((keys, market))
+    Ok(keys)
 }
 
 /// The market to act on: the one given, or the only market on the chain.

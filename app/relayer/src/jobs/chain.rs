@@ -55,7 +55,7 @@ impl Chain for Rpc {
 /// The program account at `key` decoded as `T` (`None`: no account there).
 pub async fn state<T: anchor_lang::AccountDeserialize>(chain: &dyn Chain, key: &Pubkey) -> Result<Option<T>> {
     let account = chain.accounts(std::slice::from_ref(key)).await?.pop().flatten();
-    account.map(|a| compux_sdk::decode::account::<T>(&a.data).map_err(|e| anyhow!("{key}: {e}"))).transpose()
+    account.map(|a| compux_client::fetch::state_of(key, &a.data)).transpose()
 }
 
 /// The chain's clock, in Unix seconds.
@@ -68,7 +68,5 @@ pub async fn unix_timestamp(chain: &dyn Chain) -> Result<i64> {
 /// The market at `address` and its derived keys.
 pub async fn market(chain: &dyn Chain, address: &Pubkey) -> Result<MarketKeys> {
     let market: Market = state(chain, address).await?.ok_or_else(|| anyhow!("no market at {address}"))?;
-    let keys = MarketKeys::derive(&market.creator, &market.quote_mint);
-    anyhow::ensure!(keys.market == *address, "{address} is not a market PDA of the compux program");
-    Ok(keys)
+    compux_client::fetch::market_keys(address, &market)
 }
