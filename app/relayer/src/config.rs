@@ -7,8 +7,11 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::ids::Pubkey;
+
 pub use crate::domain::catalog::{Model, Protocol, Provider};
 
+#[serde_with::serde_as]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -16,7 +19,8 @@ pub struct Config {
     /// The market whose credit accounts wallet-issued keys spend from (keys are issued only
     /// when it is set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub market: Option<String>,
+    #[serde_as(as = "Option<serde_with::DisplayFromStr>")]
+    pub market: Option<Pubkey>,
     /// Solana RPC endpoint for on-chain balances.
     #[serde(default = "default_rpc_url")]
     pub rpc_url: String,
@@ -101,11 +105,14 @@ fn default_timeout_ms() -> u64 {
 }
 
 /// An API key, stored as the SHA-256 of the key, scoped to one credit account.
+#[serde_with::serde_as]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Key {
     pub sha256: String,
-    pub account: String,
+    /// The credit account's address (base58).
+    #[serde_as(as = "serde_with::DisplayFromStr")]
+    pub account: Pubkey,
     /// Optional limits, as for wallet-issued keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credits_per_day: Option<u64>,
@@ -115,18 +122,13 @@ pub struct Key {
 
 impl Key {
     /// The key whose SHA-256 is `sha256` (hex), spending from `account`, without limits.
-    pub fn new(sha256: impl Into<String>, account: impl Into<String>) -> Key {
-        Key {
-            sha256: sha256.into(),
-            account: account.into(),
-            credits_per_day: None,
-            requests_per_minute: None,
-        }
+    pub fn new(sha256: impl Into<String>, account: Pubkey) -> Key {
+        Key { sha256: sha256.into(), account, credits_per_day: None, requests_per_minute: None }
     }
 
     pub fn caller(&self) -> crate::access::keys::Caller {
         crate::access::keys::Caller {
-            account: self.account.clone(),
+            account: self.account,
             limits: crate::access::keys::Limits {
                 credits_per_day: self.credits_per_day,
                 requests_per_minute: self.requests_per_minute,
@@ -230,7 +232,7 @@ mod tests {
     fn a_key_that_is_not_a_sha256_is_refused_naming_it() {
         let mut c =
             Config::new("127.0.0.1:8080".parse().unwrap(), vec![Provider::new("p", "http://x/v1", vec![])]);
-        c.keys.push(Key::new("sk-compux-the-key-itself", "acct"));
+        c.keys.push(Key::new("sk-compux-the-key-itself", Pubkey::new_unique()));
         let e = c.check().unwrap_err().to_string();
         assert!(e.contains("keys[0].sha256") && e.contains("64 hex digits"), "{e}");
     }
@@ -250,10 +252,10 @@ mod tests {
             ],
         };
         let mut c = Config::new("127.0.0.1:8080".parse().unwrap(), vec![provider]);
-        c.market = Some("CmpXqV5BdQ7sXyBoV2Wx1M1aN8tS8n8kQXqK6qTz4tE1".into());
+        c.market = Some(Pubkey::new_unique());
         c.keys.push(Key {
             sha256: "ab".repeat(32),
-            account: "acct".into(),
+            account: Pubkey::new_unique(),
             credits_per_day: Some(5),
             requests_per_minute: None,
         });

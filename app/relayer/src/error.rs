@@ -72,7 +72,7 @@ impl ApiError {
         )
     }
 
-    pub fn credits_frozen(facility: &str, needed: u64) -> Self {
+    pub fn credits_frozen(facility: &solana_sdk::pubkey::Pubkey, needed: u64) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
             "credits_frozen",

@@ -150,7 +150,7 @@ async fn follow_batches(ledger: Ledger, meter: Arc<Meter>) {
         tokio::time::sleep(Duration::from_secs(1)).await;
         match batches::unconfirmed_for_meter(ledger.pool()).await {
             Ok(list) => {
-                list.into_iter().for_each(|(source, seq, amount)| meter.add_batch(&source, seq, amount))
+                list.into_iter().for_each(|(source, seq, amount)| meter.add_batch(source, seq, amount))
             }
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot read settlement batches"),
         }
@@ -164,13 +164,12 @@ pub async fn settler(
     ledger: Ledger,
     meter: Arc<Meter>,
 ) -> anyhow::Result<Option<settler::Settler>> {
-    let (Some(s), Some(market)) = (&config.settler, &config.market) else { return Ok(None) };
+    let (Some(s), Some(market)) = (&config.settler, config.market) else { return Ok(None) };
     let dir = path.parent().unwrap_or(Path::new("."));
     let keypair_path = dir.join(&s.keypair);
     let payer = solana_sdk::signature::read_keypair_file(&keypair_path)
         .map_err(|e| anyhow::anyhow!("cannot read the settler keypair {}: {e}", keypair_path.display()))?;
-    let market = market.parse().map_err(|_| anyhow::anyhow!("`market` {market:?} is not an address"))?;
-    let accounts = config.keys.iter().map(|k| k.account.clone()).collect();
+    let accounts = config.keys.iter().map(|k| k.account).collect();
     Ok(Some(
         settler::Settler::new(
             ledger,
@@ -201,12 +200,12 @@ pub async fn start_settler(path: &Path) -> anyhow::Result<jobs::tasks::Tasks> {
 /// (they still count against each source), and what each key spent today (its budget).
 pub async fn restore(ledger: &Ledger, meter: &Meter) -> anyhow::Result<()> {
     for (source, amount) in ledger.unsettled_by_source().await? {
-        meter.add_unsettled(&source, amount);
+        meter.add_unsettled(source, amount);
     }
     // Batches cut but not yet seen burned still count, until a balance snapshot shows them.
     for (source, seq, amount) in batches::unconfirmed_for_meter(ledger.pool()).await? {
-        meter.add_unsettled(&source, amount);
-        meter.add_batch(&source, seq, amount);
+        meter.add_unsettled(source, amount);
+        meter.add_batch(source, seq, amount);
     }
     let today = meter.clock().today();
     for (key, amount) in ledger.spent_by_key_since(today * 86_400_000).await? {

@@ -9,7 +9,7 @@ use async_openai::types::chat::CreateChatCompletionRequest;
 use async_openai::Client;
 use compux_relayer::access::keys::Limits;
 use compux_relayer::config::{Model, Provider};
-use compux_relayer::domain::ids::KeyHash;
+use compux_relayer::domain::ids::{KeyHash, Pubkey, Source};
 use compux_relayer::domain::pricing::Price;
 use compux_relayer::sim::{self, SimHandle, SimOptions};
 use compux_relayer::{serve, Config, Gateway, Ledger, Meter};
@@ -53,19 +53,19 @@ async fn chat_is_served_by_the_cheapest_provider_and_charged_exactly() {
     );
     let expected = (usage.prompt_tokens as u64 * 1_000_000 + usage.completion_tokens as u64 * 4_000_000)
         .div_ceil(1_000_000);
-    let b = g.meter.balance(ACCOUNT);
+    let b = g.meter.balance(VAULT);
     assert_eq!(
         (b.unsettled, b.held),
         (expected, 0),
         "charged the real usage at the serving provider's price"
     );
     assert_eq!((cheap.requests(), dear.requests()), (1, 0));
-    assert_eq!(g.ledger.unsettled(ACCOUNT).await.unwrap(), expected, "the ledger holds the same charge");
+    assert_eq!(g.ledger.unsettled(VAULT).await.unwrap(), expected, "the ledger holds the same charge");
     let all = compux_relayer::store::ledger::UsageQuery {
         group_by: compux_relayer::store::ledger::Dim::ALL.to_vec(),
         ..Default::default()
     };
-    let rows = g.ledger.usage(ACCOUNT, &all).await.unwrap();
+    let rows = g.ledger.usage(&ACCOUNT, &all).await.unwrap();
     assert_eq!((rows.len(), rows[0].requests, rows[0].credits), (1, 1, expected));
     assert_eq!(rows[0].provider.as_deref(), Some("sim-1 (simulated)"));
 }
@@ -82,7 +82,7 @@ async fn failing_provider_is_skipped_and_the_caller_is_charged_once() {
         assert!(reply.choices[0].message.content.as_deref().unwrap().contains("[backup]"), "{status}");
         let usage = reply.usage.unwrap();
         let at_backup = (usage.total_tokens as u64 * 3_000_000).div_ceil(1_000_000);
-        assert_eq!(g.meter.balance(ACCOUNT).unsettled, at_backup, "once, at the serving provider's price");
+        assert_eq!(g.meter.balance(VAULT).unsettled, at_backup, "once, at the serving provider's price");
         assert_eq!((broken.requests(), backup.requests()), (1, 1));
     }
 }
@@ -108,11 +108,7 @@ async fn a_provider_that_times_out_is_failed_over_and_only_timeouts_make_504() {
         "the cheaper one timed out"
     );
     let at_backup = (reply.usage.unwrap().total_tokens as u64 * 2_000_000).div_ceil(1_000_000);
-    assert_eq!(
-        g.meter.balance(ACCOUNT).unsettled,
-        at_backup,
-        "charged once, at the serving provider's price"
-    );
+    assert_eq!(g.meter.balance(VAULT).unsettled, at_backup, "charged once, at the serving provider's price");
 
     // Only the slow provider: every attempt timed out, so 504, and nothing is charged.
     let (client, g, _dir) =
@@ -123,7 +119,7 @@ async fn a_provider_that_times_out_is_failed_over_and_only_timeouts_make_504() {
     assert_eq!(body["error"]["code"], "upstream_unavailable");
     assert!(body["error"]["message"].as_str().unwrap().contains("Nothing was charged"));
     assert_eq!(
-        g.meter.balance(ACCOUNT),
+        g.meter.balance(VAULT),
         compux_relayer::domain::meter::Balance { onchain: 10_000_000, ..Default::default() }
     );
 }
@@ -136,7 +132,7 @@ async fn errors_have_openai_shape_status_and_code() {
     // 402: the worst case (prompt bound + max_tokens) exceeds the 10 units available.
     let (status, code) = api_error(client.chat().create(ask(1_000)).await.unwrap_err());
     assert_eq!((status, code.as_deref()), (402, Some("insufficient_credits")));
-    assert_eq!(g.meter.balance(ACCOUNT).unsettled, 0, "nothing charged");
+    assert_eq!(g.meter.balance(VAULT).unsettled, 0, "nothing charged");
     assert_eq!(g.ledger.count().await.unwrap(), 0, "nothing recorded");
     assert_eq!(up.requests(), 0, "never sent upstream");
 
@@ -173,7 +169,7 @@ async fn errors_have_openai_shape_status_and_code() {
         (body["error"]["type"].as_str(), body["error"]["code"].as_str()),
         (Some("upstream_error"), Some("upstream_unavailable"))
     );
-    assert_eq!((g.meter.balance(ACCOUNT).unsettled, g.ledger.count().await.unwrap()), (0, 0));
+    assert_eq!((g.meter.balance(VAULT).unsettled, g.ledger.count().await.unwrap()), (0, 0));
 }
 
 #[tokio::test]
@@ -183,13 +179,13 @@ async fn concurrent_requests_never_spend_more_than_the_balance() {
     // = 25 tokens) + 20 max tokens = 45 units at 1 unit per token; the balance covers 50.
     let (client, g, _dir) = gateway(&[(&up, 1_000_000, 1_000_000)], 45 * 50).await;
     let served = two_hundred_at_once(&client).await;
-    let b = g.meter.balance(ACCOUNT);
+    let b = g.meter.balance(VAULT);
     assert!(served >= 50, "at least the 50 the balance covers at worst case were served, got {served}");
     assert!(b.unsettled <= 45 * 50, "charged {} > balance {}", b.unsettled, 45 * 50);
     assert_eq!(b.held, 0);
     assert_eq!(up.requests(), served, "every served request went upstream once");
     assert_eq!(g.ledger.count().await.unwrap(), served, "one record per served request");
-    assert_eq!(g.ledger.unsettled(ACCOUNT).await.unwrap(), b.unsettled, "ledger and meter agree to the unit");
+    assert_eq!(g.ledger.unsettled(VAULT).await.unwrap(), b.unsettled, "ledger and meter agree to the unit");
 }
 
 /// Sends 200 requests of 20 max tokens at once; returns how many were served (the others
@@ -245,14 +241,14 @@ async fn streams_are_relayed_metered_and_the_usage_chunk_is_the_callers_choice()
     assert_eq!(text, "[up] simulated reply");
     let (i, o) = usage.expect("the usage chunk the caller asked for");
     let first = (i as u64 * 1_000_000 + o as u64 * 2_000_000).div_ceil(1_000_000);
-    assert_eq!(g.meter.balance(ACCOUNT).unsettled, first);
+    assert_eq!(g.meter.balance(VAULT).unsettled, first);
 
     // Not asked for: no usage chunk reaches the caller, yet the request is metered the same.
     let (text, usage, chunks) = stream(&client, ask(50)).await;
     assert_eq!((text.as_str(), usage), ("[up] simulated reply", None));
     assert!(chunks >= 3, "role, words and the finish chunk arrive as chunks");
     assert_eq!(
-        g.meter.balance(ACCOUNT),
+        g.meter.balance(VAULT),
         compux_relayer::domain::meter::Balance {
             onchain: 10_000_000,
             unsettled: 2 * first,
@@ -261,7 +257,7 @@ async fn streams_are_relayed_metered_and_the_usage_chunk_is_the_callers_choice()
         }
     );
     assert_eq!(g.ledger.count().await.unwrap(), 2);
-    assert_eq!(g.ledger.unsettled(ACCOUNT).await.unwrap(), 2 * first, "the ledger has both streams");
+    assert_eq!(g.ledger.unsettled(VAULT).await.unwrap(), 2 * first, "the ledger has both streams");
 }
 
 /// A chat request with a `provider` preferences object, sent raw (OpenAI's SDK types have no
@@ -338,14 +334,14 @@ async fn completions_and_embeddings_are_metered_like_chat_and_completions_stream
     let u = reply.usage.unwrap();
     let first =
         (u.prompt_tokens as u64 * 1_000_000 + u.completion_tokens as u64 * 2_000_000).div_ceil(1_000_000);
-    assert_eq!(g.meter.balance(ACCOUNT).unsettled, first);
+    assert_eq!(g.meter.balance(VAULT).unsettled, first);
 
     let embed =
         CreateEmbeddingRequestArgs::default().model(MODEL).input(["first text", "second"]).build().unwrap();
     let reply = client.embeddings().create(embed).await.unwrap();
     assert_eq!((reply.data.len(), reply.data[0].embedding.len()), (2, 8));
     let charged = reply.usage.prompt_tokens as u64; // 1 unit per input token, no output
-    assert_eq!(g.meter.balance(ACCOUNT).unsettled, first + charged);
+    assert_eq!(g.meter.balance(VAULT).unsettled, first + charged);
     assert_eq!(g.ledger.count().await.unwrap(), 2);
 
     // Bad input for each endpoint is a 400 naming the field.
@@ -376,7 +372,7 @@ async fn completions_and_embeddings_are_metered_like_chat_and_completions_stream
     let u = usage.expect("the usage chunk");
     let third =
         (u.prompt_tokens as u64 * 1_000_000 + u.completion_tokens as u64 * 2_000_000).div_ceil(1_000_000);
-    assert_eq!(g.meter.balance(ACCOUNT).unsettled, first + charged + third);
+    assert_eq!(g.meter.balance(VAULT).unsettled, first + charged + third);
 }
 
 #[tokio::test]
@@ -532,7 +528,7 @@ async fn wallets_get_keys_by_signing_a_challenge_and_can_revoke_them() {
         any_port(),
         vec![Provider::new("up", up.base_url(), vec![Model::priced(MODEL, 1_000_000, 1_000_000)])],
     );
-    c.market = Some(market.to_string());
+    c.market = Some(market);
     let (client, g, _dir) = start(c, 0).await;
     let base = client.config().api_base().to_string();
     let http = reqwest::Client::new();
@@ -552,8 +548,8 @@ async fn wallets_get_keys_by_signing_a_challenge_and_can_revoke_them() {
     let (status, issued) = post("keys", signed(&challenge, &wallet)).await;
     assert_eq!(status, 200, "{issued}");
     let key = issued["key"].as_str().unwrap().to_string();
-    let account = compux_sdk::pda::credit_account(&market, &wallet.pubkey()).0.to_string();
-    assert_eq!(issued["account"], account.as_str(), "scoped to the wallet's credit account in the market");
+    let account = compux_sdk::pda::credit_account(&market, &wallet.pubkey()).0;
+    assert_eq!(issued["account"], account.to_string(), "scoped to the wallet's credit account in the market");
     let (status, again) = post("keys", signed(&challenge, &wallet)).await;
     assert_eq!(
         (status, again["error"]["code"].as_str()),
@@ -567,10 +563,10 @@ async fn wallets_get_keys_by_signing_a_challenge_and_can_revoke_them() {
     assert_eq!(status, 401);
 
     // The key spends from that account's on-chain balance.
-    g.meter.set_onchain(&account, 1_000_000);
+    g.meter.set_onchain(Source::Vault(account), 1_000_000);
     let client = Client::with_config(OpenAIConfig::new().with_api_base(&base).with_api_key(&key));
     client.chat().create(ask(10)).await.unwrap();
-    assert!(g.meter.balance(&account).unsettled > 0);
+    assert!(g.meter.balance(Source::Vault(account)).unsettled > 0);
 
     // Listed (without the key) and revoked with fresh signatures; then it stops working.
     let (_, c) = post("keys/challenge", json!({"owner": owner})).await;
@@ -619,13 +615,13 @@ async fn records(g: &Gateway) -> Vec<(String, i64, i64, i64, i64)> {
 #[tokio::test]
 async fn facility_credits_are_spent_first_and_frozen_ones_are_refused_with_403() {
     let (client, g, _dir, _up) = one_provider(Limits::default(), 0).await;
-    let facility = "facility-of-the-startup";
-    g.meter.set_sources(ACCOUNT, vec![facility.into(), ACCOUNT.into()]);
+    let facility = Source::Facility(Pubkey::new_unique());
+    g.meter.set_sources(ACCOUNT, vec![facility, VAULT]);
     g.meter.set_onchain(facility, 1_000);
 
     client.chat().create(ask(10)).await.unwrap();
     let first = records(&g).await;
-    assert_eq!(first[0].0, facility, "released facility credits are spent first");
+    assert_eq!(first[0].0, facility.to_string(), "released facility credits are spent first");
     assert_eq!(g.meter.balance(facility).unsettled, first[0].1 as u64);
 
     // The lender freezes the facility: its credits stop at once, and with nothing in the
@@ -635,12 +631,16 @@ async fn facility_credits_are_spent_first_and_frozen_ones_are_refused_with_403()
     assert_eq!((status, code.as_deref()), (403, Some("credits_frozen")));
 
     // The borrower's own vault still serves.
-    g.meter.set_onchain(ACCOUNT, 1_000);
+    g.meter.set_onchain(VAULT, 1_000);
     client.chat().create(ask(10)).await.unwrap();
     let all = records(&g).await;
     assert_eq!(all.len(), 2, "the refused request left no record");
     let sources: Vec<&str> = all.iter().map(|r| r.0.as_str()).collect();
-    assert!(sources.contains(&ACCOUNT) && sources.contains(&facility), "one from each: {sources:?}");
+    let (vault, facility_text) = (ACCOUNT.to_string(), facility.to_string());
+    assert!(
+        sources.contains(&vault.as_str()) && sources.contains(&facility_text.as_str()),
+        "one from each: {sources:?}"
+    );
     assert_eq!(
         g.meter.balance(facility).unsettled,
         first[0].1 as u64,
@@ -737,13 +737,13 @@ async fn a_key_over_its_daily_credits_gets_429_until_the_next_utc_day_and_the_bu
     // the ledger, so neither the budget nor the balance resets with the process.
     let meter = Meter::new();
     compux_relayer::restore(&g.ledger, &meter).await.unwrap();
-    assert_eq!(meter.balance(ACCOUNT).unsettled, spent);
+    assert_eq!(meter.balance(VAULT).unsettled, spent);
     let budget = compux_relayer::domain::meter::Budget {
         key: &KeyHash::of(KEY),
         per_day: 300,
         day: g.meter.clock().today(),
     };
-    meter.set_onchain(ACCOUNT, 1_000_000);
+    meter.set_onchain(VAULT, 1_000_000);
     assert!(matches!(
         meter.hold(ACCOUNT, 300 - spent + 1, Some(budget)),
         Err(compux_relayer::domain::meter::Refused::DailyLimit { used, .. }) if used == spent
@@ -920,7 +920,7 @@ async fn a_low_balance_fires_one_signed_webhook_retried_until_delivered_and_rear
     };
     tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
     assert!(got.lock().unwrap().is_empty(), "above the threshold: no alert");
-    g.meter.set_onchain(ACCOUNT, 100);
+    g.meter.set_onchain(VAULT, 100);
     attempts(3).await;
     {
         let g = got.lock().unwrap();
@@ -939,9 +939,9 @@ async fn a_low_balance_fires_one_signed_webhook_retried_until_delivered_and_rear
     }
     tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
     assert_eq!(got.lock().unwrap().len(), 3, "once per crossing, not every check");
-    g.meter.set_onchain(ACCOUNT, 1_000);
+    g.meter.set_onchain(VAULT, 1_000);
     tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
-    g.meter.set_onchain(ACCOUNT, 10);
+    g.meter.set_onchain(VAULT, 10);
     attempts(4).await;
 
     let id = added["id"].as_str().unwrap();
@@ -969,12 +969,12 @@ async fn replicas_sharing_a_postgres_ledger_never_spend_more_than_the_balance_to
     let mut replicas = Vec::new();
     for i in 0..2 {
         let meter = Meter::new();
-        meter.set_onchain(ACCOUNT, balance);
+        meter.set_onchain(VAULT, balance);
         let journal = dir.path().join(format!("journal-{i}"));
         let ledger = Ledger::open_with(&target, &journal, 1 << 20).await.unwrap();
         let g = Gateway::new(c.clone(), meter.clone(), ledger.clone()).await.unwrap();
         let addr = serve(g.clone()).await.unwrap();
-        let accounts: compux_relayer::jobs::balances::Accounts = Arc::new(|| vec![ACCOUNT.to_string()]);
+        let accounts: compux_relayer::jobs::balances::Accounts = Arc::new(|| vec![ACCOUNT]);
         let budgets: compux_relayer::jobs::leases::Budgets = Arc::new(Vec::new);
         meter.require_leases();
         tokio::spawn(compux_relayer::jobs::leases::run(
@@ -1037,13 +1037,13 @@ async fn stale_balances_fail_readiness_and_refuse_requests_with_503_instead_of_a
         "{ready}"
     );
     assert_eq!(get("/health/live").await.0, 200, "alive all the same");
-    let before = g.meter.balance(ACCOUNT);
+    let before = g.meter.balance(VAULT);
     let res = post_hi(&client).await;
     assert_eq!(res.status().as_u16(), 503);
     assert_eq!(res.headers()["retry-after"], "1");
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["error"]["code"], "balances_stale", "{body}");
-    assert_eq!(g.meter.balance(ACCOUNT), before, "nothing held or charged");
+    assert_eq!(g.meter.balance(VAULT), before, "nothing held or charged");
     assert_eq!(up.requests(), 1, "the refused request never reached a provider");
 
     g.meter.mark_read();
@@ -1062,7 +1062,7 @@ async fn a_request_holds_what_its_provider_can_cost_so_a_small_balance_is_spent_
     let (client, g, _dir) =
         gateway(&[(&cheap, 1_000_000, 1_000_000), (&dear, 3_000_000, 3_000_000)], balance).await;
     let served = two_hundred_at_once(&client).await;
-    let b = g.meter.balance(ACCOUNT);
+    let b = g.meter.balance(VAULT);
     assert!(served >= 50, "the balance covers 50 at the serving provider's worst case: {served} served");
     assert!(b.unsettled <= balance, "charged {} > balance {balance}", b.unsettled);
     assert_eq!((b.held, cheap.requests(), dear.requests()), (0, served, 0));
@@ -1078,7 +1078,7 @@ async fn a_failover_to_a_dearer_provider_grows_the_hold_first_or_is_not_tried() 
     let reply = client.chat().create(ask(20)).await.unwrap();
     let at_dear = (reply.usage.unwrap().total_tokens as u64 * 3_000_000).div_ceil(1_000_000);
     assert_eq!(
-        g.meter.balance(ACCOUNT),
+        g.meter.balance(VAULT),
         compux_relayer::domain::meter::Balance { onchain: 135, unsettled: at_dear, held: 0, frozen: false }
     );
 
@@ -1095,5 +1095,5 @@ async fn a_failover_to_a_dearer_provider_grows_the_hold_first_or_is_not_tried() 
     assert!(message.contains("HTTP 500") && message.contains("not tried"), "{message}");
     assert_eq!(body["error"]["code"], "insufficient_credits");
     assert_eq!((broken.requests(), dear.requests()), (1, 0));
-    assert_eq!(g.meter.balance(ACCOUNT).unsettled, 0, "nothing charged");
+    assert_eq!(g.meter.balance(VAULT).unsettled, 0, "nothing charged");
 }

@@ -1,6 +1,7 @@
 //! The crate's layers import only downward (docs/relayer.md, "Layers"): each module's
 //! `crate::` paths (outside its tests) name its own layer or a lower one, no two modules
-//! import each other, directly or through others, and every SQL statement is in `store/`.
+//! import each other, directly or through others, every SQL statement is in `store/`, and
+//! credit accounts, sources, wallets and key hashes travel as types, not text.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -123,4 +124,49 @@ fn every_sql_statement_lives_in_the_store() {
         .map(|f| f.strip_prefix(&root).unwrap().display().to_string())
         .collect();
     assert!(outside.is_empty(), "SQL outside store/: {outside:?}");
+}
+
+/// Where an account, a source, a wallet or a key is text on purpose: what a caller sends
+/// (a JSON body, a URL) before it is checked, and rows projected straight into JSON.
+const TEXT_AT_THE_EDGES: &[(&str, &str)] = &[
+    ("http/gateway.rs", "source: String,"), // `?source=` of GET /v1/batches
+    ("access/keys.rs", "pub owner: String,"), // a signed request's body
+    ("access/keys.rs", "owner: &str) ->"),  // POST /v1/keys/challenge, parsed there
+    ("store/batches.rs", "source: &str) ->"), // of_source: the caller's `?source=`
+    ("store/batches.rs", "pub source: String,"), // a receipt line: row to JSON
+    ("store/ledger.rs", "pub key: Option<String>,"), // a usage row grouped by key: row to JSON
+    ("store/keys.rs", "let accounts: Vec<String>"), // the column, parsed on the next line
+    ("domain/ids.rs", "pub fn of(key: &str)"), // the bearer token itself
+];
+
+#[test]
+fn accounts_sources_wallets_and_keys_are_types_not_text() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&root, &mut files);
+    let names = ["account", "accounts", "source", "facility", "owner", "key_hash", "key"];
+    let texts = ["&str", "String", "&String", "Option<&str>", "Option<String>", "Vec<String>"];
+    let mut found = Vec::new();
+    for file in &files {
+        let rel = file.strip_prefix(&root).unwrap().display().to_string();
+        let text = std::fs::read_to_string(file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for line in code.lines() {
+            let typed_as_text = names.iter().any(|n| {
+                texts.iter().any(|t| {
+                    line.split([' ', '(', ',']).any(|w| w == format!("{n}:"))
+                        && line.contains(&format!("{n}: {t}"))
+                })
+            });
+            let allowed = TEXT_AT_THE_EDGES.iter().any(|(f, snippet)| *f == rel && line.contains(snippet));
+            if typed_as_text && !allowed {
+                found.push(format!("{rel}: {}", line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "identifiers as text (use Pubkey, Source or KeyHash; text only at the edges):\n{}",
+        found.join("\n")
+    );
 }

@@ -272,11 +272,9 @@ async fn seed(
         if batched {
             use compux_relayer::store::batches::{cut, Cut};
             g.ledger.flush().await.unwrap();
-            let kind = compux_relayer::domain::usage::SourceKind::CreditAccount;
             let c = Cut {
-                source: ACCOUNT,
+                source: VAULT,
                 account: ACCOUNT,
-                kind,
                 seq: 1,
                 min_window_end: 0,
                 max_records: 10,
@@ -326,7 +324,7 @@ fn every_request_the_document_allows_the_server_accepts_and_answers_as_documente
             vec![Model::priced(MODEL, 1_000_000, 1_000_000)],
         )]);
         // Wallet-issued keys need a market to derive their credit accounts in.
-        config.market = Some(solana_sdk::pubkey::Pubkey::new_unique().to_string());
+        config.market = Some(solana_sdk::pubkey::Pubkey::new_unique());
         let (client, g, dir) = start(config, u64::MAX / 4).await;
         let base = client.config().api_base().trim_end_matches("/v1").to_string();
         let doc: Value = reqwest::get(format!("{base}/openapi.json")).await.unwrap().json().await.unwrap();

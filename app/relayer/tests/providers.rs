@@ -79,7 +79,7 @@ async fn anthropic_and_gemini_providers_serve_plain_and_streamed_chat_charged_ex
         let first = (u.prompt_tokens as u64 * 3_000_000 + u.completion_tokens as u64 * 15_000_000)
             .div_ceil(1_000_000);
         assert_eq!(u.completion_tokens, 20);
-        assert_eq!(g.meter.balance(ACCOUNT).unsettled, first);
+        assert_eq!(g.meter.balance(VAULT).unsettled, first);
 
         let mut streamed = ask(50);
         streamed.stream_options =
@@ -99,7 +99,7 @@ async fn anthropic_and_gemini_providers_serve_plain_and_streamed_chat_charged_ex
         assert_eq!(finish, Some(async_openai::types::chat::FinishReason::Stop));
         let u = usage.expect("the usage chunk");
         assert_eq!((u.completion_tokens, u.prompt_tokens), (20, reply.usage.as_ref().unwrap().prompt_tokens));
-        assert_eq!(g.meter.balance(ACCOUNT).unsettled, 2 * first);
+        assert_eq!(g.meter.balance(VAULT).unsettled, 2 * first);
         assert_eq!(g.ledger.count().await.unwrap(), 2);
     }
 }
@@ -166,7 +166,7 @@ async fn tool_calls_and_images_cross_every_protocol_both_ways() {
         assert!(e.iter().any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
         assert_eq!(e.last().unwrap(), "[DONE]");
         let usage = &e[e.len() - 2]["usage"];
-        let before = g.meter.balance(ACCOUNT).unsettled;
+        let before = g.meter.balance(VAULT).unsettled;
         assert!(before > 0 && usage["completion_tokens"].as_u64() == Some(20));
         assert_eq!(g.ledger.count().await.unwrap(), 3);
     }
@@ -190,7 +190,7 @@ async fn what_a_provider_cannot_express_is_a_400_naming_it_and_costs_nothing() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["error"]["type"], "invalid_request_error");
     assert_eq!(sim.requests(), 1, "the untranslatable request never reached the provider");
-    assert_eq!((g.meter.balance(ACCOUNT).unsettled, g.meter.balance(ACCOUNT).held), (0, 0));
+    assert_eq!((g.meter.balance(VAULT).unsettled, g.meter.balance(VAULT).held), (0, 0));
     // Anthropic has no embeddings: a model served only there is not found for them.
     let res = reqwest::Client::new()
         .post(format!("{base}/embeddings"))
@@ -224,7 +224,7 @@ async fn an_overloaded_anthropic_provider_fails_over_to_an_openai_one_charged_on
     assert_eq!((overloaded.requests(), openai.requests()), (1, 1));
     let expected = cost(&v["usage"], 2_000_000, 4_000_000);
     assert_eq!(charged, Some(expected));
-    assert_eq!(g.meter.balance(ACCOUNT).unsettled, expected, "charged once, at the serving provider's price");
+    assert_eq!(g.meter.balance(VAULT).unsettled, expected, "charged once, at the serving provider's price");
     assert_eq!(g.ledger.count().await.unwrap(), 1);
 }
 
@@ -240,7 +240,7 @@ async fn a_failing_anthropic_provider_fails_over_to_bedrock_serving_the_same_mod
     let (client, g, _dir) = start(config(providers), 10_000_000).await;
     let base = client.config().api_base().to_string();
     for stream in [false, true] {
-        let before = g.meter.balance(ACCOUNT).unsettled;
+        let before = g.meter.balance(VAULT).unsettled;
         let ask = json!({"model": MODEL, "max_tokens": 30, "stream": stream, "stream_options": {"include_usage": true},
                          "messages": [{"role": "user", "content": "hi"}]});
         let (status, _, body) = chat(&base, ask).await;
@@ -260,7 +260,7 @@ async fn a_failing_anthropic_provider_fails_over_to_bedrock_serving_the_same_mod
         };
         let expected = cost(&usage, 2_000_000, 4_000_000);
         assert_eq!(
-            g.meter.balance(ACCOUNT).unsettled - before,
+            g.meter.balance(VAULT).unsettled - before,
             expected,
             "stream {stream}: charged once, at Bedrock's price"
         );
@@ -332,7 +332,7 @@ async fn a_stream_cut_mid_way_ends_in_an_error_event_and_is_charged_for_what_was
             !text.is_empty() && !text.ends_with("reply"),
             "{kind:?}: part of the reply arrived: {text:?}"
         );
-        let charged = g.meter.balance(ACCOUNT).unsettled;
+        let charged = g.meter.balance(VAULT).unsettled;
         let delivered_tokens = (text.len() as u64).div_ceil(4);
         assert!(delivered_tokens < 20, "less than the whole reply was delivered");
         assert_eq!(g.ledger.count().await.unwrap(), 1, "{kind:?}: the cut request has its record");
@@ -394,7 +394,7 @@ async fn cache_reads_are_charged_at_their_own_price_from_every_protocol_and_each
         let e = events(&body);
         let usage = &e[e.len() - 2]["usage"];
         assert_eq!(usage["cost"], exact, "{kind:?}: the usage chunk states the cost: {body}");
-        assert_eq!(g.meter.balance(ACCOUNT).unsettled, 2 * exact);
+        assert_eq!(g.meter.balance(VAULT).unsettled, 2 * exact);
     }
 }
 
@@ -428,7 +428,7 @@ async fn the_anthropic_messages_api_is_served_metered_and_receipted_through_any_
     let expected =
         (m["usage"]["input_tokens"].as_u64().unwrap() * 1_000_000 + 20 * 2_000_000).div_ceil(1_000_000);
     assert_eq!(charged, expected, "charged like a chat completion");
-    assert_eq!(g.meter.balance(ACCOUNT).unsettled, expected);
+    assert_eq!(g.meter.balance(VAULT).unsettled, expected);
     assert!(g.ledger.request_ids().await.unwrap().contains(&receipt), "receipted: the record exists");
 
     // Streamed, with a forced tool: the documented event sequence, the call's input in pieces.
@@ -454,7 +454,7 @@ async fn the_anthropic_messages_api_is_served_metered_and_receipted_through_any_
     assert_eq!(g.ledger.count().await.unwrap(), 2, "the stream was metered too");
 
     // Errors in Anthropic's shape, nothing charged.
-    let before = g.meter.balance(ACCOUNT).unsettled;
+    let before = g.meter.balance(VAULT).unsettled;
     let res =
         send(KEY, json!({"model": MODEL, "messages": [{"role": "user", "content": "x"}]})).await.unwrap();
     assert_eq!(res.status(), 400);
@@ -471,7 +471,7 @@ async fn the_anthropic_messages_api_is_served_metered_and_receipted_through_any_
     .unwrap();
     assert_eq!(res.status(), 401);
     assert_eq!(res.json::<Value>().await.unwrap()["error"]["type"], "authentication_error");
-    assert_eq!(g.meter.balance(ACCOUNT).unsettled, before);
+    assert_eq!(g.meter.balance(VAULT).unsettled, before);
 }
 
 #[tokio::test]
@@ -490,7 +490,7 @@ async fn an_azure_deployment_is_reached_at_its_url_with_its_api_key_and_version(
     let u = reply.usage.unwrap();
     let expected =
         (u.prompt_tokens as u64 * 1_000_000 + u.completion_tokens as u64 * 2_000_000).div_ceil(1_000_000);
-    assert_eq!(g.meter.balance(ACCOUNT).unsettled, expected);
+    assert_eq!(g.meter.balance(VAULT).unsettled, expected);
 
     // Without its key Azure refuses (401): the marketplace's credentials failed, not the
     // caller's key, so the provider is failed over (none left: 502 naming it), uncharged.
@@ -504,5 +504,5 @@ async fn an_azure_deployment_is_reached_at_its_url_with_its_api_key_and_version(
     assert_eq!(res.status().as_u16(), 502);
     let e: Value = res.json().await.unwrap();
     assert!(e["error"]["message"].as_str().unwrap().contains("HTTP 401"), "{e}");
-    assert_eq!((g.meter.balance(ACCOUNT).unsettled, g.meter.balance(ACCOUNT).held), (0, 0));
+    assert_eq!((g.meter.balance(VAULT).unsettled, g.meter.balance(VAULT).held), (0, 0));
 }

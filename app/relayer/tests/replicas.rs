@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use compux_relayer::config::{Key, Model, Provider};
-use compux_relayer::domain::ids::KeyHash;
+use compux_relayer::domain::ids::{KeyHash, Pubkey, Source};
 use compux_relayer::jobs::alerts::{AlertsConfig, AlertsTask};
 use compux_relayer::sim::{self, SimHandle, SimOptions};
 use compux_relayer::{serve, Config, Gateway, Ledger, Meter};
@@ -16,10 +16,10 @@ use solana_sdk::signature::{Keypair, Signer};
 
 const MODEL: &str = "sim-chat";
 const KEY: &str = "sk-compux-configured";
-const ACCOUNT: &str = "configured-credit-account";
+const ACCOUNT: Pubkey = Pubkey::new_from_array([11; 32]);
 /// A configured key with a daily budget, spending from BUDGETED_ACCOUNT.
 const BUDGETED: &str = "sk-compux-budgeted";
-const BUDGETED_ACCOUNT: &str = "budgeted-credit-account";
+const BUDGETED_ACCOUNT: Pubkey = Pubkey::new_from_array([12; 32]);
 const PER_DAY: u64 = 300;
 
 struct Replica {
@@ -41,8 +41,8 @@ fn on_postgres() -> bool {
 /// meter sees `balance` on chain for `accounts`.
 async fn replicas(
     n: usize,
-    market: &str,
-    accounts: &[&str],
+    market: Pubkey,
+    accounts: &[Pubkey],
     balance: u64,
 ) -> (Vec<Replica>, SimHandle, tempfile::TempDir) {
     let options = SimOptions {
@@ -59,7 +59,7 @@ async fn replicas(
         "127.0.0.1:0".parse().unwrap(),
         vec![Provider::new("up", up.base_url(), vec![Model::priced(MODEL, 1_000_000, 1_000_000)])],
     );
-    config.market = Some(market.to_string());
+    config.market = Some(market);
     config.default_max_tokens = 100;
     config.keys.push(Key::new(KeyHash::of(KEY), ACCOUNT));
     config
@@ -69,7 +69,7 @@ async fn replicas(
     for i in 0..n {
         let meter = Meter::new();
         for a in accounts {
-            meter.set_onchain(a, balance);
+            meter.set_onchain(Source::Vault(*a), balance);
         }
         let ledger =
             Ledger::open_with(&target, &dir.path().join(format!("journal-{i}")), 1 << 20).await.unwrap();
@@ -124,8 +124,8 @@ async fn keys_challenges_and_rate_limits_hold_across_three_replicas() {
     }
     let market = Keypair::new().pubkey();
     let wallet = Keypair::new();
-    let account = compux_sdk::pda::credit_account(&market, &wallet.pubkey()).0.to_string();
-    let (r, _up, _dir) = replicas(3, &market.to_string(), &[&account], 1_000_000_000).await;
+    let account = compux_sdk::pda::credit_account(&market, &wallet.pubkey()).0;
+    let (r, _up, _dir) = replicas(3, market, &[account], 1_000_000_000).await;
 
     // A challenge issued by replica 0 is answered to replica 1, once.
     let body = signed(&r[0], &wallet, json!({"limits": {"requests_per_minute": 5}})).await;
@@ -206,7 +206,7 @@ async fn a_low_balance_alert_fires_once_whichever_replica_serves_and_after_the_l
     let hook = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let (r, _up, _dir) = replicas(3, &Keypair::new().pubkey().to_string(), &[ACCOUNT], 1_000).await;
+    let (r, _up, _dir) = replicas(3, Keypair::new().pubkey(), &[ACCOUNT], 1_000).await;
     let config = AlertsConfig { check_secs: 1, retry_base_ms: 50, max_attempts: 3 };
     let tasks: Vec<AlertsTask> = r
         .iter()
@@ -239,7 +239,7 @@ async fn a_low_balance_alert_fires_once_whichever_replica_serves_and_after_the_l
     let leader = tasks.iter().position(|t| t.leading()).unwrap();
     tasks[leader].abort();
     for x in &r {
-        x.gateway.meter.set_onchain(ACCOUNT, 1_000_000);
+        x.gateway.meter.set_onchain(Source::Vault(ACCOUNT), 1_000_000);
     }
     within(Duration::from_secs(5), || async {
         tasks.iter().enumerate().any(|(i, t)| i != leader && t.leading())
@@ -247,13 +247,13 @@ async fn a_low_balance_alert_fires_once_whichever_replica_serves_and_after_the_l
     .await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     for x in &r {
-        x.gateway.meter.set_onchain(ACCOUNT, spent + 100);
+        x.gateway.meter.set_onchain(Source::Vault(ACCOUNT), spent + 100);
     }
     within(Duration::from_secs(5), || async { got.lock().unwrap().len() == 2 }).await;
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     let events = got.lock().unwrap().clone();
     assert_eq!(events.len(), 2, "{events:?}");
-    assert!(events.iter().all(|e| e["type"] == "balance.low" && e["account"] == ACCOUNT));
+    assert!(events.iter().all(|e| e["type"] == "balance.low" && e["account"] == ACCOUNT.to_string()));
     assert_eq!(events[1]["available"], 100, "the new leader counts every replica's charges");
 }
 
@@ -262,8 +262,7 @@ async fn a_daily_budget_holds_across_three_replicas_under_concurrent_load() {
     if !on_postgres() {
         return;
     }
-    let (r, _up, _dir) =
-        replicas(3, &Keypair::new().pubkey().to_string(), &[BUDGETED_ACCOUNT], 1_000_000).await;
+    let (r, _up, _dir) = replicas(3, Keypair::new().pubkey(), &[BUDGETED_ACCOUNT], 1_000_000).await;
     let lease = compux_relayer::jobs::leases::LeaseConfig { ttl_ms: 5_000, every_ms: 50 };
     for (i, x) in r.iter().enumerate() {
         let g = x.gateway.clone();

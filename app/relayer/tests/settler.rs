@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use compux_client::{bootstrap, fetch, tokens, Sender};
 use compux_localnet::{Config as NetConfig, Localnet};
 use compux_relayer::clock::Clock;
-use compux_relayer::domain::ids::KeyHash;
+use compux_relayer::domain::ids::{KeyHash, Source};
 use compux_relayer::domain::usage::UsageRecord;
 use compux_relayer::jobs::chain::{self, Chain};
 use compux_relayer::jobs::settler::{Burns, Round, Settler, SettlerConfig};
@@ -178,7 +178,7 @@ async fn world() -> World {
         Meter::with_clock(clock.clone()),
         Burns { chain: chain.clone(), market: m.market, payer: relayer },
         config,
-        vec![account.address.to_string()],
+        vec![account.address],
     )
     .await
     .unwrap();
@@ -201,22 +201,22 @@ async fn world() -> World {
 impl World {
     /// Meters `n` requests of `credits` each against the credit account's vault.
     async fn meter(&mut self, n: usize, credits: u64) {
-        let vault = self.account.address;
-        self.meter_from(&vault, n, credits).await;
+        let vault = Source::Vault(self.account.address);
+        self.meter_from(vault, n, credits).await;
     }
 
-    /// Meters `n` requests of `credits` each from `source` (the account itself: its vault;
-    /// or a facility it borrows under).
-    async fn meter_from(&mut self, source: &Pubkey, n: usize, credits: u64) {
-        let account = self.account.address.to_string();
+    /// Meters `n` requests of `credits` each from `source` (the account's vault, or a
+    /// facility it borrows under).
+    async fn meter_from(&mut self, source: Source, n: usize, credits: u64) {
+        let account = self.account.address;
         for _ in 0..n {
             self.records += 1;
             let record = UsageRecord {
                 request_id: format!("req-{}", self.records),
                 created_at_ms: compux_relayer::clock::now_ms() - 1_000,
                 key_hash: KeyHash::of("sk-settler-test"),
-                account: account.clone(),
-                source: source.to_string(),
+                account,
+                source,
                 provider: "sim (simulated)".into(),
                 model: "sim-chat".into(),
                 input_tokens: 10,
@@ -300,7 +300,7 @@ impl World {
 
     /// Credits metered and not yet burned: in no batch yet, or in one not on chain yet.
     async fn not_burned(&self) -> u64 {
-        let unbatched = self.ledger.unsettled(&self.account.address.to_string()).await.unwrap();
+        let unbatched = self.ledger.unsettled(Source::Vault(self.account.address)).await.unwrap();
         let pending: u64 =
             self.batches().await.iter().filter(|b| b.settled_at_ms.is_none()).map(|b| b.amount).sum();
         unbatched + pending
@@ -333,7 +333,7 @@ async fn a_facility_burn_whose_confirmation_is_lost_is_found_on_chain_and_made_o
     let f = w.facility().await;
     let before = w.tokens(&f.escrow).await;
     assert!(before > 5 * 900, "the upfront credits are in the escrow: {before}");
-    w.meter_from(&f.address, MIN_RECORDS, 900).await;
+    w.meter_from(Source::Facility(f.address), MIN_RECORDS, 900).await;
     w.chain.set(Fault::LoseConfirmation);
     let round = w.round().await;
     assert_eq!((round.cut, round.settled), (1, 1), "settle_facility landed; found by its seq");

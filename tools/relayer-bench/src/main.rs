@@ -21,13 +21,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use compux_relayer::config::{Key, Model, Protocol, Provider};
-use compux_relayer::domain::ids::KeyHash;
+use compux_relayer::domain::ids::{KeyHash, Pubkey, Source};
 use compux_relayer::domain::usage::UsageRecord;
 use compux_relayer::sim::{self, SimOptions};
 use compux_relayer::{serve, Config, Gateway, Ledger, Meter};
 
 const KEY: &str = "sk-compux-bench";
-const ACCOUNT: &str = "bench-credit-account";
+const ACCOUNT: Pubkey = Pubkey::new_from_array([9; 32]);
 const BODY: &str = r#"{"model":"bench-chat","messages":[{"role":"user","content":"Say hello to the benchmark"}],"max_tokens":16}"#;
 
 struct Args {
@@ -262,8 +262,8 @@ fn record(i: usize) -> UsageRecord {
         request_id: format!("bench-{i}"),
         created_at_ms: 1_764_000_000_000 + i as i64,
         key_hash: KeyHash::of("bench"),
-        account: ACCOUNT.into(),
-        source: ACCOUNT.into(),
+        account: ACCOUNT,
+        source: Source::Vault(ACCOUNT),
         provider: "sim (simulated)".into(),
         model: "bench-chat".into(),
         input_tokens: 12,
@@ -285,7 +285,7 @@ async fn start_relayer(provider: Provider, dir: &std::path::Path) -> Result<(Str
     let mut config = Config::new(any, vec![provider]);
     config.keys.push(Key::new(KeyHash::of(KEY), ACCOUNT));
     let meter = Meter::new();
-    meter.set_onchain(ACCOUNT, u64::MAX / 4);
+    meter.set_onchain(Source::Vault(ACCOUNT), u64::MAX / 4);
     std::fs::create_dir_all(dir)?;
     let ledger = Ledger::open(&dir.join("ledger.sqlite")).await?;
     let gateway = Gateway::new(config.check()?, meter, ledger.clone()).await?;

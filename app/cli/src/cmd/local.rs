@@ -213,11 +213,11 @@ async fn demo_relayer(
     ];
     let mut config = compux_relayer::Config::new(listen, providers);
     config.rpc_url = rpc_url.to_string();
-    config.market = Some(m.market.to_string());
+    config.market = Some(m.market);
     config.balance_refresh_secs = a.balance_refresh_secs;
     config.keys.push(Key {
         sha256: compux_relayer::domain::ids::KeyHash::of(&api_key).into(),
-        account: account.to_string(),
+        account,
         credits_per_day: None,
         requests_per_minute: None,
     });

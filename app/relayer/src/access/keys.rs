@@ -15,6 +15,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use serde_with::{serde_as, DisplayFromStr};
 use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Signature;
 
@@ -43,14 +44,15 @@ pub struct Limits {
 /// What a valid key may do: spend from `account`, within `limits`.
 #[derive(Clone, Debug)]
 pub struct Caller {
-    pub account: String,
+    pub account: Pubkey,
     pub limits: Limits,
 }
 
 #[derive(Clone, Debug)]
 struct KeyInfo {
     id: String,
-    owner: String,
+    /// The wallet that signed for it (none for a configured key).
+    owner: Option<Pubkey>,
     revoked: bool,
     caller: Caller,
 }
@@ -60,10 +62,12 @@ fn limits_of(k: &KeyRow) -> Limits {
 }
 
 /// A key as listed to its owner (never the key itself).
+#[serde_as]
 #[derive(Clone, Debug, Serialize)]
 pub struct KeySummary {
     pub id: String,
-    pub account: String,
+    #[serde_as(as = "DisplayFromStr")]
+    pub account: Pubkey,
     pub created_at_ms: i64,
     pub revoked: bool,
     #[serde(flatten)]
@@ -112,7 +116,7 @@ impl Keys {
         let configured = configured
             .into_iter()
             .map(|(hash, caller)| {
-                let info = KeyInfo { id: "config".into(), owner: String::new(), revoked: false, caller };
+                let info = KeyInfo { id: "config".into(), owner: None, revoked: false, caller };
                 (hash, info)
             })
             .collect();
@@ -132,8 +136,9 @@ impl Keys {
         // loaded again at the next poll, never missed.
         let mut by_hash: HashMap<KeyHash, KeyInfo> = self.configured.iter().cloned().collect();
         for k in store::all(pool).await? {
-            let caller = Caller { account: k.account.clone(), limits: limits_of(&k) };
-            by_hash.insert(k.key_hash, KeyInfo { id: k.id, owner: k.owner, revoked: k.revoked, caller });
+            let caller = Caller { account: k.account, limits: limits_of(&k) };
+            by_hash
+                .insert(k.key_hash, KeyInfo { id: k.id, owner: Some(k.owner), revoked: k.revoked, caller });
         }
         *self.by_hash.write().unwrap_or_else(|e| e.into_inner()) = by_hash;
         self.version.store(version, Ordering::Release);
@@ -157,10 +162,9 @@ impl Keys {
     }
 
     /// Every account a key may spend from (for the balance refresher).
-    pub fn accounts(&self) -> Vec<String> {
+    pub fn accounts(&self) -> Vec<Pubkey> {
         let map = self.by_hash.read().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<String> =
-            map.values().filter(|k| !k.revoked).map(|k| k.caller.account.clone()).collect();
+        let mut v: Vec<Pubkey> = map.values().filter(|k| !k.revoked).map(|k| k.caller.account).collect();
         v.sort();
         v.dedup();
         v
@@ -177,12 +181,12 @@ impl Keys {
 
     /// A single-use challenge for `owner` to sign, answerable to any replica.
     pub async fn challenge(&self, pool: &Pool, owner: &str) -> Result<String, ApiError> {
-        Pubkey::from_str(owner).map_err(|_| {
+        let owner = Pubkey::from_str(owner).map_err(|_| {
             ApiError::bad_request("invalid_value", Some("owner"), "`owner` must be a base58 wallet address.")
         })?;
         let challenge = format!("compux relayer: prove you control {owner} (nonce {})", uuid::Uuid::new_v4());
         let now = self.clock.now_ms();
-        store::add_challenge(pool, &challenge, owner, now, now - CHALLENGE_TTL_MS)
+        store::add_challenge(pool, &challenge, &owner, now, now - CHALLENGE_TTL_MS)
             .await
             .map_err(ApiError::internal)?;
         Ok(challenge)
@@ -193,21 +197,20 @@ impl Keys {
     async fn verify(&self, pool: &Pool, s: &Signed) -> Result<Pubkey, ApiError> {
         let issued = store::take_challenge(pool, &s.challenge).await.map_err(ApiError::internal)?;
         let Some((owner, at)) = issued else { return Err(unauthorized("Unknown or already used challenge")) };
-        if owner != s.owner || self.clock.now_ms() - at >= CHALLENGE_TTL_MS {
+        if Pubkey::from_str(&s.owner).ok() != Some(owner) || self.clock.now_ms() - at >= CHALLENGE_TTL_MS {
             return Err(unauthorized("The challenge was issued to another wallet or has expired"));
         }
-        let pubkey = Pubkey::from_str(&s.owner).map_err(|_| unauthorized("Invalid owner"))?;
         let signature =
             Signature::from_str(&s.signature).map_err(|_| unauthorized("The signature is not base58"))?;
-        if !signature.verify(pubkey.as_ref(), s.challenge.as_bytes()) {
+        if !signature.verify(owner.as_ref(), s.challenge.as_bytes()) {
             return Err(unauthorized("The signature does not match the challenge and the wallet"));
         }
-        Ok(pubkey)
+        Ok(owner)
     }
 
     /// Issues a key for the signer's credit account; returns (id, key, account). The key is
     /// shown this once; only its hash is kept.
-    pub async fn create(&self, pool: &Pool, s: &Signed) -> Result<(String, String, String), ApiError> {
+    pub async fn create(&self, pool: &Pool, s: &Signed) -> Result<(String, String, Pubkey), ApiError> {
         let owner = self.verify(pool, s).await?;
         let market = self.market.ok_or_else(|| {
             ApiError::bad_request(
@@ -216,7 +219,7 @@ impl Keys {
                 "This relayer has no `market` configured, so it issues no keys.",
             )
         })?;
-        let account = compux_sdk::pda::credit_account(&market, &owner).0.to_string();
+        let account = compux_sdk::pda::credit_account(&market, &owner).0;
         let key = format!("sk-compux-{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
         let hash = KeyHash::of(&key);
         let id = format!("key_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
@@ -231,8 +234,8 @@ impl Keys {
         let row = KeyRow {
             id: id.clone(),
             key_hash: hash.clone(),
-            owner: owner.to_string(),
-            account: account.clone(),
+            owner,
+            account,
             created_at_ms: self.clock.now_ms(),
             revoked: false,
             credits_per_day: limits.credits_per_day,
@@ -241,22 +244,22 @@ impl Keys {
         store::insert(pool, &row).await.map_err(ApiError::internal)?;
         let info = KeyInfo {
             id: id.clone(),
-            owner: owner.to_string(),
+            owner: Some(owner),
             revoked: false,
-            caller: Caller { account: account.clone(), limits },
+            caller: Caller { account, limits },
         };
         self.by_hash.write().unwrap_or_else(|e| e.into_inner()).insert(hash, info);
         Ok((id, key, account))
     }
 
     pub async fn list(&self, pool: &Pool, s: &Signed) -> Result<Vec<KeySummary>, ApiError> {
-        let owner = self.verify(pool, s).await?.to_string();
+        let owner = self.verify(pool, s).await?;
         let rows = store::of_owner(pool, &owner).await.map_err(ApiError::internal)?;
         Ok(rows
             .iter()
             .map(|k| KeySummary {
                 id: k.id.clone(),
-                account: k.account.clone(),
+                account: k.account,
                 created_at_ms: k.created_at_ms,
                 revoked: k.revoked,
                 limits: limits_of(k),
@@ -266,7 +269,7 @@ impl Keys {
 
     /// Revokes one of the signer's keys; it stops working at once.
     pub async fn revoke(&self, pool: &Pool, s: &Signed) -> Result<(), ApiError> {
-        let owner = self.verify(pool, s).await?.to_string();
+        let owner = self.verify(pool, s).await?;
         let id = s.id.clone().ok_or_else(|| {
             ApiError::bad_request("missing_required_parameter", Some("id"), "`id` is required.")
         })?;
@@ -280,7 +283,7 @@ impl Keys {
             });
         }
         let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
-        for k in map.values_mut().filter(|k| k.id == id && k.owner == owner) {
+        for k in map.values_mut().filter(|k| k.id == id && k.owner == Some(owner)) {
             k.revoked = true;
         }
         Ok(())

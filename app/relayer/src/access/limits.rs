@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
+use crate::domain::ids::KeyHash;
 use crate::store::db::Pool;
 use crate::store::rate_limits;
 
@@ -24,7 +25,7 @@ pub struct RateLimiter {
 
 enum State {
     /// One process: ns since `start` of each key's next theoretical arrival.
-    Local { start: Instant, tat: Mutex<HashMap<String, u128>> },
+    Local { start: Instant, tat: Mutex<HashMap<KeyHash, u128>> },
     /// Replicas: the same state in the shared database.
     Shared(Pool),
 }
@@ -49,14 +50,14 @@ pub struct RetryAfter(pub Duration);
 impl RateLimiter {
     /// Admits one request of `key` now, or says how long until one would be admitted. An
     /// error means the shared state could not be read (the request is not admitted).
-    pub async fn admit(&self, key: &str, per_minute: u32) -> anyhow::Result<Result<(), RetryAfter>> {
+    pub async fn admit(&self, key: &KeyHash, per_minute: u32) -> anyhow::Result<Result<(), RetryAfter>> {
         match &self.state {
             State::Local { .. } => Ok(self.admit_at(key, per_minute, self.clock.instant())),
             State::Shared(pool) => admit_shared(pool, key, per_minute, self.clock.now_ms()).await,
         }
     }
 
-    fn admit_at(&self, key: &str, per_minute: u32, now: Instant) -> Result<(), RetryAfter> {
+    fn admit_at(&self, key: &KeyHash, per_minute: u32, now: Instant) -> Result<(), RetryAfter> {
         let State::Local { start, tat } = &self.state else { unreachable!("local only") };
         let per_minute = u128::from(per_minute.max(1));
         let interval = MINUTE_NS / per_minute;
@@ -68,7 +69,7 @@ impl RateLimiter {
             let wait = tat - now - burst;
             return Err(RetryAfter(Duration::from_nanos(u64::try_from(wait).unwrap_or(u64::MAX))));
         }
-        map.insert(key.to_string(), tat + interval);
+        map.insert(key.clone(), tat + interval);
         Ok(())
     }
 }
@@ -76,7 +77,7 @@ impl RateLimiter {
 /// The cell rate algorithm in the shared database (`store::rate_limits`), in milliseconds.
 async fn admit_shared(
     pool: &Pool,
-    key: &str,
+    key: &KeyHash,
     per_minute: u32,
     now_ms: i64,
 ) -> anyhow::Result<Result<(), RetryAfter>> {
@@ -105,7 +106,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = crate::store::db::test_target(dir.path()).await.unwrap();
         let (pool, _) = crate::store::db::connect(&target).await.unwrap();
-        let key = format!("k-{}", uuid::Uuid::new_v4());
+        let key = KeyHash::of(&format!("k-{}", uuid::Uuid::new_v4()));
         let t0 = 1_000_000;
         for _ in 0..3 {
             admit_shared(&pool, &key, 3, t0).await.unwrap().unwrap();
@@ -120,15 +121,16 @@ mod tests {
     #[test]
     fn bursts_then_paces() {
         let l = RateLimiter::local(Clock::system());
+        let k = KeyHash::of("k");
         let t0 = start(&l) + Duration::from_secs(1);
         for _ in 0..3 {
-            l.admit_at("k", 3, t0).unwrap();
+            l.admit_at(&k, 3, t0).unwrap();
         }
-        let wait = l.admit_at("k", 3, t0).unwrap_err();
+        let wait = l.admit_at(&k, 3, t0).unwrap_err();
         assert_eq!(wait, RetryAfter(Duration::from_secs(20)), "one more every 60/3 s");
-        assert!(l.admit_at("other", 3, t0).is_ok(), "keys are limited separately");
-        assert!(l.admit_at("k", 3, t0 + Duration::from_secs(20)).is_ok());
-        assert!(l.admit_at("k", 3, t0 + Duration::from_secs(20)).is_err());
+        assert!(l.admit_at(&KeyHash::of("other"), 3, t0).is_ok(), "keys are limited separately");
+        assert!(l.admit_at(&k, 3, t0 + Duration::from_secs(20)).is_ok());
+        assert!(l.admit_at(&k, 3, t0 + Duration::from_secs(20)).is_err());
     }
 
     proptest! {
@@ -137,11 +139,12 @@ mod tests {
         #[test]
         fn never_more_than_the_limit(n in 1u32..50, gaps in proptest::collection::vec(0u64..5_000, 1..300)) {
             let l = RateLimiter::local(Clock::system());
+            let k = KeyHash::of("k");
             let mut t = start(&l);
             let mut admitted = Vec::new();
             for g in gaps {
                 t += Duration::from_millis(g);
-                if l.admit_at("k", n, t).is_ok() { admitted.push(t); }
+                if l.admit_at(&k, n, t).is_ok() { admitted.push(t); }
             }
             for (i, &a) in admitted.iter().enumerate() {
                 let in_minute = admitted[i..].iter().take_while(|&&b| b - a < Duration::from_secs(60)).count();

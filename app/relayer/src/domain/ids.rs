@@ -4,6 +4,103 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+pub use solana_sdk::pubkey::Pubkey;
+
+/// What a request spends from, and so what a settlement batch burns from. A credit
+/// account is named by its own address; a facility by the facility's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    /// The credit account's own credits, in its vault (burned by `settle`).
+    Vault(Pubkey),
+    /// A facility's released credits, in its escrow (burned by `settle_facility`).
+    Facility(Pubkey),
+}
+
+impl Source {
+    /// The address the source is known by on chain and in the ledger.
+    pub fn address(self) -> Pubkey {
+        match self {
+            Source::Vault(a) | Source::Facility(a) => a,
+        }
+    }
+
+    pub fn kind(self) -> SourceKind {
+        match self {
+            Source::Vault(_) => SourceKind::CreditAccount,
+            Source::Facility(_) => SourceKind::Facility,
+        }
+    }
+
+    /// A source as the ledger keeps it (an address beside the credit account that spent
+    /// from it): the account's own address stands for its vault; any other is a facility
+    /// it borrows under. The one place this rule lives.
+    pub fn of(address: Pubkey, account: Pubkey) -> Source {
+        if address == account {
+            Source::Vault(address)
+        } else {
+            Source::Facility(address)
+        }
+    }
+
+    /// A source as a batch row keeps it: its address and kind.
+    pub fn stored(kind: SourceKind, address: Pubkey) -> Source {
+        match kind {
+            SourceKind::CreditAccount => Source::Vault(address),
+            SourceKind::Facility => Source::Facility(address),
+        }
+    }
+}
+
+/// A source as the API answers it: its address as `source` and its `kind`, flattened into
+/// the object that holds it.
+impl Serialize for Source {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("source", &self.address().to_string())?;
+        m.serialize_entry("kind", &self.kind())?;
+        m.end()
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.address().fmt(f)
+    }
+}
+
+/// What kind of credit source a batch burns from, as the ledger and the API name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// Burns from the credit account's vault (`settle`).
+    CreditAccount,
+    /// Burns from the facility's escrow (`settle_facility`).
+    Facility,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::CreditAccount => "credit_account",
+            SourceKind::Facility => "facility",
+        }
+    }
+
+    pub fn parse(s: &str) -> SourceKind {
+        if s == "facility" {
+            SourceKind::Facility
+        } else {
+            SourceKind::CreditAccount
+        }
+    }
+}
+
+/// An address read back from a column the relayer wrote: one that does not parse is a
+/// damaged ledger, said so rather than guessed at.
+pub(crate) fn stored_address(text: &str) -> anyhow::Result<Pubkey> {
+    text.parse().map_err(|e| anyhow::anyhow!("the ledger holds {text:?} where an address belongs: {e}"))
+}
 
 /// The hex SHA-256 of an API key: how the relayer knows a key without keeping it. Limits,
 /// budgets, leases and usage records are keyed by it.
@@ -59,7 +156,19 @@ impl From<KeyHash> for String {
 
 #[cfg(test)]
 mod tests {
-    use super::KeyHash;
+    use super::{KeyHash, Pubkey, Source, SourceKind};
+
+    #[test]
+    fn a_source_is_the_accounts_vault_only_at_the_accounts_own_address() {
+        let (account, facility) = (Pubkey::new_unique(), Pubkey::new_unique());
+        assert_eq!(Source::of(account, account), Source::Vault(account));
+        assert_eq!(Source::of(facility, account), Source::Facility(facility));
+        for s in [Source::Vault(account), Source::Facility(facility)] {
+            assert_eq!(Source::stored(s.kind(), s.address()), s);
+            assert_eq!(SourceKind::parse(s.kind().as_str()), s.kind());
+            assert_eq!(s.to_string(), s.address().to_string());
+        }
+    }
 
     #[test]
     fn a_key_hash_is_the_keys_sha256_and_only_hex_of_that_length_parses() {

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::clock::Clock;
+use crate::domain::ids::{KeyHash, Pubkey, Source};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Balance {
@@ -36,7 +37,7 @@ pub enum Refused {
     Insufficient { available: u64, needed: u64 },
     /// Only a frozen facility could have covered it.
     #[error("the credits that could cover this request are frozen (facility {facility})")]
-    Frozen { facility: String, available: u64, needed: u64 },
+    Frozen { facility: Pubkey, available: u64, needed: u64 },
     /// The key's daily credit budget would be exceeded.
     #[error(
         "daily credit limit {limit} reached: {used} used or held today, this request may cost up to {needed}"
@@ -47,7 +48,7 @@ pub enum Refused {
 /// A key's daily credit budget.
 #[derive(Clone, Copy, Debug)]
 pub struct Budget<'a> {
-    pub key: &'a str,
+    pub key: &'a KeyHash,
     pub per_day: u64,
     /// Days since the Unix epoch (UTC).
     pub day: i64,
@@ -64,26 +65,26 @@ struct Daily {
 
 #[derive(Default)]
 struct State {
-    balances: HashMap<String, Balance>,
+    balances: HashMap<Source, Balance>,
     /// Each credit account's sources in spending order; an account not listed spends from
     /// its own vault only.
-    sources: HashMap<String, Vec<String>>,
-    daily: HashMap<String, Daily>,
+    sources: HashMap<Pubkey, Vec<Source>>,
+    daily: HashMap<KeyHash, Daily>,
     /// Per source, the settlement batches (seq -> amount) not yet seen burned in a balance
     /// snapshot: still part of `unsettled`.
-    batches: HashMap<String, std::collections::BTreeMap<u64, u64>>,
+    batches: HashMap<Source, std::collections::BTreeMap<u64, u64>>,
     /// Sources a balance snapshot has been recorded for.
-    known: std::collections::HashSet<String>,
+    known: std::collections::HashSet<Source>,
     /// Per source, the highest on-chain `settled_seq` a snapshot showed: batches up to it
     /// are already in the balance and must never be registered (and dropped) again.
-    seen_seq: HashMap<String, u64>,
+    seen_seq: HashMap<Source, u64>,
     /// With replicas (a shared Postgres ledger): what this replica may still hold per
     /// source under its balance lease (`leases.rs`). In lease mode a source without a lease
     /// has nothing available here.
     leased: bool,
-    leases: HashMap<String, Lease>,
+    leases: HashMap<Source, Lease>,
     /// Credits charged per source by this process.
-    charged: HashMap<String, u64>,
+    charged: HashMap<Source, u64>,
     /// When balances are read from the chain (the refresher runs): the oldest they may be
     /// for the cap to admit a request, and when they were last read in full.
     max_age: Option<std::time::Duration>,
@@ -109,12 +110,12 @@ struct Lease {
 impl State {
     /// What `source` can still give a hold here: its available balance, and with replicas
     /// no more than this replica's live lease on it.
-    fn spendable(&self, source: &str, bal: &Balance, now: std::time::Instant) -> u64 {
+    fn spendable(&self, source: Source, bal: &Balance, now: std::time::Instant) -> u64 {
         let available = bal.available();
         if !self.leased {
             return available;
         }
-        available.min(self.leases.get(source).filter(|l| l.until > now).map_or(0, |l| l.remaining))
+        available.min(self.leases.get(&source).filter(|l| l.until > now).map_or(0, |l| l.remaining))
     }
 
     /// Why `amount` more would break the key's daily budget `per_day` (its `Daily` for the
@@ -132,11 +133,11 @@ impl State {
 
     /// Holds `amount` more on `source` and, with a budget, on `key`, taking it from their
     /// leases too.
-    fn reserve(&mut self, source: &str, key: Option<&str>, amount: u64) {
-        if let Some(b) = self.balances.get_mut(source) {
+    fn reserve(&mut self, source: Source, key: Option<&KeyHash>, amount: u64) {
+        if let Some(b) = self.balances.get_mut(&source) {
             b.held += amount;
         }
-        if let Some(l) = self.leases.get_mut(source) {
+        if let Some(l) = self.leases.get_mut(&source) {
             l.remaining = l.remaining.saturating_sub(amount);
         }
         if let Some(d) = key.and_then(|k| self.daily.get_mut(k)) {
@@ -180,12 +181,12 @@ impl Meter {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn with<R>(&self, source: &str, f: impl FnOnce(&mut Balance) -> R) -> R {
-        f(self.lock().balances.entry(source.to_string()).or_default())
+    fn with<R>(&self, source: Source, f: impl FnOnce(&mut Balance) -> R) -> R {
+        f(self.lock().balances.entry(source).or_default())
     }
 
     /// Records a source's on-chain balance (a snapshot without settlement state).
-    pub fn set_onchain(&self, source: &str, onchain: u64) {
+    pub fn set_onchain(&self, source: Source, onchain: u64) {
         self.set_chain(source, onchain, 0);
     }
 
@@ -218,31 +219,31 @@ impl Meter {
 
     /// The last snapshot of `source`: (on-chain credits, on-chain `settled_seq`), for a
     /// lease grant.
-    pub fn snapshot(&self, source: &str) -> (u64, u64) {
+    pub fn snapshot(&self, source: Source) -> (u64, u64) {
         let s = self.lock();
-        (s.balances.get(source).map_or(0, |b| b.onchain), s.seen_seq.get(source).copied().unwrap_or(0))
+        (s.balances.get(&source).map_or(0, |b| b.onchain), s.seen_seq.get(&source).copied().unwrap_or(0))
     }
 
     /// Credits charged from `source` so far (all time, this process): a lease renewal reads
     /// it before and after to count what was charged meanwhile.
-    pub fn charged_total(&self, source: &str) -> u64 {
-        self.lock().charged.get(source).copied().unwrap_or(0)
+    pub fn charged_total(&self, source: Source) -> u64 {
+        self.lock().charged.get(&source).copied().unwrap_or(0)
     }
 
     /// A lease of `total` credits on `source` granted from a ledger that held every charge
     /// up to `charged_before` (see `charged_total`), valid until `until`: what was charged
     /// since, and what is held in flight, already count against it.
-    pub fn set_lease(&self, source: &str, total: u64, charged_before: u64, until: std::time::Instant) {
+    pub fn set_lease(&self, source: Source, total: u64, charged_before: u64, until: std::time::Instant) {
         let mut s = self.lock();
-        let since = s.charged.get(source).copied().unwrap_or(0).saturating_sub(charged_before);
-        let held = s.balances.get(source).map_or(0, |b| b.held);
+        let since = s.charged.get(&source).copied().unwrap_or(0).saturating_sub(charged_before);
+        let held = s.balances.get(&source).map_or(0, |b| b.held);
         let remaining = total.saturating_sub(since).saturating_sub(held);
-        s.leases.insert(source.to_string(), Lease { remaining, until });
+        s.leases.insert(source, Lease { remaining, until });
     }
 
     /// What `key` spent on `day` in this process so far: a budget lease renewal reads it
     /// before and after to count what was spent meanwhile.
-    pub fn spent_on(&self, key: &str, day: i64) -> u64 {
+    pub fn spent_on(&self, key: &KeyHash, day: i64) -> u64 {
         self.lock().daily.get(key).filter(|d| d.day == day).map_or(0, |d| d.spent)
     }
 
@@ -250,14 +251,14 @@ impl Meter {
     /// held every charge up to `spent_before` (see `spent_on`), valid until `until`.
     pub fn set_budget_lease(
         &self,
-        key: &str,
+        key: &KeyHash,
         day: i64,
         total: u64,
         spent_before: u64,
         until: std::time::Instant,
     ) {
         let mut s = self.lock();
-        let d = s.daily.entry(key.to_string()).or_default();
+        let d = s.daily.entry(key.clone()).or_default();
         if d.day != day {
             *d = Daily { day, spent: 0, held: d.held, lease: None };
         }
@@ -269,9 +270,9 @@ impl Meter {
     /// Records a balance snapshot: the source's on-chain credits and its on-chain
     /// `settled_seq`, read together. Batches up to that seq are in that balance, so they
     /// stop counting as unsettled in the same step (never before the balance shows them).
-    pub fn set_chain(&self, source: &str, onchain: u64, settled_seq: u64) {
+    pub fn set_chain(&self, source: Source, onchain: u64, settled_seq: u64) {
         let mut s = self.lock();
-        let burned: u64 = match s.batches.get_mut(source) {
+        let burned: u64 = match s.batches.get_mut(&source) {
             Some(b) => {
                 let later = b.split_off(&(settled_seq + 1));
                 let burned = std::mem::replace(b, later).values().sum();
@@ -279,66 +280,66 @@ impl Meter {
             }
             None => 0,
         };
-        let b = s.balances.entry(source.to_string()).or_default();
+        let b = s.balances.entry(source).or_default();
         b.onchain = onchain;
         b.unsettled = b.unsettled.saturating_sub(burned);
-        s.known.insert(source.to_string());
-        let seen = s.seen_seq.entry(source.to_string()).or_default();
+        s.known.insert(source);
+        let seen = s.seen_seq.entry(source).or_default();
         *seen = (*seen).max(settled_seq);
     }
 
     /// Whether a balance snapshot of `source` has been recorded yet.
-    pub fn known(&self, source: &str) -> bool {
-        self.lock().known.contains(source)
+    pub fn known(&self, source: Source) -> bool {
+        self.lock().known.contains(&source)
     }
 
     /// A settlement batch was cut from `source`'s unsettled charges (they keep counting
     /// until a balance snapshot shows the burn).
     /// Idempotent; a batch a snapshot already showed burned is ignored.
-    pub fn add_batch(&self, source: &str, seq: u64, amount: u64) {
+    pub fn add_batch(&self, source: Source, seq: u64, amount: u64) {
         let mut s = self.lock();
-        if s.seen_seq.get(source).is_some_and(|&seen| seq <= seen) {
+        if s.seen_seq.get(&source).is_some_and(|&seen| seq <= seen) {
             return;
         }
-        s.batches.entry(source.to_string()).or_default().insert(seq, amount);
+        s.batches.entry(source).or_default().insert(seq, amount);
     }
 
     /// Unsettled charges moved from one source to another (a frozen facility's late usage
     /// settles from the borrower's vault); batches of `from` from `from_seq` on are void.
-    pub fn move_unsettled(&self, from: &str, to: &str, amount: u64, from_seq: Option<u64>) {
+    pub fn move_unsettled(&self, from: Source, to: Source, amount: u64, from_seq: Option<u64>) {
         let mut s = self.lock();
-        if let (Some(seq), Some(b)) = (from_seq, s.batches.get_mut(from)) {
+        if let (Some(seq), Some(b)) = (from_seq, s.batches.get_mut(&from)) {
             b.split_off(&seq);
         }
-        let f = s.balances.entry(from.to_string()).or_default();
+        let f = s.balances.entry(from).or_default();
         f.unsettled = f.unsettled.saturating_sub(amount);
-        let t = s.balances.entry(to.to_string()).or_default();
+        let t = s.balances.entry(to).or_default();
         t.unsettled = t.unsettled.saturating_add(amount);
     }
 
-    pub fn set_frozen(&self, source: &str, frozen: bool) {
+    pub fn set_frozen(&self, source: Source, frozen: bool) {
         self.with(source, |b| b.frozen = frozen);
     }
 
     /// Sets the sources `account` spends from, in order (its facilities, then its vault).
-    pub fn set_sources(&self, account: &str, sources: Vec<String>) {
-        self.lock().sources.insert(account.to_string(), sources);
+    pub fn set_sources(&self, account: Pubkey, sources: Vec<Source>) {
+        self.lock().sources.insert(account, sources);
     }
 
     /// The sources `account` spends from, in order.
-    pub fn sources(&self, account: &str) -> Vec<String> {
-        self.lock().sources.get(account).cloned().unwrap_or_else(|| vec![account.to_string()])
+    pub fn sources(&self, account: Pubkey) -> Vec<Source> {
+        self.lock().sources.get(&account).cloned().unwrap_or_else(|| vec![Source::Vault(account)])
     }
 
     /// Adds charges found unsettled in the ledger (at start).
-    pub fn add_unsettled(&self, source: &str, amount: u64) {
+    pub fn add_unsettled(&self, source: Source, amount: u64) {
         self.with(source, |b| b.unsettled = b.unsettled.saturating_add(amount));
     }
 
     /// Adds credits a key already spent on `day` (from the ledger, at start).
-    pub fn add_spent(&self, key: &str, day: i64, amount: u64) {
+    pub fn add_spent(&self, key: &KeyHash, day: i64, amount: u64) {
         let mut s = self.lock();
-        let d = s.daily.entry(key.to_string()).or_default();
+        let d = s.daily.entry(key.clone()).or_default();
         if d.day != day {
             *d = Daily { day, spent: 0, held: d.held, lease: None };
         }
@@ -353,7 +354,7 @@ impl Meter {
             .fold((0u64, 0u64), |(h, u), b| (h.saturating_add(b.held), u.saturating_add(b.unsettled)))
     }
 
-    pub fn balance(&self, source: &str) -> Balance {
+    pub fn balance(&self, source: Source) -> Balance {
         self.with(source, |b| *b)
     }
 
@@ -361,7 +362,7 @@ impl Meter {
     /// can cover it, within the key's daily budget if it has one.
     pub fn hold(
         self: &Arc<Self>,
-        account: &str,
+        account: Pubkey,
         amount: u64,
         budget: Option<Budget>,
     ) -> Result<Hold, Refused> {
@@ -369,7 +370,7 @@ impl Meter {
         let s = &mut *guard;
         let now = self.clock.instant();
         if let Some(b) = budget {
-            let d = s.daily.entry(b.key.to_string()).or_default();
+            let d = s.daily.entry(b.key.clone()).or_default();
             if d.day != b.day {
                 *d = Daily { day: b.day, spent: 0, held: d.held, lease: None };
             }
@@ -378,35 +379,37 @@ impl Meter {
                 return Err(refused);
             }
         }
-        let own = [account.to_string()];
-        let sources = s.sources.get(account).map_or(&own[..], |v| &v[..]);
+        let own = [Source::Vault(account)];
+        let sources = s.sources.get(&account).map_or(&own[..], |v| &v[..]);
         let mut best = 0;
         let mut frozen = None;
         let mut chosen = None;
         for source in sources {
             let Some(bal) = s.balances.get(source) else { continue };
-            let available = s.spendable(source, bal, now);
+            let available = s.spendable(*source, bal, now);
             if bal.frozen {
                 if available >= amount && frozen.is_none() {
-                    frozen = Some((source.clone(), available));
+                    frozen = Some((*source, available));
                 }
                 continue;
             }
             if available >= amount {
-                chosen = Some(source.clone());
+                chosen = Some(*source);
                 break;
             }
             best = best.max(available);
         }
         let Some(source) = chosen else {
             return Err(match frozen {
-                Some((facility, available)) => Refused::Frozen { facility, available, needed: amount },
+                Some((facility, available)) => {
+                    Refused::Frozen { facility: facility.address(), available, needed: amount }
+                }
                 None => Refused::Insufficient { available: best, needed: amount },
             });
         };
-        s.reserve(&source, budget.map(|b| b.key), amount);
+        s.reserve(source, budget.map(|b| b.key), amount);
         drop(guard);
-        let key = budget.map(|b| b.key.to_string());
+        let key = budget.map(|b| b.key.clone());
         let per_day = budget.map(|b| b.per_day);
         Ok(Hold { meter: self.clone(), source, key, per_day, amount, done: false })
     }
@@ -417,8 +420,8 @@ impl Meter {
 #[derive(Debug)]
 pub struct Hold {
     meter: Arc<Meter>,
-    source: String,
-    key: Option<String>,
+    source: Source,
+    key: Option<KeyHash>,
     /// The key's daily budget, for extensions.
     per_day: Option<u64>,
     amount: u64,
@@ -431,8 +434,8 @@ impl Hold {
     }
 
     /// The source the request spends from (a credit account, or a facility).
-    pub fn source(&self) -> &str {
-        &self.source
+    pub fn source(&self) -> Source {
+        self.source
     }
 
     /// Grows the hold to `to` in the same source (a failover to a dearer provider), within
@@ -444,9 +447,9 @@ impl Hold {
         let mut guard = self.meter.lock();
         let s = &mut *guard;
         let bal = s.balances.get(&self.source).copied().unwrap_or_default();
-        let available = s.spendable(&self.source, &bal, now);
+        let available = s.spendable(self.source, &bal, now);
         if bal.frozen {
-            return Err(Refused::Frozen { facility: self.source.clone(), available, needed: delta });
+            return Err(Refused::Frozen { facility: self.source.address(), available, needed: delta });
         }
         if available < delta {
             return Err(Refused::Insufficient { available, needed: delta });
@@ -457,7 +460,7 @@ impl Hold {
                 return Err(refused);
             }
         }
-        s.reserve(&self.source, self.key.as_deref(), delta);
+        s.reserve(self.source, self.key.as_ref(), delta);
         self.amount = to;
         Ok(())
     }
@@ -471,7 +474,7 @@ impl Hold {
         if let Some(l) = s.leases.get_mut(&self.source) {
             l.remaining = l.remaining.saturating_add(self.amount - charged);
         }
-        let total = s.charged.entry(self.source.clone()).or_default();
+        let total = s.charged.entry(self.source).or_default();
         *total = total.saturating_add(charged);
         if let Some(d) = self.key.as_ref().and_then(|k| s.daily.get_mut(k)) {
             d.held -= self.amount;
@@ -505,109 +508,127 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn key() -> KeyHash {
+        KeyHash::of("sk-test")
+    }
+
+    /// A fresh credit account, and its vault as a source.
+    fn account() -> (Pubkey, Source) {
+        let a = Pubkey::new_unique();
+        (a, Source::Vault(a))
+    }
+
     #[test]
     fn holds_charges_and_releases() {
         let m = Meter::new();
-        m.set_onchain("a", 100);
-        let h = m.hold("a", 60, None).unwrap();
-        assert_eq!(m.hold("a", 41, None).unwrap_err(), Refused::Insufficient { available: 40, needed: 41 });
+        let (acct, vault) = account();
+        m.set_onchain(vault, 100);
+        let h = m.hold(acct, 60, None).unwrap();
+        assert_eq!(m.hold(acct, 41, None).unwrap_err(), Refused::Insufficient { available: 40, needed: 41 });
         assert_eq!(h.charge(25), 25);
-        assert_eq!(m.balance("a"), Balance { onchain: 100, unsettled: 25, held: 0, frozen: false });
-        let h = m.hold("a", 75, None).unwrap();
+        assert_eq!(m.balance(vault), Balance { onchain: 100, unsettled: 25, held: 0, frozen: false });
+        let h = m.hold(acct, 75, None).unwrap();
         drop(h);
-        assert_eq!(m.balance("a").available(), 75, "a dropped hold is released, not charged");
-        assert_eq!(m.hold("a", 10, None).unwrap().charge(1_000), 10, "never more than held");
-        assert_eq!(m.balance("a"), Balance { onchain: 100, unsettled: 35, held: 0, frozen: false });
+        assert_eq!(m.balance(vault).available(), 75, "a dropped hold is released, not charged");
+        assert_eq!(m.hold(acct, 10, None).unwrap().charge(1_000), 10, "never more than held");
+        assert_eq!(m.balance(vault), Balance { onchain: 100, unsettled: 35, held: 0, frozen: false });
     }
 
     #[test]
     fn spends_sources_in_order_and_refuses_frozen_credits() {
         let m = Meter::new();
-        m.set_sources("acct", vec!["fac".into(), "acct".into()]);
-        m.set_onchain("fac", 50);
-        m.set_onchain("acct", 30);
-        let h = m.hold("acct", 40, None).unwrap();
-        assert_eq!(h.source(), "fac", "the facility's credits are spent first");
-        let v = m.hold("acct", 20, None).unwrap();
-        assert_eq!(v.source(), "acct", "then the vault, when the facility cannot cover it");
+        let (acct, vault) = account();
+        let fac = Source::Facility(Pubkey::new_unique());
+        m.set_sources(acct, vec![fac, vault]);
+        m.set_onchain(fac, 50);
+        m.set_onchain(vault, 30);
+        let h = m.hold(acct, 40, None).unwrap();
+        assert_eq!(h.source(), fac, "the facility's credits are spent first");
+        let v = m.hold(acct, 20, None).unwrap();
+        assert_eq!(v.source(), vault, "then the vault, when the facility cannot cover it");
         assert_eq!(
-            m.hold("acct", 11, None).unwrap_err(),
+            m.hold(acct, 11, None).unwrap_err(),
             Refused::Insufficient { available: 10, needed: 11 },
             "a request is never split across sources: the most one source has is reported"
         );
         drop((h, v));
-        m.set_frozen("fac", true);
-        assert_eq!(m.hold("acct", 30, None).unwrap().source(), "acct", "the vault still serves");
+        m.set_frozen(fac, true);
+        assert_eq!(m.hold(acct, 30, None).unwrap().source(), vault, "the vault still serves");
         assert_eq!(
-            m.hold("acct", 45, None).unwrap_err(),
-            Refused::Frozen { facility: "fac".into(), available: 50, needed: 45 },
+            m.hold(acct, 45, None).unwrap_err(),
+            Refused::Frozen { facility: fac.address(), available: 50, needed: 45 },
             "only the frozen facility could have covered it"
         );
-        assert_eq!(m.balance("fac").held, 0, "nothing held from a frozen facility");
+        assert_eq!(m.balance(fac).held, 0, "nothing held from a frozen facility");
     }
 
     #[test]
     fn a_hold_grows_for_a_dearer_attempt_only_within_the_balance_and_the_budget() {
         let m = Meter::new();
-        m.set_onchain("a", 100);
-        let b = Some(Budget { key: "k", per_day: 80, day: 1 });
-        let mut h = m.hold("a", 30, b).unwrap();
-        let other = m.hold("a", 20, None).unwrap();
+        let (acct, vault) = account();
+        m.set_onchain(vault, 100);
+        let k = key();
+        let b = Some(Budget { key: &k, per_day: 80, day: 1 });
+        let mut h = m.hold(acct, 30, b).unwrap();
+        let other = m.hold(acct, 20, None).unwrap();
         assert_eq!(h.extend(60), Ok(()));
-        assert_eq!((h.amount(), m.balance("a").held), (60, 80));
+        assert_eq!((h.amount(), m.balance(vault).held), (60, 80));
         drop(other);
         assert_eq!(
             h.extend(90),
             Err(Refused::DailyLimit { limit: 80, used: 60, needed: 30 }),
             "the budget binds"
         );
-        let mut plain = m.hold("a", 10, None).unwrap();
+        let mut plain = m.hold(acct, 10, None).unwrap();
         assert_eq!(
             plain.extend(51),
             Err(Refused::Insufficient { available: 30, needed: 41 }),
             "the balance binds"
         );
-        assert_eq!((plain.amount(), m.balance("a").held), (10, 70), "a refused extension changes nothing");
+        assert_eq!((plain.amount(), m.balance(vault).held), (10, 70), "a refused extension changes nothing");
         assert_eq!(h.extend(40), Ok(()), "never shrinks");
         assert_eq!(h.charge(55), 55);
         assert_eq!(plain.charge(100), 10, "never more than held");
-        assert_eq!(m.balance("a"), Balance { onchain: 100, unsettled: 65, held: 0, frozen: false });
+        assert_eq!(m.balance(vault), Balance { onchain: 100, unsettled: 65, held: 0, frozen: false });
     }
 
     #[test]
     fn with_replicas_a_daily_budget_is_spent_only_from_this_replicas_lease() {
         let m = Meter::new();
+        let (acct, vault) = account();
         m.require_leases();
-        m.set_onchain("acct", 1_000);
+        m.set_onchain(vault, 1_000);
         let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        m.set_lease("acct", 1_000, 0, until);
-        let budget = Budget { key: "k", per_day: 100, day: 7 };
+        m.set_lease(vault, 1_000, 0, until);
+        let k = key();
+        let budget = Budget { key: &k, per_day: 100, day: 7 };
         let b = Some(budget);
-        assert!(matches!(m.hold("acct", 1, b), Err(Refused::DailyLimit { .. })), "no budget lease yet");
-        m.set_budget_lease("k", 7, 40, 0, until);
-        let h = m.hold("acct", 30, b).unwrap();
+        assert!(matches!(m.hold(acct, 1, b), Err(Refused::DailyLimit { .. })), "no budget lease yet");
+        m.set_budget_lease(&k, 7, 40, 0, until);
+        let h = m.hold(acct, 30, b).unwrap();
         assert_eq!(
-            m.hold("acct", 11, b).unwrap_err(),
+            m.hold(acct, 11, b).unwrap_err(),
             Refused::DailyLimit { limit: 100, used: 90, needed: 11 },
             "the rest of the budget is other replicas' to spend"
         );
         h.charge(10);
-        assert!(m.hold("acct", 30, b).is_ok(), "what a charge leaves unused comes back to the lease");
-        m.set_budget_lease("k", 8, 40, 0, until);
-        assert!(m.hold("acct", 40, Some(Budget { day: 7, ..budget })).is_err(), "a lease is for its day");
+        assert!(m.hold(acct, 30, b).is_ok(), "what a charge leaves unused comes back to the lease");
+        m.set_budget_lease(&k, 8, 40, 0, until);
+        assert!(m.hold(acct, 40, Some(Budget { day: 7, ..budget })).is_err(), "a lease is for its day");
     }
 
     #[test]
     fn a_lease_stops_spending_when_it_expires_and_balances_go_stale_by_the_clock() {
         let clock = Clock::adjustable();
         let m = Meter::with_clock(clock.clone());
+        let (acct, vault) = account();
         m.require_leases();
         m.require_fresh(std::time::Duration::from_secs(30));
         assert_eq!(m.stale(), Some(None), "never read");
-        m.set_onchain("acct", 1_000);
+        m.set_onchain(vault, 1_000);
         m.mark_read();
-        m.set_lease("acct", 500, 0, clock.instant() + std::time::Duration::from_secs(60));
-        m.hold("acct", 100, None).unwrap().charge(100);
+        m.set_lease(vault, 500, 0, clock.instant() + std::time::Duration::from_secs(60));
+        m.hold(acct, 100, None).unwrap().charge(100);
         clock.advance(std::time::Duration::from_secs(31));
         assert!(
             matches!(m.stale(), Some(Some(age)) if age >= std::time::Duration::from_secs(31)),
@@ -615,10 +636,10 @@ mod tests {
         );
         m.mark_read();
         assert_eq!(m.stale(), None);
-        m.hold("acct", 100, None).expect("the lease runs 60 s").charge(100);
+        m.hold(acct, 100, None).expect("the lease runs 60 s").charge(100);
         clock.advance(std::time::Duration::from_secs(29));
         assert_eq!(
-            m.hold("acct", 100, None).unwrap_err(),
+            m.hold(acct, 100, None).unwrap_err(),
             Refused::Insufficient { available: 0, needed: 100 },
             "an expired lease spends nothing, whatever the balance"
         );
@@ -627,49 +648,54 @@ mod tests {
     #[test]
     fn a_daily_budget_caps_a_key_across_sources_and_resets_each_day() {
         let m = Meter::new();
-        m.set_onchain("acct", 1_000);
-        let budget = |day| Some(Budget { key: "k", per_day: 100, day });
-        m.add_spent("k", 7, 30);
-        let h = m.hold("acct", 60, budget(7)).unwrap();
+        let (acct, vault) = account();
+        m.set_onchain(vault, 1_000);
+        let k = key();
+        let budget = |day| Some(Budget { key: &k, per_day: 100, day });
+        m.add_spent(&k, 7, 30);
+        let h = m.hold(acct, 60, budget(7)).unwrap();
         assert_eq!(
-            m.hold("acct", 11, budget(7)).unwrap_err(),
+            m.hold(acct, 11, budget(7)).unwrap_err(),
             Refused::DailyLimit { limit: 100, used: 90, needed: 11 }
         );
         assert_eq!(h.charge(20), 20);
-        assert!(m.hold("acct", 50, budget(7)).is_ok(), "the unused part of the hold came back");
+        assert!(m.hold(acct, 50, budget(7)).is_ok(), "the unused part of the hold came back");
         assert_eq!(
-            m.hold("acct", 51, budget(7)).unwrap_err(),
+            m.hold(acct, 51, budget(7)).unwrap_err(),
             Refused::DailyLimit { limit: 100, used: 50, needed: 51 }
         );
-        assert!(m.hold("acct", 100, budget(8)).is_ok(), "a new UTC day starts from zero");
-        assert!(m.hold("acct", 1_000, None).is_err(), "the balance still binds a key without a budget");
+        assert!(m.hold(acct, 100, budget(8)).is_ok(), "a new UTC day starts from zero");
+        assert!(m.hold(acct, 1_000, None).is_err(), "the balance still binds a key without a budget");
     }
 
     #[test]
     fn a_batch_stops_counting_only_when_a_snapshot_shows_its_burn() {
         let m = Meter::new();
-        m.set_chain("a", 100, 0);
-        m.hold("a", 60, None).unwrap().charge(60);
-        m.add_batch("a", 1, 40);
-        m.add_batch("a", 2, 20);
-        m.set_chain("a", 100, 0);
-        assert_eq!(m.balance("a").available(), 40, "a stale snapshot changes nothing");
-        m.set_chain("a", 60, 1);
-        assert_eq!(m.balance("a").unsettled, 20, "batch 1 is in the balance now");
-        assert_eq!(m.balance("a").available(), 40);
-        m.move_unsettled("a", "v", 20, Some(2));
-        m.set_chain("a", 60, 5);
+        let (acct, vault) = account();
+        let fac = Source::Facility(Pubkey::new_unique());
+        m.set_sources(acct, vec![fac]);
+        m.set_chain(fac, 100, 0);
+        m.hold(acct, 60, None).unwrap().charge(60);
+        m.add_batch(fac, 1, 40);
+        m.add_batch(fac, 2, 20);
+        m.set_chain(fac, 100, 0);
+        assert_eq!(m.balance(fac).available(), 40, "a stale snapshot changes nothing");
+        m.set_chain(fac, 60, 1);
+        assert_eq!(m.balance(fac).unsettled, 20, "batch 1 is in the balance now");
+        assert_eq!(m.balance(fac).available(), 40);
+        m.move_unsettled(fac, vault, 20, Some(2));
+        m.set_chain(fac, 60, 5);
         assert_eq!(
-            (m.balance("a").unsettled, m.balance("v").unsettled),
+            (m.balance(fac).unsettled, m.balance(vault).unsettled),
             (0, 20),
             "a void batch burns nothing"
         );
-        // A batch learnt again after a snapshot showed it (another process cut it) is not
+        // A batch learnt again after a snapshot showed it (anvault process cut it) is not
         // subtracted twice.
-        m.hold("a", 10, None).unwrap().charge(10);
-        m.add_batch("a", 1, 40);
-        m.set_chain("a", 60, 5);
-        assert_eq!(m.balance("a").unsettled, 10);
+        m.hold(acct, 10, None).unwrap().charge(10);
+        m.add_batch(fac, 1, 40);
+        m.set_chain(fac, 60, 5);
+        assert_eq!(m.balance(fac).unsettled, 10);
     }
 
     proptest! {
@@ -693,20 +719,21 @@ mod tests {
         #[test]
         fn concurrent_requests_never_overspend(balance in 0u64..10_000, asks in proptest::collection::vec((1u64..500, 0u64..600, any::<bool>()), 1..64)) {
             let m = Meter::new();
-            m.set_onchain("a", balance);
+            let (acct, vault) = account();
+            m.set_onchain(vault, balance);
             let threads: Vec<_> = asks.chunks(8).map(|chunk| {
                 let m = m.clone();
                 let chunk = chunk.to_vec();
                 std::thread::spawn(move || {
                     for (hold, cost, fail) in chunk {
-                        if let Ok(h) = m.hold("a", hold, None) {
+                        if let Ok(h) = m.hold(acct, hold, None) {
                             if !fail { h.charge(cost); }
                         }
                     }
                 })
             }).collect();
             for t in threads { t.join().unwrap(); }
-            let b = m.balance("a");
+            let b = m.balance(vault);
             prop_assert_eq!(b.held, 0);
             prop_assert!(b.unsettled <= balance);
         }

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::clock::now_ms;
-use crate::domain::ids::KeyHash;
+use crate::domain::ids::{KeyHash, Pubkey};
 use crate::domain::meter::Hold;
 use crate::domain::pricing::{self, Price, Tokens};
 use crate::domain::usage::UsageRecord;
@@ -14,7 +14,7 @@ use crate::store::ledger::Ledger;
 pub(crate) struct Served {
     pub request_id: String,
     pub key_hash: KeyHash,
-    pub account: String,
+    pub account: Pubkey,
     pub model: String,
     pub provider: String,
     pub price: Price,
@@ -52,7 +52,7 @@ impl Served {
                 created_at_ms: now_ms(),
                 key_hash: self.key_hash,
                 account: self.account,
-                source: hold.source().to_string(),
+                source: hold.source(),
                 provider: self.provider,
                 model: self.model,
                 input_tokens: tokens.input,

@@ -19,10 +19,10 @@ use crate::access::keys::{Caller, Keys, Signed};
 use crate::access::limits::RateLimiter;
 use crate::config::{Config, Provider};
 use crate::domain::ids::KeyHash;
+use crate::domain::ids::Source;
 use crate::domain::meter::{Budget, Hold, Meter, Refused};
 use crate::domain::pricing::{self, Price};
 use crate::domain::routing::{self, Health, Preferences};
-use crate::domain::usage::SourceKind;
 use crate::error::ApiError;
 use crate::http::charge::{usage_of, Served};
 use crate::http::metrics::{Metrics, UpstreamTime};
@@ -87,10 +87,7 @@ impl Gateway {
                 // hook also cost about 1.5 % of the relayer's CPU per request.
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?;
-        let market = match &config.market {
-            Some(m) => Some(m.parse().map_err(|_| anyhow::anyhow!("`market` {m:?} is not an address"))?),
-            None => None,
-        };
+        let market = config.market;
         let configured = config
             .keys
             .iter()
@@ -196,7 +193,7 @@ impl Gateway {
             per_day,
             day: self.meter.clock().today(),
         });
-        self.meter.hold(&caller.account, worst, budget).map_err(refused)
+        self.meter.hold(caller.account, worst, budget).map_err(refused)
     }
 
     /// Providers serving `model`, with the caller's and the provider's own price at each for
@@ -570,7 +567,7 @@ async fn receipts(
     let next = (page.len() == limit as usize)
         .then(|| page.last().map(|l| format!("{}:{}", l.created_at_ms, l.receipt)))
         .flatten();
-    Ok(Json(json!({"object": "list", "account": caller.account, "data": page, "next": next})))
+    Ok(Json(json!({"object": "list", "account": caller.account.to_string(), "data": page, "next": next})))
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -603,9 +600,9 @@ async fn alert_add(
 ) -> Result<Json<Value>, ApiError> {
     let (_, caller) = g.caller(&headers)?;
     let new: crate::jobs::alerts::NewAlert = json_body(&body)?;
-    let (alert, secret) = crate::jobs::alerts::add(g.ledger.pool(), &caller.account, new).await?;
+    let (alert, secret) = crate::jobs::alerts::add(g.ledger.pool(), caller.account, new).await?;
     Ok(Json(
-        json!({"id": alert.id, "account": alert.account, "url": alert.url, "below": alert.below, "secret": secret}),
+        json!({"id": alert.id, "account": alert.account.to_string(), "url": alert.url, "below": alert.below, "secret": secret}),
     ))
 }
 
@@ -644,19 +641,19 @@ async fn usage(
     let rows = g.ledger.usage(&account, &query).await.map_err(ApiError::internal)?;
     let sources: Vec<Value> = g
         .meter
-        .sources(&account)
+        .sources(account)
         .into_iter()
         .map(|source| {
-            let b = g.meter.balance(&source);
-            let kind = match SourceKind::of(&source, &account) {
-                SourceKind::CreditAccount => "credit_vault",
-                SourceKind::Facility => "facility",
+            let b = g.meter.balance(source);
+            let kind = match source {
+                Source::Vault(_) => "credit_vault",
+                Source::Facility(_) => "facility",
             };
-            json!({"source": source, "kind": kind, "onchain": b.onchain, "unsettled": b.unsettled,
+            json!({"source": source.to_string(), "kind": kind, "onchain": b.onchain, "unsettled": b.unsettled,
                    "held": b.held, "available": b.available(), "frozen": b.frozen})
         })
         .collect();
-    Ok(Json(json!({"object": "list", "account": account, "balance": sources, "data": rows})))
+    Ok(Json(json!({"object": "list", "account": account.to_string(), "balance": sources, "data": rows})))
 }
 
 /// A JSON body, or a 400 in OpenAI's shape.
@@ -674,7 +671,7 @@ async fn key_challenge(State(g): State<Arc<Gateway>>, body: Bytes) -> Result<Jso
 async fn key_create(State(g): State<Arc<Gateway>>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let signed: Signed = json_body(&body)?;
     let (id, key, account) = g.keys.create(g.ledger.pool(), &signed).await?;
-    Ok(Json(json!({"id": id, "key": key, "account": account})))
+    Ok(Json(json!({"id": id, "key": key, "account": account.to_string()})))
 }
 
 async fn key_list(State(g): State<Arc<Gateway>>, body: Bytes) -> Result<Json<Value>, ApiError> {
@@ -738,7 +735,7 @@ async fn proxy(
         let served = || Served {
             request_id: request_id.clone(),
             key_hash: key_hash.clone(),
-            account: caller.account.clone(),
+            account: caller.account,
             model: req.model.clone(),
             provider: provider.name.clone(),
             price: *price,

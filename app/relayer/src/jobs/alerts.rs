@@ -28,6 +28,7 @@ use crate::store::db::{Backend, Pool};
 use crate::store::leader::{try_lead, Job, Leader};
 use crate::store::ledger::Ledger;
 
+use crate::domain::ids::{Pubkey, Source};
 use crate::domain::meter::Meter;
 use crate::error::ApiError;
 
@@ -73,7 +74,7 @@ pub struct NewAlert {
 }
 
 /// Registers an alert for `account`; returns it and its signing secret (shown once).
-pub async fn add(pool: &Pool, account: &str, new: NewAlert) -> Result<(Alert, String), ApiError> {
+pub async fn add(pool: &Pool, account: Pubkey, new: NewAlert) -> Result<(Alert, String), ApiError> {
     let url =
         reqwest::Url::parse(&new.url).ok().filter(|u| matches!(u.scheme(), "http" | "https")).ok_or_else(
             || ApiError::bad_request("invalid_value", Some("url"), "`url` must be an http(s) URL."),
@@ -87,7 +88,7 @@ pub async fn add(pool: &Pool, account: &str, new: NewAlert) -> Result<(Alert, St
     }
     let id = format!("alert_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let secret = format!("whsec_{}", uuid::Uuid::new_v4().simple());
-    let alert = Alert { id, account: account.into(), url: url.to_string(), below: new.below, secret };
+    let alert = Alert { id, account, url: url.to_string(), below: new.below, secret };
     store::insert(pool, &alert, crate::clock::now_ms()).await.map_err(ApiError::internal)?;
     let secret = alert.secret.clone();
     Ok((alert, secret))
@@ -102,18 +103,18 @@ pub fn sign(secret: &str, timestamp: i64, body: &str) -> String {
 
 /// An account's available credits over its unfrozen sources: with a shared ledger, the
 /// on-chain balance less every replica's unsettled charges; alone, as the hard cap sees it.
-async fn available(ledger: &Ledger, meter: &Meter, account: &str) -> anyhow::Result<u64> {
+async fn available(ledger: &Ledger, meter: &Meter, account: Pubkey) -> anyhow::Result<u64> {
     let mut total = 0u64;
     for source in meter.sources(account) {
-        let b = meter.balance(&source);
+        let b = meter.balance(source);
         if b.frozen {
             continue;
         }
         let here = match ledger.backend() {
             Backend::Sqlite => b.available(),
             Backend::Postgres => {
-                let (onchain, seq) = meter.snapshot(&source);
-                onchain.saturating_sub(crate::store::leases::unsettled(ledger.pool(), &source, seq).await?)
+                let (onchain, seq) = meter.snapshot(source);
+                onchain.saturating_sub(crate::store::leases::unsettled(ledger.pool(), source, seq).await?)
             }
         };
         total = total.saturating_add(here);
@@ -129,8 +130,10 @@ async fn check(
     config: &AlertsConfig,
 ) -> anyhow::Result<()> {
     // Until the chain has been read, a balance of zero means nothing.
-    for alert in list(ledger.pool(), None).await?.into_iter().filter(|a| meter.known(&a.account)) {
-        let available = available(ledger, meter, &alert.account).await?;
+    for alert in
+        list(ledger.pool(), None).await?.into_iter().filter(|a| meter.known(Source::Vault(a.account)))
+    {
+        let available = available(ledger, meter, alert.account).await?;
         if store::cross(ledger.pool(), &alert.id, available < alert.below, crate::clock::now_ms()).await? {
             tokio::spawn(deliver(http.clone(), alert, available, config.clone()));
         }
@@ -199,7 +202,7 @@ async fn deliver(http: reqwest::Client, alert: Alert, available: u64, config: Al
         "type": "balance.low",
         "id": uuid::Uuid::new_v4().to_string(),
         "alert": alert.id,
-        "account": alert.account,
+        "account": alert.account.to_string(),
         "available": available,
         "below": alert.below,
         "created_at_ms": crate::clock::now_ms(),

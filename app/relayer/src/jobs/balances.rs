@@ -5,17 +5,15 @@
 //! accounts and vaults, and one getProgramAccounts per market for the facilities.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::domain::ids::{Pubkey, Source};
+use crate::domain::meter::Meter;
 use anyhow::Result;
 use compux_client::fetch;
 use compux_sdk::state::{CreditAccount, Facility, FacilityStatus};
 use solana_rpc_client::nonblocking::rpc_client::RpcClient;
-use solana_sdk::pubkey::Pubkey;
-
-use crate::domain::meter::Meter;
 
 /// What a facility contributes to its borrower's spendable credits: (credits, frozen), or
 /// nothing when it has none to spend (offered, recovered, closed).
@@ -29,8 +27,7 @@ pub fn facility_source(f: &Facility) -> Option<(u64, bool)> {
 }
 
 /// Reads every account's vault and facilities once and records them in the meter.
-pub async fn refresh(rpc: &RpcClient, meter: &Meter, accounts: &[String]) -> Result<()> {
-    let keys: Vec<Pubkey> = accounts.iter().filter_map(|a| Pubkey::from_str(a).ok()).collect();
+pub async fn refresh(rpc: &RpcClient, meter: &Meter, keys: &[Pubkey]) -> Result<()> {
     let vaults = keys.iter().map(|k| compux_sdk::pda::credit_vault(k).0);
     let wanted: Vec<Pubkey> = keys.iter().copied().chain(vaults).collect();
     let fetched = fetch::accounts(rpc, &wanted).await?;
@@ -51,13 +48,13 @@ pub async fn refresh(rpc: &RpcClient, meter: &Meter, accounts: &[String]) -> Res
     }
 
     for (((account, vault), owner), state) in keys.iter().zip(vaults).zip(&owners).zip(&decoded) {
-        let account = account.to_string();
+        let account = *account;
         // A vault that does not exist yet holds nothing. The account and its vault come
         // from one getMultipleAccounts call: the same slot, so the balance and settled_seq
         // agree.
         let balance = vault.as_ref().and_then(|v| fetch::token_amount_of(&v.data)).unwrap_or(0);
         let settled_seq = state.as_ref().map_or(0, |ca| ca.settlement.settled_seq);
-        meter.set_chain(&account, balance, settled_seq);
+        meter.set_chain(Source::Vault(account), balance, settled_seq);
         let mut sources = Vec::new();
         let mut borrowed: Vec<&(Pubkey, Facility)> =
             owner.and_then(|o| facilities.get(&o)).map(|v| v.iter().collect()).unwrap_or_default();
@@ -65,21 +62,21 @@ pub async fn refresh(rpc: &RpcClient, meter: &Meter, accounts: &[String]) -> Res
         borrowed.sort_by_key(|(address, f)| (f.accepted_at, *address));
         for (address, f) in borrowed {
             if let Some((credits, frozen)) = facility_source(f) {
-                let source = address.to_string();
-                meter.set_chain(&source, credits, f.settlement.settled_seq);
-                meter.set_frozen(&source, frozen);
+                let source = Source::Facility(*address);
+                meter.set_chain(source, credits, f.settlement.settled_seq);
+                meter.set_frozen(source, frozen);
                 sources.push(source);
             }
         }
-        sources.push(account.clone());
-        meter.set_sources(&account, sources);
+        sources.push(Source::Vault(account));
+        meter.set_sources(account, sources);
     }
     meter.mark_read();
     Ok(())
 }
 
 /// The accounts to keep fresh, asked anew each round (keys come and go).
-pub type Accounts = Arc<dyn Fn() -> Vec<String> + Send + Sync>;
+pub type Accounts = Arc<dyn Fn() -> Vec<Pubkey> + Send + Sync>;
 
 /// From now on the hard cap admits requests only while the last full read is at most
 /// `max_age` old; reads the balances once now (the relayer then starts with them).

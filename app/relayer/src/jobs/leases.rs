@@ -22,7 +22,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::domain::ids::KeyHash;
+use crate::domain::ids::{KeyHash, Source};
 use crate::domain::meter::Meter;
 use crate::store::leases::{self, Leased};
 use crate::store::ledger::Ledger;
@@ -56,7 +56,7 @@ pub async fn renew(
     ledger: &Ledger,
     meter: &Meter,
     replica: &str,
-    source: &str,
+    source: Source,
     config: &LeaseConfig,
 ) -> Result<u64> {
     let charged_before = meter.charged_total(source);
@@ -76,7 +76,7 @@ pub async fn renew_budget(
     ledger: &Ledger,
     meter: &Meter,
     replica: &str,
-    key: &str,
+    key: &KeyHash,
     per_day: u64,
     day: i64,
     config: &LeaseConfig,
@@ -121,9 +121,9 @@ pub async fn run(
 ) {
     loop {
         for account in accounts() {
-            for source in meter.sources(&account) {
-                if let Err(e) = renew(&ledger, &meter, &replica, &source, &config).await {
-                    tracing::warn!(source, error = %format!("{e:#}"), "balance lease not renewed");
+            for source in meter.sources(account) {
+                if let Err(e) = renew(&ledger, &meter, &replica, source, &config).await {
+                    tracing::warn!(%source, error = %format!("{e:#}"), "balance lease not renewed");
                 }
             }
         }

@@ -11,7 +11,6 @@
 //! borrower's credit vault, so nothing metered is lost to the race with a freeze.
 
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,8 +26,8 @@ use solana_sdk::pubkey::Pubkey;
 use solana_sdk::signature::Keypair;
 use solana_sdk::signer::Signer;
 
+use crate::domain::ids::Source;
 use crate::domain::meter::Meter;
-use crate::domain::usage::SourceKind;
 use crate::store::batches::{self, Batch, Cut};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,7 +149,7 @@ pub struct Settler {
     market: MarketKeys,
     config: SettlerConfig,
     /// Credit accounts of the configuration's keys (others come from the ledger).
-    accounts: Vec<String>,
+    accounts: Vec<Pubkey>,
     /// When the last auto-refill check ran, and each account's last refill attempt.
     refills: std::sync::Mutex<(Option<Instant>, std::collections::HashMap<Pubkey, Instant>)>,
 }
@@ -172,7 +171,7 @@ impl Settler {
         meter: Arc<Meter>,
         to: Burns,
         config: SettlerConfig,
-        accounts: Vec<String>,
+        accounts: Vec<Pubkey>,
     ) -> Result<Settler> {
         let Burns { chain, market, payer } = to;
         let market = chain::market(chain.as_ref(), &market).await?;
@@ -235,10 +234,9 @@ impl Settler {
         }
     }
 
-    async fn on_chain(&self, source: &str, kind: SourceKind) -> Result<OnChain> {
-        let address = Pubkey::from_str(source).with_context(|| format!("{source} is not an address"))?;
-        Ok(match kind {
-            SourceKind::CreditAccount => {
+    async fn on_chain(&self, source: Source) -> Result<OnChain> {
+        Ok(match source {
+            Source::Vault(address) => {
                 let ca: CreditAccount = chain::state(self.chain.as_ref(), &address)
                     .await?
                     .with_context(|| format!("credit account {source} not found"))?;
@@ -250,7 +248,8 @@ impl Settler {
                 }
             }
             // A closed facility may stay on chain until its lender withdraws the vault.
-            SourceKind::Facility => match chain::state::<Facility>(self.chain.as_ref(), &address).await? {
+            Source::Facility(address) => match chain::state::<Facility>(self.chain.as_ref(), &address).await?
+            {
                 Some(f) if f.status != FacilityStatus::Closed => OnChain::Facility {
                     keys: FacilityKeys::derive(&f.market, &f.lender, f.nonce),
                     facility: Box::new(f),
@@ -275,18 +274,18 @@ impl Settler {
                 }
             }
         }
-        let mut blocked: Option<String> = None;
+        let mut blocked: Option<Source> = None;
         for batch in batches::pending(&self.pool).await? {
             // A source's batches go in seq order: after one fails, its later ones wait.
-            if blocked.as_deref() == Some(batch.source.as_str()) {
+            if blocked == Some(batch.source) {
                 continue;
             }
             match self.burn(&batch).await {
                 Ok(true) => round.settled += 1,
-                Ok(false) => blocked = Some(batch.source.clone()),
+                Ok(false) => blocked = Some(batch.source),
                 Err(e) => {
                     tracing::warn!(source = %batch.source, seq = batch.seq, error = %format!("{e:#}"), "batch not settled yet");
-                    blocked = Some(batch.source.clone());
+                    blocked = Some(batch.source);
                 }
             }
         }
@@ -309,10 +308,10 @@ impl Settler {
             r.0 = Some(self.clock().instant());
         }
         let mut accounts = crate::store::keys::spending_accounts(&self.pool).await?;
-        accounts.extend(self.accounts.iter().cloned());
+        accounts.extend(self.accounts.iter().copied());
         accounts.sort();
         accounts.dedup();
-        let keys: Vec<Pubkey> = accounts.iter().filter_map(|a| Pubkey::from_str(a).ok()).collect();
+        let keys = accounts;
         let vaults = keys.iter().map(|k| compux_sdk::pda::credit_vault(k).0);
         let wanted: Vec<Pubkey> = keys.iter().copied().chain(vaults).collect();
         let fetched = self.chain.accounts(&wanted).await?;
@@ -361,19 +360,18 @@ impl Settler {
 
     /// Cuts the next batch of a source whose records are due.
     async fn cut_due(&self, u: &batches::Unbatched, round: &mut Round) -> Result<()> {
-        let kind = SourceKind::of(&u.source, &u.account);
-        let chain = self.on_chain(&u.source, kind).await?;
+        let chain = self.on_chain(u.source).await?;
         match &chain {
             OnChain::Facility { facility, .. } => {
-                round.moved_credits += self.move_late_usage(&u.source, &u.account, facility).await?;
+                round.moved_credits += self.move_late_usage(u.source, u.account, facility).await?;
             }
             OnChain::Closed => {
-                round.moved_credits += self.move_all(&u.source, &u.account).await?;
+                round.moved_credits += self.move_all(u.source, u.account).await?;
                 return Ok(());
             }
             OnChain::Account { .. } => {}
         }
-        let last = batches::last(&self.pool, &u.source).await?;
+        let last = batches::last(&self.pool, u.source).await?;
         // The chain value the new batch extends: the last stored batch's, while that one is
         // not on chain yet; the chain's own otherwise.
         let prev_chain = match &last {
@@ -383,17 +381,9 @@ impl Settler {
         let seq = last.as_ref().map_or(chain.settled_seq(), |b| b.seq.max(chain.settled_seq())) + 1;
         let min_window_end = last.map_or(0, |b| b.window_end).max(chain.last_window_end());
         let max_records = self.config.max_records;
-        let cut = Cut {
-            source: &u.source,
-            account: &u.account,
-            kind,
-            seq,
-            min_window_end,
-            max_records,
-            prev_chain,
-        };
+        let cut = Cut { source: u.source, account: u.account, seq, min_window_end, max_records, prev_chain };
         if let Some(b) = batches::cut(&self.pool, cut).await? {
-            self.meter.add_batch(&b.source, b.seq, b.amount);
+            self.meter.add_batch(b.source, b.seq, b.amount);
             round.cut += 1;
         }
         Ok(())
@@ -403,7 +393,7 @@ impl Settler {
     /// never landed are the borrower's vault's. (A batch that landed but was not yet marked
     /// when the facility closed would be charged twice; batches are marked as they land and
     /// a facility closes only after repayment, so this is logged, not expected.)
-    async fn move_all(&self, facility: &str, account: &str) -> Result<u64> {
+    async fn move_all(&self, facility: Source, account: Pubkey) -> Result<u64> {
         let pending = batches::pending(&self.pool).await?;
         let first_pending = pending.iter().find(|b| b.source == facility).map_or(u64::MAX, |b| b.seq);
         self.move_to_vault(facility, account, None, Some(first_pending), "usage of a closed facility").await
@@ -411,7 +401,7 @@ impl Settler {
 
     /// A frozen facility settles only what was metered before `frozen_at`, and only until
     /// its settlement window closes; the rest is the borrower's to pay from the vault.
-    async fn move_late_usage(&self, facility: &str, account: &str, f: &Facility) -> Result<u64> {
+    async fn move_late_usage(&self, facility: Source, account: Pubkey, f: &Facility) -> Result<u64> {
         let now = chain::unix_timestamp(self.chain.as_ref()).await?;
         let (after_ms, from_seq) = match f.status {
             FacilityStatus::Frozen if now <= f.settlement_window_end() => (Some(f.frozen_at * 1_000), None),
@@ -425,16 +415,17 @@ impl Settler {
     /// `from_seq` on) to the borrower's vault, in the ledger and in the hard cap alike.
     async fn move_to_vault(
         &self,
-        facility: &str,
-        account: &str,
+        facility: Source,
+        account: Pubkey,
         after_ms: Option<i64>,
         from_seq: Option<u64>,
         what: &str,
     ) -> Result<u64> {
-        let moved = batches::move_records(&self.pool, facility, account, after_ms, from_seq).await?;
+        let vault = Source::Vault(account);
+        let moved = batches::move_records(&self.pool, facility, vault, after_ms, from_seq).await?;
         if moved > 0 {
-            self.meter.move_unsettled(facility, account, moved, from_seq);
-            tracing::warn!(facility, account, credits = moved, "{what} moved to the borrower's vault");
+            self.meter.move_unsettled(facility, vault, moved, from_seq);
+            tracing::warn!(%facility, %account, credits = moved, "{what} moved to the borrower's vault");
         }
         Ok(moved)
     }
@@ -476,16 +467,16 @@ impl Settler {
 
     /// Brings one batch on chain; true once it is there.
     async fn burn(&self, b: &Batch) -> Result<bool> {
-        let chain = self.on_chain(&b.source, b.kind).await?;
+        let chain = self.on_chain(b.source).await?;
         if let OnChain::Closed = chain {
-            self.move_all(&b.source, &b.account).await?;
+            self.move_all(b.source, b.account).await?;
             return Ok(false);
         }
         if chain.settled_seq() >= b.seq {
             // It landed before (the process died before marking it, or the confirmation
             // was lost): never send it again.
             self.check_chain(b, &chain);
-            batches::mark_settled(&self.pool, &b.source, b.seq, None).await?;
+            batches::mark_settled(&self.pool, b.source, b.seq, None).await?;
             return Ok(true);
         }
         if chain.settled_seq() + 1 != b.seq {
@@ -506,16 +497,16 @@ impl Settler {
         // The signature is stored before sending, so the batch can be found on chain
         // whatever happens next.
         let tx = self.sign(&[ix]).await?;
-        batches::mark_sent(&self.pool, &b.source, b.seq, &tx.signatures[0].to_string()).await?;
+        batches::mark_sent(&self.pool, b.source, b.seq, &tx.signatures[0].to_string()).await?;
         match self.chain.submit(&what, &tx).await {
             Ok(sig) => {
-                batches::mark_settled(&self.pool, &b.source, b.seq, Some(&sig.to_string())).await?;
+                batches::mark_settled(&self.pool, b.source, b.seq, Some(&sig.to_string())).await?;
                 Ok(true)
             }
             Err(e) => {
                 // Landed despite the error (a lost confirmation)? The chain decides.
-                if self.on_chain(&b.source, b.kind).await?.settled_seq() >= b.seq {
-                    batches::mark_settled(&self.pool, &b.source, b.seq, None).await?;
+                if self.on_chain(b.source).await?.settled_seq() >= b.seq {
+                    batches::mark_settled(&self.pool, b.source, b.seq, None).await?;
                     return Ok(true);
                 }
                 Err(e)

@@ -60,7 +60,7 @@ async fn watch(ws_url: &str, meter: &Meter, wake: &Notify) -> Result<()> {
         }
         for event in events_from_logs(&update.value.logs) {
             if let CompuxEvent::EscrowFrozen(e) = &event {
-                meter.set_frozen(&e.facility.to_string(), true);
+                meter.set_frozen(crate::domain::ids::Source::Facility(e.facility), true);
                 tracing::info!(facility = %e.facility, "facility frozen: its credits stop now");
             }
             wake.notify_one();

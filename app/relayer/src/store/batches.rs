@@ -5,16 +5,21 @@
 use anyhow::Result;
 use compux_sdk::receipt::{self, hex32, Leaf, Step};
 use serde::Serialize;
+use serde_with::{serde_as, DisplayFromStr};
 use sqlx::Row;
 
-use crate::domain::usage::SourceKind;
+use crate::domain::ids::{stored_address, Pubkey, Source, SourceKind};
 use crate::store::db::{Pool, Row as DbRow, Sql};
 
+#[serde_as]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Batch {
-    pub source: String,
-    pub kind: SourceKind,
-    pub account: String,
+    /// Answered as `source` (its address) and `kind`.
+    #[serde(flatten)]
+    pub source: Source,
+    /// The credit account whose requests it settles.
+    #[serde_as(as = "DisplayFromStr")]
+    pub account: Pubkey,
     pub seq: u64,
     pub amount: u64,
     #[serde(with = "hex32")]
@@ -39,8 +44,8 @@ fn hex32_opt<S: serde::Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, 
 /// A source with records not yet in a batch.
 #[derive(Clone, Debug)]
 pub struct Unbatched {
-    pub source: String,
-    pub account: String,
+    pub source: Source,
+    pub account: Pubkey,
     pub records: u64,
     pub oldest_ms: i64,
 }
@@ -52,22 +57,23 @@ pub async fn unbatched(pool: &Pool) -> Result<Vec<Unbatched>> {
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Unbatched {
-            source: r.get("source"),
-            account: r.get("account"),
-            records: r.get::<i64, _>("n") as u64,
-            oldest_ms: r.get("oldest"),
+    rows.iter()
+        .map(|r| {
+            let account = stored_address(r.get("account"))?;
+            Ok(Unbatched {
+                source: Source::of(stored_address(r.get("source"))?, account),
+                account,
+                records: r.get::<i64, _>("n") as u64,
+                oldest_ms: r.get("oldest"),
+            })
         })
-        .collect())
+        .collect()
 }
 
-fn batch_of(r: &DbRow) -> Batch {
-    Batch {
-        source: r.get("source"),
-        kind: SourceKind::parse(r.get("kind")),
-        account: r.get("account"),
+fn batch_of(r: &DbRow) -> Result<Batch> {
+    Ok(Batch {
+        source: Source::stored(SourceKind::parse(r.get("kind")), stored_address(r.get("source"))?),
+        account: stored_address(r.get("account"))?,
         seq: r.get::<i64, _>("seq") as u64,
         amount: r.get::<i64, _>("amount") as u64,
         batch_root: hex32::decode(r.get("batch_root")).unwrap_or_default(),
@@ -76,21 +82,21 @@ fn batch_of(r: &DbRow) -> Batch {
         signature: r.get("signature"),
         settled_at_ms: r.get("settled_at_ms"),
         usage_chain: r.get::<Option<String>, _>("usage_chain").as_deref().and_then(hex32::decode),
-    }
+    })
 }
 
 const BATCH_COLUMNS: &str =
     "source, kind, account, seq, amount, batch_root, window_end, records, signature, settled_at_ms, usage_chain";
 
 /// The newest batch of `source`, if any.
-pub async fn last(pool: &Pool, source: &str) -> Result<Option<Batch>> {
+pub async fn last(pool: &Pool, source: Source) -> Result<Option<Batch>> {
     let row = sqlx::query(&format!(
         "SELECT {BATCH_COLUMNS} FROM settle_batches WHERE source = $1 ORDER BY seq DESC LIMIT 1"
     ))
-    .bind(source)
+    .bind(source.to_string())
     .fetch_optional(pool)
     .await?;
-    Ok(row.as_ref().map(batch_of))
+    row.as_ref().map(batch_of).transpose()
 }
 
 /// Batches not known to be on chain, oldest first (per source, in `seq` order).
@@ -100,7 +106,7 @@ pub async fn pending(pool: &Pool) -> Result<Vec<Batch>> {
     ))
     .fetch_all(pool)
     .await?;
-    Ok(rows.iter().map(batch_of).collect())
+    rows.iter().map(batch_of).collect()
 }
 
 /// Every batch of `source`, in `seq` order (what an auditor replays into `usage_chain`).
@@ -113,20 +119,25 @@ pub async fn of_source(pool: &Pool, source: &str) -> Result<Vec<Batch>> {
             .bind(source)
             .fetch_all(pool)
             .await?;
-    Ok(rows.iter().map(batch_of).collect())
+    rows.iter().map(batch_of).collect()
 }
 
 /// Batches the hard cap must still count until a balance snapshot shows them burned: the
 /// pending ones and the last few settled per source (a lagging RPC node may not show them
 /// yet), as (source, seq, amount).
-pub async fn unconfirmed_for_meter(pool: &Pool) -> Result<Vec<(String, u64, u64)>> {
+pub async fn unconfirmed_for_meter(pool: &Pool) -> Result<Vec<(Source, u64, u64)>> {
     let rows = sqlx::query(
-        "SELECT b.source, b.seq, b.amount FROM settle_batches b \
+        "SELECT b.source, b.kind, b.seq, b.amount FROM settle_batches b \
          WHERE b.settled_at_ms IS NULL OR b.seq > (SELECT MAX(seq) - 16 FROM settle_batches c WHERE c.source = b.source)",
     )
     .fetch_all(pool)
     .await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get::<i64, _>(1) as u64, r.get::<i64, _>(2) as u64)).collect())
+    rows.iter()
+        .map(|r| {
+            let source = Source::stored(SourceKind::parse(r.get(1)), stored_address(r.get(0))?);
+            Ok((source, r.get::<i64, _>(2) as u64, r.get::<i64, _>(3) as u64))
+        })
+        .collect()
 }
 
 fn leaf_of(r: &DbRow) -> Leaf {
@@ -146,10 +157,9 @@ const LEAF_COLUMNS: &str =
     "request_id, source, created_at_ms, model, provider, input_tokens, output_tokens, credits_charged";
 
 /// A new batch for `source`.
-pub struct Cut<'a> {
-    pub source: &'a str,
-    pub account: &'a str,
-    pub kind: SourceKind,
+pub struct Cut {
+    pub source: Source,
+    pub account: Pubkey,
     pub seq: u64,
     /// The batch's window end may not be earlier than this (the previous batch's).
     pub min_window_end: i64,
@@ -161,13 +171,13 @@ pub struct Cut<'a> {
 /// Cuts the next batch of `c.source` out of its oldest unbatched records, in one
 /// transaction: the records get the batch's `seq` and the batch row is stored. Records that
 /// cost nothing are marked `settled_seq = 0` instead. Returns the batch, if one was cut.
-pub async fn cut(pool: &Pool, c: Cut<'_>) -> Result<Option<Batch>> {
+pub async fn cut(pool: &Pool, c: Cut) -> Result<Option<Batch>> {
     let mut tx = crate::store::db::begin_write(pool).await?;
     let rows = sqlx::query(&format!(
         "SELECT {LEAF_COLUMNS} FROM usage_records WHERE source = $1 AND settled_seq IS NULL \
          ORDER BY created_at_ms, request_id LIMIT $2"
     ))
-    .bind(c.source)
+    .bind(c.source.to_string())
     .bind(c.max_records as i64)
     .fetch_all(&mut *tx)
     .await?;
@@ -197,9 +207,8 @@ pub async fn cut(pool: &Pool, c: Cut<'_>) -> Result<Option<Batch>> {
         compux_sdk::math::usage_chain::next_usage_chain(&prev, seq, amount, &batch_root, window_end)
     });
     let batch = Batch {
-        source: c.source.to_string(),
-        kind: c.kind,
-        account: c.account.to_string(),
+        source: c.source,
+        account: c.account,
         seq,
         amount,
         batch_root,
@@ -213,9 +222,9 @@ pub async fn cut(pool: &Pool, c: Cut<'_>) -> Result<Option<Batch>> {
         "INSERT INTO settle_batches (source, kind, account, seq, amount, batch_root, window_end, records, created_at_ms, \
          usage_chain) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
-    .bind(&batch.source)
-    .bind(batch.kind.as_str())
-    .bind(&batch.account)
+    .bind(batch.source.to_string())
+    .bind(batch.source.kind().as_str())
+    .bind(batch.account.to_string())
     .bind(seq as i64)
     .bind(amount as i64)
     .bind(hex32::encode(&batch.batch_root))
@@ -230,13 +239,13 @@ pub async fn cut(pool: &Pool, c: Cut<'_>) -> Result<Option<Batch>> {
 }
 
 /// Marks a batch as on chain.
-pub async fn mark_settled(pool: &Pool, source: &str, seq: u64, signature: Option<&str>) -> Result<()> {
+pub async fn mark_settled(pool: &Pool, source: Source, seq: u64, signature: Option<&str>) -> Result<()> {
     sqlx::query(
         "UPDATE settle_batches SET settled_at_ms = $1, signature = COALESCE($2, signature) WHERE source = $3 AND seq = $4",
     )
     .bind(crate::clock::now_ms())
     .bind(signature)
-    .bind(source)
+    .bind(source.to_string())
     .bind(seq as i64)
     .execute(pool)
     .await?;
@@ -244,10 +253,10 @@ pub async fn mark_settled(pool: &Pool, source: &str, seq: u64, signature: Option
 }
 
 /// Records the signature a batch was sent with (before confirmation).
-pub async fn mark_sent(pool: &Pool, source: &str, seq: u64, signature: &str) -> Result<()> {
+pub async fn mark_sent(pool: &Pool, source: Source, seq: u64, signature: &str) -> Result<()> {
     sqlx::query("UPDATE settle_batches SET signature = $1 WHERE source = $2 AND seq = $3")
         .bind(signature)
-        .bind(source)
+        .bind(source.to_string())
         .bind(seq as i64)
         .execute(pool)
         .await?;
@@ -259,31 +268,32 @@ pub async fn mark_sent(pool: &Pool, source: &str, seq: u64, signature: &str) -> 
 /// deleted (they never reached the chain). Returns the credits moved.
 pub async fn move_records(
     pool: &Pool,
-    from: &str,
-    to: &str,
+    from: Source,
+    to: Source,
     after_ms: Option<i64>,
     from_seq: Option<u64>,
 ) -> Result<u64> {
     let mut tx = crate::store::db::begin_write(pool).await?;
     let voided = i64::try_from(from_seq.unwrap_or(u64::MAX)).unwrap_or(i64::MAX);
+    let (from, to) = (from.to_string(), to.to_string());
     let cond = "source = $1 AND ((settled_seq IS NULL AND created_at_ms > $2) OR settled_seq >= $3)";
     let moved: i64 = sqlx::query_scalar(&format!(
         "SELECT CAST(COALESCE(SUM(credits_charged), 0) AS BIGINT) FROM usage_records WHERE {cond}"
     ))
-    .bind(from)
+    .bind(&from)
     .bind(after_ms.unwrap_or(i64::MIN))
     .bind(voided)
     .fetch_one(&mut *tx)
     .await?;
     sqlx::query(&format!("UPDATE usage_records SET source = $4, settled_seq = NULL WHERE {cond}"))
-        .bind(from)
+        .bind(&from)
         .bind(after_ms.unwrap_or(i64::MIN))
         .bind(voided)
-        .bind(to)
+        .bind(&to)
         .execute(&mut *tx)
         .await?;
     sqlx::query("DELETE FROM settle_batches WHERE source = $1 AND seq >= $2 AND settled_at_ms IS NULL")
-        .bind(from)
+        .bind(&from)
         .bind(voided)
         .execute(&mut *tx)
         .await?;
@@ -311,7 +321,7 @@ pub struct BatchSummary {
 /// the cursor `(created_at_ms, request_id)`, at most `limit`.
 pub async fn list(
     pool: &Pool,
-    account: &str,
+    account: &Pubkey,
     from: Option<&str>,
     to: Option<&str>,
     after: Option<(i64, &str)>,
@@ -322,7 +332,7 @@ pub async fn list(
          u.credits_charged, u.settled_seq, b.settled_at_ms FROM usage_records u \
          LEFT JOIN settle_batches b ON b.source = u.source AND b.seq = u.settled_seq WHERE u.account = ",
     );
-    q.text(account);
+    q.text(&account.to_string());
     if let Some(from) = from {
         q.push(" AND u.day >= ").text(from);
     }
@@ -385,6 +395,7 @@ pub async fn receipt(pool: &Pool, request_id: &str) -> Result<Option<Receipt>> {
                 .await?
                 .as_ref()
                 .map(batch_of)
+                .transpose()?
         }
         _ => None,
     };
@@ -394,7 +405,7 @@ pub async fn receipt(pool: &Pool, request_id: &str) -> Result<Option<Receipt>> {
     let members = sqlx::query(&format!(
         "SELECT {LEAF_COLUMNS} FROM usage_records WHERE source = $1 AND settled_seq = $2 ORDER BY created_at_ms, request_id"
     ))
-    .bind(&batch.source)
+    .bind(batch.source.to_string())
     .bind(batch.seq as i64)
     .fetch_all(pool)
     .await?;
@@ -410,13 +421,17 @@ mod tests {
     use crate::domain::usage::UsageRecord;
     use crate::store::ledger::Ledger;
 
-    fn record(i: i64, source: &str, credits: u64) -> UsageRecord {
+    const ACCOUNT: Pubkey = Pubkey::new_from_array([1; 32]);
+    const VAULT: Source = Source::Vault(ACCOUNT);
+    const FACILITY: Source = Source::Facility(Pubkey::new_from_array([2; 32]));
+
+    fn record(i: i64, source: Source, credits: u64) -> UsageRecord {
         UsageRecord {
             request_id: format!("req-{i:03}"),
             created_at_ms: 1_764_000_000_000 + i * 1_000,
             key_hash: crate::domain::ids::KeyHash::of("k"),
-            account: "acct".into(),
-            source: source.into(),
+            account: ACCOUNT,
+            source,
             provider: "p".into(),
             model: "m".into(),
             input_tokens: 1,
@@ -432,16 +447,8 @@ mod tests {
         }
     }
 
-    fn cut_of(source: &str, seq: u64, max_records: usize) -> Cut<'_> {
-        Cut {
-            source,
-            account: "acct",
-            kind: SourceKind::CreditAccount,
-            seq,
-            min_window_end: 0,
-            max_records,
-            prev_chain: None,
-        }
+    fn cut_of(source: Source, seq: u64, max_records: usize) -> Cut {
+        Cut { source, account: ACCOUNT, seq, min_window_end: 0, max_records, prev_chain: None }
     }
 
     #[tokio::test]
@@ -450,22 +457,22 @@ mod tests {
         let target = crate::store::db::test_target(dir.path()).await.unwrap();
         let ledger = Ledger::open_with(&target, &dir.path().join("journal"), 1 << 20).await.unwrap();
         for i in [4, 0, 3, 1, 2] {
-            ledger.record(record(i, "acct", 10 + i as u64)).await.unwrap();
+            ledger.record(record(i, VAULT, 10 + i as u64)).await.unwrap();
         }
-        ledger.record(record(9, "acct", 0)).await.unwrap();
+        ledger.record(record(9, VAULT, 0)).await.unwrap();
         ledger.flush().await.unwrap();
         let pool = ledger.pool();
 
-        let first = cut(pool, cut_of("acct", 7, 3)).await.unwrap().unwrap();
+        let first = cut(pool, cut_of(VAULT, 7, 3)).await.unwrap().unwrap();
         assert_eq!((first.seq, first.records, first.amount), (7, 3, 10 + 11 + 12), "the three oldest");
         assert_eq!(first.window_end, 1_764_000_002, "the last record's second");
-        let second = cut(pool, cut_of("acct", 8, 3)).await.unwrap().unwrap();
+        let second = cut(pool, cut_of(VAULT, 8, 3)).await.unwrap().unwrap();
         assert_eq!((second.records, second.amount), (3, 13 + 14), "a free record rides along");
-        assert!(cut(pool, cut_of("acct", 9, 3)).await.unwrap().is_none(), "nothing left");
+        assert!(cut(pool, cut_of(VAULT, 9, 3)).await.unwrap().is_none(), "nothing left");
         // A batch of free records burns nothing: marked, never sent.
-        ledger.record(record(10, "acct", 0)).await.unwrap();
+        ledger.record(record(10, VAULT, 0)).await.unwrap();
         ledger.flush().await.unwrap();
-        assert!(cut(pool, cut_of("acct", 9, 3)).await.unwrap().is_none());
+        assert!(cut(pool, cut_of(VAULT, 9, 3)).await.unwrap().is_none());
         assert!(unbatched(pool).await.unwrap().is_empty());
         assert!(receipt(pool, "req-010").await.unwrap().unwrap().batch.is_none());
         assert_eq!(pending(pool).await.unwrap().len(), 2);
@@ -477,9 +484,9 @@ mod tests {
         }
         assert!(receipt(pool, "req-404").await.unwrap().is_none());
 
-        mark_settled(pool, "acct", 7, Some("sig")).await.unwrap();
+        mark_settled(pool, VAULT, 7, Some("sig")).await.unwrap();
         assert_eq!(pending(pool).await.unwrap().iter().map(|b| b.seq).collect::<Vec<_>>(), vec![8]);
-        assert_eq!(last(pool, "acct").await.unwrap().unwrap().seq, 8);
+        assert_eq!(last(pool, VAULT).await.unwrap().unwrap().seq, 8);
     }
 
     #[tokio::test]
@@ -488,25 +495,24 @@ mod tests {
         let target = crate::store::db::test_target(dir.path()).await.unwrap();
         let ledger = Ledger::open_with(&target, &dir.path().join("journal"), 1 << 20).await.unwrap();
         for i in 0..6 {
-            ledger.record(record(i, "fac", 5)).await.unwrap();
+            ledger.record(record(i, FACILITY, 5)).await.unwrap();
         }
         ledger.flush().await.unwrap();
         let pool = ledger.pool();
-        let cut = Cut { kind: SourceKind::Facility, ..cut_of("fac", 1, 2) };
-        let b = super::cut(pool, cut).await.unwrap().unwrap();
+        let b = cut(pool, cut_of(FACILITY, 1, 2)).await.unwrap().unwrap();
         assert_eq!(b.records, 2);
         // Frozen at the third record's time: the three after it are the vault's to pay.
-        let moved = move_records(pool, "fac", "acct", Some(1_764_000_002_000), None).await.unwrap();
+        let moved = move_records(pool, FACILITY, VAULT, Some(1_764_000_002_000), None).await.unwrap();
         assert_eq!(moved, 15);
         assert_eq!(
-            unbatched(pool).await.unwrap().iter().map(|u| (u.source.as_str(), u.records)).collect::<Vec<_>>(),
-            vec![("fac", 1), ("acct", 3)]
+            unbatched(pool).await.unwrap().iter().map(|u| (u.source, u.records)).collect::<Vec<_>>(),
+            vec![(FACILITY, 1), (VAULT, 3)]
         );
         // The window closed before batch 1 landed: it is void, and all of it moves too.
-        let moved = move_records(pool, "fac", "acct", None, Some(1)).await.unwrap();
+        let moved = move_records(pool, FACILITY, VAULT, None, Some(1)).await.unwrap();
         assert_eq!(moved, 15);
         assert!(pending(pool).await.unwrap().is_empty());
-        assert_eq!(ledger.unsettled("acct").await.unwrap(), 30);
-        assert_eq!(ledger.unsettled("fac").await.unwrap(), 0);
+        assert_eq!(ledger.unsettled(VAULT).await.unwrap(), 30);
+        assert_eq!(ledger.unsettled(FACILITY).await.unwrap(), 0);
     }
 }

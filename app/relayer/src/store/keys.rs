@@ -5,7 +5,7 @@
 use anyhow::Result;
 use sqlx::Row;
 
-use crate::domain::ids::KeyHash;
+use crate::domain::ids::{stored_address, KeyHash, Pubkey};
 use crate::store::db::Pool;
 
 /// A stored key (its hash, never the key).
@@ -14,28 +14,28 @@ pub struct KeyRow {
     pub id: String,
     pub key_hash: KeyHash,
     /// The wallet that signed for it.
-    pub owner: String,
+    pub owner: Pubkey,
     /// The credit account it spends from.
-    pub account: String,
+    pub account: Pubkey,
     pub created_at_ms: i64,
     pub revoked: bool,
     pub credits_per_day: Option<u64>,
     pub requests_per_minute: Option<u32>,
 }
 
-fn key_of(r: &crate::store::db::Row) -> KeyRow {
-    KeyRow {
+fn key_of(r: &crate::store::db::Row) -> Result<KeyRow> {
+    Ok(KeyRow {
         id: r.get("id"),
         key_hash: KeyHash::stored(r.get("key_hash")),
-        owner: r.get("owner"),
-        account: r.get("account"),
+        owner: stored_address(r.get("owner"))?,
+        account: stored_address(r.get("account"))?,
         created_at_ms: r.get("created_at_ms"),
         revoked: r.get::<Option<i64>, _>("revoked_at_ms").is_some(),
         credits_per_day: r.get::<Option<i64>, _>("credits_per_day").map(|n| n.max(0) as u64),
         requests_per_minute: r
             .get::<Option<i64>, _>("requests_per_minute")
             .map(|n| n.clamp(0, u32::MAX as i64) as u32),
-    }
+    })
 }
 
 const COLUMNS: &str =
@@ -51,26 +51,27 @@ pub async fn version(pool: &Pool) -> Result<i64> {
 /// Every stored key.
 pub async fn all(pool: &Pool) -> Result<Vec<KeyRow>> {
     let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM api_keys")).fetch_all(pool).await?;
-    Ok(rows.iter().map(key_of).collect())
+    rows.iter().map(key_of).collect()
 }
 
 /// Every credit account a live key spends from or that has usage (auto-refill's candidates).
-pub async fn spending_accounts(pool: &Pool) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
+pub async fn spending_accounts(pool: &Pool) -> Result<Vec<Pubkey>> {
+    let accounts: Vec<String> = sqlx::query_scalar(
         "SELECT account FROM api_keys WHERE revoked_at_ms IS NULL UNION SELECT DISTINCT account FROM usage_records",
     )
     .fetch_all(pool)
-    .await?)
+    .await?;
+    accounts.iter().map(|a| stored_address(a)).collect()
 }
 
 /// `owner`'s keys, oldest first.
-pub async fn of_owner(pool: &Pool, owner: &str) -> Result<Vec<KeyRow>> {
+pub async fn of_owner(pool: &Pool, owner: &Pubkey) -> Result<Vec<KeyRow>> {
     let rows =
         sqlx::query(&format!("SELECT {COLUMNS} FROM api_keys WHERE owner = $1 ORDER BY created_at_ms"))
-            .bind(owner)
+            .bind(owner.to_string())
             .fetch_all(pool)
             .await?;
-    Ok(rows.iter().map(key_of).collect())
+    rows.iter().map(key_of).collect()
 }
 
 async fn bump_version(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
@@ -89,8 +90,8 @@ pub async fn insert(pool: &Pool, k: &KeyRow) -> Result<()> {
     )
     .bind(&k.id)
     .bind(k.key_hash.as_str())
-    .bind(&k.owner)
-    .bind(&k.account)
+    .bind(k.owner.to_string())
+    .bind(k.account.to_string())
     .bind(k.created_at_ms)
     .bind(k.credits_per_day.map(|n| i64::try_from(n).unwrap_or(i64::MAX)))
     .bind(k.requests_per_minute.map(i64::from))
@@ -102,7 +103,7 @@ pub async fn insert(pool: &Pool, k: &KeyRow) -> Result<()> {
 }
 
 /// Revokes `owner`'s live key `id`; false if it has none by that id.
-pub async fn revoke(pool: &Pool, id: &str, owner: &str, now_ms: i64) -> Result<bool> {
+pub async fn revoke(pool: &Pool, id: &str, owner: &Pubkey, now_ms: i64) -> Result<bool> {
     if !crate::store::db::storable(id) {
         return Ok(false);
     }
@@ -112,7 +113,7 @@ pub async fn revoke(pool: &Pool, id: &str, owner: &str, now_ms: i64) -> Result<b
     )
     .bind(now_ms)
     .bind(id)
-    .bind(owner)
+    .bind(owner.to_string())
     .execute(&mut *tx)
     .await?;
     if done.rows_affected() == 0 {
@@ -127,7 +128,7 @@ pub async fn revoke(pool: &Pool, id: &str, owner: &str, now_ms: i64) -> Result<b
 pub async fn add_challenge(
     pool: &Pool,
     challenge: &str,
-    owner: &str,
+    owner: &Pubkey,
     now_ms: i64,
     expired_before: i64,
 ) -> Result<()> {
@@ -137,7 +138,7 @@ pub async fn add_challenge(
         .await?;
     sqlx::query("INSERT INTO key_challenges (challenge, owner, issued_at_ms) VALUES ($1, $2, $3)")
         .bind(challenge)
-        .bind(owner)
+        .bind(owner.to_string())
         .bind(now_ms)
         .execute(pool)
         .await?;
@@ -145,7 +146,7 @@ pub async fn add_challenge(
 }
 
 /// Consumes a challenge (on every replica at once): its owner and when it was issued.
-pub async fn take_challenge(pool: &Pool, challenge: &str) -> Result<Option<(String, i64)>> {
+pub async fn take_challenge(pool: &Pool, challenge: &str) -> Result<Option<(Pubkey, i64)>> {
     if !crate::store::db::storable(challenge) {
         return Ok(None);
     }
@@ -153,5 +154,5 @@ pub async fn take_challenge(pool: &Pool, challenge: &str) -> Result<Option<(Stri
         .bind(challenge)
         .fetch_optional(pool)
         .await?;
-    Ok(row.map(|r| (r.get("owner"), r.get("issued_at_ms"))))
+    row.map(|r| Ok((stored_address(r.get("owner"))?, r.get("issued_at_ms")))).transpose()
 }

@@ -7,6 +7,7 @@
 use anyhow::Result;
 use sqlx::Row;
 
+use crate::domain::ids::{KeyHash, Source};
 use crate::domain::meter::lease_share;
 use crate::store::db::Pool;
 
@@ -14,22 +15,22 @@ use crate::store::db::Pool;
 pub enum Leased<'a> {
     /// A credit source's balance: on chain, less every replica's unsettled charges (batches
     /// after `settled_seq`, the last the chain showed burned).
-    Balance { source: &'a str, onchain: u64, settled_seq: u64 },
+    Balance { source: Source, onchain: u64, settled_seq: u64 },
     /// A key's credit budget for one UTC day (`YYYY-MM-DD`), less what it spent that day.
-    Budget { key: &'a str, per_day: u64, day: &'a str },
+    Budget { key: &'a KeyHash, per_day: u64, day: &'a str },
 }
 
 /// What every replica charged from `source` and the chain has not burned yet.
 pub async fn unsettled<'e>(
     db: impl sqlx::Executor<'e, Database = sqlx::Any>,
-    source: &str,
+    source: Source,
     settled_seq: u64,
 ) -> Result<u64> {
     let sum: i64 = sqlx::query_scalar(
         "SELECT CAST(COALESCE(SUM(credits_charged), 0) AS BIGINT) FROM usage_records \
          WHERE source = $1 AND (settled_seq IS NULL OR settled_seq > $2)",
     )
-    .bind(source)
+    .bind(source.to_string())
     .bind(i64::try_from(settled_seq).unwrap_or(i64::MAX))
     .fetch_one(db)
     .await?;
@@ -59,12 +60,12 @@ pub async fn grant(
         .await?;
     let (left, others) = match what {
         Leased::Balance { source, onchain, settled_seq } => {
-            let left = onchain.saturating_sub(unsettled(&mut *tx, source, *settled_seq).await?);
+            let left = onchain.saturating_sub(unsettled(&mut *tx, *source, *settled_seq).await?);
             let others = sqlx::query(
                 "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS leased, CAST(COUNT(*) AS BIGINT) AS n \
                  FROM balance_leases WHERE source = $1 AND replica <> $2 AND expires_at_ms > $3",
             )
-            .bind(*source)
+            .bind(source.to_string())
             .bind(replica)
             .bind(now_ms)
             .fetch_one(&mut *tx)
@@ -76,7 +77,7 @@ pub async fn grant(
                 "SELECT CAST(COALESCE(SUM(credits_charged), 0) AS BIGINT) FROM usage_records \
                  WHERE key_hash = $1 AND day = $2",
             )
-            .bind(*key)
+            .bind(key.as_str())
             .bind(*day)
             .fetch_one(&mut *tx)
             .await?;
@@ -84,7 +85,7 @@ pub async fn grant(
                 "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS leased, CAST(COUNT(*) AS BIGINT) AS n \
                  FROM budget_leases WHERE key_hash = $1 AND day = $2 AND replica <> $3 AND expires_at_ms > $4",
             )
-            .bind(*key)
+            .bind(key.as_str())
             .bind(*day)
             .bind(replica)
             .bind(now_ms)
@@ -102,7 +103,7 @@ pub async fn grant(
                 "INSERT INTO balance_leases (source, replica, amount, expires_at_ms) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (source, replica) DO UPDATE SET amount = EXCLUDED.amount, expires_at_ms = EXCLUDED.expires_at_ms",
             )
-            .bind(*source)
+            .bind(source.to_string())
             .bind(replica)
             .bind(stored)
             .bind(expires_at_ms)
@@ -115,7 +116,7 @@ pub async fn grant(
                  ON CONFLICT (key_hash, replica) DO UPDATE SET day = EXCLUDED.day, amount = EXCLUDED.amount, \
                  expires_at_ms = EXCLUDED.expires_at_ms",
             )
-            .bind(*key)
+            .bind(key.as_str())
             .bind(replica)
             .bind(*day)
             .bind(stored)

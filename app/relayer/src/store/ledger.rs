@@ -15,6 +15,7 @@ use sqlx::Row;
 use crate::store::db::{Pool, Sql};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::domain::ids::{stored_address, KeyHash, Pubkey, Source};
 use crate::domain::usage::UsageRecord;
 use crate::store::journal::Journal;
 
@@ -209,31 +210,48 @@ impl Ledger {
     }
 
     /// Credits charged to `source` and not yet settled on chain.
-    pub async fn unsettled(&self, source: &str) -> Result<u64> {
+    pub async fn unsettled(&self, source: Source) -> Result<u64> {
         self.flush().await?;
         let n: i64 = sqlx::query_scalar(
             "SELECT CAST(COALESCE(SUM(credits_charged), 0) AS BIGINT) FROM usage_records WHERE source = $1 AND settled_seq IS NULL",
         )
-        .bind(source)
+        .bind(source.to_string())
         .fetch_one(&self.pool)
         .await?;
         Ok(n as u64)
     }
 
     /// Every source's unsettled charges, to restore the hard cap after a restart.
-    pub async fn unsettled_by_source(&self) -> Result<Vec<(String, u64)>> {
+    pub async fn unsettled_by_source(&self) -> Result<Vec<(Source, u64)>> {
         self.flush().await?;
-        sums(&self.pool, "SELECT source, CAST(SUM(credits_charged) AS BIGINT) FROM usage_records WHERE settled_seq IS NULL GROUP BY source", None).await
+        let rows = sqlx::query(
+            "SELECT source, account, CAST(SUM(credits_charged) AS BIGINT) AS credits FROM usage_records \
+             WHERE settled_seq IS NULL GROUP BY source, account",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let (source, account) = (stored_address(r.get("source"))?, stored_address(r.get("account"))?);
+                Ok((Source::of(source, account), r.get::<i64, _>("credits").max(0) as u64))
+            })
+            .collect()
     }
 
     /// Credits each key spent since `since_ms`, to restore daily budgets after a restart.
-    pub async fn spent_by_key_since(&self, since_ms: i64) -> Result<Vec<(String, u64)>> {
+    pub async fn spent_by_key_since(&self, since_ms: i64) -> Result<Vec<(KeyHash, u64)>> {
         self.flush().await?;
-        sums(&self.pool, "SELECT key_hash, CAST(SUM(credits_charged) AS BIGINT) FROM usage_records WHERE created_at_ms >= $1 GROUP BY key_hash", Some(since_ms)).await
+        let rows = sqlx::query(
+            "SELECT key_hash, CAST(SUM(credits_charged) AS BIGINT) FROM usage_records WHERE created_at_ms >= $1 GROUP BY key_hash",
+        )
+        .bind(since_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (KeyHash::stored(r.get(0)), r.get::<i64, _>(1).max(0) as u64)).collect())
     }
 
     /// Spend of `account` as `q` asks, newest day first.
-    pub async fn usage(&self, account: &str, q: &UsageQuery) -> Result<Vec<UsageRow>> {
+    pub async fn usage(&self, account: &Pubkey, q: &UsageQuery) -> Result<Vec<UsageRow>> {
         self.flush().await?;
         let mut sql = Sql::new("SELECT ");
         for d in &q.group_by {
@@ -247,7 +265,7 @@ impl Ledger {
              FROM usage_records u LEFT JOIN api_keys k ON k.key_hash = u.key_hash \
              LEFT JOIN settle_batches b ON b.source = u.source AND b.seq = u.settled_seq WHERE u.account = ",
         );
-        sql.text(account);
+        sql.text(&account.to_string());
         if q.settled {
             sql.push(" AND b.settled_at_ms IS NOT NULL");
         }
@@ -287,17 +305,6 @@ impl Ledger {
             })
             .collect())
     }
-}
-
-/// Rows of (text, sum) from a grouped query with at most one integer parameter.
-async fn sums(pool: &Pool, sql: &str, param: Option<i64>) -> Result<Vec<(String, u64)>> {
-    let query = sqlx::query(sql);
-    let query = match param {
-        Some(p) => query.bind(p),
-        None => query,
-    };
-    let rows = query.fetch_all(pool).await?;
-    Ok(rows.iter().map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1).max(0) as u64)).collect())
 }
 
 fn int(n: u64) -> i64 {
@@ -403,7 +410,8 @@ async fn insert(pool: &Pool, backend: crate::store::db::Backend, batch: &[UsageR
                 .int(r.created_at_ms)
                 .push(", ")
                 .text(&crate::store::db::day_of(r.created_at_ms));
-            for t in [r.key_hash.as_str(), &r.account, &r.source, &r.provider, &r.model] {
+            let (account, source) = (r.account.to_string(), r.source.to_string());
+            for t in [r.key_hash.as_str(), &account, &source, &r.provider, &r.model] {
                 q.push(", ").text(t);
             }
             for n in [
@@ -435,13 +443,15 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    const ACCOUNT: Pubkey = Pubkey::new_from_array([7; 32]);
+
     fn record(i: usize) -> UsageRecord {
         UsageRecord {
             request_id: format!("req-{i}"),
             created_at_ms: 1_764_000_000_000 + i as i64,
             key_hash: crate::domain::ids::KeyHash::of("k"),
-            account: "a".into(),
-            source: "a".into(),
+            account: ACCOUNT,
+            source: Source::Vault(ACCOUNT),
             provider: "p".into(),
             model: "m".into(),
             input_tokens: 3,
@@ -463,7 +473,6 @@ mod tests {
     /// write, and under sustained load no batch was ever cut.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn batches_are_cut_while_records_keep_committing() {
-        use crate::domain::usage::SourceKind;
         use crate::store::batches::{cut, Cut};
         let dir = tempfile::tempdir().unwrap();
         let target = crate::store::db::test_target(dir.path()).await.unwrap();
@@ -483,9 +492,8 @@ mod tests {
         let mut cut_records = 0;
         while !writer.is_finished() {
             let c = Cut {
-                source: "a",
-                account: "a",
-                kind: SourceKind::CreditAccount,
+                source: Source::Vault(ACCOUNT),
+                account: ACCOUNT,
                 seq: seq + 1,
                 min_window_end: 0,
                 max_records: 100,

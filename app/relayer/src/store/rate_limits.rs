@@ -5,13 +5,14 @@
 
 use anyhow::Result;
 
+use crate::domain::ids::KeyHash;
 use crate::store::db::Pool;
 
 /// Admits one request of `key` at `now_ms` (each takes `interval_ms`, up to `burst_ms`
 /// ahead), or returns how many ms until one would be admitted.
 pub async fn admit(
     pool: &Pool,
-    key: &str,
+    key: &KeyHash,
     now_ms: i64,
     interval_ms: i64,
     burst_ms: i64,
@@ -21,7 +22,7 @@ pub async fn admit(
             "UPDATE rate_limits SET tat_ms = (CASE WHEN tat_ms > $2 THEN tat_ms ELSE $2 END) + $3 \
              WHERE key_hash = $1 AND (CASE WHEN tat_ms > $2 THEN tat_ms ELSE $2 END) - $2 <= $4",
         )
-        .bind(key)
+        .bind(key.as_str())
         .bind(now_ms)
         .bind(interval_ms)
         .bind(burst_ms)
@@ -31,7 +32,7 @@ pub async fn admit(
             return Ok(Ok(()));
         }
         let tat: Option<i64> = sqlx::query_scalar("SELECT tat_ms FROM rate_limits WHERE key_hash = $1")
-            .bind(key)
+            .bind(key.as_str())
             .fetch_optional(pool)
             .await?;
         match tat {
@@ -41,7 +42,7 @@ pub async fn admit(
                 sqlx::query(
                     "INSERT INTO rate_limits (key_hash, tat_ms) VALUES ($1, 0) ON CONFLICT DO NOTHING",
                 )
-                .bind(key)
+                .bind(key.as_str())
                 .execute(pool)
                 .await?;
             }

@@ -11,12 +11,14 @@ use async_openai::types::chat::{
 };
 use async_openai::Client;
 use compux_relayer::config::{Key, Model, Provider};
-use compux_relayer::domain::ids::KeyHash;
+use compux_relayer::domain::ids::{KeyHash, Pubkey, Source};
 use compux_relayer::sim::{self, SimHandle, SimOptions};
 use compux_relayer::{serve, Config, Gateway, Ledger, Meter};
 
 pub const KEY: &str = "sk-compux-test";
-pub const ACCOUNT: &str = "startup-credit-account";
+/// The startup's credit account, and its vault as a credit source.
+pub const ACCOUNT: Pubkey = Pubkey::new_from_array([42; 32]);
+pub const VAULT: Source = Source::Vault(ACCOUNT);
 pub const MODEL: &str = "sim-chat";
 
 pub fn any_port() -> SocketAddr {
@@ -73,7 +75,7 @@ pub fn config(providers: Vec<Provider>) -> Config {
 pub async fn start(config: Config, balance: u64) -> (Client<OpenAIConfig>, Arc<Gateway>, tempfile::TempDir) {
     // A clock the tests can move forward (a new UTC day, a breaker's cool-down).
     let meter = Meter::with_clock(compux_relayer::clock::Clock::adjustable());
-    meter.set_onchain(ACCOUNT, balance);
+    meter.set_onchain(VAULT, balance);
     let dir = tempfile::tempdir().unwrap();
     let target = compux_relayer::store::db::test_target(dir.path()).await.unwrap();
     let ledger = Ledger::open_with(&target, &dir.path().join("journal"), 1 << 20).await.unwrap();
