@@ -105,6 +105,36 @@ mod wire {
     }
 }
 
+/// Records for the crate's unit tests.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    /// Request `i` (`req-00i`, a second after the one before) of `account`, spending
+    /// `credits` from `source`.
+    pub fn record(i: i64, account: Pubkey, source: Source, credits: u64) -> UsageRecord {
+        UsageRecord {
+            request_id: format!("req-{i:03}"),
+            created_at_ms: 1_764_000_000_000 + i * 1_000,
+            key_hash: KeyHash::of("sk-test"),
+            account,
+            source,
+            provider: "p".into(),
+            model: "m".into(),
+            input_tokens: 1,
+            output_tokens: 2,
+            cached_input_tokens: 0,
+            cache_write_tokens: 0,
+            credits_charged: credits,
+            input_per_1m: 3,
+            output_per_1m: 4,
+            provider_input_per_1m: 5,
+            provider_output_per_1m: 6,
+            provider_cost: credits,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,25 +145,7 @@ mod tests {
     fn a_record_goes_through_the_journal_as_text_and_comes_back_typed() {
         let account = Pubkey::new_unique();
         for source in [Source::Vault(account), Source::Facility(Pubkey::new_unique())] {
-            let r = UsageRecord {
-                request_id: "req-1".into(),
-                created_at_ms: 1,
-                key_hash: KeyHash::of("sk"),
-                account,
-                source,
-                provider: "p".into(),
-                model: "m".into(),
-                input_tokens: 1,
-                output_tokens: 2,
-                cached_input_tokens: 0,
-                cache_write_tokens: 0,
-                credits_charged: 3,
-                input_per_1m: 4,
-                output_per_1m: 5,
-                provider_input_per_1m: 6,
-                provider_output_per_1m: 7,
-                provider_cost: 8,
-            };
+            let r = fixtures::record(1, account, source, 7);
             let line = serde_json::to_value(&r).unwrap();
             assert_eq!(line["account"], account.to_string());
             assert_eq!(line["source"], source.address().to_string());

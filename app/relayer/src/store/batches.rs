@@ -426,25 +426,7 @@ mod tests {
     const FACILITY: Source = Source::Facility(Pubkey::new_from_array([2; 32]));
 
     fn record(i: i64, source: Source, credits: u64) -> UsageRecord {
-        UsageRecord {
-            request_id: format!("req-{i:03}"),
-            created_at_ms: 1_764_000_000_000 + i * 1_000,
-            key_hash: crate::domain::ids::KeyHash::of("k"),
-            account: ACCOUNT,
-            source,
-            provider: "p".into(),
-            model: "m".into(),
-            input_tokens: 1,
-            output_tokens: 2,
-            cached_input_tokens: 0,
-            cache_write_tokens: 0,
-            credits_charged: credits,
-            input_per_1m: 1,
-            output_per_1m: 1,
-            provider_input_per_1m: 1,
-            provider_output_per_1m: 1,
-            provider_cost: credits,
-        }
+        crate::domain::usage::fixtures::record(i, ACCOUNT, source, credits)
     }
 
     fn cut_of(source: Source, seq: u64, max_records: usize) -> Cut {

@@ -446,25 +446,7 @@ mod tests {
     const ACCOUNT: Pubkey = Pubkey::new_from_array([7; 32]);
 
     fn record(i: usize) -> UsageRecord {
-        UsageRecord {
-            request_id: format!("req-{i}"),
-            created_at_ms: 1_764_000_000_000 + i as i64,
-            key_hash: crate::domain::ids::KeyHash::of("k"),
-            account: ACCOUNT,
-            source: Source::Vault(ACCOUNT),
-            provider: "p".into(),
-            model: "m".into(),
-            input_tokens: 3,
-            output_tokens: 4,
-            cached_input_tokens: 0,
-            cache_write_tokens: 0,
-            credits_charged: 7,
-            input_per_1m: 1_000_000,
-            output_per_1m: 1_000_000,
-            provider_input_per_1m: 1_000_000,
-            provider_output_per_1m: 1_000_000,
-            provider_cost: 7,
-        }
+        crate::domain::usage::fixtures::record(i as i64, ACCOUNT, Source::Vault(ACCOUNT), 7)
     }
 
     /// The settler cuts batches (a transaction that reads, then writes) while requests keep
@@ -547,7 +529,7 @@ mod tests {
             .unwrap();
 
         let ledger = Ledger::open_with(&target, &path, 1 << 20).await.unwrap();
-        assert_eq!(ledger.request_ids().await.unwrap(), vec!["req-0", "req-1", "req-2"]);
+        assert_eq!(ledger.request_ids().await.unwrap(), vec!["req-000", "req-001", "req-002"]);
         let segments = Journal::segments(&path).unwrap();
         assert_eq!(
             segments.iter().map(|s| s.0).collect::<Vec<_>>(),
