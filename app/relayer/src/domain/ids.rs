@@ -87,11 +87,12 @@ impl SourceKind {
         }
     }
 
-    pub fn parse(s: &str) -> SourceKind {
-        if s == "facility" {
-            SourceKind::Facility
-        } else {
-            SourceKind::CreditAccount
+    /// A kind read back from the ledger (`as_str`'s words, nothing else).
+    pub fn parse(s: &str) -> anyhow::Result<SourceKind> {
+        match s {
+            "credit_account" => Ok(SourceKind::CreditAccount),
+            "facility" => Ok(SourceKind::Facility),
+            _ => anyhow::bail!("the ledger holds {s:?} where a source kind belongs"),
         }
     }
 }
@@ -165,9 +166,10 @@ mod tests {
         assert_eq!(Source::of(facility, account), Source::Facility(facility));
         for s in [Source::Vault(account), Source::Facility(facility)] {
             assert_eq!(Source::stored(s.kind(), s.address()), s);
-            assert_eq!(SourceKind::parse(s.kind().as_str()), s.kind());
+            assert_eq!(SourceKind::parse(s.kind().as_str()).unwrap(), s.kind());
             assert_eq!(s.to_string(), s.address().to_string());
         }
+        assert!(SourceKind::parse("vault").is_err(), "a damaged kind is said so, not guessed");
     }
 
     #[test]
