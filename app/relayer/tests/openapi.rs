@@ -198,8 +198,9 @@ fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
 }
 
 /// Whether `v` has the shape `schema` gives: its types and enumerations, required
-/// properties, the properties' and items' own shapes, one of `oneOf` (what the document
-/// uses to describe its answers; enough to catch an answer it does not describe).
+/// properties and no undocumented ones, the properties' and items' own shapes, one of
+/// `oneOf` (what the document uses to describe its answers; enough to catch an answer it
+/// does not describe).
 fn conforms(doc: &Value, schema: &Value, v: &Value) -> Result<(), String> {
     let schema = resolve(doc, schema);
     if let Some(options) = schema["oneOf"].as_array() {
@@ -236,9 +237,20 @@ fn conforms(doc: &Value, schema: &Value, v: &Value) -> Result<(), String> {
             return Err(format!("`{name}` is missing from {v}"));
         }
     }
-    for (name, property) in schema["properties"].as_object().into_iter().flatten() {
+    let properties = schema["properties"].as_object();
+    for (name, property) in properties.into_iter().flatten() {
         if let Some(field) = v.get(name) {
             conforms(doc, property, field).map_err(|e| format!("{name}: {e}"))?;
+        }
+    }
+    // The other way: an object the document describes carries nothing it leaves out,
+    // unless it says the object is open (`additionalProperties`, e.g. a provider's reply
+    // passed through), so a field the server adds cannot go undocumented.
+    if let (Some(properties), Some(object)) = (properties, v.as_object()) {
+        if schema.get("additionalProperties").is_none() {
+            if let Some(extra) = object.keys().find(|k| !properties.contains_key(*k)) {
+                return Err(format!("`{extra}` is sent but not documented in {v}"));
+            }
         }
     }
     if let (Some(items), Some(elements)) = (schema.get("items"), v.as_array()) {
