@@ -20,10 +20,10 @@ pub mod store;
 
 pub use config::Config;
 pub use domain::meter::Meter;
-pub use http::gateway::{serve, Gateway};
+pub use http::gateway::Gateway;
+pub use http::routes::serve;
 pub use store::ledger::Ledger;
 
-use http::gateway;
 use jobs::{alerts, balances, leases, settler, watch};
 use store::{batches, db, journal};
 
@@ -117,7 +117,7 @@ pub async fn start(path: &Path) -> anyhow::Result<Running> {
     let stop = Arc::new(tokio::sync::Notify::new());
     let signal = stop.clone();
     let (addr, server) =
-        gateway::serve_until(gateway.clone(), async move { signal.notified().await }).await?;
+        http::routes::serve_until(gateway.clone(), async move { signal.notified().await }).await?;
     let (l, m, c) = (ledger_copy.clone(), meter_copy.clone(), config_copy.alerts.clone());
     let leading = Arc::new(std::sync::atomic::AtomicBool::new(false));
     tasks

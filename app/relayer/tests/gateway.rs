@@ -773,7 +773,7 @@ async fn the_openapi_document_lists_exactly_the_routes_served() {
         })
         .collect();
     let mut served: Vec<(String, String)> =
-        compux_relayer::http::gateway::ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+        compux_relayer::http::routes::ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     documented.sort();
     served.sort();
     assert_eq!(documented, served);
