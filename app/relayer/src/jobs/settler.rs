@@ -307,11 +307,10 @@ impl Settler {
             }
             r.0 = Some(self.clock().instant());
         }
-        let mut accounts = crate::store::keys::spending_accounts(&self.pool).await?;
-        accounts.extend(self.accounts.iter().copied());
-        accounts.sort();
-        accounts.dedup();
-        let keys = accounts;
+        let mut keys = crate::store::keys::spending_accounts(&self.pool).await?;
+        keys.extend(self.accounts.iter().copied());
+        keys.sort();
+        keys.dedup();
         let vaults = keys.iter().map(|k| compux_sdk::pda::credit_vault(k).0);
         let wanted: Vec<Pubkey> = keys.iter().copied().chain(vaults).collect();
         let fetched = self.chain.accounts(&wanted).await?;
