@@ -20,6 +20,8 @@ use crate::http::metrics::Metrics;
 use crate::jobs::tasks::Tasks;
 use crate::store::ledger::Ledger;
 
+/// One relayer's gateway: what its handlers share. Lower layers own the parts (the meter,
+/// the ledger, the keys); this holds them together with the upstream HTTP client.
 pub struct Gateway {
     pub(super) config: Config,
     pub meter: Arc<Meter>,
