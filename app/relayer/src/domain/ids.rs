@@ -42,12 +42,14 @@ impl Source {
         }
     }
 
-    /// A source as a batch row keeps it: its address and kind.
-    pub fn stored(kind: SourceKind, address: Pubkey) -> Source {
-        match kind {
+    /// A source as a batch row keeps it: its kind's word and its address, read back (an
+    /// error for a damaged row).
+    pub(crate) fn stored(kind: &str, address: &str) -> anyhow::Result<Source> {
+        let address = stored_address(address)?;
+        Ok(match SourceKind::parse(kind)? {
             SourceKind::CreditAccount => Source::Vault(address),
             SourceKind::Facility => Source::Facility(address),
-        }
+        })
     }
 }
 
@@ -165,7 +167,7 @@ mod tests {
         assert_eq!(Source::of(account, account), Source::Vault(account));
         assert_eq!(Source::of(facility, account), Source::Facility(facility));
         for s in [Source::Vault(account), Source::Facility(facility)] {
-            assert_eq!(Source::stored(s.kind(), s.address()), s);
+            assert_eq!(Source::stored(s.kind().as_str(), &s.address().to_string()).unwrap(), s);
             assert_eq!(SourceKind::parse(s.kind().as_str()).unwrap(), s.kind());
             assert_eq!(s.to_string(), s.address().to_string());
         }

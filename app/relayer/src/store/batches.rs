@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_with::{serde_as, DisplayFromStr};
 use sqlx::Row;
 
-use crate::domain::ids::{stored_address, Pubkey, Source, SourceKind};
+use crate::domain::ids::{stored_address, Pubkey, Source};
 use crate::store::db::{Pool, Row as DbRow, Sql};
 
 #[serde_as]
@@ -72,7 +72,7 @@ pub async fn unbatched(pool: &Pool) -> Result<Vec<Unbatched>> {
 
 fn batch_of(r: &DbRow) -> Result<Batch> {
     Ok(Batch {
-        source: Source::stored(SourceKind::parse(r.get("kind"))?, stored_address(r.get("source"))?),
+        source: Source::stored(r.get("kind"), r.get("source"))?,
         account: stored_address(r.get("account"))?,
         seq: r.get::<i64, _>("seq") as u64,
         amount: r.get::<i64, _>("amount") as u64,
@@ -134,7 +134,7 @@ pub async fn unconfirmed_for_meter(pool: &Pool) -> Result<Vec<(Source, u64, u64)
     .await?;
     rows.iter()
         .map(|r| {
-            let source = Source::stored(SourceKind::parse(r.get(1))?, stored_address(r.get(0))?);
+            let source = Source::stored(r.get(1), r.get(0))?;
             Ok((source, r.get::<i64, _>(2) as u64, r.get::<i64, _>(3) as u64))
         })
         .collect()
