@@ -5,7 +5,7 @@
 # relayer's release build with metering, holds, the ledger and the settler on, against a
 # chain from `compux up`. Not run by CI (it takes minutes and wants an idle machine).
 #
-#   bash scripts/bench_external.sh            # needs nginx (apt) and oha (cargo install oha)
+#   bash scripts/bench_external.sh            # needs nginx (apt) and oha (cargo install --locked oha)
 #
 # Prints, per rate, the upstream alone, a bare axum + reqwest pass-through (the floor of the
 # relayer's stack) and the relayer (p50/p99/max), then the most requests per second each

@@ -255,6 +255,23 @@ fn http(url: &str, method: &str, path: &str, key: &str, body: &str) -> (u16, Val
     (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
+/// The caller's vault balance on chain as the relayer first sees it (waits up to 30 s for the
+/// first snapshot), before any request.
+fn balance_before_use(relayer: &str, key: &str) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, usage) = http(relayer, "GET", "/v1/usage", key, "");
+        let onchain = usage["balance"].as_array().and_then(|b| b.last()).and_then(|v| v["onchain"].as_u64());
+        match onchain {
+            Some(n) if n > 0 => return n,
+            _ if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(100))
+            }
+            _ => panic!("the relayer never saw the vault's balance: {usage}"),
+        }
+    }
+}
+
 /// Waits (up to 20 s) until the relayer's view of `source` in the caller's balance, as
 /// `GET /v1/usage` shows it, satisfies `ok`; returns that view.
 fn relayer_source(relayer: &str, key: &str, source: &str, ok: impl Fn(&Value) -> bool) -> Value {
@@ -634,9 +651,11 @@ impl Load {
     fn start(relayer: &str, key: &str) -> Load {
         let chat = r#"{"model": "compux-sim-chat", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}"#;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let answers = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let clients = (0..8)
             .map(|_| {
                 let (relayer, key, stop) = (relayer.to_string(), key.to_string(), stop.clone());
+                let answers = answers.clone();
                 std::thread::spawn(move || {
                     let mut answered = Vec::new();
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -644,6 +663,7 @@ impl Load {
                             Ok((200, head, _)) => {
                                 let id = head.lines().find_map(|l| l.strip_prefix("x-compux-request-id: "));
                                 answered.push(id.expect("every reply has a request id").trim().to_string());
+                                answers.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             }
                             Ok((status, _, body)) => panic!("a request got {status}: {body}"),
                             Err(_) => break,
@@ -653,7 +673,12 @@ impl Load {
                 })
             })
             .collect();
-        std::thread::sleep(std::time::Duration::from_millis(1_500));
+        // Waits for the load to be under way (not a fixed time: a loaded machine is slow).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while answers.load(std::sync::atomic::Ordering::Relaxed) <= 50 {
+            assert!(std::time::Instant::now() < deadline, "the load never got going");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         Load { stop, clients }
     }
 
@@ -709,6 +734,7 @@ fn after_kill_9_under_load_every_answered_request_has_exactly_one_usage_record()
     let key = summary["api_key"].as_str().unwrap().to_string();
     let chat =
         r#"{"model": "compux-sim-chat", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}"#;
+    let bought = balance_before_use(&relayer, &key);
     let load = Load::start(&relayer, &key);
     child.kill().unwrap(); // SIGKILL: no shutdown, no flush
     child.wait().unwrap();
@@ -745,7 +771,16 @@ fn after_kill_9_under_load_every_answered_request_has_exactly_one_usage_record()
     let (status, usage) = http(relayer, "GET", "/v1/usage", &key, "");
     assert_eq!(status, 200, "{usage}");
     let vault = usage["balance"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!(vault["unsettled"].as_u64(), Some(charged), "unsettled charges survive the restart: {usage}");
+    // Whatever either settler burned before or after the kill, every charge is still counted
+    // exactly once: burned (no longer on chain) or unsettled (held back from the balance).
+    // `onchain` and `unsettled` change together in one snapshot, so this holds in any order.
+    let (onchain, unsettled) = (vault["onchain"].as_u64().unwrap(), vault["unsettled"].as_u64().unwrap());
+    assert_eq!(
+        (bought - onchain) + unsettled,
+        charged,
+        "unsettled charges survive the restart: burned + unsettled == charged ({usage})"
+    );
+    assert_eq!(vault["available"].as_u64(), Some(bought - charged), "{usage}");
     let (status, head, _) = http_raw(relayer, "POST", "/v1/chat/completions", &key, chat).unwrap();
     assert_eq!(status, 200);
     let id = head.lines().find_map(|l| l.strip_prefix("x-compux-request-id: ")).unwrap().trim().to_string();
