@@ -1,19 +1,27 @@
 #!/usr/bin/env python3
-"""Removes one security check at a time from the program (in a scratch copy) and runs the
-integration tests: every removal must make some test fail. Prints one line per check.
+"""Removes each security check of the program in turn and runs the integration tests:
+every removal must make some test fail. Prints one line per check.
 
     python3 scripts/mutation_check.py            # all checks
     python3 scripts/mutation_check.py settle     # only checks whose name contains "settle"
+    python3 scripts/mutation_check.py --record   # also rewrite scripts/mutation_catchers.txt
 
-Takes ~15 s per check on a warm build.
+How it stays fast: in a scratch copy, every check is rewritten once into a switched form
+(`if !mutants::on(N) { require!(..) }`, `constraint = mutants::on(N) || ..`), so the
+program and the test binary compile once; the binary then runs once per check with
+COMPUX_MUTANT=N. First the whole suite runs with no check removed: the switched program
+must behave as the original. Each removed check first runs only the tests that caught it
+last time (scripts/mutation_catchers.txt); if none of those fails, the whole suite runs, so
+a stale list slows the check down but never passes a check that no test catches.
 """
-import functools, os, shutil, subprocess, sys, time
+import functools, json, os, re, shutil, subprocess, sys, time
 
 # Progress lines as they happen, also when stdout is a file (CI logs).
 print = functools.partial(print, flush=True)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IX = "programs/compux/src/instructions/"
+CATCHERS = os.path.join(ROOT, "scripts/mutation_catchers.txt")
 
 # (name, file, exact text, replacement)
 CHECKS = [
@@ -141,38 +149,202 @@ CHECKS = [
 ]
 
 
+
+# Switched forms of the checks whose removal is not a statement, a constraint or an account
+# attribute ({on} is the switch: true when this check is the one removed).
+def _either(text, repl):
+    return "(if {on} { " + repl + " } else { " + text + " })"
+
+
+SWITCHED = {
+    "config: hour bounds": ".all(|&x| {on} || (MIN_HOUR_MULTIPLIER_BPS..=MAX_HOUR_MULTIPLIER_BPS).contains(&x)),",
+    "offer: terms": "&& ({on} || self.default_after_secs >= self.grace_secs)",
+    "offer: multiplier": "({on} || (MIN_CREDIT_MULTIPLIER_BPS..=MAX_CREDIT_MULTIPLIER_BPS).contains(&self.credit_multiplier_bps))\n                && ",
+    "policy: term bounds": "({on} || (policy.min_term_secs..=policy.max_term_secs).contains(&term))\n                && ",
+    "policy: grace bound": "&& ({on} || self.grace_secs <= policy.max_grace_secs)",
+    "accept: reserve covers earmark": "{on} || earmark <= a.market.free_reserve(a.recovery_reserve.amount),",
+    "freeze: grace after maturity": ".and_then(|m| if {on} { Some(m) } else { m.checked_add(self.terms.grace_secs) })",
+    "recover: only what the debt needs": "let bought = if {on} { unused } else { unused.min(needed) };",
+    "recover: never-released burned": "let burned = if {on} { bought } else { bought.max(locked.min(unused)) };",
+    "create: prefunded address": "    if held == 0 || {on} {",
+    "settle facility: released only": "f.settlement.check(seq, amount, if {on} { u64::MAX } else { f.spendable_credits() }, window_end, now)?;",
+    "settle facility: freeze window": "{on} || (window_end <= f.frozen_at && now <= f.settlement_window_end()),",
+}
+for _name, _path, _text, _repl in CHECKS:
+    if _name in ("offer: market cap and bounds", "accept: market terms at acceptance",
+                 "tranche: schedule kept after repayment", "reserve: discount by future term",
+                 "reservation: clawback on early end"):
+        SWITCHED[_name] = _either(_text, _repl)
+
+MUTANTS_RS = """//! Mutation switches (scripts/mutation_check.py): in this scratch copy only.
+pub fn on(id: u32) -> bool {
+    static ACTIVE: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *ACTIVE.get_or_init(|| std::env::var("COMPUX_MUTANT").ok().and_then(|v| v.parse().ok())) == Some(id)
+}
+
+pub fn pda(seeds: &[&[u8]], bump: u8, key: anchor_lang::prelude::Pubkey) -> bool {
+    let mut all = seeds.to_vec();
+    let bump = [bump];
+    all.push(&bump);
+    anchor_lang::prelude::Pubkey::create_program_address(&all, &crate::ID).ok() == Some(key)
+}
+"""
+
+
+def field_after(source, at):
+    """The account field an attribute at `at` belongs to: the next `pub name:`."""
+    m = re.compile(r"pub (\w+):").search(source, at)
+    return m.group(1)
+
+
+def split_top(text, sep=","):
+    """Splits at `sep` outside brackets."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if ch == sep and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return parts + [cur]
+
+
+def switched(index, name, source, at, text, repl):
+    """`text` (found at `at` in `source`) rewritten so that it is removed only when switch
+    `index` is on."""
+    on = f"crate::mutants::on({index})"
+    stripped = text.strip()
+    if name in SWITCHED:
+        return SWITCHED[name].replace("{on}", on)
+    if repl == "" and stripped.endswith(";") and re.match(r"require(_keys_eq)?!|require_status\(", stripped):
+        return f"if !{on} {{ {text} }}"
+    m = re.fullmatch(r"(\s*)constraint = (.+) @ ([\w:]+),", text, re.S)
+    if m and repl == "":
+        return f"{m.group(1)}constraint = {on} || ({m.group(2)}) @ {m.group(3)},"
+    m = re.fullmatch(r"(\s*)has_one = (\w+) @ ([\w:]+),", text)
+    if m and repl == "":
+        field = field_after(source, at)
+        return f"{m.group(1)}constraint = {on} || {field}.{m.group(2)} == {m.group(2)}.key() @ {m.group(3)},"
+    m = re.fullmatch(r"(\s*)seeds = \[(.+)\],\s*bump = (.+),", text, re.S)
+    if m and repl == "":
+        field = field_after(source, at)
+        seeds = ", ".join(f"&({s.strip()})[..]" for s in split_top(m.group(2)))
+        return (f"{m.group(1)}constraint = {on} || crate::mutants::pda(&[{seeds}], {m.group(3)}, {field}.key()) "
+                "@ anchor_lang::error::ErrorCode::ConstraintSeeds,")
+    m = re.fullmatch(r"#\[account\((mut, )?(address|constraint) = (.+) @ ([\w:]+)\)\]", text)
+    if m and repl in ("#[account(mut)]", "#[account()]"):
+        field = field_after(source, at)
+        cond = f"{field}.key() == {m.group(3)}" if m.group(2) == "address" else f"({m.group(3)})"
+        return f"#[account({m.group(1) or ''}constraint = {on} || {cond} @ {m.group(4)})]"
+    raise SystemExit(f"mutation_check: no switched form for {name!r}: add one to SWITCHED")
+
+
+def prepare(scratch, checks):
+    """Writes every check's switched form into the scratch copy. Returns the checks whose
+    text is missing (stale)."""
+    stale = []
+    files = {}
+    # Longest first: a check's text may contain another's, and a switched form keeps the text.
+    for index, (name, path, text, repl) in sorted(enumerate(checks), key=lambda c: -len(c[1][2])):
+        full = os.path.join(scratch, path)
+        source = files.get(full) or open(full).read()
+        at = source.find(text)
+        if at < 0:
+            stale.append(name)
+            continue
+        files[full] = source[:at] + switched(index, name, source, at, text, repl) + source[at + len(text):]
+    for full, source in files.items():
+        open(full, "w").write(source)
+    lib = os.path.join(scratch, "programs/compux/src/lib.rs")
+    open(lib, "a").write("\npub mod mutants;\n")
+    open(os.path.join(scratch, "programs/compux/src/mutants.rs"), "w").write(MUTANTS_RS)
+    return stale
+
+
+def test_binary(scratch, env):
+    """Builds the integration-test binary once and returns its path."""
+    r = subprocess.run(["cargo", "test", "-q", "-p", "compux-tests", "--no-run", "--message-format=json"],
+                       cwd=scratch, env=env, capture_output=True, text=True)
+    for line in r.stdout.splitlines():
+        msg = json.loads(line) if line.startswith("{") else {}
+        if msg.get("reason") == "compiler-artifact" and msg.get("target", {}).get("name") == "test_all" and msg.get("executable"):
+            return msg["executable"]
+    raise SystemExit(f"mutation_check: the switched program does not build:\n{r.stderr[-3000:]}")
+
+
+def run(binary, scratch, env, mutant, only=None):
+    """Runs the suite (or the tests in `only`, exactly) with switch `mutant` on; returns
+    (passed, the tests that failed)."""
+    # The localnet cases test the RPC server, not the program's checks.
+    args = [binary, "-q"] + (["--exact"] + only if only else ["--skip", "test_localnet"])
+    r = subprocess.run(args, cwd=os.path.join(scratch, "tests"), capture_output=True, text=True,
+                       env=dict(env, COMPUX_MUTANT=str(mutant)))
+    # The "failures:" summary lists each failed test on its own indented line.
+    failed = sorted({l.strip() for l in r.stdout.splitlines() if l.startswith("    cases::")})
+    return r.returncode == 0, failed, r
+
+
+def load_catchers():
+    catchers = {}
+    if os.path.exists(CATCHERS):
+        for line in open(CATCHERS):
+            if line.strip() and not line.startswith("#"):
+                name, tests = line.rstrip("\n").split("\t")
+                catchers[name] = tests.split()
+    return catchers
+
+
 def main():
-    only = sys.argv[1] if len(sys.argv) > 1 else ""
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    record = "--record" in sys.argv
+    only = args[0] if args else ""
     scratch = "/tmp/compux-mutants"
     shutil.rmtree(scratch, ignore_errors=True)
-    shutil.copytree(ROOT, scratch, ignore=shutil.ignore_patterns(".git", "target"))
+    shutil.copytree(ROOT, scratch, ignore=shutil.ignore_patterns(".git", "target", "node_modules"))
     env = dict(os.environ, RUST_LOG="error")
     env.setdefault("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/compux-target"))
-    survived = []
-    checks = [c for c in CHECKS if only in c[0]]
-    for name, path, text, repl in checks:
-        full = os.path.join(scratch, path)
-        original = open(full).read()
-        if text not in original:
-            print(f"STALE   {name}: text not found in {path}")
-            survived.append(name)
+    env.pop("COMPUX_PROGRAM_SO", None)
+    started = time.time()
+    # Every check is switched in (so the ids are stable), whichever are run.
+    stale = prepare(scratch, CHECKS)
+    binary = test_binary(scratch, env)
+    print(f"switched program and test binary built ({time.time() - started:.0f}s)")
+    ok, failed, r = run(binary, scratch, env, -1)
+    if not ok:
+        print(f"BROKEN  the switched program fails with no check removed: {failed}\n{r.stdout[-2000:]}")
+        sys.exit(1)
+    print(f"the suite passes with every check in place ({time.time() - started:.0f}s)")
+    catchers = load_catchers()
+    survived, found = list(stale), {}
+    for name in stale:
+        print(f"STALE   {name}: text not found")
+    for index, (name, path, text, repl) in enumerate(CHECKS):
+        if only not in name or name in stale:
             continue
-        open(full, "w").write(original.replace(text, repl, 1))
         t = time.time()
-        # The localnet cases test the RPC server, not the program's checks.
-        r = subprocess.run(["cargo", "test", "-q", "-p", "compux-tests", "--", "--skip", "test_localnet"], cwd=scratch, env=env, capture_output=True, text=True)
-        open(full, "w").write(original)
-        # The "failures:" summary lists each failed test on its own indented line.
-        failed = sorted({l.strip() for l in r.stdout.splitlines() if l.startswith("    cases::")})
-        if r.returncode != 0 and failed:
-            print(f"caught  {name:32} by {', '.join(failed)}  ({time.time() - t:.0f}s)")
-        elif r.returncode != 0:
-            print(f"BROKEN  {name:32} (did not compile or crashed)\n{r.stderr[-800:]}")
-            survived.append(name)
+        failed, how = [], ""
+        known = catchers.get(name)
+        if known and not record:
+            _, failed, _ = run(binary, scratch, env, index, known)
+            how = "known catchers"
+        if not failed:
+            _, failed, r = run(binary, scratch, env, index)
+            how = "whole suite" + (", catchers list stale: --record" if known and not record else "")
+        if failed:
+            found[name] = failed
+            print(f"caught  {name:32} by {', '.join(failed[:3])}{' ...' if len(failed) > 3 else ''}  ({how}, {time.time() - t:.1f}s)")
         else:
             print(f"MISSED  {name:32} every test still passes")
             survived.append(name)
-    print(f"\n{len(checks) - len(survived)}/{len(checks)} removed checks caught by the tests")
+    checks = [c for c in CHECKS if only in c[0]]
+    if record and not only:
+        with open(CATCHERS, "w") as f:
+            f.write("# check<TAB>tests that fail when it is removed (scripts/mutation_check.py --record)\n")
+            for name, tests in found.items():
+                f.write(f"{name}\t{' '.join(tests)}\n")
+    print(f"\n{len(checks) - len(survived)}/{len(checks)} removed checks caught by the tests ({time.time() - started:.0f}s)")
     sys.exit(1 if survived else 0)
 
 

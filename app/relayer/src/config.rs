@@ -46,6 +46,11 @@ pub struct Config {
     /// Completion tokens assumed for the hold when a request sets no `max_tokens`.
     #[serde(default = "default_max_tokens")]
     pub default_max_tokens: u64,
+    /// Prompt tokens held for each image in a request, whatever its size or source: the most
+    /// any configured model bills for one image after the provider resizes it (raise it for
+    /// a model that bills more, e.g. OpenAI's gpt-4o-mini counts each image 33 times over).
+    #[serde(default = "default_image_tokens")]
+    pub image_tokens: u64,
     /// Upstream timeout before failing over, in milliseconds.
     #[serde(default = "default_timeout_ms")]
     pub upstream_timeout_ms: u64,
@@ -100,6 +105,10 @@ fn default_max_tokens() -> u64 {
     4_096
 }
 
+fn default_image_tokens() -> u64 {
+    crate::domain::bound::DEFAULT_IMAGE_TOKENS
+}
+
 fn default_timeout_ms() -> u64 {
     30_000
 }
@@ -151,6 +160,7 @@ impl Config {
             balance_refresh_secs: default_refresh_secs(),
             max_balance_age_secs: default_max_balance_age_secs(),
             default_max_tokens: default_max_tokens(),
+            image_tokens: default_image_tokens(),
             upstream_timeout_ms: default_timeout_ms(),
             breaker_threshold: default_breaker_threshold(),
             breaker_cooldown_ms: default_breaker_cooldown_ms(),

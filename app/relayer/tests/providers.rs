@@ -5,36 +5,10 @@
 use async_openai::config::Config as _;
 use async_openai::types::chat::ChatCompletionStreamOptions;
 use compux_relayer::config::{Model, Protocol, Provider};
-use compux_relayer::sim::SimHandle;
 use serde_json::{json, Value};
 
 mod common;
 use common::*;
-
-/// AWS credentials in the environment, where the Bedrock adapter signs with them and the
-/// SIMULATED Bedrock checks its signatures (the same for every test of this binary).
-fn aws_credentials() {
-    static SET: std::sync::Once = std::sync::Once::new();
-    SET.call_once(|| {
-        std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDSIMULATED0000000");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "simulated/secret/key/for/the/tests000000");
-    });
-}
-
-/// A provider of `kind` at `sim`, serving MODEL as `upstream` at (input, output) per 1M.
-fn of(kind: Protocol, sim: &SimHandle, upstream: &str, input: u64, output: u64) -> Provider {
-    aws_credentials();
-    let mut model = Model::priced(MODEL, input, output);
-    model.upstream_model = Some(upstream.into());
-    let base = match kind {
-        Protocol::Gemini => sim.gemini_base_url(),
-        Protocol::Bedrock => sim.bedrock_base_url(),
-        _ => sim.base_url(),
-    };
-    let mut p = Provider::new(format!("{upstream} ({kind:?}, simulated)"), base, vec![model]);
-    p.kind = kind;
-    p
-}
 
 fn cost(usage: &Value, input: u64, output: u64) -> u64 {
     let (i, o) = (usage["prompt_tokens"].as_u64().unwrap(), usage["completion_tokens"].as_u64().unwrap());
@@ -182,7 +156,8 @@ async fn what_a_provider_cannot_express_is_a_400_naming_it_and_costs_nothing() {
     let (status, _, body) = chat(&base, audio).await;
     assert_eq!(status, 400, "{body}");
     let e: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(e["error"]["code"], "unsupported_by_provider");
+    // Audio has no price in the catalog: refused before any adapter sees it.
+    assert_eq!(e["error"]["code"], "unsupported_parameter");
     assert!(e["error"]["message"].as_str().unwrap().contains("input_audio"));
     // The provider's own validation errors come back in OpenAI's shape too.
     let hot = json!({"model": MODEL, "messages": [{"role": "user", "content": ""}]});

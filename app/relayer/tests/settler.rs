@@ -229,6 +229,7 @@ impl World {
                 provider_input_per_1m: 1,
                 provider_output_per_1m: 1,
                 provider_cost: credits,
+                shortfall: 0,
             };
             self.ledger.record(record).await.unwrap();
         }

@@ -276,6 +276,7 @@ fn record(i: usize) -> UsageRecord {
         provider_input_per_1m: 800_000,
         provider_output_per_1m: 1_600_000,
         provider_cost: 36,
+        shortfall: 0,
     }
 }
 

@@ -465,6 +465,19 @@ impl Hold {
         Ok(())
     }
 
+    /// Grows the hold toward `to` as far as the source's balance allows (a provider billed
+    /// more than the hold: the account pays what it can). Returns the new amount.
+    pub fn extend_toward(&mut self, to: u64) -> u64 {
+        match self.extend(to) {
+            Ok(()) => {}
+            Err(Refused::Insufficient { available, .. }) if available > 0 => {
+                let _ = self.extend(self.amount.saturating_add(available).min(to));
+            }
+            Err(_) => {}
+        }
+        self.amount
+    }
+
     fn release(&self, charged: u64) {
         let mut s = self.meter.lock();
         if let Some(b) = s.balances.get_mut(&self.source) {

@@ -116,25 +116,6 @@ pub fn proportion(amount: u64, at: Price, of: Price) -> u64 {
     best.map_or(0, |b| u64::try_from(b).unwrap_or(u64::MAX))
 }
 
-/// An upper bound on the prompt's tokens: a byte-level tokenizer never makes more tokens
-/// than bytes, so the bytes of the message contents bound the prompt from above.
-pub fn prompt_token_bound(messages: &serde_json::Value) -> u64 {
-    fn bytes(v: &serde_json::Value) -> u64 {
-        match v {
-            serde_json::Value::String(s) => s.len() as u64,
-            // A token id (embeddings take arrays of them) is one token.
-            serde_json::Value::Number(_) => 1,
-            serde_json::Value::Array(a) => a.iter().map(bytes).sum(),
-            serde_json::Value::Object(o) => o.values().map(bytes).sum(),
-            _ => 0,
-        }
-    }
-    // Each message or input also costs a few tokens of framing, and a tokenizer may add
-    // special tokens around the whole.
-    let framing = messages.as_array().map_or(0, |m| m.len() as u64 * 4);
-    bytes(messages) + framing + 8
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,6 +40,10 @@ pub struct UsageRecord {
     pub provider_input_per_1m: u64,
     pub provider_output_per_1m: u64,
     pub provider_cost: u64,
+    /// What the provider billed beyond what was charged (the request's hold and whatever
+    /// else the source could pay): a loss to the marketplace, never silent.
+    #[serde(default)]
+    pub shortfall: u64,
 }
 
 /// The journal's shape of a record: addresses in base58, as in every journal written.
@@ -74,6 +78,8 @@ mod wire {
         provider_input_per_1m: u64,
         provider_output_per_1m: u64,
         provider_cost: u64,
+        #[serde(default)]
+        shortfall: u64,
     }
 
     pub fn address<S: serde::Serializer>(source: &Source, s: S) -> Result<S::Ok, S::Error> {
@@ -100,6 +106,7 @@ mod wire {
                 provider_input_per_1m: r.provider_input_per_1m,
                 provider_output_per_1m: r.provider_output_per_1m,
                 provider_cost: r.provider_cost,
+                shortfall: r.shortfall,
             }
         }
     }
@@ -131,6 +138,7 @@ pub(crate) mod fixtures {
             provider_input_per_1m: 5,
             provider_output_per_1m: 6,
             provider_cost: credits,
+            shortfall: 0,
         }
     }
 }

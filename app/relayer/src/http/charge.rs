@@ -22,16 +22,21 @@ pub(crate) struct Served {
     /// The most input tokens the request can count (what a cut stream's input is charged
     /// at when the provider reported none).
     pub prompt_bound: u64,
+    /// Counts what providers bill beyond what a request could be charged (`/metrics`).
+    pub shortfalls: prometheus::IntCounterVec,
 }
 
 impl Served {
-    /// Records the usage durably, then charges it (at most the hold). A reply without usage
-    /// is charged its worst case, the hold. If the record cannot be written, nothing is
+    /// Records the usage durably, then charges it. A reply without usage is charged its
+    /// worst case, the hold. A provider that bills more than the hold (it ignored the bound
+    /// it was sent, or billed a field the relayer does not know) is charged what the source
+    /// can pay beyond the hold, and the rest is a shortfall: in the ledger, in `/metrics`
+    /// and logged at ERROR, never silent. If the record cannot be written, nothing is
     /// charged and the error is returned.
     pub async fn record_and_charge(
         self,
         ledger: &Ledger,
-        hold: Hold,
+        mut hold: Hold,
         usage: Option<Tokens>,
     ) -> anyhow::Result<u64> {
         let cost = match usage {
@@ -39,7 +44,17 @@ impl Served {
             None => hold.amount(),
         };
         let tokens = usage.unwrap_or_default();
-        let charged = cost.min(hold.amount());
+        let held = hold.amount();
+        let charged = if cost > held { hold.extend_toward(cost) } else { cost };
+        let shortfall = cost - charged;
+        if shortfall > 0 {
+            self.shortfalls.with_label_values(&[&self.provider]).inc_by(shortfall);
+            tracing::error!(
+                request_id = %self.request_id, provider = %self.provider, model = %self.model,
+                held, cost, charged, shortfall,
+                "a provider billed more than the request held and the account could pay: the marketplace loses the shortfall"
+            );
+        }
         // What the provider bills for the same tokens; with no usage reported, the hold's
         // share of it (the caller is charged its hold).
         let provider_cost = match usage {
@@ -65,6 +80,7 @@ impl Served {
                 provider_input_per_1m: self.provider_price.input_per_1m,
                 provider_output_per_1m: self.provider_price.output_per_1m,
                 provider_cost,
+                shortfall,
             })
             .await?;
         Ok(hold.charge(cost))

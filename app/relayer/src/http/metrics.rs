@@ -17,6 +17,8 @@ pub struct Metrics {
     provider_up: IntGaugeVec,
     task_up: IntGaugeVec,
     task_restarts: IntGaugeVec,
+    /// Credits a provider billed beyond what the request held and charged.
+    pub(crate) shortfall: IntCounterVec,
 }
 
 /// How long a request waited on its provider, put in the response's extensions by the
@@ -68,8 +70,17 @@ impl Metrics {
             &["task"],
         )
         .expect("valid metric");
+        let shortfall = IntCounterVec::new(
+            Opts::new(
+                "compux_shortfall_credits_total",
+                "Credit base units providers billed beyond what the request held and could charge (each one also an ERROR line and a ledger entry)",
+            ),
+            &["provider"],
+        )
+        .expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(shortfall.clone()),
             Box::new(added_latency.clone()),
             Box::new(held.clone()),
             Box::new(unsettled.clone()),
@@ -79,7 +90,17 @@ impl Metrics {
         ] {
             registry.register(m).expect("unique metric names");
         }
-        Metrics { registry, requests, added_latency, held, unsettled, provider_up, task_up, task_restarts }
+        Metrics {
+            registry,
+            requests,
+            added_latency,
+            held,
+            unsettled,
+            provider_up,
+            task_up,
+            task_restarts,
+            shortfall,
+        }
     }
 
     pub fn observe(

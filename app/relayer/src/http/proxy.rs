@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::Value;
 
-use crate::domain::pricing;
 use crate::domain::routing::{self, Preferences};
+use crate::domain::{bound, pricing};
 use crate::error::ApiError;
 use crate::http::charge::{usage_of, Served};
 use crate::http::gateway::{header, refused, Gateway};
@@ -26,7 +26,10 @@ pub const MAX_TOKENS_LIMIT: u64 = 1_000_000;
 /// The checked parts of a request; the body itself is forwarded as sent.
 struct Request {
     model: String,
+    /// The most prompt tokens the request can count (`domain/bound.rs`).
     prompt_bound: u64,
+    /// How many generations of up to `max_tokens` each it asks for (`n`, `best_of`, prompts).
+    generations: u64,
     max_tokens: Option<u64>,
     stream: bool,
     /// The caller asked for the final usage chunk (`stream_options.include_usage`).
@@ -34,7 +37,7 @@ struct Request {
     prefs: Preferences,
 }
 
-fn parse(body: &Bytes, endpoint: Endpoint) -> Result<(Value, Request), ApiError> {
+fn parse(body: &Bytes, endpoint: Endpoint, image_tokens: u64) -> Result<(Value, Request), ApiError> {
     let mut v: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request("invalid_json", None, format!("The request body is not valid JSON: {e}"))
     })?;
@@ -70,7 +73,6 @@ fn parse(body: &Bytes, endpoint: Endpoint) -> Result<(Value, Request), ApiError>
     if endpoint == Endpoint::Chat && !input.is_array() {
         return Err(ApiError::bad_request("invalid_type", Some("messages"), "`messages` must be an array."));
     }
-    let prompt_bound = pricing::prompt_token_bound(input);
     // Embeddings generate nothing; the others are bounded by max_tokens or the default.
     let mut max_tokens = (endpoint == Endpoint::Embeddings).then_some(0);
     for &field in endpoint.max_token_fields() {
@@ -115,7 +117,10 @@ fn parse(body: &Bytes, endpoint: Endpoint) -> Result<(Value, Request), ApiError>
         })?,
     };
 
-    Ok((v, Request { model, prompt_bound, max_tokens, stream, include_usage, prefs }))
+    let b = bound::of(&v, endpoint != Endpoint::Embeddings, endpoint == Endpoint::Completions, image_tokens)
+        .map_err(|r| ApiError::bad_request(r.code, Some(r.field), r.message))?;
+    let (prompt_bound, generations) = (b.prompt_tokens, b.generations);
+    Ok((v, Request { model, prompt_bound, generations, max_tokens, stream, include_usage, prefs }))
 }
 
 /// Anthropic's Messages API, served through the chat completion path (`http/messages.rs`).
@@ -137,8 +142,17 @@ pub(super) async fn proxy(
     // ledger's unique index grows at its right edge instead of at random pages.
     let request_id = uuid::Uuid::now_v7().to_string();
     let (key_hash, caller) = g.caller(&headers)?;
-    let (mut forward, req) = parse(&body, endpoint)?;
+    let (mut forward, req) = parse(&body, endpoint, g.config.image_tokens)?;
     let max_tokens = req.max_tokens.unwrap_or(g.config.default_max_tokens);
+    if req.max_tokens.is_none() && endpoint != Endpoint::Embeddings {
+        // The provider is told the bound the hold covers: without it, it may write until
+        // the model's context ends. `max_tokens` is the field every OpenAI-compatible host
+        // knows (docs/decisions.md); the other protocols get theirs from `Call::max_tokens`.
+        forward["max_tokens"] = Value::from(max_tokens);
+    }
+    let generated = max_tokens.checked_mul(req.generations).ok_or_else(|| {
+        ApiError::bad_request("invalid_value", Some("max_tokens"), "`max_tokens` times `n` is too large.")
+    })?;
     if req.stream {
         // Usage is always requested upstream, so streams are metered exactly; the extra
         // chunk is removed again when the caller did not ask for it.
@@ -156,7 +170,7 @@ pub(super) async fn proxy(
     }
     let candidates: Vec<routing::Stop> = all
         .iter()
-        .filter_map(|&(p, price, _)| Some((p, price, pricing::worst(price, req.prompt_bound, max_tokens)?)))
+        .filter_map(|&(p, price, _)| Some((p, price, pricing::worst(price, req.prompt_bound, generated)?)))
         .collect();
     let route = routing::plan(candidates, &req.prefs, &g.health)?;
     let first = route.first().map_or(0, |(_, _, w)| *w);
@@ -178,6 +192,7 @@ pub(super) async fn proxy(
             price: *price,
             provider_price,
             prompt_bound: req.prompt_bound,
+            shortfalls: g.metrics.shortfall.clone(),
         };
         let started = std::time::Instant::now();
         let model =

@@ -221,7 +221,9 @@ pub(super) async fn converse(
     if let Err(e) = check(&body) {
         return invalid(e);
     }
-    let prompt = (prompt_bytes(&body["messages"]) + prompt_bytes(&body["system"])).div_ceil(4) + 3;
+    let prompt = (prompt_bytes(&body["messages"]) + prompt_bytes(&body["system"])).div_ceil(4)
+        + 3
+        + super::billed_extras(&body, "toolConfig");
     // Like Anthropic's, Bedrock's inputTokens excludes what was read from the cache.
     let cached = sim.opts.cached_tokens.min(prompt);
     let usage =

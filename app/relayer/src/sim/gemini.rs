@@ -96,8 +96,10 @@ pub(super) async fn generate(
     if let Err(e) = check(&body) {
         return error(StatusCode::BAD_REQUEST, e);
     }
-    let prompt = (prompt_bytes(&body["contents"]) + prompt_bytes(&body["systemInstruction"])).div_ceil(4) + 3;
-    let max = body["generationConfig"]["maxOutputTokens"].as_u64().unwrap_or(u64::MAX);
+    let prompt = (prompt_bytes(&body["contents"]) + prompt_bytes(&body["systemInstruction"])).div_ceil(4)
+        + 3
+        + super::billed_extras(&body, "tools");
+    let max = sim.bound(body["generationConfig"]["maxOutputTokens"].as_u64().unwrap_or(u64::MAX));
     let output = sim.opts.completion_tokens.min(max);
     let cached = sim.opts.cached_tokens.min(prompt);
     let usage = |output: u64| {

@@ -37,6 +37,20 @@ pub struct SimOptions {
     /// This many prompt tokens (at most the prompt) are reported as read from the
     /// provider's prompt cache, as after an earlier identical prefix.
     pub cached_tokens: u64,
+    /// A provider bug: writes `completion_tokens` whatever bound the request sets (what the
+    /// relayer does when a provider bills more than the hold is tested with it).
+    pub ignores_max_tokens: bool,
+}
+
+impl Sim {
+    /// The most tokens this provider writes for a request that asks for at most `asked`.
+    fn bound(&self, asked: u64) -> u64 {
+        if self.opts.ignores_max_tokens {
+            u64::MAX
+        } else {
+            asked
+        }
+    }
 }
 
 struct Sim {
@@ -82,12 +96,14 @@ async fn chat(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response 
     if let Some(f) = failure(&sim).await {
         return f;
     }
-    let prompt_bytes: usize = body["messages"]
-        .as_array()
-        .map_or(0, |m| m.iter().map(|m| m["content"].as_str().map_or(0, str::len)).sum());
-    let prompt_tokens = (prompt_bytes as u64).div_ceil(4) + 3;
-    let max = body["max_completion_tokens"].as_u64().or(body["max_tokens"].as_u64()).unwrap_or(u64::MAX);
-    let completion_tokens = sim.opts.completion_tokens.min(max);
+    let text: u64 =
+        body["messages"].as_array().map_or(0, |m| m.iter().map(|m| content_bytes(&m["content"])).sum());
+    let prompt_tokens = text.div_ceil(4) + 3 + billed_extras(&body, "tools");
+    let max =
+        sim.bound(body["max_completion_tokens"].as_u64().or(body["max_tokens"].as_u64()).unwrap_or(u64::MAX));
+    // Each of the `n` choices is written (and billed) in full, as OpenAI bills them.
+    let n = body["n"].as_u64().unwrap_or(1).max(1);
+    let completion_tokens = sim.opts.completion_tokens.min(max).saturating_mul(n);
     let text = format!("[{}] simulated reply", sim.opts.name);
     let id = format!("chatcmpl-sim-{}", sim.served.load(Ordering::Relaxed));
     let cached = sim.opts.cached_tokens.min(prompt_tokens);
@@ -110,7 +126,7 @@ async fn chat(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Response 
         "created": 0,
         "model": body["model"],
         "system_fingerprint": "compux-simulated",
-        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "choices": (0..n).map(|i| json!({"index": i, "message": message, "finish_reason": finish})).collect::<Vec<_>>(),
         "usage": usage
     });
     Json(reply).into_response()
@@ -135,6 +151,7 @@ async fn delay_then_fail(sim: &Sim) -> Option<StatusCode> {
 /// once the forced `tool` use, if any, is known: (text or none, tool, output tokens, stop
 /// reason) for a reply of at most `max` tokens.
 fn messages_answer(sim: &Sim, max: u64, tool: Option<Value>) -> (String, Option<Value>, u64, &'static str) {
+    let max = sim.bound(max);
     let output = sim.opts.completion_tokens.min(max);
     let stop = match (&tool, sim.opts.completion_tokens > max) {
         (Some(_), _) => "tool_use",
@@ -144,6 +161,49 @@ fn messages_answer(sim: &Sim, max: u64, tool: Option<Value>) -> (String, Option<
     let text = if tool.is_some() { String::new() } else { format!("[{}] simulated reply", sim.opts.name) };
     (text, tool, output, stop)
 }
+
+/// The bytes of a message's text: a string, or its text parts.
+fn content_bytes(content: &Value) -> u64 {
+    match content {
+        Value::String(s) => s.len() as u64,
+        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).map(|t| t.len() as u64).sum(),
+        _ => 0,
+    }
+}
+
+/// Prompt tokens a provider bills beyond the messages' text: the tool definitions under
+/// `tools_key` (about four bytes a token, as text) and every image, in any protocol's shape
+/// (OpenAI's `image_url` and Anthropic's `image` parts, Gemini's `inlineData`, Bedrock's
+/// `image` blocks), at SIM_IMAGE_TOKENS each whatever its bytes.
+pub(crate) fn billed_extras(body: &Value, tools_key: &str) -> u64 {
+    fn text(v: &Value) -> u64 {
+        match v {
+            Value::String(s) => s.len() as u64,
+            Value::Array(a) => a.iter().map(text).sum(),
+            Value::Object(o) => o.values().map(text).sum(),
+            _ => 0,
+        }
+    }
+    fn images(v: &Value) -> u64 {
+        match v {
+            Value::Object(o)
+                if matches!(o.get("type").and_then(Value::as_str), Some("image_url" | "image"))
+                    || o.contains_key("inlineData")
+                    || o.get("image").is_some_and(Value::is_object) =>
+            {
+                1
+            }
+            Value::Object(o) => o.values().map(images).sum(),
+            Value::Array(a) => a.iter().map(images).sum(),
+            _ => 0,
+        }
+    }
+    text(&body[tools_key]).div_ceil(4) + images(body) * SIM_IMAGE_TOKENS
+}
+
+/// What the simulated providers bill for one image, in prompt tokens: OpenAI's price of a
+/// 1024x1024 high-detail image (85 + 6 tiles of 170).
+pub const SIM_IMAGE_TOKENS: u64 = 1_105;
 
 fn bytes_of(v: &Value) -> u64 {
     match v {
@@ -159,7 +219,15 @@ async fn completion(State(sim): State<Arc<Sim>>, Json(body): Json<Value>) -> Res
         return f;
     }
     let prompt_tokens = bytes_of(&body["prompt"]).div_ceil(4) + 1;
-    let completion_tokens = sim.opts.completion_tokens.min(body["max_tokens"].as_u64().unwrap_or(16));
+    // Legacy completions default to 16 tokens; each prompt gets `best_of` (at least `n`)
+    // generations, all billed.
+    let prompts = match &body["prompt"] {
+        Value::Array(a) if a.first().is_some_and(|x| !x.is_number()) => a.len() as u64,
+        _ => 1,
+    };
+    let per_prompt = body["best_of"].as_u64().unwrap_or(1).max(body["n"].as_u64().unwrap_or(1)).max(1);
+    let completion_tokens =
+        sim.opts.completion_tokens.min(body["max_tokens"].as_u64().unwrap_or(16)) * per_prompt * prompts;
     let id = format!("cmpl-sim-{}", sim.served.load(Ordering::Relaxed));
     let text = format!(" [{}] simulated completion", sim.opts.name);
     let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens});

@@ -401,7 +401,7 @@ async fn insert(pool: &Pool, backend: crate::store::db::Backend, batch: &[UsageR
         let mut q = Sql::for_backend(backend,
             "INSERT INTO usage_records (request_id, created_at_ms, day, key_hash, account, source, provider, model, \
              input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, credits_charged, input_per_1m, \
-             output_per_1m, provider_input_per_1m, provider_output_per_1m, provider_cost) VALUES ",
+             output_per_1m, provider_input_per_1m, provider_output_per_1m, provider_cost, shortfall_credits) VALUES ",
         );
         for (i, r) in rows.iter().enumerate() {
             q.push(if i == 0 { "(" } else { ", (" });
@@ -425,6 +425,7 @@ async fn insert(pool: &Pool, backend: crate::store::db::Backend, batch: &[UsageR
                 r.provider_input_per_1m,
                 r.provider_output_per_1m,
                 r.provider_cost,
+                r.shortfall,
             ] {
                 q.push(", ").int(int(n));
             }

@@ -10,7 +10,7 @@ use async_openai::types::chat::{
     ChatCompletionRequestUserMessage, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
 };
 use async_openai::Client;
-use compux_relayer::config::{Key, Model, Provider};
+use compux_relayer::config::{Key, Model, Protocol, Provider};
 use compux_relayer::domain::ids::{KeyHash, Pubkey, Source};
 use compux_relayer::sim::{self, SimHandle, SimOptions};
 use compux_relayer::{serve, Config, Gateway, Ledger, Meter};
@@ -105,4 +105,29 @@ pub async fn post_chat(base: &str, body: &serde_json::Value) -> reqwest::Respons
         .send()
         .await
         .unwrap()
+}
+
+/// AWS credentials in the environment, where the Bedrock adapter signs with them and the
+/// SIMULATED Bedrock checks its signatures (the same for every test of this binary).
+pub fn aws_credentials() {
+    static SET: std::sync::Once = std::sync::Once::new();
+    SET.call_once(|| {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDSIMULATED0000000");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "simulated/secret/key/for/the/tests000000");
+    });
+}
+
+/// A provider of `kind` at `sim`, serving MODEL as `upstream` at (input, output) per 1M.
+pub fn of(kind: Protocol, sim: &SimHandle, upstream: &str, input: u64, output: u64) -> Provider {
+    aws_credentials();
+    let mut model = Model::priced(MODEL, input, output);
+    model.upstream_model = Some(upstream.into());
+    let base = match kind {
+        Protocol::Gemini => sim.gemini_base_url(),
+        Protocol::Bedrock => sim.bedrock_base_url(),
+        _ => sim.base_url(),
+    };
+    let mut p = Provider::new(format!("{upstream} ({kind:?}, simulated)"), base, vec![model]);
+    p.kind = kind;
+    p
 }

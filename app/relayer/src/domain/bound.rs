@@ -1,0 +1,277 @@
+//! What one request can make a provider bill, known before it is sent. The hold covers this
+//! bound, and the forwarded request carries it, so a provider that honours the request bills
+//! no more than the relayer holds (docs/relayer.md, "The bill's bound").
+//!
+//! - Input: every byte of every string in the body counts as a token (a byte-level tokenizer
+//!   never makes more tokens than bytes): messages, tool schemas, response formats, anything
+//!   a provider may turn into prompt tokens; only the model's name and top-level scalar
+//!   options are left out. A number inside the input (a token id) is one token. Framing
+//!   adds a few tokens per object and around the whole.
+//! - Images: each image part counts `image_tokens` (the most any configured model bills for
+//!   one image after the provider's resizing), whatever its source; its bytes do not count.
+//! - Output: `max_tokens` (or the default) for each choice (`n`, `best_of`) of each prompt.
+//! - Refused with a 400 naming the field: inputs and options the catalog has no price for
+//!   (audio in or out, files, predicted outputs, web search, priority tiers).
+
+use serde_json::Value;
+
+/// The most choices (`n`, `best_of`) one request may ask for.
+pub const MAX_CHOICES: u64 = 128;
+
+/// A documented worst case for one image, in prompt tokens: OpenAI's high-detail image at
+/// its largest (2048x768 after resizing: 8 tiles of 170 plus 85 = 1,445), Anthropic's
+/// (about 1,600 at 1568 px on the long edge), Gemini's 258 per tile; rounded up.
+pub const DEFAULT_IMAGE_TOKENS: u64 = 2_000;
+
+/// What a request's shape says about its bill.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bound {
+    /// The most prompt tokens it can count.
+    pub prompt_tokens: u64,
+    /// How many generations it asks for: each one up to `max_tokens` tokens.
+    pub generations: u64,
+}
+
+/// Why a request is refused before it is sent: the field, and a message naming it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// OpenAI's error code: `unsupported_parameter` or `invalid_value`.
+    pub code: &'static str,
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn refuse(field: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal { code: "unsupported_parameter", field, message: message.into() }
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal { code: "invalid_value", field, message: message.into() }
+}
+
+/// Content part types whose price the catalog does not know.
+const UNPRICED_PARTS: &[(&str, &str)] = &[
+    ("input_audio", "audio input"),
+    ("audio", "audio input"),
+    ("file", "file input"),
+    ("input_file", "file input"),
+];
+
+/// Top-level options that change what a provider bills in ways the catalog has no price for.
+fn unpriced_option(body: &Value) -> Option<Refusal> {
+    let present = |k: &str| !matches!(body.get(k), None | Some(Value::Null));
+    if present("audio") {
+        return Some(refuse(
+            "audio",
+            "Audio output has no price in this marketplace's catalog: remove `audio`.",
+        ));
+    }
+    if body["modalities"].as_array().is_some_and(|m| m.iter().any(|x| x != "text")) {
+        return Some(refuse(
+            "modalities",
+            "Only text output is priced here: set `modalities` to [\"text\"] or remove it.",
+        ));
+    }
+    if present("prediction") {
+        return Some(refuse(
+            "prediction",
+            "Predicted outputs have no price here (rejected prediction tokens are billed beyond `max_tokens`): remove `prediction`.",
+        ));
+    }
+    if present("web_search_options") {
+        return Some(refuse(
+            "web_search_options",
+            "Web search is billed per search and has no price here: remove `web_search_options`.",
+        ));
+    }
+    match body.get("service_tier") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) if t == "auto" || t == "default" => None,
+        Some(t) => Some(refuse(
+            "service_tier",
+            format!("`service_tier` {t} is priced differently from the catalog: use \"auto\" or \"default\", or remove it."),
+        )),
+    }
+}
+
+/// The choices asked for by `field` (1 when absent), at most MAX_CHOICES.
+fn choices(body: &Value, field: &'static str) -> Result<u64, Refusal> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(1),
+        Some(n) => match n.as_u64() {
+            Some(n) if (1..=MAX_CHOICES).contains(&n) => Ok(n),
+            _ => {
+                Err(invalid(field, format!("`{field}` must be an integer from 1 to {MAX_CHOICES}, not {n}.")))
+            }
+        },
+    }
+}
+
+/// Counts the prompt tokens `v` can make; refuses parts with no price.
+fn tokens(v: &Value, image_tokens: u64) -> Result<u64, Refusal> {
+    Ok(match v {
+        Value::String(s) => s.len() as u64,
+        Value::Number(_) => 1,
+        Value::Array(a) => {
+            a.iter().try_fold(0u64, |sum, x| Ok(sum.saturating_add(tokens(x, image_tokens)?)))?
+        }
+        Value::Object(o) => {
+            let kind = o.get("type").and_then(Value::as_str).unwrap_or("");
+            if let Some((_, what)) = UNPRICED_PARTS.iter().find(|(t, _)| *t == kind) {
+                return Err(refuse(
+                    "messages",
+                    format!("A `{kind}` content part ({what}) has no price in this marketplace's catalog: send text and images only."),
+                ));
+            }
+            if kind == "image_url" || kind == "input_image" {
+                return Ok(image_tokens);
+            }
+            // Framing: a message or part costs a few tokens beyond its text.
+            o.values().try_fold(4u64, |sum, x| Ok(sum.saturating_add(tokens(x, image_tokens)?)))?
+        }
+        _ => 0,
+    })
+}
+
+/// The bound of a request `body` (routing preferences already taken out). `generates` is
+/// false for embeddings, `completions` true for the legacy completions endpoint (whose
+/// `prompt` may hold several prompts and which has `best_of`).
+pub fn of(body: &Value, generates: bool, completions: bool, image_tokens: u64) -> Result<Bound, Refusal> {
+    if let Some(r) = unpriced_option(body) {
+        return Err(r);
+    }
+    // Every top-level field but the model's name and scalar options (max_tokens,
+    // temperature, seed, ...), which are no part of the prompt.
+    let mut prompt_tokens: u64 = 8;
+    for (field, value) in body.as_object().into_iter().flatten() {
+        if field != "model" && !value.is_number() && !value.is_boolean() {
+            prompt_tokens = prompt_tokens.saturating_add(tokens(value, image_tokens)?);
+        }
+    }
+    if !generates {
+        return Ok(Bound { prompt_tokens, generations: 0 });
+    }
+    let n = choices(body, "n")?;
+    let mut per_prompt = n;
+    let mut prompts = 1;
+    if completions {
+        // best_of candidates are generated (and billed) server-side, n of them returned.
+        let best_of = if matches!(body.get("best_of"), None | Some(Value::Null)) {
+            n
+        } else {
+            choices(body, "best_of")?
+        };
+        if best_of < n {
+            return Err(invalid("best_of", format!("`best_of` ({best_of}) must be at least `n` ({n}).")));
+        }
+        per_prompt = best_of;
+        // An array of strings or of token arrays is one prompt each; an array of token ids
+        // is one prompt.
+        if let Some(a) = body["prompt"].as_array() {
+            if a.first().is_some_and(|x| !x.is_number()) {
+                prompts = a.len() as u64;
+            }
+        }
+    }
+    let generations = per_prompt.saturating_mul(prompts.max(1));
+    if generations > MAX_CHOICES {
+        return Err(invalid(
+            if completions { "prompt" } else { "n" },
+            format!("The request asks for {generations} generations; at most {MAX_CHOICES} per request."),
+        ));
+    }
+    Ok(Bound { prompt_tokens, generations })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn chat(body: Value) -> Result<Bound, Refusal> {
+        of(&body, true, false, DEFAULT_IMAGE_TOKENS)
+    }
+
+    #[test]
+    fn tools_and_schemas_count_as_input() {
+        let plain = chat(json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}]})).unwrap();
+        let schema = "x".repeat(100_000);
+        let tools = chat(json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}],
+            "tools": [{"type": "function", "function": {"name": "f", "description": schema}}]}))
+        .unwrap();
+        assert!(tools.prompt_tokens >= plain.prompt_tokens + 100_000, "{tools:?}");
+        let format = chat(json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"description": schema}}}}))
+        .unwrap();
+        assert!(format.prompt_tokens >= plain.prompt_tokens + 100_000);
+    }
+
+    #[test]
+    fn an_image_counts_its_worst_case_not_its_bytes() {
+        let data = format!("data:image/png;base64,{}", "A".repeat(1_000_000));
+        for url in [data.as_str(), "https://example.com/huge.png"] {
+            let b = chat(json!({"model": "m", "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": url}}]}]}))
+            .unwrap();
+            assert!((DEFAULT_IMAGE_TOKENS..DEFAULT_IMAGE_TOKENS + 100).contains(&b.prompt_tokens), "{b:?}");
+        }
+    }
+
+    #[test]
+    fn choices_multiply_the_generations() {
+        let m = json!([{"role": "user", "content": "Hi"}]);
+        assert_eq!(chat(json!({"messages": m, "n": 4})).unwrap().generations, 4);
+        assert_eq!(chat(json!({"messages": m})).unwrap().generations, 1);
+        let r = chat(json!({"messages": m, "n": 129})).unwrap_err();
+        assert_eq!(r.field, "n");
+        assert_eq!(chat(json!({"messages": m, "n": 0})).unwrap_err().field, "n");
+        assert_eq!(chat(json!({"messages": m, "n": "2"})).unwrap_err().field, "n");
+        let completion = |b: Value| of(&b, true, true, DEFAULT_IMAGE_TOKENS);
+        assert_eq!(completion(json!({"prompt": ["a", "b", "c"], "n": 2})).unwrap().generations, 6);
+        assert_eq!(completion(json!({"prompt": [1, 2, 3], "best_of": 5, "n": 2})).unwrap().generations, 5);
+        assert_eq!(completion(json!({"prompt": "a", "best_of": 1, "n": 2})).unwrap_err().field, "best_of");
+        assert_eq!(completion(json!({"prompt": vec!["a"; 65], "n": 2})).unwrap_err().field, "prompt");
+        assert_eq!(of(&json!({"input": "a", "n": 500}), false, false, 1).unwrap().generations, 0);
+    }
+
+    #[test]
+    fn unpriced_inputs_and_options_are_refused_by_name() {
+        let m = json!([{"role": "user", "content": "Hi"}]);
+        for (extra, field) in [
+            (json!({"audio": {"voice": "alloy", "format": "wav"}}), "audio"),
+            (json!({"modalities": ["text", "audio"]}), "modalities"),
+            (json!({"prediction": {"type": "content", "content": "x"}}), "prediction"),
+            (json!({"web_search_options": {}}), "web_search_options"),
+            (json!({"service_tier": "priority"}), "service_tier"),
+            (json!({"service_tier": "flex"}), "service_tier"),
+        ] {
+            let mut body = json!({"model": "m", "messages": m});
+            body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            let r = chat(body).unwrap_err();
+            assert_eq!(r.field, field);
+            assert!(r.message.contains(field), "{r:?}");
+        }
+        for ok in ["auto", "default"] {
+            assert!(chat(json!({"messages": m, "service_tier": ok, "modalities": ["text"]})).is_ok());
+        }
+        for part in ["input_audio", "file"] {
+            let body =
+                json!({"messages": [{"role": "user", "content": [{"type": part, part: {"data": "x"}}]}]});
+            assert!(chat(body).unwrap_err().message.contains(part));
+        }
+    }
+
+    proptest! {
+        /// No honest count of a prompt (its UTF-8 bytes at most, as a byte-level tokenizer
+        /// makes) exceeds the bound, whatever the strings.
+        #[test]
+        fn the_bound_covers_every_byte(texts in proptest::collection::vec(".{0,64}", 1..8), n in 1u64..=8) {
+            let messages: Vec<Value> = texts.iter().map(|t| json!({"role": "user", "content": t})).collect();
+            let b = chat(json!({"model": "m", "messages": messages, "n": n})).unwrap();
+            let bytes: u64 = texts.iter().map(|t| t.len() as u64).sum();
+            prop_assert!(b.prompt_tokens >= bytes);
+            prop_assert_eq!(b.generations, n);
+        }
+    }
+}
