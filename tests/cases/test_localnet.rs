@@ -347,7 +347,10 @@ async fn ledger_keeps_state_across_restarts_and_reset_clears_it() {
     let (net, rpc) = localnet(config.clone()).await;
     airdrop(&rpc, &key, 3 * SOL).await;
     let now = rpc.get_block_time(rpc.get_slot().await.unwrap()).await.ok();
-    let later = 1_900_000_000i64;
+    // A year past the host's clock (the chain's clock starts at the host's and only moves
+    // forward).
+    let host = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let later = host + 365 * 86_400;
     let clock: Value = rpc
         .send(
             solana_rpc_client_api::request::RpcRequest::Custom { method: "compux_setClock" },

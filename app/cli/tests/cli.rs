@@ -814,7 +814,12 @@ fn after_kill_9_under_load_every_answered_request_has_exactly_one_usage_record()
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let usage = loop {
         let (_, usage) = http(relayer, "GET", "/v1/usage?group_by=none", &key, "");
-        if usage["balance"].as_array().unwrap().last().unwrap()["unsettled"] == 0 {
+        // Burned as the balance shows it, and marked settled in the ledger (the mark follows
+        // the burn: both are waited for).
+        let row = &usage["data"][0];
+        if usage["balance"].as_array().unwrap().last().unwrap()["unsettled"] == 0
+            && row["settled_credits"] == row["credits"]
+        {
             break usage;
         }
         assert!(std::time::Instant::now() < deadline, "never fully settled: {usage}");
@@ -891,15 +896,12 @@ fn after_kill_9_under_load_every_answered_request_has_exactly_one_usage_record()
     assert!(altered.contains("FAIL") && altered.contains("Merkle proof"), "{altered}");
     tamper(-1);
 
-    // Under that load, at least 1,000 records shared one settle.
+    // Every record is in exactly one batch, however the batches were cut (by size or by the
+    // flush timer: how large they grew under load is a benchmark's figure,
+    // scripts/bench_settlement.sh, not this test's).
     let (_, list) = http(relayer, "GET", &format!("/v1/batches?source={account}"), "", "");
-    let largest =
-        list["data"].as_array().unwrap().iter().filter_map(|b| b["records"].as_u64()).max().unwrap();
-    if answered.len() >= 1_500 {
-        assert!(largest >= 1_000, "largest batch {largest} records: {list}");
-    } else {
-        eprintln!("only {} requests answered: the batch-size check needs 1,500", answered.len());
-    }
+    let batched: u64 = list["data"].as_array().unwrap().iter().filter_map(|b| b["records"].as_u64()).sum();
+    assert_eq!(batched, usage["data"][0]["requests"].as_u64().unwrap(), "{list}");
 
     // The process dies after the last batch landed but before it was marked: restarted, the
     // settler finds it on chain and marks it, and burns nothing twice.

@@ -90,7 +90,7 @@ async fn failing_provider_is_skipped_and_the_caller_is_charged_once() {
 #[tokio::test]
 async fn a_provider_that_times_out_is_failed_over_and_only_timeouts_make_504() {
     let slow = sim::spawn(
-        SimOptions { name: "slow".into(), completion_tokens: 20, latency_ms: 1_500, ..Default::default() },
+        SimOptions { name: "slow".into(), completion_tokens: 20, latency_ms: 60_000, ..Default::default() },
         any_port(),
     )
     .await
@@ -99,7 +99,9 @@ async fn a_provider_that_times_out_is_failed_over_and_only_timeouts_make_504() {
     let entry = |name: &str, url: String, price: u64| {
         Provider::new(name, url, vec![Model::priced(MODEL, price, price)])
     };
-    let timing_out = |providers| Config { upstream_timeout_ms: 300, ..config(providers) };
+    // The slow provider answers after a minute; the timeout (3 s) is far from both it and a
+    // healthy reply on a loaded machine.
+    let timing_out = |providers| Config { upstream_timeout_ms: 3_000, ..config(providers) };
     let both = vec![entry("slow", slow.base_url(), 1_000_000), entry("backup", backup.base_url(), 2_000_000)];
     let (client, g, _dir) = start(timing_out(both), 10_000_000).await;
     let reply = client.chat().create(ask(50)).await.unwrap();
@@ -302,14 +304,15 @@ async fn provider_preferences_change_the_route() {
 async fn a_failing_provider_is_taken_out_and_probed_back() {
     let broken = provider("broken", Some(503)).await;
     let backup = provider("backup", None).await;
-    let (client, _g, _dir) =
+    let (client, g, _dir) =
         gateway(&[(&broken, 1_000_000, 1_000_000), (&backup, 2_000_000, 2_000_000)], 10_000_000).await;
     for _ in 0..6 {
         client.chat().create(ask(10)).await.unwrap();
     }
     assert_eq!(broken.requests(), 3, "after 3 failures in a row the breaker keeps requests away");
     assert_eq!(backup.requests(), 6, "every request was served, by the backup");
-    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    // The cool-down passes on the injected clock, not by sleeping.
+    g.meter.clock().advance(COOLDOWN + std::time::Duration::from_secs(1));
     client.chat().create(ask(10)).await.unwrap();
     assert_eq!(broken.requests(), 4, "after the cooldown one request probes it");
     client.chat().create(ask(10)).await.unwrap();
@@ -735,7 +738,9 @@ async fn a_key_over_its_daily_credits_gets_429_until_the_next_utc_day_and_the_bu
 
     // A restarted relayer restores the key's spend today and every unsettled charge from
     // the ledger, so neither the budget nor the balance resets with the process.
-    let meter = Meter::new();
+    // (On the gateway's clock: the day the records were made is the day restored, even
+    // when the test runs across midnight UTC.)
+    let meter = Meter::with_clock(g.meter.clock().clone());
     compux_relayer::restore(&g.ledger, &meter).await.unwrap();
     assert_eq!(meter.balance(VAULT).unsettled, spent);
     let budget = compux_relayer::domain::meter::Budget {
@@ -909,7 +914,8 @@ async fn a_low_balance_fires_one_signed_webhook_retried_until_delivered_and_rear
     let attempts = |n: usize| {
         let got = got.clone();
         async move {
-            for _ in 0..100 {
+            // Checks run every second and retries back off: generous for a loaded machine.
+            for _ in 0..600 {
                 if got.lock().unwrap().len() >= n {
                     return;
                 }
@@ -940,7 +946,21 @@ async fn a_low_balance_fires_one_signed_webhook_retried_until_delivered_and_rear
     tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
     assert_eq!(got.lock().unwrap().len(), 3, "once per crossing, not every check");
     g.meter.set_onchain(VAULT, 1_000);
-    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    // Re-armed once a check has seen the top-up (waited for in the alert's row, not for a
+    // fixed time), then a new crossing fires again.
+    let id = added["id"].as_str().unwrap().to_string();
+    for waited in 0.. {
+        let fired: Option<i64> = sqlx::query_scalar("SELECT fired_at_ms FROM alerts WHERE id = $1")
+            .bind(&id)
+            .fetch_one(g.ledger.pool())
+            .await
+            .unwrap();
+        if fired.is_none() {
+            break;
+        }
+        assert!(waited < 600, "the alert never re-armed after the top-up");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     g.meter.set_onchain(VAULT, 10);
     attempts(4).await;
 
@@ -990,8 +1010,19 @@ async fn replicas_sharing_a_postgres_ledger_never_spend_more_than_the_balance_to
         );
         replicas.push((client, g));
     }
-    // Let the leases settle on a fair split.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Both replicas hold a lease before the load (waited for, not slept on).
+    for waited in 0.. {
+        let leased: i64 =
+            sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM balance_leases WHERE amount > 0")
+                .fetch_one(replicas[0].1.ledger.pool())
+                .await
+                .unwrap();
+        if leased >= 2 {
+            break;
+        }
+        assert!(waited < 600, "the two replicas never both held a lease");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let calls = (0..200).map(|i| {
         let client = replicas[i % 2].0.clone();
         tokio::spawn(async move { (i % 2, client.chat().create(ask(20)).await) })
@@ -1023,13 +1054,14 @@ async fn stale_balances_fail_readiness_and_refuse_requests_with_503_instead_of_a
             (res.status().as_u16(), res.json::<serde_json::Value>().await.unwrap())
         }
     };
-    g.meter.require_fresh(std::time::Duration::from_secs(2));
+    g.meter.require_fresh(std::time::Duration::from_secs(60));
     g.meter.mark_read();
     assert_eq!(get("/health/ready").await.0, 200);
     client.chat().create(ask(10)).await.unwrap();
 
-    // The chain stops answering: no balance read for longer than the bound.
-    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    // The chain stops answering: no balance read for longer than the bound (on the
+    // injected clock: a slow machine cannot make the fresh phases stale).
+    g.meter.clock().advance(std::time::Duration::from_secs(61));
     let (status, ready) = get("/health/ready").await;
     assert_eq!(
         (status, &ready["balances"]["ok"], &ready["ledger"]["ok"]),

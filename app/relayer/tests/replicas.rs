@@ -134,23 +134,23 @@ async fn keys_challenges_and_rate_limits_hold_across_three_replicas() {
     assert_eq!(post(&r[2].base, "keys", None, body).await.0, 401, "used once, on every replica");
     let key = issued["key"].as_str().unwrap().to_string();
 
-    // The key created on replica 1 works on replica 2 within a second.
-    let took = within(Duration::from_secs(1), || async {
+    // The key created on replica 1 is seen by the others at their next poll of the keys'
+    // version (every 200 ms; how long it took is printed, not asserted: a loaded machine
+    // delays polls). Then each replica's poll is run here, so what follows does not depend
+    // on when the background polls ran.
+    let took = within(Duration::from_secs(30), || async {
         post(&r[2].base, "chat/completions", Some(&key), hi()).await.0 == 200
     })
     .await;
+    let first_served = Instant::now();
     eprintln!("a key created on one replica served by another after {took:?}");
-    // ... and on replica 0 too (asked with an unmetered call, so the limit below stays whole),
-    // before the three share the limit: a replica that has not seen the key yet would refuse
-    // it with 401.
-    let knows = |base: String, key: String| async move {
-        let res = reqwest::Client::new().get(format!("{base}/usage")).bearer_auth(key).send().await.unwrap();
-        res.status().as_u16() == 200
-    };
-    within(Duration::from_secs(1), || knows(r[0].base.clone(), key.clone())).await;
+    for replica in &r {
+        replica.gateway.keys.sync(replica.gateway.ledger.pool()).await.unwrap();
+    }
 
     // Five requests a minute in total, whichever replicas serve them: one was served above;
-    // 30 concurrent requests over the three let exactly four more through.
+    // 30 concurrent requests over the three let exactly four more through (plus one for
+    // every 12 s the phase took, as the minute's window slides on a slow machine).
     let calls = (0..30).map(|i| {
         let (base, key) = (r[i % 3].base.clone(), key.clone());
         tokio::spawn(async move { post(&base, "chat/completions", Some(&key), hi()).await })
@@ -164,18 +164,18 @@ async fn keys_challenges_and_rate_limits_hold_across_three_replicas() {
         );
         statuses.push(status);
     }
-    assert_eq!(
-        statuses.iter().filter(|&&s| s == 200).count(),
-        4,
-        "the limit is the key's, not each replica's"
-    );
+    let served = statuses.iter().filter(|&&s| s == 200).count();
+    let slid = ((first_served.elapsed().as_secs() + 1) / 12) as usize;
+    assert!((4..=4 + slid).contains(&served), "the limit is the key's, not each replica's: {served} served");
 
-    // Revoked on replica 0 (signed on a challenge from replica 2): 401 on every replica within 1 s.
+    // Revoked on replica 0 (signed on a challenge from replica 2): at once there, and 401 on
+    // every replica after its next poll (run here; the background polls' delay is printed).
     let (_, list) = post(&r[0].base, "keys/list", None, signed(&r[2], &wallet, json!({})).await).await;
     let id = list["data"][0]["id"].as_str().unwrap().to_string();
     let revoke = signed(&r[2], &wallet, json!({"id": id})).await;
     assert_eq!(post(&r[0].base, "keys/revoke", None, revoke).await.0, 200);
-    let took = within(Duration::from_secs(1), || async {
+    assert_eq!(post(&r[0].base, "chat/completions", Some(&key), hi()).await.0, 401);
+    let took = within(Duration::from_secs(30), || async {
         let mut all = true;
         for replica in &r {
             all &= post(&replica.base, "chat/completions", Some(&key), hi()).await.0 == 401;
@@ -183,7 +183,11 @@ async fn keys_challenges_and_rate_limits_hold_across_three_replicas() {
         all
     })
     .await;
-    eprintln!("a key revoked on one replica refused by all after {took:?}");
+    eprintln!("a key revoked on one replica refused by all after {took:?} (polled in the background)");
+    for replica in &r {
+        replica.gateway.keys.sync(replica.gateway.ledger.pool()).await.unwrap();
+        assert_eq!(post(&replica.base, "chat/completions", Some(&key), hi()).await.0, 401);
+    }
 }
 
 #[tokio::test]
@@ -229,7 +233,7 @@ async fn a_low_balance_alert_fires_once_whichever_replica_serves_and_after_the_l
         spent += body["usage"]["total_tokens"].as_u64().unwrap();
     }
     r[2].gateway.ledger.flush().await.unwrap();
-    within(Duration::from_secs(5), || async { got.lock().unwrap().len() == 1 }).await;
+    within(Duration::from_secs(30), || async { got.lock().unwrap().len() == 1 }).await;
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert_eq!(got.lock().unwrap().len(), 1, "once per crossing, whichever replica leads");
     assert_eq!(tasks.iter().filter(|t| t.leading()).count(), 1, "one leader");
@@ -241,15 +245,21 @@ async fn a_low_balance_alert_fires_once_whichever_replica_serves_and_after_the_l
     for x in &r {
         x.gateway.meter.set_onchain(Source::Vault(ACCOUNT), 1_000_000);
     }
-    within(Duration::from_secs(5), || async {
+    within(Duration::from_secs(30), || async {
         tasks.iter().enumerate().any(|(i, t)| i != leader && t.leading())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // The new leader has seen the top-up once the alert is re-armed (its row, not a sleep).
+    let pool = r[0].gateway.ledger.pool();
+    within(Duration::from_secs(30), || async {
+        let q = "SELECT CAST(COUNT(*) AS BIGINT) FROM alerts WHERE fired_at_ms IS NOT NULL";
+        sqlx::query_scalar::<_, i64>(q).fetch_one(pool).await.unwrap() == 0
+    })
+    .await;
     for x in &r {
         x.gateway.meter.set_onchain(Source::Vault(ACCOUNT), spent + 100);
     }
-    within(Duration::from_secs(5), || async { got.lock().unwrap().len() == 2 }).await;
+    within(Duration::from_secs(30), || async { got.lock().unwrap().len() == 2 }).await;
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     let events = got.lock().unwrap().clone();
     assert_eq!(events.len(), 2, "{events:?}");
@@ -277,7 +287,13 @@ async fn a_daily_budget_holds_across_three_replicas_under_concurrent_load() {
             lease.clone(),
         ));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every replica holds a slice of the budget before the load (waited for, not slept on).
+    let pool = r[0].gateway.ledger.pool();
+    within(Duration::from_secs(30), || async {
+        let q = "SELECT CAST(COUNT(*) AS BIGINT) FROM budget_leases WHERE amount > 0";
+        sqlx::query_scalar::<_, i64>(q).fetch_one(pool).await.unwrap() == 3
+    })
+    .await;
     // Each request may cost ~20 credits (prompt bound + 10 tokens) and costs fewer: 90
     // concurrent requests over the three could spend several budgets if each replica
     // counted alone.
@@ -292,6 +308,20 @@ async fn a_daily_budget_holds_across_three_replicas_under_concurrent_load() {
             200 => served[i % 3] += 1,
             429 => assert_eq!(body["error"]["code"], "daily_credit_limit_exceeded", "{body}"),
             _ => panic!("{status} {body}"),
+        }
+    }
+    // Then one request at a time, round the replicas, until none serves: how much of the
+    // budget the burst left unused depends on how its requests interleaved, this does not.
+    let mut refused_in_a_row = 0;
+    for i in 0..300 {
+        let (status, body) = post(&r[i % 3].base, "chat/completions", Some(BUDGETED), hi()).await;
+        match status {
+            200 => (served[i % 3], refused_in_a_row) = (served[i % 3] + 1, 0),
+            429 => refused_in_a_row += 1,
+            _ => panic!("{status} {body}"),
+        }
+        if refused_in_a_row == 3 {
+            break;
         }
     }
     for x in &r {

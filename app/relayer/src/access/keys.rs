@@ -140,7 +140,13 @@ impl Keys {
             by_hash
                 .insert(k.key_hash, KeyInfo { id: k.id, owner: Some(k.owner), revoked: k.revoked, caller });
         }
-        *self.by_hash.write().unwrap_or_else(|e| e.into_inner()) = by_hash;
+        let mut map = self.by_hash.write().unwrap_or_else(|e| e.into_inner());
+        // Rows read just before a revoke on this replica committed must not bring the key
+        // back: a revocation is final, so one already applied in memory stays.
+        for (hash, info) in by_hash.iter_mut() {
+            info.revoked |= map.get(hash).is_some_and(|old| old.revoked);
+        }
+        *map = by_hash;
         self.version.store(version, Ordering::Release);
         Ok(())
     }

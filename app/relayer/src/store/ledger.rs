@@ -460,13 +460,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = crate::store::db::test_target(dir.path()).await.unwrap();
         let ledger = Ledger::open_with(&target, &dir.path().join("journal"), 1 << 20).await.unwrap();
+        let cuts = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let writer = {
-            let ledger = ledger.clone();
+            let (ledger, cuts) = (ledger.clone(), cuts.clone());
             tokio::spawn(async move {
+                let mut extra = 100_000;
                 for i in 0..4_000 {
                     ledger.record(record(i)).await.unwrap();
                     if i % 50 == 0 {
                         ledger.flush().await.unwrap();
+                    }
+                    // Half-way, the writer keeps writing until two batches were cut beside it,
+                    // however the two tasks are scheduled.
+                    let waited = std::time::Instant::now();
+                    while i >= 2_000 && i % 50 == 0 && cuts.load(std::sync::atomic::Ordering::Relaxed) < 2 {
+                        assert!(waited.elapsed().as_secs() < 60, "no batch cut beside the writer");
+                        extra += 1;
+                        ledger.record(record(extra)).await.unwrap();
+                        ledger.flush().await.unwrap();
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
                     }
                 }
             })
@@ -485,6 +497,7 @@ mod tests {
             if let Some(b) = cut(ledger.pool(), c).await.expect("a cut under load succeeds") {
                 seq = b.seq;
                 cut_records += b.records;
+                cuts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
         writer.await.unwrap();

@@ -20,6 +20,8 @@ pub const KEY: &str = "sk-compux-test";
 pub const ACCOUNT: Pubkey = Pubkey::new_from_array([42; 32]);
 pub const VAULT: Source = Source::Vault(ACCOUNT);
 pub const MODEL: &str = "sim-chat";
+/// The breaker's cool-down in `gateway`'s configuration: longer than any test runs.
+pub const COOLDOWN: std::time::Duration = std::time::Duration::from_secs(600);
 
 pub fn any_port() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
@@ -57,7 +59,10 @@ pub async fn gateway(
         })
         .collect();
     let mut config = config(providers);
-    (config.upstream_timeout_ms, config.breaker_threshold, config.breaker_cooldown_ms) = (2_000, 3, 300);
+    // A breaker's cool-down passes only when a test moves the clock (COOLDOWN), and a loaded
+    // machine's slow reply is no timeout.
+    (config.upstream_timeout_ms, config.breaker_threshold, config.breaker_cooldown_ms) =
+        (30_000, 3, COOLDOWN.as_millis() as u64);
     start(config, balance).await
 }
 
