@@ -226,7 +226,7 @@ def switched(index, name, source, at, text, repl):
     m = re.fullmatch(r"(\s*)has_one = (\w+) @ ([\w:]+),", text)
     if m and repl == "":
         field = field_after(source, at)
-        return f"{m.group(1)}constraint = {on} || {field}.{m.group(2)} == {m.group(2)}.key() @ {m.group(3)},"
+        return f"{m.group(1)}constraint = {on} || {field}.{m.group(2)} == {m.group(2)}.key() @ {m.group(3)}, /*has_one*/"
     m = re.fullmatch(r"(\s*)seeds = \[(.+)\],\s*bump = (.+),", text, re.S)
     if m and repl == "":
         field = field_after(source, at)
@@ -237,8 +237,52 @@ def switched(index, name, source, at, text, repl):
     if m and repl in ("#[account(mut)]", "#[account()]"):
         field = field_after(source, at)
         cond = f"{field}.key() == {m.group(3)}" if m.group(2) == "address" else f"({m.group(3)})"
-        return f"#[account({m.group(1) or ''}constraint = {on} || {cond} @ {m.group(4)})]"
+        return f"#[account({m.group(1) or ''}constraint = {on} || {cond} @ {m.group(4)}, /*{m.group(2)}*/)]"
     raise SystemExit(f"mutation_check: no switched form for {name!r}: add one to SWITCHED")
+
+
+def keep_anchor_order(source):
+    """Anchor checks an account's constraints by kind: `seeds`, then `has_one`s, then raw
+    `constraint`s, then `address`, each kind in written order. Where switched forms turned
+    checks into raw constraints, a block's constraints are rewritten as raw ones in that order
+    (a `has_one` left as it was becomes one too), so the switched program fails the same
+    check first: the tests assert which one."""
+    out, at = "", 0
+    while (start := source.find("#[account(", at)) >= 0:
+        depth, end = 0, start + len("#[account")
+        for end in range(end, len(source)):
+            depth += source[end] in "([{"
+            depth -= source[end] in ")]}"
+            if depth == 0:
+                break
+        block = source[start:end + 1]
+        lines = block.split("\n")
+        if "crate::mutants::" in block and len(lines) > 2:
+            field = field_after(source, end)
+
+            def kind(line):
+                if "crate::mutants::pda(" in line:
+                    return 0
+                if "/*has_one*/" in line or re.match(r"\s*has_one = ", line):
+                    return 1
+                if "/*address*/" in line:
+                    return 3
+                return 2 if re.match(r"\s*constraint = ", line) else None
+
+            def raw(line):
+                m = re.fullmatch(r"(\s*)has_one = (\w+)(?: @ ([\w:]+))?,", line)
+                if not m:
+                    return line
+                error = m.group(3) or "anchor_lang::error::ErrorCode::ConstraintHasOne"
+                return f"{m.group(1)}constraint = {field}.{m.group(2)} == {m.group(2)}.key() @ {error},"
+
+            checks = sorted((l for l in lines if kind(l) is not None), key=kind)
+            others = [l for l in lines if kind(l) is None]
+            # `#[account(` first, the checks in Anchor's order, then the rest (`mut`, ...).
+            block = "\n".join(others[:1] + [raw(l) for l in checks] + others[1:])
+        out += source[at:start] + block
+        at = end + 1
+    return out + source[at:]
 
 
 def prepare(scratch, checks):
@@ -256,7 +300,7 @@ def prepare(scratch, checks):
             continue
         files[full] = source[:at] + switched(index, name, source, at, text, repl) + source[at + len(text):]
     for full, source in files.items():
-        open(full, "w").write(source)
+        open(full, "w").write(keep_anchor_order(source))
     lib = os.path.join(scratch, "programs/compux/src/lib.rs")
     open(lib, "a").write("\npub mod mutants;\n")
     open(os.path.join(scratch, "programs/compux/src/mutants.rs"), "w").write(MUTANTS_RS)

@@ -163,6 +163,10 @@ async fn inputs_and_options_without_a_price_are_refused_naming_the_field() {
         assert_eq!((a.status, a.body["error"]["param"].as_str()), (400, Some(param)), "{}", a.body);
         assert!(a.body["error"]["message"].as_str().unwrap().contains("price"), "{}", a.body);
     }
+    // A malformed option is a 400 too (it once panicked and reset the connection).
+    let a =
+        send(&base, json!({"model": MODEL, "messages": hi(), "stream": true, "stream_options": true})).await;
+    assert_eq!((a.status, a.body["error"]["param"].as_str()), (400, Some("stream_options")), "{}", a.body);
     assert_eq!(sim.requests(), 0);
 }
 
