@@ -40,6 +40,11 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "invalid_request_error", "invalid_signature", message)
     }
 
+    /// A valid key that may not do this (a limited key managing its account's alerts).
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "invalid_request_error", code, message)
+    }
+
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "invalid_request_error", code, message)
     }

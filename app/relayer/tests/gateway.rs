@@ -971,6 +971,29 @@ async fn a_low_balance_fires_one_signed_webhook_retried_until_delivered_and_rear
 }
 
 #[tokio::test]
+async fn a_limited_key_spends_within_its_limits_and_manages_no_alerts() {
+    let (client, _g, _dir, _up) =
+        one_provider(Limits { requests_per_minute: Some(100), ..Default::default() }, 1_000_000).await;
+    client.chat().create(ask(10)).await.unwrap();
+    let base = client.config().api_base().to_string();
+    let http = reqwest::Client::new();
+    let add = http
+        .post(format!("{base}/alerts"))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"url": "https://example.com/hook", "below": 5}));
+    for req in [
+        add,
+        http.get(format!("{base}/alerts")).bearer_auth(KEY),
+        http.delete(format!("{base}/alerts/alert_x")).bearer_auth(KEY),
+    ] {
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 403);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "limited_key", "{body}");
+    }
+}
+
+#[tokio::test]
 async fn replicas_sharing_a_postgres_ledger_never_spend_more_than_the_balance_together() {
     if std::env::var("COMPUX_TEST_LEDGER").as_deref() != Ok("postgres") {
         eprintln!(

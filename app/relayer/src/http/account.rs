@@ -170,7 +170,7 @@ pub(super) async fn alert_add(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, caller) = g.caller(&headers)?;
+    let caller = g.manager(&headers)?;
     let new: crate::jobs::alerts::NewAlert = json_body(&body)?;
     let (alert, secret) = crate::jobs::alerts::add(g.ledger.pool(), caller.account, new).await?;
     Ok(Json(
@@ -182,7 +182,7 @@ pub(super) async fn alert_list(
     State(g): State<Arc<Gateway>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, caller) = g.caller(&headers)?;
+    let caller = g.manager(&headers)?;
     let list = crate::jobs::alerts::list(g.ledger.pool(), Some(&caller.account))
         .await
         .map_err(ApiError::internal)?;
@@ -194,7 +194,7 @@ pub(super) async fn alert_remove(
     headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, caller) = g.caller(&headers)?;
+    let caller = g.manager(&headers)?;
     if !crate::jobs::alerts::remove(g.ledger.pool(), &caller.account, &id)
         .await
         .map_err(ApiError::internal)?

@@ -93,6 +93,21 @@ impl Gateway {
         Ok((hash, caller))
     }
 
+    /// The caller, if its key may manage the account (its alerts): a key without limits.
+    /// A limited key is what a startup hands to a service or a developer; it spends within
+    /// its limits and manages nothing.
+    pub(super) fn manager(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        let (_, caller) = self.caller(headers)?;
+        if caller.limits.credits_per_day.is_some() || caller.limits.requests_per_minute.is_some() {
+            return Err(ApiError::forbidden(
+                "limited_key",
+                "This key has limits and cannot manage the account's alerts: use a key without limits \
+                 (`compux keys create` with none).",
+            ));
+        }
+        Ok(caller)
+    }
+
     /// Holds `worst` for the caller: its requests-per-minute limit, its daily budget, and
     /// the first of its account's credit sources that can cover it.
     pub(super) async fn admit(

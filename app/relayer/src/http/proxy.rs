@@ -104,18 +104,19 @@ fn parse(body: &Bytes, endpoint: Endpoint, image_tokens: u64) -> Result<(Value, 
     if stream && endpoint == Endpoint::Embeddings {
         return Err(ApiError::bad_request("invalid_value", Some("stream"), "Embeddings are not streamed."));
     }
-    let include_usage =
-        match v.get("stream_options") {
-            None | Some(Value::Null) => false,
-            Some(Value::Object(o)) => o.get("include_usage").and_then(Value::as_bool) == Some(true),
-            Some(other) => return Err(ApiError::bad_request(
+    let include_usage = match v.get("stream_options") {
+        None | Some(Value::Null) => false,
+        Some(Value::Object(o)) => o.get("include_usage").and_then(Value::as_bool) == Some(true),
+        Some(other) => {
+            return Err(ApiError::bad_request(
                 "invalid_type",
                 Some("stream_options"),
                 format!(
                     "`stream_options` must be an object such as {{\"include_usage\": true}}, not {other}."
                 ),
-            )),
-        };
+            ))
+        }
+    };
     // The routing preferences are the relayer's, not the provider's: taken out of the body.
     let prefs = match v.as_object_mut().and_then(|o| o.remove("provider")) {
         None | Some(Value::Null) => Preferences::default(),
