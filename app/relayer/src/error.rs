@@ -146,6 +146,22 @@ impl ApiError {
         }
     }
 
+    /// This replica's share of the shared balance lapsed or is not granted yet: not the
+    /// caller's lack of credits (402 would say so), a moment's unavailability.
+    pub fn lease_unavailable() -> Self {
+        ApiError {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "balance_lease_unavailable",
+                "This relayer replica holds no current lease on the account's balance (the shared \
+                 ledger is slow or unreachable), so it cannot enforce the credit cap. Nothing was \
+                 charged; retry shortly.",
+            )
+        }
+    }
+
     pub fn upstream(status: StatusCode, message: impl Into<String>) -> Self {
         Self::new(status, "upstream_error", "upstream_unavailable", message)
     }

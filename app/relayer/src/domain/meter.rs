@@ -43,6 +43,10 @@ pub enum Refused {
         "daily credit limit {limit} reached: {used} used or held today, this request may cost up to {needed}"
     )]
     DailyLimit { limit: u64, used: u64, needed: u64 },
+    /// With replicas, a source whose balance would cover the request but whose lease this
+    /// replica has not got (yet, or any more): the shared balance cannot be checked here.
+    #[error("this replica holds no current lease on the balance that would cover this request")]
+    Unleased { needed: u64 },
 }
 
 /// A key's daily credit budget.
@@ -384,9 +388,13 @@ impl Meter {
         let mut best = 0;
         let mut frozen = None;
         let mut chosen = None;
+        let mut unleased = false;
         for source in sources {
             let Some(bal) = s.balances.get(source) else { continue };
             let available = s.spendable(*source, bal, now);
+            unleased |= s.leased
+                && bal.available() >= amount
+                && !s.leases.get(source).is_some_and(|l| l.until > now);
             if bal.frozen {
                 if available >= amount && frozen.is_none() {
                     frozen = Some((*source, available));
@@ -404,6 +412,7 @@ impl Meter {
                 Some((facility, available)) => {
                     Refused::Frozen { facility: facility.address(), available, needed: amount }
                 }
+                None if unleased => Refused::Unleased { needed: amount },
                 None => Refused::Insufficient { available: best, needed: amount },
             });
         };
@@ -653,8 +662,14 @@ mod tests {
         clock.advance(std::time::Duration::from_secs(29));
         assert_eq!(
             m.hold(acct, 100, None).unwrap_err(),
-            Refused::Insufficient { available: 0, needed: 100 },
-            "an expired lease spends nothing, whatever the balance"
+            Refused::Unleased { needed: 100 },
+            "an expired lease spends nothing, whatever the balance, and says so (503, not 402)"
+        );
+        m.set_lease(vault, 50, m.charged_total(vault), clock.instant() + std::time::Duration::from_secs(60));
+        assert_eq!(
+            m.hold(acct, 100, None).unwrap_err(),
+            Refused::Insufficient { available: 50, needed: 100 },
+            "a current lease too small for the request is the caller's lack of credits here"
         );
     }
 

@@ -160,5 +160,6 @@ pub(super) fn refused(r: Refused) -> ApiError {
         Refused::Insufficient { available, needed } => ApiError::insufficient_credits(available, needed),
         Refused::Frozen { facility, needed, .. } => ApiError::credits_frozen(&facility, needed),
         Refused::DailyLimit { limit, used, needed } => ApiError::daily_limit(limit, used, needed),
+        Refused::Unleased { .. } => ApiError::lease_unavailable(),
     }
 }
