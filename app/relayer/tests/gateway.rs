@@ -320,6 +320,23 @@ async fn a_failing_provider_is_taken_out_and_probed_back() {
 }
 
 #[tokio::test]
+async fn a_provider_that_rate_limits_the_marketplace_is_failed_over_and_cooled_down_at_once() {
+    let limited = provider("limited", Some(429)).await;
+    let backup = provider("backup", None).await;
+    let (client, g, _dir) =
+        gateway(&[(&limited, 1_000_000, 1_000_000), (&backup, 2_000_000, 2_000_000)], 10_000_000).await;
+    for _ in 0..3 {
+        let reply =
+            client.chat().create(ask(10)).await.expect("served by the backup, not a 429 to the caller");
+        assert!(reply.choices[0].message.content.as_deref().unwrap().contains("[backup]"));
+    }
+    assert_eq!(limited.requests(), 1, "one 429 takes it out of routing, no threshold of failures");
+    g.meter.clock().advance(COOLDOWN + std::time::Duration::from_secs(1));
+    client.chat().create(ask(10)).await.unwrap();
+    assert_eq!(limited.requests(), 2, "after the cool-down one request probes it");
+}
+
+#[tokio::test]
 async fn completions_and_embeddings_are_metered_like_chat_and_completions_stream() {
     use async_openai::types::completions::CreateCompletionRequestArgs;
     use async_openai::types::embeddings::CreateEmbeddingRequestArgs;

@@ -392,9 +392,8 @@ impl Meter {
         for source in sources {
             let Some(bal) = s.balances.get(source) else { continue };
             let available = s.spendable(*source, bal, now);
-            unleased |= s.leased
-                && bal.available() >= amount
-                && !s.leases.get(source).is_some_and(|l| l.until > now);
+            unleased |=
+                s.leased && bal.available() >= amount && s.leases.get(source).is_none_or(|l| l.until <= now);
             if bal.frozen {
                 if available >= amount && frozen.is_none() {
                     frozen = Some((*source, available));

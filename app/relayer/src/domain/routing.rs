@@ -147,6 +147,16 @@ impl Health {
         });
     }
 
+    /// The provider rate-limited the marketplace's own credentials: out of routing for
+    /// `wait` (its Retry-After) or a cool-down, at once, whatever the failure count.
+    pub fn rate_limited(&self, name: &str, wait: Option<Duration>) {
+        let until = self.clock.instant() + wait.unwrap_or(self.cooldown);
+        self.with(name, |s| {
+            s.consecutive_failures = s.consecutive_failures.saturating_add(1);
+            s.open_until = Some(s.open_until.map_or(until, |t| t.max(until)));
+        });
+    }
+
     pub fn failed(&self, name: &str) {
         let (threshold, cooldown, now) = (self.threshold, self.cooldown, self.clock.instant());
         self.with(name, |s| {

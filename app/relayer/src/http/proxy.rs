@@ -219,6 +219,7 @@ pub(super) async fn proxy(
         let attempt = providers::call(&g.http, provider, &call).await;
         let upstream_time = started.elapsed();
         match &attempt {
+            Attempt::Failed(Failure::RateLimited(wait)) => g.health.rate_limited(&provider.name, *wait),
             Attempt::Failed(_) => g.health.failed(&provider.name),
             _ => g.health.succeeded(&provider.name, upstream_time),
         }

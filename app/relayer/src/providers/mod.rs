@@ -126,8 +126,8 @@ pub enum Attempt {
         status: StatusCode,
         body: Bytes,
     },
-    /// Connect error, timeout, 5xx, or the provider refusing our credentials (401, 403),
-    /// before any of the reply: try the next provider.
+    /// Connect error, timeout, 5xx, or the provider refusing or rate-limiting our
+    /// credentials (401, 403, 429), before any of the reply: try the next provider.
     Failed(Failure),
 }
 
@@ -144,6 +144,8 @@ pub enum Failure {
     Timeout,
     Connect(String),
     Status(StatusCode),
+    /// 429 to the marketplace's own credentials, with the provider's Retry-After if any.
+    RateLimited(Option<std::time::Duration>),
     BadBody(String),
     /// Not tried: the attempt could cost more than the caller's credits allow.
     Unaffordable(Refused),
@@ -155,6 +157,7 @@ impl std::fmt::Display for Failure {
             Failure::Timeout => f.write_str("timed out"),
             Failure::Connect(e) => write!(f, "{e}"),
             Failure::Status(s) => write!(f, "HTTP {s}"),
+            Failure::RateLimited(_) => f.write_str("rate-limited the marketplace (HTTP 429)"),
             Failure::BadBody(e) => write!(f, "unreadable reply: {e}"),
             Failure::Unaffordable(r) => {
                 write!(f, "not tried, it could cost more than the credits allow ({r})")
@@ -184,6 +187,16 @@ pub async fn call(http: &reqwest::Client, p: &Provider, call: &Call<'_>) -> Atte
         Err(e) => return Attempt::Failed(Failure::Connect(e.to_string())),
     };
     let status = res.status();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        // The provider sees only the marketplace's key: its limit is ours, not the caller's.
+        let wait = res
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(std::time::Duration::from_secs);
+        return Attempt::Failed(Failure::RateLimited(wait));
+    }
     // A provider refusing the marketplace's own credentials (401, 403) is the provider's
     // failure, not the caller's: fail over, and never tell the caller its key is wrong. So
     // is a redirect (redirects are not followed: a misconfigured base URL).
