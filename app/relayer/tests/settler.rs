@@ -111,6 +111,7 @@ struct World {
     clock: Clock,
     account: CreditAccountKeys,
     ledger: Ledger,
+    meter: Arc<Meter>,
     settler: Settler,
     records: usize,
     _dir: tempfile::TempDir,
@@ -175,9 +176,10 @@ async fn world() -> World {
     let clock = Clock::adjustable();
     let mut config = SettlerConfig::new("relayer.json".into());
     (config.min_records, config.flush_secs, config.auto_refill) = (MIN_RECORDS, FLUSH_SECS, false);
+    let meter = Meter::with_clock(clock.clone());
     let settler = Settler::new(
         ledger.clone(),
-        Meter::with_clock(clock.clone()),
+        meter.clone(),
         Burns { chain: chain.clone(), market: m.market, payer: relayer },
         config,
         vec![account.address],
@@ -194,6 +196,7 @@ async fn world() -> World {
         clock,
         account,
         ledger,
+        meter,
         settler,
         records: 0,
         _dir: dir,
@@ -414,4 +417,64 @@ async fn a_small_batch_waits_for_the_flush_timer_on_the_injected_clock() {
     w.clock.advance(Duration::from_secs(FLUSH_SECS / 2 + 10));
     assert_eq!(w.round().await, Round { cut: 1, settled: 1, ..Round::default() }, "flushed");
     assert_eq!(before - w.vault().await, 2 * 400);
+}
+
+/// The startup moves its credits out of the vault before they are burned (the program closes
+/// that hole in issue 24): the batch cannot land. After STUCK_AFTER failed attempts it is an
+/// incident: an ERROR line, `/metrics`, a degraded readiness (still serving: one account
+/// draining its own vault must not stop the others) and the account's usage say so; it
+/// clears once the batch lands.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_that_cannot_land_is_an_incident_in_readiness_metrics_and_usage_until_it_lands() {
+    use compux_relayer::config::{Key, Model, Provider};
+    use compux_relayer::domain::meter::STUCK_AFTER;
+    let mut w = world().await;
+    w.meter(MIN_RECORDS, 700).await;
+    let s = Sender::SILENT;
+    let open = compux_sdk::ix::open_credit_account(&w.market, &w.admin.pubkey());
+    compux_client::send(&w.rpc, s, "open", &w.admin, &[open], &[]).await.unwrap();
+    let all = w.vault().await;
+    let away = compux_sdk::ix::transfer_credits(&w.market, &w.startup.pubkey(), &w.admin.pubkey(), all);
+    compux_client::send(&w.rpc, s, "move the credits away", &w.startup, &[away], &[]).await.unwrap();
+
+    // A gateway over the same meter, as the relayer runs its settler.
+    const KEY: &str = "sk-settler-incident";
+    let sim = Provider::new("none", "http://127.0.0.1:9", vec![Model::priced("m", 1, 1)]);
+    let mut config = compux_relayer::Config::new("127.0.0.1:0".parse().unwrap(), vec![sim]);
+    config.keys.push(Key::new(KeyHash::of(KEY), w.account.address));
+    let g = compux_relayer::Gateway::new(config, w.meter.clone(), w.ledger.clone()).await.unwrap();
+    let base = format!("http://{}", compux_relayer::serve(g).await.unwrap());
+    let get = |path: &str| {
+        let req = reqwest::Client::new().get(format!("{base}{path}")).bearer_auth(KEY);
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.text().await.unwrap())
+        }
+    };
+    let source = Source::Vault(w.account.address);
+    for attempt in 1..=STUCK_AFTER {
+        w.round().await;
+        let t = w.meter.settlement_trouble(source).expect("the failed burn is counted");
+        assert_eq!((t.seq, t.attempts, t.stuck()), (1, attempt, attempt == STUCK_AFTER), "{t:?}");
+        assert!(t.error.contains("InsufficientCredits") || t.error.contains("insufficient"), "{}", t.error);
+    }
+    let (status, ready) = get("/health/ready").await;
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    assert_eq!((status, ready["status"].as_str()), (200, Some("degraded")), "{ready}");
+    assert_eq!(ready["settlement"]["stuck"][0]["source"], w.account.address.to_string(), "{ready}");
+    let (_, metrics) = get("/metrics").await;
+    assert!(metrics.lines().any(|l| l == "compux_settlement_stuck_sources 1"), "{metrics}");
+    let (_, usage) = get("/v1/usage").await;
+    let usage: serde_json::Value = serde_json::from_str(&usage).unwrap();
+    assert_eq!(usage["balance"][0]["settlement_stuck"]["seq"], 1, "{usage}");
+
+    // The credits come back: the batch lands, and the incident is over.
+    let back = compux_sdk::ix::transfer_credits(&w.market, &w.admin.pubkey(), &w.startup.pubkey(), all);
+    compux_client::send(&w.rpc, s, "bring them back", &w.admin, &[back], &[]).await.unwrap();
+    assert_eq!(w.round().await.settled, 1);
+    assert_eq!(w.meter.settlement_trouble(source), None);
+    let (status, ready) = get("/health/ready").await;
+    assert_eq!(status, 200);
+    assert!(ready.contains(r#""status":"ready""#), "{ready}");
+    assert_eq!(w.not_burned().await, 0);
 }

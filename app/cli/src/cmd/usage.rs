@@ -88,6 +88,13 @@ fn human(body: &Value) -> String {
             credits(&s["available"]),
             if s["frozen"] == true { "  FROZEN" } else { "" }
         ));
+        if let Some(t) = s["settlement_stuck"].as_object() {
+            out.push(format!(
+                "    SETTLEMENT STUCK: batch {} failed {} times ({}): its credits are charged and not burned; \
+                 the operator sees it in /health/ready",
+                t["seq"], t["attempts"], t["error"].as_str().unwrap_or_default()
+            ));
+        }
     }
     let rows = body["data"].as_array().cloned().unwrap_or_default();
     if rows.is_empty() {

@@ -93,6 +93,27 @@ struct State {
     /// for the cap to admit a request, and when they were last read in full.
     max_age: Option<std::time::Duration>,
     last_read: Option<std::time::Instant>,
+    /// Sources whose next settlement batch failed to land, by the settler's count.
+    settlement: HashMap<Source, SettleTrouble>,
+}
+
+/// A source whose next settlement batch has not landed: since when, how often tried, why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettleTrouble {
+    pub seq: u64,
+    pub attempts: u32,
+    pub since_ms: i64,
+    pub error: String,
+}
+
+/// Failed attempts after which a batch that cannot land is an incident (ERROR, `/metrics`,
+/// readiness and usage show it), not a retry.
+pub const STUCK_AFTER: u32 = 3;
+
+impl SettleTrouble {
+    pub fn stuck(&self) -> bool {
+        self.attempts >= STUCK_AFTER
+    }
 }
 
 /// A replica's lease on a shared pool (a balance, a daily budget): what is `left`, less
@@ -290,6 +311,43 @@ impl Meter {
         s.known.insert(source);
         let seen = s.seen_seq.entry(source).or_default();
         *seen = (*seen).max(settled_seq);
+    }
+
+    /// The settler could not land batch `seq` of `source`: counted (a new seq starts
+    /// again). Returns the trouble as it now stands.
+    pub fn settlement_failed(&self, source: Source, seq: u64, error: String) -> SettleTrouble {
+        let now = self.clock.now_ms();
+        let mut s = self.lock();
+        let t = s.settlement.entry(source).or_insert(SettleTrouble {
+            seq,
+            attempts: 0,
+            since_ms: now,
+            error: String::new(),
+        });
+        if t.seq != seq {
+            *t = SettleTrouble { seq, attempts: 0, since_ms: now, error: String::new() };
+        }
+        t.attempts = t.attempts.saturating_add(1);
+        t.error = error;
+        t.clone()
+    }
+
+    /// A batch of `source` landed: its trouble, if any, is over.
+    pub fn settlement_landed(&self, source: Source) {
+        self.lock().settlement.remove(&source);
+    }
+
+    /// Every source whose settlement is in trouble.
+    pub fn settlement_troubles(&self) -> Vec<(Source, SettleTrouble)> {
+        let s = self.lock();
+        let mut v: Vec<_> = s.settlement.iter().map(|(k, t)| (*k, t.clone())).collect();
+        v.sort_by_key(|(k, _)| k.to_string());
+        v
+    }
+
+    /// `source`'s settlement trouble, if any.
+    pub fn settlement_trouble(&self, source: Source) -> Option<SettleTrouble> {
+        self.lock().settlement.get(&source).cloned()
     }
 
     /// Whether a balance snapshot of `source` has been recorded yet.

@@ -224,8 +224,12 @@ pub(super) async fn usage(
                 Source::Vault(_) => "credit_vault",
                 Source::Facility(_) => "facility",
             };
+            // A batch of this source that cannot land: its credits are charged, not burned.
+            let stuck = g.meter.settlement_trouble(source).filter(|t| t.stuck()).map(
+                |t| json!({"seq": t.seq, "attempts": t.attempts, "since_ms": t.since_ms, "error": t.error}),
+            );
             json!({"source": source.to_string(), "kind": kind, "onchain": b.onchain, "unsettled": b.unsettled,
-                   "held": b.held, "available": b.available(), "frozen": b.frozen})
+                   "held": b.held, "available": b.available(), "frozen": b.frozen, "settlement_stuck": stuck})
         })
         .collect();
     Ok(Json(json!({"object": "list", "account": account.to_string(), "balance": sources, "data": rows})))

@@ -19,6 +19,7 @@ pub struct Metrics {
     task_restarts: IntGaugeVec,
     /// Credits a provider billed beyond what the request held and charged.
     pub(crate) shortfall: IntCounterVec,
+    stuck: IntGauge,
 }
 
 /// How long a request waited on its provider, put in the response's extensions by the
@@ -78,8 +79,14 @@ impl Metrics {
             &["provider"],
         )
         .expect("valid metric");
+        let stuck = IntGauge::new(
+            "compux_settlement_stuck_sources",
+            "Credit sources whose next settlement batch failed to land STUCK_AFTER times or more (an incident: charged credits not burned)",
+        )
+        .expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(stuck.clone()),
             Box::new(shortfall.clone()),
             Box::new(added_latency.clone()),
             Box::new(held.clone()),
@@ -100,6 +107,7 @@ impl Metrics {
             task_up,
             task_restarts,
             shortfall,
+            stuck,
         }
     }
 
@@ -121,6 +129,7 @@ impl Metrics {
         &self,
         held: u64,
         unsettled: u64,
+        stuck: usize,
         providers: &[(String, bool)],
         tasks: &[(&str, crate::jobs::tasks::TaskState)],
     ) -> String {
@@ -129,6 +138,7 @@ impl Metrics {
             self.task_restarts.with_label_values(&[name]).set(t.restarts.min(i64::MAX as u64) as i64);
         }
         self.held.set(held.min(i64::MAX as u64) as i64);
+        self.stuck.set(stuck as i64);
         self.unsettled.set(unsettled.min(i64::MAX as u64) as i64);
         for (name, up) in providers {
             self.provider_up.with_label_values(&[name]).set(i64::from(*up));

@@ -158,7 +158,8 @@ async fn metrics(State(g): State<Arc<Gateway>>) -> Response {
     let (held, unsettled) = g.meter.totals();
     let providers: Vec<(String, bool)> =
         g.config.providers.iter().map(|p| (p.name.clone(), g.health.available(&p.name))).collect();
-    let text = g.metrics.render(held, unsettled, &providers, &g.tasks.states());
+    let stuck = g.meter.settlement_troubles().iter().filter(|(_, t)| t.stuck()).count();
+    let text = g.metrics.render(held, unsettled, stuck, &providers, &g.tasks.states());
     ([("content-type", "text/plain; version=0.0.4")], text).into_response()
 }
 
@@ -174,14 +175,27 @@ async fn ready(State(g): State<Arc<Gateway>>) -> (StatusCode, Json<Value>) {
         Ok(()) => json!({"ok": true}),
         Err(e) => json!({"ok": false, "message": format!("the ledger does not take writes: {e:#}")}),
     };
+    let stuck: Vec<Value> = g
+        .meter
+        .settlement_troubles()
+        .into_iter()
+        .filter(|(_, t)| t.stuck())
+        .map(|(source, t)| {
+            json!({"source": source.to_string(), "seq": t.seq, "attempts": t.attempts,
+                                  "since_ms": t.since_ms, "error": t.error})
+        })
+        .collect();
+    // A batch that cannot land degrades the relayer without taking it out of service: one
+    // account draining its own vault must not stop every other account's requests.
+    let settlement = json!({"ok": stuck.is_empty(), "stuck": stuck});
     let ok = balances["ok"] == true && ledger["ok"] == true;
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (
-        status,
-        Json(
-            json!({"status": if ok { "ready" } else { "not_ready" }, "balances": balances, "ledger": ledger}),
-        ),
-    )
+    let word = match (ok, settlement["ok"] == true) {
+        (false, _) => "not_ready",
+        (true, false) => "degraded",
+        (true, true) => "ready",
+    };
+    (status, Json(json!({"status": word, "balances": balances, "ledger": ledger, "settlement": settlement})))
 }
 
 async fn models(State(g): State<Arc<Gateway>>) -> Json<Value> {

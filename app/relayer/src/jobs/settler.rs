@@ -281,10 +281,23 @@ impl Settler {
                 continue;
             }
             match self.burn(&batch).await {
-                Ok(true) => round.settled += 1,
+                Ok(true) => {
+                    round.settled += 1;
+                    self.meter.settlement_landed(batch.source);
+                }
                 Ok(false) => blocked = Some(batch.source),
                 Err(e) => {
-                    tracing::warn!(source = %batch.source, seq = batch.seq, error = %format!("{e:#}"), "batch not settled yet");
+                    let error = format!("{e:#}");
+                    let t = self.meter.settlement_failed(batch.source, batch.seq, error.clone());
+                    if t.attempts == crate::domain::meter::STUCK_AFTER {
+                        // Once, when it becomes an incident: the charged credits are not
+                        // burned, and the marketplace carries them until someone acts.
+                        tracing::error!(source = %batch.source, seq = batch.seq, attempts = t.attempts, error,
+                            credits = batch.amount,
+                            "a settlement batch cannot land: its credits are charged and not burned (see /health/ready)");
+                    } else {
+                        tracing::warn!(source = %batch.source, seq = batch.seq, attempts = t.attempts, error, "batch not settled yet");
+                    }
                     blocked = Some(batch.source);
                 }
             }
