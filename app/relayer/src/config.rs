@@ -51,9 +51,22 @@ pub struct Config {
     /// a model that bills more, e.g. OpenAI's gpt-4o-mini counts each image 33 times over).
     #[serde(default = "default_image_tokens")]
     pub image_tokens: u64,
-    /// Upstream timeout before failing over, in milliseconds.
+    /// The longest an upstream may stay silent once it answers: between two reads of a
+    /// reply or a stream (idle), in milliseconds.
     #[serde(default = "default_timeout_ms")]
     pub upstream_timeout_ms: u64,
+    /// Connecting to a provider (TCP and TLS): past it the provider never got the request,
+    /// so the next one is tried.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// From sending a request to the reply's first byte (a provider's `first_byte_timeout_ms`
+    /// overrides it: reasoning models think before they answer).
+    #[serde(default = "default_first_byte_timeout_ms")]
+    pub first_byte_timeout_ms: u64,
+    /// The whole of one attempt, reply read in full (a provider's `total_timeout_ms`
+    /// overrides it).
+    #[serde(default = "default_total_timeout_ms")]
+    pub total_timeout_ms: u64,
     /// Consecutive failures that take a provider out of routing...
     #[serde(default = "default_breaker_threshold")]
     pub breaker_threshold: u32,
@@ -113,6 +126,18 @@ fn default_timeout_ms() -> u64 {
     30_000
 }
 
+fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+
+fn default_first_byte_timeout_ms() -> u64 {
+    120_000
+}
+
+fn default_total_timeout_ms() -> u64 {
+    600_000
+}
+
 /// An API key, stored as the SHA-256 of the key, scoped to one credit account.
 #[serde_with::serde_as]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,6 +187,9 @@ impl Config {
             default_max_tokens: default_max_tokens(),
             image_tokens: default_image_tokens(),
             upstream_timeout_ms: default_timeout_ms(),
+            connect_timeout_ms: default_connect_timeout_ms(),
+            first_byte_timeout_ms: default_first_byte_timeout_ms(),
+            total_timeout_ms: default_total_timeout_ms(),
             breaker_threshold: default_breaker_threshold(),
             breaker_cooldown_ms: default_breaker_cooldown_ms(),
             providers,
@@ -256,6 +284,8 @@ mod tests {
             api_key_env: Some("SIM_KEY".into()),
             api_version: Some("2024-10-21".into()),
             region: Some("eu-west-3".into()),
+            first_byte_timeout_ms: Some(300_000),
+            total_timeout_ms: None,
             models: vec![
                 model("a"),
                 Model { hour_multipliers_bps: None, provider_price: None, ..model("b") },

@@ -88,7 +88,7 @@ async fn failing_provider_is_skipped_and_the_caller_is_charged_once() {
 }
 
 #[tokio::test]
-async fn a_provider_that_times_out_is_failed_over_and_only_timeouts_make_504() {
+async fn a_provider_that_took_the_request_and_times_out_is_charged_its_hold_and_not_failed_over() {
     let slow = sim::spawn(
         SimOptions { name: "slow".into(), completion_tokens: 20, latency_ms: 60_000, ..Default::default() },
         any_port(),
@@ -99,30 +99,65 @@ async fn a_provider_that_times_out_is_failed_over_and_only_timeouts_make_504() {
     let entry = |name: &str, url: String, price: u64| {
         Provider::new(name, url, vec![Model::priced(MODEL, price, price)])
     };
-    // The slow provider answers after a minute; the timeout (3 s) is far from both it and a
-    // healthy reply on a loaded machine.
-    let timing_out = |providers| Config { upstream_timeout_ms: 3_000, ..config(providers) };
+    // The slow provider answers after a minute; its first byte is waited for 3 s (far from
+    // both it and a healthy reply on a loaded machine).
+    let timing_out = |providers| Config { first_byte_timeout_ms: 3_000, ..config(providers) };
     let both = vec![entry("slow", slow.base_url(), 1_000_000), entry("backup", backup.base_url(), 2_000_000)];
     let (client, g, _dir) = start(timing_out(both), 10_000_000).await;
-    let reply = client.chat().create(ask(50)).await.unwrap();
-    assert!(
-        reply.choices[0].message.content.as_deref().unwrap().contains("[backup]"),
-        "the cheaper one timed out"
-    );
-    let at_backup = (reply.usage.unwrap().total_tokens as u64 * 2_000_000).div_ceil(1_000_000);
-    assert_eq!(g.meter.balance(VAULT).unsettled, at_backup, "charged once, at the serving provider's price");
-
-    // Only the slow provider: every attempt timed out, so 504, and nothing is charged.
-    let (client, g, _dir) =
-        start(timing_out(vec![entry("slow", slow.base_url(), 1_000_000)]), 10_000_000).await;
     let res = post_hi(&client).await;
     assert_eq!(res.status().as_u16(), 504);
+    let charged: u64 = res.headers()["x-compux-credits-charged"].to_str().unwrap().parse().unwrap();
     let body: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "upstream_unavailable");
-    assert!(body["error"]["message"].as_str().unwrap().contains("Nothing was charged"));
-    assert_eq!(
-        g.meter.balance(VAULT),
-        compux_relayer::domain::meter::Balance { onchain: 10_000_000, ..Default::default() }
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("charged its hold") && message.contains("pay twice"), "{message}");
+    assert_eq!(backup.requests(), 0, "the slow provider has the work: another would bill it again");
+    let b = g.meter.balance(VAULT);
+    assert!(charged > 0 && b.unsettled == charged && b.held == 0, "{b:?}");
+    assert_eq!(records(&g).await.len(), 1, "recorded like any other request");
+
+    // A provider that cannot be reached never got the request: the next one serves it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let both = vec![entry("down", nowhere, 1_000_000), entry("backup", backup.base_url(), 2_000_000)];
+    let (client, g, _dir) = start(timing_out(both), 10_000_000).await;
+    let reply = client.chat().create(ask(50)).await.unwrap();
+    assert!(reply.choices[0].message.content.as_deref().unwrap().contains("[backup]"));
+    let at_backup = (reply.usage.unwrap().total_tokens as u64 * 2_000_000).div_ceil(1_000_000);
+    assert_eq!(g.meter.balance(VAULT).unsettled, at_backup, "charged once, at the serving provider's price");
+}
+
+/// A caller that hangs up on a non-streamed request does not cancel it: the provider
+/// finishes (and bills) it, and it is recorded and charged all the same.
+#[tokio::test]
+async fn a_caller_that_goes_away_does_not_cancel_the_request_it_is_charged_for() {
+    let slow = sim::spawn(
+        SimOptions { name: "slow".into(), completion_tokens: 20, latency_ms: 1_500, ..Default::default() },
+        any_port(),
+    )
+    .await
+    .unwrap();
+    let (client, g, _dir) = gateway(&[(&slow, 1_000_000, 1_000_000)], 10_000_000).await;
+    let base = client.config().api_base().to_string();
+    let impatient =
+        reqwest::Client::builder().timeout(std::time::Duration::from_millis(300)).build().unwrap();
+    let gone = impatient
+        .post(format!("{base}/chat/completions"))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 10}))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the caller left before the reply");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while records(&g).await.is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the abandoned request was never recorded");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let r = records(&g).await;
+    assert_eq!((slow.requests(), r.len()), (1, 1));
+    assert!(
+        r[0].1 > 0 && g.meter.balance(VAULT).unsettled == r[0].1 as u64,
+        "charged what the provider billed"
     );
 }
 

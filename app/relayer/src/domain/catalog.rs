@@ -51,6 +51,13 @@ pub struct Provider {
     /// signature names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// This provider's wait for a reply's first byte, in milliseconds, when it differs from
+    /// the relayer's `first_byte_timeout_ms` (slow reasoning models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_byte_timeout_ms: Option<u64>,
+    /// This provider's limit on one whole attempt, when it differs from `total_timeout_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_timeout_ms: Option<u64>,
     pub models: Vec<Model>,
 }
 
@@ -85,6 +92,8 @@ impl Provider {
             api_key_env: None,
             api_version: None,
             region: None,
+            first_byte_timeout_ms: None,
+            total_timeout_ms: None,
             models,
         }
     }

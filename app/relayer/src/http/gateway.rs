@@ -41,7 +41,7 @@ impl Gateway {
         let http =
             // Per read, not per request: a long stream is fine as long as it keeps flowing.
             reqwest::Client::builder()
-                .connect_timeout(Duration::from_millis(config.upstream_timeout_ms))
+                .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
                 .read_timeout(Duration::from_millis(config.upstream_timeout_ms))
                 // A provider API answers where it is asked; following a redirect would resend
                 // (or, on 301/302, drop) a paid request's body somewhere else. The policy

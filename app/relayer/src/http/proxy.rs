@@ -150,6 +150,20 @@ pub(super) async fn proxy(
     body: Bytes,
     endpoint: Endpoint,
 ) -> Result<Response, ApiError> {
+    // In a task of its own: a caller that goes away does not cancel the upstream call, which
+    // the provider bills all the same; the reply is recorded and charged whether or not
+    // anyone is left to read it.
+    tokio::spawn(serve(g, headers, body, endpoint))
+        .await
+        .unwrap_or_else(|e| Err(ApiError::internal(format!("the request's task failed: {e}"))))
+}
+
+async fn serve(
+    g: Arc<Gateway>,
+    headers: HeaderMap,
+    body: Bytes,
+    endpoint: Endpoint,
+) -> Result<Response, ApiError> {
     // Time-ordered (UUIDv7, 74 random bits: still unguessable as a receipt id), so the
     // ledger's unique index grows at its right edge instead of at random pages.
     let request_id = uuid::Uuid::now_v7().to_string();
@@ -215,12 +229,18 @@ pub(super) async fn proxy(
             model: model.unwrap_or(&req.model),
             stream: req.stream,
             max_tokens,
+            first_byte: std::time::Duration::from_millis(
+                provider.first_byte_timeout_ms.unwrap_or(g.config.first_byte_timeout_ms),
+            ),
+            total: std::time::Duration::from_millis(
+                provider.total_timeout_ms.unwrap_or(g.config.total_timeout_ms),
+            ),
         };
         let attempt = providers::call(&g.http, provider, &call).await;
         let upstream_time = started.elapsed();
         match &attempt {
             Attempt::Failed(Failure::RateLimited(wait)) => g.health.rate_limited(&provider.name, *wait),
-            Attempt::Failed(_) => g.health.failed(&provider.name),
+            Attempt::Failed(_) | Attempt::Unanswered(_) => g.health.failed(&provider.name),
             _ => g.health.succeeded(&provider.name, upstream_time),
         }
         let mut res = match attempt {
@@ -250,6 +270,30 @@ pub(super) async fn proxy(
             Attempt::Failed(why) => {
                 failures.push((&provider.name, why));
                 continue;
+            }
+            Attempt::Unanswered(why) => {
+                // The provider has the request and may bill it: charged its hold (the most it
+                // can cost), recorded like any other, and said so.
+                let charged =
+                    served().record_and_charge(&g.ledger, hold, None).await.map_err(ApiError::internal)?;
+                let status = match why {
+                    Failure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                    _ => StatusCode::BAD_GATEWAY,
+                };
+                let e = ApiError::upstream(
+                    status,
+                    format!(
+                        "{} accepted the request and gave no answer ({why}). It may bill the work, so the \
+                         request was charged its hold, {charged} credit base units, and not sent to \
+                         another provider (that would pay twice). Retry; a smaller max_tokens answers \
+                         sooner.",
+                        provider.name
+                    ),
+                );
+                let mut res = e.into_response();
+                res.headers_mut().insert("x-compux-credits-charged", header(charged));
+                res.headers_mut().insert("x-compux-receipt", header(&request_id));
+                res
             }
         };
         let status_ok = res.status().is_success();

@@ -329,6 +329,8 @@ mod tests {
             model: "claude-x",
             stream: false,
             max_tokens: 64,
+            first_byte: std::time::Duration::from_secs(1),
+            total: std::time::Duration::from_secs(1),
         })
     }
 

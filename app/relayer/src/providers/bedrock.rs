@@ -414,6 +414,8 @@ mod tests {
             model: "m",
             stream: false,
             max_tokens: 64,
+            first_byte: std::time::Duration::from_secs(1),
+            total: std::time::Duration::from_secs(1),
         })
     }
 

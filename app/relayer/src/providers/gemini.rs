@@ -315,6 +315,8 @@ mod tests {
             model: "gemini-2.5-flash",
             stream: false,
             max_tokens: 10,
+            first_byte: std::time::Duration::from_secs(1),
+            total: std::time::Duration::from_secs(1),
         };
         let out = generate_request(&call).unwrap();
         assert_eq!(out["systemInstruction"], json!({"parts": [{"text": "Be brief."}]}));

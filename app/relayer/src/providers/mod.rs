@@ -62,6 +62,9 @@ pub struct Call<'a> {
     pub stream: bool,
     /// The most tokens the reply may generate (the hold's bound).
     pub max_tokens: u64,
+    /// From sending to the reply's first byte, and for the whole attempt.
+    pub first_byte: std::time::Duration,
+    pub total: std::time::Duration,
 }
 
 /// Turns one protocol's streamed events into OpenAI chunk events.
@@ -126,9 +129,13 @@ pub enum Attempt {
         status: StatusCode,
         body: Bytes,
     },
-    /// Connect error, timeout, 5xx, or the provider refusing or rate-limiting our
-    /// credentials (401, 403, 429), before any of the reply: try the next provider.
+    /// Connect error, 5xx, an unreadable reply, or the provider refusing or rate-limiting
+    /// our credentials (401, 403, 429): the provider did no billable work, so the next one
+    /// is tried.
     Failed(Failure),
+    /// The request reached the provider, which may be working on it (and will bill it), and
+    /// no reply came in time: not failed over (that would pay twice); charged its hold.
+    Unanswered(Failure),
 }
 
 /// A stream under way: its first bytes, the rest, and the translator for its protocol.
@@ -181,10 +188,14 @@ pub async fn call(http: &reqwest::Client, p: &Provider, call: &Call<'_>) -> Atte
             return Attempt::ClientError { status: StatusCode::BAD_REQUEST, body: untranslatable(&why) }
         }
     };
-    let res = match req.send().await {
-        Ok(r) => r,
-        Err(e) if e.is_timeout() => return Attempt::Failed(Failure::Timeout),
-        Err(e) => return Attempt::Failed(Failure::Connect(e.to_string())),
+    let res = match tokio::time::timeout(call.first_byte, req.timeout(call.total).send()).await {
+        Ok(Ok(r)) => r,
+        // Never connected (refused, unreachable, TLS, the connect deadline): never sent.
+        Ok(Err(e)) if e.is_connect() => return Attempt::Failed(Failure::Connect(e.to_string())),
+        Ok(Err(e)) if e.is_timeout() => return Attempt::Unanswered(Failure::Timeout),
+        // Sent, then the connection broke: the provider may have the work.
+        Ok(Err(e)) => return Attempt::Unanswered(Failure::Connect(e.to_string())),
+        Err(_) => return Attempt::Unanswered(Failure::Timeout),
     };
     let status = res.status();
     if status == StatusCode::TOO_MANY_REQUESTS {
@@ -216,12 +227,15 @@ pub async fn call(http: &reqwest::Client, p: &Provider, call: &Call<'_>) -> Atte
                 Attempt::Streaming(Stream { first, rest, translator: adapter.stream(call.model) })
             }
             Ok(None) => Attempt::Failed(Failure::BadBody("the stream ended before its first event".into())),
-            Err(e) if e.is_timeout() => Attempt::Failed(Failure::Timeout),
-            Err(e) => Attempt::Failed(Failure::Connect(e.to_string())),
+            // Accepted (2xx), then silent or broken: the provider has the work.
+            Err(e) if e.is_timeout() => Attempt::Unanswered(Failure::Timeout),
+            Err(e) => Attempt::Unanswered(Failure::Connect(e.to_string())),
         };
     }
     let bytes = match res.bytes().await {
         Ok(b) => b,
+        Err(e) if e.is_timeout() && status.is_success() => return Attempt::Unanswered(Failure::Timeout),
+        Err(e) if status.is_success() => return Attempt::Unanswered(Failure::Connect(e.to_string())),
         Err(e) if e.is_timeout() => return Attempt::Failed(Failure::Timeout),
         Err(e) => return Attempt::Failed(Failure::Connect(e.to_string())),
     };
