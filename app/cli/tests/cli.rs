@@ -575,8 +575,15 @@ fn operator_and_startup_commands_through_the_binary() {
     let listed = up.json("startup", &["keys", "list", "--relayer", &relayer]);
     assert_eq!(listed["data"][0]["id"], issued["id"]);
     assert_eq!(listed["data"][0]["requests_per_minute"], 1);
-    // Low-balance webhooks, managed with the key.
-    let api = ["--relayer", relayer.as_str(), "--api-key", key];
+    // Low-balance webhooks are managed with a key without limits (a limited key is one handed
+    // to a service: it spends, it manages nothing).
+    let limited = ["--relayer", relayer.as_str(), "--api-key", key];
+    let add =
+        [&["alerts", "add", "--url", "http://127.0.0.1:9/hook", "--below", "2.5"][..], &limited].concat();
+    let refused = stderr(&up.run("startup", &add));
+    assert!(refused.contains("403") && refused.contains("without limits"), "{refused}");
+    let manager = up.json("startup", &["keys", "create", "--relayer", &relayer]);
+    let api = ["--relayer", relayer.as_str(), "--api-key", manager["key"].as_str().unwrap()];
     let add = [&["alerts", "add", "--url", "http://127.0.0.1:9/hook", "--below", "2.5"][..], &api].concat();
     let added = up.json("startup", &add);
     assert_eq!(added["below"], 2_500_000);
