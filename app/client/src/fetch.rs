@@ -120,6 +120,19 @@ pub async fn accounts(rpc: &RpcClient, keys: &[Pubkey]) -> Result<Vec<Option<Acc
     Ok(out)
 }
 
+/// Raw accounts for `keys`, in order, at the client's commitment, with the slot they were
+/// read at (the oldest of the chunks' slots: a label never newer than the data).
+pub async fn accounts_with_slot(rpc: &RpcClient, keys: &[Pubkey]) -> Result<(u64, Vec<Option<Account>>)> {
+    let mut out = Vec::with_capacity(keys.len());
+    let mut slot = u64::MAX;
+    for chunk in keys.chunks(MULTIPLE_ACCOUNTS_CHUNK) {
+        let res = rpc.get_multiple_accounts_with_commitment(chunk, rpc.commitment()).await?;
+        slot = slot.min(res.context.slot);
+        out.extend(res.value);
+    }
+    Ok((if slot == u64::MAX { 0 } else { slot }, out))
+}
+
 /// The compux events a confirmed transaction logged (from `getTransaction`).
 pub async fn events_of(
     rpc: &RpcClient,

@@ -95,6 +95,15 @@ struct State {
     last_read: Option<std::time::Instant>,
     /// Sources whose next settlement batch failed to land, by the settler's count.
     settlement: HashMap<Source, SettleTrouble>,
+    /// Per source, the slot of the newest balance snapshot applied and of the newest freeze
+    /// seen: an older read never overwrites a newer one, nor clears a freeze.
+    slots: HashMap<Source, Slots>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Slots {
+    balance: u64,
+    frozen: u64,
 }
 
 /// A source whose next settlement batch has not landed: since when, how often tried, why.
@@ -296,7 +305,47 @@ impl Meter {
     /// `settled_seq`, read together. Batches up to that seq are in that balance, so they
     /// stop counting as unsettled in the same step (never before the balance shows them).
     pub fn set_chain(&self, source: Source, onchain: u64, settled_seq: u64) {
+        self.apply_chain(&mut self.lock(), source, onchain, settled_seq);
+    }
+
+    /// A snapshot of `source` read at `slot` (confirmed): its credits, its `settled_seq`
+    /// and whether it is frozen, read together. Ignored when a newer snapshot was applied
+    /// already; it clears a freeze only when read after the freeze's slot. Returns whether
+    /// it was applied.
+    pub fn set_chain_at(
+        &self,
+        source: Source,
+        onchain: u64,
+        settled_seq: u64,
+        frozen: bool,
+        slot: u64,
+    ) -> bool {
         let mut s = self.lock();
+        let seen = s.slots.get(&source).copied().unwrap_or_default();
+        if slot < seen.balance {
+            return false;
+        }
+        self.apply_chain(&mut s, source, onchain, settled_seq);
+        let frozen = frozen || (seen.frozen >= slot && s.balances.get(&source).is_some_and(|b| b.frozen));
+        s.balances.entry(source).or_default().frozen = frozen;
+        let slots = s.slots.entry(source).or_default();
+        slots.balance = slot;
+        if frozen {
+            slots.frozen = slots.frozen.max(slot);
+        }
+        true
+    }
+
+    /// The lender froze `source` in a transaction of `slot` (a chain event): its credits
+    /// stop now, and no snapshot read before that slot brings them back.
+    pub fn freeze_at(&self, source: Source, slot: u64) {
+        let mut s = self.lock();
+        s.balances.entry(source).or_default().frozen = true;
+        let slots = s.slots.entry(source).or_default();
+        slots.frozen = slots.frozen.max(slot);
+    }
+
+    fn apply_chain(&self, s: &mut State, source: Source, onchain: u64, settled_seq: u64) {
         let burned: u64 = match s.batches.get_mut(&source) {
             Some(b) => {
                 let later = b.split_off(&(settled_seq + 1));
@@ -595,6 +644,32 @@ mod tests {
     fn account() -> (Pubkey, Source) {
         let a = Pubkey::new_unique();
         (a, Source::Vault(a))
+    }
+
+    /// Snapshots are ordered by the slot they were read at: an older read (a slow RPC
+    /// node, a refresh that started before the last one) never overwrites a newer balance,
+    /// and a freeze seen in a chain event is cleared only by a read after its slot.
+    #[test]
+    fn an_older_snapshot_never_overwrites_a_newer_one_nor_clears_a_freeze() {
+        let m = Meter::new();
+        let (_, vault) = account();
+        assert!(m.set_chain_at(vault, 500, 0, false, 20));
+        assert!(!m.set_chain_at(vault, 900, 0, false, 19), "older: ignored");
+        assert_eq!(m.balance(vault).onchain, 500);
+        assert!(m.set_chain_at(vault, 400, 0, false, 20), "the same slot: the same state");
+
+        let facility = Source::Facility(Pubkey::new_unique());
+        assert!(m.set_chain_at(facility, 1_000, 0, false, 10));
+        m.freeze_at(facility, 30);
+        assert!(m.balance(facility).frozen);
+        // A refresh read at slot 25 (before the freeze landed, or from a lagging node)
+        // says "not frozen": the freeze stands.
+        assert!(m.set_chain_at(facility, 1_000, 0, false, 25));
+        assert!(m.balance(facility).frozen, "an older read does not undo the freeze");
+        assert!(m.set_chain_at(facility, 1_000, 0, false, 30));
+        assert!(m.balance(facility).frozen, "nor one of the freeze's own slot");
+        assert!(m.set_chain_at(facility, 1_000, 0, true, 31));
+        assert!(m.balance(facility).frozen);
     }
 
     #[test]

@@ -26,11 +26,22 @@ pub fn facility_source(f: &Facility) -> Option<(u64, bool)> {
     }
 }
 
-/// Reads every account's vault and facilities once and records them in the meter.
+/// The RPC client balances are read with: at `confirmed`, as chain events are watched, so a
+/// refresh never reads older than the freeze it follows (the client's default, `finalized`,
+/// lags by about 32 slots).
+pub fn client(rpc_url: &str) -> RpcClient {
+    RpcClient::new_with_commitment(
+        rpc_url.to_string(),
+        solana_rpc_client_api::config::CommitmentConfig::confirmed(),
+    )
+}
+
+/// Reads every account's vault and facilities once and records them in the meter, each
+/// snapshot with the slot it was read at (an older one than applied is ignored).
 pub async fn refresh(rpc: &RpcClient, meter: &Meter, keys: &[Pubkey]) -> Result<()> {
     let vaults = keys.iter().map(|k| compux_sdk::pda::credit_vault(k).0);
     let wanted: Vec<Pubkey> = keys.iter().copied().chain(vaults).collect();
-    let fetched = fetch::accounts(rpc, &wanted).await?;
+    let (slot, fetched) = fetch::accounts_with_slot(rpc, &wanted).await?;
     let (states, vaults) = fetched.split_at(keys.len());
 
     // The (market, owner) of each credit account that exists, and the facilities of those
@@ -40,9 +51,17 @@ pub async fn refresh(rpc: &RpcClient, meter: &Meter, keys: &[Pubkey]) -> Result<
     let owners: Vec<Option<(Pubkey, Pubkey)>> =
         decoded.iter().map(|ca| ca.as_ref().map(|ca| (ca.market, ca.owner))).collect();
     let markets: BTreeSet<Pubkey> = owners.iter().flatten().map(|(m, _)| *m).collect();
-    let mut facilities: BTreeMap<(Pubkey, Pubkey), Vec<(Pubkey, Facility)>> = BTreeMap::new();
+    // Facilities are found by a program-accounts scan (no slot), then read again by address
+    // with the slot they are read at.
+    let mut found = Vec::new();
     for market in markets {
-        for (address, f) in fetch::facilities_of_market(rpc, &market).await? {
+        found
+            .extend(fetch::facilities_of_market(rpc, &market).await?.into_iter().map(|(address, _)| address));
+    }
+    let (facility_slot, read) = fetch::accounts_with_slot(rpc, &found).await?;
+    let mut facilities: BTreeMap<(Pubkey, Pubkey), Vec<(Pubkey, Facility)>> = BTreeMap::new();
+    for (address, account) in found.into_iter().zip(read) {
+        if let Some(f) = account.and_then(|a| compux_sdk::decode::account::<Facility>(&a.data).ok()) {
             facilities.entry((f.market, f.terms.borrower)).or_default().push((address, f));
         }
     }
@@ -54,7 +73,7 @@ pub async fn refresh(rpc: &RpcClient, meter: &Meter, keys: &[Pubkey]) -> Result<
         // agree.
         let balance = vault.as_ref().and_then(|v| fetch::token_amount_of(&v.data)).unwrap_or(0);
         let settled_seq = state.as_ref().map_or(0, |ca| ca.settlement.settled_seq);
-        meter.set_chain(Source::Vault(account), balance, settled_seq);
+        meter.set_chain_at(Source::Vault(account), balance, settled_seq, false, slot);
         let mut sources = Vec::new();
         let mut borrowed: Vec<&(Pubkey, Facility)> =
             owner.and_then(|o| facilities.get(&o)).map(|v| v.iter().collect()).unwrap_or_default();
@@ -63,8 +82,7 @@ pub async fn refresh(rpc: &RpcClient, meter: &Meter, keys: &[Pubkey]) -> Result<
         for (address, f) in borrowed {
             if let Some((credits, frozen)) = facility_source(f) {
                 let source = Source::Facility(*address);
-                meter.set_chain(source, credits, f.settlement.settled_seq);
-                meter.set_frozen(source, frozen);
+                meter.set_chain_at(source, credits, f.settlement.settled_seq, frozen, facility_slot);
                 sources.push(source);
             }
         }
@@ -82,7 +100,7 @@ pub type Accounts = Arc<dyn Fn() -> Vec<Pubkey> + Send + Sync>;
 /// `max_age` old; reads the balances once now (the relayer then starts with them).
 pub async fn first_refresh(rpc_url: &str, meter: &Meter, accounts: &Accounts, max_age: Duration) {
     meter.require_fresh(max_age);
-    if let Err(e) = refresh(&RpcClient::new(rpc_url.to_string()), meter, &accounts()).await {
+    if let Err(e) = refresh(&client(rpc_url), meter, &accounts()).await {
         // Until the chain answers, every account has nothing available: requests get 402,
         // never an overdraft.
         tracing::warn!(error = %format!("{e:#}"), "initial balance refresh failed; retrying in the background");
@@ -98,7 +116,7 @@ pub async fn run(
     every: Duration,
     wake: Arc<tokio::sync::Notify>,
 ) {
-    let rpc = RpcClient::new(rpc_url);
+    let rpc = client(&rpc_url);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -60,7 +60,8 @@ async fn watch(ws_url: &str, meter: &Meter, wake: &Notify) -> Result<()> {
         }
         for event in events_from_logs(&update.value.logs) {
             if let CompuxEvent::EscrowFrozen(e) = &event {
-                meter.set_frozen(crate::domain::ids::Source::Facility(e.facility), true);
+                // At the notification's slot: a balance read from before it cannot unfreeze.
+                meter.freeze_at(crate::domain::ids::Source::Facility(e.facility), update.context.slot);
                 tracing::info!(facility = %e.facility, "facility frozen: its credits stop now");
             }
             wake.notify_one();
