@@ -284,6 +284,7 @@ mod tests {
             api_key_env: Some("SIM_KEY".into()),
             api_version: Some("2024-10-21".into()),
             region: Some("eu-west-3".into()),
+            max_tokens_field: Some("max_completion_tokens".into()),
             first_byte_timeout_ms: Some(300_000),
             total_timeout_ms: None,
             models: vec![

@@ -212,13 +212,14 @@ async fn errors_have_openai_shape_status_and_code() {
 #[tokio::test]
 async fn concurrent_requests_never_spend_more_than_the_balance() {
     let up = provider("up", None).await;
-    // Each request holds its worst case: prompt bound (13 bytes + 4 framing + 8 special
-    // = 25 tokens) + 20 max tokens = 45 units at 1 unit per token; the balance covers 50.
-    let (client, g, _dir) = gateway(&[(&up, 1_000_000, 1_000_000)], 45 * 50).await;
+    // Each request holds its worst case (its prompt bound + 20 max tokens at 1 unit per
+    // token); the balance covers 50.
+    let balance = worst(1_000_000, 20) * 50;
+    let (client, g, _dir) = gateway(&[(&up, 1_000_000, 1_000_000)], balance).await;
     let served = two_hundred_at_once(&client).await;
     let b = g.meter.balance(VAULT);
     assert!(served >= 50, "at least the 50 the balance covers at worst case were served, got {served}");
-    assert!(b.unsettled <= 45 * 50, "charged {} > balance {}", b.unsettled, 45 * 50);
+    assert!(b.unsettled <= balance, "charged {} > balance {balance}", b.unsettled);
     assert_eq!(b.held, 0);
     assert_eq!(up.requests(), served, "every served request went upstream once");
     assert_eq!(g.ledger.count().await.unwrap(), served, "one record per served request");
@@ -1058,8 +1059,8 @@ async fn replicas_sharing_a_postgres_ledger_never_spend_more_than_the_balance_to
     let target = compux_relayer::store::db::test_target(dir.path()).await.unwrap();
     let c =
         config(vec![Provider::new("up", up.base_url(), vec![Model::priced(MODEL, 1_000_000, 1_000_000)])]);
-    // As in the single-relayer test: 45 units at worst case per request, the balance covers 50.
-    let balance = 45 * 50;
+    // As in the single-relayer test: the balance covers 50 requests at worst case.
+    let balance = worst(1_000_000, 20) * 50;
     let lease = compux_relayer::jobs::leases::LeaseConfig { ttl_ms: 5_000, every_ms: 50 };
     let mut replicas = Vec::new();
     for i in 0..2 {
@@ -1160,12 +1161,11 @@ async fn stale_balances_fail_readiness_and_refuse_requests_with_503_instead_of_a
 
 #[tokio::test]
 async fn a_request_holds_what_its_provider_can_cost_so_a_small_balance_is_spent_not_refused() {
-    // 45 units at worst at the cheap provider, 135 at the dear one (3x); the balance covers
-    // 50 requests at the cheap provider's worst case. Holding the route's dearest stop would
-    // serve only 16 of them.
+    // The balance covers 50 requests at the cheap provider's worst case; the dear one costs
+    // 3x. Holding the route's dearest stop would serve only 16 of them.
     let cheap = provider("cheap", None).await;
     let dear = provider("dear", None).await;
-    let balance = 45 * 50;
+    let balance = worst(1_000_000, 20) * 50;
     let (client, g, _dir) =
         gateway(&[(&cheap, 1_000_000, 1_000_000), (&dear, 3_000_000, 3_000_000)], balance).await;
     let served = two_hundred_at_once(&client).await;
@@ -1179,22 +1179,33 @@ async fn a_request_holds_what_its_provider_can_cost_so_a_small_balance_is_spent_
 async fn a_failover_to_a_dearer_provider_grows_the_hold_first_or_is_not_tried() {
     let broken = provider("broken", Some(500)).await;
     let dear = provider("dear", None).await;
-    // Enough for the dear provider's worst case (135): served there, charged once at its price.
+    // Enough for the dear provider's worst case: served there, charged once at its price.
+    let at_worst = worst(3_000_000, 20);
     let (client, g, _dir) =
-        gateway(&[(&broken, 1_000_000, 1_000_000), (&dear, 3_000_000, 3_000_000)], 135).await;
+        gateway(&[(&broken, 1_000_000, 1_000_000), (&dear, 3_000_000, 3_000_000)], at_worst).await;
     let reply = client.chat().create(ask(20)).await.unwrap();
     let at_dear = (reply.usage.unwrap().total_tokens as u64 * 3_000_000).div_ceil(1_000_000);
     assert_eq!(
         g.meter.balance(VAULT),
-        compux_relayer::domain::meter::Balance { onchain: 135, unsettled: at_dear, held: 0, frozen: false }
+        compux_relayer::domain::meter::Balance {
+            onchain: at_worst,
+            unsettled: at_dear,
+            held: 0,
+            frozen: false
+        }
     );
 
-    // Enough for the cheap provider only (118 at worst with the default max_tokens, 354 at
-    // the dear one): it fails, and the dear one is not tried: 402 naming both, nothing charged.
+    // Enough for the cheap provider only (its worst case with the default max_tokens, not
+    // the dear one's): it fails, and the dear one is not tried: 402 naming both, nothing
+    // charged.
     let broken = provider("broken", Some(500)).await;
     let dear = provider("dear", None).await;
+    let hi = serde_json::json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]});
+    let (cheap_worst, dear_worst) = (worst_of(&hi, 1_000_000, 100), worst_of(&hi, 3_000_000, 100));
+    let balance = cheap_worst + 10;
+    assert!(balance < dear_worst);
     let (client, g, _dir) =
-        gateway(&[(&broken, 1_000_000, 1_000_000), (&dear, 3_000_000, 3_000_000)], 130).await;
+        gateway(&[(&broken, 1_000_000, 1_000_000), (&dear, 3_000_000, 3_000_000)], balance).await;
     let res = post_hi(&client).await;
     assert_eq!(res.status().as_u16(), 402);
     let body: serde_json::Value = res.json().await.unwrap();

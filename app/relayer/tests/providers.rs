@@ -274,7 +274,7 @@ async fn the_simulated_bedrock_checks_sigv4_signatures_as_aws_does() {
 }
 
 #[tokio::test]
-async fn a_stream_cut_mid_way_ends_in_an_error_event_and_is_charged_for_what_was_delivered() {
+async fn a_stream_the_provider_breaks_ends_in_an_error_event_and_is_charged_for_what_was_delivered() {
     use compux_relayer::sim::{self, SimOptions};
     let cut = |name: &str| SimOptions {
         name: name.into(),
@@ -308,17 +308,19 @@ async fn a_stream_cut_mid_way_ends_in_an_error_event_and_is_charged_for_what_was
             "{kind:?}: part of the reply arrived: {text:?}"
         );
         let charged = g.meter.balance(VAULT).unsettled;
-        let delivered_tokens = (text.len() as u64).div_ceil(4);
-        assert!(delivered_tokens < 20, "less than the whole reply was delivered");
+        // The delivered output at a token a byte: never less than the tokens it took.
+        let delivered_tokens = text.len() as u64;
         assert_eq!(g.ledger.count().await.unwrap(), 1, "{kind:?}: the cut request has its record");
+        let input = (("Say hello".len() as u64).div_ceil(4)) + 3;
         if matches!(kind, Protocol::Anthropic | Protocol::Gemini) {
-            // Anthropic and Gemini report the input as they go: the charge is exact.
-            let input = (("Say hello".len() as u64).div_ceil(4)) + 3;
+            // Anthropic and Gemini report the input as they go: the input is charged exactly.
             assert_eq!(charged, (input * 1_000_000 + delivered_tokens * 2_000_000).div_ceil(1_000_000));
         } else {
             // OpenAI and Bedrock report usage only at the end: the input is charged at its bound.
-            let whole = (100 * 1_000_000 + 20 * 2_000_000u64).div_ceil(1_000_000);
-            assert!(charged > 0 && charged < whole, "{charged}");
+            assert!(
+                charged > (input * 1_000_000 + delivered_tokens * 2_000_000).div_ceil(1_000_000),
+                "{charged}"
+            );
         }
     }
 }

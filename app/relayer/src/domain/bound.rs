@@ -66,7 +66,8 @@ fn unpriced_option(body: &Value) -> Option<Refusal> {
             "Audio output has no price in this marketplace's catalog: remove `audio`.",
         ));
     }
-    if body["modalities"].as_array().is_some_and(|m| m.iter().any(|x| x != "text")) {
+    let modalities = &body["modalities"];
+    if !modalities.is_null() && !modalities.as_array().is_some_and(|m| m.iter().all(|x| x == "text")) {
         return Some(refuse(
             "modalities",
             "Only text output is priced here: set `modalities` to [\"text\"] or remove it.",
@@ -107,13 +108,20 @@ fn choices(body: &Value, field: &'static str) -> Result<u64, Refusal> {
     }
 }
 
-/// Counts the prompt tokens `v` can make; refuses parts with no price.
-fn tokens(v: &Value, image_tokens: u64) -> Result<u64, Refusal> {
+/// Counts the prompt tokens `v` can make: its size as JSON (keys, quotes, literals and
+/// digits included, since a provider may render any of it into the prompt, as it does tool
+/// and response-format schemas), each image part at `image_tokens`; refuses parts with no
+/// price. In `token_ids` (a completions `prompt` or an embeddings `input`), a number is a
+/// token id: one token.
+fn tokens(v: &Value, image_tokens: u64, token_ids: bool) -> Result<u64, Refusal> {
     Ok(match v {
-        Value::String(s) => s.len() as u64,
-        Value::Number(_) => 1,
+        Value::String(s) => s.len() as u64 + 2,
+        Value::Number(_) if token_ids => 1,
+        Value::Number(n) => n.to_string().len() as u64,
+        Value::Bool(_) => 5,
+        Value::Null => 4,
         Value::Array(a) => {
-            a.iter().try_fold(0u64, |sum, x| Ok(sum.saturating_add(tokens(x, image_tokens)?)))?
+            sum(a.iter().map(|x| tokens(x, image_tokens, token_ids)))?.saturating_add(a.len() as u64 + 2)
         }
         Value::Object(o) => {
             let kind = o.get("type").and_then(Value::as_str).unwrap_or("");
@@ -124,13 +132,35 @@ fn tokens(v: &Value, image_tokens: u64) -> Result<u64, Refusal> {
                 ));
             }
             if kind == "image_url" || kind == "input_image" {
-                return Ok(image_tokens);
+                return image(o).map(|()| image_tokens);
             }
-            // Framing: a message or part costs a few tokens beyond its text.
-            o.values().try_fold(4u64, |sum, x| Ok(sum.saturating_add(tokens(x, image_tokens)?)))?
+            // Each member: its key, quotes and colon; framing: a few tokens per object.
+            let members = o.iter().map(|(k, x)| Ok(k.len() as u64 + 4 + tokens(x, image_tokens, token_ids)?));
+            sum(members)?.saturating_add(4)
         }
-        _ => 0,
     })
+}
+
+fn sum(mut items: impl Iterator<Item = Result<u64, Refusal>>) -> Result<u64, Refusal> {
+    items.try_fold(0u64, |total, n| Ok(total.saturating_add(n?)))
+}
+
+/// An image part is an image: a `data:` URL of another media type (a PDF, a video, audio,
+/// text: billed by their length, not as one image) is refused. A remote URL is taken as
+/// an image; the providers fetch and bill it as one.
+fn image(part: &serde_json::Map<String, Value>) -> Result<(), Refusal> {
+    let url =
+        part.get("image_url").and_then(|u| u.get("url").or(Some(u))).and_then(Value::as_str).unwrap_or("");
+    match url.strip_prefix("data:") {
+        Some(rest) if !rest.to_ascii_lowercase().starts_with("image/") => Err(refuse(
+            "messages",
+            format!(
+                "An `image_url` part must hold an image; `data:{}` has no price as an image here: send images only.",
+                rest.split([';', ',']).next().unwrap_or_default()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The bound of a request `body` (routing preferences already taken out). `generates` is
@@ -145,7 +175,8 @@ pub fn of(body: &Value, generates: bool, completions: bool, image_tokens: u64) -
     let mut prompt_tokens: u64 = 8;
     for (field, value) in body.as_object().into_iter().flatten() {
         if field != "model" && !value.is_number() && !value.is_boolean() {
-            prompt_tokens = prompt_tokens.saturating_add(tokens(value, image_tokens)?);
+            let token_ids = field == "prompt" || field == "input";
+            prompt_tokens = prompt_tokens.saturating_add(tokens(value, image_tokens, token_ids)?);
         }
     }
     if !generates {
@@ -214,7 +245,32 @@ mod tests {
             let b = chat(json!({"model": "m", "messages": [{"role": "user", "content": [
                 {"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": url}}]}]}))
             .unwrap();
-            assert!((DEFAULT_IMAGE_TOKENS..DEFAULT_IMAGE_TOKENS + 100).contains(&b.prompt_tokens), "{b:?}");
+            assert!((DEFAULT_IMAGE_TOKENS..DEFAULT_IMAGE_TOKENS + 200).contains(&b.prompt_tokens), "{b:?}");
+        }
+    }
+
+    #[test]
+    fn schema_keys_literals_and_digits_count_too() {
+        let plain = chat(json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}]})).unwrap();
+        let key = "k".repeat(100_000);
+        let parameters = json!({"type": "object", "properties": {key: {}}, "examples": vec![false; 10_000],
+            "enum": vec![json!(12_345_678_901_234_567u64); 1_000]});
+        let tools = json!([{"type": "function", "function": {"name": "f", "parameters": parameters}}]);
+        let b = chat(json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}], "tools": tools}))
+            .unwrap();
+        assert!(b.prompt_tokens >= plain.prompt_tokens + 100_000 + 50_000 + 17_000, "{b:?}");
+        // In an embeddings input or a completions prompt, a number is a token id.
+        let ids = of(&json!({"input": vec![50_256; 1_000]}), false, false, 1).unwrap();
+        assert!(ids.prompt_tokens < 2_100, "{ids:?}");
+    }
+
+    #[test]
+    fn an_image_part_must_hold_an_image() {
+        for media in ["application/pdf", "video/mp4", "audio/mp3", "text/plain"] {
+            let part =
+                json!({"type": "image_url", "image_url": {"url": format!("data:{media};base64,AAAA")}});
+            let r = chat(json!({"messages": [{"role": "user", "content": [part]}]})).unwrap_err();
+            assert!(r.message.contains(media), "{r:?}");
         }
     }
 
@@ -241,6 +297,7 @@ mod tests {
         for (extra, field) in [
             (json!({"audio": {"voice": "alloy", "format": "wav"}}), "audio"),
             (json!({"modalities": ["text", "audio"]}), "modalities"),
+            (json!({"modalities": "audio"}), "modalities"),
             (json!({"prediction": {"type": "content", "content": "x"}}), "prediction"),
             (json!({"web_search_options": {}}), "web_search_options"),
             (json!({"service_tier": "priority"}), "service_tier"),

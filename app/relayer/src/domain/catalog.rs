@@ -51,6 +51,11 @@ pub struct Provider {
     /// signature names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// OpenAI protocol: the field that carries the bound the relayer holds when a request
+    /// does not set it (`max_tokens`, which every compatible host honours, by default;
+    /// `max_completion_tokens` for OpenAI's own reasoning models, which refuse `max_tokens`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens_field: Option<String>,
     /// This provider's wait for a reply's first byte, in milliseconds, when it differs from
     /// the relayer's `first_byte_timeout_ms` (slow reasoning models).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,6 +97,7 @@ impl Provider {
             api_key_env: None,
             api_version: None,
             region: None,
+            max_tokens_field: None,
             first_byte_timeout_ms: None,
             total_timeout_ms: None,
             models,

@@ -60,6 +60,9 @@ impl Tokens {
             serde_json::Value::Null if u["total_tokens"].as_u64() == Some(input) => 0,
             n => n.as_u64()?,
         };
+        // Some hosts leave reasoning tokens out of completion_tokens (in
+        // completion_tokens_details) but not out of total_tokens: they are billed output.
+        let output = output.max(u["total_tokens"].as_u64().map_or(0, |t| t.saturating_sub(input)));
         let details = &u["prompt_tokens_details"];
         let n = |k: &str| details[k].as_u64().unwrap_or(0);
         Some(Tokens { input, output, cached: n("cached_tokens"), cache_write: n("cache_write_tokens") })

@@ -79,7 +79,8 @@ fn parse(body: &Bytes, endpoint: Endpoint, image_tokens: u64) -> Result<(Value, 
         match v.get(field) {
             None | Some(Value::Null) => {}
             Some(n) => match n.as_u64() {
-                Some(n) if (1..=MAX_TOKENS_LIMIT).contains(&n) => max_tokens = Some(n),
+                // Both fields set: the larger is held (a host may honour either).
+                Some(n) if (1..=MAX_TOKENS_LIMIT).contains(&n) => max_tokens = max_tokens.max(Some(n)),
                 _ => {
                     return Err(ApiError::bad_request(
                         "invalid_value",
@@ -170,12 +171,6 @@ async fn serve(
     let (key_hash, caller) = g.caller(&headers)?;
     let (mut forward, req) = parse(&body, endpoint, g.config.image_tokens)?;
     let max_tokens = req.max_tokens.unwrap_or(g.config.default_max_tokens);
-    if req.max_tokens.is_none() && endpoint != Endpoint::Embeddings {
-        // The provider is told the bound the hold covers: without it, it may write until
-        // the model's context ends. `max_tokens` is the field every OpenAI-compatible host
-        // knows (docs/decisions.md); the other protocols get theirs from `Call::max_tokens`.
-        forward["max_tokens"] = Value::from(max_tokens);
-    }
     let generated = max_tokens.checked_mul(req.generations).ok_or_else(|| {
         ApiError::bad_request("invalid_value", Some("max_tokens"), "`max_tokens` times `n` is too large.")
     })?;

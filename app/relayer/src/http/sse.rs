@@ -2,10 +2,13 @@
 //! translated to OpenAI chunks by the provider's adapter and passed on as it arrives; the
 //! usage chunk (always requested upstream) is read for metering and dropped unless the
 //! caller asked for it; the usage record is committed before the final `[DONE]` is sent.
-//! A stream that ends without its terminal event (the provider cut it, or broke mid-way)
-//! ends in an error event instead of `[DONE]`, and is charged for what was delivered: the
-//! usage the provider reported so far, or the prompt bound and the delivered text at four
-//! bytes a token, never more than the hold.
+//! A stream that ends without its terminal event ends in an error event instead of `[DONE]`.
+//! Cut by the relayer's own deadline (silent too long, or past the attempt's total), the
+//! provider was still working and bills it: it is charged its hold. Broken by the provider,
+//! it is charged for what was delivered: the usage the provider reported so far, or the
+//! prompt bound, and at least a token per delivered byte of output; never more than the
+//! hold. A caller that stops reading never stalls the upstream read: after `STALL` it is
+//! left behind and the stream is read to its end and charged as billed.
 
 use std::convert::Infallible;
 
@@ -47,19 +50,27 @@ fn classify(event: &[u8]) -> Event {
     }
 }
 
-/// The generated text a chunk carries: its content and its tool calls' arguments.
+/// The generated text a chunk carries: its content (a completion's `text`), its reasoning
+/// and its tool calls' arguments.
 fn generated_bytes(chunk: &Value) -> usize {
-    let delta = &chunk["choices"][0]["delta"];
-    let content = delta["content"].as_str().map_or(0, str::len);
+    let choice = &chunk["choices"][0];
+    let delta = &choice["delta"];
+    let text = |v: &Value| v.as_str().map_or(0, str::len);
     let calls = delta["tool_calls"].as_array().into_iter().flatten();
-    content + calls.map(|c| c["function"]["arguments"].as_str().map_or(0, str::len)).sum::<usize>()
+    text(&delta["content"])
+        + text(&delta["reasoning_content"])
+        + text(&choice["text"])
+        + calls.map(|c| text(&c["function"]["arguments"])).sum::<usize>()
 }
 
-/// What a stream cut short is charged for: the usage the provider reported so far (its
-/// output at least what was delivered), or the prompt bound and the delivered bytes at four
-/// bytes a token.
+/// How long a caller that stops reading may hold the stream up before it is left behind.
+const STALL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What a stream the provider broke is charged for: the usage it reported so far (its
+/// output at least what was delivered), or the prompt bound; the delivered output at a
+/// token a byte (no tokenizer makes fewer bytes than tokens).
 fn delivered_usage(reported: Option<Tokens>, prompt_bound: u64, delivered: usize) -> Tokens {
-    let output = (delivered as u64).div_ceil(4);
+    let output = delivered as u64;
     match reported {
         Some(t) => Tokens { output: t.output.max(output), ..t },
         None => Tokens::plain(prompt_bound, output),
@@ -74,7 +85,9 @@ fn with_cost(event: &[u8], charged: u64) -> Option<Bytes> {
     Some(Bytes::from(format!("data: {v}\n\n")))
 }
 
-const INTERRUPTED: &str = r#"{"error": {"message": "The provider's stream ended before it finished; you were charged only for what was delivered.", "type": "upstream_error", "param": null, "code": "stream_interrupted"}}"#;
+const INTERRUPTED: &str = r#"{"error": {"message": "The provider's stream broke before it finished; you were charged for what was delivered.", "type": "upstream_error", "param": null, "code": "stream_interrupted"}}"#;
+
+const TIMED_OUT: &str = r#"{"error": {"message": "The provider's stream went silent past the relayer's deadline while it was still working, and it bills that work: you were charged the request's hold.", "type": "upstream_error", "param": null, "code": "stream_timed_out"}}"#;
 
 /// Streams `upstream` to the caller and settles the request when it ends.
 pub(crate) fn relay(
@@ -92,16 +105,29 @@ pub(crate) fn relay(
         let mut usage = None;
         let mut delivered = 0;
         let mut usage_chunk: Option<Vec<u8>> = None;
-        // Keep reading after the caller leaves: the provider bills what it generated.
+        // Keep reading after the caller leaves (or stops reading): the provider bills what it
+        // generated.
+        let caller = std::sync::Mutex::new(Some(tx));
         let send = |bytes: Bytes| {
-            let tx = tx.clone();
+            let tx = caller.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let caller = &caller;
             async move {
-                let _ = tx.send(bytes).await;
+                let Some(tx) = tx else { return };
+                if !matches!(tokio::time::timeout(STALL, tx.send(bytes)).await, Ok(Ok(()))) {
+                    *caller.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                }
             }
         };
         let mut done = false;
+        let mut timed_out = false;
         while let Some(piece) = body.next().await {
-            let Ok(piece) = piece else { break };
+            let piece = match piece {
+                Ok(piece) => piece,
+                Err(e) => {
+                    timed_out = e.is_timeout();
+                    break;
+                }
+            };
             buf.extend_from_slice(&piece);
             while let Some(upstream_event) = translator.next_event(&mut buf) {
                 for event in translator.event(&upstream_event) {
@@ -130,7 +156,10 @@ pub(crate) fn relay(
                 break;
             }
         }
-        if !done {
+        if timed_out {
+            // Our deadline, not the provider's failure: it was working, and bills it.
+            usage = None;
+        } else if !done {
             let reported = usage.or(translator.usage_so_far());
             usage = Some(delivered_usage(reported, served.prompt_bound, delivered));
         }
@@ -140,8 +169,11 @@ pub(crate) fn relay(
                 if let Some(chunk) = usage_chunk.and_then(|c| with_cost(&c, charged)) {
                     send(chunk).await;
                 }
-                let end =
-                    if done { "data: [DONE]\n\n".to_string() } else { format!("data: {INTERRUPTED}\n\n") };
+                let end = match (done, timed_out) {
+                    (true, _) => "data: [DONE]\n\n".to_string(),
+                    (false, true) => format!("data: {TIMED_OUT}\n\n"),
+                    (false, false) => format!("data: {INTERRUPTED}\n\n"),
+                };
                 send(Bytes::from(end)).await;
             }
             Err(e) => {

@@ -223,6 +223,10 @@ fn finish_reason(stop: &Value) -> Value {
 /// Anthropic's usage in OpenAI's shape: its `input_tokens` excludes cache reads and writes,
 /// OpenAI's `prompt_tokens` includes them (cache reads also in `cached_tokens`).
 fn usage(u: &Value) -> Value {
+    // No usage reported is not zero usage: `null`, so the request is charged its hold.
+    if !u.is_object() {
+        return Value::Null;
+    }
     let n = |k: &str| u[k].as_u64().unwrap_or(0);
     let (read, written) = (n("cache_read_input_tokens"), n("cache_creation_input_tokens"));
     openai_usage(n("input_tokens") + read + written, read, written, n("output_tokens"))

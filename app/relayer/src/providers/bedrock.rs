@@ -309,6 +309,10 @@ fn finish_reason(stop: &Value) -> Value {
 /// Bedrock's usage in OpenAI's shape: its `inputTokens` excludes cache reads and writes,
 /// OpenAI's `prompt_tokens` includes them (cache reads also in `cached_tokens`).
 fn usage(u: &Value) -> Value {
+    // No usage reported is not zero usage: `null`, so the request is charged its hold.
+    if !u.is_object() {
+        return Value::Null;
+    }
     let n = |k: &str| u[k].as_u64().unwrap_or(0);
     let (read, written) = (n("cacheReadInputTokens"), n("cacheWriteInputTokens"));
     openai_usage(n("inputTokens") + read + written, read, written, n("outputTokens"))

@@ -158,7 +158,17 @@ fn user_parts(content: &Value) -> Result<Vec<Value>, String> {
             Some("image_url") => {
                 let url = part["image_url"]["url"].as_str().ok_or("`image_url.url` is required")?;
                 match data_url(url)? {
-                    Some((mime, data)) => Ok(json!({"inlineData": {"mimeType": mime, "data": data}})),
+                    // Gemini takes any file inline (PDFs, video, audio, billed by length):
+                    // an image part is held as one image, so only images pass.
+                    Some((mime, data))
+                        if ["image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"]
+                            .contains(&mime.to_ascii_lowercase().as_str()) =>
+                    {
+                        Ok(json!({"inlineData": {"mimeType": mime, "data": data}}))
+                    }
+                    Some((mime, _)) => {
+                        Err(format!("image type {mime} is not supported (png, jpeg, webp, heic, heif)"))
+                    }
                     None => Err("this provider takes images inline: send them as data URLs".into()),
                 }
             }
@@ -220,6 +230,10 @@ fn finish_reason(reason: &Value, called: bool) -> Value {
 /// `usageMetadata` in OpenAI's shape: Gemini's `promptTokenCount` already includes the
 /// cached part (`cachedContentTokenCount`); thinking tokens are billed as output.
 fn usage(u: &Value) -> Value {
+    // No usage reported is not zero usage: `null`, so the request is charged its hold.
+    if !u.is_object() {
+        return Value::Null;
+    }
     let n = |k: &str| u[k].as_u64().unwrap_or(0);
     // Gemini reports no cache writes (explicit caches are billed through their own API).
     let prompt = n("promptTokenCount") + n("toolUsePromptTokenCount");

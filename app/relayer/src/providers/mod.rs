@@ -129,12 +129,12 @@ pub enum Attempt {
         status: StatusCode,
         body: Bytes,
     },
-    /// Connect error, 5xx, an unreadable reply, or the provider refusing or rate-limiting
-    /// our credentials (401, 403, 429): the provider did no billable work, so the next one
-    /// is tried.
+    /// Connect error, 5xx, or the provider refusing or rate-limiting our credentials (401,
+    /// 403, 429): the provider did no billable work, so the next one is tried.
     Failed(Failure),
     /// The request reached the provider, which may be working on it (and will bill it), and
-    /// no reply came in time: not failed over (that would pay twice); charged its hold.
+    /// no usable reply came: none in time, a broken connection, or a 2xx that cannot be read.
+    /// Not failed over (that would pay twice); charged its hold.
     Unanswered(Failure),
 }
 
@@ -226,7 +226,9 @@ pub async fn call(http: &reqwest::Client, p: &Provider, call: &Call<'_>) -> Atte
             Ok(Some(first)) => {
                 Attempt::Streaming(Stream { first, rest, translator: adapter.stream(call.model) })
             }
-            Ok(None) => Attempt::Failed(Failure::BadBody("the stream ended before its first event".into())),
+            Ok(None) => {
+                Attempt::Unanswered(Failure::BadBody("the stream ended before its first event".into()))
+            }
             // Accepted (2xx), then silent or broken: the provider has the work.
             Err(e) if e.is_timeout() => Attempt::Unanswered(Failure::Timeout),
             Err(e) => Attempt::Unanswered(Failure::Connect(e.to_string())),
@@ -242,10 +244,12 @@ pub async fn call(http: &reqwest::Client, p: &Provider, call: &Call<'_>) -> Atte
     if !status.is_success() {
         return Attempt::ClientError { status, body: adapter.error(bytes) };
     }
+    // A 2xx is work done (a prompt blocked by the provider's safety filter is billed too):
+    // a reply that cannot be read or translated is charged its hold, never failed over.
     match serde_json::from_slice(&bytes).map_err(|e| e.to_string()).and_then(|v| adapter.reply(v, call.model))
     {
         Ok(body) => Attempt::Served(body),
-        Err(e) => Attempt::Failed(Failure::BadBody(e)),
+        Err(e) => Attempt::Unanswered(Failure::BadBody(e)),
     }
 }
 

@@ -47,12 +47,24 @@ impl Adapter for OpenAi {
                 with_key(http.post(url(p, &path)).query(&[("api-version", version)]), p, "api-key")
             }
         };
+        // The bound the relayer holds, in the field this host honours, when the caller did not
+        // set it there: without it a host may write until the model's context ends (a host
+        // that knows only `max_tokens` ignores `max_completion_tokens`).
+        let field = match call.endpoint {
+            Endpoint::Chat => p.max_tokens_field.as_deref().unwrap_or("max_tokens"),
+            Endpoint::Completions => "max_tokens",
+            Endpoint::Embeddings => "",
+        };
+        let bound = (!field.is_empty() && call.body.get(field).is_none_or(Value::is_null)).then_some(field);
         // The body as sent, its model replaced by the provider's id when they differ.
-        if call.body["model"].as_str() == Some(call.model) {
+        if call.body["model"].as_str() == Some(call.model) && bound.is_none() {
             return Ok(req.json(call.body));
         }
         let mut body = call.body.clone();
         body["model"] = Value::String(call.model.to_string());
+        if let Some(field) = bound {
+            body[field] = Value::from(call.max_tokens);
+        }
         Ok(req.json(&body))
     }
 
@@ -79,5 +91,44 @@ impl StreamTranslator for PassThrough {
             return Vec::new();
         }
         vec![event.to_vec()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The JSON body `OpenAi::Compatible` sends for `body` to a provider whose bound field
+    /// is `field`, the hold's bound being 64.
+    fn sent(body: Value, field: Option<&str>) -> Value {
+        let mut p = Provider::new("p", "http://127.0.0.1:9/v1", vec![]);
+        p.max_tokens_field = field.map(str::to_string);
+        let call = Call {
+            endpoint: Endpoint::Chat,
+            body: &body,
+            model: "m",
+            stream: false,
+            max_tokens: 64,
+            first_byte: std::time::Duration::from_secs(1),
+            total: std::time::Duration::from_secs(1),
+        };
+        let req = OpenAi::Compatible.request(&reqwest::Client::new(), &p, &call).unwrap().build().unwrap();
+        serde_json::from_slice(req.body().unwrap().as_bytes().unwrap()).unwrap()
+    }
+
+    /// A host that honours only `max_tokens` ignores `max_completion_tokens`: the bound goes
+    /// in the field the provider is configured to honour whenever the caller left it out.
+    #[test]
+    fn the_bound_is_sent_in_the_field_the_host_honours() {
+        let m = json!([{"role": "user", "content": "Hi"}]);
+        let b = sent(json!({"model": "m", "messages": m}), None);
+        assert_eq!(b["max_tokens"], 64);
+        let b = sent(json!({"model": "m", "messages": m, "max_completion_tokens": 64}), None);
+        assert_eq!((b["max_tokens"].as_u64(), b["max_completion_tokens"].as_u64()), (Some(64), Some(64)));
+        let b = sent(json!({"model": "m", "messages": m}), Some("max_completion_tokens"));
+        assert_eq!((b.get("max_tokens"), b["max_completion_tokens"].as_u64()), (None, Some(64)));
+        let b = sent(json!({"model": "m", "messages": m, "max_tokens": 10}), None);
+        assert_eq!(b["max_tokens"], 10, "the caller's own bound, within the hold, is kept");
     }
 }

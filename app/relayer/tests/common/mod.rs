@@ -101,6 +101,25 @@ pub fn ask(max_tokens: u32) -> CreateChatCompletionRequest {
         .unwrap()
 }
 
+/// The worst case `body` holds at a flat price of `per_1m` credit base units per 1M tokens,
+/// for `max_tokens`: its prompt bound (`domain/bound.rs`) and its generations.
+pub fn worst_of(body: &serde_json::Value, per_1m: u64, max_tokens: u64) -> u64 {
+    let b = compux_relayer::domain::bound::of(
+        body,
+        true,
+        false,
+        compux_relayer::domain::bound::DEFAULT_IMAGE_TOKENS,
+    )
+    .unwrap();
+    let price = compux_relayer::domain::pricing::Price::flat(per_1m, per_1m);
+    compux_relayer::domain::pricing::worst(price, b.prompt_tokens, max_tokens * b.generations).unwrap()
+}
+
+/// The worst case of `ask(max_tokens)` at a flat `per_1m`.
+pub fn worst(per_1m: u64, max_tokens: u32) -> u64 {
+    worst_of(&serde_json::to_value(ask(max_tokens)).unwrap(), per_1m, max_tokens as u64)
+}
+
 /// POSTs `body` to the chat completions of the gateway at `base` (its `/v1` URL) with KEY.
 pub async fn post_chat(base: &str, body: &serde_json::Value) -> reqwest::Response {
     reqwest::Client::new()
