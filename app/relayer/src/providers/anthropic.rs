@@ -327,15 +327,7 @@ mod tests {
     use super::*;
 
     fn chat(body: Value) -> Result<Value, String> {
-        messages_request(&Call {
-            endpoint: Endpoint::Chat,
-            body: &body,
-            model: "claude-x",
-            stream: false,
-            max_tokens: 64,
-            first_byte: std::time::Duration::from_secs(1),
-            total: std::time::Duration::from_secs(1),
-        })
+        messages_request(&Call::chat(&body, "claude-x", 64))
     }
 
     #[test]

@@ -412,15 +412,7 @@ mod tests {
     use super::*;
 
     fn converse(body: Value) -> Result<Value, String> {
-        converse_request(&Call {
-            endpoint: Endpoint::Chat,
-            body: &body,
-            model: "m",
-            stream: false,
-            max_tokens: 64,
-            first_byte: std::time::Duration::from_secs(1),
-            total: std::time::Duration::from_secs(1),
-        })
+        converse_request(&Call::chat(&body, "m", 64))
     }
 
     /// The request from the Converse API reference's tool-use example, written from an

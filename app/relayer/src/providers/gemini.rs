@@ -323,15 +323,7 @@ mod tests {
             "tools": [{"type": "function", "function": {"name": "locate", "parameters": {"type": "object"}}}],
             "tool_choice": {"type": "function", "function": {"name": "locate"}},
         });
-        let call = Call {
-            endpoint: Endpoint::Chat,
-            body: &body,
-            model: "gemini-2.5-flash",
-            stream: false,
-            max_tokens: 10,
-            first_byte: std::time::Duration::from_secs(1),
-            total: std::time::Duration::from_secs(1),
-        };
+        let call = Call::chat(&body, "gemini-2.5-flash", 10);
         let out = generate_request(&call).unwrap();
         assert_eq!(out["systemInstruction"], json!({"parts": [{"text": "Be brief."}]}));
         let c = out["contents"].as_array().unwrap();

@@ -67,6 +67,23 @@ pub struct Call<'a> {
     pub total: std::time::Duration,
 }
 
+#[cfg(test)]
+impl<'a> Call<'a> {
+    /// A non-streamed chat call of `body` to `model`, bounded at `max_tokens` (unit tests).
+    pub fn chat(body: &'a Value, model: &'a str, max_tokens: u64) -> Call<'a> {
+        let second = std::time::Duration::from_secs(1);
+        Call {
+            endpoint: Endpoint::Chat,
+            body,
+            model,
+            stream: false,
+            max_tokens,
+            first_byte: second,
+            total: second,
+        }
+    }
+}
+
 /// Turns one protocol's streamed events into OpenAI chunk events.
 pub trait StreamTranslator: Send {
     /// The next complete upstream event at the start of `buf`, taken out of it, or `None`

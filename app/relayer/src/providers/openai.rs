@@ -104,15 +104,7 @@ mod tests {
     fn sent(body: Value, field: Option<&str>) -> Value {
         let mut p = Provider::new("p", "http://127.0.0.1:9/v1", vec![]);
         p.max_tokens_field = field.map(str::to_string);
-        let call = Call {
-            endpoint: Endpoint::Chat,
-            body: &body,
-            model: "m",
-            stream: false,
-            max_tokens: 64,
-            first_byte: std::time::Duration::from_secs(1),
-            total: std::time::Duration::from_secs(1),
-        };
+        let call = Call::chat(&body, "m", 64);
         let req = OpenAi::Compatible.request(&reqwest::Client::new(), &p, &call).unwrap().build().unwrap();
         serde_json::from_slice(req.body().unwrap().as_bytes().unwrap()).unwrap()
     }
