@@ -942,8 +942,13 @@ async fn a_low_balance_fires_one_signed_webhook_retried_until_delivered_and_rear
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let (client, g, _dir, _up) = one_provider(Limits::default(), 1_000).await;
-    let config =
-        compux_relayer::jobs::alerts::AlertsConfig { check_secs: 1, retry_base_ms: 50, max_attempts: 4 };
+    let config = compux_relayer::jobs::alerts::AlertsConfig {
+        check_secs: 1,
+        retry_base_ms: 50,
+        max_attempts: 4,
+        allow_private_urls: true,
+        ..Default::default()
+    };
     compux_relayer::jobs::alerts::spawn(g.ledger.clone(), g.meter.clone(), config);
     let base = client.config().api_base().to_string();
     let http = reqwest::Client::new();
@@ -1044,6 +1049,47 @@ async fn a_limited_key_spends_within_its_limits_and_manages_no_alerts() {
         let body: serde_json::Value = res.json().await.unwrap();
         assert_eq!(body["error"]["code"], "limited_key", "{body}");
     }
+}
+
+/// A webhook URL cannot point the relayer at its own network, and an account's alerts are
+/// capped.
+#[tokio::test]
+async fn webhook_urls_must_be_public_and_an_account_has_ten_alerts_at_most() {
+    let up = provider("up", None).await;
+    let mut c = config(vec![Provider::new("up", up.base_url(), vec![Model::priced(MODEL, 1, 1)])]);
+    c.alerts.allow_private_urls = false;
+    let (client, _g, _dir) = start(c, 1_000_000).await;
+    let base = client.config().api_base().to_string();
+    let http = reqwest::Client::new();
+    let add = |url: String| {
+        let req = http
+            .post(format!("{base}/alerts"))
+            .bearer_auth(KEY)
+            .json(&serde_json::json!({"url": url, "below": 5}));
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://localhost/hook",
+        "http://10.1.2.3/",
+        "http://169.254.169.254/latest",
+        "http://[::1]:8080/",
+        "http://192.168.0.1/",
+        "http://100.64.0.1/",
+        "http://[::ffff:127.0.0.1]/",
+    ] {
+        let (status, body) = add(url.into()).await;
+        assert_eq!((status, body["error"]["param"].as_str()), (400, Some("url")), "{url}: {body}");
+    }
+    for i in 0..10 {
+        assert_eq!(add(format!("https://hooks.example.com/{i}")).await.0, 200);
+    }
+    let (status, body) = add("https://hooks.example.com/11".into()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("too_many_alerts")), "{body}");
+    assert!(compux_relayer::jobs::alerts::public("93.184.216.34".parse().unwrap()));
 }
 
 #[tokio::test]

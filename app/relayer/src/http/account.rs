@@ -172,7 +172,8 @@ pub(super) async fn alert_add(
 ) -> Result<Json<Value>, ApiError> {
     let caller = g.manager(&headers)?;
     let new: crate::jobs::alerts::NewAlert = json_body(&body)?;
-    let (alert, secret) = crate::jobs::alerts::add(g.ledger.pool(), caller.account, new).await?;
+    let (alert, secret) =
+        crate::jobs::alerts::add(g.ledger.pool(), caller.account, new, &g.config.alerts).await?;
     Ok(Json(
         json!({"id": alert.id, "account": alert.account.to_string(), "url": alert.url, "below": alert.below, "secret": secret}),
     ))

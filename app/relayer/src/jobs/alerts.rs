@@ -43,6 +43,14 @@ pub struct AlertsConfig {
     pub retry_base_ms: u64,
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// Deliver to loopback and private addresses too (a local demo, tests). Off: a webhook
+    /// URL may not point the relayer at its own network (checked at registration for
+    /// addresses, and at connect time for every name's resolved addresses).
+    #[serde(default)]
+    pub allow_private_urls: bool,
+    /// The most alerts one credit account may register.
+    #[serde(default = "default_max_per_account")]
+    pub max_per_account: usize,
 }
 
 impl Default for AlertsConfig {
@@ -51,6 +59,8 @@ impl Default for AlertsConfig {
             check_secs: default_check_secs(),
             retry_base_ms: default_retry_base_ms(),
             max_attempts: default_max_attempts(),
+            allow_private_urls: false,
+            max_per_account: default_max_per_account(),
         }
     }
 }
@@ -64,6 +74,66 @@ fn default_retry_base_ms() -> u64 {
 fn default_max_attempts() -> u32 {
     6
 }
+fn default_max_per_account() -> usize {
+    10
+}
+
+/// Whether a webhook may be delivered to `ip`: a public address, not loopback, private,
+/// link-local, shared (CGNAT), unspecified, broadcast, multicast or documentation.
+pub fn public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(a == 0
+                || v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || (a == 100 && (b & 0xc0) == 64))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => public(IpAddr::V4(v4)),
+            None => {
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || v6.is_unique_local()
+                    || v6.is_unicast_link_local())
+            }
+        },
+    }
+}
+
+/// Resolves webhook hosts to their public addresses only, at connect time (a name that
+/// resolves to a private address, first or after a DNS change, is never connected to).
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let all = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let addrs: Vec<std::net::SocketAddr> = all.filter(|a| public(a.ip())).collect();
+            if addrs.is_empty() {
+                return Err(format!("{host} resolves to no public address").into());
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Whether `url` names a private or loopback address (or `localhost`) by itself.
+fn names_private(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else { return true };
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => !public(ip),
+        Err(_) => host == "localhost" || host.ends_with(".localhost"),
+    }
+}
 
 /// What a caller sends to register an alert.
 #[derive(Clone, Debug, Deserialize)]
@@ -74,11 +144,33 @@ pub struct NewAlert {
 }
 
 /// Registers an alert for `account`; returns it and its signing secret (shown once).
-pub async fn add(pool: &Pool, account: Pubkey, new: NewAlert) -> Result<(Alert, String), ApiError> {
+pub async fn add(
+    pool: &Pool,
+    account: Pubkey,
+    new: NewAlert,
+    config: &AlertsConfig,
+) -> Result<(Alert, String), ApiError> {
     let url =
         reqwest::Url::parse(&new.url).ok().filter(|u| matches!(u.scheme(), "http" | "https")).ok_or_else(
             || ApiError::bad_request("invalid_value", Some("url"), "`url` must be an http(s) URL."),
         )?;
+    if !config.allow_private_urls && names_private(&url) {
+        return Err(ApiError::bad_request(
+            "invalid_value",
+            Some("url"),
+            "`url` must be a public address: loopback, private and link-local addresses are refused.",
+        ));
+    }
+    let existing = list(pool, Some(&account)).await.map_err(ApiError::internal)?.len();
+    if existing >= config.max_per_account {
+        return Err(ApiError::bad_request(
+            "too_many_alerts",
+            Some("url"),
+            format!(
+                "This account has {existing} alerts, the most allowed: remove one (`compux alerts remove`) first."
+            ),
+        ));
+    }
     if new.below == 0 {
         return Err(ApiError::bad_request(
             "invalid_value",
@@ -171,7 +263,14 @@ pub fn spawn(ledger: Ledger, meter: Arc<Meter>, config: AlertsConfig) -> AlertsT
 /// The checker's loop: tries to lead, and while leading checks every alert; `leading` says
 /// whether this replica leads.
 pub async fn run(ledger: Ledger, meter: Arc<Meter>, config: AlertsConfig, leading: Arc<AtomicBool>) {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("an HTTP client");
+    // No redirects (a public URL answering 302 to an internal one), and only public
+    // addresses unless told otherwise.
+    let builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none());
+    let builder =
+        if config.allow_private_urls { builder } else { builder.dns_resolver(Arc::new(PublicOnly)) };
+    let http = builder.build().expect("an HTTP client");
     let mut leader: Option<Leader> = None;
     loop {
         leading.store(leader.is_some(), Ordering::Relaxed);
@@ -208,6 +307,11 @@ async fn deliver(http: reqwest::Client, alert: Alert, available: u64, config: Al
         "created_at_ms": crate::clock::now_ms(),
     })
     .to_string();
+    let private = reqwest::Url::parse(&alert.url).map_or(true, |u| names_private(&u));
+    if private && !config.allow_private_urls {
+        tracing::error!(alert = %alert.id, "alert not delivered: its URL names a private address");
+        return;
+    }
     let mut wait = Duration::from_millis(config.retry_base_ms);
     for attempt in 1..=config.max_attempts.max(1) {
         // Signed at each attempt: the timestamp lets the receiver refuse stale replays.
