@@ -13,6 +13,43 @@ step() {
     printf '\n==> %s  (%ss elapsed)\n' "$*" "$((SECONDS - started))"
 }
 
+# Steps that only need their own inputs run in the background from the moment they can
+# start, their output kept in a log and shown, whole, where the step sits in this list: the
+# SBF toolchain's downloads and the linker's and the VM's serial builds fill the gaps of the
+# native build, and the Postgres run (mostly waiting on sockets) overlaps the ELF suite
+# (all CPU). CI times before and after: README, "Two commands".
+jobs_dir=$(mktemp -d)
+pids=()
+# Each in a process group of its own (setsid), so that stopping the run stops their children.
+cleanup() {
+    for pid in "${pids[@]}"; do kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true; done
+    rm -rf "$jobs_dir"
+}
+trap cleanup EXIT
+background() {
+    local name=$1
+    shift
+    setsid "$@" >"$jobs_dir/$name.log" 2>&1 &
+    pids+=("$!")
+    echo "$!" >"$jobs_dir/$name.pid"
+    echo "$SECONDS" >"$jobs_dir/$name.start"
+}
+# Waits for a background step, shows its output, and fails the run if it failed.
+finish() {
+    local name=$1 status=0
+    wait "$(cat "$jobs_dir/$name.pid")" || status=$?
+    cat "$jobs_dir/$name.log"
+    printf '(%s: ran in the background from %ss, finished at %ss)\n' "$name" \
+        "$(($(cat "$jobs_dir/$name.start") - started))" "$((SECONDS - started))"
+    if [ "$status" != 0 ]; then
+        echo "error: the step above ($name) failed with status $status" >&2
+        exit "$status"
+    fi
+}
+
+background sbf bash scripts/sbf.sh
+background idl cargo run -q -p compux-idl -- --check
+
 step "cargo fmt --check"
 cargo fmt --all --check
 cargo fmt --check --manifest-path tools/svm/Cargo.toml
@@ -21,31 +58,33 @@ step "cargo clippy --all-targets (warnings are errors)"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "idl/compux.json is fresh"
-cargo run -q -p compux-idl -- --check
+finish idl
 
 step "cargo test (program math + property tests, then the integration suite, the program native)"
 cargo test --workspace
 
 step "the program built to SBF: target/deploy/compux.so (scripts/sbf.sh; toolchain cached in \${COMPUX_SBF_HOME:-~/.cache/compux-sbf})"
-bash scripts/sbf.sh
+pg_url="${COMPUX_TEST_POSTGRES_URL:-$(bash scripts/postgres.sh | tail -1)}"
+background postgres env COMPUX_TEST_LEDGER=postgres COMPUX_TEST_POSTGRES_URL="$pg_url" cargo test -p compux-relayer
+finish sbf
 
 step "the integration suite again, the program as its SBF ELF in a metered VM (LiteSVM); compute units within budget"
 COMPUX_PROGRAM_SO="$PWD/target/deploy/compux.so" cargo test -p compux-tests -- --nocapture compute_units
 COMPUX_PROGRAM_SO="$PWD/target/deploy/compux.so" cargo test -p compux-tests -- --skip compute_units
 
 step "the relayer's tests again on PostgreSQL (the same tests, a fresh database each)"
-pg_url="${COMPUX_TEST_POSTGRES_URL:-$(bash scripts/postgres.sh | tail -1)}"
-COMPUX_TEST_LEDGER=postgres COMPUX_TEST_POSTGRES_URL="$pg_url" cargo test -p compux-relayer
+finish postgres
 
 step "@solana/web3.js, Anchor's TypeScript client and the official OpenAI (Node, Python) and Anthropic (Python) clients against \`compux up\` (the program as its ELF)"
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
     (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
     cargo build -q -p compux-cli
-    scratch=$(mktemp -d)
+    scratch="$jobs_dir/clients"
+    mkdir -p "$scratch"
     "$CARGO_TARGET_DIR/debug/compux" up --rpc-port 0 --relayer-port 0 --json --data-dir "$scratch/up" \
         --config migrations/market.toml >"$scratch/up.json" 2>"$scratch/up.log" &
     up_pid=$!
-    trap 'kill "$up_pid" 2>/dev/null || true; rm -rf "$scratch"' EXIT
+    pids+=("$up_pid")
     for _ in $(seq 1 120); do
         [ -s "$scratch/up.json" ] && break
         kill -0 "$up_pid" 2>/dev/null || { cat "$scratch/up.log" >&2; echo "compux up exited" >&2; exit 1; }
