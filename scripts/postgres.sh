@@ -13,8 +13,14 @@ if [ -z "${version:-}" ]; then
     exit 1
 fi
 pg_ctlcluster "$version" "$cluster" start >/dev/null 2>&1 || true
-for _ in $(seq 1 50); do
-    pg_lsclusters --no-header | grep -q online && break
+# "online" comes before the server takes connections ("the database system is starting
+# up"): wait for a query to answer, up to a minute on a busy machine.
+for i in $(seq 1 300); do
+    su postgres -c "psql -qtAc 'SELECT 1'" >/dev/null 2>&1 && break
+    if [ "$i" = 300 ]; then
+        echo "PostgreSQL $version/$cluster does not answer: see pg_lsclusters and its log in /var/log/postgresql" >&2
+        exit 1
+    fi
     sleep 0.2
 done
 su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname = 'compux'\"" | grep -q 1 ||
