@@ -74,6 +74,10 @@ pub enum Command {
     Status {
         /// Whose status; the wallet by default.
         owner: Option<Pubkey>,
+        /// Also ask this relayer (its OpenAI base URL, e.g. http://127.0.0.1:8080/v1) for
+        /// settlement incidents: the wallet's usage it cannot burn on chain.
+        #[arg(long)]
+        relayer: Option<String>,
     },
     /// Operator commands (the wallet is the market's admin).
     #[command(subcommand)]
@@ -142,7 +146,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<()> {
         }
         Command::Keygen { outfile, force } => local::keygen(ctx, outfile, force),
         Command::Airdrop { sol, to } => local::airdrop(ctx, &sol, to).await,
-        Command::Status { owner } => status::status(ctx, owner).await,
+        Command::Status { owner, relayer } => status::status(ctx, owner, relayer.as_deref()).await,
         Command::Admin(a) => admin::run(ctx, a).await,
         Command::Buy(a) => startup::buy(ctx, a).await,
         Command::Transfer(a) => startup::transfer(ctx, a).await,

@@ -37,7 +37,20 @@ fn facility_json(address: &Pubkey, f: &Facility, role: &str, quote_decimals: u8)
     })
 }
 
-pub async fn status(ctx: &Ctx, owner: Option<Pubkey>) -> Result<()> {
+/// The relayer's stuck settlements (`/health/ready`) of `sources` (credit accounts and
+/// facilities): usage charged and not burnable on chain.
+async fn stuck_settlements(relayer: &str, sources: &[String]) -> Result<Vec<Value>> {
+    let url = format!("{}/health/ready", relayer.trim_end_matches('/').trim_end_matches("/v1"));
+    let res = reqwest::get(&url).await.map_err(|e| {
+        anyhow::anyhow!("cannot reach the relayer at {url} ({e}): is it running (`compux up`)?")
+    })?;
+    // 503 (not ready) still says which settlements are stuck.
+    let ready: Value = res.json().await.unwrap_or(Value::Null);
+    let stuck = ready["settlement"]["stuck"].as_array().cloned().unwrap_or_default();
+    Ok(stuck.into_iter().filter(|s| sources.iter().any(|x| s["source"] == x.as_str())).collect())
+}
+
+pub async fn status(ctx: &Ctx, owner: Option<Pubkey>, relayer: Option<&str>) -> Result<()> {
     let owner = match owner {
         Some(k) => k,
         None => ctx.wallet()?.pubkey(),
@@ -93,13 +106,26 @@ pub async fn status(ctx: &Ctx, owner: Option<Pubkey>) -> Result<()> {
         let decimals = rpc.get_token_supply(&state.quote_mint).await?.decimals;
         facilities.extend(mine.iter().map(|(address, f, role)| facility_json(address, f, role, decimals)));
     }
-    let value = json!({
+    let mut value = json!({
         "owner": owner.to_string(),
         "lamports": lamports,
         "credit_accounts": accounts,
         "reservations": reservations,
         "facilities": facilities,
     });
+    let stuck = match relayer {
+        Some(relayer) => {
+            let sources: Vec<String> = accounts
+                .iter()
+                .chain(facilities.iter().filter(|f| f["role"] == "borrower"))
+                .filter_map(|a| a["address"].as_str().map(String::from))
+                .collect();
+            let stuck = stuck_settlements(relayer, &sources).await?;
+            value["settlement_stuck"] = json!(stuck);
+            stuck
+        }
+        None => Vec::new(),
+    };
     if ctx.json {
         out!("{value}");
         return Ok(());
@@ -135,6 +161,16 @@ pub async fn status(ctx: &Ctx, owner: Option<Pubkey>) -> Result<()> {
                 r["next_period_end"].as_i64().map(units::format_utc).unwrap_or_default()
             );
         }
+    }
+    for t in &stuck {
+        out!(
+            "  SETTLEMENT STUCK for {}: batch {} failed {} times ({}). Usage charged by the relayer \
+             is not burned on chain; the relayer's operator is alerted.",
+            t["source"].as_str().unwrap_or_default(),
+            t["seq"],
+            t["attempts"],
+            t["error"].as_str().unwrap_or_default()
+        );
     }
     if !facilities.is_empty() {
         out!(
