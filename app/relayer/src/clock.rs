@@ -39,12 +39,14 @@ impl Clock {
         }
     }
 
-    fn ahead(&self) -> i64 {
+    /// How far an adjustable clock was moved forward (0 for the system clock): added to
+    /// the database's clock where that one times leases.
+    pub fn ahead_ms(&self) -> i64 {
         self.ahead_ms.as_ref().map_or(0, |a| a.load(Ordering::Relaxed))
     }
 
     pub fn now_ms(&self) -> i64 {
-        now_ms() + self.ahead()
+        now_ms() + self.ahead_ms()
     }
 
     /// Days since the Unix epoch, UTC.
@@ -54,7 +56,7 @@ impl Clock {
 
     /// Now, for timers and deadlines.
     pub fn instant(&self) -> Instant {
-        Instant::now() + Duration::from_millis(self.ahead() as u64)
+        Instant::now() + Duration::from_millis(self.ahead_ms() as u64)
     }
 }
 

@@ -21,6 +21,14 @@ pub struct Config {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[serde_as(as = "Option<serde_with::DisplayFromStr>")]
     pub market: Option<Pubkey>,
+    /// Model requests this replica serves at once (streams count until they end); one
+    /// more is a 503 `overloaded` with Retry-After, before its body is read.
+    #[serde(default = "default_max_concurrent_requests")]
+    pub max_concurrent_requests: usize,
+    /// Active wallet-issued keys one wallet may hold (a key costs a row and memory on every
+    /// replica).
+    #[serde(default = "default_keys_per_wallet")]
+    pub keys_per_wallet: usize,
     /// Solana RPC endpoint for on-chain balances.
     #[serde(default = "default_rpc_url")]
     pub rpc_url: String,
@@ -64,7 +72,8 @@ pub struct Config {
     #[serde(default = "default_first_byte_timeout_ms")]
     pub first_byte_timeout_ms: u64,
     /// The whole of one attempt, reply read in full (a provider's `total_timeout_ms`
-    /// overrides it).
+    /// overrides it). A request's attempts together never run longer than the largest of
+    /// these (`longest_request_ms`).
     #[serde(default = "default_total_timeout_ms")]
     pub total_timeout_ms: u64,
     /// Consecutive failures that take a provider out of routing...
@@ -116,6 +125,14 @@ fn default_refresh_secs() -> u64 {
 
 fn default_max_tokens() -> u64 {
     4_096
+}
+
+fn default_max_concurrent_requests() -> usize {
+    4_096
+}
+
+fn default_keys_per_wallet() -> usize {
+    20
 }
 
 fn default_image_tokens() -> u64 {
@@ -171,13 +188,40 @@ impl Key {
     }
 }
 
+/// Time allowed, after a request's last attempt ends, for its charge to be recorded.
+const RECORD_MARGIN_MS: u64 = 5_000;
+
 impl Config {
+    /// Prompt tokens held per image for a request to `model`: the most any provider serving
+    /// it bills for one (its `image_tokens`, else the relayer's), since routing picks the
+    /// provider after the hold.
+    pub fn image_tokens_for(&self, model: &str) -> u64 {
+        let serving = self.providers.iter().flat_map(|p| &p.models).filter(|m| m.name == model);
+        serving.map(|m| m.image_tokens.unwrap_or(self.image_tokens)).max().unwrap_or(self.image_tokens)
+    }
+
+    /// The longest one request's attempts may run together: the largest total deadline
+    /// here or on any provider.
+    pub fn request_deadline(&self) -> std::time::Duration {
+        let providers = self.providers.iter().filter_map(|p| p.total_timeout_ms);
+        std::time::Duration::from_millis(providers.fold(self.total_timeout_ms, u64::max))
+    }
+
+    /// The longest a request may run and still charge: its deadline plus a margin to record
+    /// the charge. A replica's lease stands this long after it stops admitting
+    /// (`jobs::leases`).
+    pub fn longest_request_ms(&self) -> u64 {
+        (self.request_deadline().as_millis() as u64).saturating_add(RECORD_MARGIN_MS)
+    }
+
     /// A relayer listening on `listen` in front of `providers`, every other setting at its
     /// default (as a file with only those would be); set fields, then `check`.
     pub fn new(listen: SocketAddr, providers: Vec<Provider>) -> Config {
         Config {
             listen,
             market: None,
+            keys_per_wallet: default_keys_per_wallet(),
+            max_concurrent_requests: default_max_concurrent_requests(),
             rpc_url: default_rpc_url(),
             ledger: default_ledger(),
             journal: default_journal(),
@@ -263,7 +307,22 @@ mod tests {
             price: Price::flat(1_000_000, 2_000_000),
             hour_multipliers_bps: Some(vec![10_000; 24]),
             provider_price: Some(Price::flat(600_000, 800_000)),
+            image_tokens: Some(5_000),
         }
+    }
+
+    #[test]
+    fn a_models_image_tokens_are_the_most_any_provider_serving_it_bills() {
+        let mut c = Config::new("127.0.0.1:0".parse().unwrap(), Vec::new());
+        c.providers.push(Provider::new("a", "http://a", vec![model("m"), Model::priced("plain", 1, 1)]));
+        c.providers.push(Provider::new(
+            "b",
+            "http://b",
+            vec![Model { image_tokens: Some(60_000), ..model("m") }],
+        ));
+        assert_eq!(c.image_tokens_for("m"), 60_000, "routing may pick either: the larger is held");
+        assert_eq!(c.image_tokens_for("plain"), c.image_tokens, "the relayer's default");
+        assert_eq!(c.image_tokens_for("unserved"), c.image_tokens);
     }
 
     #[test]

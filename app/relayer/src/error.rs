@@ -162,6 +162,22 @@ impl ApiError {
         }
     }
 
+    /// This replica serves as many requests as it may at once (`max_concurrent_requests`).
+    pub fn overloaded(limit: usize) -> Self {
+        ApiError {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "overloaded",
+                format!(
+                    "This relayer is serving {limit} requests at once, its limit. Nothing was charged; \
+                     retry shortly."
+                ),
+            )
+        }
+    }
+
     pub fn upstream(status: StatusCode, message: impl Into<String>) -> Self {
         Self::new(status, "upstream_error", "upstream_unavailable", message)
     }

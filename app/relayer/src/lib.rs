@@ -92,7 +92,9 @@ pub async fn start(path: &Path) -> anyhow::Result<Running> {
             let g = Arc::downgrade(&gateway);
             Arc::new(move || g.upgrade().map(|g| g.keys.budgets()).unwrap_or_default())
         };
-        let (l, m, a, c) = (ledger_copy.clone(), meter.clone(), accounts.clone(), config_copy.leases.clone());
+        let mut c = config_copy.leases.clone();
+        c.in_flight_ms = config_copy.longest_request_ms();
+        let (l, m, a) = (ledger_copy.clone(), meter.clone(), accounts.clone());
         tasks.supervise("leases", move || {
             Box::pin(leases::run(
                 l.clone(),

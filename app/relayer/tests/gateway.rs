@@ -11,7 +11,7 @@ use compux_relayer::access::keys::Limits;
 use compux_relayer::config::{Model, Provider};
 use compux_relayer::domain::ids::{KeyHash, Pubkey, Source};
 use compux_relayer::domain::pricing::Price;
-use compux_relayer::sim::{self, SimHandle, SimOptions};
+use compux_relayer::sim::SimHandle;
 use compux_relayer::{serve, Config, Gateway, Ledger, Meter};
 
 mod common;
@@ -89,12 +89,7 @@ async fn failing_provider_is_skipped_and_the_caller_is_charged_once() {
 
 #[tokio::test]
 async fn a_provider_that_took_the_request_and_times_out_is_charged_its_hold_and_not_failed_over() {
-    let slow = sim::spawn(
-        SimOptions { name: "slow".into(), completion_tokens: 20, latency_ms: 60_000, ..Default::default() },
-        any_port(),
-    )
-    .await
-    .unwrap();
+    let slow = slow("slow", 60_000).await;
     let backup = provider("backup", None).await;
     let entry = |name: &str, url: String, price: u64| {
         Provider::new(name, url, vec![Model::priced(MODEL, price, price)])
@@ -131,12 +126,7 @@ async fn a_provider_that_took_the_request_and_times_out_is_charged_its_hold_and_
 /// finishes (and bills) it, and it is recorded and charged all the same.
 #[tokio::test]
 async fn a_caller_that_goes_away_does_not_cancel_the_request_it_is_charged_for() {
-    let slow = sim::spawn(
-        SimOptions { name: "slow".into(), completion_tokens: 20, latency_ms: 1_500, ..Default::default() },
-        any_port(),
-    )
-    .await
-    .unwrap();
+    let slow = slow("slow", 1_500).await;
     let (client, g, _dir) = gateway(&[(&slow, 1_000_000, 1_000_000)], 10_000_000).await;
     let base = client.config().api_base().to_string();
     let impatient =
@@ -159,6 +149,48 @@ async fn a_caller_that_goes_away_does_not_cancel_the_request_it_is_charged_for()
         r[0].1 > 0 && g.meter.balance(VAULT).unsettled == r[0].1 as u64,
         "charged what the provider billed"
     );
+}
+
+#[tokio::test]
+async fn past_its_concurrency_limit_a_replica_answers_503_and_a_keyless_caller_is_refused_before_its_body() {
+    let slow = slow("slow", 1_500).await;
+    let mut c = config(vec![Provider::new("slow", slow.base_url(), vec![Model::priced(MODEL, 1, 1)])]);
+    c.max_concurrent_requests = 2;
+    let (client, g, _dir) = start(c, 10_000_000).await;
+    let busy: Vec<_> = (0..2)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.chat().create(ask(10)).await })
+        })
+        .collect();
+    // Both hold their credits (1 unit each at this price), so both hold their slots.
+    while g.meter.balance(VAULT).held < 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let res = post_hi(&client).await;
+    assert_eq!(res.status().as_u16(), 503);
+    assert_eq!(res.headers()["retry-after"], "1");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "overloaded", "{body}");
+    for b in busy {
+        b.await.unwrap().unwrap();
+    }
+    assert_eq!(post_hi(&client).await.status().as_u16(), 200, "the slots came back");
+    assert_eq!(slow.requests(), 3, "the refused request never went upstream");
+
+    // A caller without a valid key is answered before its body is read: a body that never
+    // ends would otherwise hold the request open.
+    let base = client.config().api_base().to_string();
+    let endless =
+        reqwest::Body::wrap_stream(futures_util::stream::pending::<Result<Vec<u8>, std::io::Error>>());
+    let res = reqwest::Client::new()
+        .post(format!("{base}/chat/completions"))
+        .bearer_auth("sk-not-a-key")
+        .header("content-type", "application/json")
+        .body(endless);
+    let res = tokio::time::timeout(std::time::Duration::from_secs(60), res.send()).await;
+    let res = res.expect("answered without waiting for the body").unwrap();
+    assert_eq!(res.status().as_u16(), 401);
 }
 
 #[tokio::test]
@@ -597,16 +629,32 @@ async fn wallets_get_keys_by_signing_a_challenge_and_can_revoke_them() {
     };
     let wallet = Keypair::new();
     let owner = wallet.pubkey().to_string();
-    let signed = |challenge: &str, by: &Keypair| json!({"owner": owner, "challenge": challenge, "signature": by.sign_message(challenge.as_bytes()).to_string()});
+    let signed = |challenge: &str, by: &Keypair, params: Value| {
+        let mut body = params;
+        body["owner"] = json!(owner);
+        body["challenge"] = json!(challenge);
+        body["signature"] = json!(by.sign_message(challenge.as_bytes()).to_string());
+        body
+    };
+    let challenge = |action: &str, params: Value| {
+        let mut ask = params;
+        ask["owner"] = json!(owner);
+        ask["action"] = json!(action);
+        let issued = post("keys/challenge", ask);
+        async move { issued.await.1["challenge"].as_str().unwrap().to_string() }
+    };
 
-    let (_, c) = post("keys/challenge", json!({"owner": owner})).await;
-    let challenge = c["challenge"].as_str().unwrap().to_string();
-    let (status, issued) = post("keys", signed(&challenge, &wallet)).await;
+    let c = challenge("create", json!({})).await;
+    for line in ["asks you to sign with your Solana account", &owner, "Create an API key", "Action: create"] {
+        assert!(c.contains(line), "the message says what is signed ({line}): {c}");
+    }
+    assert!(c.contains("Request Hash: ") && c.contains("Expiration Time: "), "{c}");
+    let (status, issued) = post("keys", signed(&c, &wallet, json!({}))).await;
     assert_eq!(status, 200, "{issued}");
     let key = issued["key"].as_str().unwrap().to_string();
     let account = compux_sdk::pda::credit_account(&market, &wallet.pubkey()).0;
     assert_eq!(issued["account"], account.to_string(), "scoped to the wallet's credit account in the market");
-    let (status, again) = post("keys", signed(&challenge, &wallet)).await;
+    let (status, again) = post("keys", signed(&c, &wallet, json!({}))).await;
     assert_eq!(
         (status, again["error"]["code"].as_str()),
         (401, Some("invalid_signature")),
@@ -614,9 +662,21 @@ async fn wallets_get_keys_by_signing_a_challenge_and_can_revoke_them() {
     );
 
     // Someone else's signature on a fresh challenge gets nothing.
-    let (_, c) = post("keys/challenge", json!({"owner": owner})).await;
-    let (status, _) = post("keys", signed(c["challenge"].as_str().unwrap(), &Keypair::new())).await;
+    let c = challenge("create", json!({})).await;
+    let (status, _) = post("keys", signed(&c, &Keypair::new(), json!({}))).await;
     assert_eq!(status, 401);
+
+    // A signature answers only the request it was asked for: one given to list keys, or to
+    // create a key limited to 1 credit a day, cannot create an unlimited key.
+    let c = challenge("list", json!({})).await;
+    let (status, body) = post("keys", signed(&c, &wallet, json!({}))).await;
+    assert_eq!(status, 401, "a listing signature replayed as a creation: {body}");
+    let limited = json!({"limits": {"credits_per_day": 1_000_000}});
+    let c = challenge("create", limited.clone()).await;
+    assert!(c.contains("at most 1 credits a day"), "{c}");
+    let (status, body) = post("keys", signed(&c, &wallet, json!({"limits": {}}))).await;
+    assert_eq!(status, 401, "limits dropped from a signed creation: {body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("issued for another request"), "{body}");
 
     // The key spends from that account's on-chain balance.
     g.meter.set_onchain(Source::Vault(account), 1_000_000);
@@ -625,19 +685,29 @@ async fn wallets_get_keys_by_signing_a_challenge_and_can_revoke_them() {
     assert!(g.meter.balance(Source::Vault(account)).unsettled > 0);
 
     // Listed (without the key) and revoked with fresh signatures; then it stops working.
-    let (_, c) = post("keys/challenge", json!({"owner": owner})).await;
-    let (_, list) = post("keys/list", signed(c["challenge"].as_str().unwrap(), &wallet)).await;
+    let c = challenge("list", json!({})).await;
+    let (_, list) = post("keys/list", signed(&c, &wallet, json!({}))).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     assert!(!list.to_string().contains(&key), "the key itself is never shown again");
     let id = list["data"][0]["id"].as_str().unwrap();
-    let (_, c) = post("keys/challenge", json!({"owner": owner})).await;
-    let mut revoke = signed(c["challenge"].as_str().unwrap(), &wallet);
-    revoke["id"] = json!(id);
-    assert_eq!(post("keys/revoke", revoke).await.0, 200);
+    let c = challenge("revoke", json!({"id": "key_someother"})).await;
+    let (status, _) = post("keys/revoke", signed(&c, &wallet, json!({"id": id}))).await;
+    assert_eq!(status, 401, "a signature to revoke one key does not revoke another");
+    let c = challenge("revoke", json!({"id": id})).await;
+    assert_eq!(post("keys/revoke", signed(&c, &wallet, json!({"id": id}))).await.0, 200);
     assert_eq!(
         api_error(client.chat().create(ask(10)).await.unwrap_err()),
         (401, Some("invalid_api_key".into()))
     );
+
+    // A wallet holds at most `keys_per_wallet` active keys (revoked ones do not count).
+    for _ in 0..20 {
+        let c = challenge("create", json!({})).await;
+        assert_eq!(post("keys", signed(&c, &wallet, json!({}))).await.0, 200);
+    }
+    let c = challenge("create", json!({})).await;
+    let (status, body) = post("keys", signed(&c, &wallet, json!({}))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("too_many_keys")), "{body}");
 }
 
 /// One provider serving MODEL at 1 credit base unit per token either way, with the provider's
@@ -1107,7 +1177,8 @@ async fn replicas_sharing_a_postgres_ledger_never_spend_more_than_the_balance_to
         config(vec![Provider::new("up", up.base_url(), vec![Model::priced(MODEL, 1_000_000, 1_000_000)])]);
     // As in the single-relayer test: the balance covers 50 requests at worst case.
     let balance = worst(1_000_000, 20) * 50;
-    let lease = compux_relayer::jobs::leases::LeaseConfig { ttl_ms: 5_000, every_ms: 50 };
+    let lease =
+        compux_relayer::jobs::leases::LeaseConfig { ttl_ms: 5_000, every_ms: 50, in_flight_ms: 10_000 };
     let mut replicas = Vec::new();
     for i in 0..2 {
         let meter = Meter::new();

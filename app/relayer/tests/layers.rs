@@ -131,7 +131,7 @@ fn every_sql_statement_lives_in_the_store() {
 const TEXT_AT_THE_EDGES: &[(&str, &str)] = &[
     ("http/account.rs", "source: String,"), // `?source=` of GET /v1/batches
     ("access/keys.rs", "pub owner: String,"), // a signed request's body
-    ("access/keys.rs", "owner: &str) ->"),  // POST /v1/keys/challenge, parsed there
+    ("http/account.rs", "owner: String, // a wallet, parsed below"), // POST /v1/keys/challenge
     ("store/batches.rs", "source: &str) ->"), // of_source: the caller's `?source=`
     ("store/batches.rs", "pub source: String,"), // a receipt line: row to JSON
     ("store/ledger.rs", "pub key: Option<String>,"), // a usage row grouped by key: row to JSON

@@ -272,7 +272,7 @@ async fn seed(
     let http = reqwest::Client::new();
     for _ in 0..8 {
         let mut body = serde_json::json!({"signature": ""});
-        sign(&http, base, wallet, &mut body).await;
+        sign(&http, base, "/v1/keys", wallet, &mut body).await;
         let created: Value =
             http.post(format!("{base}/v1/keys")).json(&body).send().await.unwrap().json().await.unwrap();
         known.push(created["id"].as_str().unwrap().to_string());
@@ -306,14 +306,32 @@ async fn seed(
     known
 }
 
-/// Fills `body`'s owner, challenge and signature with a fresh challenge signed by `wallet`.
-async fn sign(http: &reqwest::Client, base: &str, wallet: &solana_sdk::signature::Keypair, body: &mut Value) {
+/// Fills `body`'s owner, challenge and signature with a fresh challenge for the request to
+/// `path` with `body`'s parameters, signed by `wallet`.
+async fn sign(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    wallet: &solana_sdk::signature::Keypair,
+    body: &mut Value,
+) {
     use solana_sdk::signer::Signer;
     let owner = wallet.pubkey().to_string();
-    let res =
-        http.post(format!("{base}/v1/keys/challenge")).json(&serde_json::json!({"owner": owner})).send();
+    let action = match path {
+        "/v1/keys" => "create",
+        "/v1/keys/list" => "list",
+        _ => "revoke",
+    };
+    let mut ask = serde_json::json!({"owner": owner, "action": action});
+    for param in ["limits", "id"] {
+        if let Some(v) = body.get(param) {
+            ask[param] = v.clone();
+        }
+    }
+    let res = http.post(format!("{base}/v1/keys/challenge")).json(&ask).send();
     let issued: Value = res.await.unwrap().json().await.unwrap();
-    let challenge = issued["challenge"].as_str().unwrap().to_string();
+    // An id no key can have gets no challenge: the request goes unsigned (401).
+    let Some(challenge) = issued["challenge"].as_str().map(String::from) else { return };
     body["signature"] = Value::from(wallet.sign_message(challenge.as_bytes()).to_string());
     body["owner"] = Value::from(owner);
     body["challenge"] = Value::from(challenge);
@@ -340,6 +358,7 @@ fn every_request_the_document_allows_the_server_accepts_and_answers_as_documente
         // Hundreds of generated alerts are well formed: the per-account cap is a state's
         // refusal, tested in gateway.rs, not the document's.
         config.alerts.max_per_account = usize::MAX;
+        config.keys_per_wallet = usize::MAX;
         let (client, g, dir) = start(config, u64::MAX / 4).await;
         let base = client.config().api_base().trim_end_matches("/v1").to_string();
         let doc: Value = reqwest::get(format!("{base}/openapi.json")).await.unwrap().json().await.unwrap();
@@ -365,7 +384,7 @@ fn every_request_the_document_allows_the_server_accepts_and_answers_as_documente
                     if b.get("signature").is_some() {
                         // A wallet-signed request: signed for real, so the checks behind the
                         // signature (a key's limits, the id revoked) are reached too.
-                        runtime.block_on(sign(&http, &base, &wallet, b));
+                        runtime.block_on(sign(&http, &base, &case.path, &wallet, b));
                     }
                 }
                 if let Some(body) = &body {

@@ -44,21 +44,33 @@ async fn replicas(
     market: Pubkey,
     accounts: &[Pubkey],
     balance: u64,
-) -> (Vec<Replica>, SimHandle, tempfile::TempDir) {
-    let options = SimOptions {
-        name: "up".into(),
-        fail_status: None,
-        completion_tokens: 20,
-        latency_ms: 0,
-        ..Default::default()
-    };
-    let up = sim::spawn(options, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+) -> (Vec<Replica>, Vec<SimHandle>, tempfile::TempDir) {
+    replicas_before(
+        n,
+        market,
+        accounts,
+        balance,
+        &[SimOptions { completion_tokens: 20, ..SimOptions::default() }],
+    )
+    .await
+}
+
+/// `n` replicas as `replicas`, replica `i` in front of a provider with `options[i % len]`.
+async fn replicas_before(
+    n: usize,
+    market: Pubkey,
+    accounts: &[Pubkey],
+    balance: u64,
+    options: &[SimOptions],
+) -> (Vec<Replica>, Vec<SimHandle>, tempfile::TempDir) {
+    let mut ups = Vec::new();
+    for o in options {
+        let o = SimOptions { name: "up".into(), ..o.clone() };
+        ups.push(sim::spawn(o, "127.0.0.1:0".parse().unwrap()).await.unwrap());
+    }
     let dir = tempfile::tempdir().unwrap();
     let target = compux_relayer::store::db::test_target(dir.path()).await.unwrap();
-    let mut config = Config::new(
-        "127.0.0.1:0".parse().unwrap(),
-        vec![Provider::new("up", up.base_url(), vec![Model::priced(MODEL, 1_000_000, 1_000_000)])],
-    );
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap(), Vec::new());
     config.market = Some(market);
     config.default_max_tokens = 100;
     config.alerts.allow_private_urls = true; // the tests' webhook receiver is on this machine
@@ -74,11 +86,42 @@ async fn replicas(
         }
         let ledger =
             Ledger::open_with(&target, &dir.path().join(format!("journal-{i}")), 1 << 20).await.unwrap();
-        let gateway = Gateway::new(config.clone(), meter, ledger).await.unwrap();
+        let up = &ups[i % ups.len()];
+        let model = Model::priced(MODEL, 1_000_000, 1_000_000);
+        let config =
+            Config { providers: vec![Provider::new("up", up.base_url(), vec![model])], ..config.clone() };
+        let gateway = Gateway::new(config, meter, ledger).await.unwrap();
         let addr = serve(gateway.clone()).await.unwrap();
         out.push(Replica { base: format!("http://{addr}/v1"), gateway });
     }
-    (out, up, dir)
+    (out, ups, dir)
+}
+
+/// Every replica leases its share of balances and budgets, as `serve` does on Postgres, on
+/// a short lease renewed often; returns once every replica holds `table`'s lease for each
+/// of `pools` (waited for, not slept on).
+async fn lease_all(r: &[Replica], table: &str, pools: i64) {
+    let lease =
+        compux_relayer::jobs::leases::LeaseConfig { ttl_ms: 5_000, every_ms: 50, in_flight_ms: 10_000 };
+    for (i, x) in r.iter().enumerate() {
+        let g = x.gateway.clone();
+        let (accounts, budgets) = (g.clone(), g.clone());
+        g.meter.require_leases();
+        tokio::spawn(compux_relayer::jobs::leases::run(
+            g.ledger.clone(),
+            g.meter.clone(),
+            format!("replica-{i}"),
+            Arc::new(move || accounts.keys.accounts()),
+            Arc::new(move || budgets.keys.budgets()),
+            lease.clone(),
+        ));
+    }
+    let pool = r[0].gateway.ledger.pool();
+    let q = format!("SELECT CAST(COUNT(*) AS BIGINT) FROM {table} WHERE amount > 0");
+    within(Duration::from_secs(30), || async {
+        sqlx::query_scalar::<_, i64>(&q).fetch_one(pool).await.unwrap() == r.len() as i64 * pools
+    })
+    .await;
 }
 
 async fn post(base: &str, path: &str, key: Option<&str>, body: Value) -> (u16, Value) {
@@ -94,14 +137,19 @@ fn hi() -> Value {
     json!({"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 10})
 }
 
-/// A challenge issued by one replica, signed by `wallet`, with `extra` fields.
-async fn signed(issuer: &Replica, wallet: &Keypair, extra: Value) -> Value {
+/// A challenge issued by one replica for `action` with `params`, signed by `wallet`: the
+/// request's body.
+async fn signed(issuer: &Replica, wallet: &Keypair, action: &str, params: Value) -> Value {
     let owner = wallet.pubkey().to_string();
-    let (_, c) = post(&issuer.base, "keys/challenge", None, json!({"owner": owner})).await;
+    let mut ask = params.clone();
+    ask["owner"] = json!(owner);
+    ask["action"] = json!(action);
+    let (_, c) = post(&issuer.base, "keys/challenge", None, ask).await;
     let challenge = c["challenge"].as_str().unwrap();
-    let mut body = json!({"owner": owner, "challenge": challenge,
-        "signature": wallet.sign_message(challenge.as_bytes()).to_string()});
-    body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    let mut body = params;
+    body["owner"] = json!(owner);
+    body["challenge"] = json!(challenge);
+    body["signature"] = json!(wallet.sign_message(challenge.as_bytes()).to_string());
     body
 }
 
@@ -129,7 +177,7 @@ async fn keys_challenges_and_rate_limits_hold_across_three_replicas() {
     let (r, _up, _dir) = replicas(3, market, &[account], 1_000_000_000).await;
 
     // A challenge issued by replica 0 is answered to replica 1, once.
-    let body = signed(&r[0], &wallet, json!({"limits": {"requests_per_minute": 5}})).await;
+    let body = signed(&r[0], &wallet, "create", json!({"limits": {"requests_per_minute": 5}})).await;
     let (status, issued) = post(&r[1].base, "keys", None, body.clone()).await;
     assert_eq!(status, 200, "{issued}");
     assert_eq!(post(&r[2].base, "keys", None, body).await.0, 401, "used once, on every replica");
@@ -171,9 +219,10 @@ async fn keys_challenges_and_rate_limits_hold_across_three_replicas() {
 
     // Revoked on replica 0 (signed on a challenge from replica 2): at once there, and 401 on
     // every replica after its next poll (run here; the background polls' delay is printed).
-    let (_, list) = post(&r[0].base, "keys/list", None, signed(&r[2], &wallet, json!({})).await).await;
+    let (_, list) =
+        post(&r[0].base, "keys/list", None, signed(&r[2], &wallet, "list", json!({})).await).await;
     let id = list["data"][0]["id"].as_str().unwrap().to_string();
-    let revoke = signed(&r[2], &wallet, json!({"id": id})).await;
+    let revoke = signed(&r[2], &wallet, "revoke", json!({"id": id})).await;
     assert_eq!(post(&r[0].base, "keys/revoke", None, revoke).await.0, 200);
     assert_eq!(post(&r[0].base, "chat/completions", Some(&key), hi()).await.0, 401);
     let took = within(Duration::from_secs(30), || async {
@@ -280,27 +329,8 @@ async fn a_daily_budget_holds_across_three_replicas_under_concurrent_load() {
         return;
     }
     let (r, _up, _dir) = replicas(3, Keypair::new().pubkey(), &[BUDGETED_ACCOUNT], 1_000_000).await;
-    let lease = compux_relayer::jobs::leases::LeaseConfig { ttl_ms: 5_000, every_ms: 50 };
-    for (i, x) in r.iter().enumerate() {
-        let g = x.gateway.clone();
-        let (accounts, budgets) = (g.clone(), g.clone());
-        g.meter.require_leases();
-        tokio::spawn(compux_relayer::jobs::leases::run(
-            g.ledger.clone(),
-            g.meter.clone(),
-            format!("replica-{i}"),
-            Arc::new(move || accounts.keys.accounts()),
-            Arc::new(move || budgets.keys.budgets()),
-            lease.clone(),
-        ));
-    }
-    // Every replica holds a slice of the budget before the load (waited for, not slept on).
-    let pool = r[0].gateway.ledger.pool();
-    within(Duration::from_secs(30), || async {
-        let q = "SELECT CAST(COUNT(*) AS BIGINT) FROM budget_leases WHERE amount > 0";
-        sqlx::query_scalar::<_, i64>(q).fetch_one(pool).await.unwrap() == 3
-    })
-    .await;
+    // Every replica holds a slice of the budget before the load.
+    lease_all(&r, "budget_leases", 1).await;
     // Each request may cost ~20 credits (prompt bound + 10 tokens) and costs fewer: 90
     // concurrent requests over the three could spend several budgets if each replica
     // counted alone.
@@ -345,4 +375,85 @@ async fn a_daily_budget_holds_across_three_replicas_under_concurrent_load() {
     assert!(served.iter().filter(|&&n| n > 0).count() >= 2, "the replicas share the budget: {served:?}");
     assert!(spent as u64 <= PER_DAY, "{spent} spent together, the key's budget is {PER_DAY} a day");
     assert!(spent as u64 >= PER_DAY / 2, "most of the budget is usable: {spent}");
+}
+
+#[tokio::test]
+async fn three_replicas_with_slow_streams_in_flight_never_charge_more_than_the_balance() {
+    if !on_postgres() {
+        return;
+    }
+    // Replica 0's provider streams in 1 to 6 s, the others' answer at once; every reply is
+    // as long as max_tokens allows, so a charge is close to its hold. Replica 0 renews its
+    // lease many times while its streams are in flight and the others spend fast: a
+    // renewal that forgot its streams (issue 23 measured +49.5 % with two replicas) lets
+    // the others spend the same credits again.
+    let slow = SimOptions {
+        latency_ms: 1_000,
+        latency_spread_ms: 5_000,
+        completion_tokens: 200,
+        ..SimOptions::default()
+    };
+    let fast = SimOptions { completion_tokens: 200, ..SimOptions::default() };
+    let balance = 7_200; // about 30 requests' holds
+    let (r, _ups, _dir) =
+        replicas_before(3, Keypair::new().pubkey(), &[ACCOUNT], balance, &[slow, fast.clone(), fast]).await;
+    lease_all(&r, "balance_leases", 1).await;
+    let ask = |replica: usize, stream: bool| {
+        let base = r[replica].base.clone();
+        async move {
+            let body = json!({"model": MODEL, "messages": [{"role": "user", "content": "Hi"}],
+                              "max_tokens": 200, "stream": stream});
+            let res = reqwest::Client::new()
+                .post(format!("{base}/chat/completions"))
+                .bearer_auth(KEY)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let text = res.text().await.unwrap();
+            match status {
+                200 => assert!(!stream || text.contains("[DONE]"), "a whole stream: {text}"),
+                402 => assert!(text.contains("insufficient_credits"), "{text}"),
+                _ => panic!("{status} {text}"),
+            }
+            status == 200
+        }
+    };
+    // Replica 0: three waves of 15 concurrent streams, 700 ms apart.
+    let streams = async {
+        let mut calls = Vec::new();
+        for _ in 0..3 {
+            calls.extend((0..15).map(|_| tokio::spawn(ask(0, true))));
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+        let mut served = 0;
+        for c in calls {
+            served += u64::from(c.await.unwrap());
+        }
+        served
+    };
+    // Replicas 1 and 2, meanwhile: one fast request after another, until three in a row
+    // are refused after replica 0's last stream could have ended.
+    let fast_ones = |replica: usize| async move {
+        let (mut served, mut refused, started) = (0, 0, std::time::Instant::now());
+        while refused < 3 || started.elapsed() < Duration::from_secs(9) {
+            if ask(replica, false).await {
+                (served, refused) = (served + 1, 0);
+            } else {
+                refused += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        served
+    };
+    let (slow_served, one, two) = tokio::join!(streams, fast_ones(1), fast_ones(2));
+    for x in &r {
+        x.gateway.ledger.flush().await.unwrap();
+    }
+    let charged = r[0].gateway.ledger.total_charged().await.unwrap();
+    eprintln!("served: {slow_served} slow streams, {one} and {two} fast requests; {charged} of {balance} credits charged");
+    assert!(charged <= balance, "the replicas charged {charged} together, the balance is {balance}");
+    assert!(slow_served > 0 && one + two > 0, "the replicas share the balance");
+    assert!(charged >= balance / 2, "most of the balance is usable: {charged} of {balance}");
 }

@@ -40,14 +40,22 @@ async fn post(relayer: &str, path: &str, body: Value) -> Result<Value> {
     Call::get(relayer, path).send_json(reqwest::Method::POST, body).run().await
 }
 
-/// A challenge from the relayer, signed by the wallet.
-async fn signed(ctx: &Ctx, relayer: &str) -> Result<Value> {
+/// The body of a signed request: a challenge the relayer issued for `action` with `params`
+/// (exactly what the request sends: the signature answers only that request), signed by
+/// the wallet, and the params.
+async fn signed(ctx: &Ctx, relayer: &str, action: &str, params: Value) -> Result<Value> {
     let wallet = ctx.wallet()?;
     let owner = wallet.pubkey().to_string();
-    let c = post(relayer, "keys/challenge", json!({"owner": owner})).await?;
+    let mut ask = params.clone();
+    ask["owner"] = json!(owner);
+    ask["action"] = json!(action);
+    let c = post(relayer, "keys/challenge", ask).await?;
     let challenge = c["challenge"].as_str().ok_or_else(|| anyhow!("the relayer sent no challenge"))?;
-    let signature = wallet.sign_message(challenge.as_bytes()).to_string();
-    Ok(json!({"owner": owner, "challenge": challenge, "signature": signature}))
+    let mut body = params;
+    body["owner"] = json!(owner);
+    body["signature"] = json!(wallet.sign_message(challenge.as_bytes()).to_string());
+    body["challenge"] = json!(challenge);
+    Ok(body)
 }
 
 pub async fn run(ctx: &Ctx, k: Keys) -> Result<()> {
@@ -58,8 +66,8 @@ pub async fn run(ctx: &Ctx, k: Keys) -> Result<()> {
                 .map(|c| compux_sdk::units::parse(&c, compux_sdk::constants::CREDIT_DECIMALS))
                 .transpose()
                 .context("--credits-per-day")?;
-            let mut body = signed(ctx, relayer).await?;
-            body["limits"] = json!({"credits_per_day": per_day, "requests_per_minute": requests_per_minute});
+            let limits = json!({"credits_per_day": per_day, "requests_per_minute": requests_per_minute});
+            let body = signed(ctx, relayer, "create", json!({"limits": limits})).await?;
             let issued = post(relayer, "keys", body).await?;
             ctx.emit(issued.clone(), || {
                 format!(
@@ -72,7 +80,7 @@ pub async fn run(ctx: &Ctx, k: Keys) -> Result<()> {
         }
         Keys::List { relayer } => {
             let relayer = relayer.trim_end_matches('/');
-            let list = post(relayer, "keys/list", signed(ctx, relayer).await?).await?;
+            let list = post(relayer, "keys/list", signed(ctx, relayer, "list", json!({})).await?).await?;
             ctx.emit(list.clone(), || {
                 let rows: Vec<String> = list["data"]
                     .as_array()
@@ -108,8 +116,7 @@ pub async fn run(ctx: &Ctx, k: Keys) -> Result<()> {
         }
         Keys::Revoke { id, relayer } => {
             let relayer = relayer.trim_end_matches('/');
-            let mut body = signed(ctx, relayer).await?;
-            body["id"] = json!(id);
+            let body = signed(ctx, relayer, "revoke", json!({"id": id})).await?;
             let done = post(relayer, "keys/revoke", body).await?;
             ctx.emit(done, || format!("key {id} revoked"));
         }

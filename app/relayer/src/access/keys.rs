@@ -1,7 +1,14 @@
-//! API keys. A wallet asks for a challenge, signs it with its keypair, and receives a key
-//! once; the key spends from that wallet's credit account in the relayer's market. Keys
-//! are stored hashed (SHA-256) in the ledger database, listed and revoked the same way (a
-//! freshly signed challenge each time), and looked up in memory on the hot path.
+//! API keys. A wallet asks for a challenge for one action (create a key with given limits,
+//! list its keys, revoke one key), signs it with its keypair, and receives a key once; the
+//! key spends from that wallet's credit account in the relayer's market. Keys are stored
+//! hashed (SHA-256) in the ledger database, listed and revoked the same way (a freshly
+//! signed challenge each time), and looked up in memory on the hot path.
+//!
+//! The challenge is a Sign-In-With-Solana-style message: the domain the wallet talks to,
+//! the wallet, the action in words, a hash of the action and its parameters, a nonce, and
+//! when it was issued and expires. A signature is accepted only for the action and the
+//! parameters it was issued for, so a signature given to list keys cannot be replayed to
+//! create one, nor one for a limited key to create an unlimited one.
 //!
 //! Shared by replicas: challenges live in the database (issued by one replica, answered to
 //! any, used once); every change to `api_keys` bumps a version in the same transaction, and
@@ -28,6 +35,7 @@ use crate::error::ApiError;
 
 /// How long a challenge may be answered, in ms.
 const CHALLENGE_TTL_MS: i64 = 300_000;
+
 /// How often a replica checks whether the keys changed.
 pub const SYNC_EVERY: Duration = Duration::from_millis(200);
 
@@ -74,6 +82,93 @@ pub struct KeySummary {
     pub limits: Limits,
 }
 
+/// What a signed request is for: each challenge is issued for one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Create a key with these limits.
+    Create(Limits),
+    /// List the wallet's keys.
+    List,
+    /// Revoke the key with this id.
+    Revoke(Option<String>),
+}
+
+impl Action {
+    /// From a challenge request's `action` and its parameters (those of other actions are
+    /// not part of it).
+    pub fn parse(action: &str, limits: Limits, id: Option<String>) -> Result<Action, ApiError> {
+        match action {
+            "create" => Ok(Action::Create(limits)),
+            "list" => Ok(Action::List),
+            "revoke" => match id {
+                // A key id is `key_` and hex; anything else names no key, and is not written
+                // into a message someone signs.
+                Some(id)
+                    if id.len() > 64
+                        || !id.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c)) =>
+                {
+                    Err(ApiError::bad_request(
+                        "invalid_value",
+                        Some("id"),
+                        "`id` is a key id such as key_0123456789ab.",
+                    ))
+                }
+                id => Ok(Action::Revoke(id)),
+            },
+            _ => Err(ApiError::bad_request(
+                "invalid_value",
+                Some("action"),
+                "`action` must be `create`, `list` or `revoke`: the challenge is for that request only.",
+            )),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Action::Create(_) => "create",
+            Action::List => "list",
+            Action::Revoke(_) => "revoke",
+        }
+    }
+
+    /// What the wallet's owner is asked to approve, in words.
+    fn describe(&self) -> String {
+        match self {
+            Action::Create(l) => {
+                let per_day = l.credits_per_day.map_or("no daily credit limit".into(), |c| {
+                    let c = compux_sdk::units::format(c, compux_sdk::constants::CREDIT_DECIMALS);
+                    format!("at most {c} credits a day")
+                });
+                let per_minute = l
+                    .requests_per_minute
+                    .map_or("no request limit".into(), |r| format!("{r} requests a minute"));
+                format!("Create an API key that spends this wallet's credits: {per_day}, {per_minute}.")
+            }
+            Action::List => "List this wallet's API keys.".into(),
+            Action::Revoke(id) => format!("Revoke the API key {}.", id.as_deref().unwrap_or("(none named)")),
+        }
+    }
+
+    /// SHA-256 of the action and its parameters (hex), written in the challenge and checked
+    /// against the request that answers it.
+    fn digest(&self) -> String {
+        use sha2::Digest;
+        let params = match self {
+            Action::Create(l) => serde_json::json!(l),
+            Action::List => serde_json::Value::Null,
+            Action::Revoke(id) => serde_json::json!(id),
+        };
+        hex::encode(sha2::Sha256::digest(format!("{}\n{params}", self.name())))
+    }
+}
+
+/// A time as `YYYY-MM-DDTHH:MM:SSZ`.
+fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1_000);
+    let t = secs.rem_euclid(86_400);
+    format!("{}T{:02}:{:02}:{:02}Z", compux_sdk::units::utc_day(secs), t / 3_600, t % 3_600 / 60, t % 60)
+}
+
 /// A signed request: the owner's wallet, the challenge it was given, its signature (base58).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,6 +190,8 @@ pub struct Keys {
     /// The `api_keys` version the map was loaded at.
     version: AtomicI64,
     market: Option<Pubkey>,
+    /// Active keys one wallet may hold (`Config::keys_per_wallet`).
+    per_wallet: usize,
     /// Challenges expire by it.
     clock: Clock,
 }
@@ -111,6 +208,7 @@ impl Keys {
         configured: impl IntoIterator<Item = (KeyHash, Caller)>,
         pool: &Pool,
         market: Option<Pubkey>,
+        per_wallet: usize,
         clock: Clock,
     ) -> anyhow::Result<Keys> {
         let configured = configured
@@ -120,8 +218,14 @@ impl Keys {
                 (hash, info)
             })
             .collect();
-        let keys =
-            Keys { by_hash: RwLock::default(), configured, version: AtomicI64::new(-1), market, clock };
+        let keys = Keys {
+            by_hash: RwLock::default(),
+            configured,
+            version: AtomicI64::new(-1),
+            market,
+            per_wallet,
+            clock,
+        };
         keys.sync(pool).await?;
         Ok(keys)
     }
@@ -185,26 +289,53 @@ impl Keys {
             .collect()
     }
 
-    /// A single-use challenge for `owner` to sign, answerable to any replica.
-    pub async fn challenge(&self, pool: &Pool, owner: &str) -> Result<String, ApiError> {
-        let owner = Pubkey::from_str(owner).map_err(|_| {
-            ApiError::bad_request("invalid_value", Some("owner"), "`owner` must be a base58 wallet address.")
-        })?;
-        let challenge = format!("compux relayer: prove you control {owner} (nonce {})", uuid::Uuid::new_v4());
+    /// A single-use challenge for `owner` to sign for `action` at `domain` (the host the
+    /// request was sent to), answerable to any replica.
+    pub async fn challenge(
+        &self,
+        pool: &Pool,
+        owner: Pubkey,
+        action: &Action,
+        domain: &str,
+    ) -> Result<String, ApiError> {
         let now = self.clock.now_ms();
+        let challenge = format!(
+            "{domain} asks you to sign with your Solana account:\n{owner}\n\n{}\n\nAction: {}\nRequest Hash: {}\n\
+             Nonce: {}\nIssued At: {}\nExpiration Time: {}",
+            action.describe(),
+            action.name(),
+            action.digest(),
+            uuid::Uuid::new_v4().simple(),
+            rfc3339(now),
+            rfc3339(now + CHALLENGE_TTL_MS),
+        );
         store::add_challenge(pool, &challenge, &owner, now, now - CHALLENGE_TTL_MS)
             .await
             .map_err(ApiError::internal)?;
         Ok(challenge)
     }
 
-    /// Checks a signed challenge (consuming it, on every replica at once) and returns the
-    /// owner's wallet.
-    async fn verify(&self, pool: &Pool, s: &Signed) -> Result<Pubkey, ApiError> {
+    /// Checks a signed challenge for `action` (consuming it, on every replica at once) and
+    /// returns the owner's wallet.
+    async fn verify(&self, pool: &Pool, s: &Signed, action: &Action) -> Result<Pubkey, ApiError> {
         let issued = store::take_challenge(pool, &s.challenge).await.map_err(ApiError::internal)?;
         let Some((owner, at)) = issued else { return Err(unauthorized("Unknown or already used challenge")) };
         if Pubkey::from_str(&s.owner).ok() != Some(owner) || self.clock.now_ms() - at >= CHALLENGE_TTL_MS {
             return Err(unauthorized("The challenge was issued to another wallet or has expired"));
+        }
+        // The stored text is the relayer's own, so its lines can be trusted.
+        let issued_for = format!("\nAction: {}\nRequest Hash: {}\n", action.name(), action.digest());
+        if !s.challenge.contains(&issued_for) {
+            return Err(unauthorized(&format!(
+                "The challenge was issued for another request: ask for one with `\"action\": \"{}\"` and \
+                 exactly this request's {}",
+                action.name(),
+                match action {
+                    Action::Create(_) => "limits",
+                    Action::List => "parameters",
+                    Action::Revoke(_) => "id",
+                }
+            )));
         }
         let signature =
             Signature::from_str(&s.signature).map_err(|_| unauthorized("The signature is not base58"))?;
@@ -217,7 +348,7 @@ impl Keys {
     /// Issues a key for the signer's credit account; returns (id, key, account). The key is
     /// shown this once; only its hash is kept.
     pub async fn create(&self, pool: &Pool, s: &Signed) -> Result<(String, String, Pubkey), ApiError> {
-        let owner = self.verify(pool, s).await?;
+        let owner = self.verify(pool, s, &Action::Create(s.limits)).await?;
         let market = self.market.ok_or_else(|| {
             ApiError::bad_request(
                 "unsupported",
@@ -235,6 +366,18 @@ impl Keys {
                 "invalid_value",
                 Some("limits"),
                 "A limit of 0 would make the key useless; leave it out for no limit.",
+            ));
+        }
+        let active = store::of_owner(pool, &owner).await.map_err(ApiError::internal)?;
+        let per_wallet = self.per_wallet;
+        if active.iter().filter(|k| !k.revoked).count() >= per_wallet {
+            return Err(ApiError::bad_request(
+                "too_many_keys",
+                None,
+                format!(
+                    "{owner} already has {per_wallet} active keys, the most one wallet may hold: \
+                     revoke one it no longer uses (`compux keys list`, `compux keys revoke <id>`)."
+                ),
             ));
         }
         let row = KeyRow {
@@ -259,7 +402,7 @@ impl Keys {
     }
 
     pub async fn list(&self, pool: &Pool, s: &Signed) -> Result<Vec<KeySummary>, ApiError> {
-        let owner = self.verify(pool, s).await?;
+        let owner = self.verify(pool, s, &Action::List).await?;
         let rows = store::of_owner(pool, &owner).await.map_err(ApiError::internal)?;
         Ok(rows
             .iter()
@@ -275,7 +418,7 @@ impl Keys {
 
     /// Revokes one of the signer's keys; it stops working at once.
     pub async fn revoke(&self, pool: &Pool, s: &Signed) -> Result<(), ApiError> {
-        let owner = self.verify(pool, s).await?;
+        let owner = self.verify(pool, s, &Action::Revoke(s.id.clone())).await?;
         let id = s.id.clone().ok_or_else(|| {
             ApiError::bad_request("missing_required_parameter", Some("id"), "`id` is required.")
         })?;

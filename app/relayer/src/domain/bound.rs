@@ -11,7 +11,9 @@
 //!   one image after the provider's resizing), whatever its source; its bytes do not count.
 //! - Output: `max_tokens` (or the default) for each choice (`n`, `best_of`) of each prompt.
 //! - Refused with a 400 naming the field: inputs and options the catalog has no price for
-//!   (audio in or out, files, predicted outputs, web search, priority tiers).
+//!   (audio in or out, files, predicted outputs, web search, priority tiers), and any
+//!   top-level parameter not in the endpoint's list of OpenAI's documented ones (a field
+//!   this relayer does not know may change the bill in a way it cannot bound).
 
 use serde_json::Value;
 
@@ -37,6 +39,7 @@ pub struct Bound {
 pub struct Refusal {
     /// OpenAI's error code: `unsupported_parameter` or `invalid_value`.
     pub code: &'static str,
+    /// The parameter, or empty for an unknown one (the message names it).
     pub field: &'static str,
     pub message: String,
 }
@@ -47,6 +50,79 @@ fn refuse(field: &'static str, message: impl Into<String>) -> Refusal {
 
 fn invalid(field: &'static str, message: impl Into<String>) -> Refusal {
     Refusal { code: "invalid_value", field, message: message.into() }
+}
+
+/// The OpenAI parameters forwarded per endpoint (the API reference's lists); the priced
+/// ones among them are bounded or refused above and below.
+const CHAT_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "audio",
+    "frequency_penalty",
+    "function_call",
+    "functions",
+    "logit_bias",
+    "logprobs",
+    "max_completion_tokens",
+    "max_tokens",
+    "metadata",
+    "modalities",
+    "n",
+    "parallel_tool_calls",
+    "prediction",
+    "presence_penalty",
+    "prompt_cache_key",
+    "reasoning_effort",
+    "response_format",
+    "safety_identifier",
+    "seed",
+    "service_tier",
+    "stop",
+    "store",
+    "stream",
+    "stream_options",
+    "temperature",
+    "tool_choice",
+    "tools",
+    "top_logprobs",
+    "top_p",
+    "user",
+    "verbosity",
+    "web_search_options",
+];
+const COMPLETIONS_FIELDS: &[&str] = &[
+    "model",
+    "prompt",
+    "best_of",
+    "echo",
+    "frequency_penalty",
+    "logit_bias",
+    "logprobs",
+    "max_tokens",
+    "n",
+    "presence_penalty",
+    "seed",
+    "stop",
+    "stream",
+    "stream_options",
+    "suffix",
+    "temperature",
+    "top_p",
+    "user",
+];
+const EMBEDDINGS_FIELDS: &[&str] = &["model", "input", "dimensions", "encoding_format", "user"];
+
+/// The first top-level field of `body` that is not one of `known`.
+fn unknown_field(body: &Value, known: &[&str]) -> Option<Refusal> {
+    let field = body.as_object()?.keys().find(|k| !known.contains(&k.as_str()))?;
+    Some(Refusal {
+        code: "unsupported_parameter",
+        field: "",
+        message: format!(
+            "Unknown parameter `{field}`: this relayer forwards only the OpenAI parameters it can bound \
+             the bill of (docs/relayer.md, \"The bill's bound\"); remove it."
+        ),
+    })
 }
 
 /// Content part types whose price the catalog does not know.
@@ -167,7 +243,12 @@ fn image(part: &serde_json::Map<String, Value>) -> Result<(), Refusal> {
 /// false for embeddings, `completions` true for the legacy completions endpoint (whose
 /// `prompt` may hold several prompts and which has `best_of`).
 pub fn of(body: &Value, generates: bool, completions: bool, image_tokens: u64) -> Result<Bound, Refusal> {
-    if let Some(r) = unpriced_option(body) {
+    let known = match (generates, completions) {
+        (false, _) => EMBEDDINGS_FIELDS,
+        (true, true) => COMPLETIONS_FIELDS,
+        (true, false) => CHAT_FIELDS,
+    };
+    if let Some(r) = unknown_field(body, known).or_else(|| unpriced_option(body)) {
         return Err(r);
     }
     // Every top-level field but the model's name and scalar options (max_tokens,
@@ -222,6 +303,29 @@ mod tests {
 
     fn chat(body: Value) -> Result<Bound, Refusal> {
         of(&body, true, false, DEFAULT_IMAGE_TOKENS)
+    }
+
+    #[test]
+    fn a_parameter_the_relayer_does_not_know_is_refused_naming_it() {
+        let hi = json!([{"role": "user", "content": "Hi"}]);
+        let r = chat(json!({"model": "m", "messages": hi, "thinking_budget": 100_000})).unwrap_err();
+        assert_eq!(r.code, "unsupported_parameter");
+        assert!(r.message.contains("`thinking_budget`"), "{}", r.message);
+        assert!(
+            chat(json!({"model": "m", "messages": hi, "temperature": 0.2, "seed": 1, "user": "u"})).is_ok()
+        );
+        let embed = |b| of(&b, false, false, DEFAULT_IMAGE_TOKENS);
+        assert!(embed(json!({"model": "m", "input": "x", "dimensions": 8})).is_ok());
+        assert!(
+            embed(json!({"model": "m", "input": "x", "messages": hi})).is_err(),
+            "not an embeddings field"
+        );
+        let complete = |b| of(&b, true, true, DEFAULT_IMAGE_TOKENS);
+        assert!(complete(json!({"model": "m", "prompt": "x", "suffix": "y"})).is_ok());
+        assert!(
+            complete(json!({"model": "m", "prompt": "x", "tools": []})).is_err(),
+            "not a completions field"
+        );
     }
 
     #[test]
@@ -288,7 +392,8 @@ mod tests {
         assert_eq!(completion(json!({"prompt": [1, 2, 3], "best_of": 5, "n": 2})).unwrap().generations, 5);
         assert_eq!(completion(json!({"prompt": "a", "best_of": 1, "n": 2})).unwrap_err().field, "best_of");
         assert_eq!(completion(json!({"prompt": vec!["a"; 65], "n": 2})).unwrap_err().field, "prompt");
-        assert_eq!(of(&json!({"input": "a", "n": 500}), false, false, 1).unwrap().generations, 0);
+        assert_eq!(of(&json!({"input": "a"}), false, false, 1).unwrap().generations, 0);
+        assert!(of(&json!({"input": "a", "n": 500}), false, false, 1).is_err(), "no `n` in embeddings");
     }
 
     #[test]

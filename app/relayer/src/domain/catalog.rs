@@ -85,6 +85,11 @@ pub struct Model {
     /// caller's price: no margin), recorded with every request for provider spend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_price: Option<Price>,
+    /// Prompt tokens held for each image a request sends this model, when it bills an
+    /// image above the relayer's `image_tokens` (OpenAI's gpt-4o-mini counts each image 33
+    /// times over) or below it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_tokens: Option<u64>,
 }
 
 impl Provider {
@@ -114,6 +119,7 @@ impl Model {
             price: Price::flat(input_per_1m, output_per_1m),
             hour_multipliers_bps: None,
             provider_price: None,
+            image_tokens: None,
         }
     }
 

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::clock::Clock;
 use crate::domain::ids::{KeyHash, Pubkey, Source};
+use crate::domain::lease::{Exposure, Grant};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Balance {
@@ -65,6 +66,17 @@ struct Daily {
     held: u64,
     /// With replicas: this replica's slice of the key's budget for `day` (`leases.rs`).
     lease: Option<Lease>,
+    /// Every credit ever held against the budget (`Exposure::reserved_mark`).
+    reserved: u64,
+}
+
+impl Daily {
+    /// A new UTC day starts with nothing spent and no lease; holds in flight stay held.
+    fn roll_to(&mut self, day: i64) {
+        if self.day != day {
+            *self = Daily { day, held: self.held, reserved: self.reserved, ..Daily::default() };
+        }
+    }
 }
 
 #[derive(Default)]
@@ -89,6 +101,8 @@ struct State {
     leases: HashMap<Source, Lease>,
     /// Credits charged per source by this process.
     charged: HashMap<Source, u64>,
+    /// Credits ever held per source by this process (`Exposure::reserved_mark`).
+    reserved: HashMap<Source, u64>,
     /// When balances are read from the chain (the refresher runs): the oldest they may be
     /// for the cap to admit a request, and when they were last read in full.
     max_age: Option<std::time::Duration>,
@@ -123,13 +137,6 @@ impl SettleTrouble {
     pub fn stuck(&self) -> bool {
         self.attempts >= STUCK_AFTER
     }
-}
-
-/// A replica's lease on a shared pool (a balance, a daily budget): what is `left`, less
-/// the `leased` slices of the `others` replicas still live, and at most an equal share, so
-/// replicas that renew in turn converge on a fair split and together never exceed `left`.
-pub fn lease_share(left: u64, leased: u64, others: u64) -> u64 {
-    left.saturating_sub(leased).min(left / others.saturating_add(1))
 }
 
 /// This replica's slice of a source's available balance.
@@ -171,11 +178,14 @@ impl State {
         if let Some(b) = self.balances.get_mut(&source) {
             b.held += amount;
         }
+        let reserved = self.reserved.entry(source).or_default();
+        *reserved = reserved.saturating_add(amount);
         if let Some(l) = self.leases.get_mut(&source) {
             l.remaining = l.remaining.saturating_sub(amount);
         }
         if let Some(d) = key.and_then(|k| self.daily.get_mut(k)) {
             d.held += amount;
+            d.reserved = d.reserved.saturating_add(amount);
             if let Some(l) = d.lease.as_mut() {
                 l.remaining = l.remaining.saturating_sub(amount);
             }
@@ -264,15 +274,26 @@ impl Meter {
         self.lock().charged.get(&source).copied().unwrap_or(0)
     }
 
-    /// A lease of `total` credits on `source` granted from a ledger that held every charge
-    /// up to `charged_before` (see `charged_total`), valid until `until`: what was charged
-    /// since, and what is held in flight, already count against it.
-    pub fn set_lease(&self, source: Source, total: u64, charged_before: u64, until: std::time::Instant) {
-        let mut s = self.lock();
+    /// What this replica has out of `source` that a ledger flushed up to `charged_before`
+    /// (see `charged_total`) does not show: read for a lease grant, under its lock.
+    pub fn exposure(&self, source: Source, charged_before: u64) -> Exposure {
+        let s = self.lock();
         let since = s.charged.get(&source).copied().unwrap_or(0).saturating_sub(charged_before);
         let held = s.balances.get(&source).map_or(0, |b| b.held);
-        let remaining = total.saturating_sub(since).saturating_sub(held);
-        s.leases.insert(source, Lease { remaining, until });
+        let now = self.clock.instant();
+        Exposure {
+            in_flight: held.saturating_add(since),
+            unspent: s.leases.get(&source).filter(|l| l.until > now).map_or(0, |l| l.remaining),
+            reserved_mark: s.reserved.get(&source).copied().unwrap_or(0),
+        }
+    }
+
+    /// Spends from `grant` on `source` until `until`: what was held since its exposure was
+    /// read comes off it (that came from the old lease, which the grant's claim covers).
+    pub fn set_lease(&self, source: Source, grant: &Grant, until: std::time::Instant) {
+        let mut s = self.lock();
+        let since = s.reserved.get(&source).copied().unwrap_or(0).saturating_sub(grant.from.reserved_mark);
+        s.leases.insert(source, Lease { remaining: grant.spend.saturating_sub(since), until });
     }
 
     /// What `key` spent on `day` in this process so far: a budget lease renewal reads it
@@ -281,24 +302,27 @@ impl Meter {
         self.lock().daily.get(key).filter(|d| d.day == day).map_or(0, |d| d.spent)
     }
 
-    /// A lease of `total` credits of `key`'s budget for `day`, granted from a ledger that
-    /// held every charge up to `spent_before` (see `spent_on`), valid until `until`.
-    pub fn set_budget_lease(
-        &self,
-        key: &KeyHash,
-        day: i64,
-        total: u64,
-        spent_before: u64,
-        until: std::time::Instant,
-    ) {
+    /// `exposure` for `key`'s daily budget on `day`, from a ledger holding every charge up
+    /// to `spent_before` (see `spent_on`).
+    pub fn budget_exposure(&self, key: &KeyHash, day: i64, spent_before: u64) -> Exposure {
+        let s = self.lock();
+        let now = self.clock.instant();
+        let d = s.daily.get(key).copied().unwrap_or_default();
+        let today = d.day == day;
+        Exposure {
+            in_flight: d.held.saturating_add(if today { d.spent.saturating_sub(spent_before) } else { 0 }),
+            unspent: d.lease.filter(|l| today && l.until > now).map_or(0, |l| l.remaining),
+            reserved_mark: d.reserved,
+        }
+    }
+
+    /// Spends from `grant` of `key`'s budget for `day` until `until` (as `set_lease`).
+    pub fn set_budget_lease(&self, key: &KeyHash, day: i64, grant: &Grant, until: std::time::Instant) {
         let mut s = self.lock();
         let d = s.daily.entry(key.clone()).or_default();
-        if d.day != day {
-            *d = Daily { day, spent: 0, held: d.held, lease: None };
-        }
-        let since = d.spent.saturating_sub(spent_before);
-        let remaining = total.saturating_sub(since).saturating_sub(d.held);
-        d.lease = Some(Lease { remaining, until });
+        d.roll_to(day);
+        let since = d.reserved.saturating_sub(grant.from.reserved_mark);
+        d.lease = Some(Lease { remaining: grant.spend.saturating_sub(since), until });
     }
 
     /// Records a balance snapshot: the source's on-chain credits and its on-chain
@@ -451,9 +475,7 @@ impl Meter {
     pub fn add_spent(&self, key: &KeyHash, day: i64, amount: u64) {
         let mut s = self.lock();
         let d = s.daily.entry(key.clone()).or_default();
-        if d.day != day {
-            *d = Daily { day, spent: 0, held: d.held, lease: None };
-        }
+        d.roll_to(day);
         d.spent = d.spent.saturating_add(amount);
     }
 
@@ -482,9 +504,7 @@ impl Meter {
         let now = self.clock.instant();
         if let Some(b) = budget {
             let d = s.daily.entry(b.key.clone()).or_default();
-            if d.day != b.day {
-                *d = Daily { day: b.day, spent: 0, held: d.held, lease: None };
-            }
+            d.roll_to(b.day);
             let d = *d;
             if let Some(refused) = s.over_budget(&d, b.per_day, amount, now) {
                 return Err(refused);
@@ -636,6 +656,17 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A lease of `spend` credits on `source`, granted now.
+    fn lease(m: &Meter, source: Source, spend: u64, until: std::time::Instant) {
+        let from = m.exposure(source, m.charged_total(source));
+        m.set_lease(source, &Grant { spend, claim: spend, from }, until);
+    }
+
+    fn budget_lease(m: &Meter, k: &KeyHash, day: i64, spend: u64, until: std::time::Instant) {
+        let from = m.budget_exposure(k, day, m.spent_on(k, day));
+        m.set_budget_lease(k, day, &Grant { spend, claim: spend, from }, until);
+    }
+
     fn key() -> KeyHash {
         KeyHash::of("sk-test")
     }
@@ -753,12 +784,12 @@ mod tests {
         m.require_leases();
         m.set_onchain(vault, 1_000);
         let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        m.set_lease(vault, 1_000, 0, until);
+        lease(&m, vault, 1_000, until);
         let k = key();
         let budget = Budget { key: &k, per_day: 100, day: 7 };
         let b = Some(budget);
         assert!(matches!(m.hold(acct, 1, b), Err(Refused::DailyLimit { .. })), "no budget lease yet");
-        m.set_budget_lease(&k, 7, 40, 0, until);
+        budget_lease(&m, &k, 7, 40, until);
         let h = m.hold(acct, 30, b).unwrap();
         assert_eq!(
             m.hold(acct, 11, b).unwrap_err(),
@@ -767,7 +798,7 @@ mod tests {
         );
         h.charge(10);
         assert!(m.hold(acct, 30, b).is_ok(), "what a charge leaves unused comes back to the lease");
-        m.set_budget_lease(&k, 8, 40, 0, until);
+        budget_lease(&m, &k, 8, 40, until);
         assert!(m.hold(acct, 40, Some(Budget { day: 7, ..budget })).is_err(), "a lease is for its day");
     }
 
@@ -781,7 +812,7 @@ mod tests {
         assert_eq!(m.stale(), Some(None), "never read");
         m.set_onchain(vault, 1_000);
         m.mark_read();
-        m.set_lease(vault, 500, 0, clock.instant() + std::time::Duration::from_secs(60));
+        lease(&m, vault, 500, clock.instant() + std::time::Duration::from_secs(60));
         m.hold(acct, 100, None).unwrap().charge(100);
         clock.advance(std::time::Duration::from_secs(31));
         assert!(
@@ -797,7 +828,7 @@ mod tests {
             Refused::Unleased { needed: 100 },
             "an expired lease spends nothing, whatever the balance, and says so (503, not 402)"
         );
-        m.set_lease(vault, 50, m.charged_total(vault), clock.instant() + std::time::Duration::from_secs(60));
+        lease(&m, vault, 50, clock.instant() + std::time::Duration::from_secs(60));
         assert_eq!(
             m.hold(acct, 100, None).unwrap_err(),
             Refused::Insufficient { available: 50, needed: 100 },
@@ -859,21 +890,6 @@ mod tests {
     }
 
     proptest! {
-        /// Replicas renewing leases in any order (each renewal replaces its own lease with
-        /// `lease_share` of what is left beside the others' live leases) never hold more than
-        /// the pool between them, and a lone replica gets all of it.
-        #[test]
-        fn leases_never_add_up_to_more_than_the_pool(left in 0u64..1_000_000, replicas in 1usize..6, order in proptest::collection::vec(0usize..6, 1..60)) {
-            let mut leases = vec![0u64; replicas];
-            for r in order.into_iter().map(|r| r % replicas) {
-                let others: u64 = leases.iter().enumerate().filter(|(i, _)| *i != r).map(|(_, l)| l).sum();
-                let live = leases.iter().enumerate().filter(|(i, l)| *i != r && **l > 0).count() as u64;
-                leases[r] = lease_share(left, others, live);
-                prop_assert!(leases.iter().sum::<u64>() <= left, "{leases:?} > {left}");
-            }
-            prop_assert_eq!(lease_share(left, 0, 0), left);
-        }
-
         /// Whatever the interleaving of holds, charges and releases across threads, the
         /// charged total never exceeds the balance.
         #[test]

@@ -4,6 +4,7 @@
 pub mod bound;
 pub mod catalog;
 pub mod ids;
+pub mod lease;
 pub mod meter;
 pub mod pricing;
 pub mod routing;

@@ -9,7 +9,7 @@ use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::access::keys::Signed;
+use crate::access::keys::{Action, Limits, Signed};
 use crate::domain::ids::Source;
 use crate::error::ApiError;
 use crate::http::gateway::Gateway;
@@ -242,13 +242,35 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError
         .map_err(|e| ApiError::bad_request("invalid_json", None, format!("Invalid request body: {e}")))
 }
 
+/// `POST /v1/keys/challenge`: the wallet, the action the challenge is for, and that
+/// action's parameters.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChallengeRequest {
+    owner: String, // a wallet, parsed below
+    action: String,
+    #[serde(default)]
+    limits: Limits,
+    id: Option<String>,
+}
+
 pub(super) async fn key_challenge(
     State(g): State<Arc<Gateway>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let req: Value = json_body(&body)?;
-    let owner = req["owner"].as_str().unwrap_or_default();
-    Ok(Json(json!({"challenge": g.keys.challenge(g.ledger.pool(), owner).await?})))
+    let req: ChallengeRequest = json_body(&body)?;
+    let owner = req.owner.parse().map_err(|_| {
+        ApiError::bad_request("invalid_value", Some("owner"), "`owner` must be a base58 wallet address.")
+    })?;
+    let action = Action::parse(&req.action, req.limits, req.id)?;
+    // The host the caller addressed, as a wallet shows the site asking; anything else
+    // than a plain host name is not echoed into a message someone signs.
+    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
+    let plain =
+        |h: &&str| h.len() <= 255 && h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    let domain = host.filter(plain).unwrap_or("compux relayer");
+    Ok(Json(json!({"challenge": g.keys.challenge(g.ledger.pool(), owner, &action, domain).await?})))
 }
 
 pub(super) async fn key_create(State(g): State<Arc<Gateway>>, body: Bytes) -> Result<Json<Value>, ApiError> {

@@ -32,6 +32,8 @@ pub struct Gateway {
     /// API keys (hashed) and the credit accounts they spend from.
     pub keys: Arc<Keys>,
     rate: RateLimiter,
+    /// One permit per model request being served (`max_concurrent_requests`).
+    pub(super) slots: Arc<tokio::sync::Semaphore>,
     /// The background tasks, supervised (`/metrics` shows them).
     pub tasks: Tasks,
 }
@@ -55,7 +57,9 @@ impl Gateway {
             .map(|k| Ok((KeyHash::parse(&k.sha256).map_err(anyhow::Error::msg)?, k.caller())))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let clock = meter.clock().clone();
-        let keys = Arc::new(Keys::load(configured, ledger.pool(), market, clock.clone()).await?);
+        let keys = Arc::new(
+            Keys::load(configured, ledger.pool(), market, config.keys_per_wallet, clock.clone()).await?,
+        );
         let tasks = Tasks::default();
         let (k, pool) = (keys.clone(), ledger.pool().clone());
         tasks.supervise("keys", move || Box::pin(k.clone().sync_forever(pool.clone())));
@@ -66,7 +70,9 @@ impl Gateway {
             crate::store::db::Backend::Postgres => RateLimiter::shared(clock, ledger.pool().clone()),
             crate::store::db::Backend::Sqlite => RateLimiter::local(clock),
         };
+        let slots = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests));
         Ok(Arc::new(Gateway {
+            slots,
             config,
             meter,
             ledger,

@@ -37,7 +37,13 @@ struct Request {
     prefs: Preferences,
 }
 
-fn parse(body: &Bytes, endpoint: Endpoint, image_tokens: u64) -> Result<(Value, Request), ApiError> {
+/// The request's fields the relayer acts on, and the body to forward; `image_tokens` says
+/// what one image of a model may cost.
+fn parse(
+    body: &Bytes,
+    endpoint: Endpoint,
+    image_tokens: impl Fn(&str) -> u64,
+) -> Result<(Value, Request), ApiError> {
     let mut v: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request("invalid_json", None, format!("The request body is not valid JSON: {e}"))
     })?;
@@ -130,8 +136,9 @@ fn parse(body: &Bytes, endpoint: Endpoint, image_tokens: u64) -> Result<(Value, 
         })?,
     };
 
-    let b = bound::of(&v, endpoint != Endpoint::Embeddings, endpoint == Endpoint::Completions, image_tokens)
-        .map_err(|r| ApiError::bad_request(r.code, Some(r.field), r.message))?;
+    let images = image_tokens(&model);
+    let b = bound::of(&v, endpoint != Endpoint::Embeddings, endpoint == Endpoint::Completions, images)
+        .map_err(|r| ApiError::bad_request(r.code, Some(r.field).filter(|f| !f.is_empty()), r.message))?;
     let (prompt_bound, generations) = (b.prompt_tokens, b.generations);
     Ok((v, Request { model, prompt_bound, generations, max_tokens, stream, include_usage, prefs }))
 }
@@ -169,7 +176,7 @@ async fn serve(
     // ledger's unique index grows at its right edge instead of at random pages.
     let request_id = uuid::Uuid::now_v7().to_string();
     let (key_hash, caller) = g.caller(&headers)?;
-    let (mut forward, req) = parse(&body, endpoint, g.config.image_tokens)?;
+    let (mut forward, req) = parse(&body, endpoint, |model| g.config.image_tokens_for(model))?;
     let max_tokens = req.max_tokens.unwrap_or(g.config.default_max_tokens);
     let generated = max_tokens.checked_mul(req.generations).ok_or_else(|| {
         ApiError::bad_request("invalid_value", Some("max_tokens"), "`max_tokens` times `n` is too large.")
@@ -197,8 +204,16 @@ async fn serve(
     let first = route.first().map_or(0, |(_, _, w)| *w);
     let mut hold = g.admit(&key_hash, &caller, first).await?;
 
+    // Attempts together stop at the longest request the leases allow for (a replica's
+    // claim must outlast every request it admitted).
+    let admitted = std::time::Instant::now();
+    let longest = g.config.request_deadline();
     let mut failures: Vec<(&str, Failure)> = Vec::new();
     for (provider, price, worst) in &route {
+        let Some(left) = longest.checked_sub(admitted.elapsed()).filter(|l| !l.is_zero()) else {
+            failures.push((&provider.name, Failure::Timeout));
+            break;
+        };
         if let Err(refused) = hold.extend(*worst) {
             failures.push((&provider.name, Failure::Unaffordable(refused)));
             continue;
@@ -229,7 +244,8 @@ async fn serve(
             ),
             total: std::time::Duration::from_millis(
                 provider.total_timeout_ms.unwrap_or(g.config.total_timeout_ms),
-            ),
+            )
+            .min(left),
         };
         let attempt = providers::call(&g.http, provider, &call).await;
         let upstream_time = started.elapsed();

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -49,12 +50,17 @@ pub const OPENAPI: &str = include_str!("../../api/openapi.json");
 /// The route table: every route the gateway serves, with the request id, metrics and
 /// access log around each.
 pub fn router(g: &Arc<Gateway>) -> Router {
-    Router::new()
-        .route("/v1/models", get(models))
+    let model_routes = Router::new()
         .route("/v1/chat/completions", post(|g, h, b| proxy::proxy(g, h, b, Endpoint::Chat)))
         .route("/v1/completions", post(|g, h, b| proxy::proxy(g, h, b, Endpoint::Completions)))
         .route("/v1/embeddings", post(|g, h, b| proxy::proxy(g, h, b, Endpoint::Embeddings)))
+        // Anthropic's clients send the key as `x-api-key`: checked after the body there.
+        .route_layer(axum::middleware::from_fn_with_state(g.clone(), before_the_body))
         .route("/v1/messages", post(proxy::anthropic_messages))
+        .route_layer(axum::middleware::from_fn_with_state(g.clone(), one_slot));
+    Router::new()
+        .merge(model_routes)
+        .route("/v1/models", get(models))
         .route("/v1/usage", get(account::usage))
         .route("/v1/keys/challenge", post(account::key_challenge))
         .route("/v1/keys", post(account::key_create))
@@ -107,6 +113,59 @@ pub async fn serve_until(
         }
     });
     Ok((addr, server))
+}
+
+/// The OpenAI model routes: the key is checked before the body is read, so a caller
+/// without one cannot make the relayer read megabytes first.
+async fn before_the_body(
+    State(g): State<Arc<Gateway>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match g.caller(req.headers()) {
+        Ok(_) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Every model route: a slot of `max_concurrent_requests`, taken before the body is read
+/// and held until the reply's body (a stream's last event) is done.
+async fn one_slot(
+    State(g): State<Arc<Gateway>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Ok(slot) = g.slots.clone().try_acquire_owned() else {
+        return ApiError::overloaded(g.config.max_concurrent_requests).into_response();
+    };
+    next.run(req).await.map(|inner| axum::body::Body::new(Slotted { inner, _slot: slot }))
+}
+
+/// A reply's body that holds its request's slot until it is dropped (sent or abandoned);
+/// its length is the inner body's, so a sized reply keeps its `content-length`.
+struct Slotted {
+    inner: axum::body::Body,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl http_body::Body for Slotted {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Every response gets a request id (handlers set theirs; errors get one here) and is

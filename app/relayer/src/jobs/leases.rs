@@ -4,16 +4,22 @@
 //! memory, as before), so replicas together never spend more than the balance or the
 //! budget.
 //!
-//! A grant, for one source, in one transaction under a row lock on the source:
-//! `free = on-chain balance - unsettled charges in the ledger - live leases of the other
-//! replicas`, and the replica takes `min(free, its fair share)` where the fair share is
-//! `(on-chain - unsettled) / live replicas`. Before asking, the replica flushes its journal
-//! into the ledger, so its own charges are in the unsettled sum; charges made while the
-//! grant is computed, and holds in flight, are taken off the new lease locally. Another
-//! replica's charges since its last renewal count twice (in the ledger and in its lease)
-//! until it renews: conservative, never an overdraft. A lease lasts `ttl_ms`; the replica
-//! stops spending from it a margin earlier unless renewed, so an expired lease is never
-//! still being spent.
+//! A grant, for one source, in one transaction under a row lock on the source
+//! (`domain::lease` has the rule): the replica's claim, recorded in its lease row, is what
+//! it has in flight (held, and charged since its journal was flushed) plus what it may
+//! still hold; it gets what is left of `on-chain - the ledger's unsettled charges - the
+//! other replicas' claims`, at most an equal share. Before asking it flushes its journal,
+//! so its own charges are in the ledger; another replica's charges since its last renewal
+//! count twice (ledger and claim) until it renews: conservative, never an overdraft.
+//!
+//! Fencing by time, on the database's clock: a row stands for `ttl_ms` plus the longest a
+//! request may run (`Config::longest_request_ms`); the replica stops admitting a margin
+//! before `ttl_ms` has passed since it asked, by its own monotonic clock (which started
+//! earlier than the database's grant). So a replica cut off from the database stops
+//! admitting, and the requests it admitted finish, before another replica may be granted
+//! its claim. A replica that crashes leaves its claim standing for that long (at most
+//! `ttl_ms` + the longest request, 10 minutes by default); one that stops cleanly gives it
+//! back at once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,10 +27,9 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::clock::Clock;
 use crate::domain::ids::{KeyHash, Source};
 use crate::domain::meter::Meter;
-use crate::store::leases::{self, Leased};
+use crate::store::leases::{self, Leased, Term};
 use crate::store::ledger::Ledger;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,11 +41,16 @@ pub struct LeaseConfig {
     /// How often a replica renews its leases.
     #[serde(default = "default_every_ms")]
     pub every_ms: u64,
+    /// The longest a request admitted under a lease may still run and charge after the
+    /// replica stops admitting: set from the upstream deadlines at start
+    /// (`Config::longest_request_ms`), not configured.
+    #[serde(skip)]
+    pub in_flight_ms: u64,
 }
 
 impl Default for LeaseConfig {
     fn default() -> Self {
-        LeaseConfig { ttl_ms: default_ttl_ms(), every_ms: default_every_ms() }
+        LeaseConfig { ttl_ms: default_ttl_ms(), every_ms: default_every_ms(), in_flight_ms: 0 }
     }
 }
 
@@ -51,7 +61,7 @@ fn default_every_ms() -> u64 {
     500
 }
 
-/// Renews this replica's lease on `source`; returns the grant.
+/// Renews this replica's lease on `source`; returns what it may spend.
 pub async fn renew(
     ledger: &Ledger,
     meter: &Meter,
@@ -59,19 +69,20 @@ pub async fn renew(
     source: Source,
     config: &LeaseConfig,
 ) -> Result<u64> {
+    let asked = meter.clock().instant();
     let charged_before = meter.charged_total(source);
     ledger.flush().await?;
     let (onchain, settled_seq) = meter.snapshot(source);
     let what = Leased::Balance { source, onchain, settled_seq };
-    let grant = grant_until(ledger, &what, replica, config, meter.clock()).await?;
-    meter.set_lease(source, grant, charged_before, stop_spending_at(config, meter.clock()));
-    Ok(grant)
+    let exposure = || meter.exposure(source, charged_before);
+    let grant = leases::grant(ledger.pool(), &what, replica, term(config, meter), exposure).await?;
+    meter.set_lease(source, &grant, fence(config, asked));
+    Ok(grant.spend)
 }
 
 /// Renews this replica's lease on `key`'s daily credit budget of `per_day` for `day`
-/// (days since the epoch, UTC); returns the grant. The same rule as balances: `free =
-/// budget - what every replica charged the key today (the ledger) - the other replicas'
-/// live leases`, and the replica takes `min(free, (budget - spent) / live replicas)`.
+/// (days since the epoch, UTC); returns what it may spend. The same rule as balances, the
+/// pool being the budget less what every replica charged the key today (the ledger).
 pub async fn renew_budget(
     ledger: &Ledger,
     meter: &Meter,
@@ -81,29 +92,28 @@ pub async fn renew_budget(
     day: i64,
     config: &LeaseConfig,
 ) -> Result<u64> {
+    let asked = meter.clock().instant();
     let spent_before = meter.spent_on(key, day);
     ledger.flush().await?;
     let civil_day = crate::store::db::day_of(day * 86_400_000);
     let what = Leased::Budget { key, per_day, day: &civil_day };
-    let grant = grant_until(ledger, &what, replica, config, meter.clock()).await?;
-    meter.set_budget_lease(key, day, grant, spent_before, stop_spending_at(config, meter.clock()));
-    Ok(grant)
+    let exposure = || meter.budget_exposure(key, day, spent_before);
+    let grant = leases::grant(ledger.pool(), &what, replica, term(config, meter), exposure).await?;
+    meter.set_budget_lease(key, day, &grant, fence(config, asked));
+    Ok(grant.spend)
 }
 
-async fn grant_until(
-    ledger: &Ledger,
-    what: &Leased<'_>,
-    replica: &str,
-    config: &LeaseConfig,
-    clock: &Clock,
-) -> Result<u64> {
-    let now_ms = clock.now_ms();
-    leases::grant(ledger.pool(), what, replica, now_ms, now_ms + config.ttl_ms as i64).await
+/// A row stands for the lease's life plus the longest a request it admitted may run.
+fn term(config: &LeaseConfig, meter: &Meter) -> Term {
+    let for_ms = config.ttl_ms.saturating_add(config.in_flight_ms);
+    Term { ahead_ms: meter.clock().ahead_ms(), for_ms: i64::try_from(for_ms).unwrap_or(i64::MAX) }
 }
 
-/// A replica stops spending from a lease a margin before the others may take it back.
-fn stop_spending_at(config: &LeaseConfig, clock: &Clock) -> Instant {
-    clock.instant() + Duration::from_millis(config.ttl_ms.saturating_sub(config.ttl_ms / 5 + config.every_ms))
+/// A replica stops admitting under a lease a margin before `ttl_ms` has passed since it
+/// `asked` for it (before the database granted it, so never later than the grant's own
+/// time plus that).
+fn fence(config: &LeaseConfig, asked: Instant) -> Instant {
+    asked + Duration::from_millis(config.ttl_ms.saturating_sub(config.ttl_ms / 5 + config.every_ms))
 }
 
 /// Keys with a daily credit budget: (key hash, credits per day).

@@ -32,6 +32,8 @@ pub struct SimOptions {
     pub completion_tokens: u64,
     /// Wait this long before answering (to test timeouts and latency routing).
     pub latency_ms: u64,
+    /// And up to this much more, drawn per request (slow requests of many lengths).
+    pub latency_spread_ms: u64,
     /// Streams stop half-way, without their terminal event or usage (a broken connection).
     pub cut_streams: bool,
     /// This many prompt tokens (at most the prompt) are reported as read from the
@@ -141,8 +143,12 @@ async fn failure(sim: &Sim) -> Option<Response> {
 
 /// The configured latency, then the status to fail with, if any.
 async fn delay_then_fail(sim: &Sim) -> Option<StatusCode> {
-    if sim.opts.latency_ms > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(sim.opts.latency_ms)).await;
+    let spread = match sim.opts.latency_spread_ms {
+        0 => 0,
+        ms => (uuid::Uuid::new_v4().as_u128() % u128::from(ms)) as u64,
+    };
+    if sim.opts.latency_ms + spread > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(sim.opts.latency_ms + spread)).await;
     }
     Some(StatusCode::from_u16(sim.opts.fail_status?).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
 }

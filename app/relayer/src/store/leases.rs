@@ -1,14 +1,15 @@
 //! Leases between replicas sharing a Postgres ledger: each replica holds a slice of every
 //! credit source's spendable balance, and of every key's daily budget, granted in one
 //! transaction under a row lock (`lease_sources`) so two grants of one pool never
-//! interleave. The rule is `lease_share` (domain): what is left, less the other replicas'
-//! live leases, at most an equal share.
+//! interleave. The rule is `domain::lease::grant`; a lease row stores the replica's whole
+//! claim (in flight and unspent), and its expiry is set and compared by the database's
+//! clock, never a replica's own.
 
 use anyhow::Result;
 use sqlx::Row;
 
 use crate::domain::ids::{KeyHash, Source};
-use crate::domain::meter::lease_share;
+use crate::domain::lease::{self, Exposure, Grant};
 use crate::store::db::Pool;
 
 /// What a lease is a slice of.
@@ -37,14 +38,37 @@ pub async fn unsettled<'e>(
     Ok(sum.max(0) as u64)
 }
 
-/// Grants `replica` its lease on `what` until `expires_at_ms`; returns the amount.
+/// The database's clock in milliseconds since the epoch: every replica's leases are timed
+/// by this one clock.
+async fn db_now_ms<'e>(db: impl sqlx::Executor<'e, Database = sqlx::Any>, postgres: bool) -> Result<i64> {
+    let sql = if postgres {
+        "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
+    } else {
+        "SELECT CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+    };
+    Ok(sqlx::query_scalar(sql).fetch_one(db).await?)
+}
+
+/// How long a grant stands for the others.
+#[derive(Clone, Copy, Debug)]
+pub struct Term {
+    /// Added to the database's clock (an adjustable test clock's lead; 0 in production).
+    pub ahead_ms: i64,
+    /// From the grant to the row's expiry: the lease's life, plus the longest a request it
+    /// admitted may still run and charge.
+    pub for_ms: i64,
+}
+
+/// Grants `replica` its lease on `what`: `exposure` is read under the pool's lock (what the
+/// replica has out that the ledger does not show), and the row records the grant's claim
+/// until the database's clock passes `term`.
 pub async fn grant(
     pool: &Pool,
     what: &Leased<'_>,
     replica: &str,
-    now_ms: i64,
-    expires_at_ms: i64,
-) -> Result<u64> {
+    term: Term,
+    exposure: impl FnOnce() -> Exposure,
+) -> Result<Grant> {
     let lock = match what {
         Leased::Balance { source, .. } => source.to_string(),
         Leased::Budget { key, .. } => format!("budget:{key}"),
@@ -58,6 +82,9 @@ pub async fn grant(
         .bind(&lock)
         .execute(&mut *tx)
         .await?;
+    let postgres = pool.connect_options().database_url.scheme() != "sqlite";
+    let now_ms = db_now_ms(&mut *tx, postgres).await? + term.ahead_ms;
+    let expires_at_ms = now_ms + term.for_ms;
     let (left, others) = match what {
         Leased::Balance { source, onchain, settled_seq } => {
             let left = onchain.saturating_sub(unsettled(&mut *tx, *source, *settled_seq).await?);
@@ -94,9 +121,9 @@ pub async fn grant(
             (per_day.saturating_sub(spent.max(0) as u64), others)
         }
     };
-    let (leased, n): (i64, i64) = (others.get("leased"), others.get("n"));
-    let amount = lease_share(left, leased.max(0) as u64, n.max(0) as u64);
-    let stored = i64::try_from(amount).unwrap_or(i64::MAX);
+    let (claimed, n): (i64, i64) = (others.get("leased"), others.get("n"));
+    let grant = lease::grant(left, claimed.max(0) as u64, n.max(0) as u64, exposure());
+    let stored = i64::try_from(grant.claim).unwrap_or(i64::MAX);
     match what {
         Leased::Balance { source, .. } => {
             sqlx::query(
@@ -126,7 +153,7 @@ pub async fn grant(
         }
     }
     tx.commit().await?;
-    Ok(amount)
+    Ok(grant)
 }
 
 /// Gives every lease of `replica` back (at shutdown), so the others may grant it at once

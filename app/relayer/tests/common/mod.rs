@@ -42,6 +42,12 @@ pub async fn provider(name: &str, fail_status: Option<u16>) -> SimHandle {
     .unwrap()
 }
 
+/// A provider that answers `latency_ms` after each request.
+pub async fn slow(name: &str, latency_ms: u64) -> SimHandle {
+    let options = SimOptions { name: name.into(), completion_tokens: 20, latency_ms, ..Default::default() };
+    sim::spawn(options, any_port()).await.unwrap()
+}
+
 /// Providers as (handle, input price, output price) per 1M tokens.
 pub async fn gateway(
     providers: &[(&SimHandle, u64, u64)],
