@@ -25,8 +25,9 @@ for i in $(seq 1 300); do
 done
 su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname = 'compux'\"" | grep -q 1 ||
     su postgres -c "psql -qc \"CREATE ROLE compux LOGIN SUPERUSER PASSWORD 'compux'\""
-# Databases earlier test runs left behind (one per test).
-su postgres -c "psql -qtAc \"SELECT datname FROM pg_database WHERE datname LIKE 'compux_test_%'\"" |
-    while read -r db; do su postgres -c "dropdb --if-exists $db"; done
+# Databases earlier test runs left behind (one per test), dropped by one psql session
+# (a dropdb process each took minutes for a few hundred on a busy machine).
+su postgres -c "psql -qtAc \"SELECT 'DROP DATABASE IF EXISTS ' || quote_ident(datname) || ';' FROM pg_database WHERE datname LIKE 'compux_test_%'\"" |
+    su postgres -c "psql -q" >/dev/null
 port=$(pg_lsclusters --no-header | awk 'NR==1 {print $3}')
 echo "postgres://compux:compux@127.0.0.1:${port}/postgres"

@@ -49,6 +49,7 @@ finish() {
 
 background sbf bash scripts/sbf.sh
 background idl cargo run -q -p compux-idl -- --check
+[ -n "${COMPUX_TEST_POSTGRES_URL:-}" ] || background pgsetup bash scripts/postgres.sh
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -62,15 +63,45 @@ finish idl
 
 step "cargo test (program math + property tests, then the integration suite, the program native)"
 cargo test --workspace
+# The test executables just built, as "package directory<TAB>executable": the runs below
+# (the ELF, Postgres) use them as they are. `cargo test -p <one package>` would resolve
+# features for that package alone and rebuild half the workspace.
+cargo test --workspace --no-run --message-format=json 2>/dev/null | python3 -c '
+import json, os, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(os.path.dirname(m["manifest_path"]) + "\t" + m["target"]["name"] + "\t" + m["executable"])
+' >"$jobs_dir/tests.tsv"
+# Runs every test executable of the package in directory $1 (from that directory, as cargo
+# does) with the arguments that follow.
+run_tests() {
+    local dir=$1 found=0 failed=0
+    shift
+    while IFS=$'\t' read -r package target exe; do
+        [ "$package" = "$PWD/$dir" ] || continue
+        found=1
+        echo "     Running $target ($exe)"
+        (cd "$dir" && "$exe" "$@") || failed=1
+    done <"$jobs_dir/tests.tsv"
+    [ "$found" = 1 ] || { echo "error: no test executable of $dir was built" >&2; return 1; }
+    return "$failed"
+}
 
 step "the program built to SBF: target/deploy/compux.so (scripts/sbf.sh; toolchain cached in \${COMPUX_SBF_HOME:-~/.cache/compux-sbf})"
-pg_url="${COMPUX_TEST_POSTGRES_URL:-$(bash scripts/postgres.sh | tail -1)}"
-background postgres env COMPUX_TEST_LEDGER=postgres COMPUX_TEST_POSTGRES_URL="$pg_url" cargo test -p compux-relayer
+pg_url="${COMPUX_TEST_POSTGRES_URL:-}"
+if [ -z "$pg_url" ]; then
+    finish pgsetup
+    pg_url=$(tail -1 "$jobs_dir/pgsetup.log")
+fi
+export -f run_tests
+export jobs_dir
+background postgres env COMPUX_TEST_LEDGER=postgres COMPUX_TEST_POSTGRES_URL="$pg_url" bash -c 'run_tests app/relayer -q'
 finish sbf
 
 step "the integration suite again, the program as its SBF ELF in a metered VM (LiteSVM); compute units within budget"
-COMPUX_PROGRAM_SO="$PWD/target/deploy/compux.so" cargo test -p compux-tests -- --nocapture compute_units
-COMPUX_PROGRAM_SO="$PWD/target/deploy/compux.so" cargo test -p compux-tests -- --skip compute_units
+COMPUX_PROGRAM_SO="$PWD/target/deploy/compux.so" run_tests tests --nocapture compute_units
+COMPUX_PROGRAM_SO="$PWD/target/deploy/compux.so" run_tests tests --skip compute_units
 
 step "the relayer's tests again on PostgreSQL (the same tests, a fresh database each)"
 finish postgres
@@ -78,7 +109,9 @@ finish postgres
 step "@solana/web3.js, Anchor's TypeScript client and the official OpenAI (Node, Python) and Anthropic (Python) clients against \`compux up\` (the program as its ELF)"
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
     (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
-    cargo build -q -p compux-cli
+    # Built by `cargo test --workspace` already (the CLI's tests run it); the same member set
+    # finds it fresh.
+    cargo build -q --workspace --bin compux
     scratch="$jobs_dir/clients"
     mkdir -p "$scratch"
     "$CARGO_TARGET_DIR/debug/compux" up --rpc-port 0 --relayer-port 0 --json --data-dir "$scratch/up" \
