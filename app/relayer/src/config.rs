@@ -25,6 +25,14 @@ pub struct Config {
     /// more is a 503 `overloaded` with Retry-After, before its body is read.
     #[serde(default = "default_max_concurrent_requests")]
     pub max_concurrent_requests: usize,
+    /// Keys are issued only for a credit account open on chain (one read per key created).
+    #[serde(default = "default_true")]
+    pub require_credit_account: bool,
+    /// The domain every key challenge names (e.g. `relay.example.com`), as a wallet shows
+    /// the site asking; unset, the Host the challenge was asked at (fine on a trusted
+    /// network, not behind a public endpoint another site can proxy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_domain: Option<String>,
     /// Active wallet-issued keys one wallet may hold (a key costs a row and memory on every
     /// replica).
     #[serde(default = "default_keys_per_wallet")]
@@ -131,6 +139,10 @@ fn default_max_concurrent_requests() -> usize {
     4_096
 }
 
+fn default_true() -> bool {
+    true
+}
+
 fn default_keys_per_wallet() -> usize {
     20
 }
@@ -188,8 +200,12 @@ impl Key {
     }
 }
 
-/// Time allowed, after a request's last attempt ends, for its charge to be recorded.
-const RECORD_MARGIN_MS: u64 = 5_000;
+/// The most `max_concurrent_requests` may be.
+const MAX_SLOTS: usize = 1_000_000;
+
+/// Time allowed, after a request's last attempt ends, for its charge to be recorded: a
+/// slow reader may keep a stream's relay waiting up to `sse::STALL` (10 s) per send.
+const RECORD_MARGIN_MS: u64 = 15_000;
 
 impl Config {
     /// Prompt tokens held per image for a request to `model`: the most any provider serving
@@ -198,6 +214,12 @@ impl Config {
     pub fn image_tokens_for(&self, model: &str) -> u64 {
         let serving = self.providers.iter().flat_map(|p| &p.models).filter(|m| m.name == model);
         serving.map(|m| m.image_tokens.unwrap_or(self.image_tokens)).max().unwrap_or(self.image_tokens)
+    }
+
+    /// Model requests served at once: `max_concurrent_requests`, bounded as `check` requires
+    /// (so a configuration built in code cannot ask for more than a semaphore holds).
+    pub fn slots(&self) -> usize {
+        self.max_concurrent_requests.clamp(1, MAX_SLOTS)
     }
 
     /// The longest one request's attempts may run together: the largest total deadline
@@ -221,6 +243,8 @@ impl Config {
             listen,
             market: None,
             keys_per_wallet: default_keys_per_wallet(),
+            key_domain: None,
+            require_credit_account: true,
             max_concurrent_requests: default_max_concurrent_requests(),
             rpc_url: default_rpc_url(),
             ledger: default_ledger(),
@@ -263,6 +287,9 @@ impl Config {
         }
         if c.providers.is_empty() {
             bail!("the configuration names no provider");
+        }
+        if !(1..=MAX_SLOTS).contains(&c.max_concurrent_requests) {
+            bail!("max_concurrent_requests must be from 1 to {MAX_SLOTS}, not {}", c.max_concurrent_requests);
         }
         for p in &c.providers {
             if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {

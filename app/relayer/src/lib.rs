@@ -55,11 +55,21 @@ impl Running {
     /// replica's leases back so the others may use them at once.
     pub async fn shutdown(self, deadline: Duration) -> anyhow::Result<Stopped> {
         self.stop.notify_one();
-        let drained = tokio::time::timeout(deadline, self.server).await.is_ok();
+        let started = tokio::time::Instant::now();
+        let mut drained = tokio::time::timeout(deadline, self.server).await.is_ok();
+        // Upstream work outlives a caller that hung up: wait for every request's slot too.
+        while drained && !self.gateway.idle() {
+            if started.elapsed() >= deadline {
+                drained = false;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         // No more renewals or burns from a replica that is leaving.
         self.gateway.tasks.stop();
         self.gateway.ledger.flush().await?;
-        if let Some(replica) = &self.replica {
+        // Requests still in flight keep their claims until the rows expire.
+        if let (Some(replica), true) = (&self.replica, drained) {
             store::leases::release(self.gateway.ledger.pool(), replica).await?;
         }
         Ok(Stopped { drained })

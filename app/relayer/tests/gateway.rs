@@ -617,6 +617,7 @@ async fn wallets_get_keys_by_signing_a_challenge_and_can_revoke_them() {
         vec![Provider::new("up", up.base_url(), vec![Model::priced(MODEL, 1_000_000, 1_000_000)])],
     );
     c.market = Some(market);
+    c.require_credit_account = false; // no chain here: tested through the CLI
     let (client, g, _dir) = start(c, 0).await;
     let base = client.config().api_base().to_string();
     let http = reqwest::Client::new();

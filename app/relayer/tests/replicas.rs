@@ -72,6 +72,7 @@ async fn replicas_before(
     let target = compux_relayer::store::db::test_target(dir.path()).await.unwrap();
     let mut config = Config::new("127.0.0.1:0".parse().unwrap(), Vec::new());
     config.market = Some(market);
+    config.require_credit_account = false; // no chain here
     config.default_max_tokens = 100;
     config.alerts.allow_private_urls = true; // the tests' webhook receiver is on this machine
     config.keys.push(Key::new(KeyHash::of(KEY), ACCOUNT));

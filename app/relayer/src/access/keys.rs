@@ -318,9 +318,17 @@ impl Keys {
     /// Checks a signed challenge for `action` (consuming it, on every replica at once) and
     /// returns the owner's wallet.
     async fn verify(&self, pool: &Pool, s: &Signed, action: &Action) -> Result<Pubkey, ApiError> {
+        // The signature first: someone who only saw the challenge cannot use it up.
+        let claimed =
+            Pubkey::from_str(&s.owner).map_err(|_| unauthorized("`owner` is not a wallet address"))?;
+        let signature =
+            Signature::from_str(&s.signature).map_err(|_| unauthorized("The signature is not base58"))?;
+        if !signature.verify(claimed.as_ref(), s.challenge.as_bytes()) {
+            return Err(unauthorized("The signature does not match the challenge and the wallet"));
+        }
         let issued = store::take_challenge(pool, &s.challenge).await.map_err(ApiError::internal)?;
         let Some((owner, at)) = issued else { return Err(unauthorized("Unknown or already used challenge")) };
-        if Pubkey::from_str(&s.owner).ok() != Some(owner) || self.clock.now_ms() - at >= CHALLENGE_TTL_MS {
+        if claimed != owner || self.clock.now_ms() - at >= CHALLENGE_TTL_MS {
             return Err(unauthorized("The challenge was issued to another wallet or has expired"));
         }
         // The stored text is the relayer's own, so its lines can be trusted.
@@ -337,17 +345,19 @@ impl Keys {
                 }
             )));
         }
-        let signature =
-            Signature::from_str(&s.signature).map_err(|_| unauthorized("The signature is not base58"))?;
-        if !signature.verify(owner.as_ref(), s.challenge.as_bytes()) {
-            return Err(unauthorized("The signature does not match the challenge and the wallet"));
-        }
         Ok(owner)
     }
 
     /// Issues a key for the signer's credit account; returns (id, key, account). The key is
     /// shown this once; only its hash is kept.
-    pub async fn create(&self, pool: &Pool, s: &Signed) -> Result<(String, String, Pubkey), ApiError> {
+    /// `exists` says whether a credit account is open on chain (keys are issued only for
+    /// one, so a flood of fresh wallets costs each an account's rent, not just a signature).
+    pub async fn create(
+        &self,
+        pool: &Pool,
+        s: &Signed,
+        exists: impl AsyncFnOnce(Pubkey) -> anyhow::Result<bool>,
+    ) -> Result<(String, String, Pubkey), ApiError> {
         let owner = self.verify(pool, s, &Action::Create(s.limits)).await?;
         let market = self.market.ok_or_else(|| {
             ApiError::bad_request(
@@ -357,6 +367,19 @@ impl Keys {
             )
         })?;
         let account = compux_sdk::pda::credit_account(&market, &owner).0;
+        let open = exists(account).await.map_err(|e| {
+            ApiError::internal(format!("cannot read the credit account {account} on chain: {e:#}"))
+        })?;
+        if !open {
+            return Err(ApiError::bad_request(
+                "no_credit_account",
+                None,
+                format!(
+                    "{owner} has no credit account in this market ({account}): buy credits first \
+                     (`compux buy`), then ask for a key."
+                ),
+            ));
+        }
         let key = format!("sk-compux-{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
         let hash = KeyHash::of(&key);
         let id = format!("key_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);

@@ -186,35 +186,77 @@ fn choices(body: &Value, field: &'static str) -> Result<u64, Refusal> {
 
 /// Counts the prompt tokens `v` can make: its size as JSON (keys, quotes, literals and
 /// digits included, since a provider may render any of it into the prompt, as it does tool
-/// and response-format schemas), each image part at `image_tokens`; refuses parts with no
-/// price. In `token_ids` (a completions `prompt` or an embeddings `input`), a number is a
-/// token id: one token.
-fn tokens(v: &Value, image_tokens: u64, token_ids: bool) -> Result<u64, Refusal> {
-    Ok(match v {
+/// and response-format schemas). In `token_ids` (a completions `prompt` or an embeddings
+/// `input`), a number is a token id: one token.
+fn tokens(v: &Value, token_ids: bool) -> u64 {
+    match v {
         Value::String(s) => s.len() as u64 + 2,
         Value::Number(_) if token_ids => 1,
         Value::Number(n) => n.to_string().len() as u64,
         Value::Bool(_) => 5,
         Value::Null => 4,
         Value::Array(a) => {
-            sum(a.iter().map(|x| tokens(x, image_tokens, token_ids)))?.saturating_add(a.len() as u64 + 2)
+            a.iter().map(|x| tokens(x, token_ids)).fold(a.len() as u64 + 2, u64::saturating_add)
         }
-        Value::Object(o) => {
-            let kind = o.get("type").and_then(Value::as_str).unwrap_or("");
-            if let Some((_, what)) = UNPRICED_PARTS.iter().find(|(t, _)| *t == kind) {
-                return Err(refuse(
-                    "messages",
-                    format!("A `{kind}` content part ({what}) has no price in this marketplace's catalog: send text and images only."),
-                ));
-            }
-            if kind == "image_url" || kind == "input_image" {
-                return image(o).map(|()| image_tokens);
-            }
-            // Each member: its key, quotes and colon; framing: a few tokens per object.
-            let members = o.iter().map(|(k, x)| Ok(k.len() as u64 + 4 + tokens(x, image_tokens, token_ids)?));
-            sum(members)?.saturating_add(4)
+        // Each member: its key, quotes and colon; framing: a few tokens per object.
+        Value::Object(o) => o
+            .iter()
+            .map(|(k, x)| (k.len() as u64 + 4).saturating_add(tokens(x, token_ids)))
+            .fold(4, u64::saturating_add),
+    }
+}
+
+/// The prompt tokens of chat `messages`: every byte as `tokens` counts them, except that a
+/// content part is one of the types priced here (text, a refusal, an image) and an image
+/// part counts `image_tokens` for its image, whatever its size or source. Only a part of
+/// a message's `content` array is an image: a `type` anywhere else is text like the rest.
+fn messages(v: &Value, image_tokens: u64) -> Result<u64, Refusal> {
+    let Some(list) = v.as_array() else { return Ok(tokens(v, false)) };
+    let mut total = list.len() as u64 + 2;
+    for m in list {
+        let Some(fields) = m.as_object() else {
+            total = total.saturating_add(tokens(m, false));
+            continue;
+        };
+        total = total.saturating_add(4);
+        for (k, x) in fields {
+            total = total.saturating_add(k.len() as u64 + 4);
+            let parts = x.as_array().filter(|_| k == "content");
+            let counted = match parts {
+                Some(parts) => {
+                    sum(parts.iter().map(|p| part(p, image_tokens)))?.saturating_add(parts.len() as u64 + 2)
+                }
+                None => tokens(x, false),
+            };
+            total = total.saturating_add(counted);
         }
-    })
+    }
+    Ok(total)
+}
+
+/// One content part: text and refusals by their bytes, an image at `image_tokens` (plus its
+/// other fields' bytes); any other type is refused, naming it.
+fn part(p: &Value, image_tokens: u64) -> Result<u64, Refusal> {
+    let kind = p.get("type").and_then(Value::as_str).unwrap_or("");
+    match kind {
+        "text" | "refusal" => Ok(tokens(p, false)),
+        "image_url" => {
+            let o = p.as_object().into_iter().flatten();
+            image(p)?;
+            let rest = o.filter(|(k, _)| *k != "image_url").map(|(k, x)| (k.len() as u64 + 4).saturating_add(tokens(x, false)));
+            Ok(rest.fold(image_tokens.saturating_add(4), u64::saturating_add))
+        }
+        _ => Err(match UNPRICED_PARTS.iter().find(|(t, _)| *t == kind) {
+            Some((_, what)) => refuse(
+                "messages",
+                format!("A `{kind}` content part ({what}) has no price in this marketplace's catalog: send text and images only."),
+            ),
+            None => refuse(
+                "messages",
+                format!("A content part of type `{kind}` has no price here: send `text` and `image_url` parts only."),
+            ),
+        }),
+    }
 }
 
 fn sum(mut items: impl Iterator<Item = Result<u64, Refusal>>) -> Result<u64, Refusal> {
@@ -224,7 +266,7 @@ fn sum(mut items: impl Iterator<Item = Result<u64, Refusal>>) -> Result<u64, Ref
 /// An image part is an image: a `data:` URL of another media type (a PDF, a video, audio,
 /// text: billed by their length, not as one image) is refused. A remote URL is taken as
 /// an image; the providers fetch and bill it as one.
-fn image(part: &serde_json::Map<String, Value>) -> Result<(), Refusal> {
+fn image(part: &Value) -> Result<(), Refusal> {
     let url =
         part.get("image_url").and_then(|u| u.get("url").or(Some(u))).and_then(Value::as_str).unwrap_or("");
     match url.strip_prefix("data:") {
@@ -256,8 +298,12 @@ pub fn of(body: &Value, generates: bool, completions: bool, image_tokens: u64) -
     let mut prompt_tokens: u64 = 8;
     for (field, value) in body.as_object().into_iter().flatten() {
         if field != "model" && !value.is_number() && !value.is_boolean() {
-            let token_ids = field == "prompt" || field == "input";
-            prompt_tokens = prompt_tokens.saturating_add(tokens(value, image_tokens, token_ids)?);
+            let counted = match field.as_str() {
+                "messages" => messages(value, image_tokens)?,
+                "prompt" | "input" => tokens(value, true),
+                _ => tokens(value, false),
+            };
+            prompt_tokens = prompt_tokens.saturating_add(counted);
         }
     }
     if !generates {
@@ -303,6 +349,24 @@ mod tests {
 
     fn chat(body: Value) -> Result<Bound, Refusal> {
         of(&body, true, false, DEFAULT_IMAGE_TOKENS)
+    }
+
+    #[test]
+    fn only_a_content_part_is_an_image_and_unknown_part_types_are_refused() {
+        let text = "x".repeat(600_000);
+        // A message (not a part) that says it is an image: its bytes all count.
+        let m = json!([{"role": "user", "type": "image_url", "content": text}]);
+        assert!(chat(json!({"model": "m", "messages": m})).unwrap().prompt_tokens > 600_000);
+        let m = json!([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}, "detail": text}]}]);
+        assert!(
+            chat(json!({"model": "m", "messages": m})).unwrap().prompt_tokens > 600_000,
+            "an image part's other fields count"
+        );
+        for kind in ["video_url", "audio_url", "input_image", ""] {
+            let m = json!([{"role": "user", "content": [{"type": kind, "video_url": {"url": "https://x/v.mp4"}}]}]);
+            let r = chat(json!({"model": "m", "messages": m})).unwrap_err();
+            assert_eq!((r.code, r.field), ("unsupported_parameter", "messages"), "{kind}");
+        }
     }
 
     #[test]

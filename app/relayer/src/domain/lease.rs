@@ -93,7 +93,10 @@ mod tests {
         /// exposure being read and the new lease replacing the old.
         Renew(usize, Vec<u64>),
         /// Replica r's lease lapses (it is cut off from the database): it stops admitting,
-        /// its claim stays until its requests in flight are done (the row's expiry).
+        /// and its claim stands while it has requests in flight (the row outlives them by
+        /// design); once they are done and it reaches the database again its charges are
+        /// flushed and the claim goes. (A partition longer than the row's life is the
+        /// documented limit of docs/decisions.md, not modelled.)
         Lapse(usize),
     }
 

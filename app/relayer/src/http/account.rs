@@ -269,13 +269,17 @@ pub(super) async fn key_challenge(
     let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok());
     let plain =
         |h: &&str| h.len() <= 255 && h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
-    let domain = host.filter(plain).unwrap_or("compux relayer");
+    let domain = g.config.key_domain.as_deref().or(host.filter(plain)).unwrap_or("compux relayer");
     Ok(Json(json!({"challenge": g.keys.challenge(g.ledger.pool(), owner, &action, domain).await?})))
 }
 
 pub(super) async fn key_create(State(g): State<Arc<Gateway>>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let signed: Signed = json_body(&body)?;
-    let (id, key, account) = g.keys.create(g.ledger.pool(), &signed).await?;
+    let exists = async |account| match g.config.require_credit_account {
+        true => crate::jobs::balances::credit_account_exists(&g.config.rpc_url, account).await,
+        false => Ok(true),
+    };
+    let (id, key, account) = g.keys.create(g.ledger.pool(), &signed, exists).await?;
     Ok(Json(json!({"id": id, "key": key, "account": account.to_string()})))
 }
 

@@ -70,7 +70,7 @@ impl Gateway {
             crate::store::db::Backend::Postgres => RateLimiter::shared(clock, ledger.pool().clone()),
             crate::store::db::Backend::Sqlite => RateLimiter::local(clock),
         };
-        let slots = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests));
+        let slots = Arc::new(tokio::sync::Semaphore::new(config.slots()));
         Ok(Arc::new(Gateway {
             slots,
             config,
@@ -83,6 +83,11 @@ impl Gateway {
             rate,
             tasks,
         }))
+    }
+
+    /// No model request is being served (every concurrency slot is free).
+    pub fn idle(&self) -> bool {
+        self.slots.available_permits() == self.config.slots()
     }
 
     /// The caller's key hash, the credit account it spends from and its limits.

@@ -81,7 +81,7 @@ fn error_body(status: StatusCode, message: &str) -> Value {
     json!({"type": "error", "error": {"type": error_type(status), "message": message}})
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+pub(super) fn error(status: StatusCode, message: &str) -> Response {
     (status, axum::Json(error_body(status, message))).into_response()
 }
 

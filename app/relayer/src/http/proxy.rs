@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::http::charge::{usage_of, Served};
 use crate::http::gateway::{header, refused, Gateway};
 use crate::http::metrics::UpstreamTime;
+use crate::http::routes::Slot;
 use crate::providers::{self, Attempt, Call, Endpoint, Failure};
 
 /// The largest `max_tokens` accepted; anything above is a client error, not a huge hold.
@@ -146,14 +147,17 @@ fn parse(
 /// Anthropic's Messages API, served through the chat completion path (`http/messages.rs`).
 pub(super) async fn anthropic_messages(
     State(g): State<Arc<Gateway>>,
+    slot: Option<axum::Extension<Slot>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    crate::http::messages::serve(headers, body, |h, b| proxy(State(g), h, b, Endpoint::Chat)).await
+    let chat = |h, b| proxy(State(g), slot, h, b, Endpoint::Chat);
+    crate::http::messages::serve(headers, body, chat).await
 }
 
 pub(super) async fn proxy(
     State(g): State<Arc<Gateway>>,
+    slot: Option<axum::Extension<Slot>>,
     headers: HeaderMap,
     body: Bytes,
     endpoint: Endpoint,
@@ -161,7 +165,8 @@ pub(super) async fn proxy(
     // In a task of its own: a caller that goes away does not cancel the upstream call, which
     // the provider bills all the same; the reply is recorded and charged whether or not
     // anyone is left to read it.
-    tokio::spawn(serve(g, headers, body, endpoint))
+    // It keeps the request's concurrency slot until the upstream work is done.
+    tokio::spawn(serve(g, headers, body, endpoint, slot.map(|s| s.0)))
         .await
         .unwrap_or_else(|e| Err(ApiError::internal(format!("the request's task failed: {e}"))))
 }
@@ -171,6 +176,7 @@ async fn serve(
     headers: HeaderMap,
     body: Bytes,
     endpoint: Endpoint,
+    slot: Option<Slot>,
 ) -> Result<Response, ApiError> {
     // Time-ordered (UUIDv7, 74 random bits: still unguessable as a receipt id), so the
     // ledger's unique index grows at its right edge instead of at random pages.
@@ -270,9 +276,14 @@ async fn serve(
                 res.headers_mut().insert("x-compux-credits-charged", header(charged));
                 res
             }
-            Attempt::Streaming(stream) => {
-                crate::http::sse::relay(g.ledger.clone(), served(), hold, stream, req.include_usage)
-            }
+            Attempt::Streaming(stream) => crate::http::sse::relay(
+                g.ledger.clone(),
+                served(),
+                hold,
+                stream,
+                req.include_usage,
+                slot.clone(),
+            ),
             Attempt::ClientError { status, body } => {
                 let mut res = (status, body).into_response();
                 res.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));

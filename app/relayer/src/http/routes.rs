@@ -51,13 +51,13 @@ pub const OPENAPI: &str = include_str!("../../api/openapi.json");
 /// access log around each.
 pub fn router(g: &Arc<Gateway>) -> Router {
     let model_routes = Router::new()
-        .route("/v1/chat/completions", post(|g, h, b| proxy::proxy(g, h, b, Endpoint::Chat)))
-        .route("/v1/completions", post(|g, h, b| proxy::proxy(g, h, b, Endpoint::Completions)))
-        .route("/v1/embeddings", post(|g, h, b| proxy::proxy(g, h, b, Endpoint::Embeddings)))
-        // Anthropic's clients send the key as `x-api-key`: checked after the body there.
-        .route_layer(axum::middleware::from_fn_with_state(g.clone(), before_the_body))
+        .route("/v1/chat/completions", post(|g, s, h, b| proxy::proxy(g, s, h, b, Endpoint::Chat)))
+        .route("/v1/completions", post(|g, s, h, b| proxy::proxy(g, s, h, b, Endpoint::Completions)))
+        .route("/v1/embeddings", post(|g, s, h, b| proxy::proxy(g, s, h, b, Endpoint::Embeddings)))
         .route("/v1/messages", post(proxy::anthropic_messages))
-        .route_layer(axum::middleware::from_fn_with_state(g.clone(), one_slot));
+        // Layers run last-added first: the key, then a slot, then the body.
+        .route_layer(axum::middleware::from_fn_with_state(g.clone(), one_slot))
+        .route_layer(axum::middleware::from_fn_with_state(g.clone(), before_the_body));
     Router::new()
         .merge(model_routes)
         .route("/v1/models", get(models))
@@ -115,17 +115,33 @@ pub async fn serve_until(
     Ok((addr, server))
 }
 
-/// The OpenAI model routes: the key is checked before the body is read, so a caller
-/// without one cannot make the relayer read megabytes first.
+/// The model routes: the key is checked before a slot is taken and the body is read, so a
+/// caller without one can neither make the relayer read megabytes nor hold its slots.
+/// Anthropic's clients send it as `x-api-key`, taken as the bearer token here.
 async fn before_the_body(
     State(g): State<Arc<Gateway>>,
-    req: axum::extract::Request,
+    mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let anthropic = req.uri().path() == "/v1/messages";
+    if anthropic && !req.headers().contains_key("authorization") {
+        let key = req.headers().get("x-api-key").and_then(|k| k.to_str().ok()).map(|k| format!("Bearer {k}"));
+        if let Some(v) = key.and_then(|k| axum::http::HeaderValue::from_str(&k).ok()) {
+            req.headers_mut().insert("authorization", v);
+        }
+    }
     match g.caller(req.headers()) {
         Ok(_) => next.run(req).await,
+        Err(e) if anthropic => crate::http::messages::error(e.status, &e.message),
         Err(e) => e.into_response(),
     }
+}
+
+/// A request's concurrency slot: held by its reply's body and by the task that serves it
+/// upstream, so neither a caller that hangs up nor a reply still being read frees it early.
+#[derive(Clone)]
+pub(crate) struct Slot {
+    _permit: Arc<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Every model route: a slot of `max_concurrent_requests`, taken before the body is read
@@ -135,9 +151,12 @@ async fn one_slot(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let Ok(slot) = g.slots.clone().try_acquire_owned() else {
-        return ApiError::overloaded(g.config.max_concurrent_requests).into_response();
+    let Ok(permit) = g.slots.clone().try_acquire_owned() else {
+        return ApiError::overloaded(g.config.slots()).into_response();
     };
+    let slot = Slot { _permit: Arc::new(permit) };
+    let mut req = req;
+    req.extensions_mut().insert(slot.clone());
     next.run(req).await.map(|inner| axum::body::Body::new(Slotted { inner, _slot: slot }))
 }
 
@@ -145,7 +164,7 @@ async fn one_slot(
 /// its length is the inner body's, so a sized reply keeps its `content-length`.
 struct Slotted {
     inner: axum::body::Body,
-    _slot: tokio::sync::OwnedSemaphorePermit,
+    _slot: Slot,
 }
 
 impl http_body::Body for Slotted {

@@ -96,9 +96,12 @@ pub(crate) fn relay(
     hold: Hold,
     stream: Stream,
     include_usage: bool,
+    slot: Option<crate::http::routes::Slot>,
 ) -> Response {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
+        // The request's concurrency slot, held while the upstream stream is read.
+        let _slot = slot;
         let Stream { first, rest, mut translator } = stream;
         let mut body = futures_util::stream::iter([Ok(first)]).chain(rest.bytes_stream());
         let mut buf: Vec<u8> = Vec::new();

@@ -108,12 +108,13 @@ pub async fn grant(
             .bind(*day)
             .fetch_one(&mut *tx)
             .await?;
+            // Every live claim counts, yesterday's too: holds taken before midnight are
+            // charged to the day they end in.
             let others = sqlx::query(
                 "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS leased, CAST(COUNT(*) AS BIGINT) AS n \
-                 FROM budget_leases WHERE key_hash = $1 AND day = $2 AND replica <> $3 AND expires_at_ms > $4",
+                 FROM budget_leases WHERE key_hash = $1 AND replica <> $2 AND expires_at_ms > $3",
             )
             .bind(key.as_str())
-            .bind(*day)
             .bind(replica)
             .bind(now_ms)
             .fetch_one(&mut *tx)
