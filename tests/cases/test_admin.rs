@@ -104,6 +104,17 @@ async fn init_market_rejects_invalid_config() {
         CompuxError::InvalidFee,
     );
 
+    // A notice shorter than a minute would let credits leave before the relayer burns
+    // what it charged against them; one longer than 30 days would lock them.
+    for secs in [0, 59, 30 * 86_400 + 1] {
+        let mut c = default_config();
+        c.transfer_notice_secs = secs;
+        assert_compux_err(
+            env.send(&[ix::init_market(&keys, c, relayer)], &[&admin]).await,
+            CompuxError::InvalidTransferNotice,
+        );
+    }
+
     let res = env
         .send(&[ix::init_market(&keys, default_config(), solana_sdk::pubkey::Pubkey::default())], &[&admin])
         .await;

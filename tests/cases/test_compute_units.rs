@@ -79,8 +79,12 @@ async fn compute_units_of_every_instruction_stay_within_budget() {
     // Standard credits: the largest bulk tier.
     let buy = ix::buy_credits(&m, &alice.key(), &alice.quote, TIER2_MIN, u64::MAX);
     meter.run(&mut env, "buy_credits (largest bulk tier)", &[buy], &[&alice.kp]).await;
+    let announce = ix::announce_transfer(&m, &alice.key(), CREDIT_UNIT);
+    meter.run(&mut env, "announce_transfer", &[announce], &[&alice.kp]).await;
+    env.set_time(t0 + TRANSFER_NOTICE_SECS).await;
     let transfer = ix::transfer_credits(&m, &alice.key(), &bob.key(), CREDIT_UNIT);
     meter.run(&mut env, "transfer_credits", &[transfer], &[&alice.kp]).await;
+    env.set_time(t0).await;
     let refill = AutoRefillParams {
         threshold: u64::MAX,
         refill_credits: TIER2_MIN,

@@ -1,19 +1,22 @@
 use anchor_lang::error::ErrorCode;
 use compux_sdk::decode::{events_from_logs, CompuxEvent};
+use compux_sdk::ix::{self, SettleBatch};
 use compux_sdk::state::CreditAccount;
-use compux_sdk::{ix, CompuxError};
+use compux_sdk::CompuxError;
 use solana_sdk::signature::{Keypair, Signer};
 
 use crate::program_test::*;
 
 const CREDIT: u64 = 1_000_000;
+const T0: i64 = DAY0 + 10 * 3_600;
 
+/// Alice holds 100 credits, bought at 10:00 UTC (T0); Bob none.
 async fn env_with_credits() -> (TestEnv, User, User) {
     let mut env = TestEnv::new().await;
     let m = env.market;
     let alice = env.user(10_000_000).await;
     let bob = env.user(0).await;
-    env.set_time(at_hour(10)).await;
+    env.set_time(T0).await;
     assert_ok(
         env.send(&[ix::buy_credits(&m, &alice.key(), &alice.quote, 100 * CREDIT, 1_000_000)], &[&alice.kp])
             .await,
@@ -21,10 +24,19 @@ async fn env_with_credits() -> (TestEnv, User, User) {
     (env, alice, bob)
 }
 
+/// Alice announces `amount` and waits the market's notice.
+async fn announced(env: &mut TestEnv, alice: &User, amount: u64) {
+    let m = env.market;
+    assert_ok(env.send(&[ix::announce_transfer(&m, &alice.key(), amount)], &[&alice.kp]).await);
+    let ready = env.state::<CreditAccount>(&alice.credit.address).await.notice.ready_at;
+    env.set_time(ready).await;
+}
+
 #[tokio::test]
 async fn transfer_moves_standard_credits_between_accounts() {
     let (mut env, alice, bob) = env_with_credits().await;
     let m = env.market;
+    announced(&mut env, &alice, 40 * CREDIT).await;
     let logs = assert_ok(
         env.send(&[ix::transfer_credits(&m, &alice.key(), &bob.key(), 40 * CREDIT)], &[&alice.kp]).await,
     );
@@ -34,14 +46,99 @@ async fn transfer_moves_standard_credits_between_accounts() {
     let (a, b): (CreditAccount, CreditAccount) =
         (env.state(&alice.credit.address).await, env.state(&bob.credit.address).await);
     assert_eq!((a.total_transferred_out, b.total_transferred_in), (40 * CREDIT, 40 * CREDIT));
+    assert_eq!(a.notice.amount, 0, "the notice is spent");
     assert!(matches!(&events_from_logs(&logs)[..],
         [CompuxEvent::CreditsTransferred(e)] if e.from == alice.credit.address && e.to == bob.credit.address && e.amount == 40 * CREDIT));
+}
+
+/// Credits leave a vault only after a notice the relayer sees at once and a delay longer
+/// than its settlement: the attack of spending a balance through the relayer and moving it
+/// before the usage is burned (issue 24) gains nothing.
+#[tokio::test]
+async fn credits_leave_a_vault_only_after_their_notice_and_what_was_burned_meanwhile_stays_burned() {
+    let (mut env, alice, bob) = env_with_credits().await;
+    let (m, relayer) = (env.market, env.relayer.insecure_clone());
+    let transfer = |amount| ix::transfer_credits(&m, &alice.key(), &bob.key(), amount);
+    assert_compux_err(env.send(&[transfer(CREDIT)], &[&alice.kp]).await, CompuxError::TransferNotAnnounced);
+
+    let logs =
+        assert_ok(env.send(&[ix::announce_transfer(&m, &alice.key(), 100 * CREDIT)], &[&alice.kp]).await);
+    let ready = T0 + TRANSFER_NOTICE_SECS;
+    assert!(matches!(&events_from_logs(&logs)[..],
+        [CompuxEvent::TransferAnnounced(e)] if e.account == alice.credit.address && e.amount == 100 * CREDIT && e.ready_at == ready));
+    let res = env.send(&[transfer(100 * CREDIT)], &[&alice.kp]).await;
+    assert_compux_err(res, CompuxError::TransferNotReady);
+    env.set_time(ready - 1).await;
+    assert_compux_err(env.send(&[transfer(CREDIT)], &[&alice.kp]).await, CompuxError::TransferNotReady);
+
+    // Meanwhile the relayer burns the usage it charged before it saw the notice.
+    let b = SettleBatch { seq: 1, amount: 30 * CREDIT, batch_root: [1; 32], window_end: T0 - 1 };
+    assert_ok(env.send(&[ix::settle(&m, &relayer.pubkey(), &alice.credit, b)], &[&relayer]).await);
+
+    env.set_time(ready).await;
+    let res = env.send(&[transfer(100 * CREDIT)], &[&alice.kp]).await;
+    assert_compux_err(res, CompuxError::InsufficientCredits);
+    assert_ok(env.send(&[transfer(70 * CREDIT)], &[&alice.kp]).await);
+    assert_eq!(env.balance(&bob.credit.vault).await, 70 * CREDIT, "only what the usage left");
+    assert_eq!(env.mint(&m.credit_mint).await.supply, 70 * CREDIT, "the usage stays burned");
+    let a: CreditAccount = env.state(&alice.credit.address).await;
+    assert_eq!(a.notice.amount, 30 * CREDIT, "the rest of the notice stands");
+    assert_compux_err(
+        env.send(&[transfer(30 * CREDIT + 1)], &[&alice.kp]).await,
+        CompuxError::TransferNotAnnounced,
+    );
+}
+
+#[tokio::test]
+async fn a_larger_notice_waits_anew_a_smaller_one_keeps_its_time_and_zero_withdraws_it() {
+    let (mut env, alice, bob) = env_with_credits().await;
+    let m = env.market;
+    let announce = |amount| ix::announce_transfer(&m, &alice.key(), amount);
+    assert_ok(env.send(&[announce(10 * CREDIT)], &[&alice.kp]).await);
+    env.set_time(T0 + 600).await;
+    assert_ok(env.send(&[announce(50 * CREDIT)], &[&alice.kp]).await);
+    let notice = env.state::<CreditAccount>(&alice.credit.address).await.notice;
+    assert_eq!(notice.ready_at, T0 + 600 + TRANSFER_NOTICE_SECS, "more credits, a new wait");
+    env.set_time(T0 + 700).await;
+    assert_ok(env.send(&[announce(20 * CREDIT)], &[&alice.kp]).await);
+    let n = env.state::<CreditAccount>(&alice.credit.address).await.notice;
+    assert_eq!((n.amount, n.ready_at), (20 * CREDIT, T0 + 600 + TRANSFER_NOTICE_SECS), "fewer keep the time");
+    assert_ok(env.send(&[announce(0)], &[&alice.kp]).await);
+    env.set_time(T0 + 600 + TRANSFER_NOTICE_SECS).await;
+    let res = env.send(&[ix::transfer_credits(&m, &alice.key(), &bob.key(), CREDIT)], &[&alice.kp]).await;
+    assert_compux_err(res, CompuxError::TransferNotAnnounced);
+}
+
+#[tokio::test]
+async fn announce_attacks_are_rejected() {
+    let (mut env, alice, bob) = env_with_credits().await;
+    let m = env.market;
+    // Bob announces a transfer out of alice's account.
+    let mut ixn = ix::announce_transfer(&m, &bob.key(), CREDIT);
+    ixn.accounts[2].pubkey = alice.credit.address;
+    assert_compux_err(env.send(&[ixn], &[&bob.kp]).await, CompuxError::NotAccountOwner);
+    // Alice's key without her signature.
+    let mut ixn = ix::announce_transfer(&m, &alice.key(), CREDIT);
+    ixn.accounts[0].is_signer = false;
+    assert_anchor_err(env.send(&[ixn], &[]).await, ErrorCode::AccountNotSigner);
+    // Alice's account in another market, announced against this one.
+    let creator = Keypair::new();
+    env.fund(&creator.pubkey(), 1_000_000_000).await;
+    let quote_mint = env.quote_mint;
+    let other = env.create_market(&creator, quote_mint).await;
+    let carol = env.user_in(other, 0).await;
+    let mut ixn = ix::announce_transfer(&m, &carol.key(), CREDIT);
+    ixn.accounts[2].pubkey = carol.credit.address;
+    assert_anchor_err(env.send(&[ixn], &[&carol.kp]).await, ErrorCode::ConstraintSeeds);
+    let a: CreditAccount = env.state(&alice.credit.address).await;
+    assert_eq!(a.notice.amount, 0, "no attack announced anything");
 }
 
 #[tokio::test]
 async fn transfer_attacks_are_rejected() {
     let (mut env, alice, bob) = env_with_credits().await;
     let m = env.market;
+    announced(&mut env, &alice, 100 * CREDIT + 1).await;
 
     // More than the balance; zero.
     let res =

@@ -17,6 +17,9 @@ pub const TIER2_MIN: u64 = 10_000 * CREDIT_UNIT;
 pub const TIER2_BPS: u16 = 1_000;
 pub const DAY: i64 = 86_400;
 pub const FEE_BPS: u16 = 500;
+/// The market's transfer notice.
+pub const TRANSFER_NOTICE_SECS: i64 = 900;
+
 /// Midnight UTC of a fixed day, so tests choose the hour exactly.
 pub const DAY0: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 
@@ -43,6 +46,7 @@ pub fn default_config() -> MarketConfig {
         ],
         early_termination_fee_bps: FEE_BPS,
         financing: default_financing(),
+        transfer_notice_secs: TRANSFER_NOTICE_SECS,
     }
 }
 

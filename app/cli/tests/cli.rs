@@ -90,7 +90,7 @@ fn market_files_are_checked_before_anything_is_sent() {
     let wallet = dir.path().join("w.json");
     stdout_json(&compux(&["keygen", "-o", wallet.to_str().unwrap(), "--json"]));
     let bad = dir.path().join("market.toml");
-    std::fs::write(&bad, "base_price = 1\nearly_termination_fee_bps = 0\nhour_multipliers_bps = [10000]\n")
+    std::fs::write(&bad, "base_price = 1\nearly_termination_fee_bps = 0\ntransfer_notice_secs = 900\nhour_multipliers_bps = [10000]\n")
         .unwrap();
     // An unreachable URL: the file is rejected before any RPC.
     let args = [
@@ -565,6 +565,9 @@ fn operator_and_startup_commands_through_the_binary() {
 
     // A wallet gets its own API key from the relayer by signing a challenge; revokes it.
     let relayer = up.summary["relayer_url"].as_str().unwrap().to_string();
+    // Only for a credit account open on chain: the admin has none.
+    let refused = stderr(&up.run("admin", &["keys", "create", "--relayer", &relayer]));
+    assert!(refused.contains("no credit account") && refused.contains("compux buy"), "{refused}");
     let issued = up.json("startup", &["keys", "create", "--relayer", &relayer, "--requests-per-minute", "1"]);
     let key = issued["key"].as_str().unwrap();
     let chat =
@@ -624,8 +627,28 @@ fn operator_and_startup_commands_through_the_binary() {
     up.json("admin", &["admin", "fund-reserve", "10"]);
     assert_eq!(reserve(), funded + 10_000_000, "10 quote tokens of 6 decimals");
 
-    // Transfers between credit accounts of the market.
+    // Transfers between credit accounts of the market: announced first (the relayer stops
+    // spending them), moved after the market's notice.
     up.json("lender", &["buy", "1"]);
+    let account =
+        up.json("startup", &["status"])["credit_accounts"][0]["address"].as_str().unwrap().to_string();
+    let api_key = up.summary["api_key"].as_str().unwrap().to_string();
+    let vault = |v: &Value| v["onchain"].as_u64().unwrap();
+    let before = vault(&relayer_source(&relayer, &api_key, &account, |_| true));
+    let announced = up.json("startup", &["transfer", "2.5", lender]);
+    assert_eq!(announced["announced"], 2_500_000, "{announced}");
+    // The relayer stops spending announced credits as soon as it sees the notice, and the
+    // audit shows it.
+    relayer_source(&relayer, &api_key, &account, |v| vault(v) + 2_500_000 <= before);
+    let notices = &up.json("admin", &["audit"])["transfer_notices"];
+    assert_eq!(
+        (notices[0]["credit_account"].as_str(), &notices[0]["amount"]),
+        (Some(account.as_str()), &serde_json::json!(2_500_000))
+    );
+    let early = stderr(&up.run("startup", &["transfer", "2.5", lender]));
+    assert!(early.contains("may move only from") && early.contains("run this command again"), "{early}");
+    assert_eq!(credits("lender"), 1_000_000, "nothing moved before the notice");
+    up.json("startup", &["dev", "warp", "--to", &announced["ready_at"].to_string()]);
     up.json("startup", &["transfer", "2.5", lender]);
     assert_eq!(credits("lender"), 3_500_000);
 

@@ -22,6 +22,7 @@ use crate::send::{send, Sender};
 struct MarketFile {
     base_price: u64,
     early_termination_fee_bps: u16,
+    transfer_notice_secs: i64,
     hour_multipliers_bps: Vec<u16>,
     #[serde(default)]
     bulk_tiers: Vec<Tier>,
@@ -114,6 +115,7 @@ pub fn read_config(path: &Path) -> Result<MarketConfig> {
             .map(|d| ReserveDiscount { min_term_secs: d.min_term_secs, discount_bps: d.discount_bps })
             .collect(),
         early_termination_fee_bps: f.early_termination_fee_bps,
+        transfer_notice_secs: f.transfer_notice_secs,
         financing: f
             .financing
             .ok_or_else(|| {

@@ -293,6 +293,11 @@ impl World {
         fetch::token_amount(&self.rpc, address).await.unwrap()
     }
 
+    /// The credit account's state, on chain.
+    async fn account_state(&self) -> CreditAccount {
+        fetch::account_state(&self.rpc, &self.account.address).await.unwrap().unwrap()
+    }
+
     /// The account's last settled `seq`, on chain.
     async fn settled_seq(&self) -> u64 {
         let ca: CreditAccount =
@@ -310,6 +315,24 @@ impl World {
         let pending: u64 =
             self.batches().await.iter().filter(|b| b.settled_at_ms.is_none()).map(|b| b.amount).sum();
         unbatched + pending
+    }
+
+    /// `from` announces `amount` credits, the chain's clock passes the market's transfer
+    /// notice (a relayer that fell behind its settlement for that long), and they move to
+    /// `to`'s account.
+    async fn move_after_notice(&self, from: &Keypair, to: &Keypair, amount: u64) {
+        let (m, s) = (&self.market, Sender::SILENT);
+        let announce = compux_sdk::ix::announce_transfer(m, &from.pubkey(), amount);
+        compux_client::send(&self.rpc, s, "announce", from, &[announce], &[]).await.unwrap();
+        let ca: CreditAccount = fetch::account_state(&self.rpc, &m.credit_account(&from.pubkey()).address)
+            .await
+            .unwrap()
+            .unwrap();
+        let set_clock = solana_rpc_client_api::request::RpcRequest::Custom { method: "compux_setClock" };
+        let _: serde_json::Value =
+            self.rpc.send(set_clock, serde_json::json!([ca.notice.ready_at])).await.unwrap();
+        let transfer = compux_sdk::ix::transfer_credits(m, &from.pubkey(), &to.pubkey(), amount);
+        compux_client::send(&self.rpc, s, "transfer", from, &[transfer], &[]).await.unwrap();
     }
 
     async fn round(&self) -> Round {
@@ -434,8 +457,7 @@ async fn a_batch_that_cannot_land_is_an_incident_in_readiness_metrics_and_usage_
     let open = compux_sdk::ix::open_credit_account(&w.market, &w.admin.pubkey());
     compux_client::send(&w.rpc, s, "open", &w.admin, &[open], &[]).await.unwrap();
     let all = w.vault().await;
-    let away = compux_sdk::ix::transfer_credits(&w.market, &w.startup.pubkey(), &w.admin.pubkey(), all);
-    compux_client::send(&w.rpc, s, "move the credits away", &w.startup, &[away], &[]).await.unwrap();
+    w.move_after_notice(&w.startup, &w.admin, all).await;
 
     // A gateway over the same meter, as the relayer runs its settler.
     const KEY: &str = "sk-settler-incident";
@@ -469,12 +491,105 @@ async fn a_batch_that_cannot_land_is_an_incident_in_readiness_metrics_and_usage_
     assert_eq!(usage["balance"][0]["settlement_stuck"]["seq"], 1, "{usage}");
 
     // The credits come back: the batch lands, and the incident is over.
-    let back = compux_sdk::ix::transfer_credits(&w.market, &w.admin.pubkey(), &w.startup.pubkey(), all);
-    compux_client::send(&w.rpc, s, "bring them back", &w.admin, &[back], &[]).await.unwrap();
+    w.move_after_notice(&w.admin, &w.startup, all).await;
     assert_eq!(w.round().await.settled, 1);
     assert_eq!(w.meter.settlement_trouble(source), None);
     let (status, ready) = get("/health/ready").await;
     assert_eq!(status, 200);
     assert!(ready.contains(r#""status":"ready""#), "{ready}");
     assert_eq!(w.not_burned().await, 0);
+}
+
+/// Attack 1 of issue 24, through the relayer: slow requests hold the whole balance, and the
+/// startup tries to move its credits away before they are burned. It cannot move them
+/// without a notice; the relayer spends none of the announced credits from the moment it
+/// sees the notice; the requests in flight are charged and burned; after the notice only
+/// what the burns left moves. Every charged credit ends burned.
+#[tokio::test(flavor = "multi_thread")]
+async fn credits_spent_through_the_relayer_cannot_leave_before_they_are_burned() {
+    use compux_relayer::config::{Key, Model, Provider};
+    use compux_relayer::jobs::balances;
+    use compux_relayer::sim::{self, SimOptions};
+    let w = world().await;
+    let slow =
+        SimOptions { name: "slow".into(), completion_tokens: 100, latency_ms: 3_000, ..Default::default() };
+    let up = sim::spawn(slow, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    const KEY: &str = "sk-walk-away";
+    // Priced so that about 20 requests' holds cover the 1,000 credits (300,000 credit base
+    // units a token; a hold is about 160 tokens).
+    let model = Model::priced("m", 300_000_000_000, 300_000_000_000);
+    let mut config = compux_relayer::Config::new(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![Provider::new("slow", up.base_url(), vec![model])],
+    );
+    config.keys.push(Key::new(KeyHash::of(KEY), w.account.address));
+    let g = compux_relayer::Gateway::new(config, w.meter.clone(), w.ledger.clone()).await.unwrap();
+    let base = format!("http://{}/v1", compux_relayer::serve(g).await.unwrap());
+    let accounts = [w.account.address];
+    balances::refresh(&w.rpc, &w.meter, &accounts).await.unwrap();
+    let ask = || {
+        let req = reqwest::Client::new()
+            .post(format!("{base}/chat/completions"))
+            .bearer_auth(KEY)
+            .json(&serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 100}));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let calls: Vec<_> = (0..30).map(|_| tokio::spawn(ask())).collect();
+    let source = Source::Vault(w.account.address);
+    // Every request that fits is held (the rest were refused): less than a tenth of what
+    // is held is left.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while w.meter.balance(source).available() >= w.meter.balance(source).held / 10 {
+        assert!(std::time::Instant::now() < deadline, "the requests never held the balance");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // The whole balance, moved away while the requests are in flight: refused.
+    let (m, s) = (&w.market, Sender::SILENT);
+    let open = compux_sdk::ix::open_credit_account(m, &w.admin.pubkey());
+    compux_client::send(&w.rpc, s, "open", &w.admin, &[open], &[]).await.unwrap();
+    let all = w.vault().await;
+    let away = compux_sdk::ix::transfer_credits(m, &w.startup.pubkey(), &w.admin.pubkey(), all);
+    let err = compux_client::send(&w.rpc, s, "away", &w.startup, std::slice::from_ref(&away), &[])
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("TransferNotAnnounced"), "{err:#}");
+    // Announced: the relayer spends none of it from the next balance read on.
+    let announce = compux_sdk::ix::announce_transfer(m, &w.startup.pubkey(), all);
+    compux_client::send(&w.rpc, s, "announce", &w.startup, &[announce], &[]).await.unwrap();
+    let err = compux_client::send(&w.rpc, s, "away", &w.startup, std::slice::from_ref(&away), &[])
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("TransferNotReady"), "{err:#}");
+    balances::refresh(&w.rpc, &w.meter, &accounts).await.unwrap();
+    assert_eq!(w.meter.balance(source).onchain, 0, "the announced credits are not the relayer's to spend");
+    let after = ask().await;
+    assert_eq!(after, 402, "a request after the notice is refused");
+
+    // The requests in flight are answered and charged; the settler burns them.
+    let statuses: Vec<u16> =
+        futures_util::future::join_all(calls).await.into_iter().map(|r| r.unwrap()).collect();
+    let served = statuses.iter().filter(|s| **s == 200).count();
+    assert!(served >= 10, "the holds covered the balance: {statuses:?}");
+    w.clock.advance(Duration::from_secs(FLUSH_SECS + 1));
+    for _ in 0..10 {
+        if w.not_burned().await == 0 {
+            break;
+        }
+        w.round().await;
+    }
+    assert_eq!(w.not_burned().await, 0, "the settler burned every charge");
+    let charged = w.ledger.total_charged().await.unwrap();
+
+    // After the notice only what the burns left can move.
+    let ready = w.account_state().await.notice.ready_at;
+    let set_clock = solana_rpc_client_api::request::RpcRequest::Custom { method: "compux_setClock" };
+    let _: serde_json::Value = w.rpc.send(set_clock, serde_json::json!([ready])).await.unwrap();
+    let err = compux_client::send(&w.rpc, s, "away", &w.startup, &[away], &[]).await.unwrap_err();
+    assert!(format!("{err:#}").contains("InsufficientCredits"), "{err:#}");
+    let left = w.vault().await;
+    assert_eq!(left, all - charged, "every charged credit was burned from the vault");
+    let rest = compux_sdk::ix::transfer_credits(m, &w.startup.pubkey(), &w.admin.pubkey(), left);
+    compux_client::send(&w.rpc, s, "the rest", &w.startup, &[rest], &[]).await.unwrap();
+    assert_eq!(w.account_state().await.settlement.total_settled, charged, "burned == charged");
 }

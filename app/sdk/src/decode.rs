@@ -19,6 +19,7 @@ pub enum CompuxEvent {
     RecoveryReserveFunded(RecoveryReserveFunded),
     CreditAccountOpened(CreditAccountOpened),
     CreditsPurchased(CreditsPurchased),
+    TransferAnnounced(TransferAnnounced),
     CreditsTransferred(CreditsTransferred),
     AutoRefillConfigured(AutoRefillConfigured),
     ReservationCreated(ReservationCreated),
@@ -56,6 +57,7 @@ pub fn event(bytes: &[u8]) -> Option<CompuxEvent> {
         .or_else(|| parse(bytes).map(E::RecoveryReserveFunded))
         .or_else(|| parse(bytes).map(E::CreditAccountOpened))
         .or_else(|| parse(bytes).map(E::CreditsPurchased))
+        .or_else(|| parse(bytes).map(E::TransferAnnounced))
         .or_else(|| parse(bytes).map(E::CreditsTransferred))
         .or_else(|| parse(bytes).map(E::AutoRefillConfigured))
         .or_else(|| parse(bytes).map(E::ReservationCreated))

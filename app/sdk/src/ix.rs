@@ -131,6 +131,18 @@ pub fn buy_credits(
     )
 }
 
+/// Announces that `amount` credits will leave `owner`'s vault (0 withdraws the notice).
+pub fn announce_transfer(m: &MarketKeys, owner: &Pubkey, amount: u64) -> Instruction {
+    build(
+        acc::AnnounceTransfer {
+            owner: *owner,
+            market: m.market,
+            credit_account: m.credit_account(owner).address,
+        },
+        data::AnnounceTransfer { amount },
+    )
+}
+
 pub fn transfer_credits(m: &MarketKeys, owner: &Pubkey, to_owner: &Pubkey, amount: u64) -> Instruction {
     let (from, to) = (m.credit_account(owner), m.credit_account(to_owner));
     build(

@@ -34,6 +34,10 @@ pub const MAX_EARLY_TERMINATION_FEE_BPS: u16 = 10_000;
 
 /// Reservation terms: a period lasts between one minute and a leap year, at most 520 periods.
 pub const MIN_PERIOD_SECS: i64 = 60;
+/// Bounds on a market's transfer notice: longer than the relayer's longest request and its
+/// settlement lag, short enough to keep credits transferable.
+pub const MIN_TRANSFER_NOTICE_SECS: i64 = 60;
+pub const MAX_TRANSFER_NOTICE_SECS: i64 = 30 * 86_400;
 pub const MAX_PERIOD_SECS: i64 = 366 * SECONDS_PER_DAY;
 pub const MAX_PERIODS: u16 = 520;
 

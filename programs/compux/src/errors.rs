@@ -115,4 +115,10 @@ pub enum CompuxError {
     AddressInUse,
     #[msg("Reservations must use the credit account's next reservation number")]
     WrongReservationNonce,
+    #[msg("Credits leave a vault only after a transfer notice for them: announce_transfer first")]
+    TransferNotAnnounced,
+    #[msg("The transfer notice's delay has not passed: the relayer may still be burning usage charged before it")]
+    TransferNotReady,
+    #[msg("The market's transfer notice must last from 1 minute to 30 days")]
+    InvalidTransferNotice,
 }

@@ -77,6 +77,15 @@ pub struct CreditsPurchased {
 
 #[event]
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferAnnounced {
+    pub market: Pubkey,
+    pub account: Pubkey,
+    pub amount: u64,
+    pub ready_at: i64,
+}
+
+#[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreditsTransferred {
     pub market: Pubkey,
     pub from: Pubkey,

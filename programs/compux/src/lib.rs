@@ -61,6 +61,10 @@ pub mod compux {
         BuyCredits::handler(ctx, credits, max_quote_in)
     }
 
+    pub fn announce_transfer(ctx: Context<AnnounceTransfer>, amount: u64) -> Result<()> {
+        AnnounceTransfer::handler(ctx, amount)
+    }
+
     pub fn transfer_credits(ctx: Context<TransferCredits>, amount: u64) -> Result<()> {
         TransferCredits::handler(ctx, amount)
     }

@@ -34,6 +34,18 @@ pub async fn audit(ctx: &Ctx) -> Result<()> {
         })
         .collect();
     let violations: Vec<String> = report.violations.iter().map(ToString::to_string).collect();
+    // Credits announced to leave their vaults: the relayer no longer spends them, and they
+    // may move from `ready_at`.
+    let notices: Vec<_> = snapshot
+        .credit_accounts
+        .iter()
+        .filter(|c| c.account.notice.amount > 0)
+        .map(|c| {
+            json!({"credit_account": c.address.to_string(), "owner": c.account.owner.to_string(),
+                   "amount": c.account.notice.amount, "vault": c.vault_balance,
+                   "ready_at": c.account.notice.ready_at, "ready": c.account.notice.ready_at <= snapshot.now})
+        })
+        .collect();
     let value = json!({
         "market": m.market.to_string(),
         "now": snapshot.now,
@@ -66,6 +78,8 @@ pub async fn audit(ctx: &Ctx) -> Result<()> {
             "paid_to_lenders": snapshot.market.reserve_paid,
             "withdrawn": snapshot.market.reserve_withdrawn,
         },
+        "transfer_notice_secs": snapshot.market.transfer_notice_secs,
+        "transfer_notices": notices,
         "violations": violations,
         "ok": violations.is_empty(),
     });
@@ -88,6 +102,12 @@ pub async fn audit(ctx: &Ctx) -> Result<()> {
             report.treasury_expected + snapshot.market.treasury_withdrawn,
             snapshot.market.treasury_withdrawn,
         );
+        for n in &notices {
+            out.push_str(&format!(
+                "\n  transfer notice: {} credits of {} may leave its vault from {}",
+                n["amount"], n["credit_account"].as_str().unwrap_or_default(), n["ready_at"]
+            ));
+        }
         if violations.is_empty() {
             out.push_str("\n  every invariant holds");
         }

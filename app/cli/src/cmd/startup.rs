@@ -1,6 +1,6 @@
 //! Startup commands: standard credits, transfers, reserved credits, auto-refill.
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use compux_client::{fetch, tokens};
 use compux_sdk::ix::{self, AutoRefillParams, ReserveParams};
@@ -112,15 +112,52 @@ pub async fn buy(ctx: &Ctx, a: BuyArgs) -> Result<()> {
     Ok(())
 }
 
+/// Moves credits in two steps, as the program requires: the first run announces them (the
+/// relayer stops spending them at once), a run after the market's notice moves them.
 pub async fn transfer(ctx: &Ctx, a: TransferArgs) -> Result<()> {
     let amount = units::parse(&a.credits, CREDIT_DECIMALS)?;
-    let (m, _) = ctx.market().await?;
+    let (m, market) = ctx.market().await?;
     let owner = ctx.wallet()?;
+    let notice = credit_account(ctx, &m, &owner.pubkey())
+        .await?
+        .ok_or_else(|| {
+            anyhow!("{} has no credit account in this market (`compux buy` opens one)", owner.pubkey())
+        })?
+        .notice;
+    let now = fetch::clock(&ctx.rpc).await?.unix_timestamp;
+    let shown = units::format(amount, CREDIT_DECIMALS);
+    if notice.amount < amount {
+        let ix = ix::announce_transfer(&m, &owner.pubkey(), amount);
+        let sig = ctx.send("announce the transfer", &owner, &[ix], &[]).await?;
+        // The chain's time, as the program recorded it.
+        let account = credit_account(ctx, &m, &owner.pubkey()).await?;
+        let ready_at = account.map_or(now + market.transfer_notice_secs, |a| a.notice.ready_at);
+        ctx.emit(
+            json!({"signature": sig.to_string(), "announced": amount, "ready_at": ready_at, "to": a.to.to_string()}),
+            || {
+                format!(
+                    "announced {shown} credits: the relayer stops spending them now, and they can move from \
+                     {} (after the market's {} min notice, once the usage charged before it is burned). \
+                     Run this command again then.",
+                    units::format_utc(ready_at),
+                    market.transfer_notice_secs / 60
+                )
+            },
+        );
+        return Ok(());
+    }
+    if now < notice.ready_at {
+        bail!(
+            "{shown} credits are announced but may move only from {} ({} s from now): run this command again then",
+            units::format_utc(notice.ready_at),
+            notice.ready_at - now
+        );
+    }
     let sig = ctx
         .send("transfer credits", &owner, &[ix::transfer_credits(&m, &owner.pubkey(), &a.to, amount)], &[])
         .await?;
     ctx.emit(json!({"signature": sig.to_string(), "credits": amount, "to": a.to.to_string()}), || {
-        format!("moved {} credits to {}", units::format(amount, CREDIT_DECIMALS), a.to)
+        format!("moved {shown} credits to {}", a.to)
     });
     Ok(())
 }

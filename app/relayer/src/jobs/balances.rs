@@ -36,6 +36,11 @@ pub fn client(rpc_url: &str) -> RpcClient {
     )
 }
 
+/// Whether the credit account `account` is open on chain (read at `confirmed`).
+pub async fn credit_account_exists(rpc_url: &str, account: Pubkey) -> Result<bool> {
+    Ok(fetch::account_state::<CreditAccount>(&client(rpc_url), &account).await?.is_some())
+}
+
 /// Reads every account's vault and facilities once and records them in the meter, each
 /// snapshot with the slot it was read at (an older one than applied is ignored).
 pub async fn refresh(rpc: &RpcClient, meter: &Meter, keys: &[Pubkey]) -> Result<()> {
@@ -72,6 +77,10 @@ pub async fn refresh(rpc: &RpcClient, meter: &Meter, keys: &[Pubkey]) -> Result<
         // from one getMultipleAccounts call: the same slot, so the balance and settled_seq
         // agree.
         let balance = vault.as_ref().and_then(|v| fetch::token_amount_of(&v.data)).unwrap_or(0);
+        // Credits announced to leave the vault are not spent here from the moment the
+        // notice is seen: the usage charged before it is burned before they may move.
+        let announced = state.as_ref().map_or(0, |ca| ca.notice.amount);
+        let balance = balance.saturating_sub(announced);
         let settled_seq = state.as_ref().map_or(0, |ca| ca.settlement.settled_seq);
         meter.set_chain_at(Source::Vault(account), balance, settled_seq, false, slot);
         let mut sources = Vec::new();

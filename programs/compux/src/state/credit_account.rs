@@ -23,6 +23,15 @@ impl AutoRefill {
     }
 }
 
+/// Credits the owner announced it will move out of its vault (`announce_transfer`): from
+/// the announcement on the relayer spends none of them, and they may move only from
+/// `ready_at`, once the usage charged before the relayer saw the notice has been burned.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace)]
+pub struct TransferNotice {
+    pub amount: u64,
+    pub ready_at: i64,
+}
+
 /// One per (market, owner). Seeds: [CREDIT_ACCOUNT_SEED, market, owner]. Its vault
 /// (seeds [CREDIT_VAULT_SEED, credit_account]) is a token account of the credit mint whose
 /// authority is the market PDA: standard credits move only through this program.
@@ -46,4 +55,6 @@ pub struct CreditAccount {
     /// Nonce of the next reservation (seeds of `Reservation`).
     pub reservation_count: u64,
     pub auto_refill: AutoRefill,
+    /// Credits announced to leave the vault (`transfer_credits` moves only these).
+    pub notice: TransferNotice,
 }

@@ -87,6 +87,9 @@ pub struct MarketConfig {
     /// cancellation or lapse.
     pub early_termination_fee_bps: u16,
     pub financing: FinancingPolicy,
+    /// How long announced credits wait before they may leave a vault (`announce_transfer`):
+    /// set at creation only, so no change can shorten a notice under the relayer.
+    pub transfer_notice_secs: i64,
 }
 
 /// A partial update: each `Some` field replaces the stored one, after validation.
@@ -143,6 +146,8 @@ pub struct Market {
     pub reserve_funded: u64,
     pub reserve_paid: u64,
     pub reserve_withdrawn: u64,
+    /// `MarketConfig::transfer_notice_secs`.
+    pub transfer_notice_secs: i64,
 }
 
 impl Market {
@@ -159,6 +164,11 @@ impl Market {
     }
 
     pub fn apply_config(&mut self, config: &MarketConfig) -> Result<()> {
+        require!(
+            (MIN_TRANSFER_NOTICE_SECS..=MAX_TRANSFER_NOTICE_SECS).contains(&config.transfer_notice_secs),
+            CompuxError::InvalidTransferNotice
+        );
+        self.transfer_notice_secs = config.transfer_notice_secs;
         self.apply_update(&MarketUpdate {
             base_price: Some(config.base_price),
             hour_multipliers_bps: Some(config.hour_multipliers_bps),
@@ -234,6 +244,7 @@ impl Market {
             reserve_discounts: self.reserve_discounts().to_vec(),
             early_termination_fee_bps: self.early_termination_fee_bps,
             financing: self.financing,
+            transfer_notice_secs: self.transfer_notice_secs,
         }
     }
 

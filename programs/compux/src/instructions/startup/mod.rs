@@ -1,3 +1,4 @@
+pub mod announce_transfer;
 pub mod auto_refill;
 pub mod buy_credits;
 pub mod configure_auto_refill;
@@ -5,6 +6,7 @@ pub mod open_credit_account;
 mod purchase;
 pub mod transfer_credits;
 
+pub use announce_transfer::*;
 pub use auto_refill::*;
 pub use buy_credits::*;
 pub use configure_auto_refill::*;

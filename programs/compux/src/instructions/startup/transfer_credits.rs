@@ -40,12 +40,17 @@ pub struct TransferCredits<'info> {
 impl TransferCredits<'_> {
     fn validate(&self, amount: u64) -> Result<()> {
         require!(amount > 0, CompuxError::ZeroAmount);
+        let notice = self.from_account.notice;
+        require!(amount <= notice.amount, CompuxError::TransferNotAnnounced);
+        require!(Clock::get()?.unix_timestamp >= notice.ready_at, CompuxError::TransferNotReady);
         require!(self.from_vault.amount >= amount, CompuxError::InsufficientCredits);
         Ok(())
     }
 
-    /// Moves standard credits between two credit accounts of the same market. Financed
-    /// credits live in facility escrows, never in a credit vault, so they cannot move here.
+    /// Moves standard credits between two credit accounts of the same market, out of the
+    /// sender's transfer notice: usage the relayer charged before it saw the notice has been
+    /// burned from the vault by then, so only what is left can move. Financed credits live
+    /// in facility escrows, never in a credit vault, so they cannot move here.
     #[access_control(ctx.accounts.validate(amount))]
     pub fn handler(ctx: Context<Self>, amount: u64) -> Result<()> {
         let a = ctx.accounts;
@@ -56,6 +61,8 @@ impl TransferCredits<'_> {
             Some(&a.market),
             amount,
         )?;
+        a.from_account.notice.amount =
+            a.from_account.notice.amount.checked_sub(amount).ok_or(CompuxError::TransferNotAnnounced)?;
         a.from_account.total_transferred_out =
             a.from_account.total_transferred_out.checked_add(amount).ok_or(CompuxError::MathOverflow)?;
         a.to_account.total_transferred_in =
