@@ -49,8 +49,8 @@ fn compux_limit(discriminator: &[u8]) -> Option<u32> {
         (ci::AutoRefill::DISCRIMINATOR, 45_000),      // 29,846
         (ci::CancelOffer::DISCRIMINATOR, 45_000),     // 29,745
         (ci::SettleFacility::DISCRIMINATOR, 35_000 + REFRESH_WALK), // 29,714 (freeze window)
-        (ci::TransferCredits::DISCRIMINATOR, 45_000), // 28,442
-        (ci::AnnounceTransfer::DISCRIMINATOR, 30_000), // one account written, no CPI (test_compute_units)
+        (ci::TransferCredits::DISCRIMINATOR, 45_000), // 28,896 (with the notice check)
+        (ci::AnnounceTransfer::DISCRIMINATOR, 30_000), // 14,121
         (ci::LapseReservation::DISCRIMINATOR, 40_000), // 27,179
         (ci::CancelReservation::DISCRIMINATOR, 40_000), // 26,865
         (ci::OpenCreditAccount::DISCRIMINATOR, 45_000), // 24,142-30,142
