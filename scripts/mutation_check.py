@@ -163,6 +163,7 @@ def _either(text, repl):
 
 SWITCHED = {
     "config: hour bounds": ".all(|&x| {on} || (MIN_HOUR_MULTIPLIER_BPS..=MAX_HOUR_MULTIPLIER_BPS).contains(&x)),",
+    "config: transfer notice bounds": "{on} || (MIN_TRANSFER_NOTICE_SECS..=MAX_TRANSFER_NOTICE_SECS).contains(&config.transfer_notice_secs)",
     "offer: terms": "&& ({on} || self.default_after_secs >= self.grace_secs)",
     "offer: multiplier": "({on} || (MIN_CREDIT_MULTIPLIER_BPS..=MAX_CREDIT_MULTIPLIER_BPS).contains(&self.credit_multiplier_bps))\n                && ",
     "policy: term bounds": "({on} || (policy.min_term_secs..=policy.max_term_secs).contains(&term))\n                && ",
