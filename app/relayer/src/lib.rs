@@ -97,24 +97,15 @@ pub async fn start(path: &Path) -> anyhow::Result<Running> {
         // Replicas may share this ledger: spend only under balance and budget leases.
         let replica = format!("{}-{}", config_copy.listen, uuid::Uuid::new_v4().simple());
         replica_name = Some(replica.clone());
-        meter.require_leases();
         let budgets: leases::Budgets = {
             let g = Arc::downgrade(&gateway);
             Arc::new(move || g.upgrade().map(|g| g.keys.budgets()).unwrap_or_default())
         };
         let mut c = config_copy.leases.clone();
         c.in_flight_ms = config_copy.longest_request_ms();
-        let (l, m, a) = (ledger_copy.clone(), meter.clone(), accounts.clone());
-        tasks.supervise("leases", move || {
-            Box::pin(leases::run(
-                l.clone(),
-                m.clone(),
-                replica.clone(),
-                a.clone(),
-                budgets.clone(),
-                c.clone(),
-            ))
-        });
+        let leaser = gateway.share(replica, c);
+        let a = accounts.clone();
+        tasks.supervise("leases", move || Box::pin(leases::run(leaser.clone(), a.clone(), budgets.clone())));
     }
     let wake = Arc::new(tokio::sync::Notify::new());
     let ws_url = config_copy.ws_url.clone().unwrap_or_else(|| watch::pubsub_url(&rpc_url));

@@ -1178,8 +1178,12 @@ async fn replicas_sharing_a_postgres_ledger_never_spend_more_than_the_balance_to
         config(vec![Provider::new("up", up.base_url(), vec![Model::priced(MODEL, 1_000_000, 1_000_000)])]);
     // As in the single-relayer test: the balance covers 50 requests at worst case.
     let balance = worst(1_000_000, 20) * 50;
-    let lease =
-        compux_relayer::jobs::leases::LeaseConfig { ttl_ms: 5_000, every_ms: 50, in_flight_ms: 10_000 };
+    let lease = compux_relayer::jobs::leases::LeaseConfig {
+        ttl_ms: 5_000,
+        every_ms: 50,
+        idle_after_ms: 2_000,
+        in_flight_ms: 10_000,
+    };
     let mut replicas = Vec::new();
     for i in 0..2 {
         let meter = Meter::new();
@@ -1190,14 +1194,10 @@ async fn replicas_sharing_a_postgres_ledger_never_spend_more_than_the_balance_to
         let addr = serve(g.clone()).await.unwrap();
         let accounts: compux_relayer::jobs::balances::Accounts = Arc::new(|| vec![ACCOUNT]);
         let budgets: compux_relayer::jobs::leases::Budgets = Arc::new(Vec::new);
-        meter.require_leases();
         tokio::spawn(compux_relayer::jobs::leases::run(
-            ledger,
-            meter,
-            format!("replica-{i}"),
+            g.share(format!("replica-{i}"), lease.clone()),
             accounts,
             budgets,
-            lease.clone(),
         ));
         let client = Client::with_config(
             OpenAIConfig::new().with_api_base(format!("http://{addr}/v1")).with_api_key(KEY),

@@ -38,10 +38,32 @@ pub struct Grant {
     pub from: Exposure,
 }
 
-/// The grant for a replica with exposure `mine`, from a pool with `left` after the
-/// ledger's charges, beside `others` live replicas whose claims add up to `claimed`.
-pub fn grant(left: u64, claimed: u64, others: u64, mine: Exposure) -> Grant {
-    let share = left.saturating_sub(claimed).min(left / others.saturating_add(1));
+/// What a replica asks of a grant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Want {
+    /// Its equal share of what is left: it has held from the pool lately.
+    Share,
+    /// Room for a hold of this much now, or its equal share if that is more: a request
+    /// its lease alone refused. It may take more than an equal share of what the others
+    /// do not claim, so a pool is not refused while it could cover the request.
+    AtLeast(u64),
+    /// Nothing new: it has not held from the pool for a while, and leaves what is left to
+    /// the replicas that do (its next request asks with `AtLeast`).
+    Nothing,
+}
+
+/// The grant for a replica with exposure `mine` asking for `want`, from a pool with `left`
+/// after the ledger's charges, beside `others` live replicas whose claims add up to
+/// `claimed`. Whatever it asks, it never gets more than `left - claimed`: that alone keeps
+/// the replicas together within the pool.
+pub fn grant(left: u64, claimed: u64, others: u64, mine: Exposure, want: Want) -> Grant {
+    let fair = left / others.saturating_add(1);
+    let target = match want {
+        Want::Share => fair,
+        Want::AtLeast(amount) => fair.max(mine.in_flight.saturating_add(amount)),
+        Want::Nothing => 0,
+    };
+    let share = left.saturating_sub(claimed).min(target);
     let spend = share.saturating_sub(mine.in_flight);
     Grant { spend, claim: mine.in_flight.saturating_add(mine.unspent.max(spend)), from: mine }
 }
@@ -59,15 +81,53 @@ mod tests {
     fn a_replicas_requests_in_flight_count_against_the_others() {
         // The overspend issue 23 measured: replica A held 524 of 1,050 in slow requests;
         // its renewals stored only its new share, and B took the rest of the pool twice.
-        let a = grant(1_050, 0, 1, Exposure { in_flight: 524, unspent: 1, reserved_mark: 0 });
+        let a = grant(1_050, 0, 1, Exposure { in_flight: 524, unspent: 1, reserved_mark: 0 }, Want::Share);
         assert_eq!((a.spend, a.claim), (1, 525), "A's share is spent: it has 524 in flight");
-        let b = grant(1_050 - 300, a.claim, 1, Exposure::default());
+        let b = grant(1_050 - 300, a.claim, 1, Exposure::default(), Want::Share);
         assert_eq!(b.spend, 225, "after B's own 300 charged, what A's 525 in flight leaves");
-        let a = grant(1_050 - 300, b.claim, 1, Exposure { in_flight: 524, unspent: 1, reserved_mark: 0 });
+        let a = grant(
+            1_050 - 300,
+            b.claim,
+            1,
+            Exposure { in_flight: 524, unspent: 1, reserved_mark: 0 },
+            Want::Share,
+        );
         assert_eq!((a.spend, a.claim), (0, 525), "A is over its share: nothing new, its claim stays whole");
-        let b = grant(1_050 - 525, a.claim, 1, Exposure::default());
+        let b = grant(1_050 - 525, a.claim, 1, Exposure::default(), Want::Share);
         assert_eq!(b.spend, 0, "1,050 - B's 525 charged - A's 525 in flight leaves nothing");
-        assert_eq!(grant(1_000, 0, 0, Exposure::default()).spend, 1_000, "alone, the whole pool");
+        assert_eq!(
+            grant(1_000, 0, 0, Exposure::default(), Want::Share).spend,
+            1_000,
+            "alone, the whole pool"
+        );
+    }
+
+    #[test]
+    fn a_request_may_take_what_the_others_do_not_claim_and_no_more() {
+        // 160 left, three replicas: an equal share (53) cannot cover a hold of 54, and the
+        // others claim only 40 between them.
+        let mine = Exposure::default();
+        assert_eq!(grant(160, 40, 2, mine, Want::Share).spend, 53);
+        assert_eq!(grant(160, 40, 2, mine, Want::AtLeast(54)).spend, 54, "room for the request");
+        assert_eq!(grant(160, 40, 2, mine, Want::AtLeast(130)).spend, 120, "never what the others claim");
+        assert_eq!(
+            grant(160, 40, 2, mine, Want::AtLeast(10)).spend,
+            53,
+            "a small request still gets its share"
+        );
+        let busy = Exposure { in_flight: 30, unspent: 0, reserved_mark: 0 };
+        assert_eq!(grant(160, 40, 2, busy, Want::AtLeast(54)).spend, 54, "beside what it has in flight");
+    }
+
+    #[test]
+    fn an_idle_replica_gives_its_claim_back_over_two_renewals() {
+        let unspent = Exposure { in_flight: 0, unspent: 100, reserved_mark: 0 };
+        let g = grant(300, 0, 2, unspent, Want::Nothing);
+        assert_eq!((g.spend, g.claim), (0, 100), "its old lease may still be held until the meter swaps it");
+        let g = grant(300, 0, 2, Exposure::default(), Want::Nothing);
+        assert_eq!((g.spend, g.claim), (0, 0), "then it claims nothing");
+        let busy = Exposure { in_flight: 25, unspent: 0, reserved_mark: 0 };
+        assert_eq!(grant(300, 0, 2, busy, Want::Nothing).claim, 25, "what it has in flight stays claimed");
     }
 
     /// A replica in the model: its meter, its requests in flight, its claim row.
@@ -89,9 +149,9 @@ mod tests {
         Finish(usize),
         /// Replica r flushes its journal into the ledger.
         Flush(usize),
-        /// Replica r renews its lease; `window` requests of h are admitted between its
-        /// exposure being read and the new lease replacing the old.
-        Renew(usize, Vec<u64>),
+        /// Replica r renews its lease asking for `want`; `window` requests of h are admitted
+        /// between its exposure being read and the new lease replacing the old.
+        Renew(usize, Want, Vec<u64>),
         /// Replica r's lease lapses (it is cut off from the database): it stops admitting,
         /// and its claim stands while it has requests in flight (the row outlives them by
         /// design); once they are done and it reaches the database again its charges are
@@ -100,12 +160,17 @@ mod tests {
         Lapse(usize),
     }
 
+    fn want() -> impl Strategy<Value = Want> {
+        prop_oneof![Just(Want::Share), Just(Want::Nothing), (1u64..300).prop_map(Want::AtLeast)]
+    }
+
     fn step() -> impl Strategy<Value = Step> {
         prop_oneof![
             4 => (0usize..3, 1u64..200, 0u64..200).prop_map(|(r, h, c)| Step::Hold(r, h, c.min(h))),
             3 => (0usize..3).prop_map(Step::Finish),
             2 => (0usize..3).prop_map(Step::Flush),
-            3 => (0usize..3, proptest::collection::vec(1u64..100, 0..3)).prop_map(|(r, w)| Step::Renew(r, w)),
+            3 => (0usize..3, want(), proptest::collection::vec(1u64..100, 0..3))
+                .prop_map(|(r, want, w)| Step::Renew(r, want, w)),
             1 => (0usize..3).prop_map(Step::Lapse),
         ]
     }
@@ -146,8 +211,8 @@ mod tests {
                         ledger += std::mem::take(&mut rs[r].unflushed);
                         rs[r].flushed_at = rs[r].meter.charged_total(source);
                     }
-                    Step::Renew(r, window) => {
-                        // As `jobs::leases::renew`: the journal is flushed first.
+                    Step::Renew(r, want, window) => {
+                        // As `jobs::leases::Leaser`: the journal is flushed first.
                         ledger += std::mem::take(&mut rs[r].unflushed);
                         let before = rs[r].meter.charged_total(source);
                         rs[r].flushed_at = before;
@@ -155,7 +220,7 @@ mod tests {
                             .filter(|(i, x)| *i != r && x.row.is_some())
                             .map(|(_, x)| x.row.unwrap()).collect();
                         let mine = rs[r].meter.exposure(source, before);
-                        let g = grant(balance.saturating_sub(ledger), live.iter().sum(), live.len() as u64, mine);
+                        let g = grant(balance.saturating_sub(ledger), live.iter().sum(), live.len() as u64, mine, want);
                         for h in window {
                             if let Ok(hold) = rs[r].meter.hold(account, h, None) {
                                 rs[r].in_flight.push((hold, h));
@@ -165,7 +230,7 @@ mod tests {
                         rs[r].meter.set_lease(source, &g, later);
                     }
                     Step::Lapse(r) => {
-                        rs[r].meter.set_lease(source, &grant(0, 0, 0, Exposure::default()), Instant::now());
+                        rs[r].meter.set_lease(source, &grant(0, 0, 0, Exposure::default(), Want::Share), Instant::now());
                         // Its claim stays for the others until its requests in flight are done
                         // and flushed; a replica with nothing in flight gives it up.
                         if rs[r].in_flight.is_empty() {

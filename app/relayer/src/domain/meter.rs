@@ -325,6 +325,37 @@ impl Meter {
         d.lease = Some(Lease { remaining: grant.spend.saturating_sub(since), until });
     }
 
+    /// With replicas, the pools whose lease, not their own truth, would refuse a hold of
+    /// `amount` for `account` now: its unfrozen sources whose balance here covers `amount`
+    /// and whose lease does not, and whether the key's budget is short by its lease only.
+    /// Renewing those leases (`jobs::leases::Leaser::top_up`) may let the hold through;
+    /// renewing any other cannot, so a request refused at zero costs no database work.
+    pub fn short_leases(&self, account: Pubkey, amount: u64, budget: Option<Budget>) -> (Vec<Source>, bool) {
+        let s = self.lock();
+        if !s.leased {
+            return (Vec::new(), false);
+        }
+        let now = self.clock.instant();
+        let own = [Source::Vault(account)];
+        let sources = s.sources.get(&account).map_or(&own[..], |v| &v[..]);
+        let short = sources
+            .iter()
+            .filter(|source| {
+                s.balances.get(source).is_some_and(|bal| {
+                    !bal.frozen && bal.available() >= amount && s.spendable(**source, bal, now) < amount
+                })
+            })
+            .copied()
+            .collect();
+        let budget_short = budget.is_some_and(|b| {
+            let d = s.daily.get(b.key).copied().unwrap_or_default();
+            let (spent, held) = if d.day == b.day { (d.spent, d.held) } else { (0, d.held) };
+            let lease = d.lease.filter(|l| d.day == b.day && l.until > now).map_or(0, |l| l.remaining);
+            spent.saturating_add(held).saturating_add(amount) <= b.per_day && lease < amount
+        });
+        (short, budget_short)
+    }
+
     /// Records a balance snapshot: the source's on-chain credits and its on-chain
     /// `settled_seq`, read together. Batches up to that seq are in that balance, so they
     /// stop counting as unsettled in the same step (never before the balance shows them).

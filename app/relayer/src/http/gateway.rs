@@ -17,6 +17,7 @@ use crate::domain::pricing::Price;
 use crate::domain::routing::Health;
 use crate::error::ApiError;
 use crate::http::metrics::Metrics;
+use crate::jobs::leases::{LeaseConfig, Leaser};
 use crate::jobs::tasks::Tasks;
 use crate::store::ledger::Ledger;
 
@@ -36,6 +37,8 @@ pub struct Gateway {
     pub(super) slots: Arc<tokio::sync::Semaphore>,
     /// The background tasks, supervised (`/metrics` shows them).
     pub tasks: Tasks,
+    /// With replicas sharing the ledger: this replica's lease renewals (`share`).
+    leaser: std::sync::OnceLock<Arc<Leaser>>,
 }
 
 impl Gateway {
@@ -82,7 +85,17 @@ impl Gateway {
             keys,
             rate,
             tasks,
+            leaser: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Makes this gateway one of the replicas sharing its (Postgres) ledger, named
+    /// `replica` in the lease tables: from now on it spends only under leases, which the
+    /// returned leaser renews (run `jobs::leases::run` with it) and, when a lease alone
+    /// refuses a request, renews at once.
+    pub fn share(&self, replica: String, config: LeaseConfig) -> Arc<Leaser> {
+        let leaser = Leaser::new(self.ledger.clone(), self.meter.clone(), replica, config);
+        self.leaser.get_or_init(|| leaser).clone()
     }
 
     /// No model request is being served (every concurrency slot is free).
@@ -142,7 +155,16 @@ impl Gateway {
             per_day,
             day: self.meter.clock().today(),
         });
-        self.meter.hold(caller.account, worst, budget).map_err(refused)
+        match self.meter.hold(caller.account, worst, budget) {
+            Err(refusal) => match self.leaser.get() {
+                // Another replica's idle claim is no reason to refuse: ask for a fresh share.
+                Some(leaser) if leaser.top_up(caller.account, worst, budget).await => {
+                    self.meter.hold(caller.account, worst, budget).map_err(refused)
+                }
+                _ => Err(refused(refusal)),
+            },
+            hold => hold.map_err(refused),
+        }
     }
 
     /// Providers serving `model`, with the caller's and the provider's own price at each for

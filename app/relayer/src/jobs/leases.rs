@@ -21,14 +21,16 @@
 //! `ttl_ms` + the longest request, 10 minutes by default); one that stops cleanly gives it
 //! back at once.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::ids::{KeyHash, Source};
-use crate::domain::meter::Meter;
+use crate::domain::ids::{KeyHash, Pubkey, Source};
+use crate::domain::lease::Want;
+use crate::domain::meter::{Budget, Meter};
 use crate::store::leases::{self, Leased, Term};
 use crate::store::ledger::Ledger;
 
@@ -41,6 +43,10 @@ pub struct LeaseConfig {
     /// How often a replica renews its leases.
     #[serde(default = "default_every_ms")]
     pub every_ms: u64,
+    /// A replica that has held nothing from a pool for this long stops claiming a share of
+    /// it, so the replicas that serve may spend it; its next request there asks at once.
+    #[serde(default = "default_idle_after_ms")]
+    pub idle_after_ms: u64,
     /// The longest a request admitted under a lease may still run and charge after the
     /// replica stops admitting: set from the upstream deadlines at start
     /// (`Config::longest_request_ms`), not configured.
@@ -50,7 +56,12 @@ pub struct LeaseConfig {
 
 impl Default for LeaseConfig {
     fn default() -> Self {
-        LeaseConfig { ttl_ms: default_ttl_ms(), every_ms: default_every_ms(), in_flight_ms: 0 }
+        LeaseConfig {
+            ttl_ms: default_ttl_ms(),
+            every_ms: default_every_ms(),
+            idle_after_ms: default_idle_after_ms(),
+            in_flight_ms: 0,
+        }
     }
 }
 
@@ -60,47 +71,8 @@ fn default_ttl_ms() -> u64 {
 fn default_every_ms() -> u64 {
     500
 }
-
-/// Renews this replica's lease on `source`; returns what it may spend.
-pub async fn renew(
-    ledger: &Ledger,
-    meter: &Meter,
-    replica: &str,
-    source: Source,
-    config: &LeaseConfig,
-) -> Result<u64> {
-    let asked = meter.clock().instant();
-    let charged_before = meter.charged_total(source);
-    ledger.flush().await?;
-    let (onchain, settled_seq) = meter.snapshot(source);
-    let what = Leased::Balance { source, onchain, settled_seq };
-    let exposure = || meter.exposure(source, charged_before);
-    let grant = leases::grant(ledger.pool(), &what, replica, term(config, meter), exposure).await?;
-    meter.set_lease(source, &grant, fence(config, asked));
-    Ok(grant.spend)
-}
-
-/// Renews this replica's lease on `key`'s daily credit budget of `per_day` for `day`
-/// (days since the epoch, UTC); returns what it may spend. The same rule as balances, the
-/// pool being the budget less what every replica charged the key today (the ledger).
-pub async fn renew_budget(
-    ledger: &Ledger,
-    meter: &Meter,
-    replica: &str,
-    key: &KeyHash,
-    per_day: u64,
-    day: i64,
-    config: &LeaseConfig,
-) -> Result<u64> {
-    let asked = meter.clock().instant();
-    let spent_before = meter.spent_on(key, day);
-    ledger.flush().await?;
-    let civil_day = crate::store::db::day_of(day * 86_400_000);
-    let what = Leased::Budget { key, per_day, day: &civil_day };
-    let exposure = || meter.budget_exposure(key, day, spent_before);
-    let grant = leases::grant(ledger.pool(), &what, replica, term(config, meter), exposure).await?;
-    meter.set_budget_lease(key, day, &grant, fence(config, asked));
-    Ok(grant.spend)
+fn default_idle_after_ms() -> u64 {
+    10_000
 }
 
 /// A row stands for the lease's life plus the longest a request it admitted may run.
@@ -119,32 +91,159 @@ fn fence(config: &LeaseConfig, asked: Instant) -> Instant {
 /// Keys with a daily credit budget: (key hash, credits per day).
 pub type Budgets = Arc<dyn Fn() -> Vec<(KeyHash, u64)> + Send + Sync>;
 
-/// Renews every source of `accounts()` and every key budget of `budgets()` every
-/// `every_ms`, forever. The meter must already require leases (`Meter::require_leases`).
-pub async fn run(
+/// This replica's lease renewals, one at a time: the background loop renews every pool
+/// every `every_ms`, and a request that only its lease refused (`Meter::short_leases`)
+/// renews that pool at once rather than failing while the others hold little. One at a
+/// time because a grant's exposure is read before the meter takes the new lease: two
+/// renewals of one pool racing could leave the meter spending from the grant the ledger
+/// no longer records.
+pub struct Leaser {
     ledger: Ledger,
     meter: Arc<Meter>,
     replica: String,
-    accounts: crate::jobs::balances::Accounts,
-    budgets: Budgets,
     config: LeaseConfig,
-) {
+    turn: tokio::sync::Mutex<()>,
+    /// Per pool, the meter's count of credits ever held from it at the last renewal, and
+    /// when that count last moved: how the loop tells an idle pool (`Want::Nothing`).
+    activity: std::sync::Mutex<HashMap<Pool, (u64, Instant)>>,
+}
+
+/// A pool a replica leases.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Pool {
+    Balance(Source),
+    Budget(KeyHash),
+}
+
+impl Leaser {
+    /// The meter spends only under leases from now on.
+    pub fn new(ledger: Ledger, meter: Arc<Meter>, replica: String, config: LeaseConfig) -> Arc<Leaser> {
+        meter.require_leases();
+        Arc::new(Leaser {
+            ledger,
+            meter,
+            replica,
+            config,
+            turn: tokio::sync::Mutex::new(()),
+            activity: Default::default(),
+        })
+    }
+
+    /// `Share` while the pool was held from within `idle_after_ms`, `Nothing` after.
+    fn want(&self, pool: Pool, held_ever: u64) -> Want {
+        let now = self.meter.clock().instant();
+        let mut activity = self.activity.lock().unwrap_or_else(|e| e.into_inner());
+        let (mark, since) = activity.entry(pool).or_insert((held_ever, now));
+        if *mark != held_ever {
+            (*mark, *since) = (held_ever, now);
+        }
+        if now.duration_since(*since) >= Duration::from_millis(self.config.idle_after_ms) {
+            Want::Nothing
+        } else {
+            Want::Share
+        }
+    }
+
+    async fn renew(&self, source: Source) -> Result<u64> {
+        let want = self.want(Pool::Balance(source), self.meter.exposure(source, 0).reserved_mark);
+        let _turn = self.turn.lock().await;
+        self.grant(source, want).await
+    }
+
+    async fn renew_budget(&self, key: &KeyHash, per_day: u64, day: i64) -> Result<u64> {
+        let held_ever = self.meter.budget_exposure(key, day, 0).reserved_mark;
+        let want = self.want(Pool::Budget(key.clone()), held_ever);
+        let _turn = self.turn.lock().await;
+        self.grant_budget(Budget { key, per_day, day }, want).await
+    }
+
+    /// This replica's lease on `source`, asking for `want`; returns what it may spend.
+    /// The caller holds the turn.
+    async fn grant(&self, source: Source, want: Want) -> Result<u64> {
+        let (meter, config) = (&*self.meter, &self.config);
+        let asked = meter.clock().instant();
+        let charged_before = meter.charged_total(source);
+        self.ledger.flush().await?;
+        let (onchain, settled_seq) = meter.snapshot(source);
+        let what = Leased::Balance { source, onchain, settled_seq };
+        let exposure = || meter.exposure(source, charged_before);
+        let term = term(config, meter);
+        let grant = leases::grant(self.ledger.pool(), &what, &self.replica, term, want, exposure).await?;
+        meter.set_lease(source, &grant, fence(config, asked));
+        Ok(grant.spend)
+    }
+
+    /// This replica's lease on a key's daily budget: the same rule as balances, the pool
+    /// being the budget less what every replica charged the key that day (the ledger).
+    /// The caller holds the turn.
+    async fn grant_budget(&self, b: Budget<'_>, want: Want) -> Result<u64> {
+        let (meter, config) = (&*self.meter, &self.config);
+        let asked = meter.clock().instant();
+        let spent_before = meter.spent_on(b.key, b.day);
+        self.ledger.flush().await?;
+        let civil_day = crate::store::db::day_of(b.day * 86_400_000);
+        let what = Leased::Budget { key: b.key, per_day: b.per_day, day: &civil_day };
+        let exposure = || meter.budget_exposure(b.key, b.day, spent_before);
+        let term = term(config, meter);
+        let grant = leases::grant(self.ledger.pool(), &what, &self.replica, term, want, exposure).await?;
+        meter.set_budget_lease(b.key, b.day, &grant, fence(config, asked));
+        Ok(grant.spend)
+    }
+
+    /// Renews the leases that alone refuse a hold of `amount` for `account` (with
+    /// `budget`), asking for room for it; true if the hold may now pass and is worth trying
+    /// again. A request that waited for another's renewal checks again before asking the
+    /// database itself.
+    pub async fn top_up(&self, account: Pubkey, amount: u64, budget: Option<Budget<'_>>) -> bool {
+        let (sources, budget_short) = self.meter.short_leases(account, amount, budget);
+        if sources.is_empty() && !budget_short {
+            return false;
+        }
+        let _turn = self.turn.lock().await;
+        let (sources, budget_short) = self.meter.short_leases(account, amount, budget);
+        let want = Want::AtLeast(amount);
+        let mut renewed = Ok(());
+        if let (true, Some(b)) = (budget_short, budget) {
+            renewed = self.grant_budget(b, want).await.map(drop);
+        }
+        // The first source whose new lease covers the request is the one the hold takes.
+        for source in sources {
+            if renewed.is_err() {
+                break;
+            }
+            match self.grant(source, want).await {
+                Ok(spend) if spend >= amount => break,
+                r => renewed = r.map(drop),
+            }
+        }
+        if let Err(e) = renewed {
+            tracing::warn!(error = %format!("{e:#}"), "lease not renewed for a request");
+            return false;
+        }
+        true
+    }
+}
+
+/// Renews every source of `accounts()` and every key budget of `budgets()` every
+/// `every_ms`, forever.
+pub async fn run(leaser: Arc<Leaser>, accounts: crate::jobs::balances::Accounts, budgets: Budgets) {
     loop {
         for account in accounts() {
             // A source with nothing on chain has nothing to lease (and keys for empty
             // accounts cost no database work).
+            let meter = &leaser.meter;
             for source in meter.sources(account).into_iter().filter(|s| meter.snapshot(*s).0 > 0) {
-                if let Err(e) = renew(&ledger, &meter, &replica, source, &config).await {
+                if let Err(e) = leaser.renew(source).await {
                     tracing::warn!(%source, error = %format!("{e:#}"), "balance lease not renewed");
                 }
             }
         }
-        let day = meter.clock().today();
+        let day = leaser.meter.clock().today();
         for (key, per_day) in budgets() {
-            if let Err(e) = renew_budget(&ledger, &meter, &replica, &key, per_day, day, &config).await {
+            if let Err(e) = leaser.renew_budget(&key, per_day, day).await {
                 tracing::warn!(error = %format!("{e:#}"), "daily budget lease not renewed");
             }
         }
-        tokio::time::sleep(Duration::from_millis(config.every_ms)).await;
+        tokio::time::sleep(Duration::from_millis(leaser.config.every_ms)).await;
     }
 }

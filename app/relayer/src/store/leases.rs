@@ -9,7 +9,7 @@ use anyhow::Result;
 use sqlx::Row;
 
 use crate::domain::ids::{KeyHash, Source};
-use crate::domain::lease::{self, Exposure, Grant};
+use crate::domain::lease::{self, Exposure, Grant, Want};
 use crate::store::db::Pool;
 
 /// What a lease is a slice of.
@@ -59,7 +59,7 @@ pub struct Term {
     pub for_ms: i64,
 }
 
-/// Grants `replica` its lease on `what`: `exposure` is read under the pool's lock (what the
+/// Grants `replica` its lease on `what`, asking for `want`: `exposure` is read under the pool's lock (what the
 /// replica has out that the ledger does not show), and the row records the grant's claim
 /// until the database's clock passes `term`.
 pub async fn grant(
@@ -67,6 +67,7 @@ pub async fn grant(
     what: &Leased<'_>,
     replica: &str,
     term: Term,
+    want: Want,
     exposure: impl FnOnce() -> Exposure,
 ) -> Result<Grant> {
     let lock = match what {
@@ -123,7 +124,7 @@ pub async fn grant(
         }
     };
     let (claimed, n): (i64, i64) = (others.get("leased"), others.get("n"));
-    let grant = lease::grant(left, claimed.max(0) as u64, n.max(0) as u64, exposure());
+    let grant = lease::grant(left, claimed.max(0) as u64, n.max(0) as u64, exposure(), want);
     let stored = i64::try_from(grant.claim).unwrap_or(i64::MAX);
     match what {
         Leased::Balance { source, .. } => {
