@@ -1,4 +1,5 @@
 mod test_admin;
+mod test_admin_bounds;
 mod test_artifacts;
 mod test_audit;
 mod test_auto_refill;

@@ -154,7 +154,7 @@ async fn published_batches_replay_to_the_on_chain_usage_chain() {
     let t = at_hour(10);
     env.set_time(t).await;
     assert_ok(
-        env.send(&[ix::buy_credits(&m, &alice.key(), &alice.quote, 100_000_000, 1_000_000)], &[&alice.kp])
+        env.send(&[ix::buy_credits(&m, &alice.key(), &alice.quote, 100_000_000, 1_000_000, 0)], &[&alice.kp])
             .await,
     );
     let batches = [

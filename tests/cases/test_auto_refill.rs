@@ -16,6 +16,7 @@ fn params() -> AutoRefillParams {
         threshold: 50 * CREDIT,
         refill_credits: 100 * CREDIT,
         max_quote_per_refill: 1_000_000,
+        min_credits_per_refill: 100 * CREDIT,
         cap_quote: 2_500_000,
     }
 }
@@ -28,7 +29,7 @@ async fn auto_refill_buys_below_threshold_within_cap() {
     let alice = env.user(10_000_000).await;
     env.set_time(at_hour(10)).await;
     assert_ok(
-        env.send(&[ix::buy_credits(&m, &alice.key(), &alice.quote, 10 * CREDIT, 100_000)], &[&alice.kp])
+        env.send(&[ix::buy_credits(&m, &alice.key(), &alice.quote, 10 * CREDIT, 100_000, 0)], &[&alice.kp])
             .await,
     );
     assert_ok(

@@ -77,7 +77,7 @@ async fn compute_units_of_every_instruction_stay_within_budget() {
     env.set_time(t0).await;
 
     // Standard credits: the largest bulk tier.
-    let buy = ix::buy_credits(&m, &alice.key(), &alice.quote, TIER2_MIN, u64::MAX);
+    let buy = ix::buy_credits(&m, &alice.key(), &alice.quote, TIER2_MIN, u64::MAX, 0);
     meter.run(&mut env, "buy_credits (largest bulk tier)", &[buy], &[&alice.kp]).await;
     let announce = ix::announce_transfer(&m, &alice.key(), CREDIT_UNIT);
     meter.run(&mut env, "announce_transfer", &[announce], &[&alice.kp]).await;
@@ -90,6 +90,7 @@ async fn compute_units_of_every_instruction_stay_within_budget() {
         refill_credits: TIER2_MIN,
         max_quote_per_refill: u64::MAX / 4,
         cap_quote: u64::MAX / 2,
+        min_credits_per_refill: 0,
     };
     let configure = ix::configure_auto_refill(&m, &alice.key(), &alice.quote, refill);
     meter.run(&mut env, "configure_auto_refill", &[configure], &[&alice.kp]).await;
@@ -113,6 +114,8 @@ async fn compute_units_of_every_instruction_stay_within_budget() {
         periods: MAX_PERIODS,
         period_secs: 60,
         max_price: u64::MAX,
+        max_deposit: u64::MAX,
+        max_fee: u64::MAX,
     };
     meter
         .run(&mut env, "reserve (520 periods)", &[ix::reserve(&m, &bob.key(), &bob.quote, 0, p)], &[&bob.kp])

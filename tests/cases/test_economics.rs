@@ -99,17 +99,18 @@ async fn acceptance_checks_the_market_terms_then_and_what_the_borrower_agreed_to
     assert_compux_err(env.accept(&f, &borrower).await, CompuxError::MultiplierAboveCap);
     set_financing(&mut env, |p| p.max_term_secs = 60 * DAY).await;
     assert_compux_err(env.accept(&f, &borrower).await, CompuxError::TermOutsideMarketBounds);
+    // The admin cuts the recovery rate the lender offered at: the acceptance fails rather
+    // than the lender's recovery (attack 3 of issue 24).
+    set_financing(&mut env, |p| p.recovery_rate_bps = RECOVERY_RATE_BPS - 1).await;
+    assert_compux_err(env.accept(&f, &borrower).await, CompuxError::RecoveryRateBelowTerms);
     set_financing(&mut env, |_| ()).await;
 
-    // Terms swapped under the borrower: the lender cancels and re-offers harsher terms. The
-    // old address is never offered again...
+    // Terms swapped under the borrower: the lender cancels and re-offers harsher terms at
+    // the same address; an accept naming the agreed terms fails on the new offer.
     assert_ok(env.send(&[ix::cancel_offer(&m, &f, &lender.quote)], &[&lender.kp]).await);
     let harsh = FacilityTerms { apr_bps: 20_000, ..terms };
-    let res = env.send(&[ix::offer_facility(&m, &f, &lender.quote, harsh)], &[&lender.kp]).await;
-    assert_compux_err(res, CompuxError::WrongFacilityNonce);
-    // ... and an accept naming the agreed terms fails on the new offer.
-    let g = env.offer(&lender, harsh).await;
-    assert_ne!(g.address, f.address);
+    assert_ok(env.send(&[ix::offer_facility(&m, &f, &lender.quote, harsh)], &[&lender.kp]).await);
+    let g = f;
     let accept = |expected, min| ix::accept_facility(&m, &g, &borrower.key(), expected, min);
     assert_compux_err(env.send(&[accept(terms, 0)], &[&borrower.kp]).await, CompuxError::TermsMismatch);
 
@@ -250,7 +251,7 @@ async fn the_treasury_pays_out_to_the_admin_only_and_the_auditor_follows() {
     env.set_time(at_hour(9)).await;
     assert_ok(
         env.send(
-            &[ix::buy_credits(&m, &alice.key(), &alice.quote, 100 * CREDIT_UNIT, 1_000_000)],
+            &[ix::buy_credits(&m, &alice.key(), &alice.quote, 100 * CREDIT_UNIT, 1_000_000, 0)],
             &[&alice.kp],
         )
         .await,
@@ -293,6 +294,8 @@ async fn a_reservation_discount_is_earned_by_the_commitment_and_clawed_back_on_b
         periods: 2,
         period_secs: 90 * DAY,
         max_price: 8_000,
+        max_deposit: u64::MAX,
+        max_fee: u64::MAX,
     };
     let full_cost = 500 * BASE_PRICE; // 500 credits at the base price: 5_000_000
 
@@ -439,6 +442,8 @@ async fn lamports_sent_to_a_future_address_cannot_block_its_creation() {
         periods: 2,
         period_secs: DAY,
         max_price: BASE_PRICE,
+        max_deposit: u64::MAX,
+        max_fee: u64::MAX,
     };
     assert_ok(env.send(&[ix::reserve(&m, &user.key(), &user.quote, 0, p)], &[&user.kp]).await);
     let g = env.offer(&user, default_terms(user.key())).await;

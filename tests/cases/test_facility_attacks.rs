@@ -52,6 +52,20 @@ async fn offers_validate_terms_and_only_the_lender_cancels_an_unaccepted_offer()
             compux_sdk::state::FacilityTerms { principal: 0, ..default_terms(borrower.key()) },
             CompuxError::ZeroAmount,
         ),
+        (
+            compux_sdk::state::FacilityTerms {
+                min_recovery_rate_bps: 10_001,
+                ..default_terms(borrower.key())
+            },
+            CompuxError::InvalidFacilityTerms,
+        ),
+        (
+            compux_sdk::state::FacilityTerms {
+                min_recovery_rate_bps: RECOVERY_RATE_BPS + 1,
+                ..default_terms(borrower.key())
+            },
+            CompuxError::RecoveryRateBelowTerms,
+        ),
     ] {
         assert_compux_err(
             env.send(&[ix::offer_facility(&m, &f, &lender.quote, terms)], &[&lender.kp]).await,

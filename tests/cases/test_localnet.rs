@@ -138,7 +138,7 @@ async fn rpc_client_buys_credits_and_reads_them_back() {
     let sig = send(
         &n.rpc,
         &user,
-        &[ix::buy_credits(&n.market, &user.pubkey(), &quote, 50_000_000, 1_000_000)],
+        &[ix::buy_credits(&n.market, &user.pubkey(), &quote, 50_000_000, 1_000_000, 0)],
         &[],
     )
     .await;
@@ -194,7 +194,7 @@ async fn rpc_client_buys_credits_and_reads_them_back() {
 
     // A failing purchase: the preflight names the program error, and nothing changes.
     let err =
-        try_send(&n.rpc, &user, &[ix::buy_credits(&n.market, &user.pubkey(), &quote, 50_000_000, 1)], &[])
+        try_send(&n.rpc, &user, &[ix::buy_credits(&n.market, &user.pubkey(), &quote, 50_000_000, 1, 0)], &[])
             .await
             .unwrap_err();
     let ErrorKind::RpcError(RpcError::RpcResponseError { code, data, .. }) = err.kind() else {
@@ -315,7 +315,7 @@ async fn pubsub_notifies_signatures_accounts_logs_and_slots() {
 
     let blockhash = n.rpc.get_latest_blockhash().await.unwrap();
     let tx = Transaction::new_signed_with_payer(
-        &[ix::buy_credits(&n.market, &user.pubkey(), &quote, 10_000_000, 1_000_000)],
+        &[ix::buy_credits(&n.market, &user.pubkey(), &quote, 10_000_000, 1_000_000, 0)],
         Some(&user.pubkey()),
         &[&user],
         blockhash,

@@ -15,7 +15,14 @@ const CREDIT: u64 = 1_000_000;
 /// (1_000_000 less than at the base price). The deposit is the 5 % fee on the 16_000_000
 /// commitment (800_000) plus room to claw back three periods' discount (3_000_000).
 fn quarterly() -> ReserveParams {
-    ReserveParams { credits_per_period: 500 * CREDIT, periods: 4, period_secs: 30 * DAY, max_price: 8_000 }
+    ReserveParams {
+        credits_per_period: 500 * CREDIT,
+        periods: 4,
+        period_secs: 30 * DAY,
+        max_price: 8_000,
+        max_deposit: DEPOSIT,
+        max_fee: 800_000,
+    }
 }
 const DEPOSIT: u64 = 3_800_000;
 const FEE: u64 = 800_000;
@@ -81,8 +88,14 @@ async fn missed_period_lapses_and_forfeits_deposit() {
     let t0 = at_hour(9);
     env.set_time(t0).await;
     // 2 daily periods: no discount (term < 30 days), cost 1_000_000 per period, deposit 100_000.
-    let p =
-        ReserveParams { credits_per_period: 100 * CREDIT, periods: 2, period_secs: DAY, max_price: 10_000 };
+    let p = ReserveParams {
+        credits_per_period: 100 * CREDIT,
+        periods: 2,
+        period_secs: DAY,
+        max_price: 10_000,
+        max_deposit: u64::MAX,
+        max_fee: u64::MAX,
+    };
     assert_ok(env.send(&[ix::reserve(&m, &alice.key(), &alice.quote, 0, p)], &[&alice.kp]).await);
     assert_ok(env.send(&[ix::claim_period(&m, &alice.key(), &alice.quote, 0)], &[&alice.kp]).await);
 

@@ -29,8 +29,11 @@ async fn funded() -> (TestEnv, User, Keypair, i64) {
     let t = at_hour(10);
     env.set_time(t).await;
     assert_ok(
-        env.send(&[ix::buy_credits(&m, &alice.key(), &alice.quote, 100 * CREDIT, 1_000_000)], &[&alice.kp])
-            .await,
+        env.send(
+            &[ix::buy_credits(&m, &alice.key(), &alice.quote, 100 * CREDIT, 1_000_000, 0)],
+            &[&alice.kp],
+        )
+        .await,
     );
     let relayer = env.relayer.insecure_clone();
     (env, alice, relayer, t)

@@ -43,8 +43,11 @@ async fn buy_at_peak_and_off_peak_hours_charges_exact_quote() {
     // 15:00 UTC is peak (x1.25): 100 credits x 10_000 x 1.25 = 1_250_000 quote units.
     env.set_time(at_hour(PEAK_HOUR) + 1_234).await;
     let logs = assert_ok(
-        env.send(&[ix::buy_credits(&m, &alice.key(), &alice.quote, 100 * CREDIT, 1_250_000)], &[&alice.kp])
-            .await,
+        env.send(
+            &[ix::buy_credits(&m, &alice.key(), &alice.quote, 100 * CREDIT, 1_250_000, 0)],
+            &[&alice.kp],
+        )
+        .await,
     );
     assert_eq!(env.balance(&alice.quote).await, 8_750_000);
     assert_eq!(env.balance(&m.treasury).await, 1_250_000);
@@ -64,7 +67,7 @@ async fn buy_at_peak_and_off_peak_hours_charges_exact_quote() {
     // 03:00 UTC is off-peak (x0.6): 100 credits cost 600_000.
     env.set_time(at_hour(OFF_PEAK_HOUR)).await;
     assert_ok(
-        env.send(&[ix::buy_credits(&m, &alice.key(), &alice.quote, 100 * CREDIT, 600_000)], &[&alice.kp])
+        env.send(&[ix::buy_credits(&m, &alice.key(), &alice.quote, 100 * CREDIT, 600_000, 0)], &[&alice.kp])
             .await,
     );
     assert_eq!(env.balance(&alice.quote).await, 8_150_000);
@@ -76,7 +79,7 @@ async fn buy_at_peak_and_off_peak_hours_charges_exact_quote() {
     assert_eq!((acct.total_purchased, acct.total_quote_paid, acct.total_bonus), (200 * CREDIT, 1_850_000, 0));
 
     // One base unit of a credit still costs one quote unit: rounding never gives it away.
-    assert_ok(env.send(&[ix::buy_credits(&m, &alice.key(), &alice.quote, 1, 1)], &[&alice.kp]).await);
+    assert_ok(env.send(&[ix::buy_credits(&m, &alice.key(), &alice.quote, 1, 1, 0)], &[&alice.kp]).await);
     assert_eq!(env.balance(&alice.quote).await, 8_149_999);
 }
 
@@ -98,7 +101,8 @@ async fn bulk_bonus_applies_from_each_tier_boundary() {
     let mut paid = 0;
     for (credits, bonus, quote) in cases {
         assert_ok(
-            env.send(&[ix::buy_credits(&m, &alice.key(), &alice.quote, credits, quote)], &[&alice.kp]).await,
+            env.send(&[ix::buy_credits(&m, &alice.key(), &alice.quote, credits, quote, 0)], &[&alice.kp])
+                .await,
         );
         vault += credits + bonus;
         paid += quote;
@@ -116,14 +120,14 @@ async fn slippage_pause_and_bad_amounts_are_rejected_without_side_effects() {
     let alice = env.user(10_000_000).await;
     env.set_time(at_hour(PEAK_HOUR)).await;
 
-    let buy = |max| ix::buy_credits(&m, &alice.key(), &alice.quote, 100 * CREDIT, max);
+    let buy = |max| ix::buy_credits(&m, &alice.key(), &alice.quote, 100 * CREDIT, max, 0);
     assert_compux_err(env.send(&[buy(1_249_999)], &[&alice.kp]).await, CompuxError::SlippageExceeded);
     assert_compux_err(
-        env.send(&[ix::buy_credits(&m, &alice.key(), &alice.quote, 0, 1)], &[&alice.kp]).await,
+        env.send(&[ix::buy_credits(&m, &alice.key(), &alice.quote, 0, 1, 0)], &[&alice.kp]).await,
         CompuxError::ZeroAmount,
     );
     // u64::MAX credits: the price overflows u64 before any token moves.
-    let huge = ix::buy_credits(&m, &alice.key(), &alice.quote, u64::MAX, u64::MAX);
+    let huge = ix::buy_credits(&m, &alice.key(), &alice.quote, u64::MAX, u64::MAX, 0);
     assert_compux_err(env.send(&[huge], &[&alice.kp]).await, CompuxError::MathOverflow);
 
     let pause = MarketUpdate { paused: Some(true), ..Default::default() };
@@ -145,7 +149,7 @@ async fn buy_rejects_forged_and_mismatched_accounts() {
     let alice = env.user(10_000_000).await;
     let bob = env.user(10_000_000).await;
     env.set_time(at_hour(10)).await;
-    let buy = |who: &User| ix::buy_credits(&m, &who.key(), &who.quote, CREDIT, 10_000);
+    let buy = |who: &User| ix::buy_credits(&m, &who.key(), &who.quote, CREDIT, 10_000, 0);
 
     // Missing signer: alice's key in the owner slot, but she did not sign.
     let mut unsigned = buy(&alice);
@@ -175,7 +179,7 @@ async fn buy_rejects_forged_and_mismatched_accounts() {
     let other_mint = env.create_mint(6).await;
     let wrong_quote = env.create_token_account(&other_mint, &alice.key()).await;
     env.mint_to(&other_mint, &wrong_quote, 10_000_000).await;
-    let ixn = ix::buy_credits(&m, &alice.key(), &wrong_quote, CREDIT, 10_000);
+    let ixn = ix::buy_credits(&m, &alice.key(), &wrong_quote, CREDIT, 10_000, 0);
     assert_compux_err(env.send(&[ixn], &[&alice.kp]).await, CompuxError::WrongMint);
 
     // A treasury that is not the market's.

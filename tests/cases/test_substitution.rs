@@ -96,6 +96,8 @@ async fn reservation_and_treasury_instructions_refuse_every_foreign_account() {
         periods: 2,
         period_secs: DAY,
         max_price: BASE_PRICE,
+        max_deposit: u64::MAX,
+        max_fee: u64::MAX,
     };
     for u in [&alice, &bob] {
         assert_ok(env.send(&[ix::reserve(&m, &u.key(), &u.quote, 0, p)], &[&u.kp]).await);

@@ -18,8 +18,11 @@ async fn env_with_credits() -> (TestEnv, User, User) {
     let bob = env.user(0).await;
     env.set_time(T0).await;
     assert_ok(
-        env.send(&[ix::buy_credits(&m, &alice.key(), &alice.quote, 100 * CREDIT, 1_000_000)], &[&alice.kp])
-            .await,
+        env.send(
+            &[ix::buy_credits(&m, &alice.key(), &alice.quote, 100 * CREDIT, 1_000_000, 0)],
+            &[&alice.kp],
+        )
+        .await,
     );
     (env, alice, bob)
 }

@@ -105,5 +105,6 @@ pub fn default_terms(borrower: solana_sdk::pubkey::Pubkey) -> compux_sdk::state:
         default_after_secs: DEFAULT_AFTER,
         late_fee_bps: 500,
         unused_at_close: compux_sdk::state::UnusedCredits::Convert,
+        min_recovery_rate_bps: RECOVERY_RATE_BPS,
     }
 }

@@ -160,7 +160,7 @@ async fn world() -> World {
     .unwrap();
     let ixs = [
         compux_sdk::ix::open_credit_account(&m, &startup.pubkey()),
-        compux_sdk::ix::buy_credits(&m, &startup.pubkey(), &quote, CREDITS, u64::MAX),
+        compux_sdk::ix::buy_credits(&m, &startup.pubkey(), &quote, CREDITS, u64::MAX, 0),
     ];
     compux_client::send(&rpc, Sender::SILENT, "buy credits", &startup, &ixs, &[]).await.unwrap();
     let account = m.credit_account(&startup.pubkey());
@@ -275,6 +275,7 @@ impl World {
             default_after_secs: 30 * day,
             late_fee_bps: 500,
             unused_at_close: UnusedCredits::Convert,
+            min_recovery_rate_bps: 0,
         };
         let offer = compux_sdk::ix::offer_facility(m, &f, &lender_quote, terms);
         compux_client::send(&self.rpc, s, "offer", &lender, &[offer], &[]).await.unwrap();

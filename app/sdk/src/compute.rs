@@ -36,17 +36,17 @@ const REFRESH_WALK: u32 = 60_000;
 /// Each `compux` instruction's limit, by its discriminator (measured worst case in comments).
 fn compux_limit(discriminator: &[u8]) -> Option<u32> {
     let table: [(&[u8], u32); 29] = [
-        (ci::AcceptFacility::DISCRIMINATOR, 110_000), // 78,033 (120 installments)
+        (ci::AcceptFacility::DISCRIMINATOR, 110_000), // 78,282 (120 installments)
         (ci::FreezeEscrow::DISCRIMINATOR, 40_000 + REFRESH_WALK), // 76,689 with the walk
         (ci::InitMarket::DISCRIMINATOR, 90_000),      // 63,136-64,636
-        (ci::OfferFacility::DISCRIMINATOR, 70_000),   // 47,776
+        (ci::OfferFacility::DISCRIMINATOR, 70_000),   // 47,936
         (ci::ClaimPeriod::DISCRIMINATOR, 60_000),     // 43,716
         (ci::Recover::DISCRIMINATOR, 45_000 + REFRESH_WALK), // 40,185
         (ci::CloseFacility::DISCRIMINATOR, 55_000),   // 38,993
-        (ci::Reserve::DISCRIMINATOR, 55_000),         // 35,770-41,770 (520 periods)
+        (ci::Reserve::DISCRIMINATOR, 55_000),         // 34,679 (520 periods, with the owner's bounds)
         (ci::Repay::DISCRIMINATOR, 40_000 + REFRESH_WALK), // 32,232 (120 due)
-        (ci::BuyCredits::DISCRIMINATOR, 45_000),      // 29,986 (largest bulk tier)
-        (ci::AutoRefill::DISCRIMINATOR, 45_000),      // 29,846
+        (ci::BuyCredits::DISCRIMINATOR, 45_000),      // 30,287 (largest bulk tier, with the buyer's bounds)
+        (ci::AutoRefill::DISCRIMINATOR, 45_000),      // 30,107
         (ci::CancelOffer::DISCRIMINATOR, 45_000),     // 29,745
         (ci::SettleFacility::DISCRIMINATOR, 35_000 + REFRESH_WALK), // 29,714 (freeze window)
         (ci::TransferCredits::DISCRIMINATOR, 45_000), // 28,896 (with the notice check)
@@ -56,7 +56,7 @@ fn compux_limit(discriminator: &[u8]) -> Option<u32> {
         (ci::OpenCreditAccount::DISCRIMINATOR, 45_000), // 24,142-30,142
         (ci::WithdrawRepayments::DISCRIMINATOR, 35_000), // 23,819
         (ci::Settle::DISCRIMINATOR, 30_000),          // 21,802: the relayer's hot path
-        (ci::ConfigureAutoRefill::DISCRIMINATOR, 30_000), // 18,878
+        (ci::ConfigureAutoRefill::DISCRIMINATOR, 30_000), // 19,195
         (ci::FundRecoveryReserve::DISCRIMINATOR, 30_000), // 18,488
         (ci::WithdrawReserve::DISCRIMINATOR, 30_000), // 18,160
         (ci::WithdrawTreasury::DISCRIMINATOR, 30_000), // 18,155
@@ -222,7 +222,14 @@ mod tests {
                 45_000 + extra(&[pda::credit_account(&m.market, &user), pda::credit_vault(&c.address)])
             );
 
-            let p = ix::ReserveParams { credits_per_period: 1, periods: 2, period_secs: 60, max_price: 1 };
+            let p = ix::ReserveParams {
+                credits_per_period: 1,
+                periods: 2,
+                period_secs: 60,
+                max_price: 1,
+                max_deposit: u64::MAX,
+                max_fee: u64::MAX,
+            };
             let reserve = ix::reserve(&m, &user, &Pubkey::new_unique(), nonce, p);
             assert_eq!(instruction_limit(&reserve), 55_000 + extra(&[pda::reservation(&c.address, nonce)]));
 

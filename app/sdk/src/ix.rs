@@ -114,6 +114,7 @@ pub fn buy_credits(
     owner_quote: &Pubkey,
     credits: u64,
     max_quote_in: u64,
+    min_credits_out: u64,
 ) -> Instruction {
     let c = m.credit_account(owner);
     build(
@@ -127,7 +128,7 @@ pub fn buy_credits(
             treasury: m.treasury,
             token_program: token::ID,
         },
-        data::BuyCredits { credits, max_quote_in },
+        data::BuyCredits { credits, max_quote_in, min_credits_out },
     )
 }
 
@@ -165,6 +166,8 @@ pub struct AutoRefillParams {
     pub threshold: u64,
     pub refill_credits: u64,
     pub max_quote_per_refill: u64,
+    /// The fewest credits (bonus included) one refill may deliver.
+    pub min_credits_per_refill: u64,
     pub cap_quote: u64,
 }
 
@@ -186,6 +189,7 @@ pub fn configure_auto_refill(
             threshold: p.threshold,
             refill_credits: p.refill_credits,
             max_quote_per_refill: p.max_quote_per_refill,
+            min_credits_per_refill: p.min_credits_per_refill,
             cap_quote: p.cap_quote,
         },
     )
@@ -215,7 +219,10 @@ pub struct ReserveParams {
     pub credits_per_period: u64,
     pub periods: u16,
     pub period_secs: i64,
+    /// The owner's bounds (`compux::instructions::ReserveBounds`).
     pub max_price: u64,
+    pub max_deposit: u64,
+    pub max_fee: u64,
 }
 
 /// `nonce` must be the credit account's current `reservation_count`.
@@ -243,7 +250,11 @@ pub fn reserve(
             credits_per_period: p.credits_per_period,
             periods: p.periods,
             period_secs: p.period_secs,
-            max_price: p.max_price,
+            bounds: compux::instructions::ReserveBounds {
+                max_price: p.max_price,
+                max_deposit: p.max_deposit,
+                max_fee: p.max_fee,
+            },
         },
     )
 }
@@ -347,7 +358,7 @@ pub fn settle_facility(m: &MarketKeys, relayer: &Pubkey, f: &FacilityKeys, b: Se
 
 // ---- financed credits ----
 
-/// `f.nonce` must be the market's current `facility_count`.
+/// `f.nonce` is the lender's choice: any number its other facilities do not use.
 pub fn offer_facility(
     m: &MarketKeys,
     f: &FacilityKeys,

@@ -109,6 +109,8 @@ pub enum CompuxError {
     NotMatured,
     #[msg("Withdrawal exceeds the free balance")]
     WithdrawalExceedsFree,
+    /// No longer returned (a facility's nonce is its lender's choice); kept so the codes
+    /// after it keep their numbers.
     #[msg("Facility offers must use the market's next facility number")]
     WrongFacilityNonce,
     #[msg("The address already holds an account")]
@@ -121,4 +123,12 @@ pub enum CompuxError {
     TransferNotReady,
     #[msg("The market's transfer notice must last from 1 minute to 30 days")]
     InvalidTransferNotice,
+    #[msg("The purchase would deliver fewer credits (bonus included) than your minimum: the market's prices or bulk tiers changed since you quoted")]
+    PurchaseBelowMinimum,
+    #[msg("The reservation's deposit is above your maximum: the market's fee or discounts changed since you quoted")]
+    DepositAboveMax,
+    #[msg("The reservation's early-termination fee is above your maximum: the market's fee changed since you quoted")]
+    FeeAboveMax,
+    #[msg("The market's recovery rate is below the minimum in the facility's terms")]
+    RecoveryRateBelowTerms,
 }

@@ -102,6 +102,7 @@ pub struct AutoRefillConfigured {
     pub threshold: u64,
     pub refill_credits: u64,
     pub max_quote_per_refill: u64,
+    pub min_credits_per_refill: u64,
     pub cap_quote: u64,
 }
 

@@ -57,8 +57,13 @@ pub mod compux {
         OpenCreditAccount::handler(ctx)
     }
 
-    pub fn buy_credits(ctx: Context<BuyCredits>, credits: u64, max_quote_in: u64) -> Result<()> {
-        BuyCredits::handler(ctx, credits, max_quote_in)
+    pub fn buy_credits(
+        ctx: Context<BuyCredits>,
+        credits: u64,
+        max_quote_in: u64,
+        min_credits_out: u64,
+    ) -> Result<()> {
+        BuyCredits::handler(ctx, credits, max_quote_in, min_credits_out)
     }
 
     pub fn announce_transfer(ctx: Context<AnnounceTransfer>, amount: u64) -> Result<()> {
@@ -74,9 +79,17 @@ pub mod compux {
         threshold: u64,
         refill_credits: u64,
         max_quote_per_refill: u64,
+        min_credits_per_refill: u64,
         cap_quote: u64,
     ) -> Result<()> {
-        ConfigureAutoRefill::handler(ctx, threshold, refill_credits, max_quote_per_refill, cap_quote)
+        ConfigureAutoRefill::handler(
+            ctx,
+            threshold,
+            refill_credits,
+            max_quote_per_refill,
+            min_credits_per_refill,
+            cap_quote,
+        )
     }
 
     pub fn auto_refill(ctx: Context<AutoRefillCrank>) -> Result<()> {
@@ -90,9 +103,9 @@ pub mod compux {
         credits_per_period: u64,
         periods: u16,
         period_secs: i64,
-        max_price: u64,
+        bounds: ReserveBounds,
     ) -> Result<()> {
-        Reserve::handler(ctx, nonce, credits_per_period, periods, period_secs, max_price)
+        Reserve::handler(ctx, nonce, credits_per_period, periods, period_secs, bounds)
     }
 
     pub fn claim_period(ctx: Context<ClaimPeriod>) -> Result<()> {

@@ -104,7 +104,7 @@ async fn bench_buys(rpc: &RpcClient, m: &MarketKeys, admin: &Keypair, a: &Args) 
         .await?;
     // Distinct amounts keep every transaction unique under one blockhash.
     let buys: Vec<Instruction> = (0..a.buys)
-        .map(|i| ix::buy_credits(m, &startup.pubkey(), &quote, 1_000_000 + i as u64, u64::MAX))
+        .map(|i| ix::buy_credits(m, &startup.pubkey(), &quote, 1_000_000 + i as u64, u64::MAX, 0))
         .collect();
     let started = Instant::now();
     let results: Vec<Result<Signature>> = stream::iter(&buys)
@@ -133,6 +133,7 @@ fn terms(borrower: solana_sdk::pubkey::Pubkey) -> FacilityTerms {
         default_after_secs: 20 * 86_400,
         late_fee_bps: 500,
         unused_at_close: UnusedCredits::Convert,
+        min_recovery_rate_bps: 0,
     }
 }
 

@@ -54,6 +54,11 @@ pub struct OfferArgs {
     /// Burn unused credits at close instead of converting them to standard credits.
     #[arg(long)]
     forfeit_unused: bool,
+    /// Lowest market recovery rate, in basis points, to lend at: the market's rate is
+    /// recorded when the borrower accepts, and an admin change below this fails the
+    /// acceptance instead. Defaults to the market's rate now.
+    #[arg(long)]
+    min_recovery_rate_bps: Option<u16>,
 }
 
 #[derive(Subcommand)]
@@ -99,10 +104,14 @@ pub async fn run(ctx: &Ctx, l: Lender) -> Result<()> {
                 } else {
                     UnusedCredits::Convert
                 },
+                min_recovery_rate_bps: a.min_recovery_rate_bps.unwrap_or(market.financing.recovery_rate_bps),
             };
-            // Facility numbers come from the market's counter and are never reused; an
-            // offer racing another lender's fails with WrongFacilityNonce and can be re-sent.
-            let f = FacilityKeys::derive(&m.market, &lender.pubkey(), market.facility_count);
+            // The address is the lender's own (its key is in the seeds): any number its other
+            // facilities do not use. The clock's nanoseconds are one.
+            let nonce = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            let f = FacilityKeys::derive(&m.market, &lender.pubkey(), nonce);
             let from =
                 tokens::ensure_ata(&ctx.rpc, ctx.sender(), &lender, &lender.pubkey(), &m.quote_mint).await?;
             let sig =

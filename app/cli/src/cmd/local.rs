@@ -365,7 +365,7 @@ pub async fn up(ctx: &Ctx, a: UpArgs) -> Result<()> {
             anchor_spl::associated_token::get_associated_token_address(&startup.pubkey(), &m.quote_mint);
         let ixs = [
             compux_sdk::ix::open_credit_account(&m, &startup.pubkey()),
-            compux_sdk::ix::buy_credits(&m, &startup.pubkey(), &quote, DEMO_CREDITS, u64::MAX),
+            compux_sdk::ix::buy_credits(&m, &startup.pubkey(), &quote, DEMO_CREDITS, u64::MAX, 0),
         ];
         compux_client::send(&rpc, p, "buy the startup's demo credits", &startup, &ixs, &[]).await?;
     }

@@ -24,6 +24,11 @@ pub struct BuyArgs {
     /// (and price) between quote and confirmation fails instead of charging more.
     #[arg(long)]
     max_quote: Option<String>,
+    /// Fewest credits to receive, bonus included; defaults to the credits and bonus quoted
+    /// now, so an admin change of the bulk tiers before the purchase lands fails it
+    /// instead of delivering less.
+    #[arg(long)]
+    min_credits: Option<String>,
 }
 
 #[derive(Args)]
@@ -50,6 +55,14 @@ pub struct ReserveArgs {
     /// Most quote tokens per credit to lock; defaults to the price quoted now.
     #[arg(long)]
     max_price: Option<String>,
+    /// Most quote tokens to take as the deposit; defaults to the deposit quoted now.
+    #[arg(long)]
+    max_deposit: Option<String>,
+    /// Most quote tokens the early-termination fee (forfeited on cancel or a missed
+    /// period) may be; defaults to the fee quoted now. With the two above, an admin change
+    /// of the price, discounts or fee before the reservation lands fails it.
+    #[arg(long)]
+    max_fee: Option<String>,
 }
 
 #[derive(Args)]
@@ -63,11 +76,16 @@ pub struct AutoRefillArgs {
     /// Most quote tokens one refill may cost.
     #[arg(long, required_unless_present = "off")]
     max_quote_per_refill: Option<String>,
+    /// Fewest credits one refill may deliver, bonus included; defaults to the refill and
+    /// its bonus at today's bulk tiers, so a refill fails rather than delivering less if
+    /// the admin removes them (lower it to accept that).
+    #[arg(long)]
+    min_credits_per_refill: Option<String>,
     /// Total quote tokens auto-refill may spend.
     #[arg(long, required_unless_present = "off")]
     cap: Option<String>,
     /// Turn auto-refill off and revoke the delegation.
-    #[arg(long, conflicts_with_all = ["threshold", "refill", "max_quote_per_refill", "cap"])]
+    #[arg(long, conflicts_with_all = ["threshold", "refill", "max_quote_per_refill", "min_credits_per_refill", "cap"])]
     off: bool,
 }
 
@@ -90,6 +108,12 @@ pub async fn buy(ctx: &Ctx, a: BuyArgs) -> Result<()> {
         Some(q) => units::parse(q, decimals)?,
         None => quote.quote_in,
     };
+    let min_credits = match &a.min_credits {
+        Some(c) => units::parse(c, CREDIT_DECIMALS)?,
+        None => {
+            quote.total_credits().ok_or_else(|| anyhow!("{} credits is too large to price", a.credits))?
+        }
+    };
     eprintln!(
         "price now (UTC hour {}, x{}): {} quote tokens for {} credits + {} bonus",
         quote.hour,
@@ -101,7 +125,12 @@ pub async fn buy(ctx: &Ctx, a: BuyArgs) -> Result<()> {
     ensure_credit_account(ctx, &m, &owner).await?;
     let from = tokens::ensure_ata(&ctx.rpc, ctx.sender(), &owner, &owner.pubkey(), &m.quote_mint).await?;
     let sig = ctx
-        .send("buy credits", &owner, &[ix::buy_credits(&m, &owner.pubkey(), &from, credits, max_quote)], &[])
+        .send(
+            "buy credits",
+            &owner,
+            &[ix::buy_credits(&m, &owner.pubkey(), &from, credits, max_quote, min_credits)],
+            &[],
+        )
         .await?;
     let balance = fetch::token_amount(&ctx.rpc, &m.credit_account(&owner.pubkey()).vault).await?;
     ctx.emit(
@@ -180,18 +209,40 @@ pub async fn reserve(ctx: &Ctx, a: ReserveArgs) -> Result<()> {
         a.periods >= 2,
         "a reservation commits to at least two periods (the discount is earned by the periods after the first); use `compux buy` for one"
     );
-    let term = reservation::committed_term(a.periods, period_secs).ok_or_else(|| anyhow!("term overflow"))?;
-    let discount = reservation::discount_for_term(term, market.reserve_discounts());
-    let price =
-        reservation::locked_price(market.base_price, discount).ok_or_else(|| anyhow!("price overflow"))?;
-    let max_price = match &a.max_price {
-        Some(p) => units::parse(p, decimals)?,
-        None => price,
+    let q = reservation::quote_reservation(
+        credits_per_period,
+        a.periods,
+        period_secs,
+        market.base_price,
+        market.reserve_discounts(),
+        market.early_termination_fee_bps,
+    )
+    .ok_or_else(|| anyhow!("this reservation is too large to price: fewer credits or periods"))?;
+    let (price, discount) = (q.locked_price, q.discount_bps);
+    let bound = |given: &Option<String>, quoted: u64| match given {
+        Some(v) => units::parse(v, decimals),
+        None => Ok(quoted),
     };
+    let (max_price, max_deposit, max_fee) =
+        (bound(&a.max_price, price)?, bound(&a.max_deposit, q.deposit)?, bound(&a.max_fee, q.fee)?);
+    eprintln!(
+        "quoted now: {} per credit ({}% off), deposit {} of which {} is the early-termination fee",
+        units::format(price, decimals),
+        units::format(discount as u64, 2),
+        units::format(q.deposit, decimals),
+        units::format(q.fee, decimals)
+    );
     ensure_credit_account(ctx, &m, &owner).await?;
     let nonce = credit_account(ctx, &m, &owner.pubkey()).await?.map_or(0, |c| c.reservation_count);
     let from = tokens::ensure_ata(&ctx.rpc, ctx.sender(), &owner, &owner.pubkey(), &m.quote_mint).await?;
-    let p = ReserveParams { credits_per_period, periods: a.periods, period_secs, max_price };
+    let p = ReserveParams {
+        credits_per_period,
+        periods: a.periods,
+        period_secs,
+        max_price,
+        max_deposit,
+        max_fee,
+    };
     let sig = ctx.send("reserve", &owner, &[ix::reserve(&m, &owner.pubkey(), &from, nonce, p)], &[]).await?;
     ctx.emit(
         json!({"signature": sig.to_string(), "nonce": nonce, "locked_price": price, "discount_bps": discount}),
@@ -238,7 +289,7 @@ pub async fn cancel_reservation(ctx: &Ctx, nonce: u64) -> Result<()> {
 }
 
 pub async fn auto_refill(ctx: &Ctx, a: AutoRefillArgs) -> Result<()> {
-    let (m, _) = ctx.market().await?;
+    let (m, market) = ctx.market().await?;
     let decimals = quote_decimals(ctx, &m).await?;
     let owner = ctx.wallet()?;
     let credits = |s: &Option<String>| units::parse(s.as_deref().unwrap_or("0"), CREDIT_DECIMALS);
@@ -246,10 +297,18 @@ pub async fn auto_refill(ctx: &Ctx, a: AutoRefillArgs) -> Result<()> {
     let p = if a.off {
         AutoRefillParams::default()
     } else {
+        let refill_credits = credits(&a.refill)?;
+        let min_credits_per_refill = match &a.min_credits_per_refill {
+            Some(_) => credits(&a.min_credits_per_refill)?,
+            None => pricing::bonus_credits(refill_credits, market.bulk_tiers())
+                .and_then(|bonus| refill_credits.checked_add(bonus))
+                .ok_or_else(|| anyhow!("a refill of {} credits is too large", refill_credits))?,
+        };
         AutoRefillParams {
             threshold: credits(&a.threshold)?,
-            refill_credits: credits(&a.refill)?,
+            refill_credits,
             max_quote_per_refill: quote(&a.max_quote_per_refill)?,
+            min_credits_per_refill,
             cap_quote: quote(&a.cap)?,
         }
     };

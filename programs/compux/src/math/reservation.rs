@@ -39,6 +39,41 @@ pub fn termination_deposit(period_cost: u64, periods: u16, fee_bps: u16) -> Opti
     mul_div_ceil(commitment, fee_bps as u64, BPS)
 }
 
+/// What a reservation costs, as `reserve` computes it when it lands (a client quotes the
+/// same to set the owner's bounds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReservationQuote {
+    pub discount_bps: u16,
+    pub locked_price: u64,
+    pub period_cost: u64,
+    /// The early-termination fee, forfeited on cancellation or lapse.
+    pub fee: u64,
+    /// One period's discount, clawed back for each claimed period on cancellation.
+    pub period_discount: u64,
+    /// Taken at once: the fee plus room to claw back the discount of every period but the
+    /// last.
+    pub deposit: u64,
+}
+
+/// Prices `periods` periods of `credits_per_period` credits at `base_price` with the market's
+/// term `discounts` and early-termination `fee_bps`.
+pub fn quote_reservation(
+    credits_per_period: u64,
+    periods: u16,
+    period_secs: i64,
+    base_price: u64,
+    discounts: &[ReserveDiscount],
+    fee_bps: u16,
+) -> Option<ReservationQuote> {
+    let discount_bps = discount_for_term(committed_term(periods, period_secs)?, discounts);
+    let locked_price = locked_price(base_price, discount_bps)?;
+    let period_cost = period_cost(credits_per_period, locked_price)?;
+    let fee = termination_deposit(period_cost, periods, fee_bps)?;
+    let period_discount = period_discount(credits_per_period, base_price, period_cost)?;
+    let deposit = period_discount.checked_mul((periods as u64).checked_sub(1)?)?.checked_add(fee)?;
+    Some(ReservationQuote { discount_bps, locked_price, period_cost, fee, period_discount, deposit })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

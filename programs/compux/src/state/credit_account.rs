@@ -12,6 +12,8 @@ pub struct AutoRefill {
     pub refill_credits: u64,
     /// Slippage bound for one refill, in quote units.
     pub max_quote_per_refill: u64,
+    /// The fewest credits (bonus included) one refill may deliver.
+    pub min_credits_per_refill: u64,
     /// Total quote the auto-refill may spend; `spent` counts towards it.
     pub cap_quote: u64,
     pub spent_quote: u64,

@@ -38,6 +38,10 @@ pub struct FacilityTerms {
     pub default_after_secs: i64,
     pub late_fee_bps: u16,
     pub unused_at_close: UnusedCredits,
+    /// The lowest market recovery rate the lender offers at: the rate is the market's and
+    /// is recorded at acceptance, so an admin change between offer and acceptance fails
+    /// the acceptance rather than cutting the lender's recovery.
+    pub min_recovery_rate_bps: u16,
 }
 
 impl FacilityTerms {
@@ -59,7 +63,8 @@ impl FacilityTerms {
         require!(
             self.grace_secs >= 0
                 && self.default_after_secs >= self.grace_secs
-                && self.late_fee_bps as u64 <= BPS,
+                && self.late_fee_bps as u64 <= BPS
+                && self.min_recovery_rate_bps as u64 <= BPS,
             CompuxError::InvalidFacilityTerms
         );
         require_keys_neq!(self.borrower, Pubkey::default(), CompuxError::InvalidFacilityTerms);
@@ -68,8 +73,9 @@ impl FacilityTerms {
 
     /// The market's limits, checked at offer and again at acceptance (the admin may have
     /// changed them in between): the multiplier cap for this principal, the term, grace and
-    /// default bounds.
+    /// default bounds, and the recovery rate the lender asked for.
     pub fn check_policy(&self, policy: &FinancingPolicy) -> Result<()> {
+        require!(policy.recovery_rate_bps >= self.min_recovery_rate_bps, CompuxError::RecoveryRateBelowTerms);
         let cap = policy.cap_for(self.principal).ok_or(CompuxError::MultiplierAboveCap)?;
         require!(self.credit_multiplier_bps <= cap, CompuxError::MultiplierAboveCap);
         let term = self.period_secs.checked_mul(self.installments as i64).ok_or(CompuxError::MathOverflow)?;
@@ -104,8 +110,9 @@ pub enum FacilityStatus {
     Closed,
 }
 
-/// A financed-credit facility. Seeds: [FACILITY_SEED, market, lender, nonce], where nonce is
-/// the market's facility count at the offer, so an address is never reused. Its quote vault
+/// A financed-credit facility. Seeds: [FACILITY_SEED, market, lender, nonce], the nonce the
+/// lender's choice: only the lender's own offers can take its addresses, so no one can
+/// make its offer fail (a market-wide counter let anyone do so, docs/economics.md). Its quote vault
 /// ([FACILITY_VAULT_SEED, facility]) holds the principal while offered, then every repayment
 /// and recovery until the lender withdraws them (a lender cannot block a repayment by
 /// closing a token account); its escrow ([ESCROW_SEED, facility], credits) holds the

@@ -132,7 +132,7 @@ pub struct Market {
     /// Sum of the deposits of live reservations: the deposit vault holds exactly this.
     pub deposits_outstanding: u64,
     pub financing: FinancingPolicy,
-    /// Facilities ever offered: the next offer's nonce, so no facility address is reused.
+    /// Facilities ever offered (a count: a facility's address takes its lender's nonce).
     pub facility_count: u64,
     /// Sum of the recovery earmarks of live facilities: the reserve must hold at least this,
     /// and only the rest is free to earmark or withdraw.

@@ -20,7 +20,7 @@ pub struct OfferFacility<'info> {
         bump = market.bump,
     )]
     pub market: Box<Account<'info, Market>>,
-    /// CHECK: created here (crate::create), at the PDA of the market's next facility.
+    /// CHECK: created here (crate::create), at the PDA of the lender's `nonce`.
     #[account(mut, seeds = [FACILITY_SEED, market.key().as_ref(), lender.key().as_ref(), &nonce.to_le_bytes()], bump)]
     pub facility: UncheckedAccount<'info>,
     #[account(address = market.quote_mint @ CompuxError::WrongMint)]
@@ -44,21 +44,20 @@ pub struct OfferFacility<'info> {
 }
 
 impl OfferFacility<'_> {
-    fn validate(&self, nonce: u64, terms: &FacilityTerms) -> Result<()> {
+    fn validate(&self, terms: &FacilityTerms) -> Result<()> {
         require!(!self.market.paused, CompuxError::MarketPaused);
-        // A cancelled offer's address is never offered again, so a borrower's accept in
-        // flight cannot land on harsher terms at the same address.
-        require!(nonce == self.market.facility_count, CompuxError::WrongFacilityNonce);
+        // Any nonce: the address is the lender's own. An offer cancelled and made again at
+        // one address cannot catch a borrower's accept in flight, which names every term.
         terms.validate()?;
         terms.check_policy(&self.market.financing)
     }
 
     /// Moves the principal from the lender's wallet into the facility vault and records the
     /// terms; only `terms.borrower` may accept. The lender pays every rent.
-    #[access_control(ctx.accounts.validate(nonce, &terms))]
+    #[access_control(ctx.accounts.validate(&terms))]
     pub fn handler(ctx: Context<Self>, nonce: u64, terms: FacilityTerms) -> Result<()> {
         let a = ctx.accounts;
-        a.market.facility_count = nonce.checked_add(1).ok_or(CompuxError::MathOverflow)?;
+        a.market.facility_count = a.market.facility_count.checked_add(1).ok_or(CompuxError::MathOverflow)?;
         let (market, lender, facility) = (a.market.key(), a.lender.key(), a.facility.key());
         let payer = a.lender.to_account_info();
         let authority = a.market.to_account_info();

@@ -5,11 +5,22 @@ use crate::constants::*;
 use crate::create;
 use crate::errors::CompuxError;
 use crate::events::{self, ReservationCreated};
-use crate::math::reservation::{
-    committed_term, discount_for_term, locked_price, period_cost, period_discount, termination_deposit,
-};
+use crate::math::reservation::{quote_reservation, ReservationQuote};
 use crate::state::{CreditAccount, Market, Reservation};
 use crate::token_ops;
+
+/// What the owner accepts for a reservation, checked when it lands: the admin may have
+/// changed the base price, the term discounts or the early-termination fee since the owner
+/// quoted. Quote units.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReserveBounds {
+    /// Per whole credit, as locked.
+    pub max_price: u64,
+    /// Taken at once: the fee plus the discount clawback room.
+    pub max_deposit: u64,
+    /// Forfeited on cancellation or lapse.
+    pub max_fee: u64,
+}
 
 #[derive(Accounts)]
 #[instruction(nonce: u64)]
@@ -62,8 +73,11 @@ impl Reserve<'_> {
     /// Locks the base price (whatever the hour) less the discount its future commitment
     /// earns, for `periods` (at least two) periods of `period_secs`, and takes the deposit:
     /// the early-termination fee plus room to claw back the discount of every period but
-    /// the last. The first period is claimable at once. Fails with `PriceAboveMax` if the
-    /// locked price exceeds `max_price`.
+    /// the last. The first period is claimable at once. The owner's bounds, against the
+    /// admin changing the market under a signed transaction: `PriceAboveMax` if the locked
+    /// price exceeds `max_price`, `DepositAboveMax` if the deposit exceeds `max_deposit`,
+    /// `FeeAboveMax` if the early-termination fee (forfeited on cancel or lapse) exceeds
+    /// `max_fee`.
     #[access_control(ctx.accounts.validate(nonce, credits_per_period, periods, period_secs))]
     pub fn handler(
         ctx: Context<Self>,
@@ -71,20 +85,24 @@ impl Reserve<'_> {
         credits_per_period: u64,
         periods: u16,
         period_secs: i64,
-        max_price: u64,
+        bounds: ReserveBounds,
     ) -> Result<()> {
         let a = ctx.accounts;
         let overflow = || error!(CompuxError::MathOverflow);
-        let term_secs = committed_term(periods, period_secs).ok_or_else(overflow)?;
-        let discount_bps = discount_for_term(term_secs, a.market.reserve_discounts());
-        let price = locked_price(a.market.base_price, discount_bps).ok_or_else(overflow)?;
-        require!(price <= max_price, CompuxError::PriceAboveMax);
-        let cost = period_cost(credits_per_period, price).ok_or_else(overflow)?;
-        let fee =
-            termination_deposit(cost, periods, a.market.early_termination_fee_bps).ok_or_else(overflow)?;
-        let discount = period_discount(credits_per_period, a.market.base_price, cost).ok_or_else(overflow)?;
-        let deposit =
-            discount.checked_mul(periods as u64 - 1).and_then(|d| d.checked_add(fee)).ok_or_else(overflow)?;
+        let q = quote_reservation(
+            credits_per_period,
+            periods,
+            period_secs,
+            a.market.base_price,
+            a.market.reserve_discounts(),
+            a.market.early_termination_fee_bps,
+        )
+        .ok_or_else(overflow)?;
+        let ReservationQuote { discount_bps, locked_price: price, period_cost: cost, fee, deposit, .. } = q;
+        let discount = q.period_discount;
+        require!(price <= bounds.max_price, CompuxError::PriceAboveMax);
+        require!(deposit <= bounds.max_deposit, CompuxError::DepositAboveMax);
+        require!(fee <= bounds.max_fee, CompuxError::FeeAboveMax);
 
         if deposit > 0 {
             token_ops::transfer(

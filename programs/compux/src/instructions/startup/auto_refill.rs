@@ -41,14 +41,14 @@ impl AutoRefillCrank<'_> {
     }
 
     /// Permissionless: anyone (usually the relayer) may send it; it buys only when the vault
-    /// is below the owner's threshold, at the current price, within the per-refill bound and
-    /// the total cap, paying through the delegate approval the owner granted.
+    /// is below the owner's threshold, at the current price, within the per-refill bounds
+    /// (quote in, credits out) and the total cap, paying through the delegate approval the owner granted.
     #[access_control(ctx.accounts.validate())]
     pub fn handler(ctx: Context<Self>) -> Result<()> {
         let a = ctx.accounts;
         let cfg = a.credit_account.auto_refill;
         let p = purchase::quote(&a.market, cfg.refill_credits)?;
-        require!(p.quote_in <= cfg.max_quote_per_refill, CompuxError::SlippageExceeded);
+        purchase::within(&p, cfg.max_quote_per_refill, cfg.min_credits_per_refill)?;
         let spent = cfg.spent_quote.checked_add(p.quote_in).ok_or(CompuxError::MathOverflow)?;
         require!(spent <= cfg.cap_quote, CompuxError::AutoRefillCapReached);
         a.credit_account.auto_refill.spent_quote = spent;

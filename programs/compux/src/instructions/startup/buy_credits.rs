@@ -37,11 +37,12 @@ pub struct BuyCredits<'info> {
 impl BuyCredits<'_> {
     /// Buys `credits` (base units) at the price of the current UTC hour; bulk-tier bonus
     /// credits are minted on top. Fails with `SlippageExceeded` if the price needs more
-    /// than `max_quote_in`.
-    pub fn handler(ctx: Context<Self>, credits: u64, max_quote_in: u64) -> Result<()> {
+    /// than `max_quote_in`, and with `PurchaseBelowMinimum` if credits and bonus together
+    /// come to fewer than `min_credits_out`.
+    pub fn handler(ctx: Context<Self>, credits: u64, max_quote_in: u64, min_credits_out: u64) -> Result<()> {
         let a = ctx.accounts;
         let p = purchase::quote(&a.market, credits)?;
-        require!(p.quote_in <= max_quote_in, CompuxError::SlippageExceeded);
+        purchase::within(&p, max_quote_in, min_credits_out)?;
         purchase::deliver(
             Delivery {
                 market: &a.market,

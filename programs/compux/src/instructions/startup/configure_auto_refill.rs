@@ -41,6 +41,7 @@ impl ConfigureAutoRefill<'_> {
         threshold: u64,
         refill_credits: u64,
         max_quote_per_refill: u64,
+        min_credits_per_refill: u64,
         cap_quote: u64,
     ) -> Result<()> {
         let a = ctx.accounts;
@@ -68,6 +69,7 @@ impl ConfigureAutoRefill<'_> {
                 threshold,
                 refill_credits,
                 max_quote_per_refill,
+                min_credits_per_refill,
                 cap_quote,
                 spent_quote: 0,
             }
@@ -80,6 +82,7 @@ impl ConfigureAutoRefill<'_> {
             threshold,
             refill_credits: config.refill_credits,
             max_quote_per_refill: config.max_quote_per_refill,
+            min_credits_per_refill: config.min_credits_per_refill,
             cap_quote: config.cap_quote,
         });
         Ok(())

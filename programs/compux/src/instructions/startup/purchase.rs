@@ -18,6 +18,15 @@ pub fn quote(market: &Market, credits: u64) -> Result<Purchase> {
         .ok_or_else(|| error!(CompuxError::MathOverflow))
 }
 
+/// The buyer's bounds on a purchase priced at landing: the admin may have changed the
+/// price, the hour multipliers or the bulk tiers since the buyer quoted.
+pub fn within(p: &Purchase, max_quote_in: u64, min_credits_out: u64) -> Result<()> {
+    require!(p.quote_in <= max_quote_in, CompuxError::SlippageExceeded);
+    let total = p.total_credits().ok_or_else(|| error!(CompuxError::MathOverflow))?;
+    require!(total >= min_credits_out, CompuxError::PurchaseBelowMinimum);
+    Ok(())
+}
+
 pub struct Delivery<'a, 'info> {
     pub market: &'a Account<'info, Market>,
     pub credit_account: &'a mut Account<'info, CreditAccount>,
