@@ -153,7 +153,16 @@ CHECKS = [
     ("recover: frozen only", IX + "financed/recover.rs", "require_status(&self.facility, &[FacilityStatus::Frozen])?;", ""),
     ("settle facility: escrow", IX + "relayer/settle_facility.rs", "has_one = escrow @ CompuxError::WrongVault,", ""),
     ("settle facility: released only", IX + "relayer/settle_facility.rs", "f.settlement.check(seq, amount, f.spendable_credits(), window_end, now)?;", "f.settlement.check(seq, amount, u64::MAX, window_end, now)?;"),
-    ("settle facility: freeze window", IX + "relayer/settle_facility.rs", "window_end <= f.frozen_at && now <= f.settlement_window_end(),", "true,"),
+    ("settle facility: cutoff", IX + "relayer/settle_facility.rs", "if cutoff.is_none_or(|until| window_end > until) {", "if false {"),
+    ("facility: freeze cutoff", "programs/compux/src/state/facility.rs", "(until, window_end) = (self.frozen_at, self.settlement_window_end());", ""),
+    ("facility: maturity cutoff", "programs/compux/src/state/facility.rs", "        if now >= maturity {", "        if false {"),
+    ("close: settlement window after maturity", IX + "financed/close_facility.rs", "require!(now > self.facility.maturity_settlement_end()?, CompuxError::SettlementWindowOpen);", ""),
+    ("close: principal's worth", IX + "financed/close_facility.rs", "convertible_credits(unused, f.terms.credit_multiplier_bps).ok_or(CompuxError::MathOverflow)?", "unused"),
+    ("freeze: tranches due while current", IX + "financed/freeze_escrow.rs", "let released = a.facility.release_due_while_current(now)?;", "let released = 0u64;"),
+    ("settle: burn ceiling", IX + "relayer/settle.rs", "a.credit_account.burn_ceiling.burn(amount, Clock::get()?.unix_timestamp)?;", ""),
+    ("ceiling: limit", "programs/compux/src/state/credit_account.rs", "require!(self.per_day == 0 || burned <= self.per_day, CompuxError::BurnCeilingExceeded);", ""),
+    ("ceiling: lowering waits the notice", "programs/compux/src/state/credit_account.rs", "let at = now.checked_add(notice_secs).ok_or(CompuxError::MathOverflow)?;", "let at = now;"),
+    ("set ceiling: owner", IX + "startup/set_burn_ceiling.rs", "has_one = owner @ CompuxError::NotAccountOwner,", ""),
     ("close: repaid only", IX + "financed/close_facility.rs", "require_status(&self.facility, &[FacilityStatus::Repaid, FacilityStatus::Recovered])?;", ""),
 ]
 
@@ -180,7 +189,13 @@ SWITCHED = {
     "offer: recovery rate bound": "&& ({on} || self.min_recovery_rate_bps as u64 <= BPS)",
     "create: prefunded address": "    if held == 0 || {on} {",
     "settle facility: released only": "f.settlement.check(seq, amount, if {on} { u64::MAX } else { f.spendable_credits() }, window_end, now)?;",
-    "settle facility: freeze window": "{on} || (window_end <= f.frozen_at && now <= f.settlement_window_end()),",
+    "settle facility: cutoff": "if !{on} && cutoff.is_none_or(|until| window_end > until) {",
+    "facility: freeze cutoff": "if !{on} { (until, window_end) = (self.frozen_at, self.settlement_window_end()); }",
+    "facility: maturity cutoff": "        if !{on} && now >= maturity {",
+    "close: principal's worth": "if {on} { unused } else { convertible_credits(unused, f.terms.credit_multiplier_bps).ok_or(CompuxError::MathOverflow)? }",
+    "freeze: tranches due while current": "let released = if {on} { 0u64 } else { a.facility.release_due_while_current(now)? };",
+    "settle: burn ceiling": "if !{on} { a.credit_account.burn_ceiling.burn(amount, Clock::get()?.unix_timestamp)?; }",
+    "ceiling: lowering waits the notice": "let at = if {on} { now } else { now.checked_add(notice_secs).ok_or(CompuxError::MathOverflow)? };",
 }
 for _name, _path, _text, _repl in CHECKS:
     if _name in ("offer: market cap and bounds", "accept: market terms at acceptance",

@@ -23,6 +23,7 @@ fn idl_lists_every_instruction_error_and_the_program_address() {
         "buy_credits",
         "transfer_credits",
         "announce_transfer",
+        "set_burn_ceiling",
         "configure_auto_refill",
         "auto_refill",
         "reserve",
@@ -49,7 +50,7 @@ fn idl_lists_every_instruction_error_and_the_program_address() {
 
     let codes: Vec<u64> =
         idl["errors"].as_array().unwrap().iter().map(|e| e["code"].as_u64().unwrap()).collect();
-    let last = compux_sdk::CompuxError::RecoveryRateBelowTerms as u64 + 6000;
+    let last = compux_sdk::CompuxError::BurnCeilingExceeded as u64 + 6000;
     assert_eq!(codes, (6000..=last).collect::<Vec<_>>(), "every CompuxError is in the IDL");
     let events = idl["events"].as_array().unwrap();
     for name in [

@@ -81,6 +81,8 @@ async fn compute_units_of_every_instruction_stay_within_budget() {
     meter.run(&mut env, "buy_credits (largest bulk tier)", &[buy], &[&alice.kp]).await;
     let announce = ix::announce_transfer(&m, &alice.key(), CREDIT_UNIT);
     meter.run(&mut env, "announce_transfer", &[announce], &[&alice.kp]).await;
+    let ceiling = ix::set_burn_ceiling(&m, &alice.key(), u64::MAX);
+    meter.run(&mut env, "set_burn_ceiling", &[ceiling], &[&alice.kp]).await;
     env.set_time(t0 + TRANSFER_NOTICE_SECS).await;
     let transfer = ix::transfer_credits(&m, &alice.key(), &bob.key(), CREDIT_UNIT);
     meter.run(&mut env, "transfer_credits", &[transfer], &[&alice.kp]).await;
@@ -150,9 +152,6 @@ async fn compute_units_of_every_instruction_stay_within_budget() {
     let repay = ix::repay(&m, &f, &bob.key(), &bob.quote, 1);
     meter.run(&mut env, "repay (120 installments due)", &[repay], &[&bob.kp]).await;
     let frozen_at = t0 + 3 * 365 * DAY;
-    let late = SettleBatch { seq: 1, amount: 1, batch_root: [8; 32], window_end: frozen_at - 1 };
-    let settle_frozen = ix::settle_facility(&m, &relayer.pubkey(), &f, late);
-    meter.run(&mut env, "settle_facility (freeze window)", &[settle_frozen], &[&relayer]).await;
     env.set_time(frozen_at + DAY + 1).await;
     meter.run(&mut env, "recover", &[ix::recover(&m, &f)], &[&lender.kp]).await;
     let close = ix::close_facility(&m, &f, &bob.key());
@@ -160,6 +159,20 @@ async fn compute_units_of_every_instruction_stay_within_budget() {
     let held = env.balance(&f.quote_vault).await;
     let withdraw = ix::withdraw_repayments(&m, &f, &lender.quote, held);
     meter.run(&mut env, "withdraw_repayments (closes)", &[withdraw], &[&lender.kp]).await;
+    // A facility frozen in its term (usage stops at maturity): the relayer burns the usage
+    // metered before the freeze within the window, thawing and refreezing the escrow.
+    let h = env.next_facility(&lender).await;
+    env.track(h);
+    let h_at = t0 + 4 * 365 * DAY;
+    env.set_time(h_at).await;
+    assert_ok(env.send(&[ix::offer_facility(&m, &h, &lender.quote, terms)], &[&lender.kp]).await);
+    assert_ok(env.send(&[ix::accept_facility(&m, &h, &bob.key(), terms, 0)], &[&bob.kp]).await);
+    let frozen_at = h_at + terms.period_secs + terms.default_after_secs;
+    env.set_time(frozen_at).await;
+    assert_ok(env.send(&[ix::freeze_escrow(&m, &h, &lender.key())], &[&lender.kp]).await);
+    let late = SettleBatch { seq: 1, amount: 1, batch_root: [8; 32], window_end: frozen_at - 1 };
+    let settle_frozen = ix::settle_facility(&m, &relayer.pubkey(), &h, late);
+    meter.run(&mut env, "settle_facility (freeze window)", &[settle_frozen], &[&relayer]).await;
 
     // An offer cancelled.
     let g = env.next_facility(&lender).await;

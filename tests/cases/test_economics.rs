@@ -4,7 +4,7 @@
 
 use anchor_lang::solana_program::system_instruction;
 use anchor_spl::token::spl_token;
-use compux_sdk::constants::{BPS, CREDIT_UNIT};
+use compux_sdk::constants::{BPS, CREDIT_UNIT, FREEZE_SETTLEMENT_WINDOW_SECS};
 use compux_sdk::decode::{events_from_logs, CompuxEvent};
 use compux_sdk::ix::{self, ReserveParams, SettleBatch};
 use compux_sdk::state::{Facility, FacilityStatus, FacilityTerms, Market, MarketUpdate, UnusedCredits};
@@ -38,7 +38,7 @@ async fn set_financing(env: &mut TestEnv, edit: impl FnOnce(&mut compux_sdk::sta
 }
 
 #[tokio::test]
-async fn a_self_dealt_facility_yields_at_most_the_cap_and_only_at_maturity() {
+async fn a_self_dealt_facility_yields_no_more_than_its_quote_buys_and_only_at_maturity() {
     let mut env = TestEnv::new().await;
     let m = env.market;
     let whale = env.user(10_000_000).await; // lender and borrower at once
@@ -74,14 +74,21 @@ async fn a_self_dealt_facility_yields_at_most_the_cap_and_only_at_maturity() {
     assert_compux_err(env.send(std::slice::from_ref(&close), &[]).await, CompuxError::NotMatured);
     env.set_time(t0 + 30 * DAY - 1).await;
     assert_compux_err(env.send(std::slice::from_ref(&close), &[]).await, CompuxError::NotMatured);
+    // At maturity, the settlement window for the usage metered before it comes first.
     env.set_time(t0 + 30 * DAY).await;
+    assert_compux_err(env.send(std::slice::from_ref(&close), &[]).await, CompuxError::SettlementWindowOpen);
+    env.set_time(t0 + 30 * DAY + FREEZE_SETTLEMENT_WINDOW_SECS + 1).await;
     assert_ok(env.send(&[close], &[]).await);
     let converted = env.balance(&whale.credit.vault).await;
 
-    // What the same quote buys at the base price, and the ratio: exactly the market's cap.
+    // Issue 24, attack 5: the pair used to end with the cap's worth of resellable credits
+    // (5,155 credits for what buys 1,000). Unused financed credits now convert at the
+    // principal's worth, the multiplier's surplus burned: no more than the same quote
+    // buys at the base price, the cheapest standard purchase's list price.
     let standard = spent * CREDIT_UNIT / BASE_PRICE;
-    assert_eq!(converted as u128 * BPS as u128, standard as u128 * CAP_BPS as u128);
-    assert_eq!(converted, FINANCED_CREDITS);
+    assert_eq!(converted, FINANCED_CREDITS * BPS / CAP_BPS as u64);
+    assert!(converted <= standard, "{converted} converted, the quote buys {standard}");
+    env.assert_supply_matches_vaults().await;
 }
 
 #[tokio::test]
@@ -384,7 +391,7 @@ async fn recovery_buys_back_only_what_the_debt_needs_and_returns_the_rest_at_mat
     assert_eq!(env.balance(&f.quote_vault).await, vault_before + owed);
     // The rest is the borrower's: converted at close (already past maturity).
     assert_ok(env.send(&[ix::close_facility(&m, &f, &borrower.key())], &[]).await);
-    assert_eq!(env.balance(&borrower.credit.vault).await, unused - needed);
+    assert_eq!(env.balance(&borrower.credit.vault).await, (unused - needed) * 10_000 / 15_000);
     env.assert_supply_matches_vaults().await;
 }
 
@@ -409,7 +416,7 @@ async fn a_prepaying_borrower_keeps_the_tranche_schedule_even_with_forfeit_terms
     let spend = UPFRONT_CREDITS + 3 * TRANCHE_CREDITS - 1;
     let b = SettleBatch { seq: 1, amount: spend, batch_root: [1; 32], window_end: t0 + 3 * PERIOD };
     assert_ok(env.send(&[ix::settle_facility(&m, &relayer.pubkey(), &f, b)], &[&relayer]).await);
-    env.set_time(t0 + 4 * PERIOD).await;
+    env.set_time(t0 + 4 * PERIOD + FREEZE_SETTLEMENT_WINDOW_SECS + 1).await;
     let logs = assert_ok(env.send(&[ix::close_facility(&m, &f, &borrower.key())], &[]).await);
     assert!(matches!(events_from_logs(&logs).first(),
         Some(CompuxEvent::FacilityClosed(e)) if e.burned_credits == 1 && e.converted_credits == 0));
@@ -452,7 +459,7 @@ async fn lamports_sent_to_a_future_address_cannot_block_its_creation() {
 }
 
 #[tokio::test]
-async fn a_recovery_burns_never_released_credits_even_when_the_debt_needs_few() {
+async fn a_recovery_burns_only_the_tranches_not_yet_due_even_when_the_debt_needs_few() {
     let mut env = TestEnv::new().await;
     let m = env.market;
     let lender = env.user(1_000_000).await;
@@ -473,13 +480,21 @@ async fn a_recovery_burns_never_released_credits_even_when_the_debt_needs_few() 
     env.set_time(defaulted + DAY + 1).await;
     assert_ok(env.send(&[ix::recover(&m, &f)], &[&lender.kp]).await);
     let state: Facility = env.state(&f.address).await;
-    // Tranches 2 and 3 were never released: burned, though the debt needed far fewer credits.
+    // Tranche 2 fell due while the facility was current (before the missed installment's
+    // grace ran out): the freeze released it, it is the borrower's (issue 24, attack 6).
+    // Tranche 3 was not due before the default: burned as never released, though the debt
+    // needed far fewer credits.
     assert!(state.shortfall == 0 && state.recovered_quote > 0);
     assert_eq!(
         (state.recovered_credits, state.returned_credits),
-        (2 * TRANCHE_CREDITS, UPFRONT_CREDITS + TRANCHE_CREDITS)
+        (TRANCHE_CREDITS, UPFRONT_CREDITS + 2 * TRANCHE_CREDITS)
     );
-    env.set_time(t0 + 4 * PERIOD).await;
+    env.set_time(t0 + 4 * PERIOD + FREEZE_SETTLEMENT_WINDOW_SECS + 1).await;
     assert_ok(env.send(&[ix::close_facility(&m, &f, &borrower.key())], &[]).await);
-    assert_eq!(env.balance(&borrower.credit.vault).await, UPFRONT_CREDITS + TRANCHE_CREDITS);
+    let returned = UPFRONT_CREDITS + 2 * TRANCHE_CREDITS;
+    assert_eq!(
+        env.balance(&borrower.credit.vault).await,
+        returned * 10_000 / 15_000,
+        "at the principal's worth"
+    );
 }

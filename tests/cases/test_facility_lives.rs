@@ -1,5 +1,6 @@
 //! Whole lives of financed-credit facilities, with the clock moved through their schedules.
 
+use compux_sdk::constants::FREEZE_SETTLEMENT_WINDOW_SECS;
 use compux_sdk::decode::{events_from_logs, CompuxEvent};
 use compux_sdk::ix::{self, SettleBatch};
 use compux_sdk::state::{Facility, FacilityStatus};
@@ -145,13 +146,18 @@ async fn repaid_on_time_then_closed_and_converted() {
     );
     assert_eq!(s.env.balance(&s.borrower.quote).await, 1_000_000 - 102_480);
 
-    // Close: the 14 unused credits become the borrower's standard credits; the escrow's rent
-    // goes to the lender; the facility waits for the lender to withdraw its vault.
+    // Close, once the settlement window after maturity has passed: the 14 unused credits
+    // become the borrower's standard credits at their principal's worth (14 / 1.5x, the
+    // rest burned); the escrow's rent goes to the lender; the facility waits for the
+    // lender to withdraw its vault.
+    assert_compux_err(s.close().await, CompuxError::SettlementWindowOpen);
+    let after = s.maturity() + FREEZE_SETTLEMENT_WINDOW_SECS + 1;
+    s.env.set_time(after).await;
     let logs = assert_ok(s.close().await);
     assert!(
-        matches!(&events_from_logs(&logs)[..], [CompuxEvent::FacilityClosed(e)] if e.converted_credits == 14_000_000 && e.vault_balance == 102_480)
+        matches!(&events_from_logs(&logs)[..], [CompuxEvent::FacilityClosed(e)] if e.converted_credits == 9_333_333 && e.burned_credits == 4_666_667 && e.vault_balance == 102_480)
     );
-    assert_eq!(s.env.balance(&s.borrower.credit.vault).await, 14_000_000);
+    assert_eq!(s.env.balance(&s.borrower.credit.vault).await, 9_333_333);
     assert!(s.env.account(&s.f.escrow).await.is_none());
     assert_eq!(s.facility().await.status, FacilityStatus::Closed);
     assert_ok(s.withdraw_all().await);
@@ -242,7 +248,7 @@ async fn defaulted_frozen_settled_before_freeze_then_recovered() {
     assert_compux_err(s.recover().await, CompuxError::InvalidFacilityStatus);
     assert_compux_err(s.close().await, CompuxError::NotMatured);
     let maturity = s.maturity();
-    s.env.set_time(maturity).await;
+    s.env.set_time(maturity + FREEZE_SETTLEMENT_WINDOW_SECS + 1).await;
     assert_ok(s.close().await);
     assert_eq!(s.env.balance(&s.borrower.credit.vault).await, 0, "nothing left to convert");
 }
@@ -268,9 +274,9 @@ async fn defaulted_frozen_then_repaid_in_full_is_cured() {
     assert_eq!((f.status, f.earmark), (FacilityStatus::Repaid, 0));
     assert!(!s.env.is_frozen(&s.f.escrow).await, "cured: thawed");
     let maturity = s.maturity();
-    s.env.set_time(maturity).await;
+    s.env.set_time(maturity + FREEZE_SETTLEMENT_WINDOW_SECS + 1).await;
     assert_ok(s.close().await);
-    assert_eq!(s.env.balance(&s.borrower.credit.vault).await, FINANCED_CREDITS);
+    assert_eq!(s.env.balance(&s.borrower.credit.vault).await, FINANCED_CREDITS * 10_000 / 15_000);
 }
 
 #[tokio::test]
@@ -295,8 +301,10 @@ async fn prepaid_early_pays_interest_to_the_second() {
     s.env.set_time(maturity - 1).await;
     assert_compux_err(s.close().await, CompuxError::NotMatured);
     s.env.set_time(maturity).await;
+    assert_compux_err(s.close().await, CompuxError::SettlementWindowOpen);
+    s.env.set_time(maturity + FREEZE_SETTLEMENT_WINDOW_SECS + 1).await;
     assert_ok(s.close().await);
-    assert_eq!(s.env.balance(&s.borrower.credit.vault).await, FINANCED_CREDITS);
+    assert_eq!(s.env.balance(&s.borrower.credit.vault).await, FINANCED_CREDITS * 10_000 / 15_000);
     s.env.assert_supply_matches_vaults().await;
 }
 
@@ -322,4 +330,88 @@ async fn matured_with_a_balance_then_frozen() {
     assert_eq!(f.status, FacilityStatus::Frozen);
     assert!(f.loan.principal_outstanding > 0);
     assert!(s.env.is_frozen(&s.f.escrow).await);
+}
+
+#[tokio::test]
+async fn tranches_due_while_current_are_the_borrowers_at_recovery() {
+    // Issue 24, attack 6: the three tranches fell due while the facility was current and
+    // nobody sent `release_tranche` (it is anyone's to send). Recovery burned them as never
+    // released, though the debt needed only part of the collateral.
+    let mut s = scene().await;
+    for k in 1..=3i64 {
+        s.env.set_time(s.t0 + k * PERIOD).await;
+        assert_ok(s.repay(INSTALLMENT).await);
+    }
+    let frozen_at = s.maturity() + GRACE;
+    s.env.set_time(frozen_at).await;
+    let logs = assert_ok(s.freeze().await);
+    assert!(events_from_logs(&logs)
+        .iter()
+        .any(|e| matches!(e, CompuxEvent::TrancheReleased(t) if t.tranche == 3)));
+    let f = s.facility().await;
+    assert_eq!((f.tranches_released, f.released_credits), (3, FINANCED_CREDITS), "released at the freeze");
+    s.env.set_time(frozen_at + FREEZE_SETTLEMENT_WINDOW_SECS + 1).await;
+    assert_ok(s.recover().await);
+    let f = s.facility().await;
+    assert!(f.recovered_credits < FINANCED_CREDITS, "the last installment needs part of the collateral");
+    assert_eq!(f.returned_credits, FINANCED_CREDITS - f.recovered_credits, "the rest is the borrower's");
+    // Burned as never released, the three tranches would have left only the upfront share.
+    assert!(f.returned_credits > UPFRONT_CREDITS, "{} returned", f.returned_credits);
+    assert_eq!(f.shortfall, 0);
+    s.env.assert_supply_matches_vaults().await;
+}
+
+#[tokio::test]
+async fn a_matured_facility_settles_what_was_metered_before_then_closes_after_the_window() {
+    // Issue 24, attack 2: a third party closed a repaid Forfeit facility at maturity with
+    // usage unsettled; the whole escrow burned as unused and the settler billed that usage
+    // again to the borrower's vault. Close now waits for the settlement window.
+    let mut env = TestEnv::new().await;
+    let (m, relayer) = (env.market, env.relayer.insecure_clone());
+    let lender = env.user(1_000_000).await;
+    let borrower = env.user(1_000_000).await;
+    let t0 = at_hour(9);
+    let terms = compux_sdk::state::FacilityTerms {
+        unused_at_close: compux_sdk::state::UnusedCredits::Forfeit,
+        ..default_terms(borrower.key())
+    };
+    let f = env.accepted_with(&lender, &borrower, terms, t0).await;
+    env.set_time(t0 + DAY).await;
+    assert_ok(
+        env.send(&[ix::repay(&m, &f, &borrower.key(), &borrower.quote, u64::MAX)], &[&borrower.kp]).await,
+    );
+    let maturity = t0 + 4 * PERIOD;
+    let settle = |seq: u64, amount, window_end| {
+        let b = SettleBatch { seq, amount, batch_root: [seq as u8; 32], window_end };
+        ix::settle_facility(&m, &relayer.pubkey(), &f, b)
+    };
+    let close = ix::close_facility(&m, &f, &borrower.key());
+    // Usage metered just before maturity is not on chain yet: no close at maturity.
+    env.set_time(maturity).await;
+    assert_compux_err(env.send(std::slice::from_ref(&close), &[]).await, CompuxError::SettlementWindowOpen);
+    env.set_time(maturity + 3_600).await;
+    assert_ok(env.send(&[settle(1, 1_000_000, maturity - 10)], &[&relayer]).await);
+    // Usage metered after maturity does not settle from the escrow (the relayer holds a
+    // matured facility's credits and bills the vault).
+    assert_compux_err(
+        env.send(&[settle(2, 1, maturity + 5)], &[&relayer]).await,
+        CompuxError::CreditsMatured,
+    );
+    let end = maturity + FREEZE_SETTLEMENT_WINDOW_SECS;
+    env.set_time(end).await;
+    assert_compux_err(env.send(std::slice::from_ref(&close), &[]).await, CompuxError::SettlementWindowOpen);
+    env.set_time(end + 1).await;
+    assert_compux_err(
+        env.send(&[settle(2, 1, maturity - 5)], &[&relayer]).await,
+        CompuxError::CreditsMatured,
+    );
+    assert_ok(env.send(&[close], &[]).await);
+    let state: Facility = env.state(&f.address).await;
+    assert_eq!(state.burned_credits, 1_000_000, "the usage burned once, from the escrow");
+    assert_eq!(
+        env.balance(&borrower.credit.vault).await,
+        0,
+        "nothing billed to the vault, nothing converted"
+    );
+    env.assert_supply_matches_vaults().await;
 }

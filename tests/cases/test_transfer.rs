@@ -188,3 +188,64 @@ async fn transfer_attacks_are_rejected() {
     assert_eq!(env.balance(&alice.credit.vault).await, 100 * CREDIT, "no attack moved credits");
     assert_eq!(env.balance(&carol.credit.vault).await, 0);
 }
+
+/// Issue 24, attack 7: the relayer's key could burn anything up to a vault's balance. The
+/// owner's daily ceiling bounds what a leaked key burns; lowering it waits the notice, so
+/// the owner cannot use it to stop the burn of usage already served.
+#[tokio::test]
+async fn the_owners_burn_ceiling_bounds_a_leaked_relayer_key_and_cannot_block_served_usage() {
+    let (mut env, alice, _bob) = env_with_credits().await;
+    let (m, relayer) = (env.market, env.relayer.insecure_clone());
+    let settle = |seq: u64, amount: u64, at: i64| {
+        ix::settle(
+            &m,
+            &relayer.pubkey(),
+            &alice.credit,
+            SettleBatch { seq, amount, batch_root: [1; 32], window_end: at },
+        )
+    };
+    let ceiling = |per_day| ix::set_burn_ceiling(&m, &alice.key(), per_day);
+    // A first ceiling is a lower one: announced now, in force after the notice.
+    let logs = assert_ok(env.send(&[ceiling(10 * CREDIT)], &[&alice.kp]).await);
+    let applies = T0 + TRANSFER_NOTICE_SECS;
+    assert!(matches!(&events_from_logs(&logs)[..],
+        [CompuxEvent::BurnCeilingSet(e)] if e.per_day == 10 * CREDIT && e.applies_at == applies));
+    // Usage served before it still burns in full.
+    let b = settle(1, 25 * CREDIT, T0 - 1);
+    assert_ok(env.send(&[b], &[&relayer]).await);
+    // In force: 10 a day, counted per UTC day.
+    env.set_time(applies).await;
+    let burned_today = 25 * CREDIT; // the day of T0 already burned 25
+    assert!(burned_today > 10 * CREDIT);
+    let b = settle(2, 1, applies - 1);
+    assert_compux_err(env.send(&[b], &[&relayer]).await, CompuxError::BurnCeilingExceeded);
+    let next_day = (T0.div_euclid(DAY) + 1) * DAY;
+    env.set_time(next_day + 60).await;
+    let b = settle(2, 10 * CREDIT + 1, next_day + 30);
+    assert_compux_err(env.send(&[b], &[&relayer]).await, CompuxError::BurnCeilingExceeded);
+    let b = settle(2, 10 * CREDIT, next_day + 30);
+    assert_ok(env.send(&[b], &[&relayer]).await);
+    let b = settle(3, 1, next_day + 31);
+    assert_compux_err(env.send(&[b], &[&relayer]).await, CompuxError::BurnCeilingExceeded);
+    assert_eq!(env.balance(&alice.credit.vault).await, 65 * CREDIT, "a leaked key burned 10 that day");
+    // Raising it applies at once; another account's owner cannot touch it.
+    assert_ok(env.send(&[ceiling(30 * CREDIT)], &[&alice.kp]).await);
+    let b = settle(3, 10 * CREDIT, next_day + 40);
+    assert_ok(env.send(&[b], &[&relayer]).await);
+    let stranger = env.user(0).await;
+    let mut ixn = ix::set_burn_ceiling(&m, &stranger.key(), 1);
+    ixn.accounts[2].pubkey = alice.credit.address;
+    assert_compux_err(env.send(&[ixn], &[&stranger.kp]).await, CompuxError::NotAccountOwner);
+    // Lowering waits again: what the relayer charged meanwhile still burns.
+    assert_ok(env.send(&[ceiling(CREDIT)], &[&alice.kp]).await);
+    let a: CreditAccount = env.state(&alice.credit.address).await;
+    let c = a.burn_ceiling;
+    assert_eq!(
+        (c.per_day, c.lower_to, c.lower_at),
+        (30 * CREDIT, CREDIT, next_day + 60 + TRANSFER_NOTICE_SECS)
+    );
+    assert_eq!(c.room(next_day + 60), 0, "the relayer admits nothing more today: 20 burned, 1 announced");
+    // Usage the relayer charged before it saw the announcement burns under the old 30.
+    let b = settle(4, 5 * CREDIT, next_day + 50);
+    assert_ok(env.send(&[b], &[&relayer]).await);
+}

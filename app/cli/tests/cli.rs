@@ -392,14 +392,22 @@ fn every_role_through_the_binary_then_the_auditor_catches_a_corrupted_vault() {
     assert_eq!(up.json("startup", &["borrower", "repay", &f1, "all"])["status"], "Repaid");
     let early = stderr(&up.run("startup", &["borrower", "close", &f1]));
     assert!(early.contains("NotMatured"), "{early}");
+    // At maturity the settlement window of the usage metered before it comes first (a day).
     up.json("startup", &["dev", "warp", "--by", "120d"]);
+    let early = stderr(&up.run("startup", &["borrower", "close", &f1]));
+    assert!(early.contains("SettlementWindowOpen"), "{early}");
+    up.json("startup", &["dev", "warp", "--by", "2d"]);
     up.json("startup", &["borrower", "close", &f1]);
     assert_eq!(facility_status(&up, "startup", &f1), "Closed", "waits for the lender's withdrawal");
     let withdrawn = up.json("lender", &["lender", "withdraw", &f1]);
     assert_eq!(withdrawn["status"], "closed");
     assert_eq!(facility_status(&up, "startup", &f1), "closed");
     let credits = up.json("startup", &["status"])["credit_accounts"][0]["credits"].as_u64().unwrap();
-    assert_eq!(credits, start + 110_000_000 + 150_000_000_000, "1000 quote at 0.01 a credit x1.5 converted");
+    assert_eq!(
+        credits,
+        start + 110_000_000 + 100_000_000_000,
+        "1000 quote at 0.01 a credit: the principal's worth"
+    );
 
     // A facility that defaults: stale until refreshed, frozen, recovered after the window.
     let f2 = up.json("lender", offer)["facility"].as_str().unwrap().to_string();

@@ -77,6 +77,18 @@ impl ApiError {
         )
     }
 
+    pub fn burn_ceiling(available: u64, needed: u64) -> Self {
+        Self::new(
+            StatusCode::PAYMENT_REQUIRED,
+            "insufficient_quota",
+            "burn_ceiling_reached",
+            format!(
+                "The daily burn ceiling this account's owner set leaves {available} credit base units today, and this \
+                 request may cost up to {needed}. It resets at 00:00 UTC; the owner may raise it (`compux burn-ceiling`)."
+            ),
+        )
+    }
+
     pub fn credits_frozen(facility: &solana_sdk::pubkey::Pubkey, needed: u64) -> Self {
         Self::new(
             StatusCode::FORBIDDEN,

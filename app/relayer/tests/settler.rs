@@ -329,9 +329,7 @@ impl World {
             .await
             .unwrap()
             .unwrap();
-        let set_clock = solana_rpc_client_api::request::RpcRequest::Custom { method: "compux_setClock" };
-        let _: serde_json::Value =
-            self.rpc.send(set_clock, serde_json::json!([ca.notice.ready_at])).await.unwrap();
+        self.set_clock(ca.notice.ready_at).await;
         let transfer = compux_sdk::ix::transfer_credits(m, &from.pubkey(), &to.pubkey(), amount);
         compux_client::send(&self.rpc, s, "transfer", from, &[transfer], &[]).await.unwrap();
     }
@@ -339,6 +337,55 @@ impl World {
     async fn round(&self) -> Round {
         self.settler.round().await.unwrap()
     }
+
+    /// Moves the chain's clock (the localnet's `compux_setClock`).
+    async fn set_clock(&self, unix_timestamp: i64) {
+        let set_clock = solana_rpc_client_api::request::RpcRequest::Custom { method: "compux_setClock" };
+        let _: serde_json::Value =
+            self.rpc.send(set_clock, serde_json::json!([unix_timestamp])).await.unwrap();
+    }
+
+    /// A gateway on this world's meter and ledger, `key` spending from the startup's
+    /// account, serving model "m" from a SIMULATED provider with `sim`; its base URL (and
+    /// the provider, to keep it running). About 20 requests' holds cover the 1,000 credits
+    /// (300,000 credit base units a token; a hold is about 160 tokens).
+    async fn serve(
+        &self,
+        key: &str,
+        sim: compux_relayer::sim::SimOptions,
+    ) -> (String, compux_relayer::sim::SimHandle) {
+        use compux_relayer::config::{Key, Model, Provider};
+        let up = compux_relayer::sim::spawn(sim, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let model = Model::priced("m", 300_000_000_000, 300_000_000_000);
+        let mut config = compux_relayer::Config::new(
+            "127.0.0.1:0".parse().unwrap(),
+            vec![Provider::new("up", up.base_url(), vec![model])],
+        );
+        config.keys.push(Key::new(KeyHash::of(key), self.account.address));
+        let g = compux_relayer::Gateway::new(config, self.meter.clone(), self.ledger.clone()).await.unwrap();
+        (format!("http://{}/v1", compux_relayer::serve(g).await.unwrap()), up)
+    }
+
+    /// Until the settler has burned every charge (a few rounds at most).
+    async fn burn_everything(&self) {
+        self.clock.advance(Duration::from_secs(FLUSH_SECS + 1));
+        for _ in 0..10 {
+            if self.not_burned().await == 0 {
+                break;
+            }
+            self.round().await;
+        }
+        assert_eq!(self.not_burned().await, 0, "the settler burned every charge");
+    }
+}
+
+/// One chat request with `key` at `base`, 100 tokens at most: its status.
+async fn ask(base: &str, key: &str) -> u16 {
+    let req = reqwest::Client::new()
+        .post(format!("{base}/chat/completions"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 100}));
+    req.send().await.unwrap().status().as_u16()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -508,34 +555,23 @@ async fn a_batch_that_cannot_land_is_an_incident_in_readiness_metrics_and_usage_
 /// what the burns left moves. Every charged credit ends burned.
 #[tokio::test(flavor = "multi_thread")]
 async fn credits_spent_through_the_relayer_cannot_leave_before_they_are_burned() {
-    use compux_relayer::config::{Key, Model, Provider};
     use compux_relayer::jobs::balances;
-    use compux_relayer::sim::{self, SimOptions};
+    use compux_relayer::sim::SimOptions;
     let w = world().await;
     let slow =
         SimOptions { name: "slow".into(), completion_tokens: 100, latency_ms: 3_000, ..Default::default() };
-    let up = sim::spawn(slow, "127.0.0.1:0".parse().unwrap()).await.unwrap();
     const KEY: &str = "sk-walk-away";
-    // Priced so that about 20 requests' holds cover the 1,000 credits (300,000 credit base
-    // units a token; a hold is about 160 tokens).
-    let model = Model::priced("m", 300_000_000_000, 300_000_000_000);
-    let mut config = compux_relayer::Config::new(
-        "127.0.0.1:0".parse().unwrap(),
-        vec![Provider::new("slow", up.base_url(), vec![model])],
-    );
-    config.keys.push(Key::new(KeyHash::of(KEY), w.account.address));
-    let g = compux_relayer::Gateway::new(config, w.meter.clone(), w.ledger.clone()).await.unwrap();
-    let base = format!("http://{}/v1", compux_relayer::serve(g).await.unwrap());
+    let (base, _up) = w.serve(KEY, slow).await;
     let accounts = [w.account.address];
     balances::refresh(&w.rpc, &w.meter, &accounts).await.unwrap();
-    let ask = || {
-        let req = reqwest::Client::new()
-            .post(format!("{base}/chat/completions"))
-            .bearer_auth(KEY)
-            .json(&serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 100}));
-        async move { req.send().await.unwrap().status().as_u16() }
-    };
-    let calls: Vec<_> = (0..30).map(|_| tokio::spawn(ask())).collect();
+    let calls: Vec<_> = (0..30)
+        .map(|_| {
+            tokio::spawn({
+                let base = base.clone();
+                async move { ask(&base, KEY).await }
+            })
+        })
+        .collect();
     let source = Source::Vault(w.account.address);
     // Every request that fits is held (the rest were refused): less than a tenth of what
     // is held is left.
@@ -564,7 +600,7 @@ async fn credits_spent_through_the_relayer_cannot_leave_before_they_are_burned()
     assert!(format!("{err:#}").contains("TransferNotReady"), "{err:#}");
     balances::refresh(&w.rpc, &w.meter, &accounts).await.unwrap();
     assert_eq!(w.meter.balance(source).onchain, 0, "the announced credits are not the relayer's to spend");
-    let after = ask().await;
+    let after = ask(&base, KEY).await;
     assert_eq!(after, 402, "a request after the notice is refused");
 
     // The requests in flight are answered and charged; the settler burns them.
@@ -572,20 +608,12 @@ async fn credits_spent_through_the_relayer_cannot_leave_before_they_are_burned()
         futures_util::future::join_all(calls).await.into_iter().map(|r| r.unwrap()).collect();
     let served = statuses.iter().filter(|s| **s == 200).count();
     assert!(served >= 10, "the holds covered the balance: {statuses:?}");
-    w.clock.advance(Duration::from_secs(FLUSH_SECS + 1));
-    for _ in 0..10 {
-        if w.not_burned().await == 0 {
-            break;
-        }
-        w.round().await;
-    }
-    assert_eq!(w.not_burned().await, 0, "the settler burned every charge");
+    w.burn_everything().await;
     let charged = w.ledger.total_charged().await.unwrap();
 
     // After the notice only what the burns left can move.
     let ready = w.account_state().await.notice.ready_at;
-    let set_clock = solana_rpc_client_api::request::RpcRequest::Custom { method: "compux_setClock" };
-    let _: serde_json::Value = w.rpc.send(set_clock, serde_json::json!([ready])).await.unwrap();
+    w.set_clock(ready).await;
     let err = compux_client::send(&w.rpc, s, "away", &w.startup, &[away], &[]).await.unwrap_err();
     assert!(format!("{err:#}").contains("InsufficientCredits"), "{err:#}");
     let left = w.vault().await;
@@ -593,4 +621,50 @@ async fn credits_spent_through_the_relayer_cannot_leave_before_they_are_burned()
     let rest = compux_sdk::ix::transfer_credits(m, &w.startup.pubkey(), &w.admin.pubkey(), left);
     compux_client::send(&w.rpc, s, "the rest", &w.startup, &[rest], &[]).await.unwrap();
     assert_eq!(w.account_state().await.settlement.total_settled, charged, "burned == charged");
+}
+
+/// Issue 24, attack 7, through the relayer: the startup caps what the relayer may burn a
+/// day. The relayer admits no more than the ceiling leaves (the announced one at once),
+/// every request it served burns within it, and the next is refused with 402.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_relayer_serves_no_more_than_the_owners_burn_ceiling_leaves() {
+    use compux_relayer::jobs::balances;
+    let w = world().await;
+    const KEY: &str = "sk-ceiling";
+    let (base, _up) =
+        w.serve(KEY, compux_relayer::sim::SimOptions { completion_tokens: 100, ..Default::default() }).await;
+    let ceiling = 200 * compux_sdk::constants::CREDIT_UNIT;
+    let (m, s) = (&w.market, Sender::SILENT);
+    let set = compux_sdk::ix::set_burn_ceiling(m, &w.startup.pubkey(), ceiling);
+    compux_client::send(&w.rpc, s, "ceiling", &w.startup, &[set], &[]).await.unwrap();
+    // In force from the notice on; the relayer honours it from the announcement.
+    let applies = w.account_state().await.burn_ceiling.lower_at;
+    let accounts = [w.account.address];
+    balances::refresh(&w.rpc, &w.meter, &accounts).await.unwrap();
+    let source = Source::Vault(w.account.address);
+    assert_eq!(w.meter.balance(source).onchain, ceiling, "the vault holds 1,000, the ceiling leaves 200");
+    w.set_clock(applies).await;
+    let mut served = 0;
+    while ask(&base, KEY).await == 200 {
+        served += 1;
+        assert!(served < 50, "never refused");
+    }
+    assert!(served >= 3, "{served} served");
+    w.burn_everything().await;
+    let charged = w.ledger.total_charged().await.unwrap();
+    assert!(charged <= ceiling, "{charged} charged under a ceiling of {ceiling}");
+    let account = w.account_state().await;
+    assert_eq!(account.settlement.total_settled, charged, "every charge burned, within the ceiling");
+    assert_eq!(account.burn_ceiling.burned, charged);
+    balances::refresh(&w.rpc, &w.meter, &accounts).await.unwrap();
+    let refused = reqwest::Client::new()
+        .post(format!("{base}/chat/completions"))
+        .bearer_auth(KEY)
+        .json(&serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 100}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 402, "what the ceiling leaves today covers no request");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "burn_ceiling_reached", "the refusal names the ceiling: {body}");
 }

@@ -20,6 +20,7 @@ pub enum CompuxEvent {
     CreditAccountOpened(CreditAccountOpened),
     CreditsPurchased(CreditsPurchased),
     TransferAnnounced(TransferAnnounced),
+    BurnCeilingSet(BurnCeilingSet),
     CreditsTransferred(CreditsTransferred),
     AutoRefillConfigured(AutoRefillConfigured),
     ReservationCreated(ReservationCreated),
@@ -58,6 +59,7 @@ pub fn event(bytes: &[u8]) -> Option<CompuxEvent> {
         .or_else(|| parse(bytes).map(E::CreditAccountOpened))
         .or_else(|| parse(bytes).map(E::CreditsPurchased))
         .or_else(|| parse(bytes).map(E::TransferAnnounced))
+        .or_else(|| parse(bytes).map(E::BurnCeilingSet))
         .or_else(|| parse(bytes).map(E::CreditsTransferred))
         .or_else(|| parse(bytes).map(E::AutoRefillConfigured))
         .or_else(|| parse(bytes).map(E::ReservationCreated))

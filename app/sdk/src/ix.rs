@@ -144,6 +144,19 @@ pub fn announce_transfer(m: &MarketKeys, owner: &Pubkey, amount: u64) -> Instruc
     )
 }
 
+/// Sets the most the relayer may burn from `owner`'s vault per UTC day (0: no ceiling); a
+/// lower ceiling applies after the market's transfer notice.
+pub fn set_burn_ceiling(m: &MarketKeys, owner: &Pubkey, per_day: u64) -> Instruction {
+    build(
+        acc::SetBurnCeiling {
+            owner: *owner,
+            market: m.market,
+            credit_account: m.credit_account(owner).address,
+        },
+        data::SetBurnCeiling { per_day },
+    )
+}
+
 pub fn transfer_credits(m: &MarketKeys, owner: &Pubkey, to_owner: &Pubkey, amount: u64) -> Instruction {
     let (from, to) = (m.credit_account(owner), m.credit_account(to_owner));
     build(

@@ -87,7 +87,7 @@ pub enum CompuxError {
     NotFreezable,
     #[msg("Frozen facility: only usage metered before the freeze, within the settlement window, can settle")]
     CreditsFrozen,
-    #[msg("The post-freeze settlement window has not ended yet")]
+    #[msg("The settlement window after the freeze or maturity has not ended: usage metered before it may still be burned")]
     SettlementWindowOpen,
     #[msg("Token account does not belong to the expected owner")]
     WrongTokenOwner,
@@ -131,4 +131,8 @@ pub enum CompuxError {
     FeeAboveMax,
     #[msg("The market's recovery rate is below the minimum in the facility's terms")]
     RecoveryRateBelowTerms,
+    #[msg("The facility has matured: only usage metered before maturity, within the settlement window after it, can settle")]
+    CreditsMatured,
+    #[msg("This burn would exceed the daily ceiling the account's owner set on what the relayer may burn")]
+    BurnCeilingExceeded,
 }

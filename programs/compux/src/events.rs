@@ -84,6 +84,16 @@ pub struct TransferAnnounced {
     pub ready_at: i64,
 }
 
+/// The owner set its daily burn ceiling (0: none); it is in force from `applies_at`.
+#[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BurnCeilingSet {
+    pub market: Pubkey,
+    pub account: Pubkey,
+    pub per_day: u64,
+    pub applies_at: i64,
+}
+
 #[event]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreditsTransferred {

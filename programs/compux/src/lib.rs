@@ -74,6 +74,10 @@ pub mod compux {
         TransferCredits::handler(ctx, amount)
     }
 
+    pub fn set_burn_ceiling(ctx: Context<SetBurnCeiling>, per_day: u64) -> Result<()> {
+        SetBurnCeiling::handler(ctx, per_day)
+    }
+
     pub fn configure_auto_refill(
         ctx: Context<ConfigureAutoRefill>,
         threshold: u64,

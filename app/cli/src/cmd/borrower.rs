@@ -29,8 +29,9 @@ pub enum Borrower {
     },
     /// Repay: "all" pays everything owed now; otherwise an amount in quote tokens.
     Repay { facility: Pubkey, amount: String },
-    /// Close a repaid (or recovered) facility at the end of its financing period: unused
-    /// credits become standard credits (or are burned, per the terms) and rent goes back.
+    /// Close a repaid (or recovered) facility once its financing period and the day of
+    /// settlement after it have passed: unused credits become standard credits (or are
+    /// burned, per the terms) and rent goes back.
     Close { facility: Pubkey },
 }
 

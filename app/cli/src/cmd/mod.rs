@@ -97,6 +97,13 @@ pub enum Command {
     CancelReservation { nonce: u64 },
     /// Configure auto-refill (a permissionless crank buys when the vault runs low).
     AutoRefill(startup::AutoRefillArgs),
+    /// Cap what the relayer may burn from your vault per UTC day, so a leaked relayer key
+    /// burns no more: credits, or "off". A higher ceiling applies at once, a lower one
+    /// after the market's transfer notice (usage already served must still burn).
+    BurnCeiling {
+        /// Credits per day, or "off" for no ceiling.
+        per_day: String,
+    },
     /// Lender commands: offer, cancel an offer, freeze a defaulted facility, recover.
     #[command(subcommand)]
     Lender(lender::Lender),
@@ -154,6 +161,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Claim { nonce } => startup::claim(ctx, nonce).await,
         Command::CancelReservation { nonce } => startup::cancel_reservation(ctx, nonce).await,
         Command::AutoRefill(a) => startup::auto_refill(ctx, a).await,
+        Command::BurnCeiling { per_day } => startup::burn_ceiling(ctx, &per_day).await,
         Command::Lender(l) => lender::run(ctx, l).await,
         Command::Borrower(b) => borrower::run(ctx, b).await,
         Command::Crank(c) => dev::crank(ctx, c).await,

@@ -336,3 +336,32 @@ pub async fn auto_refill(ctx: &Ctx, a: AutoRefillArgs) -> Result<()> {
     });
     Ok(())
 }
+
+pub async fn burn_ceiling(ctx: &Ctx, per_day: &str) -> Result<()> {
+    let credits = if per_day == "off" { 0 } else { units::parse(per_day, CREDIT_DECIMALS)? };
+    anyhow::ensure!(
+        per_day == "off" || credits > 0,
+        "a ceiling of 0 would stop every burn: give credits, or \"off\""
+    );
+    let (m, market) = ctx.market().await?;
+    let owner = ctx.wallet()?;
+    ensure_credit_account(ctx, &m, &owner).await?;
+    let ixn = ix::set_burn_ceiling(&m, &owner.pubkey(), credits);
+    let sig = ctx.send("set the burn ceiling", &owner, &[ixn], &[]).await?;
+    let account = credit_account(ctx, &m, &owner.pubkey()).await?;
+    let pending_at = account.map_or(0, |a| a.burn_ceiling.lower_at);
+    ctx.emit(json!({"signature": sig.to_string(), "per_day": credits, "applies_at": pending_at}), || {
+        match (credits, pending_at) {
+            (0, _) => "no burn ceiling: the relayer may burn up to your balance".into(),
+            (_, 0) => format!("burn ceiling: {} credits a day, in force now", units::format(credits, CREDIT_DECIMALS)),
+            (_, at) => format!(
+                "burn ceiling: {} credits a day from {} (after the market's {} min notice; the relayer admits no \
+                 more than it from now)",
+                units::format(credits, CREDIT_DECIMALS),
+                units::format_utc(at),
+                market.transfer_notice_secs / 60
+            ),
+        }
+    });
+    Ok(())
+}

@@ -36,6 +36,9 @@ pub enum Refused {
     /// No source can cover the request; `available` is the most any one source has.
     #[error("insufficient credits: {available} available, this request may cost up to {needed}")]
     Insufficient { available: u64, needed: u64 },
+    /// The account's own vault would cover it but for the daily burn ceiling its owner set.
+    #[error("the owner's daily burn ceiling leaves {available}, this request may cost up to {needed}")]
+    BurnCeiling { available: u64, needed: u64 },
     /// Only a frozen facility could have covered it.
     #[error("the credits that could cover this request are frozen (facility {facility})")]
     Frozen { facility: Pubkey, available: u64, needed: u64 },
@@ -99,6 +102,9 @@ struct State {
     /// has nothing available here.
     leased: bool,
     leases: HashMap<Source, Lease>,
+    /// Vaults whose last snapshot was capped by the owner's daily burn ceiling: a refusal
+    /// there names the ceiling, not the balance.
+    ceiling_bound: std::collections::HashSet<Source>,
     /// Credits charged per source by this process.
     charged: HashMap<Source, u64>,
     /// Credits ever held per source by this process (`Exposure::reserved_mark`).
@@ -391,6 +397,16 @@ impl Meter {
         true
     }
 
+    /// Whether `source`'s last snapshot was capped by its owner's daily burn ceiling.
+    pub fn set_ceiling_bound(&self, source: Source, bound: bool) {
+        let mut s = self.lock();
+        if bound {
+            s.ceiling_bound.insert(source);
+        } else {
+            s.ceiling_bound.remove(&source);
+        }
+    }
+
     /// The lender froze `source` in a transaction of `slot` (a chain event): its credits
     /// stop now, and no snapshot read before that slot brings them back.
     pub fn freeze_at(&self, source: Source, slot: u64) {
@@ -570,6 +586,9 @@ impl Meter {
                     Refused::Frozen { facility: facility.address(), available, needed: amount }
                 }
                 None if unleased => Refused::Unleased { needed: amount },
+                None if s.ceiling_bound.contains(&Source::Vault(account)) => {
+                    Refused::BurnCeiling { available: best, needed: amount }
+                }
                 None => Refused::Insufficient { available: best, needed: amount },
             });
         };

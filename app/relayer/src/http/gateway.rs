@@ -191,6 +191,7 @@ pub(super) fn header(v: impl ToString) -> HeaderValue {
 pub(super) fn refused(r: Refused) -> ApiError {
     match r {
         Refused::Insufficient { available, needed } => ApiError::insufficient_credits(available, needed),
+        Refused::BurnCeiling { available, needed } => ApiError::burn_ceiling(available, needed),
         Refused::Frozen { facility, needed, .. } => ApiError::credits_frozen(&facility, needed),
         Refused::DailyLimit { limit, used, needed } => ApiError::daily_limit(limit, used, needed),
         Refused::Unleased { .. } => ApiError::lease_unavailable(),

@@ -10,18 +10,22 @@ use std::time::Duration;
 
 use crate::domain::ids::{Pubkey, Source};
 use crate::domain::meter::Meter;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use compux_client::fetch;
 use compux_sdk::state::{CreditAccount, Facility, FacilityStatus};
 use solana_rpc_client::nonblocking::rpc_client::RpcClient;
 
-/// What a facility contributes to its borrower's spendable credits: (credits, frozen), or
-/// nothing when it has none to spend (offered, recovered, closed).
-pub fn facility_source(f: &Facility) -> Option<(u64, bool)> {
+/// What a facility contributes to its borrower's spendable credits at `now` (unix seconds):
+/// (credits, held), or nothing when it has none (offered, recovered, closed). A frozen or
+/// matured facility's credits are held: the program settles no usage metered after the
+/// freeze or maturity (`Facility::settles_until`).
+pub fn facility_source(f: &Facility, now: i64) -> Option<(u64, bool)> {
     use FacilityStatus::*;
     match f.status {
-        Active | Delinquent | Defaulted | Repaid => Some((f.spendable_credits(), false)),
-        Frozen => Some((f.spendable_credits(), true)),
+        Active | Delinquent | Defaulted | Repaid | Frozen => {
+            let open = matches!(f.settles_until(now), Ok(Some(i64::MAX)));
+            Some((f.spendable_credits(), !open))
+        }
         Offered | Recovered | Closed => None,
     }
 }
@@ -45,8 +49,13 @@ pub async fn credit_account_exists(rpc_url: &str, account: Pubkey) -> Result<boo
 /// snapshot with the slot it was read at (an older one than applied is ignored).
 pub async fn refresh(rpc: &RpcClient, meter: &Meter, keys: &[Pubkey]) -> Result<()> {
     let vaults = keys.iter().map(|k| compux_sdk::pda::credit_vault(k).0);
-    let wanted: Vec<Pubkey> = keys.iter().copied().chain(vaults).collect();
-    let (slot, fetched) = fetch::accounts_with_slot(rpc, &wanted).await?;
+    // The chain's clock with them, at the same slot: maturity and the owner's daily burn
+    // ceiling are the program's, timed by it (a localnet's clock may be moved).
+    let clock = solana_sdk::sysvar::clock::ID;
+    let wanted: Vec<Pubkey> = keys.iter().copied().chain(vaults).chain([clock]).collect();
+    let (slot, mut fetched) = fetch::accounts_with_slot(rpc, &wanted).await?;
+    let clock = fetched.pop().flatten().context("the chain's clock sysvar is missing")?;
+    let now = fetch::clock_of(&clock.data)?.unix_timestamp;
     let (states, vaults) = fetched.split_at(keys.len());
 
     // The (market, owner) of each credit account that exists, and the facilities of those
@@ -80,7 +89,12 @@ pub async fn refresh(rpc: &RpcClient, meter: &Meter, keys: &[Pubkey]) -> Result<
         // Credits announced to leave the vault are not spent here from the moment the
         // notice is seen: the usage charged before it is burned before they may move.
         let announced = state.as_ref().map_or(0, |ca| ca.notice.amount);
-        let balance = balance.saturating_sub(announced);
+        // Nor more than the owner's daily burn ceiling leaves today (an announced lower
+        // ceiling counts at once): usage above it could never be burned.
+        let room = state.as_ref().map_or(u64::MAX, |ca| ca.burn_ceiling.room(now));
+        let unannounced = balance.saturating_sub(announced);
+        meter.set_ceiling_bound(Source::Vault(account), room < unannounced);
+        let balance = unannounced.min(room);
         let settled_seq = state.as_ref().map_or(0, |ca| ca.settlement.settled_seq);
         meter.set_chain_at(Source::Vault(account), balance, settled_seq, false, slot);
         let mut sources = Vec::new();
@@ -89,7 +103,7 @@ pub async fn refresh(rpc: &RpcClient, meter: &Meter, keys: &[Pubkey]) -> Result<
         // Oldest facility first: its credits are spent before newer ones and the vault.
         borrowed.sort_by_key(|(address, f)| (f.accepted_at, *address));
         for (address, f) in borrowed {
-            if let Some((credits, frozen)) = facility_source(f) {
+            if let Some((credits, frozen)) = facility_source(f, now) {
                 let source = Source::Facility(*address);
                 meter.set_chain_at(source, credits, f.settlement.settled_seq, frozen, facility_slot);
                 sources.push(source);

@@ -411,16 +411,24 @@ impl Settler {
         self.move_to_vault(facility, account, None, Some(first_pending), "usage of a closed facility").await
     }
 
-    /// A frozen facility settles only what was metered before `frozen_at`, and only until
-    /// its settlement window closes; the rest is the borrower's to pay from the vault.
+    /// A frozen or matured facility settles only what was metered before the freeze or
+    /// maturity, and only until the settlement window after it closes
+    /// (`Facility::settles_until`); the rest is the borrower's to pay from the vault.
     async fn move_late_usage(&self, facility: Source, account: Pubkey, f: &Facility) -> Result<u64> {
         let now = chain::unix_timestamp(self.chain.as_ref()).await?;
-        let (after_ms, from_seq) = match f.status {
-            FacilityStatus::Frozen if now <= f.settlement_window_end() => (Some(f.frozen_at * 1_000), None),
-            FacilityStatus::Frozen | FacilityStatus::Recovered => (None, Some(f.settlement.settled_seq + 1)),
-            _ => return Ok(0),
+        let (after_ms, from_seq) = match f.settles_until(now)? {
+            Some(i64::MAX) => return Ok(0),
+            Some(until) => (Some(until.saturating_mul(1_000)), None),
+            None => (None, Some(f.settlement.settled_seq + 1)),
         };
-        self.move_to_vault(facility, account, after_ms, from_seq, "late usage of a frozen facility").await
+        self.move_to_vault(
+            facility,
+            account,
+            after_ms,
+            from_seq,
+            "late usage of a frozen or matured facility",
+        )
+        .await
     }
 
     /// Moves a facility's records (unbatched after `after_ms`, and its batches from

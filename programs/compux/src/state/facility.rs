@@ -248,6 +248,66 @@ impl Facility {
     pub fn settlement_window_end(&self) -> i64 {
         self.frozen_at.saturating_add(FREEZE_SETTLEMENT_WINDOW_SECS)
     }
+
+    /// The usage `settle_facility` still accepts at `now`: metered up to the returned time
+    /// (`i64::MAX`: any), or none (`None`). The relayer spends from the escrow only while
+    /// any is accepted. A freeze stops it at `frozen_at`, maturity at the maturity date;
+    /// either leaves the settlement window after it for the usage metered before, and
+    /// `recover` and `close_facility` wait for that window to end, so usage served before
+    /// is burned from the escrow before the escrow is bought back, converted or burned.
+    pub fn settles_until(&self, now: i64) -> Result<Option<i64>> {
+        use FacilityStatus::*;
+        if !matches!(self.status, Active | Delinquent | Defaulted | Frozen | Repaid) {
+            return Ok(None);
+        }
+        let (mut until, mut window_end) = (i64::MAX, i64::MAX);
+        if self.status == Frozen {
+            (until, window_end) = (self.frozen_at, self.settlement_window_end());
+        }
+        let maturity = self.maturity()?;
+        if now >= maturity {
+            until = until.min(maturity);
+            window_end = window_end.min(self.maturity_settlement_end()?);
+        }
+        Ok((now <= window_end).then_some(until))
+    }
+
+    /// The end of the settlement window after maturity (the one a freeze gives).
+    pub fn maturity_settlement_end(&self) -> Result<i64> {
+        Ok(self.maturity()?.saturating_add(FREEZE_SETTLEMENT_WINDOW_SECS))
+    }
+
+    /// Releases every tranche that fell due while the facility was current (before the
+    /// grace of its missed installment ran out), whether anyone sent `release_tranche` or
+    /// not: release is permissionless, and nobody sending it must not turn the borrower's
+    /// top-ups into collateral burned at recovery as never released. O(1): tranche `k` is
+    /// due `k` periods after acceptance. Returns the credits released.
+    pub fn release_due_while_current(&mut self, now: i64) -> Result<u64> {
+        let overflow = || error!(CompuxError::MathOverflow);
+        let since = self.loan.past_due_since;
+        // Due strictly before `end` counts: the facility was current until then.
+        let end = match since {
+            0 => now.saturating_add(1),
+            _ => since.saturating_add(self.terms.grace_secs).min(now.saturating_add(1)),
+        };
+        // Unsigned division (SBF has no signed one); the period is at least a minute.
+        let elapsed = u64::try_from(end.saturating_sub(self.accepted_at).saturating_sub(1)).unwrap_or(0);
+        let due = elapsed / u64::try_from(self.terms.period_secs).unwrap_or(u64::MAX).max(1);
+        let due = due.min(self.terms.tranches as u64) as u16;
+        if due <= self.tranches_released {
+            return Ok(0);
+        }
+        let upfront = upfront_credits(self.total_credits, self.terms.upfront_bps).ok_or_else(overflow)?;
+        let each = (self.total_credits - upfront) / self.terms.tranches as u64;
+        let target = if due == self.terms.tranches {
+            self.total_credits
+        } else {
+            each.checked_mul(due as u64).and_then(|c| c.checked_add(upfront)).ok_or_else(overflow)?
+        };
+        let credits = target.saturating_sub(self.released_credits);
+        (self.tranches_released, self.released_credits) = (due, target.max(self.released_credits));
+        Ok(credits)
+    }
 }
 
 /// Credits minted for `principal`: its value at `base_price` (quote units per whole credit)
@@ -255,6 +315,14 @@ impl Facility {
 pub fn financed_credits(principal: u64, base_price: u64, multiplier_bps: u16) -> Option<u64> {
     let n = (principal as u128).checked_mul(CREDIT_UNIT as u128)?.checked_mul(multiplier_bps as u128)?;
     u64::try_from(n / (base_price as u128).checked_mul(BPS as u128)?).ok()
+}
+
+/// What `unused` financed credits become as standard credits at close: their principal's
+/// worth (`unused / multiplier`, rounded down), the multiplier's surplus burned. The
+/// multiplier subsidises compute used during the term; converted whole, one person as
+/// lender and borrower bought resellable credits at a discount the market never offered.
+pub fn convertible_credits(unused: u64, multiplier_bps: u16) -> Option<u64> {
+    mul_div_floor(unused, BPS, multiplier_bps.max(MIN_CREDIT_MULTIPLIER_BPS) as u64)
 }
 
 pub fn upfront_credits(total: u64, upfront_bps: u16) -> Option<u64> {

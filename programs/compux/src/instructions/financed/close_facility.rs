@@ -5,7 +5,7 @@ use super::require_status;
 use crate::constants::*;
 use crate::errors::CompuxError;
 use crate::events::{self, FacilityClosed};
-use crate::state::{CreditAccount, Facility, FacilityStatus, Market, UnusedCredits};
+use crate::state::{convertible_credits, CreditAccount, Facility, FacilityStatus, Market, UnusedCredits};
 use crate::token_ops;
 
 #[derive(Accounts)]
@@ -52,14 +52,18 @@ impl CloseFacility<'_> {
         require_status(&self.facility, &[FacilityStatus::Repaid, FacilityStatus::Recovered])?;
         let now = Clock::get()?.unix_timestamp;
         require!(now >= self.facility.maturity()?, CompuxError::NotMatured);
+        // The usage metered before maturity burns from the escrow first: converting or
+        // burning it earlier would charge that usage again to the borrower's vault.
+        require!(now > self.facility.maturity_settlement_end()?, CompuxError::SettlementWindowOpen);
         Ok(())
     }
 
     /// Permissionless at the end of the financing period, once the facility is repaid or
     /// recovered (never earlier: a prepayment must not turn financed credits into standard
     /// ones). A repaid facility's tranches are all due by then; its unused credits become
-    /// the borrower's standard credits or are burned, as the terms say. A recovered
-    /// facility's leftover released credits go back to the borrower. Nothing else leaves the
+    /// the borrower's standard credits at their principal's worth (`convertible_credits`:
+    /// the multiplier's surplus is burned) or are all burned, as the terms say. A recovered
+    /// facility's leftover released credits go back to the borrower the same way. Nothing else leaves the
     /// escrow, which closes with its rent to the lender; the facility closes too unless its
     /// vault still holds quote for the lender to withdraw.
     #[access_control(ctx.accounts.validate())]
@@ -75,7 +79,13 @@ impl CloseFacility<'_> {
             }
             _ => true,
         };
-        let (converted, burned) = if convert { (unused, 0) } else { (0, unused) };
+        let converted = match convert {
+            true => {
+                convertible_credits(unused, f.terms.credit_multiplier_bps).ok_or(CompuxError::MathOverflow)?
+            }
+            false => 0,
+        };
+        let burned = unused - converted;
         let market = &a.market;
         if a.escrow.is_frozen() {
             token_ops::set_frozen(

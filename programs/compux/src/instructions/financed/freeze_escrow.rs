@@ -3,7 +3,7 @@ use anchor_spl::token::{Mint, Token, TokenAccount};
 
 use crate::constants::*;
 use crate::errors::CompuxError;
-use crate::events::{self, EscrowFrozen};
+use crate::events::{self, EscrowFrozen, TrancheReleased};
 use crate::state::{Facility, FacilityStatus, Market};
 use crate::token_ops;
 
@@ -34,10 +34,22 @@ impl FreezeEscrow<'_> {
     /// The lender freezes the escrow with the market PDA's freeze authority: only a defaulted
     /// facility, or one that matured with a balance outstanding. The freeze right is the
     /// program's, exercised on the lender's signature, so a current facility cannot be frozen.
+    /// Tranches that fell due while the facility was current are released first: they are
+    /// the borrower's, whether anyone released them or not.
     pub fn handler(ctx: Context<Self>) -> Result<()> {
         let a = ctx.accounts;
         let now = super::refresh(&mut a.facility)?;
         require!(a.facility.freezable(now), CompuxError::NotFreezable);
+        let released = a.facility.release_due_while_current(now)?;
+        if released > 0 {
+            events::emit(TrancheReleased {
+                market: a.market.key(),
+                facility: a.facility.key(),
+                tranche: a.facility.tranches_released,
+                credits: released,
+                released_credits: a.facility.released_credits,
+            });
+        }
         token_ops::set_frozen(&a.market, a.credit_mint.to_account_info(), a.escrow.to_account_info(), true)?;
         let before = a.facility.status;
         a.facility.status = FacilityStatus::Frozen;

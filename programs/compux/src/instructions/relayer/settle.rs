@@ -37,9 +37,9 @@ impl Settle<'_> {
         self.credit_account.settlement.check(seq, amount, self.vault.amount, window_end, now)
     }
 
-    /// Burns `amount` credits of metered usage from a credit vault. `batch_root` is the
-    /// Merkle root of the batch's usage records, chained into `usage_chain`; `window_end`
-    /// is the time of the batch's last record.
+    /// Burns `amount` credits of metered usage from a credit vault, within the owner's
+    /// daily burn ceiling. `batch_root` is the Merkle root of the batch's usage records,
+    /// chained into `usage_chain`; `window_end` is the time of the batch's last record.
     #[access_control(ctx.accounts.validate(seq, amount, window_end))]
     pub fn handler(
         ctx: Context<Self>,
@@ -49,6 +49,7 @@ impl Settle<'_> {
         window_end: i64,
     ) -> Result<()> {
         let a = ctx.accounts;
+        a.credit_account.burn_ceiling.burn(amount, Clock::get()?.unix_timestamp)?;
         token_ops::burn_credits(
             &a.market,
             a.credit_mint.to_account_info(),

@@ -49,11 +49,9 @@ impl SettleFacility<'_> {
         require_status(&a.facility, &[Active, Delinquent, Defaulted, Frozen, Repaid])?;
         let f = &mut a.facility;
         let frozen = f.status == Frozen;
-        if frozen {
-            require!(
-                window_end <= f.frozen_at && now <= f.settlement_window_end(),
-                CompuxError::CreditsFrozen
-            );
+        let cutoff = f.settles_until(now)?;
+        if cutoff.is_none_or(|until| window_end > until) {
+            return err!(if frozen { CompuxError::CreditsFrozen } else { CompuxError::CreditsMatured });
         }
         f.settlement.check(seq, amount, f.spendable_credits(), window_end, now)?;
 

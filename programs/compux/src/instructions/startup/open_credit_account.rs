@@ -58,6 +58,7 @@ impl OpenCreditAccount<'_> {
             reservation_count: 0,
             auto_refill: Default::default(),
             notice: Default::default(),
+            burn_ceiling: Default::default(),
         };
         let seeds: &[&[u8]] = &[CREDIT_ACCOUNT_SEED, market.as_ref(), owner.as_ref(), &[bump]];
         create::init_account(&payer, &a.credit_account, seeds, &account)?;
