@@ -112,7 +112,7 @@ async fn repaid_on_time_then_closed_and_converted() {
     assert_ok(s.settle(1, 1_000_000, s.t0 + DAY).await);
     let lender_rent: u64 = {
         let mut sum = 0;
-        for a in [s.f.address, s.f.escrow, s.f.quote_vault] {
+        for a in [s.f.escrow, s.f.quote_vault] {
             sum += s.env.account(&a).await.unwrap().lamports;
         }
         sum
@@ -162,9 +162,14 @@ async fn repaid_on_time_then_closed_and_converted() {
     assert_eq!(s.facility().await.status, FacilityStatus::Closed);
     assert_ok(s.withdraw_all().await);
     assert_eq!(s.env.balance(&s.lender.quote).await, 1_000_000 - PRINCIPAL + 102_480);
-    for a in [s.f.address, s.f.escrow, s.f.quote_vault] {
+    for a in [s.f.escrow, s.f.quote_vault] {
         assert!(s.env.account(&a).await.is_none());
     }
+    // The facility stays, Closed: its address (the lender's nonce) is never offered again,
+    // or the relayer's settlement sequence for it would start over.
+    assert_eq!(s.facility().await.status, FacilityStatus::Closed);
+    let again = ix::offer_facility(&m, &s.f, &s.lender.quote, default_terms(s.borrower.key()));
+    assert_compux_err(s.env.send(&[again], &[&s.lender.kp]).await, CompuxError::AddressInUse);
     assert_eq!(s.env.account(&s.lender.key()).await.unwrap().lamports, lender_lamports + lender_rent);
     s.env.assert_supply_matches_vaults().await;
 }

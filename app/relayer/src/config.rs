@@ -236,6 +236,17 @@ impl Config {
         (self.request_deadline().as_millis() as u64).saturating_add(RECORD_MARGIN_MS)
     }
 
+    /// The longest from the moment an owner announces a transfer (or a lower burn ceiling)
+    /// to the moment the usage this relayer admitted before seeing it is burned: the next
+    /// balance read, the longest request, and the settler's flush timer. The market's
+    /// notice must be longer, or that usage could find its credits gone.
+    pub fn settlement_lag_ms(&self) -> u64 {
+        let flush = self.settler.as_ref().map_or(0, |s| s.flush_secs);
+        self.longest_request_ms()
+            .saturating_add(self.balance_refresh_secs.saturating_mul(1_000))
+            .saturating_add(flush.saturating_mul(1_000))
+    }
+
     /// A relayer listening on `listen` in front of `providers`, every other setting at its
     /// default (as a file with only those would be); set fields, then `check`.
     pub fn new(listen: SocketAddr, providers: Vec<Provider>) -> Config {

@@ -168,6 +168,18 @@ pub async fn settler(
     meter: Arc<Meter>,
 ) -> anyhow::Result<Option<settler::Settler>> {
     let (Some(s), Some(market)) = (&config.settler, config.market) else { return Ok(None) };
+    // Announced credits (and a lower burn ceiling) wait the market's notice; the usage
+    // admitted before the relayer saw the announcement must burn within it.
+    let (_, m) = compux_client::fetch::market(&jobs::balances::client(&config.rpc_url), &market).await?;
+    let lag = config.settlement_lag_ms();
+    anyhow::ensure!(
+        u64::try_from(m.transfer_notice_secs).unwrap_or(0).saturating_mul(1_000) > lag,
+        "the market's transfer notice ({} s) is not longer than this relayer's settlement lag ({} s: the longest \
+         request, a balance read and the settler's flush): usage in flight could outlive a notice and never burn. \
+         Lower total_timeout_ms or [settler] flush_secs",
+        m.transfer_notice_secs,
+        lag / 1_000
+    );
     let dir = path.parent().unwrap_or(Path::new("."));
     let keypair_path = dir.join(&s.keypair);
     let payer = solana_sdk::signature::read_keypair_file(&keypair_path)

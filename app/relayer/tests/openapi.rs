@@ -291,6 +291,7 @@ async fn seed(
                 min_window_end: 0,
                 max_records: 10,
                 prev_chain: None,
+                until_ms: None,
             };
             cut(g.ledger.pool(), c).await.unwrap().expect("a batch of the first record");
         }

@@ -299,6 +299,11 @@ impl World {
         fetch::account_state(&self.rpc, &self.account.address).await.unwrap().unwrap()
     }
 
+    /// The market's state, on chain.
+    async fn market_state(&self) -> compux_sdk::state::Market {
+        fetch::market(&self.rpc, &self.market.market).await.unwrap().1
+    }
+
     /// The account's last settled `seq`, on chain.
     async fn settled_seq(&self) -> u64 {
         let ca: CreditAccount =
@@ -667,4 +672,30 @@ async fn the_relayer_serves_no_more_than_the_owners_burn_ceiling_leaves() {
     assert_eq!(refused.status(), 402, "what the ceiling leaves today covers no request");
     let body: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "burn_ceiling_reached", "the refusal names the ceiling: {body}");
+}
+
+/// A relayer whose admitted usage could outlive the market's transfer notice (its longest
+/// request, a balance read and its flush timer together) could see announced credits leave
+/// before that usage burns: it refuses to settle, naming both figures.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relayer_whose_usage_could_outlive_the_markets_notice_refuses_to_start() {
+    let w = world().await;
+    let notice = w.market_state().await.transfer_notice_secs as u64;
+    let mut config = compux_relayer::Config::new("127.0.0.1:0".parse().unwrap(), Vec::new());
+    config.rpc_url = w.rpc.url();
+    config.market = Some(w.market.market);
+    config.settler = Some(SettlerConfig::new("missing-relayer.json".into()));
+    config.total_timeout_ms = notice * 1_000;
+    let path = std::path::Path::new("/nonexistent/relayer.toml");
+    let (ledger, meter) = (&w.ledger, &w.meter);
+    let start = |c: compux_relayer::Config| async move {
+        let settler = compux_relayer::settler(path, &c, ledger.clone(), meter.clone()).await;
+        format!("{:#}", settler.err().expect("refused"))
+    };
+    let err = start(config.clone()).await;
+    assert!(err.contains("transfer notice") && err.contains("total_timeout_ms"), "{err}");
+    // Within the notice the check passes (and the next step, the keypair, is what fails here).
+    config.total_timeout_ms = 60_000;
+    let err = start(config).await;
+    assert!(err.contains("settler keypair"), "{err}");
 }

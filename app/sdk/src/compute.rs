@@ -55,7 +55,7 @@ fn compux_limit(discriminator: &[u8]) -> Option<u32> {
         (ci::LapseReservation::DISCRIMINATOR, 40_000), // 27,179
         (ci::CancelReservation::DISCRIMINATOR, 40_000), // 26,865
         (ci::OpenCreditAccount::DISCRIMINATOR, 45_000), // 24,142-30,142
-        (ci::WithdrawRepayments::DISCRIMINATOR, 35_000), // 23,819
+        (ci::WithdrawRepayments::DISCRIMINATOR, 35_000), // 25,949 (closes the vault)
         (ci::Settle::DISCRIMINATOR, 30_000), // 22,696: the relayer's hot path (with the burn ceiling)
         (ci::ConfigureAutoRefill::DISCRIMINATOR, 30_000), // 19,195
         (ci::FundRecoveryReserve::DISCRIMINATOR, 30_000), // 18,488

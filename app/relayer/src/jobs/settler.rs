@@ -373,9 +373,13 @@ impl Settler {
     /// Cuts the next batch of a source whose records are due.
     async fn cut_due(&self, u: &batches::Unbatched, round: &mut Round) -> Result<()> {
         let chain = self.on_chain(u.source).await?;
+        let mut until_ms = None;
         match &chain {
             OnChain::Facility { facility, .. } => {
-                round.moved_credits += self.move_late_usage(u.source, u.account, facility).await?;
+                let now = chain::unix_timestamp(self.chain.as_ref()).await?;
+                round.moved_credits += self.move_late_usage(u.source, u.account, facility, now).await?;
+                until_ms =
+                    facility.settles_until(now)?.filter(|t| *t < i64::MAX).map(|t| t.saturating_mul(1_000));
             }
             OnChain::Closed => {
                 round.moved_credits += self.move_all(u.source, u.account).await?;
@@ -393,7 +397,15 @@ impl Settler {
         let seq = last.as_ref().map_or(chain.settled_seq(), |b| b.seq.max(chain.settled_seq())) + 1;
         let min_window_end = last.map_or(0, |b| b.window_end).max(chain.last_window_end());
         let max_records = self.config.max_records;
-        let cut = Cut { source: u.source, account: u.account, seq, min_window_end, max_records, prev_chain };
+        let cut = Cut {
+            source: u.source,
+            account: u.account,
+            seq,
+            min_window_end,
+            max_records,
+            prev_chain,
+            until_ms,
+        };
         if let Some(b) = batches::cut(&self.pool, cut).await? {
             self.meter.add_batch(b.source, b.seq, b.amount);
             round.cut += 1;
@@ -414,8 +426,13 @@ impl Settler {
     /// A frozen or matured facility settles only what was metered before the freeze or
     /// maturity, and only until the settlement window after it closes
     /// (`Facility::settles_until`); the rest is the borrower's to pay from the vault.
-    async fn move_late_usage(&self, facility: Source, account: Pubkey, f: &Facility) -> Result<u64> {
-        let now = chain::unix_timestamp(self.chain.as_ref()).await?;
+    async fn move_late_usage(
+        &self,
+        facility: Source,
+        account: Pubkey,
+        f: &Facility,
+        now: i64,
+    ) -> Result<u64> {
         let (after_ms, from_seq) = match f.settles_until(now)? {
             Some(i64::MAX) => return Ok(0),
             Some(until) => (Some(until.saturating_mul(1_000)), None),

@@ -166,6 +166,9 @@ pub struct Cut {
     pub max_records: usize,
     /// The source's `usage_chain` after the previous batch, if known.
     pub prev_chain: Option<[u8; 32]>,
+    /// Only records metered up to this time (a frozen or matured facility settles none
+    /// after its cutoff: a batch straddling it could never land).
+    pub until_ms: Option<i64>,
 }
 
 /// Cuts the next batch of `c.source` out of its oldest unbatched records, in one
@@ -175,10 +178,11 @@ pub async fn cut(pool: &Pool, c: Cut) -> Result<Option<Batch>> {
     let mut tx = crate::store::db::begin_write(pool).await?;
     let rows = sqlx::query(&format!(
         "SELECT {LEAF_COLUMNS} FROM usage_records WHERE source = $1 AND settled_seq IS NULL \
-         ORDER BY created_at_ms, request_id LIMIT $2"
+         AND created_at_ms <= $3 ORDER BY created_at_ms, request_id LIMIT $2"
     ))
     .bind(c.source.to_string())
     .bind(c.max_records as i64)
+    .bind(c.until_ms.unwrap_or(i64::MAX))
     .fetch_all(&mut *tx)
     .await?;
     if rows.is_empty() {
@@ -430,7 +434,15 @@ mod tests {
     }
 
     fn cut_of(source: Source, seq: u64, max_records: usize) -> Cut {
-        Cut { source, account: ACCOUNT, seq, min_window_end: 0, max_records, prev_chain: None }
+        Cut {
+            source,
+            account: ACCOUNT,
+            seq,
+            min_window_end: 0,
+            max_records,
+            prev_chain: None,
+            until_ms: None,
+        }
     }
 
     #[tokio::test]

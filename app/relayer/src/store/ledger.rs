@@ -493,6 +493,7 @@ mod tests {
                 min_window_end: 0,
                 max_records: 100,
                 prev_chain: None,
+                until_ms: None,
             };
             if let Some(b) = cut(ledger.pool(), c).await.expect("a cut under load succeeds") {
                 seq = b.seq;

@@ -63,9 +63,9 @@ impl CloseFacility<'_> {
     /// ones). A repaid facility's tranches are all due by then; its unused credits become
     /// the borrower's standard credits at their principal's worth (`convertible_credits`:
     /// the multiplier's surplus is burned) or are all burned, as the terms say. A recovered
-    /// facility's leftover released credits go back to the borrower the same way. Nothing else leaves the
-    /// escrow, which closes with its rent to the lender; the facility closes too unless its
-    /// vault still holds quote for the lender to withdraw.
+    /// facility's leftover released credits go back to the borrower the same way. Nothing
+    /// else leaves the escrow, which closes with its rent to the lender; so does the vault
+    /// once empty. The facility stays, Closed, so its address is never offered again.
     #[access_control(ctx.accounts.validate())]
     pub fn handler(ctx: Context<Self>) -> Result<()> {
         let a = ctx.accounts;
@@ -123,9 +123,8 @@ impl CloseFacility<'_> {
             vault_balance,
         });
         if vault_balance == 0 {
-            super::close_facility_accounts(
+            super::close_facility_vault(
                 &a.market,
-                &a.facility,
                 a.quote_vault.to_account_info(),
                 a.lender.to_account_info(),
             )?;

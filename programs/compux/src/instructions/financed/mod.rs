@@ -51,13 +51,14 @@ pub(crate) fn require_status(facility: &Facility, allowed: &[FacilityStatus]) ->
     Ok(())
 }
 
-/// Closes an emptied facility vault and the facility itself, every rent back to the lender.
-pub(crate) fn close_facility_accounts<'info>(
+/// Closes a closed facility's emptied vault, its rent back to the lender. The facility
+/// account itself stays, status Closed, as a tombstone: its address is the lender's
+/// choice, and offering it again would start a new settlement sequence where the relayer
+/// (and the auditor's replay) keep the old one.
+pub(crate) fn close_facility_vault<'info>(
     market: &Account<'info, Market>,
-    facility: &Account<'info, Facility>,
     quote_vault: AccountInfo<'info>,
     lender: AccountInfo<'info>,
 ) -> Result<()> {
-    token_ops::close_vault(market, quote_vault, lender.clone())?;
-    facility.close(lender)
+    token_ops::close_vault(market, quote_vault, lender)
 }

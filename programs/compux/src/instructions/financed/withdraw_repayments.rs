@@ -42,7 +42,8 @@ impl WithdrawRepayments<'_> {
     }
 
     /// The lender takes repayments and recoveries out of the facility vault, to an account of
-    /// its choosing, whenever it likes. Emptying the vault of a closed facility closes it.
+    /// its choosing, whenever it likes. Emptying the vault of a closed facility closes the vault
+    /// (the facility stays as a tombstone).
     #[access_control(ctx.accounts.validate(amount))]
     pub fn handler(ctx: Context<Self>, amount: u64) -> Result<()> {
         let a = ctx.accounts;
@@ -63,12 +64,7 @@ impl WithdrawRepayments<'_> {
             vault_balance,
         });
         if vault_balance == 0 && a.facility.status == FacilityStatus::Closed {
-            super::close_facility_accounts(
-                market,
-                &a.facility,
-                a.quote_vault.to_account_info(),
-                a.lender.to_account_info(),
-            )?;
+            super::close_facility_vault(market, a.quote_vault.to_account_info(), a.lender.to_account_info())?;
         }
         Ok(())
     }
