@@ -446,6 +446,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_facility_batch_takes_nothing_metered_after_its_cutoff() {
+        // A frozen or matured facility settles nothing metered after its cutoff: a batch
+        // straddling it could never land, and would hold back the records before it.
+        let dir = tempfile::tempdir().unwrap();
+        let target = crate::store::db::test_target(dir.path()).await.unwrap();
+        let ledger = Ledger::open_with(&target, &dir.path().join("journal"), 1 << 20).await.unwrap();
+        for i in 0..5 {
+            ledger.record(record(i, FACILITY, 10)).await.unwrap();
+        }
+        ledger.flush().await.unwrap();
+        let pool = ledger.pool();
+        let until = Some(1_764_000_002_000);
+        let b = cut(pool, Cut { until_ms: until, ..cut_of(FACILITY, 1, 10) }).await.unwrap().unwrap();
+        assert_eq!((b.records, b.amount, b.window_end), (3, 30, 1_764_000_002), "up to the cutoff only");
+        assert!(cut(pool, Cut { until_ms: until, ..cut_of(FACILITY, 2, 10) }).await.unwrap().is_none());
+        let rest = cut(pool, cut_of(FACILITY, 2, 10)).await.unwrap().unwrap();
+        assert_eq!(rest.records, 2, "the rest waits for the move to the vault");
+    }
+
+    #[tokio::test]
     async fn batches_take_the_oldest_records_and_receipts_prove_each_one() {
         let dir = tempfile::tempdir().unwrap();
         let target = crate::store::db::test_target(dir.path()).await.unwrap();
