@@ -336,8 +336,10 @@ def prepare(scratch, checks):
 
 def test_binary(scratch, env):
     """Builds the integration-test binary once and returns its path."""
-    r = subprocess.run(["cargo", "test", "-q", "-p", "compux-tests", "--no-run", "--message-format=json"],
-                       cwd=scratch, env=env, capture_output=True, text=True)
+    # `--workspace --test test_all`, not `-p compux-tests`: features resolved for one
+    # package differ from the suite's, and rebuilt half the dependencies on a cold cache.
+    cmd = ["cargo", "test", "-q", "--workspace", "--test", "test_all", "--no-run", "--message-format=json"]
+    r = subprocess.run(cmd, cwd=scratch, env=env, capture_output=True, text=True)
     for line in r.stdout.splitlines():
         msg = json.loads(line) if line.startswith("{") else {}
         if msg.get("reason") == "compiler-artifact" and msg.get("target", {}).get("name") == "test_all" and msg.get("executable"):
