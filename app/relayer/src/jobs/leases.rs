@@ -91,18 +91,19 @@ fn fence(config: &LeaseConfig, asked: Instant) -> Instant {
 /// Keys with a daily credit budget: (key hash, credits per day).
 pub type Budgets = Arc<dyn Fn() -> Vec<(KeyHash, u64)> + Send + Sync>;
 
-/// This replica's lease renewals, one at a time: the background loop renews every pool
-/// every `every_ms`, and a request that only its lease refused (`Meter::short_leases`)
+/// This replica's lease renewals, one at a time per pool: the background loop renews every
+/// pool every `every_ms`, and a request that only its lease refused (`Meter::short_leases`)
 /// renews that pool at once rather than failing while the others hold little. One at a
-/// time because a grant's exposure is read before the meter takes the new lease: two
-/// renewals of one pool racing could leave the meter spending from the grant the ledger
-/// no longer records.
+/// time per pool because a grant's exposure is read before the meter takes the new lease:
+/// two renewals of one pool racing could leave the meter spending from the grant the
+/// ledger no longer records. Per pool, so one account's requests never hold up another's
+/// renewals.
 pub struct Leaser {
     ledger: Ledger,
     meter: Arc<Meter>,
     replica: String,
     config: LeaseConfig,
-    turn: tokio::sync::Mutex<()>,
+    turns: std::sync::Mutex<HashMap<Pool, Arc<tokio::sync::Mutex<()>>>>,
     /// Per pool, the meter's count of credits ever held from it at the last renewal, and
     /// when that count last moved: how the loop tells an idle pool (`Want::Nothing`).
     activity: std::sync::Mutex<HashMap<Pool, (u64, Instant)>>,
@@ -124,7 +125,7 @@ impl Leaser {
             meter,
             replica,
             config,
-            turn: tokio::sync::Mutex::new(()),
+            turns: Default::default(),
             activity: Default::default(),
         })
     }
@@ -144,21 +145,30 @@ impl Leaser {
         }
     }
 
+    /// Waits for `pool`'s turn: no other renewal of it runs until the guard drops.
+    async fn turn(&self, pool: Pool) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+            turns.entry(pool).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+
     async fn renew(&self, source: Source) -> Result<u64> {
         let want = self.want(Pool::Balance(source), self.meter.exposure(source, 0).reserved_mark);
-        let _turn = self.turn.lock().await;
+        let _turn = self.turn(Pool::Balance(source)).await;
         self.grant(source, want).await
     }
 
     async fn renew_budget(&self, key: &KeyHash, per_day: u64, day: i64) -> Result<u64> {
         let held_ever = self.meter.budget_exposure(key, day, 0).reserved_mark;
         let want = self.want(Pool::Budget(key.clone()), held_ever);
-        let _turn = self.turn.lock().await;
+        let _turn = self.turn(Pool::Budget(key.clone())).await;
         self.grant_budget(Budget { key, per_day, day }, want).await
     }
 
     /// This replica's lease on `source`, asking for `want`; returns what it may spend.
-    /// The caller holds the turn.
+    /// The caller holds the pool's turn.
     async fn grant(&self, source: Source, want: Want) -> Result<u64> {
         let (meter, config) = (&*self.meter, &self.config);
         let asked = meter.clock().instant();
@@ -175,7 +185,7 @@ impl Leaser {
 
     /// This replica's lease on a key's daily budget: the same rule as balances, the pool
     /// being the budget less what every replica charged the key that day (the ledger).
-    /// The caller holds the turn.
+    /// The caller holds the pool's turn.
     async fn grant_budget(&self, b: Budget<'_>, want: Want) -> Result<u64> {
         let (meter, config) = (&*self.meter, &self.config);
         let asked = meter.clock().instant();
@@ -199,17 +209,22 @@ impl Leaser {
         if sources.is_empty() && !budget_short {
             return false;
         }
-        let _turn = self.turn.lock().await;
-        let (sources, budget_short) = self.meter.short_leases(account, amount, budget);
         let want = Want::AtLeast(amount);
         let mut renewed = Ok(());
         if let (true, Some(b)) = (budget_short, budget) {
-            renewed = self.grant_budget(b, want).await.map(drop);
+            let _turn = self.turn(Pool::Budget(b.key.clone())).await;
+            if self.meter.short_leases(account, amount, budget).1 {
+                renewed = self.grant_budget(b, want).await.map(drop);
+            }
         }
         // The first source whose new lease covers the request is the one the hold takes.
         for source in sources {
             if renewed.is_err() {
                 break;
+            }
+            let _turn = self.turn(Pool::Balance(source)).await;
+            if !self.meter.short_leases(account, amount, budget).0.contains(&source) {
+                break; // another request's renewal covered it meanwhile
             }
             match self.grant(source, want).await {
                 Ok(spend) if spend >= amount => break,
