@@ -386,11 +386,16 @@ impl World {
 
 /// One chat request with `key` at `base`, 100 tokens at most: its status.
 async fn ask(base: &str, key: &str) -> u16 {
+    send(base, key).await.status().as_u16()
+}
+
+/// The same request's whole response.
+async fn send(base: &str, key: &str) -> reqwest::Response {
     let req = reqwest::Client::new()
         .post(format!("{base}/chat/completions"))
         .bearer_auth(key)
         .json(&serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 100}));
-    req.send().await.unwrap().status().as_u16()
+    req.send().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -662,13 +667,7 @@ async fn the_relayer_serves_no_more_than_the_owners_burn_ceiling_leaves() {
     assert_eq!(account.settlement.total_settled, charged, "every charge burned, within the ceiling");
     assert_eq!(account.burn_ceiling.burned, charged);
     balances::refresh(&w.rpc, &w.meter, &accounts).await.unwrap();
-    let refused = reqwest::Client::new()
-        .post(format!("{base}/chat/completions"))
-        .bearer_auth(KEY)
-        .json(&serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 100}))
-        .send()
-        .await
-        .unwrap();
+    let refused = send(&base, KEY).await;
     assert_eq!(refused.status(), 402, "what the ceiling leaves today covers no request");
     let body: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(body["error"]["code"], "burn_ceiling_reached", "the refusal names the ceiling: {body}");
