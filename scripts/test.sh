@@ -107,11 +107,20 @@ step "the relayer's tests again on PostgreSQL (the same tests, a fresh database 
 finish postgres
 
 step "@solana/web3.js, Anchor's TypeScript client and the official OpenAI (Node, Python) and Anthropic (Python) clients against \`compux up\` (the program as its ELF)"
+# Built by `cargo test --workspace` already (the CLI's tests run it); the same member set
+# finds it fresh.
+cargo build -q --workspace --bin compux
+# The mutation check (CPU: its own build of the switched program, then the suite once per
+# check) runs beside the client checks (mostly downloads and waiting on sockets); its output
+# is shown, whole, at its own step below. Started after the build above: two cargo runs on one
+# target directory would wait on each other's lock.
+mutants=0
+if [ "${COMPUX_SKIP_MUTANTS:-0}" != 1 ]; then
+    background mutants python3 scripts/mutation_check.py
+    mutants=1
+fi
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
     (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
-    # Built by `cargo test --workspace` already (the CLI's tests run it); the same member set
-    # finds it fresh.
-    cargo build -q --workspace --bin compux
     scratch="$jobs_dir/clients"
     mkdir -p "$scratch"
     "$CARGO_TARGET_DIR/debug/compux" up --rpc-port 0 --relayer-port 0 --json --data-dir "$scratch/up" \
@@ -138,9 +147,9 @@ else
     echo "node and npm are missing: .ci/run installs them; skipped here" >&2
 fi
 
-if [ "${COMPUX_SKIP_MUTANTS:-0}" != 1 ]; then
+if [ "$mutants" = 1 ]; then
     step "mutation check: each security check removed in turn must fail a test"
-    python3 scripts/mutation_check.py
+    finish mutants
 fi
 
 printf '\nall checks passed in %ss\n' "$((SECONDS - started))"
