@@ -633,6 +633,38 @@ async fn credits_spent_through_the_relayer_cannot_leave_before_they_are_burned()
     assert_eq!(w.account_state().await.settlement.total_settled, charged, "burned == charged");
 }
 
+/// The auditor's finding on issue 24: a request's usage belongs to the moment it was
+/// admitted (its credits were held then), not to the moment it finished. Stamped at the
+/// finish, a request admitted against a facility before its freeze or maturity and finishing
+/// after it was moved to the borrower's vault, where the balance may not cover it, while
+/// the escrow kept the credits it held.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_is_usage_of_the_moment_it_was_admitted() {
+    use compux_relayer::jobs::balances;
+    use compux_relayer::sim::SimOptions;
+    let w = world().await;
+    let slow =
+        SimOptions { name: "slow".into(), completion_tokens: 10, latency_ms: 1_500, ..Default::default() };
+    const KEY: &str = "sk-admitted";
+    let (base, _up) = w.serve(KEY, slow).await;
+    balances::refresh(&w.rpc, &w.meter, &[w.account.address]).await.unwrap();
+    let sent = compux_relayer::clock::now_ms();
+    assert_eq!(ask(&base, KEY).await, 200);
+    let finished = compux_relayer::clock::now_ms();
+    assert!(finished - sent >= 1_500, "the provider took its time");
+    w.ledger.flush().await.unwrap();
+    let stamped: i64 = sqlx::query_scalar("SELECT MAX(created_at_ms) FROM usage_records")
+        .fetch_one(w.ledger.pool())
+        .await
+        .unwrap();
+    assert!(
+        (sent..sent + 1_000).contains(&stamped),
+        "stamped {} ms after the request was sent, {} ms before it finished",
+        stamped - sent,
+        finished - stamped
+    );
+}
+
 /// Issue 24, attack 7, through the relayer: the startup caps what the relayer may burn a
 /// day. The relayer admits no more than the ceiling leaves (the announced one at once),
 /// every request it served burns within it, and the next is refused with 402.

@@ -596,7 +596,8 @@ impl Meter {
         drop(guard);
         let key = budget.map(|b| b.key.clone());
         let per_day = budget.map(|b| b.per_day);
-        Ok(Hold { meter: self.clone(), source, key, per_day, amount, done: false })
+        let admitted_at_ms = crate::clock::now_ms();
+        Ok(Hold { meter: self.clone(), source, key, per_day, amount, admitted_at_ms, done: false })
     }
 }
 
@@ -610,6 +611,8 @@ pub struct Hold {
     /// The key's daily budget, for extensions.
     per_day: Option<u64>,
     amount: u64,
+    /// When the request was admitted (system clock, ms): the moment its usage belongs to.
+    admitted_at_ms: i64,
     done: bool,
 }
 
@@ -621,6 +624,13 @@ impl Hold {
     /// The source the request spends from (a credit account, or a facility).
     pub fn source(&self) -> Source {
         self.source
+    }
+
+    /// When the request was admitted: its usage record's time. A request admitted against
+    /// a facility before its freeze or maturity was held in the facility's credits, and is
+    /// the facility's to settle however long it ran (`Facility::settles_until`).
+    pub fn admitted_at_ms(&self) -> i64 {
+        self.admitted_at_ms
     }
 
     /// Grows the hold to `to` in the same source (a failover to a dearer provider), within

@@ -3,7 +3,6 @@
 
 use serde_json::Value;
 
-use crate::clock::now_ms;
 use crate::domain::ids::{KeyHash, Pubkey};
 use crate::domain::meter::Hold;
 use crate::domain::pricing::{self, Price, Tokens};
@@ -64,7 +63,7 @@ impl Served {
         ledger
             .record(UsageRecord {
                 request_id: self.request_id,
-                created_at_ms: now_ms(),
+                created_at_ms: hold.admitted_at_ms(),
                 key_hash: self.key_hash,
                 account: self.account,
                 source: hold.source(),
