@@ -1,5 +1,6 @@
 mod test_admin;
 mod test_admin_bounds;
+mod test_admin_delay;
 mod test_artifacts;
 mod test_audit;
 mod test_auto_refill;
@@ -7,6 +8,7 @@ mod test_compute_units;
 mod test_economics;
 mod test_facility_attacks;
 mod test_facility_lives;
+mod test_fuzz;
 mod test_localnet;
 mod test_reserved;
 mod test_settle;

@@ -115,6 +115,17 @@ async fn init_market_rejects_invalid_config() {
         );
     }
 
+    // A change must stay on chain at least as long as a transfer notice, so that a user who
+    // sees it coming can move its credits out first; and at most 90 days.
+    for delay in [TRANSFER_NOTICE_SECS - 1, 90 * 86_400 + 1] {
+        let mut c = default_config();
+        c.update_delay_secs = delay;
+        assert_compux_err(
+            env.send(&[ix::init_market(&keys, c, relayer)], &[&admin]).await,
+            CompuxError::InvalidUpdateDelay,
+        );
+    }
+
     let res = env
         .send(&[ix::init_market(&keys, default_config(), solana_sdk::pubkey::Pubkey::default())], &[&admin])
         .await;
@@ -135,16 +146,23 @@ async fn update_market_is_partial_and_admin_only() {
         paused: Some(true),
         ..Default::default()
     };
+    let now = env.bank.clock().await.unwrap().unix_timestamp;
     let logs =
         assert_ok(env.send(&[ix::update_market(&m, &admin.pubkey(), update.clone())], &[&admin]).await);
     let market: Market = env.state(&m.market).await;
-    assert_eq!(market.base_price, 20_000);
-    assert_eq!(market.relayer, new_relayer);
-    assert!(market.paused);
-    assert_eq!(market.hour_multipliers_bps, default_config().hour_multipliers_bps, "untouched fields kept");
-    assert!(
-        matches!(&events_from_logs(&logs)[..], [CompuxEvent::MarketUpdated(e)] if e.paused && e.config.base_price == 20_000)
+    assert!(market.paused, "a pause applies at once");
+    assert_eq!((market.base_price, market.relayer), (BASE_PRICE, env.relayer.pubkey()), "the rest waits");
+    let p = market.pending.params;
+    assert_eq!(
+        (market.pending.effective_at, p.base_price, p.relayer),
+        (now + UPDATE_DELAY_SECS, 20_000, new_relayer)
     );
+    assert_eq!(p.hour_multipliers_bps, default_config().hour_multipliers_bps, "untouched fields kept");
+    assert!(matches!(
+        &events_from_logs(&logs)[..],
+        [CompuxEvent::MarketUpdateScheduled(s), CompuxEvent::MarketUpdated(e)]
+            if e.paused && e.config.base_price == BASE_PRICE && s.params.base_price == 20_000
+    ));
 
     // Not the admin.
     let mallory = env.user(0).await;
@@ -171,7 +189,7 @@ async fn update_market_is_partial_and_admin_only() {
         CompuxError::InvalidFee,
     );
     let after: Market = env.state(&m.market).await;
-    assert_eq!(after.base_price, 20_000);
+    assert_eq!(after.pending.params.base_price, 20_000);
 }
 
 #[tokio::test]

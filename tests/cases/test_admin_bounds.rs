@@ -7,7 +7,6 @@ use compux_sdk::ix::{self, AutoRefillParams, ReserveParams};
 use compux_sdk::math::reservation::quote_reservation;
 use compux_sdk::state::{Market, MarketUpdate};
 use compux_sdk::{CompuxError, FacilityKeys};
-use solana_sdk::signature::Signer;
 
 use crate::program_test::*;
 
@@ -28,11 +27,11 @@ const TIER1_TOTAL: u64 = TIER1_MIN + TIER1_MIN * TIER1_BPS as u64 / 10_000;
 #[tokio::test]
 async fn a_purchase_delivers_no_fewer_credits_than_the_buyer_was_quoted() {
     let mut env = TestEnv::new().await;
-    let (m, admin) = (env.market, env.admin.insecure_clone());
+    let m = env.market;
     let alice = env.user(100_000_000).await;
     env.set_time(at_hour(9)).await;
     // Quoted with the bonus; the admin removes the bulk tiers before the purchase lands.
-    assert_ok(env.send(&[ix::update_market(&m, &admin.pubkey(), NO_TIERS)], &[&admin]).await);
+    env.update_market_applied(NO_TIERS).await;
     let paid_before = env.balance(&alice.quote).await;
     let buy = |min| ix::buy_credits(&m, &alice.key(), &alice.quote, TIER1_MIN, u64::MAX, min);
     assert_compux_err(env.send(&[buy(TIER1_TOTAL)], &[&alice.kp]).await, CompuxError::PurchaseBelowMinimum);
@@ -46,7 +45,7 @@ async fn a_purchase_delivers_no_fewer_credits_than_the_buyer_was_quoted() {
 #[tokio::test]
 async fn an_auto_refill_delivers_no_fewer_credits_than_its_owner_set() {
     let mut env = TestEnv::new().await;
-    let (m, admin) = (env.market, env.admin.insecure_clone());
+    let m = env.market;
     let alice = env.user(100_000_000).await;
     env.set_time(at_hour(9)).await;
     let p = AutoRefillParams {
@@ -57,7 +56,7 @@ async fn an_auto_refill_delivers_no_fewer_credits_than_its_owner_set() {
         cap_quote: u64::MAX / 2,
     };
     assert_ok(env.send(&[ix::configure_auto_refill(&m, &alice.key(), &alice.quote, p)], &[&alice.kp]).await);
-    assert_ok(env.send(&[ix::update_market(&m, &admin.pubkey(), NO_TIERS)], &[&admin]).await);
+    env.update_market_applied(NO_TIERS).await;
     // The crank is anyone's: it cannot buy on the owner's delegation below the owner's bound.
     let crank = ix::auto_refill(&m, &alice.key(), &alice.quote);
     let paid_before = env.balance(&alice.quote).await;
@@ -69,7 +68,7 @@ async fn an_auto_refill_delivers_no_fewer_credits_than_its_owner_set() {
 #[tokio::test]
 async fn a_reservation_lands_only_within_its_owners_price_deposit_and_fee() {
     let mut env = TestEnv::new().await;
-    let (m, admin) = (env.market, env.admin.insecure_clone());
+    let m = env.market;
     let alice = env.user(100_000_000).await;
     env.set_time(at_hour(9)).await;
     let market: Market = env.state(&m.market).await;
@@ -93,7 +92,7 @@ async fn a_reservation_lands_only_within_its_owners_price_deposit_and_fee() {
     };
     // The admin raises the early-termination fee to the whole commitment.
     let all_fee = MarketUpdate { early_termination_fee_bps: Some(10_000), ..Default::default() };
-    assert_ok(env.send(&[ix::update_market(&m, &admin.pubkey(), all_fee)], &[&admin]).await);
+    env.update_market_applied(all_fee).await;
     let reserve = |p| ix::reserve(&m, &alice.key(), &alice.quote, 0, p);
     let paid_before = env.balance(&alice.quote).await;
     assert_compux_err(env.send(&[reserve(quoted)], &[&alice.kp]).await, CompuxError::DepositAboveMax);
@@ -103,14 +102,14 @@ async fn a_reservation_lands_only_within_its_owners_price_deposit_and_fee() {
     // And fewer discounts: a higher locked price.
     let fee_back = MarketUpdate { early_termination_fee_bps: Some(FEE_BPS), ..Default::default() };
     let no_discounts = MarketUpdate { reserve_discounts: Some(Vec::new()), ..fee_back };
-    assert_ok(env.send(&[ix::update_market(&m, &admin.pubkey(), no_discounts)], &[&admin]).await);
+    env.update_market_applied(no_discounts).await;
     assert_compux_err(env.send(&[reserve(quoted)], &[&alice.kp]).await, CompuxError::PriceAboveMax);
     assert_eq!(env.balance(&alice.quote).await, paid_before, "no deposit was taken");
     assert!(env.account(&alice.credit.reservation(0)).await.is_none(), "no reservation was made");
     // At the terms quoted, it lands with the deposit quoted.
     let restore =
         MarketUpdate { reserve_discounts: Some(default_config().reserve_discounts), ..Default::default() };
-    assert_ok(env.send(&[ix::update_market(&m, &admin.pubkey(), restore)], &[&admin]).await);
+    env.update_market_applied(restore).await;
     assert_ok(env.send(&[reserve(quoted)], &[&alice.kp]).await);
     assert_eq!(paid_before - env.balance(&alice.quote).await, q.deposit);
 }

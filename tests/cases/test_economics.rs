@@ -30,11 +30,10 @@ fn greedy_terms(borrower: solana_sdk::pubkey::Pubkey) -> FacilityTerms {
 }
 
 async fn set_financing(env: &mut TestEnv, edit: impl FnOnce(&mut compux_sdk::state::FinancingPolicy)) {
-    let (m, admin) = (env.market, env.admin.insecure_clone());
     let mut policy = default_financing();
     edit(&mut policy);
     let update = MarketUpdate { financing: Some(policy), ..Default::default() };
-    assert_ok(env.send(&[ix::update_market(&m, &admin.pubkey(), update)], &[&admin]).await);
+    env.update_market_applied(update).await;
 }
 
 #[tokio::test]
@@ -94,7 +93,7 @@ async fn a_self_dealt_facility_yields_no_more_than_its_quote_buys_and_only_at_ma
 #[tokio::test]
 async fn acceptance_checks_the_market_terms_then_and_what_the_borrower_agreed_to() {
     let mut env = TestEnv::new().await;
-    let (m, admin) = (env.market, env.admin.insecure_clone());
+    let m = env.market;
     let lender = env.user(1_000_000).await;
     let borrower = env.user(1_000_000).await;
     env.set_time(at_hour(9)).await;
@@ -123,7 +122,7 @@ async fn acceptance_checks_the_market_terms_then_and_what_the_borrower_agreed_to
 
     // The base price doubles before the accept lands: fewer credits than the borrower expects.
     let dear = MarketUpdate { base_price: Some(2 * BASE_PRICE), ..Default::default() };
-    assert_ok(env.send(&[ix::update_market(&m, &admin.pubkey(), dear)], &[&admin]).await);
+    env.update_market_applied(dear).await;
     let res = env.send(&[accept(harsh, FINANCED_CREDITS)], &[&borrower.kp]).await;
     assert_compux_err(res, CompuxError::CreditsBelowMinimum);
     assert_ok(env.send(&[accept(harsh, FINANCED_CREDITS / 2)], &[&borrower.kp]).await);

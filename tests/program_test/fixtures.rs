@@ -19,6 +19,8 @@ pub const DAY: i64 = 86_400;
 pub const FEE_BPS: u16 = 500;
 /// The market's transfer notice.
 pub const TRANSFER_NOTICE_SECS: i64 = 900;
+/// The market's update delay: a parameter change applies this long after it is scheduled.
+pub const UPDATE_DELAY_SECS: i64 = 3_600;
 
 /// Midnight UTC of a fixed day, so tests choose the hour exactly.
 pub const DAY0: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
@@ -47,6 +49,7 @@ pub fn default_config() -> MarketConfig {
         early_termination_fee_bps: FEE_BPS,
         financing: default_financing(),
         transfer_notice_secs: TRANSFER_NOTICE_SECS,
+        update_delay_secs: UPDATE_DELAY_SECS,
     }
 }
 

@@ -90,7 +90,7 @@ fn market_files_are_checked_before_anything_is_sent() {
     let wallet = dir.path().join("w.json");
     stdout_json(&compux(&["keygen", "-o", wallet.to_str().unwrap(), "--json"]));
     let bad = dir.path().join("market.toml");
-    std::fs::write(&bad, "base_price = 1\nearly_termination_fee_bps = 0\ntransfer_notice_secs = 900\nhour_multipliers_bps = [10000]\n")
+    std::fs::write(&bad, "base_price = 1\nearly_termination_fee_bps = 0\ntransfer_notice_secs = 900\nupdate_delay_secs = 900\nhour_multipliers_bps = [10000]\n")
         .unwrap();
     // An unreachable URL: the file is rejected before any RPC.
     let args = [
@@ -146,8 +146,14 @@ fn spawn_up(dir: &Path, extra: &[&str], env: &[(&str, &str)], stderr: Stdio) -> 
     // The demo market with a two-day transfer notice: the relayer requires its settlement
     // lag (some tests set a one-day flush timer) to be shorter than the notice.
     let demo = include_str!("../../../migrations/market.toml");
-    let market = demo.replace("transfer_notice_secs = 900", "transfer_notice_secs = 172800");
-    assert_ne!(market, demo, "the demo market sets transfer_notice_secs = 900");
+    // The update delay stays at least the notice.
+    let market = demo
+        .replace("transfer_notice_secs = 900", "transfer_notice_secs = 172800")
+        .replace("update_delay_secs = 3600", "update_delay_secs = 172800");
+    assert!(
+        market.contains("transfer_notice_secs = 172800") && market.contains("update_delay_secs = 172800"),
+        "the demo market sets transfer_notice_secs = 900 and update_delay_secs = 3600"
+    );
     std::fs::create_dir_all(dir).unwrap();
     let toml = dir.join("market.toml");
     std::fs::write(&toml, market).unwrap();
@@ -632,6 +638,16 @@ fn operator_and_startup_commands_through_the_binary() {
     let toml = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/market.toml");
     up.json("admin", &["admin", "set-prices", "--config", toml]);
     up.json("admin", &["admin", "set-relayer", lender]);
+    // A parameter change waits the market's update delay on chain, shown to every member of
+    // the market and in the audit; nobody can apply it early.
+    let status = up.json("startup", &["status"]);
+    let pending = &status["pending_market_changes"][0]["change"];
+    let fields: Vec<&str> =
+        pending["changes"].as_array().unwrap().iter().filter_map(|c| c["field"].as_str()).collect();
+    assert_eq!(fields, ["relayer"], "the same prices again change nothing: {pending}");
+    assert_eq!(up.json("admin", &["audit"])["pending_change"]["effective_at"], pending["effective_at"]);
+    let early = stderr(&up.run("lender", &["crank", "apply-update"]));
+    assert!(early.contains("applies from") && early.contains("try again then"), "{early}");
     let funded = reserve();
     let (_, admin) = up.wallet("admin");
     let empty = stderr(&up.run("admin", &["admin", "fund-reserve", "10"]));
@@ -667,6 +683,11 @@ fn operator_and_startup_commands_through_the_binary() {
     up.json("startup", &["dev", "warp", "--to", &announced["ready_at"].to_string()]);
     up.json("startup", &["transfer", "2.5", lender]);
     assert_eq!(credits("lender"), 3_500_000);
+    // A notice can be withdrawn: the credits are the relayer's to spend again.
+    up.json("startup", &["transfer", "1", lender]);
+    assert_eq!(up.json("admin", &["audit"])["transfer_notices"].as_array().unwrap().len(), 1);
+    up.json("startup", &["transfer", "--cancel"]);
+    assert_eq!(up.json("admin", &["audit"])["transfer_notices"], serde_json::json!([]));
 
     // A reservation cancelled: gone from the status.
     let r = up.json("startup", &["reserve", "--credits-per-period", "5", "--periods", "2"]);
@@ -941,6 +962,26 @@ fn after_kill_9_under_load_every_answered_request_has_exactly_one_usage_record()
     let altered = stderr(&compux(&["audit", "prove", receipt, "--relayer", relayer, "-u", rpc_url]));
     assert!(altered.contains("FAIL") && altered.contains("Merkle proof"), "{altered}");
     tamper(-1);
+
+    // The audit checks the relayer's published charges against the chain's burns, per
+    // source; a ledger that charged less than the chain burned is a violation.
+    let audit =
+        |extra: &[&str]| compux(&[&["audit", "--relayer", relayer, "-u", rpc_url][..], extra].concat());
+    let checked = stdout_json(&audit(&["--json"]));
+    assert_eq!(checked["ok"], true, "{checked}");
+    let rows = checked["usage_against_chain"].as_array().unwrap();
+    let row = rows.iter().find(|u| u["source"] == account.to_string().as_str()).unwrap();
+    assert_eq!(
+        (row["charged"].as_u64(), row["burned"].as_u64(), row["unburned"].as_u64()),
+        (Some(charged), Some(charged), Some(0)),
+        "{row}"
+    );
+    tamper(-1);
+    let over = audit(&[]);
+    assert!(!over.status.success());
+    let text = String::from_utf8_lossy(&over.stdout);
+    assert!(text.contains("BurnedMoreThanCharged"), "{text}");
+    tamper(1);
 
     // Every record is in exactly one batch, however the batches were cut (by size or by the
     // flush timer: how large they grew under load is a benchmark's figure,

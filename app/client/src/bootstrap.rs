@@ -23,6 +23,7 @@ struct MarketFile {
     base_price: u64,
     early_termination_fee_bps: u16,
     transfer_notice_secs: i64,
+    update_delay_secs: i64,
     hour_multipliers_bps: Vec<u16>,
     #[serde(default)]
     bulk_tiers: Vec<Tier>,
@@ -116,6 +117,7 @@ pub fn read_config(path: &Path) -> Result<MarketConfig> {
             .collect(),
         early_termination_fee_bps: f.early_termination_fee_bps,
         transfer_notice_secs: f.transfer_notice_secs,
+        update_delay_secs: f.update_delay_secs,
         financing: f
             .financing
             .ok_or_else(|| {

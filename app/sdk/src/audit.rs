@@ -2,6 +2,8 @@
 //! alone, every violation and the recovery reserve's coverage. No I/O: callers fetch (the
 //! CLI over RPC, the tests from the bank) and pass a [`Snapshot`].
 
+pub mod usage;
+
 use std::fmt;
 
 use anchor_lang::prelude::Pubkey;
@@ -73,6 +75,16 @@ pub enum Violation {
     ReserveFlowsMismatch { reserve: u64, expected: u64 },
     /// The treasury holds less than purchases + claims + principals + forfeits - withdrawals.
     TreasuryFlowsMismatch { treasury: u64, expected: u64 },
+}
+
+impl Violation {
+    /// An action someone owes and has not taken yet (a permissionless refresh of a
+    /// facility's status, the lender's freeze after a default): reported, since an auditor
+    /// must see it, but no transaction can prevent it; every other violation is state no
+    /// sequence of transactions may reach.
+    pub fn is_overdue_action(&self) -> bool {
+        matches!(self, Violation::StaleStatus { .. } | Violation::DefaultedNotFrozen { .. })
+    }
 }
 
 impl fmt::Display for Violation {

@@ -14,6 +14,7 @@ pub fn account<T: AccountDeserialize>(data: &[u8]) -> anchor_lang::Result<T> {
 pub enum CompuxEvent {
     MarketInitialized(MarketInitialized),
     MarketUpdated(MarketUpdated),
+    MarketUpdateScheduled(MarketUpdateScheduled),
     AdminProposed(AdminProposed),
     AdminAccepted(AdminAccepted),
     RecoveryReserveFunded(RecoveryReserveFunded),
@@ -53,6 +54,7 @@ pub fn event(bytes: &[u8]) -> Option<CompuxEvent> {
     parse(bytes)
         .map(E::MarketInitialized)
         .or_else(|| parse(bytes).map(E::MarketUpdated))
+        .or_else(|| parse(bytes).map(E::MarketUpdateScheduled))
         .or_else(|| parse(bytes).map(E::AdminProposed))
         .or_else(|| parse(bytes).map(E::AdminAccepted))
         .or_else(|| parse(bytes).map(E::RecoveryReserveFunded))

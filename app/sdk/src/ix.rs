@@ -36,6 +36,11 @@ pub fn update_market(m: &MarketKeys, admin: &Pubkey, update: MarketUpdate) -> In
     build(acc::UpdateMarket { admin: *admin, market: m.market }, data::UpdateMarket { update })
 }
 
+/// Applies the market's pending parameter change once due; anyone may send it.
+pub fn apply_market_update(m: &MarketKeys) -> Instruction {
+    build(acc::ApplyMarketUpdate { market: m.market }, data::ApplyMarketUpdate {})
+}
+
 pub fn propose_admin(m: &MarketKeys, admin: &Pubkey, new_admin: Pubkey) -> Instruction {
     build(acc::ProposeAdmin { admin: *admin, market: m.market }, data::ProposeAdmin { new_admin })
 }

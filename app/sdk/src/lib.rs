@@ -3,6 +3,7 @@
 //! relayer all build the same instructions from the same code.
 
 pub mod audit;
+pub mod changes;
 pub mod compute;
 pub mod decode;
 pub mod ix;

@@ -54,6 +54,18 @@ pub fn parse_duration(text: &str) -> Result<i64> {
     n.checked_mul(secs).ok_or_else(|| anyhow::anyhow!("{text:?} is too long"))
 }
 
+/// A positive duration as its two largest units: "2d 3h", "1h 0m", "59s".
+pub fn format_secs(secs: i64) -> String {
+    let secs = secs.max(0);
+    let (d, h, m, s) = (secs / 86_400, secs % 86_400 / 3_600, secs % 3_600 / 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
 /// The UTC day of a unix timestamp, `YYYY-MM-DD` (proleptic Gregorian: days since
 /// 1970-01-01 to a civil date by Howard Hinnant's algorithm).
 pub fn utc_day(ts: i64) -> String {
@@ -93,6 +105,10 @@ mod tests {
         assert!(parse("18446744073710", 6).is_err(), "overflow after scaling");
         assert_eq!(parse_duration("30d").unwrap(), 2_592_000);
         assert_eq!(parse_duration("45").unwrap(), 45);
+        assert_eq!(
+            [59, 61, 3_600, 90_000, -5].map(format_secs),
+            ["59s", "1m 1s", "1h 0m", "1d 1h", "0s"].map(String::from)
+        );
         assert!(parse_duration("3w").is_err());
         assert!(parse_duration("d").is_err());
         assert_eq!(format_utc(0), "1970-01-01 00:00 UTC");

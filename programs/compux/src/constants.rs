@@ -38,6 +38,8 @@ pub const MIN_PERIOD_SECS: i64 = 60;
 /// settlement lag, short enough to keep credits transferable.
 pub const MIN_TRANSFER_NOTICE_SECS: i64 = 60;
 pub const MAX_TRANSFER_NOTICE_SECS: i64 = 30 * 86_400;
+/// A market's parameter changes wait at least its transfer notice and at most this.
+pub const MAX_UPDATE_DELAY_SECS: i64 = 90 * 86_400;
 pub const MAX_PERIOD_SECS: i64 = 366 * SECONDS_PER_DAY;
 pub const MAX_PERIODS: u16 = 520;
 

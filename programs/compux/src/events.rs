@@ -3,7 +3,7 @@
 use anchor_lang::prelude::*;
 use anchor_lang::Event;
 
-use crate::state::{FacilityStatus, FacilityTerms, MarketConfig};
+use crate::state::{FacilityStatus, FacilityTerms, MarketConfig, MarketParams};
 
 #[event]
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,15 @@ pub struct MarketUpdated {
     pub config: MarketConfig,
     pub relayer: Pubkey,
     pub paused: bool,
+}
+
+/// A parameter change scheduled by `update_market`: `params` apply from `effective_at`.
+#[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarketUpdateScheduled {
+    pub market: Pubkey,
+    pub effective_at: i64,
+    pub params: MarketParams,
 }
 
 #[event]

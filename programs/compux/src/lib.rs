@@ -32,6 +32,10 @@ pub mod compux {
         UpdateMarket::handler(ctx, update)
     }
 
+    pub fn apply_market_update(ctx: Context<ApplyMarketUpdate>) -> Result<()> {
+        ApplyMarketUpdate::handler(ctx)
+    }
+
     pub fn propose_admin(ctx: Context<ProposeAdmin>, new_admin: Pubkey) -> Result<()> {
         ProposeAdmin::handler(ctx, new_admin)
     }

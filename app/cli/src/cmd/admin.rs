@@ -31,20 +31,28 @@ pub enum Admin {
         relayer: Option<Pubkey>,
     },
     /// Replace the prices, hourly multipliers, bulk tiers, reserve discounts and
-    /// early-termination fee with those of a configuration file.
+    /// early-termination fee with those of a configuration file. The change waits the
+    /// market's update delay on chain (users see it in `compux status` and the audit), then
+    /// anyone applies it with `compux crank apply-update`.
     SetPrices {
         #[arg(long, default_value = "migrations/market.toml")]
         config: PathBuf,
     },
     /// Replace the financing terms the market honours (multiplier caps by principal,
     /// recovery rate, term, grace and default bounds) with the [financing] section of a
-    /// configuration file. Offers and acceptances outside them fail from then on.
+    /// configuration file. Offers and acceptances outside them fail once it applies (after
+    /// the market's update delay, like every parameter change).
     SetFinancing {
         #[arg(long, default_value = "migrations/market.toml")]
         config: PathBuf,
     },
-    /// Name the relayer key allowed to settle usage.
+    /// Name a new relayer key allowed to settle usage. It takes over after the market's
+    /// update delay, time in which every startup can see it coming and move its credits out;
+    /// the current key settles meanwhile.
     SetRelayer { relayer: Pubkey },
+    /// Revoke the relayer key at once (a leaked key): nothing settles until a new key,
+    /// named with `set-relayer`, takes over after the update delay.
+    RevokeRelayer,
     /// Pay quote tokens out of the treasury (to pay providers) to a wallet's token account.
     WithdrawTreasury {
         /// Amount in quote tokens.
@@ -67,7 +75,7 @@ pub enum Admin {
         /// Amount in quote tokens.
         amount: String,
     },
-    /// Stop purchases and reservations.
+    /// Stop purchases, reservations and facility offers and acceptances, at once.
     Pause,
     /// Allow purchases and reservations again.
     Resume,
@@ -83,9 +91,16 @@ pub enum Admin {
 async fn update(ctx: &Ctx, what: &str, m: &MarketKeys, update: MarketUpdate) -> Result<()> {
     let admin = ctx.wallet()?;
     let sig = ctx.send(what, &admin, &[ix::update_market(m, &admin.pubkey(), update)], &[]).await?;
-    ctx.emit(json!({"signature": sig.to_string(), "market": m.market.to_string()}), || {
-        format!("{what}: done")
-    });
+    let (_, market) = compux_client::fetch::market(&ctx.rpc, &m.market).await?;
+    let now = compux_client::fetch::clock(&ctx.rpc).await?.unix_timestamp;
+    let pending = compux_sdk::changes::pending(&market);
+    ctx.emit(
+        json!({"signature": sig.to_string(), "market": m.market.to_string(), "pending_change": pending}),
+        || match &pending {
+            Some(p) => format!("{what}: scheduled\n{}", super::audit::describe_pending(p, now)),
+            None => format!("{what}: done"),
+        },
+    );
     Ok(())
 }
 
@@ -149,6 +164,11 @@ pub async fn run(ctx: &Ctx, a: Admin) -> Result<()> {
             let (m, _) = ctx.market().await?;
             update(ctx, "set relayer", &m, MarketUpdate { relayer: Some(relayer), ..Default::default() })
                 .await
+        }
+        Admin::RevokeRelayer => {
+            let (m, _) = ctx.market().await?;
+            let revoke = MarketUpdate { relayer: Some(Pubkey::default()), ..Default::default() };
+            update(ctx, "revoke relayer", &m, revoke).await
         }
         Admin::Pause => {
             let (m, _) = ctx.market().await?;

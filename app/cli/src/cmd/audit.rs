@@ -9,11 +9,43 @@ use serde_json::json;
 use crate::ctx::Ctx;
 use crate::relayer_api::Call;
 
-pub async fn audit(ctx: &Ctx) -> Result<()> {
+/// The relayer's published charges per source, compared with the chain's burns.
+async fn usage_against_chain(
+    relayer: &str,
+    snapshot: &audit::Snapshot,
+) -> Result<Vec<audit::usage::SourceUsage>> {
+    let list = Call::get(relayer, "settlement/accounts").run().await?;
+    let published = list["data"]
+        .as_array()
+        .context("the relayer's /v1/settlement/accounts has no `data` list")?
+        .iter()
+        .map(|row| {
+            let figure = |name: &str| row[name].as_u64().with_context(|| format!("`{name}` in {row}"));
+            Ok(audit::usage::Charged {
+                source: row["source"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .parse()
+                    .with_context(|| format!("`source` in {row}"))?,
+                charged: figure("charged")?,
+                settled: figure("settled")?,
+                settled_seq: figure("settled_seq")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(audit::usage::compare(snapshot, &published))
+}
+
+pub async fn audit(ctx: &Ctx, relayer: Option<&str>) -> Result<()> {
     let (m, _) = ctx.market().await?;
     eprintln!("fetching market {} ...", m.market);
     let snapshot = fetch::snapshot(&ctx.rpc, &m.market).await?;
     let report = audit::check(&snapshot);
+    let usage = match relayer {
+        Some(url) => Some(usage_against_chain(url, &snapshot).await?),
+        None => None,
+    };
+    let usage_mismatches = usage.iter().flatten().filter(|u| u.mismatch.is_some()).count();
     let count = |s: FacilityStatus| snapshot.facilities.iter().filter(|f| f.facility.status == s).count();
     let facilities: Vec<_> = snapshot
         .facilities
@@ -33,7 +65,15 @@ pub async fn audit(ctx: &Ctx) -> Result<()> {
             })
         })
         .collect();
-    let violations: Vec<String> = report.violations.iter().map(ToString::to_string).collect();
+    let mut violations: Vec<String> = report.violations.iter().map(ToString::to_string).collect();
+    for u in usage.iter().flatten() {
+        if let Some(mismatch) = &u.mismatch {
+            violations.push(format!(
+                "{}: {mismatch:?} (relayer charged {}, chain burned {})",
+                u.source, u.charged, u.burned
+            ));
+        }
+    }
     // Credits announced to leave their vaults: the relayer no longer spends them, and they
     // may move from `ready_at`.
     let notices: Vec<_> = snapshot
@@ -46,6 +86,8 @@ pub async fn audit(ctx: &Ctx) -> Result<()> {
                    "ready_at": c.account.notice.ready_at, "ready": c.account.notice.ready_at <= snapshot.now})
         })
         .collect();
+    // A parameter change the admin scheduled, applying after the market's update delay.
+    let pending = compux_sdk::changes::pending(&snapshot.market);
     let value = json!({
         "market": m.market.to_string(),
         "now": snapshot.now,
@@ -80,6 +122,9 @@ pub async fn audit(ctx: &Ctx) -> Result<()> {
         },
         "transfer_notice_secs": snapshot.market.transfer_notice_secs,
         "transfer_notices": notices,
+        "update_delay_secs": snapshot.market.update_delay_secs,
+        "pending_change": pending,
+        "usage_against_chain": usage,
         "violations": violations,
         "ok": violations.is_empty(),
     });
@@ -108,6 +153,15 @@ pub async fn audit(ctx: &Ctx) -> Result<()> {
                 n["amount"], n["credit_account"].as_str().unwrap_or_default(), n["ready_at"]
             ));
         }
+        for u in usage.iter().flatten() {
+            out.push_str(&format!(
+                "\n  {}: charged {} by the relayer, burned {} on chain (batch {}), not burned yet {}",
+                u.source, u.charged, u.burned, u.settled_seq_chain, u.unburned
+            ));
+        }
+        if let Some(p) = &pending {
+            out.push_str(&format!("\n{}", describe_pending(p, snapshot.now)));
+        }
         if violations.is_empty() {
             out.push_str("\n  every invariant holds");
         }
@@ -116,8 +170,12 @@ pub async fn audit(ctx: &Ctx) -> Result<()> {
         }
         out
     });
-    if !report.violations.is_empty() {
-        bail!("{} invariant violation(s) in market {}", report.violations.len(), m.market);
+    if !violations.is_empty() {
+        bail!(
+            "{} invariant violation(s) in market {} ({usage_mismatches} between the relayer's charges and the chain's burns)",
+            violations.len(),
+            m.market
+        );
     }
     Ok(())
 }
@@ -227,4 +285,22 @@ pub async fn prove(ctx: &Ctx, relayer: &str, receipt: &str) -> Result<()> {
         )
     });
     Ok(())
+}
+
+/// A pending parameter change in words, one changed field a line.
+pub fn describe_pending(p: &compux_sdk::changes::PendingChange, now: i64) -> String {
+    let when = if p.effective_at <= now {
+        "due now: anyone may apply it (`compux crank apply-update`)".to_string()
+    } else {
+        format!(
+            "applies from {} (in {})",
+            compux_sdk::units::format_utc(p.effective_at),
+            compux_sdk::units::format_secs(p.effective_at - now)
+        )
+    };
+    let mut out = format!("  PARAMETER CHANGE pending, {when}:");
+    for c in &p.changes {
+        out.push_str(&format!("\n    {}: {} -> {}", c.field, c.from, c.to));
+    }
+    out
 }

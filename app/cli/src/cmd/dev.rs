@@ -20,6 +20,8 @@ pub enum Crank {
     Release { facility: Pubkey },
     /// Run an owner's auto-refill when its vault is below the threshold.
     AutoRefill { owner: Pubkey },
+    /// Apply the market's pending parameter change once its update delay has passed.
+    ApplyUpdate,
 }
 
 #[derive(Subcommand)]
@@ -58,6 +60,22 @@ pub async fn crank(ctx: &Ctx, c: Crank) -> Result<()> {
                 "auto-refill is not configured for {owner}: the owner turns it on with `compux auto-refill`"
             );
             ("auto-refill", ix::auto_refill(&m, &owner, &account.auto_refill.source))
+        }
+        Crank::ApplyUpdate => {
+            let (m, market) = ctx.market().await?;
+            anyhow::ensure!(
+                market.pending.is_pending(),
+                "market {} has no pending parameter change",
+                m.market
+            );
+            let now = fetch::clock(&ctx.rpc).await?.unix_timestamp;
+            anyhow::ensure!(
+                now >= market.pending.effective_at,
+                "the parameter change applies from {} (in {}): try again then",
+                units::format_utc(market.pending.effective_at),
+                units::format_secs(market.pending.effective_at - now)
+            );
+            ("apply market update", ix::apply_market_update(&m))
         }
     };
     let sig = ctx.send(what, &payer, &[ixn], &[]).await?;

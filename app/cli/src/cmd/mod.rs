@@ -119,6 +119,11 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         what: Option<AuditCommand>,
+        /// Also check a relayer's published charges (`/v1/settlement/accounts`) against
+        /// the chain's burns, per credit account and facility: burned vs charged, and what
+        /// is charged and not burned yet.
+        #[arg(long)]
+        relayer: Option<String>,
     },
     /// Run only the settler of a relayer configuration (burns metered usage on chain).
     Settler {
@@ -165,8 +170,8 @@ pub async fn run(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Lender(l) => lender::run(ctx, l).await,
         Command::Borrower(b) => borrower::run(ctx, b).await,
         Command::Crank(c) => dev::crank(ctx, c).await,
-        Command::Audit { what: None } => audit::audit(ctx).await,
-        Command::Audit { what: Some(AuditCommand::Prove { receipt, relayer }) } => {
+        Command::Audit { what: None, relayer } => audit::audit(ctx, relayer.as_deref()).await,
+        Command::Audit { what: Some(AuditCommand::Prove { receipt, relayer }), .. } => {
             audit::prove(ctx, &relayer, &receipt).await
         }
         Command::Settler { config, log_format } => {

@@ -34,9 +34,14 @@ pub struct BuyArgs {
 #[derive(Args)]
 pub struct TransferArgs {
     /// Credits to move (standard credits only; financed credits never move).
-    credits: String,
+    #[arg(required_unless_present = "cancel")]
+    credits: Option<String>,
     /// The receiving wallet; it must have a credit account in the market.
-    to: Pubkey,
+    #[arg(required_unless_present = "cancel")]
+    to: Option<Pubkey>,
+    /// Withdraw the announced notice instead: the relayer may spend those credits again.
+    #[arg(long, conflicts_with_all = ["credits", "to"])]
+    cancel: bool,
 }
 
 #[derive(Args)]
@@ -144,9 +149,17 @@ pub async fn buy(ctx: &Ctx, a: BuyArgs) -> Result<()> {
 /// Moves credits in two steps, as the program requires: the first run announces them (the
 /// relayer stops spending them at once), a run after the market's notice moves them.
 pub async fn transfer(ctx: &Ctx, a: TransferArgs) -> Result<()> {
-    let amount = units::parse(&a.credits, CREDIT_DECIMALS)?;
     let (m, market) = ctx.market().await?;
     let owner = ctx.wallet()?;
+    let (Some(credits), Some(to)) = (a.credits, a.to) else {
+        let ix = ix::announce_transfer(&m, &owner.pubkey(), 0);
+        let sig = ctx.send("withdraw the transfer notice", &owner, &[ix], &[]).await?;
+        ctx.emit(json!({"signature": sig.to_string(), "announced": 0}), || {
+            "transfer notice withdrawn: the relayer may spend those credits again".into()
+        });
+        return Ok(());
+    };
+    let amount = units::parse(&credits, CREDIT_DECIMALS)?;
     let notice = credit_account(ctx, &m, &owner.pubkey())
         .await?
         .ok_or_else(|| {
@@ -162,7 +175,7 @@ pub async fn transfer(ctx: &Ctx, a: TransferArgs) -> Result<()> {
         let account = credit_account(ctx, &m, &owner.pubkey()).await?;
         let ready_at = account.map_or(now + market.transfer_notice_secs, |a| a.notice.ready_at);
         ctx.emit(
-            json!({"signature": sig.to_string(), "announced": amount, "ready_at": ready_at, "to": a.to.to_string()}),
+            json!({"signature": sig.to_string(), "announced": amount, "ready_at": ready_at, "to": to.to_string()}),
             || {
                 format!(
                     "announced {shown} credits: the relayer stops spending them now, and they can move from \
@@ -183,10 +196,10 @@ pub async fn transfer(ctx: &Ctx, a: TransferArgs) -> Result<()> {
         );
     }
     let sig = ctx
-        .send("transfer credits", &owner, &[ix::transfer_credits(&m, &owner.pubkey(), &a.to, amount)], &[])
+        .send("transfer credits", &owner, &[ix::transfer_credits(&m, &owner.pubkey(), &to, amount)], &[])
         .await?;
-    ctx.emit(json!({"signature": sig.to_string(), "credits": amount, "to": a.to.to_string()}), || {
-        format!("moved {shown} credits to {}", a.to)
+    ctx.emit(json!({"signature": sig.to_string(), "credits": amount, "to": to.to_string()}), || {
+        format!("moved {shown} credits to {to}")
     });
     Ok(())
 }

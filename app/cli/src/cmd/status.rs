@@ -85,6 +85,7 @@ pub async fn status(ctx: &Ctx, owner: Option<Pubkey>, relayer: Option<&str>) -> 
     }
     // Facilities where the wallet lends or borrows, across markets.
     let mut facilities = Vec::new();
+    let mut pending = Vec::new();
     for (market, state) in fetch::program_accounts::<Market>(rpc, &[]).await? {
         let mine: Vec<_> = fetch::facilities_of_market(rpc, &market)
             .await?
@@ -100,6 +101,11 @@ pub async fn status(ctx: &Ctx, owner: Option<Pubkey>, relayer: Option<&str>) -> 
                 Some((address, f, role))
             })
             .collect();
+        // A parameter change coming to a market the wallet is in (docs/economics.md).
+        let member = !mine.is_empty() || accounts.iter().any(|a| a["market"] == market.to_string());
+        if let Some(p) = compux_sdk::changes::pending(&state).filter(|_| member) {
+            pending.push((market, p));
+        }
         if mine.is_empty() {
             continue;
         }
@@ -112,6 +118,7 @@ pub async fn status(ctx: &Ctx, owner: Option<Pubkey>, relayer: Option<&str>) -> 
         "credit_accounts": accounts,
         "reservations": reservations,
         "facilities": facilities,
+        "pending_market_changes": pending.iter().map(|(market, p)| json!({"market": market.to_string(), "change": p})).collect::<Vec<_>>(),
     });
     let stuck = match relayer {
         Some(relayer) => {
@@ -160,6 +167,12 @@ pub async fn status(ctx: &Ctx, owner: Option<Pubkey>, relayer: Option<&str>) -> 
                 r["periods"],
                 r["next_period_end"].as_i64().map(units::format_utc).unwrap_or_default()
             );
+        }
+    }
+    if !pending.is_empty() {
+        let now = fetch::clock(rpc).await?.unix_timestamp;
+        for (market, p) in &pending {
+            out!("  market {market}:\n{}", super::audit::describe_pending(p, now));
         }
     }
     for t in &stuck {

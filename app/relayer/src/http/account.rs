@@ -163,6 +163,31 @@ pub(super) async fn batches_of(
     Ok(Json(json!({"object": "list", "source": params.source, "data": list})))
 }
 
+/// Every credit source the relayer charged: what it charged, what of it is not batched yet,
+/// and what its batches known to be on chain burned (`compux audit --relayer` checks it
+/// against the chain). Public, like the batches: burns are public on chain anyway.
+pub(super) async fn settlement_accounts(State(g): State<Arc<Gateway>>) -> Result<Json<Value>, ApiError> {
+    let charged = g.ledger.charged_by_source().await.map_err(ApiError::internal)?;
+    let settled: std::collections::HashMap<Source, (u64, u64)> =
+        crate::store::batches::settled_by_source(g.ledger.pool())
+            .await
+            .map_err(ApiError::internal)?
+            .into_iter()
+            .map(|(source, amount, seq)| (source, (amount, seq)))
+            .collect();
+    let data: Vec<Value> = charged
+        .iter()
+        .map(|c| {
+            let (amount, seq) = settled.get(&c.source).copied().unwrap_or_default();
+            let mut row = serde_json::to_value(c).unwrap_or_default();
+            row["settled"] = json!(amount);
+            row["settled_seq"] = json!(seq);
+            row
+        })
+        .collect();
+    Ok(Json(json!({"object": "list", "data": data})))
+}
+
 /// Registers a low-balance webhook for the key's account; the signing secret is returned
 /// this once.
 pub(super) async fn alert_add(

@@ -122,6 +122,22 @@ pub async fn of_source(pool: &Pool, source: &str) -> Result<Vec<Batch>> {
     rows.iter().map(batch_of).collect()
 }
 
+/// Per source: the credits of its batches known to be on chain, and the newest one's seq.
+pub async fn settled_by_source(pool: &Pool) -> Result<Vec<(Source, u64, u64)>> {
+    let rows = sqlx::query(
+        "SELECT source, kind, CAST(SUM(amount) AS BIGINT) AS amount, CAST(MAX(seq) AS BIGINT) AS seq \
+         FROM settle_batches WHERE settled_at_ms IS NOT NULL GROUP BY source, kind",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let source = Source::stored(r.get("kind"), r.get("source"))?;
+            Ok((source, r.get::<i64, _>("amount").max(0) as u64, r.get::<i64, _>("seq").max(0) as u64))
+        })
+        .collect()
+}
+
 /// Batches the hard cap must still count until a balance snapshot shows them burned: the
 /// pending ones and the last few settled per source (a lagging RPC node may not show them
 /// yet), as (source, seq, amount).

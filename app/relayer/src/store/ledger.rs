@@ -96,6 +96,23 @@ pub struct UsageRow {
     pub settled_credits: u64,
 }
 
+/// One credit source's charges (`GET /v1/settlement/accounts`).
+#[serde_with::serde_as]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SourceCharges {
+    /// Answered as `source` (its address) and `kind`.
+    #[serde(flatten)]
+    pub source: Source,
+    /// The credit account whose requests were charged to it.
+    #[serde_as(as = "serde_with::DisplayFromStr")]
+    pub account: Pubkey,
+    pub records: u64,
+    /// Credits charged by every recorded request.
+    pub charged: u64,
+    /// Of `charged`, those in no settlement batch yet.
+    pub unbatched: u64,
+}
+
 /// What the ingesting task is sent, in journal order.
 // Nearly every message is a record: boxing it would add an allocation per request.
 #[allow(clippy::large_enum_variant)]
@@ -234,6 +251,31 @@ impl Ledger {
             .map(|r| {
                 let (source, account) = (stored_address(r.get("source"))?, stored_address(r.get("account"))?);
                 Ok((Source::of(source, account), r.get::<i64, _>("credits").max(0) as u64))
+            })
+            .collect()
+    }
+
+    /// Every source's charges, all records and those not in a batch yet (what an auditor
+    /// checks against the chain's burns).
+    pub async fn charged_by_source(&self) -> Result<Vec<SourceCharges>> {
+        self.flush().await?;
+        let rows = sqlx::query(
+            "SELECT source, account, CAST(COUNT(*) AS BIGINT) AS n, CAST(SUM(credits_charged) AS BIGINT) AS charged, \
+             CAST(SUM(CASE WHEN settled_seq IS NULL THEN credits_charged ELSE 0 END) AS BIGINT) AS unbatched \
+             FROM usage_records GROUP BY source, account ORDER BY source",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let (source, account) = (stored_address(r.get("source"))?, stored_address(r.get("account"))?);
+                Ok(SourceCharges {
+                    source: Source::of(source, account),
+                    account,
+                    records: r.get::<i64, _>("n").max(0) as u64,
+                    charged: r.get::<i64, _>("charged").max(0) as u64,
+                    unbatched: r.get::<i64, _>("unbatched").max(0) as u64,
+                })
             })
             .collect()
     }

@@ -90,9 +90,14 @@ pub struct MarketConfig {
     /// How long announced credits wait before they may leave a vault (`announce_transfer`):
     /// set at creation only, so no change can shorten a notice under the relayer.
     pub transfer_notice_secs: i64,
+    /// How long a parameter change waits on chain before it may apply (`update_market`,
+    /// `apply_market_update`): set at creation only, at least the transfer notice, so a user
+    /// who sees a change coming can move its credits out before it applies.
+    pub update_delay_secs: i64,
 }
 
 /// A partial update: each `Some` field replaces the stored one, after validation.
+/// `relayer: Some(Pubkey::default())` revokes the relayer key.
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct MarketUpdate {
     pub base_price: Option<u64>,
@@ -105,23 +110,10 @@ pub struct MarketUpdate {
     pub paused: Option<bool>,
 }
 
-#[account]
-#[derive(InitSpace, Debug)]
-pub struct Market {
-    /// Seeds: [MARKET_SEED, creator, quote_mint]. The market PDA is the credit mint's mint
-    /// and freeze authority and the owner of every vault, so only this program moves funds.
-    pub creator: Pubkey,
-    pub quote_mint: Pubkey,
-    pub bump: u8,
-    pub admin: Pubkey,
-    /// `Pubkey::default()` when no handover is pending.
-    pub pending_admin: Pubkey,
-    pub relayer: Pubkey,
-    pub credit_mint: Pubkey,
-    pub treasury: Pubkey,
-    pub recovery_reserve: Pubkey,
-    pub deposit_vault: Pubkey,
-    pub paused: bool,
+/// Everything the admin may change under users: prices, tiers, discounts, the fee, the
+/// financing policy and the relayer key.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace)]
+pub struct MarketParams {
     pub base_price: u64,
     pub hour_multipliers_bps: [u16; HOURS_PER_DAY],
     pub bulk_tier_count: u8,
@@ -129,60 +121,14 @@ pub struct Market {
     pub reserve_discount_count: u8,
     pub reserve_discounts: [ReserveDiscount; MAX_RESERVE_DISCOUNTS],
     pub early_termination_fee_bps: u16,
-    /// Sum of the deposits of live reservations: the deposit vault holds exactly this.
-    pub deposits_outstanding: u64,
     pub financing: FinancingPolicy,
-    /// Facilities ever offered (a count: a facility's address takes its lender's nonce).
-    pub facility_count: u64,
-    /// Sum of the recovery earmarks of live facilities: the reserve must hold at least this,
-    /// and only the rest is free to earmark or withdraw.
-    pub reserve_earmarked: u64,
-    /// Treasury flows the credit accounts do not record (their `total_quote_paid` counts
-    /// purchases and claims): accepted principals, forfeited deposits, withdrawals.
-    pub principals_received: u64,
-    pub forfeits_received: u64,
-    pub treasury_withdrawn: u64,
-    /// Recovery reserve flows: funded, paid to lenders, withdrawn by the admin.
-    pub reserve_funded: u64,
-    pub reserve_paid: u64,
-    pub reserve_withdrawn: u64,
-    /// `MarketConfig::transfer_notice_secs`.
-    pub transfer_notice_secs: i64,
+    pub relayer: Pubkey,
 }
 
-impl Market {
-    pub fn signer_seeds(&self) -> [&[u8]; 4] {
-        [MARKET_SEED, self.creator.as_ref(), self.quote_mint.as_ref(), std::slice::from_ref(&self.bump)]
-    }
-
-    pub fn bulk_tiers(&self) -> &[BulkTier] {
-        &self.bulk_tiers[..self.bulk_tier_count as usize]
-    }
-
-    pub fn reserve_discounts(&self) -> &[ReserveDiscount] {
-        &self.reserve_discounts[..self.reserve_discount_count as usize]
-    }
-
-    pub fn apply_config(&mut self, config: &MarketConfig) -> Result<()> {
-        require!(
-            (MIN_TRANSFER_NOTICE_SECS..=MAX_TRANSFER_NOTICE_SECS).contains(&config.transfer_notice_secs),
-            CompuxError::InvalidTransferNotice
-        );
-        self.transfer_notice_secs = config.transfer_notice_secs;
-        self.apply_update(&MarketUpdate {
-            base_price: Some(config.base_price),
-            hour_multipliers_bps: Some(config.hour_multipliers_bps),
-            bulk_tiers: Some(config.bulk_tiers.clone()),
-            reserve_discounts: Some(config.reserve_discounts.clone()),
-            early_termination_fee_bps: Some(config.early_termination_fee_bps),
-            financing: Some(config.financing),
-            relayer: None,
-            paused: None,
-        })
-    }
-
-    /// Validates every provided field first, then writes them: a rejected update changes nothing.
-    pub fn apply_update(&mut self, u: &MarketUpdate) -> Result<()> {
+impl MarketParams {
+    /// Validates every provided field first, then writes them: a rejected update changes
+    /// nothing. `paused` is not a parameter (`Market::schedule_update`).
+    pub fn overlay(&mut self, u: &MarketUpdate) -> Result<()> {
         if let Some(p) = u.base_price {
             require!(p > 0, CompuxError::InvalidPrice);
         }
@@ -230,10 +176,173 @@ impl Market {
         if let Some(r) = u.relayer {
             self.relayer = r;
         }
+        Ok(())
+    }
+}
+
+/// A parameter change waiting out the market's update delay.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace)]
+pub struct PendingUpdate {
+    /// When `apply_market_update` may apply `params`; 0: nothing pending.
+    pub effective_at: i64,
+    /// The market's whole parameter set once the change applies.
+    pub params: MarketParams,
+}
+
+impl PendingUpdate {
+    pub fn is_pending(&self) -> bool {
+        self.effective_at != 0
+    }
+}
+
+#[account]
+#[derive(InitSpace, Debug)]
+pub struct Market {
+    /// Seeds: [MARKET_SEED, creator, quote_mint]. The market PDA is the credit mint's mint
+    /// and freeze authority and the owner of every vault, so only this program moves funds.
+    pub creator: Pubkey,
+    pub quote_mint: Pubkey,
+    pub bump: u8,
+    pub admin: Pubkey,
+    /// `Pubkey::default()` when no handover is pending.
+    pub pending_admin: Pubkey,
+    pub relayer: Pubkey,
+    pub credit_mint: Pubkey,
+    pub treasury: Pubkey,
+    pub recovery_reserve: Pubkey,
+    pub deposit_vault: Pubkey,
+    pub paused: bool,
+    pub base_price: u64,
+    pub hour_multipliers_bps: [u16; HOURS_PER_DAY],
+    pub bulk_tier_count: u8,
+    pub bulk_tiers: [BulkTier; MAX_BULK_TIERS],
+    pub reserve_discount_count: u8,
+    pub reserve_discounts: [ReserveDiscount; MAX_RESERVE_DISCOUNTS],
+    pub early_termination_fee_bps: u16,
+    /// Sum of the deposits of live reservations: the deposit vault holds exactly this.
+    pub deposits_outstanding: u64,
+    pub financing: FinancingPolicy,
+    /// Facilities ever offered (a count: a facility's address takes its lender's nonce).
+    pub facility_count: u64,
+    /// Sum of the recovery earmarks of live facilities: the reserve must hold at least this,
+    /// and only the rest is free to earmark or withdraw.
+    pub reserve_earmarked: u64,
+    /// Treasury flows the credit accounts do not record (their `total_quote_paid` counts
+    /// purchases and claims): accepted principals, forfeited deposits, withdrawals.
+    pub principals_received: u64,
+    pub forfeits_received: u64,
+    pub treasury_withdrawn: u64,
+    /// Recovery reserve flows: funded, paid to lenders, withdrawn by the admin.
+    pub reserve_funded: u64,
+    pub reserve_paid: u64,
+    pub reserve_withdrawn: u64,
+    /// `MarketConfig::transfer_notice_secs`.
+    pub transfer_notice_secs: i64,
+    /// `MarketConfig::update_delay_secs`.
+    pub update_delay_secs: i64,
+    /// The parameter change waiting to apply, if any.
+    pub pending: PendingUpdate,
+}
+
+impl Market {
+    pub fn signer_seeds(&self) -> [&[u8]; 4] {
+        [MARKET_SEED, self.creator.as_ref(), self.quote_mint.as_ref(), std::slice::from_ref(&self.bump)]
+    }
+
+    pub fn bulk_tiers(&self) -> &[BulkTier] {
+        &self.bulk_tiers[..self.bulk_tier_count as usize]
+    }
+
+    pub fn reserve_discounts(&self) -> &[ReserveDiscount] {
+        &self.reserve_discounts[..self.reserve_discount_count as usize]
+    }
+
+    /// `init_market`: the config applies at once (no user can be inside the market yet).
+    pub fn apply_config(&mut self, config: &MarketConfig) -> Result<()> {
+        require!(
+            (MIN_TRANSFER_NOTICE_SECS..=MAX_TRANSFER_NOTICE_SECS).contains(&config.transfer_notice_secs),
+            CompuxError::InvalidTransferNotice
+        );
+        require!(
+            (config.transfer_notice_secs..=MAX_UPDATE_DELAY_SECS).contains(&config.update_delay_secs),
+            CompuxError::InvalidUpdateDelay
+        );
+        self.transfer_notice_secs = config.transfer_notice_secs;
+        self.update_delay_secs = config.update_delay_secs;
+        let mut params = self.params();
+        params.overlay(&MarketUpdate {
+            base_price: Some(config.base_price),
+            hour_multipliers_bps: Some(config.hour_multipliers_bps),
+            bulk_tiers: Some(config.bulk_tiers.clone()),
+            reserve_discounts: Some(config.reserve_discounts.clone()),
+            early_termination_fee_bps: Some(config.early_termination_fee_bps),
+            financing: Some(config.financing),
+            relayer: None,
+            paused: None,
+        })?;
+        self.set_params(&params);
+        Ok(())
+    }
+
+    /// `update_market`. A pause or resume and a revoked relayer key apply at once: they only
+    /// stop things, and an emergency must not wait. Every other change is validated now and
+    /// waits the market's update delay in `pending`; a change made while one is pending joins
+    /// it, and the delay starts again for the whole of it.
+    pub fn schedule_update(&mut self, u: &MarketUpdate, now: i64) -> Result<()> {
+        let revoke = u.relayer == Some(Pubkey::default());
+        let delayed = MarketUpdate { relayer: u.relayer.filter(|_| !revoke), paused: None, ..u.clone() };
+        let mut next = if self.pending.is_pending() { self.pending.params } else { self.params() };
+        next.overlay(&delayed)?;
         if let Some(p) = u.paused {
             self.paused = p;
         }
+        if revoke {
+            // A pending change must not bring a revoked key back.
+            self.relayer = Pubkey::default();
+            next.relayer = Pubkey::default();
+            self.pending.params.relayer = Pubkey::default();
+        }
+        if delayed != MarketUpdate::default() {
+            let effective_at = now.checked_add(self.update_delay_secs).ok_or(CompuxError::MathOverflow)?;
+            self.pending = PendingUpdate { effective_at, params: next };
+        }
         Ok(())
+    }
+
+    /// `apply_market_update`: anyone may apply a pending change once its delay has passed.
+    pub fn apply_pending(&mut self, now: i64) -> Result<()> {
+        require!(self.pending.is_pending(), CompuxError::NoPendingUpdate);
+        require!(now >= self.pending.effective_at, CompuxError::UpdateNotDue);
+        let params = self.pending.params;
+        self.set_params(&params);
+        self.pending = PendingUpdate::default();
+        Ok(())
+    }
+
+    pub fn params(&self) -> MarketParams {
+        MarketParams {
+            base_price: self.base_price,
+            hour_multipliers_bps: self.hour_multipliers_bps,
+            bulk_tier_count: self.bulk_tier_count,
+            bulk_tiers: self.bulk_tiers,
+            reserve_discount_count: self.reserve_discount_count,
+            reserve_discounts: self.reserve_discounts,
+            early_termination_fee_bps: self.early_termination_fee_bps,
+            financing: self.financing,
+            relayer: self.relayer,
+        }
+    }
+
+    fn set_params(&mut self, p: &MarketParams) {
+        self.base_price = p.base_price;
+        self.hour_multipliers_bps = p.hour_multipliers_bps;
+        self.bulk_tier_count = p.bulk_tier_count;
+        self.bulk_tiers = p.bulk_tiers;
+        self.reserve_discount_count = p.reserve_discount_count;
+        self.reserve_discounts = p.reserve_discounts;
+        self.early_termination_fee_bps = p.early_termination_fee_bps;
+        self.financing = p.financing;
+        self.relayer = p.relayer;
     }
 
     pub fn config(&self) -> MarketConfig {
@@ -245,6 +354,7 @@ impl Market {
             early_termination_fee_bps: self.early_termination_fee_bps,
             financing: self.financing,
             transfer_notice_secs: self.transfer_notice_secs,
+            update_delay_secs: self.update_delay_secs,
         }
     }
 

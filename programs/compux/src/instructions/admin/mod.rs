@@ -1,4 +1,5 @@
 pub mod accept_admin;
+pub mod apply_market_update;
 pub mod fund_recovery_reserve;
 pub mod init_market;
 pub mod propose_admin;
@@ -7,6 +8,7 @@ pub mod withdraw_reserve;
 pub mod withdraw_treasury;
 
 pub use accept_admin::*;
+pub use apply_market_update::*;
 pub use fund_recovery_reserve::*;
 pub use init_market::*;
 pub use propose_admin::*;

@@ -2,7 +2,7 @@ use anchor_lang::prelude::*;
 
 use crate::constants::MARKET_SEED;
 use crate::errors::CompuxError;
-use crate::events::{self, MarketUpdated};
+use crate::events::{self, MarketUpdateScheduled, MarketUpdated};
 use crate::state::{Market, MarketUpdate};
 
 #[derive(Accounts)]
@@ -18,19 +18,22 @@ pub struct UpdateMarket<'info> {
 }
 
 impl UpdateMarket<'_> {
-    fn validate(&self, update: &MarketUpdate) -> Result<()> {
-        if let Some(relayer) = update.relayer {
-            require_keys_neq!(relayer, Pubkey::default(), CompuxError::NotRelayer);
-        }
-        Ok(())
-    }
-
-    /// Changes prices, hour multipliers, bulk tiers, term discounts, the early-termination
-    /// fee, the relayer key or the paused flag. Fields left `None` keep their value.
-    #[access_control(ctx.accounts.validate(&update))]
+    /// Pauses or resumes the market and revokes the relayer key (`relayer: Some(default)`)
+    /// at once; schedules every other change (prices, hour multipliers, bulk tiers, term
+    /// discounts, the early-termination fee, the financing policy, a new relayer key) to
+    /// apply after the market's update delay (`apply_market_update`). Fields left `None`
+    /// keep their value.
     pub fn handler(ctx: Context<Self>, update: MarketUpdate) -> Result<()> {
         let market = &mut ctx.accounts.market;
-        market.apply_update(&update)?;
+        let was_pending = market.pending;
+        market.schedule_update(&update, Clock::get()?.unix_timestamp)?;
+        if market.pending != was_pending && market.pending.is_pending() {
+            events::emit(MarketUpdateScheduled {
+                market: market.key(),
+                effective_at: market.pending.effective_at,
+                params: market.pending.params,
+            });
+        }
         events::emit(MarketUpdated {
             market: market.key(),
             config: market.config(),
