@@ -164,11 +164,13 @@ CHECKS = [
     ("ceiling: lowering waits the notice", "programs/compux/src/state/credit_account.rs", "let at = now.checked_add(notice_secs).ok_or(CompuxError::MathOverflow)?;", "let at = now;"),
     ("set ceiling: owner", IX + "startup/set_burn_ceiling.rs", "has_one = owner @ CompuxError::NotAccountOwner,", ""),
     ("close: repaid only", IX + "financed/close_facility.rs", "require_status(&self.facility, &[FacilityStatus::Repaid, FacilityStatus::Recovered])?;", ""),
-    ("config: update delay bounds", "programs/compux/src/state/market.rs", "(config.transfer_notice_secs..=MAX_UPDATE_DELAY_SECS).contains(&config.update_delay_secs)", "true"),
-    ("update: the delay", "programs/compux/src/state/market.rs", "let effective_at = now.checked_add(self.update_delay_secs).ok_or(CompuxError::MathOverflow)?;", "let effective_at = now;"),
-    ("update: a revoked key stays revoked", "programs/compux/src/state/market.rs", "self.pending.params.relayer = Pubkey::default();", ""),
-    ("apply: pending", "programs/compux/src/state/market.rs", "require!(self.pending.is_pending(), CompuxError::NoPendingUpdate);", ""),
-    ("apply: due", "programs/compux/src/state/market.rs", "require!(now >= self.pending.effective_at, CompuxError::UpdateNotDue);", ""),
+    ("config: update delay bounds", "programs/compux/src/state/market.rs", "delays.contains(&config.update_delay_secs)", "true"),
+    ("update: the delay", "programs/compux/src/state/pending_update.rs", "let effective_at = now.checked_add(market.update_delay_secs).ok_or(CompuxError::MathOverflow)?;", "let effective_at = now;"),
+    ("update: a revoked key stays revoked", "programs/compux/src/state/pending_update.rs", "self.params.relayer = Pubkey::default();", ""),
+    ("apply: pending", "programs/compux/src/state/pending_update.rs", "require!(self.is_pending(), CompuxError::NoPendingUpdate);", ""),
+    ("apply: due", "programs/compux/src/state/pending_update.rs", "require!(now >= self.effective_at, CompuxError::UpdateNotDue);", ""),
+    ("apply: pending seeds", IX + "admin/apply_market_update.rs", "seeds = [PENDING_UPDATE_SEED, market.key().as_ref()],\n        bump = pending.bump,", ""),
+    ("update: pending seeds", IX + "admin/update_market.rs", "seeds = [PENDING_UPDATE_SEED, market.key().as_ref()],\n        bump = pending.bump,", ""),
     ("apply: market seeds", IX + "admin/apply_market_update.rs", "seeds = [MARKET_SEED, market.creator.as_ref(), market.quote_mint.as_ref()],\n        bump = market.bump,", ""),
 ]
 
@@ -202,9 +204,9 @@ SWITCHED = {
     "freeze: tranches due while current": "let released = if {on} { 0u64 } else { a.facility.release_due_while_current(now)? };",
     "settle: burn ceiling": "if !{on} { a.credit_account.burn_ceiling.burn(amount, Clock::get()?.unix_timestamp)?; }",
     "ceiling: lowering waits the notice": "let at = if {on} { now } else { now.checked_add(notice_secs).ok_or(CompuxError::MathOverflow)? };",
-    "config: update delay bounds": "{on} || ((config.transfer_notice_secs..=MAX_UPDATE_DELAY_SECS).contains(&config.update_delay_secs))",
-    "update: the delay": "let effective_at = if {on} { now } else { now.checked_add(self.update_delay_secs).ok_or(CompuxError::MathOverflow)? };",
-    "update: a revoked key stays revoked": "if !{on} { self.pending.params.relayer = Pubkey::default(); }",
+    "config: update delay bounds": "{on} || delays.contains(&config.update_delay_secs)",
+    "update: the delay": "let effective_at = if {on} { now } else { now.checked_add(market.update_delay_secs).ok_or(CompuxError::MathOverflow)? };",
+    "update: a revoked key stays revoked": "if !{on} { self.params.relayer = Pubkey::default(); }",
 }
 for _name, _path, _text, _repl in CHECKS:
     if _name in ("offer: market cap and bounds", "accept: market terms at acceptance",

@@ -115,9 +115,9 @@ async fn init_market_rejects_invalid_config() {
         );
     }
 
-    // A change must stay on chain at least as long as a transfer notice, so that a user who
-    // sees it coming can move its credits out first; and at most 90 days.
-    for delay in [TRANSFER_NOTICE_SECS - 1, 90 * 86_400 + 1] {
+    // A change must stay on chain at least twice a transfer notice, so that an owner who
+    // sees a new relayer key coming can still lower its burn ceiling in time; at most 90 days.
+    for delay in [2 * TRANSFER_NOTICE_SECS - 1, 90 * 86_400 + 1] {
         let mut c = default_config();
         c.update_delay_secs = delay;
         assert_compux_err(
@@ -152,9 +152,10 @@ async fn update_market_is_partial_and_admin_only() {
     let market: Market = env.state(&m.market).await;
     assert!(market.paused, "a pause applies at once");
     assert_eq!((market.base_price, market.relayer), (BASE_PRICE, env.relayer.pubkey()), "the rest waits");
-    let p = market.pending.params;
+    let pending = env.pending().await;
+    let p = pending.params;
     assert_eq!(
-        (market.pending.effective_at, p.base_price, p.relayer),
+        (pending.effective_at, p.base_price, p.relayer),
         (now + UPDATE_DELAY_SECS, 20_000, new_relayer)
     );
     assert_eq!(p.hour_multipliers_bps, default_config().hour_multipliers_bps, "untouched fields kept");
@@ -175,10 +176,11 @@ async fn update_market_is_partial_and_admin_only() {
     assert_anchor_err(env.send(&[unsigned], &[]).await, ErrorCode::AccountNotSigner);
 
     // A copy of the market at another address that names mallory as admin.
-    let forged = env.forged_market(|f| f.admin = mallory.key()).await;
+    let forged = env.forged_market_with_pending(|f| f.admin = mallory.key()).await;
     let mut ixn =
         ix::update_market(&m, &mallory.key(), MarketUpdate { paused: Some(false), ..Default::default() });
     ixn.accounts[1].pubkey = forged;
+    ixn.accounts[2].pubkey = compux_sdk::pda::pending_update(&forged).0;
     assert_anchor_err(env.send(&[ixn], &[&mallory.kp]).await, ErrorCode::ConstraintSeeds);
 
     // An invalid field rejects the whole update: nothing is half-applied.
@@ -189,7 +191,7 @@ async fn update_market_is_partial_and_admin_only() {
         CompuxError::InvalidFee,
     );
     let after: Market = env.state(&m.market).await;
-    assert_eq!(after.pending.params.base_price, 20_000);
+    assert_eq!((after.base_price, env.pending().await.params.base_price), (BASE_PRICE, 20_000));
 }
 
 #[tokio::test]

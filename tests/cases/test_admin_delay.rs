@@ -44,9 +44,10 @@ async fn a_fee_raised_under_a_user_waits_the_delay_and_the_users_transaction_lan
     let logs = assert_ok(env.send(&[ix::update_market(&m, &admin.pubkey(), harsh)], &[&admin]).await);
     let market: Market = env.state(&m.market).await;
     assert_eq!(market.early_termination_fee_bps, FEE_BPS, "nothing changed yet");
-    assert_eq!(market.pending.effective_at, t + UPDATE_DELAY_SECS);
+    let pending = env.pending().await;
+    assert_eq!(pending.effective_at, t + UPDATE_DELAY_SECS);
     assert_eq!(
-        (market.pending.params.early_termination_fee_bps, market.pending.params.reserve_discount_count),
+        (pending.params.early_termination_fee_bps, pending.params.reserve_discount_count),
         (10_000, 0),
         "the change is on chain for everyone to see"
     );
@@ -83,7 +84,7 @@ async fn a_fee_raised_under_a_user_waits_the_delay_and_the_users_transaction_lan
     ));
     let market: Market = env.state(&m.market).await;
     assert_eq!((market.early_termination_fee_bps, market.reserve_discount_count), (10_000, 0));
-    assert!(!market.pending.is_pending());
+    assert!(!env.pending().await.is_pending());
     assert_compux_err(env.send(&[ix::apply_market_update(&m)], &[]).await, CompuxError::NoPendingUpdate);
 }
 
@@ -99,13 +100,9 @@ async fn a_second_change_joins_the_pending_one_and_the_delay_starts_again() {
     env.set_time(later).await;
     let fee = MarketUpdate { early_termination_fee_bps: Some(2 * FEE_BPS), ..Default::default() };
     assert_ok(env.send(&[ix::update_market(&m, &admin.pubkey(), fee)], &[&admin]).await);
-    let market: Market = env.state(&m.market).await;
+    let pending = env.pending().await;
     assert_eq!(
-        (
-            market.pending.effective_at,
-            market.pending.params.base_price,
-            market.pending.params.early_termination_fee_bps
-        ),
+        (pending.effective_at, pending.params.base_price, pending.params.early_termination_fee_bps),
         (later + UPDATE_DELAY_SECS, 2 * BASE_PRICE, 2 * FEE_BPS),
         "both changes pending, the delay counted from the second"
     );
@@ -118,7 +115,7 @@ async fn a_second_change_joins_the_pending_one_and_the_delay_starts_again() {
     assert_eq!((market.base_price, market.early_termination_fee_bps), (2 * BASE_PRICE, 2 * FEE_BPS));
 
     // A rejected change leaves the market and its pending change as they were.
-    let pending_before = market.pending;
+    let pending_before = env.pending().await;
     let bad = MarketUpdate {
         base_price: Some(3 * BASE_PRICE),
         early_termination_fee_bps: Some(10_001),
@@ -129,7 +126,7 @@ async fn a_second_change_joins_the_pending_one_and_the_delay_starts_again() {
         CompuxError::InvalidFee,
     );
     let market: Market = env.state(&m.market).await;
-    assert_eq!((market.base_price, market.pending), (2 * BASE_PRICE, pending_before));
+    assert_eq!((market.base_price, env.pending().await), (2 * BASE_PRICE, pending_before));
 }
 
 #[tokio::test]
@@ -156,7 +153,7 @@ async fn a_new_relayer_key_waits_the_delay_and_a_revoked_one_stops_at_once() {
     let rotate = MarketUpdate { relayer: Some(new.pubkey()), ..Default::default() };
     assert_ok(env.send(&[ix::update_market(&m, &admin.pubkey(), rotate)], &[&admin]).await);
     let market: Market = env.state(&m.market).await;
-    assert!(market.update_delay_secs >= market.transfer_notice_secs);
+    assert!(market.update_delay_secs >= 2 * market.transfer_notice_secs);
     assert_compux_err(env.send(&[settle(&new, 1, t)], &[&new]).await, CompuxError::NotRelayer);
     // The serving relayer keeps settling what it served meanwhile.
     assert_ok(env.send(&[settle(&old, 1, t)], &[&old]).await);
@@ -174,12 +171,10 @@ async fn a_new_relayer_key_waits_the_delay_and_a_revoked_one_stops_at_once() {
     assert_ok(env.send(&[ix::update_market(&m, &admin.pubkey(), revoke)], &[&admin]).await);
     let market: Market = env.state(&m.market).await;
     assert_eq!(market.relayer, Pubkey::default());
-    assert_eq!(
-        (market.pending.params.relayer, market.pending.params.base_price),
-        (Pubkey::default(), 2 * BASE_PRICE)
-    );
+    let pending = env.pending().await;
+    assert_eq!((pending.params.relayer, pending.params.base_price), (Pubkey::default(), 2 * BASE_PRICE));
     assert_compux_err(env.send(&[settle(&new, 3, t2)], &[&new]).await, CompuxError::NotRelayer);
-    env.set_time(market.pending.effective_at).await;
+    env.set_time(pending.effective_at).await;
     assert_ok(env.send(&[ix::apply_market_update(&m)], &[]).await);
     let market: Market = env.state(&m.market).await;
     assert_eq!((market.relayer, market.base_price), (Pubkey::default(), 2 * BASE_PRICE));
@@ -194,7 +189,7 @@ async fn a_pause_applies_at_once_and_only_the_admin_schedules() {
     let pause = MarketUpdate { paused: Some(true), ..Default::default() };
     assert_ok(env.send(&[ix::update_market(&m, &admin.pubkey(), pause)], &[&admin]).await);
     let market: Market = env.state(&m.market).await;
-    assert!(market.paused && !market.pending.is_pending(), "a pause schedules nothing");
+    assert!(market.paused && !env.pending().await.is_pending(), "a pause schedules nothing");
     let buy = ix::buy_credits(&m, &alice.key(), &alice.quote, CREDIT, 1_000_000, 0);
     assert_compux_err(env.send(&[buy], &[&alice.kp]).await, CompuxError::MarketPaused);
 
@@ -202,12 +197,29 @@ async fn a_pause_applies_at_once_and_only_the_admin_schedules() {
     let steal = MarketUpdate { relayer: Some(mallory.key()), ..Default::default() };
     let res = env.send(&[ix::update_market(&m, &mallory.key(), steal)], &[&mallory.kp]).await;
     assert_compux_err(res, CompuxError::NotAdmin);
-    let market: Market = env.state(&m.market).await;
-    assert!(!market.pending.is_pending());
+    assert!(!env.pending().await.is_pending());
 
-    // A copy of a market at another address, its change long due: not the market's PDA.
-    let forged = env.forged_market(|f| f.pending.effective_at = 1).await;
+    // A copy of the market at another address: not the market's PDA.
+    let forged = env.forged_market_with_pending(|_| {}).await;
     let mut apply = ix::apply_market_update(&m);
     apply.accounts[0].pubkey = forged;
+    apply.accounts[1].pubkey = compux_sdk::pda::pending_update(&forged).0;
     assert_anchor_err(env.send(&[apply], &[]).await, ErrorCode::ConstraintSeeds);
+    // Another market's change, due, applied to this one: not this market's pending change.
+    let creator = Keypair::new();
+    env.fund(&creator.pubkey(), 1_000_000_000).await;
+    let other = env.create_market(&creator, env.quote_mint).await;
+    let cheap = MarketUpdate { base_price: Some(1), ..Default::default() };
+    assert_ok(env.send(&[ix::update_market(&other, &creator.pubkey(), cheap)], &[&creator]).await);
+    env.set_time(at_hour(10) + UPDATE_DELAY_SECS).await;
+    let mut apply = ix::apply_market_update(&m);
+    apply.accounts[1].pubkey = other.pending;
+    assert_anchor_err(env.send(&[apply], &[]).await, ErrorCode::ConstraintSeeds);
+    // Nor can this market's admin schedule into another market's pending change.
+    let dear = MarketUpdate { base_price: Some(3 * BASE_PRICE), ..Default::default() };
+    let mut update = ix::update_market(&m, &admin.pubkey(), dear);
+    update.accounts[2].pubkey = other.pending;
+    assert_anchor_err(env.send(&[update], &[&admin]).await, ErrorCode::ConstraintSeeds);
+    let market: Market = env.state(&m.market).await;
+    assert_eq!(market.base_price, BASE_PRICE);
 }

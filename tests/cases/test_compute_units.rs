@@ -217,9 +217,9 @@ async fn compute_units_of_every_instruction_stay_within_budget() {
             &[&admin],
         )
         .await;
-    let market: compux_sdk::state::Market = env.state(&m.market).await;
     let now = env.bank.clock().await.unwrap().unix_timestamp;
-    env.set_time(market.pending.effective_at).await;
+    let due = env.pending().await.effective_at;
+    env.set_time(due).await;
     meter.run(&mut env, "apply_market_update", &[ix::apply_market_update(&m)], &[]).await;
     env.set_time(now).await;
     let w = ix::withdraw_treasury(&m, &admin.pubkey(), &dest, 1);

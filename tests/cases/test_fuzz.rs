@@ -18,7 +18,7 @@
 use anchor_lang::solana_program::program_pack::Pack;
 use anchor_spl::token::spl_token;
 use compux_sdk::constants::{BPS, CREDIT_UNIT};
-use compux_sdk::ix::{self, ReserveParams, SettleBatch};
+use compux_sdk::ix::{self, AutoRefillParams, ReserveParams, SettleBatch};
 use compux_sdk::state::{CreditAccount, Facility, FacilityTerms, Market, MarketUpdate, UnusedCredits};
 use compux_sdk::FacilityKeys;
 use solana_sdk::instruction::Instruction;
@@ -67,6 +67,8 @@ const QUOTE_EACH: u64 = 1_000_000_000; // 1,000 quote tokens of 6 decimals
 
 struct World {
     users: Vec<User>,
+    /// Where the admin pays the treasury out to (not a user's).
+    admin_quote: Pubkey,
     facilities: Vec<FacilityKeys>,
     /// The cheapest quote units per whole credit the market has offered so far.
     cheapest: f64,
@@ -131,7 +133,7 @@ async fn step(env: &mut TestEnv, w: &mut World, rng: &mut Rng) -> String {
     };
     let user_of = |key: &Pubkey| w.users.iter().position(|x| x.key() == *key);
 
-    let (what, res) = match rng.below(24) {
+    let (what, res) = match rng.below(27) {
         0 | 1 => {
             let by =
                 [3_600, 6 * 3_600, 86_400, 7 * 86_400, 31 * 86_400][rng.index(5)] + rng.below(3_600) as i64;
@@ -270,22 +272,59 @@ async fn step(env: &mut TestEnv, w: &mut World, rng: &mut Rng) -> String {
                 }
             }
         }
+        24 => {
+            // Auto-refill: the owner's bounds, anyone's crank.
+            let p = AutoRefillParams {
+                threshold: rng.amount(500) * CREDIT_UNIT,
+                refill_credits: rng.amount(1_500) * CREDIT_UNIT,
+                max_quote_per_refill: [u64::MAX, rng.amount(20_000_000)][rng.index(2)],
+                min_credits_per_refill: [0, rng.amount(1_600) * CREDIT_UNIT][rng.index(2)],
+                cap_quote: rng.amount(QUOTE_EACH),
+            };
+            let configure = ix::configure_auto_refill(&m, &uk.pubkey(), &uq, p);
+            (format!("user {u} configures auto-refill {p:?}"), send(env, configure, &[&uk]).await)
+        }
+        25 => {
+            let crank = ix::auto_refill(&m, &uk.pubkey(), &uq);
+            (format!("anyone cranks user {u}'s auto-refill"), send(env, crank, &[]).await)
+        }
         _ => {
-            // The admin changes prices and tiers under the users; anyone applies them once due.
-            if rng.below(2) == 0 {
-                let update = MarketUpdate {
-                    base_price: Some(BASE_PRICE / 2 + rng.below(2 * BASE_PRICE)),
-                    early_termination_fee_bps: Some(rng.below(10_001) as u16),
-                    bulk_tiers: (rng.below(2) == 0).then(Vec::new),
-                    ..Default::default()
-                };
-                let res = send(env, ix::update_market(&m, &admin.pubkey(), update.clone()), &[&admin]).await;
-                (format!("admin schedules {update:?}"), res)
-            } else {
-                (
+            // The admin changes prices, hours, tiers and discounts under the users, pauses
+            // and resumes, and pays the treasury out; anyone applies changes once due.
+            match rng.below(4) {
+                0 => {
+                    let mut hours = [10_000u16; 24];
+                    hours.iter_mut().for_each(|h| *h = 5_000 + rng.below(15_001) as u16);
+                    let update = MarketUpdate {
+                        base_price: Some(BASE_PRICE / 2 + rng.below(2 * BASE_PRICE)),
+                        early_termination_fee_bps: Some(rng.below(10_001) as u16),
+                        bulk_tiers: (rng.below(2) == 0).then(Vec::new),
+                        reserve_discounts: (rng.below(2) == 0).then(Vec::new),
+                        hour_multipliers_bps: (rng.below(2) == 0).then_some(hours),
+                        ..Default::default()
+                    };
+                    let res =
+                        send(env, ix::update_market(&m, &admin.pubkey(), update.clone()), &[&admin]).await;
+                    (format!("admin schedules {update:?}"), res)
+                }
+                1 => (
                     "anyone applies the pending change".to_string(),
                     send(env, ix::apply_market_update(&m), &[]).await,
-                )
+                ),
+                2 => {
+                    let paused = rng.below(2) == 0;
+                    let update = MarketUpdate { paused: Some(paused), ..Default::default() };
+                    let res = send(env, ix::update_market(&m, &admin.pubkey(), update), &[&admin]).await;
+                    (format!("admin sets paused = {paused}"), res)
+                }
+                _ => {
+                    let held = balance_or_zero(env, &m.treasury).await;
+                    let amount = rng.amount(held);
+                    let to = w.admin_quote;
+                    let res =
+                        send(env, ix::withdraw_treasury(&m, &admin.pubkey(), &to, amount), &[&admin]).await;
+                    (format!("admin withdraws {amount} from the treasury"), res)
+                }
             }
         }
     };
@@ -343,7 +382,11 @@ async fn random_sequences_of_every_instruction_keep_every_invariant() {
         }
         let address = env.market.market;
         let market: Market = env.state(&address).await;
-        let mut world = World { users, facilities: Vec::new(), cheapest: cheapest_price(&market) };
+        let admin = env.admin.pubkey();
+        let quote_mint = env.market.quote_mint;
+        let admin_quote = env.create_token_account(&quote_mint, &admin).await;
+        let mut world =
+            World { users, admin_quote, facilities: Vec::new(), cheapest: cheapest_price(&market) };
         let mut log = Vec::new();
         for n in 0..steps {
             let done = step(&mut env, &mut world, &mut rng).await;

@@ -5,7 +5,7 @@ use anchor_lang::{AccountDeserialize, AccountSerialize};
 use anchor_spl::token::spl_token;
 use compux_sdk::audit::{self, CreditAccountSnapshot, FacilitySnapshot, Report, Snapshot};
 use compux_sdk::state::FacilityTerms;
-use compux_sdk::state::{CreditAccount, Market, MarketUpdate};
+use compux_sdk::state::{CreditAccount, Market, MarketUpdate, PendingUpdate};
 use compux_sdk::{ix, pda::CreditAccountKeys, FacilityKeys, MarketKeys};
 use solana_sdk::account::Account as SolanaAccount;
 use solana_sdk::instruction::Instruction;
@@ -399,10 +399,16 @@ impl TestEnv {
         let (m, admin) = (self.market, self.admin.insecure_clone());
         assert_ok(self.send(&[ix::update_market(&m, &admin.pubkey(), update)], &[&admin]).await);
         let now = self.bank.clock().await.expect("clock").unix_timestamp;
-        let market: Market = self.state(&m.market).await;
-        self.set_time(market.pending.effective_at).await;
+        let pending = self.pending().await;
+        self.set_time(pending.effective_at).await;
         assert_ok(self.send(&[ix::apply_market_update(&m)], &[]).await);
         self.set_time(now).await;
+    }
+
+    /// The default market's pending parameter change (its `PendingUpdate` account).
+    pub async fn pending(&mut self) -> PendingUpdate {
+        let address = self.market.pending;
+        self.state(&address).await
     }
 
     // ---- clock ----
@@ -421,6 +427,18 @@ impl TestEnv {
         original: &Pubkey,
         edit: impl FnOnce(&mut T),
     ) -> Pubkey {
+        let address = Pubkey::new_unique();
+        self.forged_at(original, address, edit).await;
+        address
+    }
+
+    /// The same, at `address` (a PDA derived from a forged account).
+    pub async fn forged_at<T: AccountDeserialize + AccountSerialize>(
+        &mut self,
+        original: &Pubkey,
+        address: Pubkey,
+        edit: impl FnOnce(&mut T),
+    ) {
         let mut account = self.account(original).await.expect("account to forge");
         let mut state: T = compux_sdk::decode::account(&account.data).expect("decode");
         edit(&mut state);
@@ -428,9 +446,21 @@ impl TestEnv {
         state.try_serialize(&mut data).expect("serialize");
         data.resize(account.data.len(), 0);
         account.data = data;
-        let address = Pubkey::new_unique();
         self.set_account(&address, account).await;
-        address
+    }
+
+    /// A copy of the default market at another address, with a copy of its pending-change
+    /// account at the copy's PDA: only the market's own seeds check can tell them apart.
+    pub async fn forged_market_with_pending(&mut self, edit: impl FnOnce(&mut Market)) -> Pubkey {
+        let forged = self.forged_market(edit).await;
+        let (pending, bump) = compux_sdk::pda::pending_update(&forged);
+        let original = self.market.pending;
+        self.forged_at::<PendingUpdate>(&original, pending, |p| {
+            p.market = forged;
+            p.bump = bump;
+        })
+        .await;
+        forged
     }
 
     pub async fn forged_market(&mut self, edit: impl FnOnce(&mut Market)) -> Pubkey {

@@ -90,7 +90,7 @@ fn market_files_are_checked_before_anything_is_sent() {
     let wallet = dir.path().join("w.json");
     stdout_json(&compux(&["keygen", "-o", wallet.to_str().unwrap(), "--json"]));
     let bad = dir.path().join("market.toml");
-    std::fs::write(&bad, "base_price = 1\nearly_termination_fee_bps = 0\ntransfer_notice_secs = 900\nupdate_delay_secs = 900\nhour_multipliers_bps = [10000]\n")
+    std::fs::write(&bad, "base_price = 1\nearly_termination_fee_bps = 0\ntransfer_notice_secs = 900\nupdate_delay_secs = 1800\nhour_multipliers_bps = [10000]\n")
         .unwrap();
     // An unreachable URL: the file is rejected before any RPC.
     let args = [
@@ -149,9 +149,9 @@ fn spawn_up(dir: &Path, extra: &[&str], env: &[(&str, &str)], stderr: Stdio) -> 
     // The update delay stays at least the notice.
     let market = demo
         .replace("transfer_notice_secs = 900", "transfer_notice_secs = 172800")
-        .replace("update_delay_secs = 3600", "update_delay_secs = 172800");
+        .replace("update_delay_secs = 3600", "update_delay_secs = 345600");
     assert!(
-        market.contains("transfer_notice_secs = 172800") && market.contains("update_delay_secs = 172800"),
+        market.contains("transfer_notice_secs = 172800") && market.contains("update_delay_secs = 345600"),
         "the demo market sets transfer_notice_secs = 900 and update_delay_secs = 3600"
     );
     std::fs::create_dir_all(dir).unwrap();

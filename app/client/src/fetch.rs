@@ -76,6 +76,16 @@ pub async fn market(rpc: &RpcClient, address: &Pubkey) -> Result<(MarketKeys, Ma
     Ok((market_keys(address, &market)?, market))
 }
 
+/// The parameter change pending on `market`, if any (its `PendingUpdate` account).
+pub async fn pending_change(
+    rpc: &RpcClient,
+    keys: &MarketKeys,
+    market: &Market,
+) -> Result<Option<compux_sdk::changes::PendingChange>> {
+    let pending: Option<compux_sdk::state::PendingUpdate> = account_state(rpc, &keys.pending).await?;
+    Ok(pending.and_then(|p| compux_sdk::changes::pending(market, &p)))
+}
+
 /// The keys of `market`, read at `address`: an error unless `address` is its PDA.
 pub fn market_keys(address: &Pubkey, market: &Market) -> Result<MarketKeys> {
     let keys = MarketKeys::derive(&market.creator, &market.quote_mint);

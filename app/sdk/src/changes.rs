@@ -1,7 +1,7 @@
 //! A market's pending parameter change, field by field, as users, `compux status` and the
 //! auditor show it: what each parameter is now and what it becomes at `effective_at`.
 
-use compux::state::{Market, MarketParams};
+use compux::state::{Market, MarketParams, PendingUpdate};
 
 /// One parameter that a pending change alters.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -18,10 +18,11 @@ pub struct PendingChange {
     pub changes: Vec<ParamChange>,
 }
 
-pub fn pending(market: &Market) -> Option<PendingChange> {
-    market.pending.is_pending().then(|| PendingChange {
-        effective_at: market.pending.effective_at,
-        changes: diff(&market.params(), &market.pending.params),
+/// `pending` is the market's `PendingUpdate` account (`MarketKeys::pending`).
+pub fn pending(market: &Market, pending: &PendingUpdate) -> Option<PendingChange> {
+    pending.is_pending().then(|| PendingChange {
+        effective_at: pending.effective_at,
+        changes: diff(&market.params(), &pending.params),
     })
 }
 

@@ -38,7 +38,7 @@ fn compux_limit(discriminator: &[u8]) -> Option<u32> {
     let table: [(&[u8], u32); 31] = [
         (ci::AcceptFacility::DISCRIMINATOR, 110_000), // 78,282 (120 installments)
         (ci::FreezeEscrow::DISCRIMINATOR, 40_000 + REFRESH_WALK), // 76,848 with the walk
-        (ci::InitMarket::DISCRIMINATOR, 90_000),      // 63,136-64,636
+        (ci::InitMarket::DISCRIMINATOR, 90_000),      // 72,669 (with the pending-change account)
         (ci::OfferFacility::DISCRIMINATOR, 70_000),   // 47,936
         (ci::ClaimPeriod::DISCRIMINATOR, 60_000),     // 43,716
         (ci::Recover::DISCRIMINATOR, 45_000 + REFRESH_WALK), // 40,185
@@ -63,8 +63,8 @@ fn compux_limit(discriminator: &[u8]) -> Option<u32> {
         (ci::WithdrawTreasury::DISCRIMINATOR, 30_000), // 18,155
         (ci::ReleaseTranche::DISCRIMINATOR, 25_000 + REFRESH_WALK), // 17,797
         (ci::RefreshFacility::DISCRIMINATOR, 25_000 + REFRESH_WALK), // 16,701
-        (ci::UpdateMarket::DISCRIMINATOR, 25_000), // 13,683
-        (ci::ApplyMarketUpdate::DISCRIMINATOR, 25_000), // not measured yet
+        (ci::UpdateMarket::DISCRIMINATOR, 40_000), // 26,348 (with its pending change)
+        (ci::ApplyMarketUpdate::DISCRIMINATOR, 35_000), // 22,332
         (ci::ProposeAdmin::DISCRIMINATOR, 20_000), // 11,592
         (ci::AcceptAdmin::DISCRIMINATOR, 20_000), // 11,544
     ];
@@ -101,9 +101,10 @@ fn compux_search_units(ix: &Instruction) -> u32 {
         search(&[CREDIT_ACCOUNT_SEED, market.as_ref(), owner.as_ref()])
             + search(&[CREDIT_VAULT_SEED, account.as_ref()])
     } else if d.starts_with(ci::InitMarket::DISCRIMINATOR) {
-        // [creator, market, quote_mint, credit_mint, treasury, recovery_reserve, deposit_vault, ..]
+        // [creator, market, quote_mint, credit_mint, treasury, recovery_reserve, deposit_vault, pending, ..]
         let (creator, market, quote_mint) = (key(0), key(1), key(2));
-        let of_market = [CREDIT_MINT_SEED, TREASURY_SEED, RECOVERY_RESERVE_SEED, DEPOSIT_VAULT_SEED];
+        let of_market =
+            [CREDIT_MINT_SEED, TREASURY_SEED, RECOVERY_RESERVE_SEED, DEPOSIT_VAULT_SEED, PENDING_UPDATE_SEED];
         search(&[MARKET_SEED, creator.as_ref(), quote_mint.as_ref()])
             + of_market.iter().map(|seed| search(&[seed, market.as_ref()])).sum::<u32>()
     } else {
@@ -242,6 +243,7 @@ mod tests {
                 pda::treasury(&m.market),
                 pda::recovery_reserve(&m.market),
                 pda::deposit_vault(&m.market),
+                pda::pending_update(&m.market),
             ];
             assert_eq!(instruction_limit(&init), 90_000 + extra(&market_finds));
             seen_extra = seen_extra.max(extra(&finds));

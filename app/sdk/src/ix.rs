@@ -25,6 +25,7 @@ pub fn init_market(m: &MarketKeys, config: MarketConfig, relayer: Pubkey) -> Ins
             treasury: m.treasury,
             recovery_reserve: m.recovery_reserve,
             deposit_vault: m.deposit_vault,
+            pending: m.pending,
             token_program: token::ID,
             system_program: system_program::ID,
         },
@@ -33,12 +34,15 @@ pub fn init_market(m: &MarketKeys, config: MarketConfig, relayer: Pubkey) -> Ins
 }
 
 pub fn update_market(m: &MarketKeys, admin: &Pubkey, update: MarketUpdate) -> Instruction {
-    build(acc::UpdateMarket { admin: *admin, market: m.market }, data::UpdateMarket { update })
+    build(
+        acc::UpdateMarket { admin: *admin, market: m.market, pending: m.pending },
+        data::UpdateMarket { update },
+    )
 }
 
 /// Applies the market's pending parameter change once due; anyone may send it.
 pub fn apply_market_update(m: &MarketKeys) -> Instruction {
-    build(acc::ApplyMarketUpdate { market: m.market }, data::ApplyMarketUpdate {})
+    build(acc::ApplyMarketUpdate { market: m.market, pending: m.pending }, data::ApplyMarketUpdate {})
 }
 
 pub fn propose_admin(m: &MarketKeys, admin: &Pubkey, new_admin: Pubkey) -> Instruction {

@@ -27,6 +27,10 @@ pub fn deposit_vault(market: &Pubkey) -> (Pubkey, u8) {
     find(&[DEPOSIT_VAULT_SEED, market.as_ref()])
 }
 
+pub fn pending_update(market: &Pubkey) -> (Pubkey, u8) {
+    find(&[PENDING_UPDATE_SEED, market.as_ref()])
+}
+
 pub fn credit_account(market: &Pubkey, owner: &Pubkey) -> (Pubkey, u8) {
     find(&[CREDIT_ACCOUNT_SEED, market.as_ref(), owner.as_ref()])
 }
@@ -49,6 +53,8 @@ pub struct MarketKeys {
     pub treasury: Pubkey,
     pub recovery_reserve: Pubkey,
     pub deposit_vault: Pubkey,
+    /// The market's pending parameter change (`PendingUpdate`).
+    pub pending: Pubkey,
 }
 
 impl MarketKeys {
@@ -62,6 +68,7 @@ impl MarketKeys {
             treasury: treasury(&market).0,
             recovery_reserve: recovery_reserve(&market).0,
             deposit_vault: deposit_vault(&market).0,
+            pending: pending_update(&market).0,
         }
     }
 

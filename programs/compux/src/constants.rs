@@ -6,6 +6,7 @@ pub const CREDIT_MINT_SEED: &[u8] = b"credit_mint";
 pub const TREASURY_SEED: &[u8] = b"treasury";
 pub const RECOVERY_RESERVE_SEED: &[u8] = b"recovery_reserve";
 pub const DEPOSIT_VAULT_SEED: &[u8] = b"deposit_vault";
+pub const PENDING_UPDATE_SEED: &[u8] = b"pending_update";
 pub const CREDIT_ACCOUNT_SEED: &[u8] = b"credit_account";
 pub const CREDIT_VAULT_SEED: &[u8] = b"credit_vault";
 pub const RESERVATION_SEED: &[u8] = b"reservation";

@@ -135,7 +135,7 @@ pub enum CompuxError {
     CreditsMatured,
     #[msg("This burn would exceed the daily ceiling the account's owner set on what the relayer may burn")]
     BurnCeilingExceeded,
-    #[msg("The market's update delay must last at least its transfer notice and at most 90 days")]
+    #[msg("The market's update delay must last at least twice its transfer notice and at most 90 days")]
     InvalidUpdateDelay,
     #[msg("The market has no pending parameter change")]
     NoPendingUpdate,

@@ -93,7 +93,7 @@ async fn update(ctx: &Ctx, what: &str, m: &MarketKeys, update: MarketUpdate) -> 
     let sig = ctx.send(what, &admin, &[ix::update_market(m, &admin.pubkey(), update)], &[]).await?;
     let (_, market) = compux_client::fetch::market(&ctx.rpc, &m.market).await?;
     let now = compux_client::fetch::clock(&ctx.rpc).await?.unix_timestamp;
-    let pending = compux_sdk::changes::pending(&market);
+    let pending = compux_client::fetch::pending_change(&ctx.rpc, m, &market).await?;
     ctx.emit(
         json!({"signature": sig.to_string(), "market": m.market.to_string(), "pending_change": pending}),
         || match &pending {

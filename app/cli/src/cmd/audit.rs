@@ -87,7 +87,7 @@ pub async fn audit(ctx: &Ctx, relayer: Option<&str>) -> Result<()> {
         })
         .collect();
     // A parameter change the admin scheduled, applying after the market's update delay.
-    let pending = compux_sdk::changes::pending(&snapshot.market);
+    let pending = fetch::pending_change(&ctx.rpc, &m, &snapshot.market).await?;
     let value = json!({
         "market": m.market.to_string(),
         "now": snapshot.now,

@@ -63,17 +63,15 @@ pub async fn crank(ctx: &Ctx, c: Crank) -> Result<()> {
         }
         Crank::ApplyUpdate => {
             let (m, market) = ctx.market().await?;
-            anyhow::ensure!(
-                market.pending.is_pending(),
-                "market {} has no pending parameter change",
-                m.market
-            );
+            let pending = fetch::pending_change(&ctx.rpc, &m, &market)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("market {} has no pending parameter change", m.market))?;
             let now = fetch::clock(&ctx.rpc).await?.unix_timestamp;
             anyhow::ensure!(
-                now >= market.pending.effective_at,
+                now >= pending.effective_at,
                 "the parameter change applies from {} (in {}): try again then",
-                units::format_utc(market.pending.effective_at),
-                units::format_secs(market.pending.effective_at - now)
+                units::format_utc(pending.effective_at),
+                units::format_secs(pending.effective_at - now)
             );
             ("apply market update", ix::apply_market_update(&m))
         }

@@ -103,8 +103,11 @@ pub async fn status(ctx: &Ctx, owner: Option<Pubkey>, relayer: Option<&str>) -> 
             .collect();
         // A parameter change coming to a market the wallet is in (docs/economics.md).
         let member = !mine.is_empty() || accounts.iter().any(|a| a["market"] == market.to_string());
-        if let Some(p) = compux_sdk::changes::pending(&state).filter(|_| member) {
-            pending.push((market, p));
+        if member {
+            if let Some(p) = fetch::pending_change(rpc, &fetch::market_keys(&market, &state)?, &state).await?
+            {
+                pending.push((market, p));
+            }
         }
         if mine.is_empty() {
             continue;

@@ -91,8 +91,9 @@ pub struct MarketConfig {
     /// set at creation only, so no change can shorten a notice under the relayer.
     pub transfer_notice_secs: i64,
     /// How long a parameter change waits on chain before it may apply (`update_market`,
-    /// `apply_market_update`): set at creation only, at least the transfer notice, so a user
-    /// who sees a change coming can move its credits out before it applies.
+    /// `apply_market_update`): set at creation only, at least twice the transfer notice, so
+    /// that an owner who sees a new relayer key coming has at least a notice's time to react
+    /// and a lower burn ceiling (which waits a notice) still applies before the key does.
     pub update_delay_secs: i64,
 }
 
@@ -127,7 +128,7 @@ pub struct MarketParams {
 
 impl MarketParams {
     /// Validates every provided field first, then writes them: a rejected update changes
-    /// nothing. `paused` is not a parameter (`Market::schedule_update`).
+    /// nothing. `paused` is not a parameter (`PendingUpdate::schedule`).
     pub fn overlay(&mut self, u: &MarketUpdate) -> Result<()> {
         if let Some(p) = u.base_price {
             require!(p > 0, CompuxError::InvalidPrice);
@@ -180,21 +181,6 @@ impl MarketParams {
     }
 }
 
-/// A parameter change waiting out the market's update delay.
-#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace)]
-pub struct PendingUpdate {
-    /// When `apply_market_update` may apply `params`; 0: nothing pending.
-    pub effective_at: i64,
-    /// The market's whole parameter set once the change applies.
-    pub params: MarketParams,
-}
-
-impl PendingUpdate {
-    pub fn is_pending(&self) -> bool {
-        self.effective_at != 0
-    }
-}
-
 #[account]
 #[derive(InitSpace, Debug)]
 pub struct Market {
@@ -240,8 +226,6 @@ pub struct Market {
     pub transfer_notice_secs: i64,
     /// `MarketConfig::update_delay_secs`.
     pub update_delay_secs: i64,
-    /// The parameter change waiting to apply, if any.
-    pub pending: PendingUpdate,
 }
 
 impl Market {
@@ -263,10 +247,8 @@ impl Market {
             (MIN_TRANSFER_NOTICE_SECS..=MAX_TRANSFER_NOTICE_SECS).contains(&config.transfer_notice_secs),
             CompuxError::InvalidTransferNotice
         );
-        require!(
-            (config.transfer_notice_secs..=MAX_UPDATE_DELAY_SECS).contains(&config.update_delay_secs),
-            CompuxError::InvalidUpdateDelay
-        );
+        let delays = config.transfer_notice_secs.saturating_mul(2)..=MAX_UPDATE_DELAY_SECS;
+        require!(delays.contains(&config.update_delay_secs), CompuxError::InvalidUpdateDelay);
         self.transfer_notice_secs = config.transfer_notice_secs;
         self.update_delay_secs = config.update_delay_secs;
         let mut params = self.params();
@@ -284,41 +266,6 @@ impl Market {
         Ok(())
     }
 
-    /// `update_market`. A pause or resume and a revoked relayer key apply at once: they only
-    /// stop things, and an emergency must not wait. Every other change is validated now and
-    /// waits the market's update delay in `pending`; a change made while one is pending joins
-    /// it, and the delay starts again for the whole of it.
-    pub fn schedule_update(&mut self, u: &MarketUpdate, now: i64) -> Result<()> {
-        let revoke = u.relayer == Some(Pubkey::default());
-        let delayed = MarketUpdate { relayer: u.relayer.filter(|_| !revoke), paused: None, ..u.clone() };
-        let mut next = if self.pending.is_pending() { self.pending.params } else { self.params() };
-        next.overlay(&delayed)?;
-        if let Some(p) = u.paused {
-            self.paused = p;
-        }
-        if revoke {
-            // A pending change must not bring a revoked key back.
-            self.relayer = Pubkey::default();
-            next.relayer = Pubkey::default();
-            self.pending.params.relayer = Pubkey::default();
-        }
-        if delayed != MarketUpdate::default() {
-            let effective_at = now.checked_add(self.update_delay_secs).ok_or(CompuxError::MathOverflow)?;
-            self.pending = PendingUpdate { effective_at, params: next };
-        }
-        Ok(())
-    }
-
-    /// `apply_market_update`: anyone may apply a pending change once its delay has passed.
-    pub fn apply_pending(&mut self, now: i64) -> Result<()> {
-        require!(self.pending.is_pending(), CompuxError::NoPendingUpdate);
-        require!(now >= self.pending.effective_at, CompuxError::UpdateNotDue);
-        let params = self.pending.params;
-        self.set_params(&params);
-        self.pending = PendingUpdate::default();
-        Ok(())
-    }
-
     pub fn params(&self) -> MarketParams {
         MarketParams {
             base_price: self.base_price,
@@ -333,7 +280,7 @@ impl Market {
         }
     }
 
-    fn set_params(&mut self, p: &MarketParams) {
+    pub(crate) fn set_params(&mut self, p: &MarketParams) {
         self.base_price = p.base_price;
         self.hour_multipliers_bps = p.hour_multipliers_bps;
         self.bulk_tier_count = p.bulk_tier_count;

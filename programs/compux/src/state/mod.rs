@@ -1,12 +1,14 @@
 pub mod credit_account;
 pub mod facility;
 pub mod market;
+pub mod pending_update;
 pub mod reservation;
 pub mod settlement;
 
 pub use credit_account::*;
 pub use facility::*;
 pub use market::*;
+pub use pending_update::*;
 pub use reservation::*;
 pub use settlement::*;
 

@@ -1,8 +1,8 @@
 use anchor_lang::prelude::*;
 
-use crate::constants::MARKET_SEED;
+use crate::constants::{MARKET_SEED, PENDING_UPDATE_SEED};
 use crate::events::{self, MarketUpdated};
-use crate::state::Market;
+use crate::state::{Market, PendingUpdate};
 
 #[derive(Accounts)]
 pub struct ApplyMarketUpdate<'info> {
@@ -12,6 +12,12 @@ pub struct ApplyMarketUpdate<'info> {
         bump = market.bump,
     )]
     pub market: Box<Account<'info, Market>>,
+    #[account(
+        mut,
+        seeds = [PENDING_UPDATE_SEED, market.key().as_ref()],
+        bump = pending.bump,
+    )]
+    pub pending: Box<Account<'info, PendingUpdate>>,
 }
 
 impl ApplyMarketUpdate<'_> {
@@ -19,8 +25,8 @@ impl ApplyMarketUpdate<'_> {
     /// Permissionless: the change was public for the whole delay, and whoever it favours may
     /// crank it.
     pub fn handler(ctx: Context<Self>) -> Result<()> {
-        let market = &mut ctx.accounts.market;
-        market.apply_pending(Clock::get()?.unix_timestamp)?;
+        let (market, pending) = (&mut ctx.accounts.market, &mut ctx.accounts.pending);
+        pending.apply(market, Clock::get()?.unix_timestamp)?;
         events::emit(MarketUpdated {
             market: market.key(),
             config: market.config(),

@@ -4,7 +4,7 @@ use anchor_spl::token::{Mint, Token, TokenAccount};
 use crate::constants::*;
 use crate::errors::CompuxError;
 use crate::events::{self, MarketInitialized};
-use crate::state::{Market, MarketConfig};
+use crate::state::{Market, MarketConfig, PendingUpdate};
 
 #[derive(Accounts)]
 pub struct InitMarket<'info> {
@@ -56,6 +56,14 @@ pub struct InitMarket<'info> {
         token::authority = market,
     )]
     pub deposit_vault: Box<Account<'info, TokenAccount>>,
+    #[account(
+        init,
+        payer = creator,
+        space = 8 + PendingUpdate::INIT_SPACE,
+        seeds = [PENDING_UPDATE_SEED, market.key().as_ref()],
+        bump,
+    )]
+    pub pending: Box<Account<'info, PendingUpdate>>,
     pub token_program: Program<'info, Token>,
     pub system_program: Program<'info, System>,
 }
@@ -84,6 +92,9 @@ impl InitMarket<'_> {
         market.deposit_vault = a.deposit_vault.key();
         market.paused = false;
         market.apply_config(&config)?;
+        let pending = &mut a.pending;
+        pending.market = market.key();
+        pending.bump = ctx.bumps.pending;
 
         events::emit(MarketInitialized {
             market: market.key(),

@@ -1,9 +1,9 @@
 use anchor_lang::prelude::*;
 
-use crate::constants::MARKET_SEED;
+use crate::constants::{MARKET_SEED, PENDING_UPDATE_SEED};
 use crate::errors::CompuxError;
 use crate::events::{self, MarketUpdateScheduled, MarketUpdated};
-use crate::state::{Market, MarketUpdate};
+use crate::state::{Market, MarketUpdate, PendingUpdate};
 
 #[derive(Accounts)]
 pub struct UpdateMarket<'info> {
@@ -15,6 +15,12 @@ pub struct UpdateMarket<'info> {
         has_one = admin @ CompuxError::NotAdmin,
     )]
     pub market: Box<Account<'info, Market>>,
+    #[account(
+        mut,
+        seeds = [PENDING_UPDATE_SEED, market.key().as_ref()],
+        bump = pending.bump,
+    )]
+    pub pending: Box<Account<'info, PendingUpdate>>,
 }
 
 impl UpdateMarket<'_> {
@@ -24,14 +30,14 @@ impl UpdateMarket<'_> {
     /// apply after the market's update delay (`apply_market_update`). Fields left `None`
     /// keep their value.
     pub fn handler(ctx: Context<Self>, update: MarketUpdate) -> Result<()> {
-        let market = &mut ctx.accounts.market;
-        let was_pending = market.pending;
-        market.schedule_update(&update, Clock::get()?.unix_timestamp)?;
-        if market.pending != was_pending && market.pending.is_pending() {
+        let (market, pending) = (&mut ctx.accounts.market, &mut ctx.accounts.pending);
+        let was = (pending.effective_at, pending.params);
+        pending.schedule(market, &update, Clock::get()?.unix_timestamp)?;
+        if (pending.effective_at, pending.params) != was && pending.is_pending() {
             events::emit(MarketUpdateScheduled {
                 market: market.key(),
-                effective_at: market.pending.effective_at,
-                params: market.pending.params,
+                effective_at: pending.effective_at,
+                params: pending.params,
             });
         }
         events::emit(MarketUpdated {
