@@ -4,7 +4,6 @@
 //! own error, instead of surprising the user, and nothing moves.
 
 use compux_sdk::ix::{self, AutoRefillParams, ReserveParams};
-use compux_sdk::math::reservation::quote_reservation;
 use compux_sdk::state::{Market, MarketUpdate};
 use compux_sdk::{CompuxError, FacilityKeys};
 
@@ -72,24 +71,7 @@ async fn a_reservation_lands_only_within_its_owners_price_deposit_and_fee() {
     let alice = env.user(100_000_000).await;
     env.set_time(at_hour(9)).await;
     let market: Market = env.state(&m.market).await;
-    let (credits_per_period, periods, period_secs) = (500 * compux_sdk::constants::CREDIT_UNIT, 4, 30 * DAY);
-    let q = quote_reservation(
-        credits_per_period,
-        periods,
-        period_secs,
-        market.base_price,
-        market.reserve_discounts(),
-        market.early_termination_fee_bps,
-    )
-    .unwrap();
-    let quoted = ReserveParams {
-        credits_per_period,
-        periods,
-        period_secs,
-        max_price: q.locked_price,
-        max_deposit: q.deposit,
-        max_fee: q.fee,
-    };
+    let (quoted, q) = quoted_reservation(&market);
     // The admin raises the early-termination fee to the whole commitment.
     let all_fee = MarketUpdate { early_termination_fee_bps: Some(10_000), ..Default::default() };
     env.update_market_applied(all_fee).await;

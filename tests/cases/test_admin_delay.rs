@@ -4,8 +4,7 @@
 
 use anchor_lang::error::ErrorCode;
 use compux_sdk::decode::{events_from_logs, CompuxEvent};
-use compux_sdk::ix::{self, ReserveParams, SettleBatch};
-use compux_sdk::math::reservation::quote_reservation;
+use compux_sdk::ix::{self, SettleBatch};
 use compux_sdk::state::{Market, MarketUpdate};
 use compux_sdk::CompuxError;
 use solana_sdk::pubkey::Pubkey;
@@ -23,16 +22,7 @@ async fn a_fee_raised_under_a_user_waits_the_delay_and_the_users_transaction_lan
     let t = at_hour(9);
     env.set_time(t).await;
     let market: Market = env.state(&m.market).await;
-    let (credits_per_period, periods, period_secs) = (500 * CREDIT, 4, 30 * DAY);
-    let q = quote_reservation(
-        credits_per_period,
-        periods,
-        period_secs,
-        market.base_price,
-        market.reserve_discounts(),
-        market.early_termination_fee_bps,
-    )
-    .unwrap();
+    let (quoted, q) = quoted_reservation(&market);
 
     // The attack of issue 24 (3): the admin raises the fee to the whole commitment and drops
     // the discounts just before Alice's reservation lands.
@@ -59,14 +49,6 @@ async fn a_fee_raised_under_a_user_waits_the_delay_and_the_users_transaction_lan
     ));
 
     // Alice's reservation lands at the terms she was quoted.
-    let quoted = ReserveParams {
-        credits_per_period,
-        periods,
-        period_secs,
-        max_price: q.locked_price,
-        max_deposit: q.deposit,
-        max_fee: q.fee,
-    };
     let paid_before = env.balance(&alice.quote).await;
     assert_ok(env.send(&[ix::reserve(&m, &alice.key(), &alice.quote, 0, quoted)], &[&alice.kp]).await);
     assert_eq!(paid_before - env.balance(&alice.quote).await, q.deposit);

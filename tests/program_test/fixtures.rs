@@ -111,3 +111,29 @@ pub fn default_terms(borrower: solana_sdk::pubkey::Pubkey) -> compux_sdk::state:
         min_recovery_rate_bps: RECOVERY_RATE_BPS,
     }
 }
+
+/// A reservation of 500 credits a period for four 30-day periods, with the owner's bounds at
+/// what `market` quotes for it now (price, deposit and fee), and that quote.
+pub fn quoted_reservation(
+    market: &compux_sdk::state::Market,
+) -> (compux_sdk::ix::ReserveParams, compux_sdk::math::reservation::ReservationQuote) {
+    let (credits_per_period, periods, period_secs) = (500 * CREDIT_UNIT, 4, 30 * DAY);
+    let q = compux_sdk::math::reservation::quote_reservation(
+        credits_per_period,
+        periods,
+        period_secs,
+        market.base_price,
+        market.reserve_discounts(),
+        market.early_termination_fee_bps,
+    )
+    .expect("a valid reservation");
+    let bounds = compux_sdk::ix::ReserveParams {
+        credits_per_period,
+        periods,
+        period_secs,
+        max_price: q.locked_price,
+        max_deposit: q.deposit,
+        max_fee: q.fee,
+    };
+    (bounds, q)
+}

@@ -657,8 +657,9 @@ async fn a_request_is_usage_of_the_moment_it_was_admitted() {
         .fetch_one(w.ledger.pool())
         .await
         .unwrap();
+    // Admitted before the provider's 1.5 s began, however slowly this machine ran the rest.
     assert!(
-        (sent..sent + 1_000).contains(&stamped),
+        sent <= stamped && stamped <= finished - 1_500,
         "stamped {} ms after the request was sent, {} ms before it finished",
         stamped - sent,
         finished - stamped

@@ -3,7 +3,7 @@
 use anchor_lang::prelude::*;
 use anchor_lang::Event;
 
-use crate::state::{FacilityStatus, FacilityTerms, MarketConfig, MarketParams};
+use crate::state::{FacilityStatus, FacilityTerms, Market, MarketConfig, MarketParams};
 
 #[event]
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,13 @@ pub struct MarketUpdated {
     pub config: MarketConfig,
     pub relayer: Pubkey,
     pub paused: bool,
+}
+
+impl MarketUpdated {
+    /// The market at `address` as it stands after a change.
+    pub fn of(address: Pubkey, market: &Market) -> Self {
+        Self { market: address, config: market.config(), relayer: market.relayer, paused: market.paused }
+    }
 }
 
 /// A parameter change scheduled by `update_market`: `params` apply from `effective_at`.

@@ -27,12 +27,7 @@ impl ApplyMarketUpdate<'_> {
     pub fn handler(ctx: Context<Self>) -> Result<()> {
         let (market, pending) = (&mut ctx.accounts.market, &mut ctx.accounts.pending);
         pending.apply(market, Clock::get()?.unix_timestamp)?;
-        events::emit(MarketUpdated {
-            market: market.key(),
-            config: market.config(),
-            relayer: market.relayer,
-            paused: market.paused,
-        });
+        events::emit(MarketUpdated::of(market.key(), market));
         Ok(())
     }
 }

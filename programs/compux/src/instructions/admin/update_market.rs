@@ -40,12 +40,7 @@ impl UpdateMarket<'_> {
                 params: pending.params,
             });
         }
-        events::emit(MarketUpdated {
-            market: market.key(),
-            config: market.config(),
-            relayer: market.relayer,
-            paused: market.paused,
-        });
+        events::emit(MarketUpdated::of(market.key(), market));
         Ok(())
     }
 }
