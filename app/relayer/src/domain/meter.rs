@@ -597,7 +597,8 @@ impl Meter {
         let key = budget.map(|b| b.key.clone());
         let per_day = budget.map(|b| b.per_day);
         let admitted_at_ms = crate::clock::now_ms();
-        Ok(Hold { meter: self.clone(), source, key, per_day, amount, admitted_at_ms, done: false })
+        let day = budget.map(|b| b.day);
+        Ok(Hold { meter: self.clone(), source, key, per_day, day, amount, admitted_at_ms, done: false })
     }
 }
 
@@ -610,6 +611,9 @@ pub struct Hold {
     key: Option<KeyHash>,
     /// The key's daily budget, for extensions.
     per_day: Option<u64>,
+    /// The budget day the request was admitted on: its charge counts there, as the ledger
+    /// records it (by admission time), not on the day it finished.
+    day: Option<i64>,
     amount: u64,
     /// When the request was admitted (system clock, ms): the moment its usage belongs to.
     admitted_at_ms: i64,
@@ -686,9 +690,13 @@ impl Hold {
         *total = total.saturating_add(charged);
         if let Some(d) = self.key.as_ref().and_then(|k| s.daily.get_mut(k)) {
             d.held -= self.amount;
-            d.spent = d.spent.saturating_add(charged);
-            if let Some(l) = d.lease.as_mut() {
-                l.remaining = l.remaining.saturating_add(self.amount - charged);
+            // A request admitted yesterday and finished today was within yesterday's budget,
+            // and the ledger counts it there: today's spend and lease stay as they are.
+            if self.day == Some(d.day) {
+                d.spent = d.spent.saturating_add(charged);
+                if let Some(l) = d.lease.as_mut() {
+                    l.remaining = l.remaining.saturating_add(self.amount - charged);
+                }
             }
         }
     }
@@ -917,6 +925,27 @@ mod tests {
         );
         assert!(m.hold(acct, 100, budget(8)).is_ok(), "a new UTC day starts from zero");
         assert!(m.hold(acct, 1_000, None).is_err(), "the balance still binds a key without a budget");
+    }
+
+    /// The auditor's finding on admission stamps: a request admitted before midnight and
+    /// finished after it counts on the day it was admitted, as the ledger records it, so a
+    /// restart (which restores today's spend from the ledger) sees what the meter saw.
+    #[test]
+    fn a_request_straddling_midnight_counts_on_the_day_it_was_admitted() {
+        let m = Meter::new();
+        let (acct, vault) = account();
+        m.set_onchain(vault, 1_000);
+        let k = key();
+        let budget = |day| Some(Budget { key: &k, per_day: 100, day });
+        let late = m.hold(acct, 60, budget(7)).unwrap();
+        // Midnight passes while it runs: the new day sees it held, not spent.
+        let next = m.hold(acct, 40, budget(8)).unwrap();
+        assert!(m.hold(acct, 1, budget(8)).is_err(), "held across midnight still binds");
+        assert_eq!(late.charge(50), 50);
+        assert_eq!(m.spent_on(&k, 8), 0, "yesterday's request is yesterday's spend");
+        assert_eq!(next.charge(40), 40);
+        assert_eq!(m.spent_on(&k, 8), 40);
+        assert!(m.hold(acct, 60, budget(8)).is_ok());
     }
 
     #[test]
