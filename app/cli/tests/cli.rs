@@ -982,6 +982,26 @@ fn after_kill_9_under_load_every_answered_request_has_exactly_one_usage_record()
     let text = String::from_utf8_lossy(&over.stdout);
     assert!(text.contains("BurnedMoreThanCharged"), "{text}");
     tamper(1);
+    // A relayer that publishes batches other than those burned fails the audit, whatever
+    // totals it states: its batches must replay into the chain's usage_chain.
+    let tamper_batch = |delta: i64| {
+        runtime.block_on(async {
+            let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", ledger_path.display())).await.unwrap();
+            sqlx::query("UPDATE settle_batches SET window_end = window_end + ? WHERE source = ? AND seq = 1")
+                .bind(delta)
+                .bind(account.to_string())
+                .execute(&db)
+                .await
+                .unwrap();
+            db.close().await;
+        })
+    };
+    tamper_batch(-1);
+    let forged = audit(&[]);
+    let text = String::from_utf8_lossy(&forged.stdout);
+    assert!(!forged.status.success() && text.contains("BatchesDiffer"), "{text}");
+    tamper_batch(1);
+    assert!(audit(&[]).status.success(), "restored");
 
     // Every record is in exactly one batch, however the batches were cut (by size or by the
     // flush timer: how large they grew under load is a benchmark's figure,

@@ -9,30 +9,53 @@ use serde_json::json;
 use crate::ctx::Ctx;
 use crate::relayer_api::Call;
 
-/// The relayer's published charges per source, compared with the chain's burns.
+/// The relayer's published charges per source, compared with the chain's burns; each of the
+/// market's sources' published batches replayed against its on-chain `usage_chain`.
 async fn usage_against_chain(
     relayer: &str,
     snapshot: &audit::Snapshot,
 ) -> Result<Vec<audit::usage::SourceUsage>> {
     let list = Call::get(relayer, "settlement/accounts").run().await?;
-    let published = list["data"]
-        .as_array()
-        .context("the relayer's /v1/settlement/accounts has no `data` list")?
-        .iter()
-        .map(|row| {
-            let figure = |name: &str| row[name].as_u64().with_context(|| format!("`{name}` in {row}"));
-            Ok(audit::usage::Charged {
-                source: row["source"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .parse()
-                    .with_context(|| format!("`source` in {row}"))?,
-                charged: figure("charged")?,
-                settled: figure("settled")?,
-                settled_seq: figure("settled_seq")?,
+    let in_market = |source: &solana_sdk::pubkey::Pubkey| {
+        snapshot.credit_accounts.iter().any(|c| c.address == *source)
+            || snapshot.facilities.iter().any(|f| f.address == *source)
+    };
+    let mut published = Vec::new();
+    for row in list["data"].as_array().context("the relayer's /v1/settlement/accounts has no `data` list")? {
+        let figure = |name: &str| row[name].as_u64().with_context(|| format!("`{name}` in {row}"));
+        let source: solana_sdk::pubkey::Pubkey = row["source"]
+            .as_str()
+            .unwrap_or_default()
+            .parse()
+            .with_context(|| format!("`source` in {row}"))?;
+        if !in_market(&source) {
+            continue;
+        }
+        let query = [("source", source.to_string())];
+        let batches = Call::get(relayer, "batches").query(&query).run().await?;
+        let batches = batches["data"]
+            .as_array()
+            .context("the relayer's /v1/batches has no `data` list")?
+            .iter()
+            .map(|b| {
+                let root = b["batch_root"].as_str().and_then(compux_sdk::receipt::hex32::decode);
+                Some(compux_sdk::ix::SettleBatch {
+                    seq: b["seq"].as_u64()?,
+                    amount: b["amount"].as_u64()?,
+                    batch_root: root?,
+                    window_end: b["window_end"].as_i64()?,
+                })
             })
-        })
-        .collect::<Result<Vec<_>>>()?;
+            .collect::<Option<Vec<_>>>()
+            .with_context(|| format!("a malformed batch of {source}"))?;
+        published.push(audit::usage::Charged {
+            source,
+            charged: figure("charged")?,
+            settled: figure("settled")?,
+            settled_seq: figure("settled_seq")?,
+            batches: Some(batches),
+        });
+    }
     Ok(audit::usage::compare(snapshot, &published))
 }
 

@@ -1,13 +1,16 @@
 //! Burned against charged, per credit source: the relayer's published charges
 //! (`GET /v1/settlement/accounts`) checked against what the chain burned. The chain is the
 //! truth for burns; the relayer is the only witness of charges, so what this can prove is
-//! that no source was burned for more than the relayer says it charged, that the relayer's
-//! settled figures agree with the chain, and how much charged usage is not burned yet.
+//! that no source was burned for more than the relayer says it charged, that the batches the
+//! relayer publishes are exactly the ones the chain burned (replayed into the source's
+//! `usage_chain`, so a relayer cannot publish figures of its choosing), and how much charged
+//! usage is not burned yet.
 
 use anchor_lang::prelude::Pubkey;
 use serde::Serialize;
 
-use super::Snapshot;
+use super::{replay_usage_chain, Snapshot};
+use crate::ix::SettleBatch;
 use compux::state::Settlement;
 
 /// One source as the relayer publishes it.
@@ -19,6 +22,8 @@ pub struct Charged {
     /// Credits of the source's batches the relayer knows landed, and the newest one's seq.
     pub settled: u64,
     pub settled_seq: u64,
+    /// The source's published batches in `seq` order (`GET /v1/batches`), when fetched.
+    pub batches: Option<Vec<SettleBatch>>,
 }
 
 /// What is wrong with one source's figures.
@@ -32,6 +37,9 @@ pub enum Mismatch {
     SettledDiffers { relayer: u64, chain: u64 },
     /// The chain shows batches the relayer does not publish at all.
     UnpublishedBurns,
+    /// The published batches up to the chain's `settled_seq`, replayed, do not give the
+    /// source's on-chain `usage_chain`: they are not the batches that were burned.
+    BatchesDiffer,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -87,6 +95,8 @@ fn one(source: Pubkey, chain: &Settlement, relayer: Option<&Charged>) -> SourceU
     };
     let mismatch = if chain.total_settled > r.charged {
         Some(Mismatch::BurnedMoreThanCharged)
+    } else if r.batches.as_ref().is_some_and(|b| !replays_to(chain, b)) {
+        Some(Mismatch::BatchesDiffer)
     } else if r.settled_seq == chain.settled_seq && r.settled != chain.total_settled {
         Some(Mismatch::SettledDiffers { relayer: r.settled, chain: chain.total_settled })
     } else {
@@ -103,6 +113,18 @@ fn one(source: Pubkey, chain: &Settlement, relayer: Option<&Charged>) -> SourceU
     }
 }
 
+/// Whether the published batches 1..=`settled_seq` replay into the chain's `usage_chain`
+/// (and so burned exactly `total_settled`).
+fn replays_to(chain: &Settlement, batches: &[SettleBatch]) -> bool {
+    let landed: Vec<SettleBatch> = batches.iter().copied().filter(|b| b.seq <= chain.settled_seq).collect();
+    let in_order = landed.iter().enumerate().all(|(i, b)| b.seq == i as u64 + 1);
+    let burned = landed.iter().try_fold(0u64, |a, b| a.checked_add(b.amount));
+    in_order
+        && landed.len() as u64 == chain.settled_seq
+        && burned == Some(chain.total_settled)
+        && replay_usage_chain(&landed) == chain.usage_chain
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,7 +136,13 @@ mod tests {
     #[test]
     fn each_way_the_figures_can_disagree_is_named() {
         let s = Pubkey::new_unique();
-        let r = |charged, settled, settled_seq| Charged { source: s, charged, settled, settled_seq };
+        let r = |charged, settled, settled_seq| Charged {
+            source: s,
+            charged,
+            settled,
+            settled_seq,
+            batches: None,
+        };
         // In flight: charged beyond the burns, the relayer's settled view agreeing.
         let ok = one(s, &chain(2, 70), Some(&r(100, 70, 2)));
         assert_eq!((ok.unburned, ok.mismatch), (30, None));
@@ -129,5 +157,34 @@ mod tests {
             Some(Mismatch::SettledDiffers { relayer: 60, chain: 70 })
         );
         assert_eq!(one(s, &chain(1, 5), None).mismatch, Some(Mismatch::UnpublishedBurns));
+    }
+
+    #[test]
+    fn published_batches_must_replay_into_the_chains_usage_chain() {
+        let s = Pubkey::new_unique();
+        let batch = |seq, amount| SettleBatch { seq, amount, batch_root: [seq as u8; 32], window_end: 10 };
+        let real = vec![batch(1, 30), batch(2, 40), batch(3, 5)];
+        // The chain burned the first two; the third is not on chain yet.
+        let chain = Settlement {
+            settled_seq: 2,
+            total_settled: 70,
+            usage_chain: replay_usage_chain(&real[..2]),
+            ..Default::default()
+        };
+        let published = |batches: Vec<SettleBatch>| Charged {
+            source: s,
+            charged: 100,
+            settled: 70,
+            settled_seq: 2,
+            batches: Some(batches),
+        };
+        assert_eq!(one(s, &chain, Some(&published(real.clone()))).mismatch, None);
+        // The settled figure agrees, but the batches are not the ones burned.
+        let forged = vec![batch(1, 35), batch(2, 35), batch(3, 5)];
+        assert_eq!(one(s, &chain, Some(&published(forged))).mismatch, Some(Mismatch::BatchesDiffer));
+        assert_eq!(
+            one(s, &chain, Some(&published(real[..1].to_vec()))).mismatch,
+            Some(Mismatch::BatchesDiffer)
+        );
     }
 }
