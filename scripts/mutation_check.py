@@ -169,6 +169,7 @@ CHECKS = [
     ("update: a revoked key stays revoked", "programs/compux/src/state/pending_update.rs", "self.params.relayer = Pubkey::default();", ""),
     ("apply: pending", "programs/compux/src/state/pending_update.rs", "require!(self.is_pending(), CompuxError::NoPendingUpdate);", ""),
     ("apply: due", "programs/compux/src/state/pending_update.rs", "require!(now >= self.effective_at, CompuxError::UpdateNotDue);", ""),
+    ("apply: expiry", "programs/compux/src/state/pending_update.rs", "require!(now <= expires, CompuxError::UpdateExpired);", ""),
     ("apply: pending seeds", IX + "admin/apply_market_update.rs", "seeds = [PENDING_UPDATE_SEED, market.key().as_ref()],\n        bump = pending.bump,", ""),
     ("update: pending seeds", IX + "admin/update_market.rs", "seeds = [PENDING_UPDATE_SEED, market.key().as_ref()],\n        bump = pending.bump,", ""),
     ("apply: market seeds", IX + "admin/apply_market_update.rs", "seeds = [MARKET_SEED, market.creator.as_ref(), market.quote_mint.as_ref()],\n        bump = market.bump,", ""),

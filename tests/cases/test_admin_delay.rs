@@ -3,6 +3,7 @@
 //! pause and a revoked relayer key apply at once, because they only stop things.
 
 use anchor_lang::error::ErrorCode;
+use compux_sdk::constants::UPDATE_APPLY_WINDOW_SECS;
 use compux_sdk::decode::{events_from_logs, CompuxEvent};
 use compux_sdk::ix::{self, SettleBatch};
 use compux_sdk::state::{Market, MarketUpdate};
@@ -109,6 +110,30 @@ async fn a_second_change_joins_the_pending_one_and_the_delay_starts_again() {
     );
     let market: Market = env.state(&m.market).await;
     assert_eq!((market.base_price, env.pending().await), (2 * BASE_PRICE, pending_before));
+}
+
+/// A change left unapplied past its day cannot land weeks later without a fresh notice.
+#[tokio::test]
+async fn a_due_change_applies_within_a_day_of_its_time_or_not_at_all() {
+    let mut env = TestEnv::new().await;
+    let (m, admin) = (env.market, env.admin.insecure_clone());
+    let t = at_hour(9);
+    env.set_time(t).await;
+    let dear = MarketUpdate { base_price: Some(2 * BASE_PRICE), ..Default::default() };
+    assert_ok(env.send(&[ix::update_market(&m, &admin.pubkey(), dear.clone())], &[&admin]).await);
+    let due = t + UPDATE_DELAY_SECS;
+    env.set_time(due + UPDATE_APPLY_WINDOW_SECS + 1).await;
+    assert_compux_err(env.send(&[ix::apply_market_update(&m)], &[]).await, CompuxError::UpdateExpired);
+    let market: Market = env.state(&m.market).await;
+    assert_eq!(market.base_price, BASE_PRICE);
+    // Scheduled again, it waits a whole delay again, and lands on the last second of its day.
+    let again = due + UPDATE_APPLY_WINDOW_SECS + 1;
+    assert_ok(env.send(&[ix::update_market(&m, &admin.pubkey(), dear)], &[&admin]).await);
+    assert_eq!(env.pending().await.effective_at, again + UPDATE_DELAY_SECS);
+    env.set_time(again + UPDATE_DELAY_SECS + UPDATE_APPLY_WINDOW_SECS).await;
+    assert_ok(env.send(&[ix::apply_market_update(&m)], &[]).await);
+    let market: Market = env.state(&m.market).await;
+    assert_eq!(market.base_price, 2 * BASE_PRICE);
 }
 
 #[tokio::test]

@@ -51,7 +51,7 @@ fn idl_lists_every_instruction_error_and_the_program_address() {
 
     let codes: Vec<u64> =
         idl["errors"].as_array().unwrap().iter().map(|e| e["code"].as_u64().unwrap()).collect();
-    let last = compux_sdk::CompuxError::UpdateNotDue as u64 + 6000;
+    let last = compux_sdk::CompuxError::UpdateExpired as u64 + 6000;
     assert_eq!(codes, (6000..=last).collect::<Vec<_>>(), "every CompuxError is in the IDL");
     let events = idl["events"].as_array().unwrap();
     for name in [

@@ -39,8 +39,11 @@ pub const MIN_PERIOD_SECS: i64 = 60;
 /// settlement lag, short enough to keep credits transferable.
 pub const MIN_TRANSFER_NOTICE_SECS: i64 = 60;
 pub const MAX_TRANSFER_NOTICE_SECS: i64 = 30 * 86_400;
-/// A market's parameter changes wait at least its transfer notice and at most this.
+/// A market's parameter changes wait at least twice its transfer notice and at most this.
 pub const MAX_UPDATE_DELAY_SECS: i64 = 90 * 86_400;
+/// A due parameter change applies within this long after its time, or not at all: a change
+/// left unapplied for weeks must not land later without a fresh notice.
+pub const UPDATE_APPLY_WINDOW_SECS: i64 = 86_400;
 pub const MAX_PERIOD_SECS: i64 = 366 * SECONDS_PER_DAY;
 pub const MAX_PERIODS: u16 = 520;
 

@@ -141,4 +141,6 @@ pub enum CompuxError {
     NoPendingUpdate,
     #[msg("The market's parameter change is not due yet: it applies after the update delay")]
     UpdateNotDue,
+    #[msg("The market's parameter change was not applied within a day of its time: the admin must schedule it again")]
+    UpdateExpired,
 }

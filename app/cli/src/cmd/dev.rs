@@ -73,6 +73,12 @@ pub async fn crank(ctx: &Ctx, c: Crank) -> Result<()> {
                 units::format_utc(pending.effective_at),
                 units::format_secs(pending.effective_at - now)
             );
+            let expired = pending.effective_at + compux_sdk::constants::UPDATE_APPLY_WINDOW_SECS;
+            anyhow::ensure!(
+                now <= expired,
+                "the parameter change expired at {}, unapplied: the admin must schedule it again",
+                units::format_utc(expired)
+            );
             ("apply market update", ix::apply_market_update(&m))
         }
     };

@@ -1,5 +1,6 @@
 use anchor_lang::prelude::*;
 
+use crate::constants::UPDATE_APPLY_WINDOW_SECS;
 use crate::errors::CompuxError;
 use crate::state::{Market, MarketParams, MarketUpdate};
 
@@ -48,10 +49,14 @@ impl PendingUpdate {
         Ok(())
     }
 
-    /// `apply_market_update`: anyone may apply a pending change once its delay has passed.
+    /// `apply_market_update`: anyone may apply a pending change once its delay has passed,
+    /// within `UPDATE_APPLY_WINDOW_SECS` of its time.
     pub fn apply(&mut self, market: &mut Market, now: i64) -> Result<()> {
         require!(self.is_pending(), CompuxError::NoPendingUpdate);
         require!(now >= self.effective_at, CompuxError::UpdateNotDue);
+        let expires =
+            self.effective_at.checked_add(UPDATE_APPLY_WINDOW_SECS).ok_or(CompuxError::MathOverflow)?;
+        require!(now <= expires, CompuxError::UpdateExpired);
         market.set_params(&self.params);
         self.effective_at = 0;
         self.params = MarketParams::default();
