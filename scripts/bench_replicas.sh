@@ -93,7 +93,7 @@ unburned() {
     curl -s "$1/v1/usage?group_by=none" -H "authorization: Bearer $key" |
         python3 -c 'import json,sys; r = json.load(sys.stdin)["data"]; print(sum(x["credits"] - x["settled_credits"] for x in r))'
 }
-settled_seq() { curl -s "$1/v1/batches?source=$account" | python3 -c 'import json,sys; print(max([b["seq"] for b in json.load(sys.stdin)["data"]] or [0]))'; }
+settled_seq() { curl -s "$1/v1/settlement/batches?source=$account" | python3 -c 'import json,sys; print(max([b["seq"] for b in json.load(sys.stdin)["data"]] or [0]))'; }
 
 phase() { # name, front URL, a relayer's URL (for the ledger's view)
     local name="$1" front="$2" ledger="$3"
@@ -112,7 +112,7 @@ phase() { # name, front URL, a relayer's URL (for the ledger's view)
         if [ "$(unburned "$ledger")" = "0" ]; then drained=$(date +%s.%N); break; fi
         sleep 0.5
     done
-    curl -s "$ledger/v1/batches?source=$account" >"$work/$name.batches"
+    curl -s "$ledger/v1/settlement/batches?source=$account" >"$work/$name.batches"
     python3 - "$work" "$name" "$first_seq" "$stopped" "${drained:-}" <<'PY'
 import json, statistics, sys
 work, name, first_seq, stopped, drained = sys.argv[1:]

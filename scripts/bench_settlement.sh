@@ -44,7 +44,7 @@ for _ in $(seq 1 120); do
     if [ "$(unsettled)" = "0" ]; then drained=$(date +%s.%N); break; fi
     sleep 0.5
 done
-curl -s "$base/v1/batches?source=$account" >"$work/batches.json"
+curl -s "$base/v1/settlement/batches?source=$account" >"$work/batches.json"
 python3 - "$work" "$rpc" "$rate" "$stopped" "${drained:-}" <<'PY'
 import json, statistics, sys, urllib.request
 work, rpc, rate, stopped, drained = sys.argv[1:]

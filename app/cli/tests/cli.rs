@@ -903,7 +903,7 @@ fn after_kill_9_under_load_every_answered_request_has_exactly_one_usage_record()
     );
     assert!(state.settlement.settled_seq >= 1);
     // The ledger's usage_chain after its last batch is the chain's.
-    let (_, list) = http(relayer, "GET", &format!("/v1/batches?source={account}"), "", "");
+    let (_, list) = http(relayer, "GET", &format!("/v1/settlement/batches?source={account}"), "", "");
     let last = list["data"].as_array().unwrap().last().unwrap().clone();
     let hex: String = state.settlement.usage_chain.iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!(
@@ -1006,7 +1006,7 @@ fn after_kill_9_under_load_every_answered_request_has_exactly_one_usage_record()
     // Every record is in exactly one batch, however the batches were cut (by size or by the
     // flush timer: how large they grew under load is a benchmark's figure,
     // scripts/bench_settlement.sh, not this test's).
-    let (_, list) = http(relayer, "GET", &format!("/v1/batches?source={account}"), "", "");
+    let (_, list) = http(relayer, "GET", &format!("/v1/settlement/batches?source={account}"), "", "");
     let batched: u64 = list["data"].as_array().unwrap().iter().filter_map(|b| b["records"].as_u64()).sum();
     assert_eq!(batched, usage["data"][0]["requests"].as_u64().unwrap(), "{list}");
 
@@ -1028,7 +1028,7 @@ fn after_kill_9_under_load_every_answered_request_has_exactly_one_usage_record()
     let relayer = summary["relayer_url"].as_str().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let (_, list) = http(relayer, "GET", &format!("/v1/batches?source={account}"), "", "");
+        let (_, list) = http(relayer, "GET", &format!("/v1/settlement/batches?source={account}"), "", "");
         let last = list["data"].as_array().unwrap().iter().find(|b| b["seq"] == last_seq).cloned().unwrap();
         if last["settled_at_ms"].is_number() {
             break;

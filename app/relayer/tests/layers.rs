@@ -129,7 +129,7 @@ fn every_sql_statement_lives_in_the_store() {
 /// Where an account, a source, a wallet or a key is text on purpose: what a caller sends
 /// (a JSON body, a URL) before it is checked, and rows projected straight into JSON.
 const TEXT_AT_THE_EDGES: &[(&str, &str)] = &[
-    ("http/account.rs", "source: String,"), // `?source=` of GET /v1/batches
+    ("http/account.rs", "source: String,"), // `?source=` of GET /v1/settlement/batches
     ("access/keys.rs", "pub owner: String,"), // a signed request's body
     ("http/account.rs", "owner: String, // a wallet, parsed below"), // POST /v1/keys/challenge
     ("store/batches.rs", "source: &str) ->"), // of_source: the caller's `?source=`

@@ -455,7 +455,7 @@ async fn a_nul_character_in_any_id_gets_an_answer_not_a_database_error() {
         http.delete(format!("{base}/v1/alerts/%00")),
         http.get(format!("{base}/v1/receipts/%00")),
         http.get(format!("{base}/v1/receipts?after=1:%00")),
-        http.get(format!("{base}/v1/batches?source=%00")),
+        http.get(format!("{base}/v1/settlement/batches?source=%00")),
         http.post(format!("{base}/v1/keys/revoke")).json(&signed),
         http.post(format!("{base}/v1/keys/list")).json(&signed),
     ];

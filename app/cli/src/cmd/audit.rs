@@ -32,10 +32,10 @@ async fn usage_against_chain(
             continue;
         }
         let query = [("source", source.to_string())];
-        let batches = Call::get(relayer, "batches").query(&query).run().await?;
+        let batches = Call::get(relayer, "settlement/batches").query(&query).run().await?;
         let batches = batches["data"]
             .as_array()
-            .context("the relayer's /v1/batches has no `data` list")?
+            .context("the relayer's /v1/settlement/batches has no `data` list")?
             .iter()
             .map(|b| {
                 let root = b["batch_root"].as_str().and_then(compux_sdk::receipt::hex32::decode);
@@ -251,7 +251,7 @@ pub async fn prove(ctx: &Ctx, relayer: &str, receipt: &str) -> Result<()> {
 
     let source: solana_sdk::pubkey::Pubkey = leaf.source.parse().context("the receipt's source")?;
     let query = [("source", source.to_string())];
-    let list = Call::get(relayer, "batches").query(&query).run().await?;
+    let list = Call::get(relayer, "settlement/batches").query(&query).run().await?;
     let batches = list["data"].as_array().cloned().unwrap_or_default();
     let mut chain = [0u8; 32];
     for (i, b) in batches.iter().enumerate() {

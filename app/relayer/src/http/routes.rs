@@ -34,7 +34,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/keys/revoke"),
     ("GET", "/v1/receipts"),
     ("GET", "/v1/receipts/{id}"),
-    ("GET", "/v1/batches"),
+    ("GET", "/v1/settlement/batches"),
     ("GET", "/v1/settlement/accounts"),
     ("POST", "/v1/alerts"),
     ("GET", "/v1/alerts"),
@@ -69,7 +69,7 @@ pub fn router(g: &Arc<Gateway>) -> Router {
         .route("/v1/keys/revoke", post(account::key_revoke))
         .route("/v1/receipts", get(account::receipts))
         .route("/v1/receipts/{id}", get(account::receipt))
-        .route("/v1/batches", get(account::batches_of))
+        .route("/v1/settlement/batches", get(account::batches_of))
         .route("/v1/settlement/accounts", get(account::settlement_accounts))
         .route("/v1/alerts", post(account::alert_add).get(account::alert_list))
         .route("/v1/alerts/{id}", axum::routing::delete(account::alert_remove))

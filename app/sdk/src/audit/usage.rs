@@ -22,7 +22,7 @@ pub struct Charged {
     /// Credits of the source's batches the relayer knows landed, and the newest one's seq.
     pub settled: u64,
     pub settled_seq: u64,
-    /// The source's published batches in `seq` order (`GET /v1/batches`), when fetched.
+    /// The source's published batches in `seq` order (`GET /v1/settlement/batches`), when fetched.
     pub batches: Option<Vec<SettleBatch>>,
 }
 
