@@ -15,6 +15,8 @@ pub struct ParamChange {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PendingChange {
     pub effective_at: i64,
+    /// The last moment it may apply (`UpdateExpired` after).
+    pub expires_at: i64,
     pub changes: Vec<ParamChange>,
 }
 
@@ -22,6 +24,7 @@ pub struct PendingChange {
 pub fn pending(market: &Market, pending: &PendingUpdate) -> Option<PendingChange> {
     pending.is_pending().then(|| PendingChange {
         effective_at: pending.effective_at,
+        expires_at: pending.effective_at.saturating_add(compux::constants::UPDATE_APPLY_WINDOW_SECS),
         changes: diff(&market.params(), &pending.params),
     })
 }

@@ -312,13 +312,15 @@ pub async fn prove(ctx: &Ctx, relayer: &str, receipt: &str) -> Result<()> {
 
 /// A pending parameter change in words, one changed field a line.
 pub fn describe_pending(p: &compux_sdk::changes::PendingChange, now: i64) -> String {
-    let expires = p.effective_at + compux_sdk::constants::UPDATE_APPLY_WINDOW_SECS;
-    let when = if expires < now {
-        format!("expired at {} unapplied (it no longer can apply)", compux_sdk::units::format_utc(expires))
+    let when = if p.expires_at < now {
+        format!(
+            "expired at {} unapplied (it no longer can apply)",
+            compux_sdk::units::format_utc(p.expires_at)
+        )
     } else if p.effective_at <= now {
         format!(
             "due: anyone may apply it (`compux crank apply-update`) until {}",
-            compux_sdk::units::format_utc(expires)
+            compux_sdk::units::format_utc(p.expires_at)
         )
     } else {
         format!(

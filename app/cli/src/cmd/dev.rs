@@ -73,11 +73,10 @@ pub async fn crank(ctx: &Ctx, c: Crank) -> Result<()> {
                 units::format_utc(pending.effective_at),
                 units::format_secs(pending.effective_at - now)
             );
-            let expired = pending.effective_at + compux_sdk::constants::UPDATE_APPLY_WINDOW_SECS;
             anyhow::ensure!(
-                now <= expired,
+                now <= pending.expires_at,
                 "the parameter change expired at {}, unapplied: the admin must schedule it again",
-                units::format_utc(expired)
+                units::format_utc(pending.expires_at)
             );
             ("apply market update", ix::apply_market_update(&m))
         }
