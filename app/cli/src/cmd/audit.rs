@@ -16,10 +16,12 @@ async fn usage_against_chain(
     snapshot: &audit::Snapshot,
 ) -> Result<Vec<audit::usage::SourceUsage>> {
     let list = Call::get(relayer, "settlement/accounts").run().await?;
-    let in_market = |source: &solana_sdk::pubkey::Pubkey| {
-        snapshot.credit_accounts.iter().any(|c| c.address == *source)
-            || snapshot.facilities.iter().any(|f| f.address == *source)
-    };
+    let market_sources: std::collections::HashSet<solana_sdk::pubkey::Pubkey> = snapshot
+        .credit_accounts
+        .iter()
+        .map(|c| c.address)
+        .chain(snapshot.facilities.iter().map(|f| f.address))
+        .collect();
     let mut published = Vec::new();
     for row in list["data"].as_array().context("the relayer's /v1/settlement/accounts has no `data` list")? {
         let figure = |name: &str| row[name].as_u64().with_context(|| format!("`{name}` in {row}"));
@@ -28,7 +30,7 @@ async fn usage_against_chain(
             .unwrap_or_default()
             .parse()
             .with_context(|| format!("`source` in {row}"))?;
-        if !in_market(&source) {
+        if !market_sources.contains(&source) {
             continue;
         }
         let query = [("source", source.to_string())];

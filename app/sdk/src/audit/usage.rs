@@ -63,6 +63,8 @@ fn as_string<S: serde::Serializer>(k: &Pubkey, s: S) -> Result<S::Ok, S::Error> 
 /// Every source of the market in `snapshot` that the chain or the relayer knows usage of.
 /// Sources the relayer publishes from other markets are not this market's and are skipped.
 pub fn compare(snapshot: &Snapshot, published: &[Charged]) -> Vec<SourceUsage> {
+    let published: std::collections::HashMap<Pubkey, &Charged> =
+        published.iter().map(|p| (p.source, p)).collect();
     let on_chain = snapshot
         .credit_accounts
         .iter()
@@ -70,7 +72,7 @@ pub fn compare(snapshot: &Snapshot, published: &[Charged]) -> Vec<SourceUsage> {
         .chain(snapshot.facilities.iter().map(|f| (f.address, f.facility.settlement)));
     let mut out: Vec<SourceUsage> = on_chain
         .filter_map(|(address, chain)| {
-            let relayer = published.iter().find(|p| p.source == address);
+            let relayer = published.get(&address).copied();
             if relayer.is_none() && chain.settled_seq == 0 {
                 return None; // never used through a relayer
             }
