@@ -175,17 +175,24 @@ pub(super) async fn settlement_accounts(State(g): State<Arc<Gateway>>) -> Result
             .into_iter()
             .map(|(source, amount, seq)| (source, (amount, seq)))
             .collect();
-    let data: Vec<Value> = charged
+    let data: Vec<SourceSettlement> = charged
         .iter()
-        .map(|c| {
-            let (amount, seq) = settled.get(&c.source).copied().unwrap_or_default();
-            let mut row = serde_json::to_value(c).unwrap_or_default();
-            row["settled"] = json!(amount);
-            row["settled_seq"] = json!(seq);
-            row
+        .map(|charges| {
+            let (settled, settled_seq) = settled.get(&charges.source).copied().unwrap_or_default();
+            SourceSettlement { charges, settled, settled_seq }
         })
         .collect();
     Ok(Json(json!({"object": "list", "data": data})))
+}
+
+/// One row of `GET /v1/settlement/accounts`: the ledger's charges of a source and what its
+/// landed batches burned.
+#[derive(serde::Serialize)]
+struct SourceSettlement<'a> {
+    #[serde(flatten)]
+    charges: &'a crate::store::ledger::SourceCharges,
+    settled: u64,
+    settled_seq: u64,
 }
 
 /// Registers a low-balance webhook for the key's account; the signing secret is returned
