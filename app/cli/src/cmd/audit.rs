@@ -3,11 +3,22 @@
 use anyhow::{bail, Context, Result};
 use compux_client::fetch;
 use compux_sdk::audit;
+use compux_sdk::ix::SettleBatch;
 use compux_sdk::state::FacilityStatus;
 use serde_json::json;
 
 use crate::ctx::Ctx;
 use crate::relayer_api::Call;
+
+/// One batch as `GET /v1/settlement/batches` publishes it; `None` if malformed.
+fn settle_batch(b: &serde_json::Value) -> Option<SettleBatch> {
+    Some(SettleBatch {
+        seq: b["seq"].as_u64()?,
+        amount: b["amount"].as_u64()?,
+        batch_root: b["batch_root"].as_str().and_then(compux_sdk::receipt::hex32::decode)?,
+        window_end: b["window_end"].as_i64()?,
+    })
+}
 
 /// The relayer's published charges per source, compared with the chain's burns; each of the
 /// market's sources' published batches replayed against its on-chain `usage_chain`.
@@ -39,15 +50,7 @@ async fn usage_against_chain(
             .as_array()
             .context("the relayer's /v1/settlement/batches has no `data` list")?
             .iter()
-            .map(|b| {
-                let root = b["batch_root"].as_str().and_then(compux_sdk::receipt::hex32::decode);
-                Some(compux_sdk::ix::SettleBatch {
-                    seq: b["seq"].as_u64()?,
-                    amount: b["amount"].as_u64()?,
-                    batch_root: root?,
-                    window_end: b["window_end"].as_i64()?,
-                })
-            })
+            .map(settle_batch)
             .collect::<Option<Vec<_>>>()
             .with_context(|| format!("a malformed batch of {source}"))?;
         published.push(audit::usage::Charged {
@@ -257,10 +260,7 @@ pub async fn prove(ctx: &Ctx, relayer: &str, receipt: &str) -> Result<()> {
     let batches = list["data"].as_array().cloned().unwrap_or_default();
     let mut chain = [0u8; 32];
     for (i, b) in batches.iter().enumerate() {
-        let (bseq, amount, window_end) = (b["seq"].as_u64(), b["amount"].as_u64(), b["window_end"].as_i64());
-        let broot = b["batch_root"].as_str().and_then(hex32::decode);
-        let (Some(bseq), Some(amount), Some(window_end), Some(broot)) = (bseq, amount, window_end, broot)
-        else {
+        let Some(SettleBatch { seq: bseq, amount, batch_root: broot, window_end }) = settle_batch(b) else {
             bail!("batch {i} of {source} is malformed: {b}");
         };
         check(bseq == i as u64 + 1, format!("batch {bseq} follows batch {i}"))?;
